@@ -1,0 +1,1 @@
+"""cli floor of aichain-node (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""consensus floor of aichain-node (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""core floor of aichain-node (see DESIGN.md §1)."""

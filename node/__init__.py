@@ -1,0 +1,1 @@
+"""node floor of aichain-node (see DESIGN.md §1)."""

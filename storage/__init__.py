@@ -1,0 +1,1 @@
+"""storage floor of aichain-node (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""vm floor of aichain-node (see DESIGN.md §1)."""
