@@ -1,0 +1,87 @@
+"""Shared CLI plumbing: output (human or --json), errors, the RPC endpoint, key loading."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+from core.errors import AichainError, WrongPassword
+from core.keys import PrivateKey, read_key_file
+from node.config import DEFAULT_RPC_PORT
+from node.keystore import key_path, keystore_dir
+from node.rpc.client import NodeUnreachable, RpcCallError, RpcClient
+
+DEFAULT_RPC = f"http://127.0.0.1:{DEFAULT_RPC_PORT}"
+
+RpcOption = typer.Option(None, "--rpc", help="Node RPC URL [env AICHAIN_RPC; default http://127.0.0.1:8545]")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON")
+KeystoreOption = typer.Option(None, "--keystore", help="Key directory [env AICHAIN_KEYSTORE; ~/.aichain/keystore]")
+PasswordFileOption = typer.Option(
+    None, "--password-file", help="File holding the key password [env AICHAIN_PASSWORD holds it directly]"
+)
+
+
+def rpc_url(explicit: str | None) -> str:
+    return explicit or os.environ.get("AICHAIN_RPC") or DEFAULT_RPC
+
+
+def client(explicit: str | None) -> RpcClient:
+    return RpcClient(rpc_url(explicit))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def emit(data: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        typer.echo(human if human is not None else json.dumps(data, indent=2))
+
+
+def password_from(password_file: Path | None, *, prompt: str | None = None, confirm: bool = False) -> str | None:
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            fail(f"cannot read the password file {password_file}: {exc.strerror}")
+    env = os.environ.get("AICHAIN_PASSWORD")
+    if env is not None:
+        return env
+    if prompt is not None and sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Repeat the password: ") != first:
+            fail("the passwords differ")
+        return first
+    return None
+
+
+def load_key(ref: str, keystore: Path | None, password_file: Path | None) -> PrivateKey:
+    path = key_path(ref, keystore_dir(keystore))
+    try:
+        return read_key_file(path, password_from(password_file))
+    except WrongPassword:
+        password = password_from(password_file, prompt=f"Password for {path.name}: ")
+        if password is None:
+            fail(f"{path} is encrypted: give its password with --password-file or AICHAIN_PASSWORD")
+        return read_key_file(path, password)
+
+
+def run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run `fn`, turning the errors a user can meet into one clear line and exit code 1."""
+    try:
+        return fn(*args, **kwargs)
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except RpcCallError as exc:
+        fail(f"the node refused: {exc.message} (code {exc.code})")
+    except AichainError as exc:
+        fail(str(exc))

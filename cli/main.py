@@ -1,0 +1,41 @@
+"""The `aichain-node` command."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.key_cmds import account_app, keys_app
+from cli.node_cmds import init, start, status
+from cli.tx_cmds import tx_app
+
+app = typer.Typer(
+    name="aichain-node",
+    help="A BFT Proof-of-Authority blockchain node for sharing AI models and datasets.\n\n"
+    "Quick start: `aichain-node start --dev`, then in another terminal "
+    "`aichain-node tx transfer --from dev --to 0x… --amount 10`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(init)
+app.command()(start)
+app.command()(status)
+app.add_typer(keys_app, name="keys")
+app.add_typer(account_app, name="account")
+app.add_typer(tx_app, name="tx")
+
+
+def _add_bench() -> None:
+    from cli.bench_cmds import bench_app
+
+    app.add_typer(bench_app, name="bench")
+
+
+_add_bench()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Receipts and events: what executing a transaction did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import codec
+from core.keys import ADDRESS_SIZE
+
+RECEIPT_TAG = 3
+EVENT_TAG = 4
+
+STATUS_FAILED = 0
+STATUS_SUCCESS = 1
+
+EventValue = int | bytes | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A named record emitted by a contract (or the protocol), with named fields in a fixed order."""
+
+    emitter: bytes
+    name: str
+    fields: tuple[tuple[str, EventValue], ...] = ()
+
+    def to_wire(self) -> list[object]:
+        return [EVENT_TAG, self.emitter, self.name, [[k, v] for k, v in self.fields]]
+
+    @classmethod
+    def from_wire(cls, value: object) -> Event:
+        items = codec.expect_list(value, EVENT_TAG, 4, "event")
+        emitter = codec.expect_bytes(items[1], "event emitter", ADDRESS_SIZE)
+        name = codec.expect_str(items[2], "event name")
+        if not isinstance(items[3], list):
+            raise codec.DecodeError("event fields: expected an array")
+        fields: list[tuple[str, EventValue]] = []
+        for pair in items[3]:
+            if not isinstance(pair, list) or len(pair) != 2 or type(pair[0]) is not str:
+                raise codec.DecodeError("event field: expected [name, value]")
+            fields.append((pair[0], pair[1]))
+        return cls(emitter, name, tuple(fields))
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of one transaction: status, gas used, events, and why it failed if it did."""
+
+    tx_hash: bytes
+    status: int
+    gas_used: int
+    events: tuple[Event, ...] = ()
+    error: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == STATUS_SUCCESS
+
+    def to_wire(self) -> list[object]:
+        return [RECEIPT_TAG, self.tx_hash, self.status, self.gas_used, [e.to_wire() for e in self.events], self.error]
+
+    def encode(self) -> bytes:
+        return codec.encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, value: object) -> Receipt:
+        items = codec.expect_list(value, RECEIPT_TAG, 6, "receipt")
+        if not isinstance(items[4], list):
+            raise codec.DecodeError("receipt events: expected an array")
+        return cls(
+            codec.expect_bytes(items[1], "receipt tx_hash", 32),
+            codec.expect_uint(items[2], "receipt status", bits=8),
+            codec.expect_uint(items[3], "receipt gas_used"),
+            tuple(Event.from_wire(e) for e in items[4]),
+            codec.expect_str(items[5], "receipt error", max_len=4096),
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Receipt:
+        return cls.from_wire(codec.decode(raw))

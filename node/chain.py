@@ -1,0 +1,172 @@
+"""The ledger as the node holds it: committed blocks and state on disk, extended one block at a time.
+
+`Chain` wires storage (blocks, flat state, state tree), execution (vm) and the validity
+rules (consensus) together. A block moves through two steps:
+`build` / `execute` produce a `PendingBlock` without touching the disk; `commit` writes
+the block, its commit, receipts, state and new head in one atomic, fsynced batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from consensus.builder import assemble_block, next_timestamp
+from consensus.validation import check_body, check_execution, check_header, verify_commit
+from core.block import Block, Commit, Header
+from core.errors import ConfigError, InvalidBlock, InvalidSignature, StorageError
+from core.genesis import Genesis
+from core.hashing import EMPTY_MERKLE_ROOT, ZERO_HASH
+from core.receipt import Receipt
+from core.transaction import Transaction
+from core.validators import ValidatorSet
+from storage import keys
+from storage.blockstore import BlockStore
+from storage.kv import KeyValueStore
+from storage.state_tree import Proof, StateTree, TreeUpdate
+from vm.account import Account, account_key
+from vm.execution import BlockContext, BlockResult, apply_transactions, finalize_block
+from vm.genesis import genesis_state
+from vm.state import StateView
+
+ZERO_ADDRESS = bytes(20)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBlock:
+    """A block executed against the committed head, with everything needed to commit it."""
+
+    block: Block
+    receipts: list[Receipt]
+    changes: dict[bytes, bytes | None]
+    tree_update: TreeUpdate
+    dropped: list[tuple[Transaction, Exception]]
+
+
+class CommittedState:
+    """Reads of the committed flat state (the tree's leaves, stored flat for speed)."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self._kv = kv
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._kv.get(keys.STATE + key)
+
+
+class Chain:
+    def __init__(self, kv: KeyValueStore, genesis: Genesis) -> None:
+        self.kv = kv
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.params = genesis.params
+        self.blocks = BlockStore(kv)
+        self.tree = StateTree(kv, prefix=keys.TREE)
+        self.state = CommittedState(kv)
+        self.validators: ValidatorSet = genesis.validators
+        self._commit_lock = threading.Lock()
+        stored = kv.get(keys.GENESIS)
+        if stored is None:
+            self._write_genesis()
+        elif stored != genesis.hash():
+            raise ConfigError(
+                "this data directory holds another network's chain (its genesis hash differs); "
+                "use another --datadir or the genesis it was created with"
+            )
+        head = self.blocks.head()
+        if head is None:
+            raise StorageError("the database has a genesis but no head block; it is corrupt")
+        block = self.blocks.block(head[0])
+        if block is None or block.hash != head[1]:
+            raise StorageError(f"head block {head[0]} is missing or does not match the head pointer")
+        if block.header.state_root != self.tree.root:
+            raise StorageError("the state tree root does not match the head block's state root")
+        self.head: Header = block.header
+        self.last_commit: Commit | None = self.blocks.commit(self.head.height)
+
+    # --- genesis -----------------------------------------------------------------------------
+
+    def _write_genesis(self) -> None:
+        state = genesis_state(self.genesis)
+        update = self.tree.prepare(state)
+        vhash = self.genesis.validators.hash()
+        header = Header(
+            self.chain_id, 0, self.genesis.timestamp_ms, ZERO_HASH, ZERO_ADDRESS, EMPTY_MERKLE_ROOT,
+            update.root, EMPTY_MERKLE_ROOT, vhash, vhash, ZERO_HASH, EMPTY_MERKLE_ROOT, 0, 0,
+        )  # fmt: skip
+        block = Block(header, (), None, ())
+        with self.kv.batch(sync=True) as batch:
+            self.blocks.stage_block(batch, block, [], Commit(0, 0, header.hash, ()))
+            for key, value in state.items():
+                batch.put(keys.STATE + key, value)
+            self.tree.write(update, batch)
+            batch.put(keys.SCHEMA, keys.SCHEMA_VERSION)
+            batch.put(keys.GENESIS, self.genesis.hash())
+        self.tree.committed(update)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def account(self, address: bytes) -> Account:
+        raw = self.state.get(account_key(address))
+        return Account() if raw is None else Account.decode(raw)
+
+    def prove_account(self, address: bytes) -> tuple[Header, bytes | None, Proof]:
+        """(head header, account value or None, proof against the head's state root), read consistently."""
+        with self._commit_lock:
+            key = account_key(address)
+            return self.head, self.state.get(key), self.tree.prove(key)
+
+    # --- extending ---------------------------------------------------------------------------
+
+    def context(self, proposer: bytes, timestamp_ms: int) -> BlockContext:
+        return BlockContext(self.chain_id, self.head.height + 1, timestamp_ms, proposer, self.params)
+
+    def build(self, txs: list[Transaction], proposer: bytes, now_ms: int) -> PendingBlock:
+        """Execute candidate transactions on the head (dropping invalid ones) and assemble a block."""
+        parent = self.head
+        ctx = self.context(proposer, next_timestamp(parent, now_ms))
+        view = StateView(self.state)
+        result = apply_transactions(view, txs, ctx, drop_invalid=True)
+        finalize_block(view, ctx, result)
+        changes = view.changes()
+        update = self.tree.prepare(changes)
+        block = assemble_block(
+            ctx, parent, result, update.root, self.last_commit, self.validators, self.validators
+        )
+        return PendingBlock(block, result.receipts, changes, update, list(result.dropped))
+
+    def execute(self, block: Block, now_ms: int | None = None, verified: set[bytes] | None = None) -> PendingBlock:
+        """Check and execute a block someone else proposed; raise `InvalidBlock` if any rule fails."""
+        header = block.header
+        check_header(header, self.head, self.validators, self.chain_id, now_ms)
+        check_body(block)
+        if block.last_commit is not None and header.height > 1:
+            verify_commit(block.last_commit, self.validators, self.chain_id, self.head.height, self.head.hash)
+        for index, tx in enumerate(block.transactions):
+            if (verified is None or tx.hash not in verified) and not tx.signature_valid():
+                raise InvalidBlock(f"transaction {index} of block {header.height}: {InvalidSignature.__name__}")
+        ctx = BlockContext(self.chain_id, header.height, header.timestamp_ms, header.proposer, self.params)
+        view = StateView(self.state)
+        result: BlockResult = apply_transactions(view, list(block.transactions), ctx, drop_invalid=False)
+        finalize_block(view, ctx, result)
+        changes = view.changes()
+        update = self.tree.prepare(changes)
+        check_execution(header, update.root, result.receipts, result.gas_used)
+        return PendingBlock(block, result.receipts, changes, update, [])
+
+    def commit(self, pending: PendingBlock, commit: Commit) -> None:
+        """Write the block and everything it changed in one durable batch; then it is the head."""
+        block = pending.block
+        if block.header.parent_hash != self.head.hash:
+            raise InvalidBlock(f"block {block.height} no longer builds on the head {self.head.height}")
+        with self._commit_lock:
+            with self.kv.batch(sync=True) as batch:
+                self.blocks.stage_block(batch, block, pending.receipts, commit)
+                for key, value in pending.changes.items():
+                    if value is None:
+                        batch.delete(keys.STATE + key)
+                    else:
+                        batch.put(keys.STATE + key, value)
+                self.tree.write(pending.tree_update, batch)
+            self.tree.committed(pending.tree_update)
+            self.head = block.header
+            self.last_commit = commit

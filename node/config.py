@@ -1,0 +1,194 @@
+"""Node configuration: defaults, then a TOML file, then `AICHAIN_*` environment variables, then flags.
+
+Example `node.toml`:
+
+```toml
+datadir = "/var/lib/aichain"
+genesis = "/etc/aichain/genesis.json"   # default: <datadir>/genesis.json
+validator_key = "/etc/aichain/validator.pem"
+log_level = "info"
+
+[rpc]
+addr = "127.0.0.1"      # RPC binds to loopback unless told otherwise
+port = 8545
+cors_origins = []
+max_body_bytes = 5242880
+
+[p2p]
+port = 30303
+bootnodes = []
+
+[mempool]
+max_txs = 200000
+max_per_sender = 1000
+ttl_s = 600
+```
+Environment variables name a key by its path: `AICHAIN_DATADIR`, `AICHAIN_RPC_PORT`,
+`AICHAIN_MEMPOOL_MAX_TXS`, `AICHAIN_VALIDATOR_KEY_PASSWORD`, …
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from core.errors import ConfigError
+
+DEFAULT_DATADIR = Path("~/.aichain").expanduser()
+DEFAULT_DEV_DATADIR = DEFAULT_DATADIR / "dev"
+DEFAULT_RPC_PORT = 8545
+DEFAULT_P2P_PORT = 30303
+
+
+@dataclass(frozen=True)
+class RpcConfig:
+    addr: str = "127.0.0.1"
+    port: int = DEFAULT_RPC_PORT
+    cors_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_batch: int = 1000
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    port: int = DEFAULT_P2P_PORT
+    bootnodes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MempoolConfig:
+    max_txs: int = 200_000
+    max_bytes: int = 128 * 1024 * 1024
+    max_per_sender: int = 1_000
+    ttl_s: int = 600
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    datadir: Path = DEFAULT_DATADIR
+    genesis: Path | None = None
+    validator_key: Path | None = None
+    validator_key_password: str | None = None
+    dev: bool = False
+    log_level: str = "info"
+    block_time_ms: int | None = None  # overrides the genesis block time (dev and benchmarks)
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.genesis or self.datadir / "genesis.json"
+
+    @property
+    def validator_key_path(self) -> Path:
+        return self.validator_key or self.datadir / "validator.pem"
+
+    @property
+    def chaindata(self) -> Path:
+        return self.datadir / "chaindata"
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    text = str(kind)
+    try:
+        if is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where} must be a table")
+            return _build(kind, value, where)
+        if "Path" in text:
+            return None if value is None else Path(str(value)).expanduser()
+        if text.startswith("list"):
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ConfigError(f"{where} must be a list")
+            return [str(v) for v in value]
+        if "bool" in text:
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ConfigError(f"{where} must be true or false, not {value!r}")
+                return value.lower() in ("1", "true", "yes")
+            return bool(value)
+        if "int" in text:
+            if value is None:
+                return None
+            if isinstance(value, bool):
+                raise ConfigError(f"{where} must be an integer")
+            return int(value)
+        return None if value is None else str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {value!r} is not a valid value ({exc})") from exc
+
+
+def _build(cls: Any, values: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in {where or 'config'}; known: {sorted(known)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}".lstrip(".")) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: Any, values: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(type(base))
+    known = {f.name for f in fields(base)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in {where or 'config'}; known: {sorted(known)}")
+    updates: dict[str, Any] = {}
+    for key, value in values.items():
+        current = getattr(base, key)
+        if is_dataclass(current) and isinstance(value, dict):
+            updates[key] = _merge(current, value, f"{where}.{key}".lstrip("."))
+        else:
+            updates[key] = _coerce(value, hints[key], f"{where}.{key}".lstrip("."))
+    return replace(base, **updates)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    sections = {f.name for f in fields(NodeConfig) if is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+    for name, value in environ.items():
+        if not name.startswith("AICHAIN_") or name in ("AICHAIN_RPC", "AICHAIN_KEYSTORE", "AICHAIN_PASSWORD"):
+            continue
+        key = name[len("AICHAIN_") :].lower()
+        section, _, rest = key.partition("_")
+        if section in sections and rest:
+            out.setdefault(section, {})[rest] = value
+        elif key in {f.name for f in fields(NodeConfig)}:
+            out[key] = value
+    return out
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> NodeConfig:
+    """Defaults < TOML file < environment < `overrides` (from flags; None values are ignored)."""
+    config = NodeConfig()
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if overrides.get("dev"):
+        config = replace(config, datadir=DEFAULT_DEV_DATADIR, dev=True)
+    if config_file is not None:
+        try:
+            doc = tomllib.loads(Path(config_file).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"no config file at {config_file}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+        config = _merge(config, doc, "")
+    config = _merge(config, _env_overrides(dict(os.environ if environ is None else environ)), "environment")
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        section, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(section, {})[rest] = value
+        else:
+            nested[key] = value
+    return _merge(config, nested, "flags")

@@ -1,0 +1,283 @@
+"""The mempool: transactions waiting for a block.
+
+Rules:
+- a transaction is checked statelessly (chain, price, gas, size), then its signature is
+  verified once; the verified hash is remembered so block validation need not verify it
+  again;
+- each sender has a queue of consecutive nonces starting at its account nonce: a nonce
+  already used is `NonceTooLow`, one that leaves a gap is `NonceTooHigh`;
+- the same sender and nonce again replaces the pending transaction only for a gas price at
+  least 10% higher;
+- the sender's balance must cover every pending transaction's value plus maximum fee;
+- the pool is bounded in count and bytes, overall and per sender; when full, a better-paying
+  transaction evicts the lowest-paying last transaction of another sender;
+- transactions older than the time-to-live expire;
+- blocks take transactions by gas price, each sender's in nonce order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from core.errors import (
+    AlreadyKnown,
+    FeeTooLow,
+    GasLimitTooHigh,
+    GasLimitTooLow,
+    InsufficientBalance,
+    InvalidSignature,
+    InvalidTransaction,
+    MempoolFull,
+    NonceTooHigh,
+    NonceTooLow,
+    WrongChainId,
+)
+from core.genesis import ChainParams
+from core.transaction import Transaction, TxKind
+from vm.gas import intrinsic_gas
+
+AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolLimits:
+    max_txs: int = 200_000
+    max_bytes: int = 128 * 1024 * 1024
+    max_per_sender: int = 1_000
+    ttl_ms: int = 10 * 60 * 1000
+    replace_bump_percent: int = 10
+    verified_cache: int = 500_000
+
+
+@dataclass(slots=True)
+class _Entry:
+    tx: Transaction
+    arrival_ms: int
+    seq: int
+
+
+class _SenderQueue:
+    __slots__ = ("cost", "entries")
+
+    def __init__(self) -> None:
+        self.entries: dict[int, _Entry] = {}  # nonce -> entry, consecutive nonces
+        self.cost = 0  # sum of value + max fee of the entries
+
+    def lowest(self) -> int:
+        return min(self.entries)
+
+    def highest(self) -> int:
+        return max(self.entries)
+
+
+class Mempool:
+    def __init__(
+        self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None
+    ) -> None:
+        self.chain_id = chain_id
+        self.params = params
+        self.limits = limits or MempoolLimits()
+        self._accounts = accounts
+        self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
+        self._senders: dict[bytes, _SenderQueue] = {}
+        self._bytes = 0
+        self._seq = itertools.count()
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+
+    # --- admission ----------------------------------------------------------------------------
+
+    def precheck(self, tx: Transaction) -> None:
+        """Stateless rules, cheap, checked before the signature."""
+        if tx.chain_id != self.chain_id:
+            raise WrongChainId(f"transaction is signed for chain {tx.chain_id}; this node serves chain {self.chain_id}")
+        if tx.kind != TxKind.TRANSFER:
+            raise InvalidTransaction(f"transaction kind {tx.kind} is not supported on this chain yet")
+        if tx.gas_price < self.params.min_gas_price:
+            raise FeeTooLow(f"gas price {tx.gas_price} is below the minimum of {self.params.min_gas_price}")
+        needed = intrinsic_gas(tx.data)
+        if tx.gas_limit < needed:
+            raise GasLimitTooLow(f"gas limit {tx.gas_limit} is below the {needed} this transaction needs")
+        if tx.gas_limit > self.params.block_gas_limit:
+            raise GasLimitTooHigh(f"gas limit {tx.gas_limit} exceeds the block gas limit")
+        if tx.hash in self._by_hash:
+            raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already pending")
+
+    def mark_verified(self, tx_hash: bytes) -> None:
+        self._verified[tx_hash] = None
+        if len(self._verified) > self.limits.verified_cache:
+            self._verified.popitem(last=False)
+
+    def is_verified(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._verified
+
+    def verified_hashes(self) -> set[bytes]:
+        return set(self._verified)
+
+    def add(self, tx: Transaction, now_ms: int, *, signature_checked: bool = False) -> bytes:
+        """Admit `tx` or raise why not. Verifies the signature unless the caller already did."""
+        self.precheck(tx)
+        if not signature_checked and not tx.signature_valid():
+            raise InvalidSignature(
+                f"signature of 0x{tx.hash.hex()} does not verify for its sender on chain {tx.chain_id}"
+            )
+        self.mark_verified(tx.hash)
+        return self.admit(tx, now_ms)
+
+    def admit(self, tx: Transaction, now_ms: int) -> bytes:
+        """Stateful admission rules for a transaction whose signature verified."""
+        if tx.hash in self._by_hash:
+            raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already pending")
+        sender = tx.sender_address
+        account_nonce, balance = self._accounts(sender)
+        if tx.nonce < account_nonce:
+            raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {account_nonce}")
+        queue = self._senders.get(sender)
+        next_nonce = account_nonce if queue is None else max(account_nonce, queue.highest() + 1)
+        if tx.nonce > next_nonce:
+            raise NonceTooHigh(f"nonce {tx.nonce} leaves a gap; the sender's next nonce is {next_nonce}")
+        cost = tx.value + tx.max_fee
+        replaced = queue.entries.get(tx.nonce) if queue is not None else None
+        if replaced is not None:
+            old = replaced.tx.gas_price
+            needed = old + max(1, old * self.limits.replace_bump_percent // 100)
+            if tx.gas_price < needed:
+                raise FeeTooLow(
+                    f"nonce {tx.nonce} is pending at gas price {old}; a replacement needs at least {needed}"
+                )
+        pending_cost = 0 if queue is None else queue.cost
+        if replaced is not None:
+            pending_cost -= replaced.tx.value + replaced.tx.max_fee
+        if pending_cost + cost > balance:
+            raise InsufficientBalance(
+                f"balance {balance} cannot pay this transaction ({cost}) on top of pending ones ({pending_cost})"
+            )
+        if replaced is None:
+            if queue is not None and len(queue.entries) >= self.limits.max_per_sender:
+                raise MempoolFull(f"this sender already has {self.limits.max_per_sender} pending transactions")
+            self._make_room(tx, sender)
+        if queue is None:
+            queue = self._senders[sender] = _SenderQueue()
+        if replaced is not None:
+            self._remove_entry(sender, queue, tx.nonce)
+        queue.entries[tx.nonce] = _Entry(tx, now_ms, next(self._seq))
+        queue.cost += cost
+        self._by_hash[tx.hash] = (sender, tx.nonce)
+        self._bytes += len(tx.encoded)
+        return tx.hash
+
+    def _make_room(self, tx: Transaction, sender: bytes) -> None:
+        size = len(tx.encoded)
+        while len(self._by_hash) >= self.limits.max_txs or self._bytes + size > self.limits.max_bytes:
+            victim = self._cheapest_tail(exclude=sender)
+            if victim is None or victim[0] >= tx.gas_price:
+                raise MempoolFull(
+                    f"the mempool is full ({len(self._by_hash)} transactions); retry later or pay a higher gas price"
+                )
+            _, victim_sender, victim_nonce = victim
+            self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
+
+    def _cheapest_tail(self, exclude: bytes) -> tuple[int, bytes, int] | None:
+        best: tuple[int, bytes, int] | None = None
+        for sender, queue in self._senders.items():
+            if sender == exclude or not queue.entries:
+                continue
+            nonce = queue.highest()
+            price = queue.entries[nonce].tx.gas_price
+            if best is None or price < best[0]:
+                best = (price, sender, nonce)
+        return best
+
+    def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> None:
+        entry = queue.entries.pop(nonce)
+        queue.cost -= entry.tx.value + entry.tx.max_fee
+        self._by_hash.pop(entry.tx.hash, None)
+        self._bytes -= len(entry.tx.encoded)
+        if not queue.entries:
+            del self._senders[sender]
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._by_hash
+
+    def get(self, tx_hash: bytes) -> Transaction | None:
+        where = self._by_hash.get(tx_hash)
+        if where is None:
+            return None
+        return self._senders[where[0]].entries[where[1]].tx
+
+    def pending_nonce(self, sender: bytes) -> int | None:
+        queue = self._senders.get(sender)
+        return None if queue is None else queue.highest() + 1
+
+    def select(self, max_txs: int, max_gas: int) -> list[Transaction]:
+        """Up to `max_txs` transactions for a block: best gas price first, each sender in nonce order."""
+        heap: list[tuple[int, int, bytes, int]] = []
+        for sender, queue in self._senders.items():
+            nonce = queue.lowest()
+            entry = queue.entries[nonce]
+            heap.append((-entry.tx.gas_price, entry.seq, sender, nonce))
+        heapq.heapify(heap)
+        chosen: list[Transaction] = []
+        gas = 0
+        while heap and len(chosen) < max_txs:
+            _, _, sender, nonce = heapq.heappop(heap)
+            queue = self._senders[sender]
+            tx = queue.entries[nonce].tx
+            if gas + tx.gas_limit > max_gas:
+                continue
+            gas += tx.gas_limit
+            chosen.append(tx)
+            following = queue.entries.get(nonce + 1)
+            if following is not None:
+                heapq.heappush(heap, (-following.tx.gas_price, following.seq, sender, nonce + 1))
+        return chosen
+
+    # --- upkeep ------------------------------------------------------------------------------
+
+    def remove_committed(self, senders: Iterable[bytes]) -> None:
+        """Drop what the new head made stale: nonces below each sender's account nonce."""
+        for sender in set(senders):
+            queue = self._senders.get(sender)
+            if queue is None:
+                continue
+            account_nonce, _ = self._accounts(sender)
+            for nonce in [n for n in queue.entries if n < account_nonce]:
+                self._remove_entry(sender, queue, nonce)
+                if sender not in self._senders:
+                    break
+
+    def remove_from(self, sender: bytes, nonce: int) -> None:
+        """Drop `sender`'s transactions from `nonce` upwards (one became invalid; the rest would gap)."""
+        queue = self._senders.get(sender)
+        if queue is None:
+            return
+        for n in sorted(k for k in queue.entries if k >= nonce):
+            self._remove_entry(sender, queue, n)
+            if sender not in self._senders:
+                return
+
+    def expire(self, now_ms: int) -> int:
+        """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
+        cutoff = now_ms - self.limits.ttl_ms
+        stale = [
+            (sender, nonce)
+            for sender, queue in self._senders.items()
+            for nonce, entry in queue.entries.items()
+            if entry.arrival_ms < cutoff
+        ]
+        before = len(self._by_hash)
+        for sender, nonce in stale:
+            self.remove_from(sender, nonce)
+        return before - len(self._by_hash)

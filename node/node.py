@@ -1,0 +1,308 @@
+"""The node runtime: opens the chain, runs the block producer, serves JSON-RPC and metrics.
+
+Lifecycle: `await node.start()` … `await node.stop()`. Blocks are built and committed in a
+worker thread (execution is CPU work; the event loop keeps answering RPC meanwhile), one at
+a time; the mempool and every other piece of state is touched only on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from consensus.single import SingleValidatorEngine
+from core.errors import AichainError, ConfigError, InvalidSignature
+from core.genesis import Genesis
+from core.keys import PrivateKey, read_key_file
+from core.transaction import Transaction
+from node.chain import Chain
+from node.config import NodeConfig
+from node.mempool import Mempool, MempoolLimits
+from node.metrics import CONTENT_TYPE, NodeMetrics
+from node.rpc.http import add_rpc_routes
+from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from storage.kv import KeyValueStore
+
+log = logging.getLogger("aichain.node")
+
+VERSION = "0.1.0"
+CLIENT_VERSION = f"aichain-node/v{VERSION}/python"
+PARALLEL_VERIFY_MIN = 64
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
+        self.config = config
+        self.metrics = NodeMetrics()
+        self.genesis = Genesis.load(config.genesis_path)
+        # A block-time override changes when this node proposes, never the genesis (and so its hash).
+        self.timing = self.genesis.params
+        if config.block_time_ms is not None:
+            self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
+        self._validator_key = validator_key
+        self.kv: KeyValueStore | None = None
+        self.chain: Chain
+        self.mempool: Mempool
+        self.engine: SingleValidatorEngine | None = None
+        self.rpc_url = ""
+        self.started_at = 0.0
+        self._runner: web.AppRunner | None = None
+        self._producer: asyncio.Task[None] | None = None
+        self._tx_arrived = asyncio.Event()
+        self._new_head = asyncio.Condition()
+        self._stopping = False
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
+        self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        self.kv = KeyValueStore(config.chaindata)
+        try:
+            self.chain = Chain(self.kv, self.genesis)
+        except BaseException:
+            self.kv.close()
+            raise
+        self.mempool = Mempool(
+            self.genesis.chain_id,
+            self.genesis.params,
+            self._account_nonce_balance,
+            MempoolLimits(
+                max_txs=config.mempool.max_txs,
+                max_bytes=config.mempool.max_bytes,
+                max_per_sender=config.mempool.max_per_sender,
+                ttl_ms=config.mempool.ttl_s * 1000,
+            ),
+        )
+        key = self._validator_key or self._load_validator_key()
+        if key is not None:
+            self.engine = SingleValidatorEngine(key, self.chain.validators, self.genesis.chain_id, self.timing)
+        self.metrics.head_height.set(self.chain.head.height)
+        self.metrics.finalized_height.set(self.chain.head.height)
+        await self._start_rpc()
+        self.started_at = time.time()
+        self._write_node_file()
+        if self.engine is not None:
+            self._producer = asyncio.create_task(self._produce_forever(), name="producer")
+        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
+
+    async def stop(self) -> None:
+        """Stop producing, finish the block being committed, close RPC and the database."""
+        self._stopping = True
+        self._tx_arrived.set()
+        if self._producer is not None:
+            self._producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._producer
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._worker.shutdown(wait=True)
+        self._verifiers.shutdown(wait=True)
+        if self.kv is not None:
+            self.kv.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.config.datadir / "node.json").unlink()
+        log.info("node stopped")
+
+    def _load_validator_key(self) -> PrivateKey | None:
+        path = self.config.validator_key_path
+        if not path.exists():
+            return None
+        password = self.config.validator_key_password
+        return read_key_file(path, password)
+
+    async def _start_rpc(self) -> None:
+        app = web.Application(client_max_size=self.config.rpc.max_body_bytes)
+        from node.rpc.api import build_registry
+
+        dispatcher = Dispatcher(
+            build_registry(self),
+            RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
+        )
+        add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
+        app.router.add_get("/metrics", self._metrics_handler)
+        app.router.add_get("/health", self._health_handler)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.rpc.addr, self.config.rpc.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(
+                f"cannot listen for RPC on {self.config.rpc.addr}:{self.config.rpc.port}: {exc.strerror}; "
+                "is another node running? choose another --rpc-port"
+            ) from exc
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        host, port = sockets[0].getsockname()[:2] if sockets else (self.config.rpc.addr, self.config.rpc.port)
+        self.rpc_url = f"http://{host}:{port}"
+
+    def _write_node_file(self) -> None:
+        """`<datadir>/node.json`: how to reach this running node (read by the CLI and tests)."""
+        info = {"pid": os.getpid(), "rpc": self.rpc_url, "chain_id": self.genesis.chain_id}
+        path: Path = self.config.datadir / "node.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+
+    async def _metrics_handler(self, request: web.Request) -> web.Response:
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _health_handler(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "height": self.chain.head.height})
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def _account_nonce_balance(self, address: bytes) -> tuple[int, int]:
+        account = self.chain.account(address)
+        return account.nonce, account.balance
+
+    async def submit(self, tx: Transaction) -> bytes:
+        """Admit one transaction to the mempool (signature verified here) or raise why not."""
+        try:
+            tx_hash = self.mempool.add(tx, now_ms())
+        except AichainError as exc:
+            self.metrics.txs_rejected.labels(type(exc).__name__).inc()
+            raise
+        self._tx_arrived.set()
+        return tx_hash
+
+    async def submit_many(self, txs: Sequence[Transaction]) -> list[bytes | AichainError]:
+        """Admit many transactions; signatures are verified on two threads (libsodium frees the GIL)."""
+        results: list[bytes | AichainError | None] = [None] * len(txs)
+        candidates: list[int] = []
+        for i, tx in enumerate(txs):
+            try:
+                self.mempool.precheck(tx)
+                candidates.append(i)
+            except AichainError as exc:
+                results[i] = exc
+        valid = await self._verify([txs[i] for i in candidates])
+        now = now_ms()
+        for i, ok in zip(candidates, valid, strict=True):
+            tx = txs[i]
+            if not ok:
+                results[i] = InvalidSignature(f"signature of 0x{tx.hash.hex()} does not verify for its sender")
+                continue
+            self.mempool.mark_verified(tx.hash)
+            try:
+                results[i] = self.mempool.admit(tx, now)
+            except AichainError as exc:
+                results[i] = exc
+        for r in results:
+            if isinstance(r, AichainError):
+                self.metrics.txs_rejected.labels(type(r).__name__).inc()
+        self._tx_arrived.set()
+        return results  # type: ignore[return-value]
+
+    async def _verify(self, txs: list[Transaction]) -> list[bool]:
+        if len(txs) < PARALLEL_VERIFY_MIN:
+            return [tx.signature_valid() for tx in txs]
+        loop = asyncio.get_running_loop()
+        half = len(txs) // 2
+        parts = await asyncio.gather(
+            loop.run_in_executor(self._verifiers, _verify_all, txs[:half]),
+            loop.run_in_executor(self._verifiers, _verify_all, txs[half:]),
+        )
+        return parts[0] + parts[1]
+
+    async def wait_for_height(self, height: int, timeout: float) -> bool:
+        async with self._new_head:
+            try:
+                await asyncio.wait_for(self._new_head.wait_for(lambda: self.chain.head.height >= height), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    # --- block production --------------------------------------------------------------------
+
+    async def _produce_forever(self) -> None:
+        assert self.engine is not None
+        loop = asyncio.get_running_loop()
+        last_block_at = time.monotonic()
+        while not self._stopping:
+            head = self.chain.head
+            due = self.engine.next_block_due_ms(head.timestamp_ms, len(self.mempool) > 0)
+            wait_s = (due - now_ms()) / 1000
+            if wait_s > 0:
+                self._tx_arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._tx_arrived.wait(), wait_s)
+                continue
+            started = time.perf_counter()
+            candidates = self.mempool.select(self.genesis.params.max_block_txs, self.genesis.params.block_gas_limit)
+            try:
+                pending = await loop.run_in_executor(
+                    self._worker, self.chain.build, candidates, self.engine.key.address, now_ms()
+                )
+                commit = self.engine.commit(pending.block.header)
+                await loop.run_in_executor(self._worker, self.chain.commit, pending, commit)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("building block %d failed; retrying in 1 s", head.height + 1)
+                await asyncio.sleep(1)
+                continue
+            block = pending.block
+            for tx, _error in pending.dropped:
+                self.mempool.remove_from(tx.sender_address, tx.nonce)
+            self.mempool.remove_committed({tx.sender_address for tx in block.transactions})
+            self.mempool.expire(now_ms())
+            self.metrics.block_seconds.observe(time.perf_counter() - started)
+            now = time.monotonic()
+            self.metrics.block_interval.observe(now - last_block_at)
+            last_block_at = now
+            self.metrics.head_height.set(block.height)
+            self.metrics.finalized_height.set(block.height)
+            self.metrics.blocks_committed.inc()
+            self.metrics.txs_committed.inc(len(block.transactions))
+            async with self._new_head:
+                self._new_head.notify_all()
+            if block.transactions:
+                log.info("block %d: %d txs, %s…", block.height, len(block.transactions), block.hash.hex()[:12])
+
+    # --- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        head = self.chain.head
+        return {
+            "client_version": CLIENT_VERSION,
+            "chain_id": self.genesis.chain_id,
+            "chain_name": self.genesis.chain_name,
+            "genesis_hash": "0x" + self.genesis.hash().hex(),
+            "head_height": head.height,
+            "head_hash": "0x" + head.hash.hex(),
+            "head_time_ms": head.timestamp_ms,
+            "finalized_height": head.height,
+            "validator": None if self.engine is None else "0x" + self.engine.key.address.hex(),
+            "validators": len(self.chain.validators),
+            "mempool_txs": len(self.mempool),
+            "peers": 0,
+            "syncing": False,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "datadir": str(self.config.datadir),
+            "rpc": self.rpc_url,
+        }
+
+
+def _verify_all(txs: list[Transaction]) -> list[bool]:
+    return [tx.signature_valid() for tx in txs]

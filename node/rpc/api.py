@@ -1,0 +1,182 @@
+"""The node's own JSON-RPC namespaces: chain, tx, state, node (and rpc_methods).
+
+Every method is listed, with its parameters and an example, by `rpc_methods` and in
+docs/rpc.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from core.errors import AichainError, DecodeError, NotFound
+from core.keys import address_hex
+from core.transaction import Transaction
+from node.rpc import params as p
+from node.rpc.eth import register_eth
+from node.rpc.registry import MethodRegistry, Param
+from node.rpc.views import block_view, commit_view, header_view, hx, receipt_view, tx_view
+from vm.account import Account
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+HEIGHT = Param("height", p.quantity, doc="block height (integer or 0x-hex)")
+FULL = Param("full", p.boolean, default=False, doc="true: full transactions; false: hashes")
+TX_HASH = Param("hash", p.hash32, doc="transaction hash, 0x + 64 hex")
+ADDRESS = Param("address", p.address, doc="account address, 0x + 40 hex")
+
+
+def decode_tx(raw: bytes) -> Transaction:
+    try:
+        return Transaction.decode(raw)
+    except DecodeError as exc:
+        raise DecodeError(f"not a signed transaction: {exc}") from exc
+
+
+def build_registry(node: Node) -> MethodRegistry:
+    registry = MethodRegistry()
+    chain = node.chain
+
+    def locate(tx_hash: bytes) -> tuple[int, int, bytes] | None:
+        where = chain.blocks.tx_location(tx_hash)
+        if where is None:
+            return None
+        block = chain.blocks.block(where[0])
+        return (where[0], where[1], block.hash) if block is not None else None
+
+    @registry.method("chain_head", doc="The header of the head (latest finalized) block.")
+    def chain_head() -> dict[str, Any]:
+        return header_view(chain.head)
+
+    @registry.method(
+        "chain_getBlockByHeight",
+        HEIGHT,
+        FULL,
+        doc="The block at a height with its commit, or null if there is none yet.",
+        example={"params": [1, False], "result": {"height": 1, "hash": "0x…", "transactions": []}},
+    )
+    def chain_get_block_by_height(height: int, full: bool) -> dict[str, Any] | None:
+        block = chain.blocks.block(height)
+        return None if block is None else block_view(block, full, chain.blocks.commit(height))
+
+    @registry.method("chain_getBlockByHash", Param("hash", p.hash32), FULL, doc="The block with a hash, or null.")
+    def chain_get_block_by_hash(block_hash: bytes, full: bool) -> dict[str, Any] | None:
+        height = chain.blocks.height_of(block_hash)
+        return None if height is None else chain_get_block_by_height(height, full)
+
+    @registry.method("chain_getCommit", HEIGHT, doc="The commit (precommit signatures) that finalized a block.")
+    def chain_get_commit(height: int) -> dict[str, Any] | None:
+        return commit_view(chain.blocks.commit(height))
+
+    @registry.method(
+        "tx_send",
+        Param("raw", p.data, doc="the signed transaction's canonical encoding, 0x-hex"),
+        doc="Submit a signed transaction; returns its hash once admitted to the mempool.",
+        example={"params": ["0x9b01cd1e61…"], "result": {"hash": "0x5c1f…"}},
+    )
+    async def tx_send(raw: bytes) -> dict[str, str]:
+        tx_hash = await node.submit(decode_tx(raw))
+        return {"hash": hx(tx_hash)}
+
+    @registry.method(
+        "tx_sendBatch",
+        Param("raws", p.raw_txs, doc="array of signed transactions, 0x-hex each (at most 10000)"),
+        doc="Submit many signed transactions; one result per transaction, a hash or an error.",
+    )
+    async def tx_send_batch(raws: list[bytes]) -> list[dict[str, Any]]:
+        decoded: list[Transaction | AichainError] = []
+        for raw in raws:
+            try:
+                decoded.append(decode_tx(raw))
+            except AichainError as exc:
+                decoded.append(exc)
+        valid = [t for t in decoded if isinstance(t, Transaction)]
+        outcomes = iter(await node.submit_many(valid))
+        out: list[dict[str, Any]] = []
+        for item in decoded:
+            result = item if isinstance(item, AichainError) else next(outcomes)
+            if isinstance(result, AichainError):
+                out.append({"error": {"code": result.rpc_code, "message": str(result)}})
+            else:
+                out.append({"hash": hx(result)})
+        return out
+
+    @registry.method("tx_get", TX_HASH, doc="A transaction by hash: committed (with its block) or pending; or null.")
+    def tx_get(tx_hash: bytes) -> dict[str, Any] | None:
+        where = locate(tx_hash)
+        if where is not None:
+            block = chain.blocks.block(where[0])
+            assert block is not None
+            return {**tx_view(block.transactions[where[1]], where), "pending": False}
+        pending = node.mempool.get(tx_hash)
+        return None if pending is None else {**tx_view(pending), "pending": True}
+
+    @registry.method("tx_getReceipt", TX_HASH, doc="The receipt of a committed transaction, or null.")
+    def tx_get_receipt(tx_hash: bytes) -> dict[str, Any] | None:
+        where = locate(tx_hash)
+        if where is None:
+            return None
+        receipt = chain.blocks.receipt(where[0], where[1])
+        return None if receipt is None else receipt_view(receipt, *where)
+
+    @registry.method(
+        "tx_wait",
+        TX_HASH,
+        Param("timeout_s", p.quantity, default=30, doc="seconds to wait, at most 120"),
+        doc="Wait until a transaction is committed and return its receipt (null on timeout).",
+    )
+    async def tx_wait(tx_hash: bytes, timeout_s: int) -> dict[str, Any] | None:
+        deadline = asyncio.get_running_loop().time() + min(timeout_s, 120)
+        while True:
+            receipt = tx_get_receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            await node.wait_for_height(chain.head.height + 1, remaining)
+
+    @registry.method(
+        "state_getAccount",
+        ADDRESS,
+        doc="Balance and nonce at the head, with a proof against the head's state root.",
+        example={
+            "params": ["0x8d9a…"],
+            "result": {"balance": "1000000000", "nonce": 0, "height": 12, "state_root": "0x…", "proof": "0x…"},
+        },
+    )
+    def state_get_account(address: bytes) -> dict[str, Any]:
+        header, value, proof = chain.prove_account(address)
+        account = Account() if value is None else Account.decode(value)
+        pending = node.mempool.pending_nonce(address)
+        return {
+            "address": address_hex(address),
+            "balance": str(account.balance),
+            "nonce": account.nonce,
+            "pending_nonce": account.nonce if pending is None else max(pending, account.nonce),
+            "exists": value is not None,
+            "height": header.height,
+            "state_root": hx(header.state_root),
+            "key": hx(b"a" + address),
+            "value": None if value is None else hx(value),
+            "proof": hx(proof.encode()),
+        }
+
+    @registry.method("node_status", doc="Chain, head, validator, mempool and peers of this node.")
+    def node_status() -> dict[str, Any]:
+        return node.status()
+
+    @registry.method("node_genesis", doc="The genesis this node runs, as JSON.")
+    def node_genesis() -> dict[str, Any]:
+        return node.genesis.to_dict()
+
+    @registry.method("rpc_methods", doc="Every method this node serves, with parameters and examples.")
+    def rpc_methods() -> list[dict[str, Any]]:
+        return registry.describe()
+
+    register_eth(registry, node)
+    return registry
+
+
+__all__ = ["NotFound", "build_registry"]

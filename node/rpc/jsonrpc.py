@@ -1,0 +1,258 @@
+"""Transport-free JSON-RPC 2.0 protocol: request parsing, parameter binding, dispatch, batches.
+
+Follows https://www.jsonrpc.org/specification strictly and knows nothing of blockchain methods;
+those are registered on a `MethodRegistry` by other modules. Rules:
+
+* Bytes that are not UTF-8 JSON (a leading BOM is ignored; NaN/Infinity are not JSON) -> -32700
+  "parse error" with id null. Bodies over `RpcLimits.max_body_bytes` -> -32600, id null.
+* A request is an object with "jsonrpc" exactly "2.0", "method" a string, "params" (optional) an
+  array or an object, and "id" (optional) a string, a number or null. Anything else -> -32600
+  "invalid request"; its id is echoed when it has a valid one, null otherwise. Other members are
+  ignored.
+* A request without an "id" member is a notification: its method runs but nothing is answered,
+  not even an error. `"id": null` is NOT a notification (it is answered, with id null).
+* A batch is a non-empty array of requests, at most `RpcLimits.max_batch` long; otherwise one
+  -32600 error object (not an array) answers it. Elements are handled one after another, in
+  order, each independently; invalid elements get their own error, notifications get nothing,
+  and a batch of notifications only gets no response at all (None).
+* Unknown method -> -32601 naming it. Parameters are bound by `Param` declarations, given by
+  position (array) or by name (object); too many, missing required, unknown names or values
+  rejected by a parser -> -32602 naming the parameter, its position and the reason. A null or
+  absent optional parameter takes its default (as geth does).
+* Handler raising `RpcError` -> that error; `core.errors.AichainError` -> its `rpc_code`,
+  `str(exc)` and `data` (omitted when empty); any other exception -> -32603 "internal error"
+  (traceback logged, never sent). A result that is not JSON-serialisable -> -32603 as well.
+* Responses are `{"jsonrpc":"2.0","id":..,"result":..}` or
+  `{"jsonrpc":"2.0","id":..,"error":{"code":..,"message":..[,"data":..]}}`, compact, ASCII-only
+  JSON; integers of any size are JSON numbers. Batch responses keep the requests' order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from core.errors import AichainError
+from node.rpc.errors import (
+    JSONRPC_VERSION,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    RpcError,
+    body_too_large,
+    dumps,
+    encode_error,
+)
+from node.rpc.registry import REQUIRED, Handler, MethodRegistry, Param, RegisteredMethod
+
+__all__ = [
+    "JSONRPC_VERSION",
+    "REQUIRED",
+    "Dispatcher",
+    "Handler",
+    "InternalError",
+    "InvalidParams",
+    "InvalidRequest",
+    "MethodNotFound",
+    "MethodRegistry",
+    "Param",
+    "ParseError",
+    "RegisteredMethod",
+    "RpcError",
+    "RpcLimits",
+    "body_too_large",
+    "encode_error",
+]
+
+MiB: Final = 1024 * 1024
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RpcLimits:
+    """Bounds on what one call may ask of the server."""
+
+    max_body_bytes: int = 5 * MiB
+    max_batch: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1 or self.max_batch < 1:
+            raise ValueError("RpcLimits values must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    params: list[Any] | dict[str, Any] | None
+    id: Any
+    notification: bool
+
+
+_Answer = tuple[dict[str, Any], bytes]  # a response object and its encoding
+
+
+class Dispatcher:
+    """Answers JSON-RPC requests with the methods of a registry (see the module docstring)."""
+
+    def __init__(
+        self, registry: MethodRegistry, limits: RpcLimits = RpcLimits(), logger: logging.Logger | None = None
+    ) -> None:
+        self.registry = registry
+        self.limits = limits
+        self.log = logger or _log
+
+    async def handle_bytes(self, body: bytes) -> bytes | None:
+        """Answer a raw body; None means no response at all (notifications only)."""
+        if len(body) > self.limits.max_body_bytes:
+            return self._error(None, body_too_large(self.limits.max_body_bytes))[1]
+        try:
+            obj = _loads(body)
+        except ParseError as exc:
+            return self._error(None, exc)[1]
+        answer = await self._process(obj)
+        if answer is None:
+            return None
+        if isinstance(answer, list):
+            return b"[" + b",".join(encoded for _, encoded in answer) + b"]"
+        return answer[1]
+
+    async def handle_obj(self, obj: object) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """Answer an already-decoded JSON value (e.g. from a WebSocket frame); None = no response."""
+        answer = await self._process(obj)
+        if answer is None:
+            return None
+        if isinstance(answer, list):
+            return [response for response, _ in answer]
+        return answer[0]
+
+    async def _process(self, obj: object) -> _Answer | list[_Answer] | None:
+        if not isinstance(obj, list):
+            return await self._handle_one(obj)
+        if not obj:
+            return self._error(None, InvalidRequest("invalid request: empty batch"))
+        if len(obj) > self.limits.max_batch:
+            return self._error(
+                None,
+                InvalidRequest(
+                    f"invalid request: batch of {len(obj)} requests exceeds the limit of {self.limits.max_batch}",
+                    {"limit": self.limits.max_batch},
+                ),
+            )
+        answers = []
+        for item in obj:
+            answer = await self._handle_one(item)
+            if answer is not None:
+                answers.append(answer)
+        return answers or None
+
+    async def _handle_one(self, item: object) -> _Answer | None:
+        checked = _check_request(item)
+        if isinstance(checked, tuple):
+            return self._error(*checked)
+        request = checked
+        try:
+            result = await self._call(request)
+        except RpcError as exc:
+            error: RpcError = exc
+        except AichainError as exc:
+            error = RpcError.from_aichain(exc)
+        except Exception:
+            self.log.exception("internal error in JSON-RPC method %r", request.method)
+            error = InternalError()
+        else:
+            if request.notification:
+                return None
+            return self._result(request, result)
+        if request.notification:
+            self.log.debug("notification %r failed: %s", request.method, error)
+            return None
+        return self._error(request.id, error)
+
+    async def _call(self, request: _Request) -> Any:
+        method = self.registry.get(request.method)
+        if method is None:
+            raise MethodNotFound(f"method not found: {request.method!r}", {"method": request.method})
+        args = method.bind(request.params)
+        result = method.handler(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _result(self, request: _Request, result: Any) -> _Answer:
+        response = {"jsonrpc": JSONRPC_VERSION, "id": request.id, "result": result}
+        try:
+            return response, dumps(response)
+        except (TypeError, ValueError, RecursionError):
+            self.log.exception("result of JSON-RPC method %r is not JSON-serialisable", request.method)
+            return self._error(request.id, InternalError())
+
+    def _error(self, id_: Any, error: RpcError) -> _Answer:
+        response = {"jsonrpc": JSONRPC_VERSION, "id": id_, "error": error.to_dict()}
+        try:
+            return response, dumps(response)
+        except (TypeError, ValueError, RecursionError):
+            self.log.warning("dropping non-serialisable data of JSON-RPC error %d %r", error.code, error.message)
+            response["error"] = RpcError(error.code, error.message).to_dict()
+            return response, dumps(response)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(body: bytes) -> Any:
+    """Strict JSON decoding of a body; raises ParseError saying why."""
+    try:
+        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ParseError("parse error: body is not valid UTF-8") from None
+    except RecursionError:
+        raise ParseError("parse error: JSON nested too deeply") from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise ParseError(f"parse error: {exc}") from None
+
+
+def _valid_id(value: object) -> bool:
+    """Per the spec an id is a string, a number or null (bools are not numbers here)."""
+    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {list: "an array", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _check_request(item: object) -> _Request | tuple[Any, RpcError]:
+    """Validate one request object; on failure return (id to answer with, error)."""
+    if not isinstance(item, dict):
+        return None, InvalidRequest(f"invalid request: expected a request object, got {_json_kind(item)}")
+    has_id = "id" in item
+    id_ = item.get("id")
+    answer_id = id_ if has_id and _valid_id(id_) else None
+    if item.get("jsonrpc") != JSONRPC_VERSION:
+        return answer_id, InvalidRequest('invalid request: "jsonrpc" must be exactly "2.0"')
+    method = item.get("method")
+    if not isinstance(method, str):
+        what = "is missing" if "method" not in item else "must be a string"
+        return answer_id, InvalidRequest(f'invalid request: "method" {what}')
+    params = item.get("params")
+    if "params" in item and not isinstance(params, list | dict):
+        return answer_id, InvalidRequest('invalid request: "params" must be an array or an object')
+    if has_id and not _valid_id(id_):
+        return None, InvalidRequest('invalid request: "id" must be a string, a number or null')
+    return _Request(method, params, id_, not has_id)

@@ -1,0 +1,141 @@
+"""The state transition: applying transactions and blocks to a `StateView`.
+
+Rules, in the order they are checked for each transaction:
+1. it is for this chain; its kind is known;
+2. its nonce equals the sender's account nonce;
+3. its gas price is at least the chain's minimum, its gas limit covers the intrinsic gas;
+4. the sender's balance covers value + gas_limit x gas_price.
+A transaction that breaks one of these cannot be in a block. Otherwise the sender pays
+the whole fee up front and its nonce increases; the transaction then runs; unused gas is
+refunded; the fee for the gas used goes to the block's proposer at the end of the block,
+together with the block reward. Supply changes only by the block reward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.errors import (
+    AichainError,
+    AmountOverflow,
+    FeeTooLow,
+    GasLimitTooHigh,
+    GasLimitTooLow,
+    InsufficientBalance,
+    InvalidBlock,
+    InvalidTransaction,
+    NonceTooHigh,
+    NonceTooLow,
+    WrongChainId,
+)
+from core.genesis import ChainParams
+from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Receipt
+from core.transaction import Transaction, TxKind
+from core.units import U64_MAX
+from vm.gas import intrinsic_gas
+from vm.state import StateView
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContext:
+    chain_id: int
+    height: int
+    timestamp_ms: int
+    proposer: bytes
+    params: ChainParams
+
+
+@dataclass(slots=True)
+class BlockResult:
+    transactions: list[Transaction] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+    gas_used: int = 0
+    fees: int = 0
+    dropped: list[tuple[Transaction, AichainError]] = field(default_factory=list)
+
+
+def check_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> None:
+    """Raise the `InvalidTransaction` subtype for the first inclusion rule `tx` breaks."""
+    if tx.chain_id != ctx.chain_id:
+        raise WrongChainId(f"transaction is for chain {tx.chain_id}, this is chain {ctx.chain_id}")
+    if tx.kind != TxKind.TRANSFER:
+        raise InvalidTransaction(f"transaction kind {tx.kind} is not supported on this chain yet")
+    sender = view.account(tx.sender_address)
+    if tx.nonce < sender.nonce:
+        raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {sender.nonce}")
+    if tx.nonce > sender.nonce:
+        raise NonceTooHigh(f"nonce {tx.nonce} leaves a gap; the sender's next nonce is {sender.nonce}")
+    if tx.gas_price < ctx.params.min_gas_price:
+        raise FeeTooLow(f"gas price {tx.gas_price} is below the chain minimum of {ctx.params.min_gas_price}")
+    needed = intrinsic_gas(tx.data)
+    if tx.gas_limit < needed:
+        raise GasLimitTooLow(f"gas limit {tx.gas_limit} is below the {needed} this transaction needs")
+    if tx.gas_limit > ctx.params.block_gas_limit:
+        raise GasLimitTooHigh(f"gas limit {tx.gas_limit} exceeds the block gas limit {ctx.params.block_gas_limit}")
+    cost = tx.value + tx.max_fee
+    if cost > sender.balance:
+        raise InsufficientBalance(
+            f"balance {sender.balance} cannot pay value {tx.value} + max fee {tx.max_fee} (= {cost}) units"
+        )
+
+
+def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Receipt:
+    """Apply one transaction; raises `InvalidTransaction` if it may not be included at all."""
+    check_transaction(view, tx, ctx)
+    sender_address = tx.sender_address
+    sender = view.account(sender_address)
+    sender.balance -= tx.max_fee
+    sender.nonce += 1
+    view.touch(sender_address)
+    gas_used = intrinsic_gas(tx.data)
+    status, error = STATUS_SUCCESS, ""
+    # kind == TRANSFER (checked above)
+    recipient = view.account(tx.to) if len(tx.to) == 20 else None
+    if recipient is None:
+        status, error = STATUS_FAILED, "a transfer needs a 20-byte recipient address"
+    elif recipient.balance + tx.value > U64_MAX:
+        status, error = STATUS_FAILED, "recipient balance would exceed 2^64-1 units"
+    else:
+        sender.balance -= tx.value
+        recipient.balance += tx.value
+        view.touch(tx.to)
+    sender.balance += (tx.gas_limit - gas_used) * tx.gas_price
+    return Receipt(tx.hash, status, gas_used, (), error)
+
+
+def apply_transactions(
+    view: StateView, txs: list[Transaction], ctx: BlockContext, *, drop_invalid: bool
+) -> BlockResult:
+    """Apply `txs` in order. A proposer drops invalid ones (`drop_invalid`); a verifier rejects the block."""
+    result = BlockResult()
+    gas_budget = ctx.params.block_gas_limit
+    for index, tx in enumerate(txs):
+        if len(result.transactions) >= ctx.params.max_block_txs or tx.gas_limit > gas_budget:
+            if drop_invalid:
+                break
+            raise InvalidBlock(f"block exceeds the limit of {ctx.params.max_block_txs} txs or its gas limit")
+        try:
+            receipt = apply_transaction(view, tx, ctx)
+        except InvalidTransaction as exc:
+            if not drop_invalid:
+                raise InvalidBlock(f"transaction {index} ({tx.hash.hex()}) is invalid: {exc}") from exc
+            result.dropped.append((tx, exc))
+            continue
+        gas_budget -= tx.gas_limit
+        result.transactions.append(tx)
+        result.receipts.append(receipt)
+        result.gas_used += receipt.gas_used
+        result.fees += receipt.gas_used * tx.gas_price
+    return result
+
+
+def finalize_block(view: StateView, ctx: BlockContext, result: BlockResult) -> None:
+    """Pay the proposer the block's fees and the block reward."""
+    payout = result.fees + ctx.params.block_reward
+    if payout == 0:
+        return
+    proposer = view.account(ctx.proposer)
+    if proposer.balance + payout > U64_MAX:
+        raise AmountOverflow("proposer balance would exceed 2^64-1 units")
+    proposer.balance += payout
+    view.touch(ctx.proposer)

@@ -1,0 +1,44 @@
+"""StateView: a write overlay on top of committed state, used to execute one block.
+
+Reads fall through to the committed state; writes stay in the overlay until the caller
+takes `changes()` and commits them (together with the block) in one batch. A view that is
+thrown away leaves no trace.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vm.account import Account, account_key
+
+
+class StateReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+class StateView:
+    def __init__(self, reader: StateReader) -> None:
+        self._reader = reader
+        self._accounts: dict[bytes, Account] = {}
+        self._dirty: set[bytes] = set()
+
+    def account(self, address: bytes) -> Account:
+        """The working copy of `address`'s account (the empty account if it has none)."""
+        account = self._accounts.get(address)
+        if account is None:
+            raw = self._reader.get(account_key(address))
+            account = Account() if raw is None else Account.decode(raw)
+            self._accounts[address] = account
+        return account
+
+    def touch(self, address: bytes) -> None:
+        """Record that `address`'s account changed."""
+        self._dirty.add(address)
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """State key -> new value (None = delete) for everything this view changed."""
+        out: dict[bytes, bytes | None] = {}
+        for address in self._dirty:
+            account = self._accounts[address]
+            out[account_key(address)] = None if account.is_empty() else account.encode()
+        return out
