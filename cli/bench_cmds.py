@@ -6,3 +6,17 @@ import typer
 
 bench_app = typer.Typer(help="Benchmarks, each beside the machine's limit measured in the same run.",
                         no_args_is_help=True)  # fmt: skip
+
+
+@bench_app.command("tps")
+def tps(
+    duration: float = typer.Option(30.0, "--duration", help="Seconds of sustained load to measure"),
+    senders: int = typer.Option(2000, "--senders", help="Funded accounts sending transfers"),
+    block_time_ms: int = typer.Option(1000, "--block-time-ms", help="Target block time"),
+    rate_hint: int = typer.Option(12000, "--rate-hint", help="Expected tx/s, to size the pre-signed workload"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
+) -> None:
+    """Transfers/s finalized through admission, signature checks, execution and LevelDB commits."""
+    from node.bench.tps import run_tps
+
+    typer.echo(run_tps(duration, senders, rate_hint, block_time_ms).render(as_json))
