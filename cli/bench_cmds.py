@@ -20,3 +20,15 @@ def tps(
     from node.bench.tps import run_tps
 
     typer.echo(run_tps(duration, senders, rate_hint, block_time_ms).render(as_json))
+
+
+@bench_app.command("state")
+def state(
+    accounts: int = typer.Option(1_000_000, "--accounts", help="Accounts in the state"),
+    block_txs: int = typer.Option(10_000, "--block-txs", help="Transfers in the measured block"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
+) -> None:
+    """Block execution + state root with a large state, and account proofs, beside SHA-256 and LevelDB rates."""
+    from node.bench.state import run_state
+
+    typer.echo(run_state(accounts, block_txs).render(as_json))
