@@ -11,8 +11,8 @@ from typing import Any, NoReturn
 
 import typer
 
-from core.errors import AichainError, WrongPassword
-from core.keys import PrivateKey, read_key_file
+from core.errors import AichainError, KeyFileError, WrongPassword
+from core.keys import PrivateKey, parse_address, read_key_file
 from node.config import DEFAULT_RPC_PORT
 from node.keystore import key_path, keystore_dir
 from node.rpc.client import NodeUnreachable, RpcCallError, RpcClient
@@ -85,3 +85,13 @@ def run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
         fail(f"the node refused: {exc.message} (code {exc.code})")
     except AichainError as exc:
         fail(str(exc))
+
+
+def resolve_address(who: str, keystore: Path | None) -> bytes:
+    """An address given as 0x-hex, or the address of a key in the keystore (by name or path)."""
+    if who.lower().startswith("0x"):
+        return parse_address(who)
+    path = key_path(who, keystore_dir(keystore))
+    if not path.exists():
+        raise KeyFileError(f"{who!r} is neither an address (0x + 40 hex) nor a key in {path.parent}")
+    return load_key(who, keystore, None).address

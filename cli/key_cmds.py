@@ -15,10 +15,11 @@ from cli.common import (
     emit,
     fail,
     password_from,
+    resolve_address,
     run_guarded,
 )
 from core.errors import AichainError
-from core.keys import PrivateKey, address_hex, parse_address
+from core.keys import PrivateKey, address_hex
 from core.units import format_amount
 from node.keystore import key_path, keystore_dir, list_keys, save_key
 
@@ -74,14 +75,6 @@ def keys_show(
     emit(info, as_json, "\n".join(f"{k:11} {v}" for k, v in info.items()))
 
 
-def _resolve_address(who: str, keystore: Path | None) -> bytes:
-    if who.lower().startswith("0x"):
-        return parse_address(who)
-    from cli.common import load_key
-
-    return load_key(who, keystore, None).address
-
-
 @account_app.command("balance")
 def account_balance(
     who: str = typer.Argument(..., help="Address (0x…) or key name"),
@@ -90,7 +83,7 @@ def account_balance(
     as_json: bool = JsonOption,
 ) -> None:
     """Balance of an account at the head block."""
-    address = run_guarded(_resolve_address, who, keystore)
+    address = run_guarded(resolve_address, who, keystore)
     info = run_guarded(client(rpc).call, "state_getAccount", address_hex(address))
     balance = int(info["balance"])
     data = {"address": info["address"], "balance": str(balance), "balance_aic": format_amount(balance),
@@ -108,7 +101,7 @@ def account_show(
     """Balance, nonce and the state proof of an account, verified here against the state root."""
     from storage.state_proof import Proof, verify_proof
 
-    address = run_guarded(_resolve_address, who, keystore)
+    address = run_guarded(resolve_address, who, keystore)
     info = run_guarded(client(rpc).call, "state_getAccount", address_hex(address))
     proof = Proof.decode(bytes.fromhex(info["proof"][2:]))
     value = None if info["value"] is None else bytes.fromhex(info["value"][2:])

@@ -16,9 +16,10 @@ from cli.common import (
     emit,
     fail,
     load_key,
+    resolve_address,
     run_guarded,
 )
-from core.keys import address_hex, parse_address
+from core.keys import address_hex
 from core.transaction import Transaction, TxKind
 from core.units import format_amount, parse_amount
 from vm.gas import intrinsic_gas
@@ -28,7 +29,7 @@ tx_app = typer.Typer(help="Send transactions and look them up.", no_args_is_help
 
 @tx_app.command("transfer")
 def transfer(
-    to: str = typer.Option(..., "--to", help="Recipient address (0x + 40 hex)"),
+    to: str = typer.Option(..., "--to", help="Recipient: address (0x + 40 hex) or key name"),
     amount: str = typer.Option(..., "--amount", help="Amount: 1.5 (AIC), '1.5 AIC' or 1500units"),
     sender: str = typer.Option(..., "--from", help="Sender key: name in the keystore (e.g. dev), path, or address"),
     gas_price: int | None = typer.Option(None, "--gas-price", help="Units per gas [chain minimum]"),
@@ -41,12 +42,10 @@ def transfer(
 ) -> None:
     """Send native tokens. Prints the transaction hash and, with --wait (default), its receipt."""
     try:
-        recipient = parse_address(to)
         value = parse_amount(amount)
     except ValueError as exc:
         fail(str(exc))
-    except Exception as exc:  # InvalidAddress
-        fail(str(exc))
+    recipient = run_guarded(resolve_address, to, keystore)
     key = run_guarded(load_key, sender, keystore, password_file)
     node = client(rpc)
     status = run_guarded(node.call, "node_status")
