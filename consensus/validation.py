@@ -50,6 +50,8 @@ def check_body(block: Block) -> None:
         raise InvalidBlock(f"block {header.height} evidence does not match its evidence_hash")
     if header.height > 1 and block.last_commit is None:
         raise InvalidBlock(f"block {header.height} lacks the commit of block {header.height - 1}")
+    if header.height == 1 and block.last_commit is not None:
+        raise InvalidBlock("block 1 carries a last commit, but genesis has none")
 
 
 def receipts_root(receipts: list[Receipt]) -> bytes:

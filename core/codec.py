@@ -69,6 +69,13 @@ def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = F
         raise
     except ValueError as exc:
         # msgpack reports size-limit breaches, truncation and bad UTF-8 as ValueError.
+        message = str(exc)
+        if "exceeds max_ext_len" in message:
+            raise DecodeError("msgpack extension types are not allowed") from exc
+        if "exceeds max_map_len" in message and not allow_maps:
+            raise DecodeError("maps are not allowed in canonical encodings") from exc
+        if " exceeds max_" in message:
+            raise EncodingTooLarge(f"encoding over a size limit: {exc}") from exc
         raise DecodeError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises assorted types on garbage
         raise DecodeError(f"malformed msgpack: {exc.__class__.__name__}: {exc}") from exc

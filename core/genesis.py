@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core import codec
-from core.errors import ConfigError
+from core.errors import ConfigError, InvalidAddress
 from core.hashing import sha256
 from core.keys import address_hex, parse_address
 from core.units import U64_MAX, format_amount, parse_amount
@@ -77,7 +77,9 @@ class Genesis:
             return _parse(doc)
         except ConfigError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise ConfigError(f"genesis is invalid: the key {exc} is missing") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"genesis is invalid: {exc}") from exc
 
     @classmethod
@@ -137,9 +139,16 @@ def _parse(doc: dict[str, Any]) -> Genesis:
         raise ConfigError("genesis chain_id must be a positive integer below 2^53")
     validators = []
     names = []
+    if not isinstance(doc["validators"], list):
+        raise ConfigError('genesis validators must be a list of {"public_key": …, "power": …} objects')
     for i, entry in enumerate(doc["validators"]):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"genesis validator {i}: expected an object with public_key and power")
         key_hex = entry["public_key"]
-        raw = bytes.fromhex(key_hex[2:] if key_hex.startswith("0x") else key_hex)
+        try:
+            raw = bytes.fromhex(key_hex[2:] if key_hex.startswith("0x") else key_hex)
+        except (AttributeError, ValueError):
+            raw = b""
         if len(raw) != 32:
             raise ConfigError(f"genesis validator {i}: public_key must be 32 bytes of hex")
         power = entry.get("power", 1)
@@ -151,12 +160,19 @@ def _parse(doc: dict[str, Any]) -> Genesis:
     if not validators:
         raise ConfigError("genesis needs at least one validator")
     allocations: dict[bytes, int] = {}
+    if not isinstance(doc.get("allocations", {}), dict):
+        raise ConfigError("genesis allocations must be an object of address -> amount")
     for text, amount in doc.get("allocations", {}).items():
-        address = parse_address(text)
+        try:
+            address = parse_address(text)
+        except InvalidAddress as exc:
+            raise ConfigError(f"genesis allocations: {exc}") from exc
         allocations[address] = _amount(amount, f"allocation of {text}")
     total = sum(allocations.values())
     if total > U64_MAX:
         raise ConfigError("genesis allocations add up to more than 2^64-1 base units")
+    if not isinstance(doc.get("params", {}), dict):
+        raise ConfigError("genesis params must be an object")
     raw_params = dict(doc.get("params", {}))
     unknown = set(raw_params) - set(ChainParams.__dataclass_fields__)
     if unknown:
@@ -164,11 +180,14 @@ def _parse(doc: dict[str, Any]) -> Genesis:
     if "block_reward" in raw_params:
         raw_params["block_reward"] = _amount(raw_params["block_reward"], "params.block_reward")
     for key, value in raw_params.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"genesis params.{key} must be a non-negative integer")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= U64_MAX:
+            raise ConfigError(f"genesis params.{key} must be a non-negative integer below 2^64")
     params = ChainParams(**raw_params)
     if params.block_time_ms < 1 or params.max_block_txs < 1:
         raise ConfigError("genesis params: block_time_ms and max_block_txs must be at least 1")
+    timestamp_ms = doc.get("timestamp_ms", 0)
+    if not isinstance(timestamp_ms, int) or isinstance(timestamp_ms, bool) or not 0 <= timestamp_ms <= U64_MAX:
+        raise ConfigError("genesis timestamp_ms must be a non-negative integer (milliseconds since 1970)")
     try:
         validator_set = ValidatorSet(tuple(validators))
     except ValueError as exc:
@@ -176,7 +195,7 @@ def _parse(doc: dict[str, Any]) -> Genesis:
     return Genesis(
         chain_id=chain_id,
         chain_name=str(doc.get("chain_name", "aichain")),
-        timestamp_ms=int(doc.get("timestamp_ms", 0)),
+        timestamp_ms=timestamp_ms,
         validators=validator_set,
         allocations=tuple(sorted(allocations.items())),
         params=params,

@@ -47,10 +47,10 @@ def parse_address(text: str) -> bytes:
     """Parse `0x` + 40 hex digits (any case) into 20 bytes."""
     if not isinstance(text, str) or not text.startswith(("0x", "0X")) or len(text) != 42:
         raise InvalidAddress(f"{text!r} is not an address: expected 0x followed by 40 hex digits")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError as exc:
-        raise InvalidAddress(f"{text!r} is not an address: it contains non-hex characters") from exc
+    digits = text[2:]
+    if not all(c in "0123456789abcdefABCDEF" for c in digits):  # bytes.fromhex would skip whitespace
+        raise InvalidAddress(f"{text!r} is not an address: it contains non-hex characters")
+    return bytes.fromhex(digits)
 
 
 def verify(public_key: bytes, signature: bytes, domain: bytes, chain_id: int, payload: bytes) -> bool:
@@ -104,6 +104,8 @@ class PrivateKey:
         encryption: serialization.KeySerializationEncryption
         if password is None:
             encryption = serialization.NoEncryption()
+        elif not password:
+            raise KeyFileError("a key file password must not be empty (None writes an unencrypted dev key)")
         else:
             encryption = serialization.BestAvailableEncryption(password.encode())
         return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
@@ -113,7 +115,7 @@ class PrivateKey:
         try:
             key = serialization.load_pem_private_key(pem, password.encode() if password is not None else None)
         except TypeError as exc:
-            if password is None:
+            if password is None or b"ENCRYPTED" in pem:  # cryptography treats b"" as no password
                 raise WrongPassword("the key file is encrypted: give its password") from exc
             raise KeyFileError("the key file is not encrypted, but a password was given") from exc
         except ValueError as exc:
@@ -130,11 +132,12 @@ class PrivateKey:
 
 def write_key_file(path: Path, key: PrivateKey, password: str | None) -> None:
     """Write a PEM key file readable only by its owner, without ever leaving a partial file."""
+    pem = key.to_pem(password)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key.to_pem(password))
+        fh.write(pem)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

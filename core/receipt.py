@@ -38,6 +38,8 @@ class Event:
         for pair in items[3]:
             if not isinstance(pair, list) or len(pair) != 2 or type(pair[0]) is not str:
                 raise codec.DecodeError("event field: expected [name, value]")
+            if type(pair[1]) not in (int, bytes, str, bool):
+                raise codec.DecodeError("event field value: expected an int, bytes, str or bool")
             fields.append((pair[0], pair[1]))
         return cls(emitter, name, tuple(fields))
 
@@ -69,7 +71,7 @@ class Receipt:
             raise codec.DecodeError("receipt events: expected an array")
         return cls(
             codec.expect_bytes(items[1], "receipt tx_hash", 32),
-            codec.expect_uint(items[2], "receipt status", bits=8),
+            _status(items[2]),
             codec.expect_uint(items[3], "receipt gas_used"),
             tuple(Event.from_wire(e) for e in items[4]),
             codec.expect_str(items[5], "receipt error", max_len=4096),
@@ -78,3 +80,9 @@ class Receipt:
     @classmethod
     def decode(cls, raw: bytes) -> Receipt:
         return cls.from_wire(codec.decode(raw))
+
+
+def _status(value: object) -> int:
+    if value not in (STATUS_FAILED, STATUS_SUCCESS) or type(value) is not int:
+        raise codec.DecodeError(f"receipt status: expected 0 (failed) or 1 (success), got {value!r}")
+    return value

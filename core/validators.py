@@ -67,6 +67,9 @@ class ValidatorSet:
                     codec.expect_uint(entry[1], "validator power"),
                 )
             )
+        addresses = [v.address for v in validators]
+        if addresses != sorted(addresses):
+            raise codec.DecodeError("validator set: validators must be listed in address order (canonical form)")
         try:
             return cls(tuple(validators))
         except ValueError as exc:

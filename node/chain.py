@@ -129,9 +129,8 @@ class Chain:
         finalize_block(view, ctx, result)
         changes = view.changes()
         update = self.tree.prepare(changes)
-        block = assemble_block(
-            ctx, parent, result, update.root, self.last_commit, self.validators, self.validators
-        )
+        last_commit = self.last_commit if parent.height > 0 else None  # genesis has no commit to carry
+        block = assemble_block(ctx, parent, result, update.root, last_commit, self.validators, self.validators)
         return PendingBlock(block, result.receipts, changes, update, list(result.dropped))
 
     def execute(self, block: Block, now_ms: int | None = None, verified: set[bytes] | None = None) -> PendingBlock:

@@ -37,7 +37,7 @@ from core.errors import (
     WrongChainId,
 )
 from core.genesis import ChainParams
-from core.transaction import Transaction, TxKind
+from core.transaction import MAX_TX_BYTES, MAX_TX_DATA, Transaction, TxKind
 from vm.gas import intrinsic_gas
 
 AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
@@ -103,6 +103,8 @@ class Mempool:
             raise GasLimitTooLow(f"gas limit {tx.gas_limit} is below the {needed} this transaction needs")
         if tx.gas_limit > self.params.block_gas_limit:
             raise GasLimitTooHigh(f"gas limit {tx.gas_limit} exceeds the block gas limit")
+        if len(tx.data) > MAX_TX_DATA or len(tx.encoded) > MAX_TX_BYTES:
+            raise InvalidTransaction(f"transaction is too large: data is limited to {MAX_TX_DATA} bytes")
         if tx.hash in self._by_hash:
             raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already pending")
 
@@ -163,6 +165,7 @@ class Mempool:
             queue = self._senders[sender] = _SenderQueue()
         if replaced is not None:
             self._remove_entry(sender, queue, tx.nonce)
+            self._senders[sender] = queue  # removing the sender's only entry dropped its queue
         queue.entries[tx.nonce] = _Entry(tx, now_ms, next(self._seq))
         queue.cost += cost
         self._by_hash[tx.hash] = (sender, tx.nonce)
@@ -170,26 +173,28 @@ class Mempool:
         return tx.hash
 
     def _make_room(self, tx: Transaction, sender: bytes) -> None:
+        """Evict the cheapest tails of other senders until `tx` fits; evict nothing if it cannot fit."""
         size = len(tx.encoded)
-        while len(self._by_hash) >= self.limits.max_txs or self._bytes + size > self.limits.max_bytes:
-            victim = self._cheapest_tail(exclude=sender)
-            if victim is None or victim[0] >= tx.gas_price:
+        count, used = len(self._by_hash), self._bytes
+        tails = {s: q.highest() for s, q in self._senders.items() if s != sender}
+        victims: list[tuple[bytes, int]] = []
+        while count >= self.limits.max_txs or used + size > self.limits.max_bytes:
+            best: tuple[int, bytes, int] | None = None
+            for victim_sender, nonce in tails.items():
+                entry = self._senders[victim_sender].entries.get(nonce)
+                if entry is not None and (best is None or entry.tx.gas_price < best[0]):
+                    best = (entry.tx.gas_price, victim_sender, nonce)
+            if best is None or best[0] >= tx.gas_price:
                 raise MempoolFull(
                     f"the mempool is full ({len(self._by_hash)} transactions); retry later or pay a higher gas price"
                 )
-            _, victim_sender, victim_nonce = victim
+            _, victim_sender, victim_nonce = best
+            victims.append((victim_sender, victim_nonce))
+            tails[victim_sender] = victim_nonce - 1
+            count -= 1
+            used -= len(self._senders[victim_sender].entries[victim_nonce].tx.encoded)
+        for victim_sender, victim_nonce in victims:
             self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
-
-    def _cheapest_tail(self, exclude: bytes) -> tuple[int, bytes, int] | None:
-        best: tuple[int, bytes, int] | None = None
-        for sender, queue in self._senders.items():
-            if sender == exclude or not queue.entries:
-                continue
-            nonce = queue.highest()
-            price = queue.entries[nonce].tx.gas_price
-            if best is None or price < best[0]:
-                best = (price, sender, nonce)
-        return best
 
     def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> None:
         entry = queue.entries.pop(nonce)

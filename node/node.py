@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from consensus.single import SingleValidatorEngine
-from core.errors import AichainError, ConfigError, InvalidSignature
+from core.errors import AichainError, AlreadyKnown, ConfigError, InvalidSignature
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file
 from core.transaction import Transaction
@@ -98,6 +98,10 @@ class Node:
         await self._start_rpc()
         self.started_at = time.time()
         self._write_node_file()
+        # Load the tree's internal nodes into memory off the event loop, so the first blocks after
+        # a restart do not pay a disk read per touched node; it shares the block thread, so it
+        # never runs beside a commit.
+        asyncio.get_running_loop().run_in_executor(self._worker, self.chain.tree.warm)
         if self.engine is not None:
             self._producer = asyncio.create_task(self._produce_forever(), name="producer")
         log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
@@ -176,9 +180,16 @@ class Node:
         account = self.chain.account(address)
         return account.nonce, account.balance
 
+    def _reject_committed(self, tx: Transaction) -> None:
+        """A transaction already in a block is known (-32016), not a reuse of its nonce (-32005)."""
+        where = self.chain.blocks.tx_location(tx.hash)
+        if where is not None:
+            raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already in block {where[0]}")
+
     async def submit(self, tx: Transaction) -> bytes:
         """Admit one transaction to the mempool (signature verified here) or raise why not."""
         try:
+            self._reject_committed(tx)
             tx_hash = self.mempool.add(tx, now_ms())
         except AichainError as exc:
             self.metrics.txs_rejected.labels(type(exc).__name__).inc()
@@ -193,6 +204,7 @@ class Node:
         for i, tx in enumerate(txs):
             try:
                 self.mempool.precheck(tx)
+                self._reject_committed(tx)
                 candidates.append(i)
             except AichainError as exc:
                 results[i] = exc

@@ -54,6 +54,7 @@ _NIBBLE = {c: i for i, c in enumerate(_HEX)}
 _NEXT = {c: _HEX[i + 1] for i, c in enumerate(_HEX[:-1])}  # no entry for "f": its group runs to the end
 _LEAF = bytes([LEAF_TAG])
 _INTERNAL = bytes([INTERNAL_TAG])
+_HEX_DIGITS = _HEX.encode()
 _ROOT_SUFFIX = b"root"
 
 
@@ -77,7 +78,12 @@ def node_hash(enc: bytes) -> bytes:
 
 
 class StateTree:
-    """The state tree stored in `kv` under `prefix`; see the module docstring for the rules."""
+    """The state tree stored in `kv` under `prefix`; see the module docstring for the rules.
+
+    Not thread-safe for writers: callers serialise `committed`/`reload` with `prove` and
+    `prepare` (node.chain holds its commit lock). `prepare` and `prove` only read committed
+    nodes, so they may interleave with each other.
+    """
 
     def __init__(self, kv: KeyValueStore, prefix: bytes = b"n", cache_nodes: int = 2_000_000) -> None:
         if not prefix:
@@ -174,14 +180,21 @@ class StateTree:
         return Proof(tuple(levels), (enc[1:33], enc[33:65]))
 
     def warm(self, *, leaves: bool = False) -> int:
-        """Load the committed internal nodes (and leaves if asked) into the cache; return how many."""
+        """Load the committed internal nodes (and leaves if asked) into the cache; return how many.
+
+        Optional: nodes are loaded on demand anyway; warming after a restart spares the first
+        blocks those kv reads. Warmed nodes are trusted as stored; only nodes loaded on demand are checked against
+        their parent's hash.
+        """
         loaded = 0
+        skip = len(self._prefix)
         for key, enc in self._kv.iterate(self._prefix):
-            if key == self._root_key or len(self._cache) >= self._cache_limit:
-                continue
-            if leaves or enc[0] == INTERNAL_TAG:
-                self._cache[key] = enc
-                loaded += 1
+            if len(self._cache) >= self._cache_limit:
+                break
+            if key[skip:].translate(None, _HEX_DIGITS) or not (leaves or enc[:1] == _INTERNAL):
+                continue  # not a node key (the root hash), or a leaf we were not asked for
+            self._cache[key] = enc
+            loaded += 1
         return loaded
 
     # --- internals --------------------------------------------------------------------------
@@ -206,8 +219,9 @@ class StateTree:
         """Drop the oldest cached nodes until the cache is at 90% of its limit."""
         excess = len(self._cache) - self._cache_limit * 9 // 10
         if len(self._cache) > self._cache_limit and excess > 0:
+            pop = self._cache.pop
             for key in list(islice(self._cache, excess)):
-                del self._cache[key]
+                pop(key, None)
 
     def _read_root(self) -> bytes:
         raw = self._kv.get(self._root_key)
@@ -283,6 +297,10 @@ class _Preparer:
         if child_new == child_old:
             return old
         writes[child_key] = child_new
+        if child_old is not None and child_new is not None and child_new[0] == child_old[0]:
+            # same kind of child in the same slot: only its hash changes (the common case)
+            digest = _sha256(child_new if child_new[0] == LEAF_TAG else child_new[:-2]).digest()
+            return old[:start] + digest + old[start + HASH_SIZE :]
         leafmap = (old[-2] << 8) | old[-1]
         if child_new is None:  # the child went away
             bitmap ^= bit
@@ -328,9 +346,6 @@ class _Preparer:
 
     def fresh(self, path: str, hxs: list[str], vhs: list[bytes | None], lo: int, hi: int) -> bytes | None:
         """A subtree built from nothing: the inserts among the items (deletes are no-ops)."""
-        if hi - lo == 1:
-            vh = vhs[lo]
-            return None if vh is None else _LEAF + bytes.fromhex(hxs[lo]) + vh
         if None in vhs[lo:hi]:
             kept = [i for i in range(lo, hi) if vhs[i] is not None]
             if not kept:
@@ -368,12 +383,10 @@ class _Preparer:
     def merge_leaf(
         self, path: str, old: bytes, hxs: list[str], vhs: list[bytes | None], lo: int, hi: int
     ) -> bytes | None:
-        """The subtree at a position that held the single leaf `old`, after the items."""
+        """The subtree at a position that held the single leaf `old`, after two or more items."""
         old_hx = old[1:33].hex()
         k = bisect_left(hxs, old_hx, lo, hi)
         if k < hi and hxs[k] == old_hx:  # the leaf's own key is among the items: they replace it
-            if hi - lo == 1 and vhs[k] == old[33:]:
-                return old
             return self.fresh(path, hxs, vhs, lo, hi)
         if all(vhs[i] is None for i in range(lo, hi)):  # only deletes of other (absent) keys
             return old
@@ -384,81 +397,70 @@ class _Preparer:
     def internal(
         self, path: str, old: bytes, hxs: list[str], vhs: list[bytes | None], lo: int, hi: int
     ) -> bytes | None:
-        """The subtree at a position that held the internal node `old`, after the items."""
+        """The subtree at a position that held the internal node `old`, after two or more items.
+
+        One pass in nibble order: unchanged runs of the old child hashes are copied, changed
+        children are spliced in; then the node collapses if a single leaf is left.
+        """
         depth = len(path)
-        bitmap = (old[1] << 8) | old[2]
+        bitmap = new_bitmap = (old[1] << 8) | old[2]
         leafmap = (old[-2] << 8) | old[-1]
         hashes = old[3:-2]
-        load, cached, prefix = self.load, self.cached, self.prefix
-        changes: list[tuple[int, bytes, bytes | None, bytes | None]] = []
+        load, cached, prefix, writes = self.load, self.cached, self.prefix, self.writes
+        parts: list[bytes] = []
+        copied = 0  # old child hashes before this offset are already in `parts` (or dropped)
         i = lo
         while i < hi:
             c = hxs[i][depth]
             j = hi if c == "f" else bisect_left(hxs, path + _NEXT[c], i, hi)
             bit = 1 << _NIBBLE[c]
+            off = (bitmap & (bit - 1)).bit_count() << 5
             child_key = prefix + (path + c).encode()
             if bitmap & bit:
-                off = (bitmap & (bit - 1)).bit_count() << 5
                 child_old: bytes | None = cached(child_key) or load(child_key, hashes[off : off + HASH_SIZE])
             else:
                 child_old = None
-            child_new = self.slot(path + c, child_old, hxs, vhs, i, j)
-            if child_new != child_old:
-                changes.append((bit, child_key, child_old, child_new))
+            if j - i == 1:
+                child_new = self.one(path + c, child_old, hxs[i], vhs[i])
+            else:
+                child_new = self.slot(path + c, child_old, hxs, vhs, i, j)
             i = j
-        if not changes:
-            return old
-        return self.apply(path, bitmap, leafmap, hashes, changes)
-
-    def apply(
-        self,
-        path: str,
-        bitmap: int,
-        leafmap: int,
-        hashes: bytes,
-        changes: list[tuple[int, bytes, bytes | None, bytes | None]],
-    ) -> bytes | None:
-        """Splice changed children into an internal node; collapse it if one leaf is left."""
-        writes = self.writes
-        blob = bytearray(hashes)
-        for bit, child_key, child_old, child_new in reversed(changes):  # high nibbles first keeps offsets valid
-            off = (bitmap & (bit - 1)).bit_count() << 5
-            writes[child_key] = child_new
-            if child_new is None:
-                del blob[off : off + HASH_SIZE]
-                bitmap ^= bit
-                leafmap &= ~bit
+            if child_new == child_old:
                 continue
-            if child_new[0] == LEAF_TAG:
-                digest = _sha256(child_new).digest()
+            writes[child_key] = child_new
+            parts.append(hashes[copied:off])
+            copied = off if child_old is None else off + HASH_SIZE
+            if child_new is None:
+                new_bitmap ^= bit
+                leafmap &= ~bit
+            elif child_new[0] == LEAF_TAG:
+                parts.append(_sha256(child_new).digest())
+                new_bitmap |= bit
                 leafmap |= bit
             else:
-                digest = _sha256(child_new[:-2]).digest()
+                parts.append(_sha256(child_new[:-2]).digest())
+                new_bitmap |= bit
                 leafmap &= ~bit
-            if child_old is None:
-                blob[off:off] = digest
-                bitmap |= bit
-            else:
-                blob[off : off + HASH_SIZE] = digest
-        if bitmap == 0:
+        if not parts:
+            return old
+        parts.append(hashes[copied:])
+        if new_bitmap == 0:
             return None
-        if bitmap & (bitmap - 1) == 0 and leafmap:
-            return self.lift(path, bitmap, bytes(blob), changes)
-        return _INTERNAL + bitmap.to_bytes(2, "big") + blob + leafmap.to_bytes(2, "big")
+        if new_bitmap & (new_bitmap - 1) == 0 and leafmap:
+            return self.lift(path, bitmap, new_bitmap, b"".join(parts))
+        return _INTERNAL + new_bitmap.to_bytes(2, "big") + b"".join(parts) + leafmap.to_bytes(2, "big")
 
-    def lift(
-        self, path: str, bit: int, digest: bytes, changes: list[tuple[int, bytes, bytes | None, bytes | None]]
-    ) -> bytes:
-        """The only child left is a leaf: it moves up to `path`, and its old position goes."""
-        for changed_bit, child_key, child_old, child_new in changes:
-            if changed_bit == bit:
-                assert child_new is not None
-                if child_old is None:
-                    del self.writes[child_key]  # created in this run: never stored
-                else:
-                    self.writes[child_key] = None
-                return child_new
+    def lift(self, path: str, old_bitmap: int, bit: int, digest: bytes) -> bytes:
+        """The only child left (at `bit`) is a leaf: it moves up to `path`, and its position goes."""
         child_key = self.prefix + (path + _HEX[bit.bit_length() - 1]).encode()
-        leaf = self.load(child_key, digest)
-        self.writes[child_key] = None
+        writes = self.writes
+        if child_key not in writes:  # unchanged by this run
+            leaf = self.load(child_key, digest)
+        else:
+            leaf = writes[child_key]
+            assert leaf is not None
+        if old_bitmap & bit:
+            writes[child_key] = None
+        else:
+            del writes[child_key]  # created by this run: never stored
         return leaf
