@@ -110,6 +110,8 @@ class Node:
         """Stop producing, finish the block being committed, close RPC and the database."""
         self._stopping = True
         self._tx_arrived.set()
+        async with self._new_head:
+            self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
         if self._producer is not None:
             self._producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -238,12 +240,15 @@ class Node:
         return parts[0] + parts[1]
 
     async def wait_for_height(self, height: int, timeout: float) -> bool:
+        """True once the head reaches `height`; False on timeout or when the node is stopping."""
         async with self._new_head:
             try:
-                await asyncio.wait_for(self._new_head.wait_for(lambda: self.chain.head.height >= height), timeout)
+                await asyncio.wait_for(
+                    self._new_head.wait_for(lambda: self._stopping or self.chain.head.height >= height), timeout
+                )
             except TimeoutError:
                 return False
-        return True
+        return self.chain.head.height >= height
 
     # --- block production --------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ def decode_tx(raw: bytes) -> Transaction:
     try:
         return Transaction.decode(raw)
     except DecodeError as exc:
-        raise DecodeError(f"not a signed transaction: {exc}") from exc
+        # keep the subtype: its code tells malformed (-32010), non-canonical (-32011), too large (-32012)
+        raise type(exc)(f"not a signed transaction: {exc}", **exc.data) from exc
 
 
 def build_registry(node: Node) -> MethodRegistry:
@@ -57,6 +58,8 @@ def build_registry(node: Node) -> MethodRegistry:
         example={"params": [1, False], "result": {"height": 1, "hash": "0x…", "transactions": []}},
     )
     def chain_get_block_by_height(height: int, full: bool) -> dict[str, Any] | None:
+        if height > chain.head.height:  # also keeps heights beyond 64 bits away from the storage keys
+            return None
         block = chain.blocks.block(height)
         return None if block is None else block_view(block, full, chain.blocks.commit(height))
 
@@ -67,7 +70,7 @@ def build_registry(node: Node) -> MethodRegistry:
 
     @registry.method("chain_getCommit", HEIGHT, doc="The commit (precommit signatures) that finalized a block.")
     def chain_get_commit(height: int) -> dict[str, Any] | None:
-        return commit_view(chain.blocks.commit(height))
+        return None if height > chain.head.height else commit_view(chain.blocks.commit(height))
 
     @registry.method(
         "tx_send",
@@ -135,7 +138,8 @@ def build_registry(node: Node) -> MethodRegistry:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return None
-            await node.wait_for_height(chain.head.height + 1, remaining)
+            if not await node.wait_for_height(chain.head.height + 1, remaining):
+                return tx_get_receipt(tx_hash)  # timed out, or the node is stopping
 
     @registry.method(
         "state_getAccount",
