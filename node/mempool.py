@@ -61,17 +61,24 @@ class _Entry:
 
 
 class _SenderQueue:
-    __slots__ = ("cost", "entries")
+    """One sender's pending transactions: consecutive nonces `low` .. `low + len - 1`.
 
-    def __init__(self) -> None:
-        self.entries: dict[int, _Entry] = {}  # nonce -> entry, consecutive nonces
+    Entries leave from the bottom (committed) or the top (evicted, invalidated), so the
+    bounds stay O(1) to read.
+    """
+
+    __slots__ = ("cost", "entries", "low")
+
+    def __init__(self, low: int) -> None:
+        self.entries: dict[int, _Entry] = {}  # nonce -> entry
         self.cost = 0  # sum of value + max fee of the entries
+        self.low = low
 
     def lowest(self) -> int:
-        return min(self.entries)
+        return self.low
 
     def highest(self) -> int:
-        return max(self.entries)
+        return self.low + len(self.entries) - 1
 
 
 class Mempool:
@@ -138,7 +145,10 @@ class Mempool:
         if tx.nonce < account_nonce:
             raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {account_nonce}")
         queue = self._senders.get(sender)
-        next_nonce = account_nonce if queue is None else max(account_nonce, queue.highest() + 1)
+        if queue is not None and queue.lowest() < account_nonce:
+            self.remove_committed((sender,))  # stale entries a block already took
+            queue = self._senders.get(sender)
+        next_nonce = account_nonce if queue is None else queue.highest() + 1
         if tx.nonce > next_nonce:
             raise NonceTooHigh(f"nonce {tx.nonce} leaves a gap; the sender's next nonce is {next_nonce}")
         cost = tx.value + tx.max_fee
@@ -162,10 +172,12 @@ class Mempool:
                 raise MempoolFull(f"this sender already has {self.limits.max_per_sender} pending transactions")
             self._make_room(tx, sender)
         if queue is None:
-            queue = self._senders[sender] = _SenderQueue()
+            queue = self._senders[sender] = _SenderQueue(tx.nonce)
         if replaced is not None:
-            self._remove_entry(sender, queue, tx.nonce)
-            self._senders[sender] = queue  # removing the sender's only entry dropped its queue
+            del queue.entries[tx.nonce]
+            queue.cost -= replaced.tx.value + replaced.tx.max_fee
+            self._by_hash.pop(replaced.tx.hash, None)
+            self._bytes -= len(replaced.tx.encoded)
         queue.entries[tx.nonce] = _Entry(tx, now_ms, next(self._seq))
         queue.cost += cost
         self._by_hash[tx.hash] = (sender, tx.nonce)
@@ -176,6 +188,10 @@ class Mempool:
         """Evict the cheapest tails of other senders until `tx` fits; evict nothing if it cannot fit."""
         size = len(tx.encoded)
         count, used = len(self._by_hash), self._bytes
+        if count < self.limits.max_txs and used + size <= self.limits.max_bytes:
+            return
+        # Full: a scan over the senders' tails. Rare (the pool is sized for bursts), so a scan
+        # beats keeping an index of tails up to date on every admission.
         tails = {s: q.highest() for s, q in self._senders.items() if s != sender}
         victims: list[tuple[bytes, int]] = []
         while count >= self.limits.max_txs or used + size > self.limits.max_bytes:
@@ -198,6 +214,8 @@ class Mempool:
 
     def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> None:
         entry = queue.entries.pop(nonce)
+        if nonce == queue.low:
+            queue.low += 1
         queue.cost -= entry.tx.value + entry.tx.max_fee
         self._by_hash.pop(entry.tx.hash, None)
         self._bytes -= len(entry.tx.encoded)
@@ -258,7 +276,7 @@ class Mempool:
             if queue is None:
                 continue
             account_nonce, _ = self._accounts(sender)
-            for nonce in [n for n in queue.entries if n < account_nonce]:
+            for nonce in sorted(n for n in queue.entries if n < account_nonce):  # bottom first
                 self._remove_entry(sender, queue, nonce)
                 if sender not in self._senders:
                     break

@@ -558,3 +558,57 @@ def test_a_refused_newcomer_evicts_nothing() -> None:
     mp.add(fits, 0)
     assert fits.hash in mp and c0.hash in mp
     assert b0.hash not in mp and d0.hash not in mp
+
+
+# --- invariant under random operations ------------------------------------------------------------
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "replace", "commit", "drop_from", "select"]),
+        st.integers(0, 1),  # sender: few senders, so operations meet in the same queue
+        st.integers(0, 6),  # nonce offset / count
+        st.integers(1, 40),  # gas price
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_OPS)
+def test_queues_stay_consecutive_and_accounting_matches(ops: list[tuple[str, int, int, int]]) -> None:
+    """Whatever happens, each sender's pending nonces are consecutive and the pool's counts add up."""
+    senders = [A, B, C, D]
+    mempool, accounts = pool(max_txs=12)
+    for op, who, n, price in ops:
+        sender = senders[who]
+        nonce, balance = accounts(sender.address)
+        pending = mempool.pending_nonce(sender.address)
+        try:
+            if op == "add":
+                mempool.add(tx(sender, pending if pending is not None else nonce, price), 0)
+            elif op == "replace" and pending is not None:
+                mempool.add(tx(sender, max(nonce, pending - 1 - n % 2), price, value=2), 0)
+            elif op == "commit":
+                accounts.set(sender, nonce + n % 3, balance)
+                mempool.remove_committed([sender.address])
+            elif op == "drop_from":
+                mempool.remove_from(sender.address, nonce + n)
+            elif op == "select":
+                chosen = mempool.select(n + 1, 10**9)
+                seen: dict[bytes, int] = {}
+                for t in chosen:  # each sender's transactions come out in nonce order, without gaps
+                    if t.sender_address in seen:
+                        assert t.nonce == seen[t.sender_address] + 1
+                    seen[t.sender_address] = t.nonce
+        except Exception as exc:  # admission refusals are expected; anything else is a bug
+            assert type(exc).__module__ == "core.errors", exc
+        total = 0
+        size = 0
+        for queue in mempool._senders.values():
+            nonces = sorted(queue.entries)
+            assert nonces == list(range(queue.lowest(), queue.highest() + 1))
+            assert queue.cost == sum(e.tx.value + e.tx.max_fee for e in queue.entries.values())
+            total += len(nonces)
+            size += sum(len(e.tx.encoded) for e in queue.entries.values())
+        assert total == len(mempool) <= 12
+        assert size == mempool.size_bytes
