@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import typer
@@ -59,6 +61,7 @@ def start(
     p2p_port: int | None = typer.Option(None, "--p2p-port", help="P2P port [30303]"),
     block_time_ms: int | None = typer.Option(None, "--block-time-ms", help="Override the genesis block time"),
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning, error"),
+    as_json: bool = typer.Option(False, "--json", help="Print the startup banner as one JSON line"),
 ) -> None:
     """Start a node. Stop it with Ctrl-C; it finishes the block it is writing and closes cleanly."""
     overrides = {
@@ -84,12 +87,12 @@ def start(
     elif not cfg.genesis_path.exists():
         fail(f"no genesis at {cfg.genesis_path}: run `aichain-node init --datadir {cfg.datadir}` or use --dev")
     try:
-        asyncio.run(_run(cfg))
+        asyncio.run(_run(cfg, as_json))
     except AichainError as exc:
         fail(str(exc))
 
 
-async def _run(cfg: NodeConfig) -> None:
+async def _run(cfg: NodeConfig, as_json: bool) -> None:
     from node.node import Node
 
     node = Node(cfg)
@@ -98,18 +101,26 @@ async def _run(cfg: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _banner(node, cfg)
+    _banner(node, cfg, as_json)
     try:
         await stop.wait()
     finally:
-        typer.echo("stopping…")
+        typer.echo("stopping…", err=True)
         await node.stop()
 
 
-def _banner(node: object, cfg: NodeConfig) -> None:
+def _banner(node: object, cfg: NodeConfig, as_json: bool) -> None:
     from node.node import Node
 
     assert isinstance(node, Node)
+    if as_json:
+        info = node.status()
+        if cfg.dev:
+            info["dev_account"] = address_hex(DEV_ACCOUNT_KEY.address)
+            info["dev_key"] = str(keystore_dir() / "dev.pem")
+        typer.echo(json.dumps(info), nl=True)
+        sys.stdout.flush()
+        return
     lines = [
         f"aichain-node running — chain {node.genesis.chain_id} ({node.genesis.chain_name})",
         f"  data       {cfg.datadir}",
