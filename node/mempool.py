@@ -26,19 +26,15 @@ from dataclasses import dataclass
 from core.errors import (
     AlreadyKnown,
     FeeTooLow,
-    GasLimitTooHigh,
-    GasLimitTooLow,
     InsufficientBalance,
     InvalidSignature,
-    InvalidTransaction,
     MempoolFull,
     NonceTooHigh,
     NonceTooLow,
-    WrongChainId,
 )
 from core.genesis import ChainParams
-from core.transaction import MAX_TX_BYTES, MAX_TX_DATA, Transaction, TxKind
-from vm.gas import intrinsic_gas
+from core.transaction import Transaction
+from vm.execution import check_stateless
 
 AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
 
@@ -98,20 +94,8 @@ class Mempool:
     # --- admission ----------------------------------------------------------------------------
 
     def precheck(self, tx: Transaction) -> None:
-        """Stateless rules, cheap, checked before the signature."""
-        if tx.chain_id != self.chain_id:
-            raise WrongChainId(f"transaction is signed for chain {tx.chain_id}; this node serves chain {self.chain_id}")
-        if tx.kind != TxKind.TRANSFER:
-            raise InvalidTransaction(f"transaction kind {tx.kind} is not supported on this chain yet")
-        if tx.gas_price < self.params.min_gas_price:
-            raise FeeTooLow(f"gas price {tx.gas_price} is below the minimum of {self.params.min_gas_price}")
-        needed = intrinsic_gas(tx.data)
-        if tx.gas_limit < needed:
-            raise GasLimitTooLow(f"gas limit {tx.gas_limit} is below the {needed} this transaction needs")
-        if tx.gas_limit > self.params.block_gas_limit:
-            raise GasLimitTooHigh(f"gas limit {tx.gas_limit} exceeds the block gas limit")
-        if len(tx.data) > MAX_TX_DATA or len(tx.encoded) > MAX_TX_BYTES:
-            raise InvalidTransaction(f"transaction is too large: data is limited to {MAX_TX_DATA} bytes")
+        """Stateless rules (those of execution, and not pending already), checked before the signature."""
+        check_stateless(tx, self.chain_id, self.params)
         if tx.hash in self._by_hash:
             raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already pending")
 

@@ -1,9 +1,10 @@
 """The state transition: applying transactions and blocks to a `StateView`.
 
 Rules, in the order they are checked for each transaction:
-1. it is for this chain; its kind is known;
-2. its nonce equals the sender's account nonce;
-3. its gas price is at least the chain's minimum, its gas limit covers the intrinsic gas;
+1. it is for this chain; its kind is known; it is within the size limits;
+2. its gas price is at least the chain's minimum; its gas limit covers the intrinsic gas and
+   fits in a block (rules 1-2 hold whatever the state: `check_stateless`, also the mempool's);
+3. its nonce equals the sender's account nonce;
 4. the sender's balance covers value + gas_limit x gas_price.
 A transaction that breaks one of these cannot be in a block. Otherwise the sender pays
 the whole fee up front and its nonce increases; the transaction then runs; unused gas is
@@ -30,7 +31,7 @@ from core.errors import (
 )
 from core.genesis import ChainParams
 from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Receipt
-from core.transaction import Transaction, TxKind
+from core.transaction import MAX_TX_BYTES, MAX_TX_DATA, Transaction, TxKind
 from core.units import U64_MAX
 from vm.gas import intrinsic_gas
 from vm.state import StateView
@@ -54,24 +55,31 @@ class BlockResult:
     dropped: list[tuple[Transaction, AichainError]] = field(default_factory=list)
 
 
-def check_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> None:
-    """Raise the `InvalidTransaction` subtype for the first inclusion rule `tx` breaks."""
-    if tx.chain_id != ctx.chain_id:
-        raise WrongChainId(f"transaction is for chain {tx.chain_id}, this is chain {ctx.chain_id}")
+def check_stateless(tx: Transaction, chain_id: int, params: ChainParams) -> None:
+    """Raise the `InvalidTransaction` subtype for the first state-independent rule `tx` breaks."""
+    if tx.chain_id != chain_id:
+        raise WrongChainId(f"transaction is signed for chain {tx.chain_id}; this is chain {chain_id}")
     if tx.kind != TxKind.TRANSFER:
         raise InvalidTransaction(f"transaction kind {tx.kind} is not supported on this chain yet")
+    if len(tx.data) > MAX_TX_DATA or len(tx.encoded) > MAX_TX_BYTES:
+        raise InvalidTransaction(f"transaction is too large: data is limited to {MAX_TX_DATA} bytes")
+    if tx.gas_price < params.min_gas_price:
+        raise FeeTooLow(f"gas price {tx.gas_price} is below the chain minimum of {params.min_gas_price}")
+    needed = intrinsic_gas(tx.data)
+    if tx.gas_limit < needed:
+        raise GasLimitTooLow(f"gas limit {tx.gas_limit} is below the {needed} this transaction needs")
+    if tx.gas_limit > params.block_gas_limit:
+        raise GasLimitTooHigh(f"gas limit {tx.gas_limit} exceeds the block gas limit {params.block_gas_limit}")
+
+
+def check_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> None:
+    """Raise the `InvalidTransaction` subtype for the first inclusion rule `tx` breaks."""
+    check_stateless(tx, ctx.chain_id, ctx.params)
     sender = view.account(tx.sender_address)
     if tx.nonce < sender.nonce:
         raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {sender.nonce}")
     if tx.nonce > sender.nonce:
         raise NonceTooHigh(f"nonce {tx.nonce} leaves a gap; the sender's next nonce is {sender.nonce}")
-    if tx.gas_price < ctx.params.min_gas_price:
-        raise FeeTooLow(f"gas price {tx.gas_price} is below the chain minimum of {ctx.params.min_gas_price}")
-    needed = intrinsic_gas(tx.data)
-    if tx.gas_limit < needed:
-        raise GasLimitTooLow(f"gas limit {tx.gas_limit} is below the {needed} this transaction needs")
-    if tx.gas_limit > ctx.params.block_gas_limit:
-        raise GasLimitTooHigh(f"gas limit {tx.gas_limit} exceeds the block gas limit {ctx.params.block_gas_limit}")
     cost = tx.value + tx.max_fee
     if cost > sender.balance:
         raise InsufficientBalance(

@@ -187,11 +187,11 @@ def test_balance_must_cover_value_and_max_fee() -> None:
     [
         ({"chain_id": CHAIN + 1, "kind": 2, "gas_price": 0}, 3, 0, WrongChainId),
         ({"kind": 2, "gas_price": 0}, 3, 0, InvalidTransaction),
-        ({"nonce": 2, "gas_price": 0, "gas_limit": 1}, 3, 0, NonceTooLow),
-        ({"nonce": 4, "gas_price": 0, "gas_limit": 1}, 3, 0, NonceTooHigh),
-        ({"nonce": 3, "gas_price": 0, "gas_limit": 1}, 3, 0, FeeTooLow),
-        ({"nonce": 3, "gas_limit": 1}, 3, 0, GasLimitTooLow),
-        ({"nonce": 3, "gas_limit": 10**9}, 3, 0, GasLimitTooHigh),
+        ({"nonce": 2, "gas_price": 0, "gas_limit": 1}, 3, 0, FeeTooLow),
+        ({"nonce": 2, "gas_limit": 1}, 3, 0, GasLimitTooLow),
+        ({"nonce": 2, "gas_limit": 10**9}, 3, 0, GasLimitTooHigh),
+        ({"nonce": 2}, 3, 0, NonceTooLow),
+        ({"nonce": 4}, 3, 0, NonceTooHigh),
         ({"nonce": 3}, 3, 0, InsufficientBalance),
     ],
 )
