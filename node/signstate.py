@@ -1,0 +1,117 @@
+"""Double-sign protection: what this validator signed last, persisted before the signature leaves.
+
+Signing steps are ordered (height, round, step) with proposal < prevote < precommit. The
+signer refuses anything below the last signed position, and at the same position returns
+the signature it already made for the same bytes and refuses different bytes. The state is
+written to `<datadir>/sign_state.json` and fsynced before a signature is returned, so after
+a crash — even kill -9 between signing and broadcasting — a restarted validator can never
+sign a conflicting vote or proposal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.block import Vote, VoteType
+from core.errors import AichainError
+from core.keys import PrivateKey
+from core.proposal import Proposal
+
+STEP_PROPOSAL = 1
+STEP_PREVOTE = 2
+STEP_PRECOMMIT = 3
+
+
+class DoubleSignRefused(AichainError):
+    """The signer was asked to sign something that would conflict with what it signed before."""
+
+    rpc_code = -32080
+
+
+@dataclass(frozen=True)
+class _Signed:
+    height: int
+    round: int
+    step: int
+    payload: bytes
+    signature: bytes
+
+
+class Signer:
+    def __init__(self, key: PrivateKey, chain_id: int, path: Path, *, unsafe_allow_double_sign: bool = False) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.path = path
+        self.unsafe_allow_double_sign = unsafe_allow_double_sign  # test-only: a Byzantine validator
+        self._last = self._load()
+
+    @property
+    def address(self) -> bytes:
+        return self.key.address
+
+    def sign_vote(self, vote: Vote) -> Vote:
+        step = STEP_PREVOTE if vote.vote_type == VoteType.PREVOTE else STEP_PRECOMMIT
+        signature = self._sign(vote.height, vote.round, step, vote.signing_payload(), lambda: vote.signed_by(
+            self.key, self.chain_id).signature)  # fmt: skip
+        return Vote(vote.vote_type, vote.height, vote.round, vote.block_hash, vote.validator, signature)
+
+    def sign_proposal(self, proposal: Proposal) -> Proposal:
+        payload = proposal.signing_payload()
+        signature = self._sign(
+            proposal.height, proposal.round, STEP_PROPOSAL, payload,
+            lambda: proposal.signed_by(self.key, self.chain_id).signature,
+        )  # fmt: skip
+        return Proposal(
+            proposal.height, proposal.round, proposal.pol_round, proposal.block_hash, proposal.proposer, signature
+        )
+
+    def _sign(self, height: int, round_: int, step: int, payload: bytes, make: object) -> bytes:
+        last = self._last
+        position = (height, round_, step)
+        if last is not None and not self.unsafe_allow_double_sign:
+            last_position = (last.height, last.round, last.step)
+            if position < last_position:
+                raise DoubleSignRefused(f"refusing to sign {position}: already signed at {last_position}")
+            if position == last_position:
+                if payload == last.payload:
+                    return last.signature
+                raise DoubleSignRefused(f"refusing to sign different bytes at {position}: that would equivocate")
+        signature: bytes = make()  # type: ignore[operator]
+        self._store(_Signed(height, round_, step, payload, signature))
+        return signature
+
+    def _store(self, signed: _Signed) -> None:
+        doc = {"height": signed.height, "round": signed.round, "step": signed.step,
+               "payload": signed.payload.hex(), "signature": signed.signature.hex()}  # fmt: skip
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(doc))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._last = signed
+
+    def _load(self) -> _Signed | None:
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise AichainError(
+                f"cannot read {self.path} ({exc}); it guards against double-signing, so the node will not sign "
+                "without it. Restore it, or delete it only if you are sure this key signed nothing at later heights"
+            ) from exc
+        return _Signed(doc["height"], doc["round"], doc["step"], bytes.fromhex(doc["payload"]),
+                       bytes.fromhex(doc["signature"]))  # fmt: skip
+
+    def last_signed(self) -> tuple[int, int, int] | None:
+        return None if self._last is None else (self._last.height, self._last.round, self._last.step)

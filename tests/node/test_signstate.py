@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.block import Vote, VoteType
+from core.errors import AichainError
+from core.keys import DOMAIN_VOTE, PrivateKey, verify
+from core.proposal import Proposal
+from node.signstate import DoubleSignRefused, Signer
+
+KEY = PrivateKey.from_seed(b"\x07" * 32)
+CHAIN = 5
+
+
+def vote(height: int, round_: int, kind: VoteType, block: bytes) -> Vote:
+    return Vote(kind, height, round_, block, KEY.address)
+
+
+def test_signatures_verify_and_repeat_identically(tmp_path: Path) -> None:
+    signer = Signer(KEY, CHAIN, tmp_path / "s.json")
+    first = signer.sign_vote(vote(3, 0, VoteType.PREVOTE, b"\x01" * 32))
+    assert verify(KEY.public_key, first.signature, DOMAIN_VOTE, CHAIN, first.signing_payload())
+    again = signer.sign_vote(vote(3, 0, VoteType.PREVOTE, b"\x01" * 32))
+    assert again.signature == first.signature
+
+
+def test_conflicting_or_earlier_signatures_are_refused_even_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    signer = Signer(KEY, CHAIN, path)
+    signer.sign_proposal(Proposal(3, 1, -1, b"\x02" * 32, KEY.address))
+    signer.sign_vote(vote(3, 1, VoteType.PREVOTE, b"\x02" * 32))
+    restarted = Signer(KEY, CHAIN, path)  # as after kill -9: only the file survives
+    assert restarted.last_signed() == (3, 1, 2)
+    with pytest.raises(DoubleSignRefused):
+        restarted.sign_vote(vote(3, 1, VoteType.PREVOTE, b""))  # same position, other block: equivocation
+    with pytest.raises(DoubleSignRefused):
+        restarted.sign_proposal(Proposal(3, 1, -1, b"\x03" * 32, KEY.address))  # earlier step
+    with pytest.raises(DoubleSignRefused):
+        restarted.sign_vote(vote(2, 9, VoteType.PRECOMMIT, b"\x02" * 32))  # earlier height
+    later = restarted.sign_vote(vote(3, 1, VoteType.PRECOMMIT, b"\x02" * 32))
+    assert later.signature
+    assert Signer(KEY, CHAIN, path).last_signed() == (3, 1, 3)
+
+
+def test_test_switch_allows_double_signing(tmp_path: Path) -> None:
+    signer = Signer(KEY, CHAIN, tmp_path / "s.json", unsafe_allow_double_sign=True)
+    a = signer.sign_vote(vote(4, 0, VoteType.PREVOTE, b"\x01" * 32))
+    b = signer.sign_vote(vote(4, 0, VoteType.PREVOTE, b""))
+    assert a.signature != b.signature
+
+
+def test_a_corrupt_sign_state_stops_signing_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text("{not json")
+    with pytest.raises(AichainError, match="double-signing"):
+        Signer(KEY, CHAIN, path)
