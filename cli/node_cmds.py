@@ -128,8 +128,8 @@ def _banner(node: object, cfg: NodeConfig, as_json: bool) -> None:
         f"  rpc        {node.rpc_url}   (metrics at {node.rpc_url}/metrics)",
         f"  head       block {node.chain.head.height}",
     ]
-    if node.engine is not None:
-        lines.append(f"  validator  {address_hex(node.engine.key.address)}  (key {cfg.validator_key_path})")
+    if node.validator_address() is not None:
+        lines.append(f"  validator  {node.validator_address()}  (key {cfg.validator_key_path})")
     if cfg.dev:
         dev = DEV_ACCOUNT_KEY.address
         balance = node.chain.account(dev).balance

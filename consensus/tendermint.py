@@ -90,13 +90,18 @@ class Tendermint:
 
     # --- entry points -----------------------------------------------------------------------
 
-    def start_height(self, height: int, validators: ValidatorSet) -> list[Action]:
-        """Begin deciding `height` with `validators`, at round 0."""
+    def start_height(self, height: int, validators: ValidatorSet, first_round: int = 0) -> list[Action]:
+        """Begin deciding `height` with `validators`, at round 0.
+
+        A validator that restarts after signing at this height starts at the round after the
+        last one it signed in (`first_round`): it may not sign again in that round, and rounds
+        may always be skipped.
+        """
         self.height = height
         self.validators = validators
         self._reset()
         actions: list[Action] = []
-        self._start_round(0, actions)
+        self._start_round(first_round, actions)
         self._evaluate(actions)
         return actions
 

@@ -120,7 +120,9 @@ class Chain:
     def context(self, proposer: bytes, timestamp_ms: int) -> BlockContext:
         return BlockContext(self.chain_id, self.head.height + 1, timestamp_ms, proposer, self.params)
 
-    def build(self, txs: list[Transaction], proposer: bytes, now_ms: int) -> PendingBlock:
+    def build(
+        self, txs: list[Transaction], proposer: bytes, now_ms: int, evidence: tuple[bytes, ...] = ()
+    ) -> PendingBlock:
         """Execute candidate transactions on the head (dropping invalid ones) and assemble a block."""
         parent = self.head
         ctx = self.context(proposer, next_timestamp(parent, now_ms))
@@ -130,7 +132,9 @@ class Chain:
         changes = view.changes()
         update = self.tree.prepare(changes)
         last_commit = self.last_commit if parent.height > 0 else None  # genesis has no commit to carry
-        block = assemble_block(ctx, parent, result, update.root, last_commit, self.validators, self.validators)
+        block = assemble_block(
+            ctx, parent, result, update.root, last_commit, self.validators, self.validators, evidence
+        )
         return PendingBlock(block, result.receipts, changes, update, list(result.dropped))
 
     def execute(self, block: Block, now_ms: int | None = None, verified: set[bytes] | None = None) -> PendingBlock:

@@ -21,17 +21,19 @@ from typing import Any
 
 from aiohttp import web
 
-from consensus.single import SingleValidatorEngine
+from consensus.events import TimeoutConfig
 from core.errors import AichainError, AlreadyKnown, ConfigError, InvalidSignature
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file
 from core.transaction import Transaction
-from node.chain import Chain
+from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
+from node.consensus_driver import ConsensusDriver
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.signstate import Signer
 from storage.kv import KeyValueStore
 
 log = logging.getLogger("aichain.node")
@@ -54,19 +56,20 @@ class Node:
         self.timing = self.genesis.params
         if config.block_time_ms is not None:
             self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
+        self.timeouts = TimeoutConfig()
         self._validator_key = validator_key
         self.kv: KeyValueStore | None = None
         self.chain: Chain
         self.mempool: Mempool
-        self.engine: SingleValidatorEngine | None = None
         self.rpc_url = ""
         self.started_at = 0.0
         self._runner: web.AppRunner | None = None
-        self._producer: asyncio.Task[None] | None = None
-        self._tx_arrived = asyncio.Event()
+        self.driver: ConsensusDriver | None = None
+        self._last_block_at: float | None = None
+        self.tx_arrived = asyncio.Event()
         self._new_head = asyncio.Condition()
         self._stopping = False
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
+        self.block_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
         self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -91,8 +94,8 @@ class Node:
             ),
         )
         key = self._validator_key or self._load_validator_key()
-        if key is not None:
-            self.engine = SingleValidatorEngine(key, self.chain.validators, self.genesis.chain_id, self.timing)
+        signer = None if key is None else Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json")
+        self.driver = ConsensusDriver(self, signer, self.timeouts)
         self.metrics.head_height.set(self.chain.head.height)
         self.metrics.finalized_height.set(self.chain.head.height)
         await self._start_rpc()
@@ -101,24 +104,21 @@ class Node:
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
         # a restart do not pay a disk read per touched node; it shares the block thread, so it
         # never runs beside a commit.
-        asyncio.get_running_loop().run_in_executor(self._worker, self.chain.tree.warm)
-        if self.engine is not None:
-            self._producer = asyncio.create_task(self._produce_forever(), name="producer")
+        asyncio.get_running_loop().run_in_executor(self.block_worker, self.chain.tree.warm)
+        self.driver.start()
         log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
 
     async def stop(self) -> None:
         """Stop producing, finish the block being committed, close RPC and the database."""
         self._stopping = True
-        self._tx_arrived.set()
+        self.tx_arrived.set()
         async with self._new_head:
             self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
-        if self._producer is not None:
-            self._producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._producer
+        if self.driver is not None:
+            await self.driver.stop()
         if self._runner is not None:
             await self._runner.cleanup()
-        self._worker.shutdown(wait=True)
+        self.block_worker.shutdown(wait=True)
         self._verifiers.shutdown(wait=True)
         if self.kv is not None:
             self.kv.close()
@@ -196,7 +196,7 @@ class Node:
         except AichainError as exc:
             self.metrics.txs_rejected.labels(type(exc).__name__).inc()
             raise
-        self._tx_arrived.set()
+        self.tx_arrived.set()
         return tx_hash
 
     async def submit_many(self, txs: Sequence[Transaction]) -> list[bytes | AichainError]:
@@ -225,7 +225,7 @@ class Node:
         for r in results:
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        self._tx_arrived.set()
+        self.tx_arrived.set()
         return results  # type: ignore[return-value]
 
     async def _verify(self, txs: list[Transaction]) -> list[bool]:
@@ -250,54 +250,41 @@ class Node:
                 return False
         return self.chain.head.height >= height
 
-    # --- block production --------------------------------------------------------------------
+    # --- consensus hooks ---------------------------------------------------------------------
 
-    async def _produce_forever(self) -> None:
-        assert self.engine is not None
-        loop = asyncio.get_running_loop()
-        last_block_at = time.monotonic()
-        while not self._stopping:
-            head = self.chain.head
-            due = self.engine.next_block_due_ms(head.timestamp_ms, len(self.mempool) > 0)
-            wait_s = (due - now_ms()) / 1000
-            if wait_s > 0:
-                self._tx_arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._tx_arrived.wait(), wait_s)
-                continue
-            started = time.perf_counter()
-            candidates = self.mempool.select(self.genesis.params.max_block_txs, self.genesis.params.block_gas_limit)
-            try:
-                pending = await loop.run_in_executor(
-                    self._worker, self.chain.build, candidates, self.engine.key.address, now_ms()
-                )
-                commit = self.engine.commit(pending.block.header)
-                await loop.run_in_executor(self._worker, self.chain.commit, pending, commit)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("building block %d failed; retrying in 1 s", head.height + 1)
-                await asyncio.sleep(1)
-                continue
-            block = pending.block
-            for tx, _error in pending.dropped:
-                self.mempool.remove_from(tx.sender_address, tx.nonce)
-            self.mempool.remove_committed({tx.sender_address for tx in block.transactions})
-            self.mempool.expire(now_ms())
-            self.metrics.block_seconds.observe(time.perf_counter() - started)
-            now = time.monotonic()
-            self.metrics.block_interval.observe(now - last_block_at)
-            last_block_at = now
-            self.metrics.head_height.set(block.height)
-            self.metrics.finalized_height.set(block.height)
-            self.metrics.blocks_committed.inc()
-            self.metrics.txs_committed.inc(len(block.transactions))
-            async with self._new_head:
-                self._new_head.notify_all()
-            if block.transactions:
-                log.info("block %d: %d txs, %s…", block.height, len(block.transactions), block.hash.hex()[:12])
+    def take_evidence(self) -> tuple[bytes, ...]:
+        """Evidence to include in the next block we propose."""
+        return ()
+
+    def has_evidence(self) -> bool:
+        return False
+
+    def evidence_found(self, first: object, second: object) -> None:
+        log.warning("equivocation seen: %s / %s", first, second)
+
+    async def block_committed(self, pending: PendingBlock) -> None:
+        """Bookkeeping after a block is committed: mempool, metrics, waiters."""
+        block = pending.block
+        self.mempool.remove_committed({tx.sender_address for tx in block.transactions})
+        self.mempool.expire(now_ms())
+        now = time.monotonic()
+        if self._last_block_at is not None:
+            self.metrics.block_interval.observe(now - self._last_block_at)
+        self._last_block_at = now
+        self.metrics.head_height.set(block.height)
+        self.metrics.finalized_height.set(block.height)
+        self.metrics.blocks_committed.inc()
+        self.metrics.txs_committed.inc(len(block.transactions))
+        async with self._new_head:
+            self._new_head.notify_all()
+        if block.transactions:
+            log.info("block %d: %d txs, %s…", block.height, len(block.transactions), block.hash.hex()[:12])
 
     # --- status ------------------------------------------------------------------------------
+
+    def validator_address(self) -> str | None:
+        signer = None if self.driver is None else self.driver.signer
+        return None if signer is None else "0x" + signer.address.hex()
 
     def status(self) -> dict[str, Any]:
         head = self.chain.head
@@ -310,7 +297,7 @@ class Node:
             "head_hash": "0x" + head.hash.hex(),
             "head_time_ms": head.timestamp_ms,
             "finalized_height": head.height,
-            "validator": None if self.engine is None else "0x" + self.engine.key.address.hex(),
+            "validator": self.validator_address(),
             "validators": len(self.chain.validators),
             "mempool_txs": len(self.mempool),
             "peers": 0,

@@ -1,0 +1,297 @@
+"""Drives the consensus state machine with real time, real blocks and the network.
+
+One task owns the machine: it takes events from an inbox in order, and carries out the
+actions the machine returns. Heavy work (building or executing a block, committing it)
+runs in the node's block thread while the task awaits it. Rules:
+
+- a proposal from a peer is executed on our head before the machine sees it, and reaches
+  it with its validity; our own proposals are valid by construction;
+- every signature goes through the `Signer`, which persists what it signs first;
+- messages for the next height are kept (bounded) and replayed when that height starts;
+- between heights the driver waits one block time after the head's timestamp; with an
+  empty mempool it waits up to the empty-block interval, unless transactions arrive or a
+  peer is already at the next height.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from consensus.events import (
+    Action,
+    BlockBuilt,
+    BuildBlock,
+    CommitBlock,
+    Event,
+    EvidenceFound,
+    ProposalReceived,
+    ScheduleTimeout,
+    SignProposal,
+    SignVote,
+    TimeoutConfig,
+    TimeoutFired,
+    VoteReceived,
+)
+from consensus.tendermint import Tendermint
+from core.block import Block, Vote, VoteType
+from core.errors import AichainError
+from core.proposal import Proposal
+from node.chain import PendingBlock
+from node.signstate import DoubleSignRefused, Signer
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+log = logging.getLogger("aichain.consensus")
+
+MAX_BUFFERED = 20_000
+Broadcast = Callable[[object], Awaitable[None]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ConsensusDriver:
+    def __init__(self, node: Node, signer: Signer | None, timeouts: TimeoutConfig | None = None) -> None:
+        self.node = node
+        self.signer = signer
+        self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
+        self.broadcast: Broadcast | None = None  # set by the network layer
+        self.on_committed: list[Callable[[Block], None]] = []
+        self.double_sign = False  # test-only switch: a Byzantine validator that equivocates
+        self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._pending: dict[bytes, PendingBlock] = {}
+        self._future: list[Event] = []
+        self._next_height_seen = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self.round_started_at = time.monotonic()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consensus")
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- inputs from the network ----------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Queue a verified proposal or vote (or any event) for the machine."""
+        self._inbox.put_nowait(event)
+
+    def proposal_from_peer(self, proposal: Proposal, block: Block) -> None:
+        self._inbox.put_nowait(_UnvalidatedProposal(proposal, block))
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await self._wait_for_next_height()
+            head = self.node.chain.head
+            self._pending.clear()
+            self.round_started_at = time.monotonic()
+            height = head.height + 1
+            last = None if self.signer is None else self.signer.last_signed()
+            first_round = last[1] + 1 if last is not None and last[0] == height else 0
+            if first_round:
+                log.info("resuming height %d at round %d: this validator signed in round %d before a restart",
+                         height, first_round, first_round - 1)  # fmt: skip
+            actions = self.machine.start_height(height, self.node.chain.validators, first_round)
+            replay, self._future = [e for e in self._future if _height_of(e) == height], []
+            for event in replay:
+                self._inbox.put_nowait(event)
+            committed = await self._carry_out(actions)
+            while not committed:
+                event = await self._inbox.get()
+                if event is None:
+                    break
+                committed = await self._handle(event)
+
+    async def _handle(self, event: Event | _UnvalidatedProposal) -> bool:
+        height = self.machine.height
+        event_height = _height_of(event)
+        if event_height is not None and event_height != height:
+            if event_height == height + 1 and len(self._future) < MAX_BUFFERED:
+                self._future.append(event)  # type: ignore[arg-type]
+            return False
+        if isinstance(event, _UnvalidatedProposal):
+            event = await self._validate(event.proposal, event.block)
+            if event is None:
+                return False
+        return await self._carry_out(self.machine.handle(event))
+
+    async def _validate(self, proposal: Proposal, block: Block) -> ProposalReceived | None:
+        if block.hash in self._pending:
+            return ProposalReceived(proposal, block, True)
+        loop = asyncio.get_running_loop()
+        try:
+            pending = await loop.run_in_executor(
+                self.node.block_worker, self.node.chain.execute, block, now_ms(), self.node.mempool.verified_hashes()
+            )
+        except AichainError as exc:
+            log.warning("proposal for height %d round %d is invalid: %s", proposal.height, proposal.round, exc)
+            return ProposalReceived(proposal, block, False)
+        self._pending[block.hash] = pending
+        return ProposalReceived(proposal, block, True)
+
+    async def _carry_out(self, actions: list[Action]) -> bool:
+        """Carry out actions (and the follow-ups they cause); True once a block was committed."""
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            if isinstance(action, ScheduleTimeout):
+                self._schedule(action)
+            elif isinstance(action, BuildBlock):
+                block = await self._build(action)
+                queue.extend(self.machine.handle(BlockBuilt(action.height, action.round, block)))
+            elif isinstance(action, SignProposal):
+                signed = self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
+                if signed is None:
+                    continue
+                await self._send(("proposal", signed, action.block))
+                queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
+            elif isinstance(action, SignVote):
+                signed = self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
+                if signed is None:
+                    continue
+                await self._send(("vote", signed))
+                if self.double_sign:
+                    await self._equivocate(signed)
+                queue.extend(self.machine.handle(VoteReceived(signed)))
+            elif isinstance(action, CommitBlock):
+                await self._commit(action)
+                return True
+            elif isinstance(action, EvidenceFound):
+                self.node.evidence_found(action.first, action.second)
+        return False
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _schedule(self, action: ScheduleTimeout) -> None:
+        loop = asyncio.get_running_loop()
+        event = TimeoutFired(action.height, action.round, action.step)
+        self._timers = [t for t in self._timers if not t.cancelled() and t.when() > loop.time()]
+        self._timers.append(loop.call_later(action.seconds, self._inbox.put_nowait, event))
+
+    async def _build(self, action: BuildBlock) -> Block:
+        node = self.node
+        params = node.genesis.params
+        candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+        loop = asyncio.get_running_loop()
+        pending = await loop.run_in_executor(
+            node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), node.take_evidence()
+        )
+        for tx, _error in pending.dropped:
+            node.mempool.remove_from(tx.sender_address, tx.nonce)
+        self._pending[pending.block.hash] = pending
+        return pending.block
+
+    def _sign(self, make: Callable[[], Any]) -> Any:
+        if self.signer is None:
+            return None
+        try:
+            return make()
+        except DoubleSignRefused as exc:
+            log.error("%s", exc)
+            return None
+
+    async def _send(self, message: object) -> None:
+        if self.broadcast is not None:
+            await self.broadcast(message)
+
+    async def _equivocate(self, vote: Vote) -> None:
+        """Test-only Byzantine behaviour: also sign and send a conflicting vote."""
+        assert self.signer is not None
+        other = b"" if vote.block_hash else b"\xee" * 32
+        conflicting = Vote(vote.vote_type, vote.height, vote.round, other, vote.validator)
+        await self._send(("vote", conflicting.signed_by(self.signer.key, self.signer.chain_id)))
+
+    async def _commit(self, action: CommitBlock) -> None:
+        block = action.block
+        pending = self._pending.get(block.hash)
+        loop = asyncio.get_running_loop()
+        if pending is None:  # decided without having executed it (e.g. we only saw the commit)
+            pending = await loop.run_in_executor(
+                self.node.block_worker, self.node.chain.execute, block, None, self.node.mempool.verified_hashes()
+            )
+        await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
+        self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
+        await self.node.block_committed(pending)
+        for callback in self.on_committed:
+            callback(block)
+
+    # --- between heights ------------------------------------------------------------------
+
+    async def _wait_for_next_height(self) -> None:
+        """Wait one block time after the head; with nothing to include, up to the empty-block interval."""
+        node = self.node
+        head = node.chain.head
+        block_time = node.timing.block_time_ms
+        idle = max(block_time, node.timing.empty_block_interval_ms)
+        while True:
+            now = now_ms()
+            busy = len(node.mempool) > 0 or node.has_evidence() or self._has_future_messages()
+            due = head.timestamp_ms + (block_time if busy else idle)
+            if now >= due:
+                return
+            node.tx_arrived.clear()
+            waiters = [asyncio.ensure_future(node.tx_arrived.wait()), asyncio.ensure_future(self._inbox.get())]
+            done, pending = await asyncio.wait(waiters, timeout=(due - now) / 1000, return_when="FIRST_COMPLETED")
+            for waiter in pending:
+                waiter.cancel()
+            for waiter in done:
+                result = waiter.result()
+                if result is not None and result is not True:
+                    self._stash(result)
+            if node.chain.head.height != head.height:  # synced meanwhile
+                head = node.chain.head
+
+    def _stash(self, event: Event | _UnvalidatedProposal) -> None:
+        height = _height_of(event)
+        if height == self.node.chain.head.height + 1 and len(self._future) < MAX_BUFFERED:
+            self._future.append(event)  # type: ignore[arg-type]
+
+    def _has_future_messages(self) -> bool:
+        return bool(self._future)
+
+    def status(self) -> dict[str, Any]:
+        state = self.machine.round_state()
+        state["round_duration_s"] = round(time.monotonic() - self.round_started_at, 3)
+        state["signer"] = None if self.signer is None else "0x" + self.signer.address.hex()
+        return state
+
+
+class _UnvalidatedProposal:
+    """A proposal from a peer whose block we have not executed yet."""
+
+    __slots__ = ("block", "proposal")
+
+    def __init__(self, proposal: Proposal, block: Block) -> None:
+        self.proposal = proposal
+        self.block = block
+
+
+def _height_of(event: object) -> int | None:
+    if isinstance(event, VoteReceived):
+        return event.vote.height
+    if isinstance(event, ProposalReceived | _UnvalidatedProposal):
+        return event.proposal.height
+    if isinstance(event, TimeoutFired | BlockBuilt):
+        return event.height
+    return None
+
+
+__all__ = ["ConsensusDriver", "VoteType"]
