@@ -58,7 +58,9 @@ def receipts_root(receipts: list[Receipt]) -> bytes:
     return merkle_root([r.encode() for r in receipts])
 
 
-def check_execution(header: Header, state_root: bytes, receipts: list[Receipt], gas_used: int) -> None:
+def check_execution(
+    header: Header, state_root: bytes, receipts: list[Receipt], gas_used: int, next_validators_hash: bytes
+) -> None:
     if header.state_root != state_root:
         raise StateRootMismatch(
             f"block {header.height} claims state root {header.state_root.hex()} but executes to {state_root.hex()}"
@@ -67,6 +69,8 @@ def check_execution(header: Header, state_root: bytes, receipts: list[Receipt], 
         raise InvalidBlock(f"block {header.height} receipts do not match its receipts_root")
     if header.gas_used != gas_used:
         raise InvalidBlock(f"block {header.height} claims gas used {header.gas_used}, execution used {gas_used}")
+    if header.next_validators_hash != next_validators_hash:
+        raise InvalidBlock(f"block {header.height} names another next validator set than execution gives")
 
 
 def verify_commit(commit: Commit, validators: ValidatorSet, chain_id: int, height: int, block_hash: bytes) -> None:

@@ -26,6 +26,7 @@ class TxKind(IntEnum):
     TRANSFER = 0
     DEPLOY = 1
     CALL = 2
+    VALIDATOR_VOTE = 3  # a validator's vote to add or remove a validator (vm.validators)
 
 
 @dataclass(frozen=True, slots=True)

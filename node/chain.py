@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from consensus.builder import assemble_block, next_timestamp
 from consensus.validation import check_body, check_execution, check_header, verify_commit
 from core.block import Block, Commit, Header
-from core.errors import ConfigError, InvalidBlock, InvalidSignature, StorageError
+from core.errors import AichainError, ConfigError, DecodeError, InvalidBlock, InvalidSignature, StorageError
+from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.hashing import EMPTY_MERKLE_ROOT, ZERO_HASH
 from core.receipt import Receipt
@@ -28,6 +29,7 @@ from vm.account import Account, account_key
 from vm.execution import BlockContext, BlockResult, apply_transactions, finalize_block
 from vm.genesis import genesis_state
 from vm.state import StateView
+from vm.validators import PREVIOUS, USED_EVIDENCE, validator_set
 
 ZERO_ADDRESS = bytes(20)
 
@@ -62,7 +64,6 @@ class Chain:
         self.blocks = BlockStore(kv)
         self.tree = StateTree(kv, prefix=keys.TREE)
         self.state = CommittedState(kv)
-        self.validators: ValidatorSet = genesis.validators
         self._commit_lock = threading.Lock()
         stored = kv.get(keys.GENESIS)
         if stored is None:
@@ -82,6 +83,11 @@ class Chain:
             raise StorageError("the state tree root does not match the head block's state root")
         self.head: Header = block.header
         self.last_commit: Commit | None = self.blocks.commit(self.head.height)
+        self._load_validators()
+
+    def _load_validators(self) -> None:
+        self.validators: ValidatorSet = validator_set(self.state)  # signs the next block
+        self.last_validators: ValidatorSet = validator_set(self.state, PREVIOUS)  # signed the head
 
     # --- genesis -----------------------------------------------------------------------------
 
@@ -128,14 +134,28 @@ class Chain:
         ctx = self.context(proposer, next_timestamp(parent, now_ms))
         view = StateView(self.state)
         result = apply_transactions(view, txs, ctx, drop_invalid=True)
-        finalize_block(view, ctx, result)
+        usable = self.usable_evidence(evidence)
+        finalize_block(view, ctx, result, tuple(DuplicateVote.decode(e) for e in usable))
         changes = view.changes()
         update = self.tree.prepare(changes)
         last_commit = self.last_commit if parent.height > 0 else None  # genesis has no commit to carry
         block = assemble_block(
-            ctx, parent, result, update.root, last_commit, self.validators, self.validators, evidence
+            ctx, parent, result, update.root, last_commit, self.validators, validator_set(view), usable
         )
         return PendingBlock(block, result.receipts, changes, update, list(result.dropped))
+
+    def usable_evidence(self, evidence: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        """The evidence items that are valid against the current set and not yet acted on."""
+        usable = []
+        for raw in evidence:
+            try:
+                item = DuplicateVote.decode(raw)
+                item.check(self.validators, self.chain_id)
+            except AichainError:
+                continue
+            if self.state.get(USED_EVIDENCE + item.hash()) is None and raw not in usable:
+                usable.append(raw)
+        return tuple(usable)
 
     def execute(self, block: Block, now_ms: int | None = None, verified: set[bytes] | None = None) -> PendingBlock:
         """Check and execute a block someone else proposed; raise `InvalidBlock` if any rule fails."""
@@ -143,17 +163,21 @@ class Chain:
         check_header(header, self.head, self.validators, self.chain_id, now_ms)
         check_body(block)
         if block.last_commit is not None and header.height > 1:
-            verify_commit(block.last_commit, self.validators, self.chain_id, self.head.height, self.head.hash)
+            verify_commit(block.last_commit, self.last_validators, self.chain_id, self.head.height, self.head.hash)
         for index, tx in enumerate(block.transactions):
             if (verified is None or tx.hash not in verified) and not tx.signature_valid():
                 raise InvalidBlock(f"transaction {index} of block {header.height}: {InvalidSignature.__name__}")
         ctx = BlockContext(self.chain_id, header.height, header.timestamp_ms, header.proposer, self.params)
         view = StateView(self.state)
         result: BlockResult = apply_transactions(view, list(block.transactions), ctx, drop_invalid=False)
-        finalize_block(view, ctx, result)
+        try:
+            evidence = tuple(DuplicateVote.decode(e) for e in block.evidence)
+        except DecodeError as exc:
+            raise InvalidBlock(f"block {header.height} evidence is malformed: {exc}") from exc
+        finalize_block(view, ctx, result, evidence)
         changes = view.changes()
         update = self.tree.prepare(changes)
-        check_execution(header, update.root, result.receipts, result.gas_used)
+        check_execution(header, update.root, result.receipts, result.gas_used, validator_set(view).hash())
         return PendingBlock(block, result.receipts, changes, update, [])
 
     def commit(self, pending: PendingBlock, commit: Commit) -> None:
@@ -173,3 +197,4 @@ class Chain:
             self.tree.committed(pending.tree_update)
             self.head = block.header
             self.last_commit = commit
+            self._load_validators()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from core.errors import (
     AichainError,
     AmountOverflow,
+    DecodeError,
     FeeTooLow,
     GasLimitTooHigh,
     GasLimitTooLow,
@@ -29,12 +30,16 @@ from core.errors import (
     NonceTooLow,
     WrongChainId,
 )
+from core.evidence import DuplicateVote
 from core.genesis import ChainParams
-from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Receipt
+from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Event, Receipt
 from core.transaction import MAX_TX_BYTES, MAX_TX_DATA, Transaction, TxKind
 from core.units import U64_MAX
+from vm import validators
 from vm.gas import intrinsic_gas
 from vm.state import StateView
+
+SUPPORTED_KINDS = frozenset({TxKind.TRANSFER, TxKind.VALIDATOR_VOTE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,7 @@ def check_stateless(tx: Transaction, chain_id: int, params: ChainParams) -> None
     """Raise the `InvalidTransaction` subtype for the first state-independent rule `tx` breaks."""
     if tx.chain_id != chain_id:
         raise WrongChainId(f"transaction is signed for chain {tx.chain_id}; this is chain {chain_id}")
-    if tx.kind != TxKind.TRANSFER:
+    if tx.kind not in SUPPORTED_KINDS:
         raise InvalidTransaction(f"transaction kind {tx.kind} is not supported on this chain yet")
     if len(tx.data) > MAX_TX_DATA or len(tx.encoded) > MAX_TX_BYTES:
         raise InvalidTransaction(f"transaction is too large: data is limited to {MAX_TX_DATA} bytes")
@@ -97,9 +102,17 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
     view.touch(sender_address)
     gas_used = intrinsic_gas(tx.data)
     status, error = STATUS_SUCCESS, ""
-    # kind == TRANSFER (checked above)
+    events: tuple[Event, ...] = ()
     recipient = view.account(tx.to) if len(tx.to) == 20 else None
-    if recipient is None:
+    if tx.kind == TxKind.VALIDATOR_VOTE:
+        if tx.value or tx.to:
+            status, error = STATUS_FAILED, "a validator vote carries no value and no recipient"
+        else:
+            try:
+                events = validators.vote(view, sender_address, tx.data, ctx.height)
+            except (DecodeError, PermissionError) as exc:
+                status, error = STATUS_FAILED, str(exc)
+    elif recipient is None:
         status, error = STATUS_FAILED, "a transfer needs a 20-byte recipient address"
     elif recipient.balance + tx.value > U64_MAX:
         status, error = STATUS_FAILED, "recipient balance would exceed 2^64-1 units"
@@ -108,7 +121,7 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
         recipient.balance += tx.value
         view.touch(tx.to)
     sender.balance += (tx.gas_limit - gas_used) * tx.gas_price
-    return Receipt(tx.hash, status, gas_used, (), error)
+    return Receipt(tx.hash, status, gas_used, events, error)
 
 
 def apply_transactions(
@@ -137,13 +150,17 @@ def apply_transactions(
     return result
 
 
-def finalize_block(view: StateView, ctx: BlockContext, result: BlockResult) -> None:
-    """Pay the proposer the block's fees and the block reward."""
+def finalize_block(
+    view: StateView, ctx: BlockContext, result: BlockResult, evidence: tuple[DuplicateVote, ...] = ()
+) -> None:
+    """Act on evidence, pay the proposer the block's fees and reward, then move the validator set on."""
+    for item in evidence:
+        validators.punish(view, item, ctx.chain_id, ctx.height)
     payout = result.fees + ctx.params.block_reward
-    if payout == 0:
-        return
-    proposer = view.account(ctx.proposer)
-    if proposer.balance + payout > U64_MAX:
-        raise AmountOverflow("proposer balance would exceed 2^64-1 units")
-    proposer.balance += payout
-    view.touch(ctx.proposer)
+    if payout:
+        proposer = view.account(ctx.proposer)
+        if proposer.balance + payout > U64_MAX:
+            raise AmountOverflow("proposer balance would exceed 2^64-1 units")
+        proposer.balance += payout
+        view.touch(ctx.proposer)
+    validators.advance(view, ctx.height + 1)

@@ -21,6 +21,7 @@ class StateView:
         self._reader = reader
         self._accounts: dict[bytes, Account] = {}
         self._dirty: set[bytes] = set()
+        self._raw: dict[bytes, bytes | None] = {}  # other state keys (validator set, governance)
 
     def account(self, address: bytes) -> Account:
         """The working copy of `address`'s account (the empty account if it has none)."""
@@ -35,9 +36,19 @@ class StateView:
         """Record that `address`'s account changed."""
         self._dirty.add(address)
 
+    def get(self, key: bytes) -> bytes | None:
+        """A non-account state value (accounts go through `account`)."""
+        if key in self._raw:
+            return self._raw[key]
+        return self._reader.get(key)
+
+    def set(self, key: bytes, value: bytes | None) -> None:
+        """Set (or with None, delete) a non-account state value."""
+        self._raw[key] = value
+
     def changes(self) -> dict[bytes, bytes | None]:
         """State key -> new value (None = delete) for everything this view changed."""
-        out: dict[bytes, bytes | None] = {}
+        out: dict[bytes, bytes | None] = dict(self._raw)
         for address in self._dirty:
             account = self._accounts[address]
             out[account_key(address)] = None if account.is_empty() else account.encode()

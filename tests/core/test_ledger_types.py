@@ -188,7 +188,7 @@ def _tx_wire() -> list[Any]:
         (3, b"\x00"),
         (4, None),
         (5, -5),
-        (6, 3),  # unknown kind
+        (6, 99),  # unknown kind
         (6, 256),
         (6, -1),
         (7, bytes(19)),

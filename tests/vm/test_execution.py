@@ -25,10 +25,12 @@ from core.keys import PrivateKey
 from core.receipt import STATUS_FAILED, STATUS_SUCCESS
 from core.transaction import Transaction, TxKind
 from core.units import U64_MAX
+from core.validators import Validator, ValidatorSet
 from vm.account import Account, account_key
 from vm.execution import BlockContext, BlockResult, apply_transaction, apply_transactions, finalize_block
 from vm.gas import TX_BASE, TX_DATA_BYTE, intrinsic_gas
 from vm.state import StateView
+from vm.validators import genesis_entries
 
 CHAIN = 7777
 PARAMS = ChainParams(min_gas_price=2, block_gas_limit=1_000_000, max_block_txs=50, block_reward=0)
@@ -39,25 +41,28 @@ def key(i: int) -> PrivateKey:
 
 
 ALICE, BOB, CAROL, PROPOSER = key(1), key(2), key(3), key(9)
+VALIDATORS = ValidatorSet((Validator(PROPOSER.public_key, 1),))
 
 
 class DictState:
     """A `StateReader` over a dict of state key -> encoded value."""
 
     def __init__(self, accounts: dict[bytes, Account] | None = None) -> None:
-        self.data: dict[bytes, bytes] = {}
+        self.data: dict[bytes, bytes] = {}  # accounts
+        self.system: dict[bytes, bytes] = genesis_entries(VALIDATORS)  # validator set and governance
         for address, account in (accounts or {}).items():
             self.data[account_key(address)] = account.encode()
 
     def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
+        return self.data.get(key, self.system.get(key))
 
     def apply(self, changes: dict[bytes, bytes | None]) -> None:
         for k, v in changes.items():
+            table = self.data if k.startswith(b"a") else self.system
             if v is None:
-                self.data.pop(k, None)
+                table.pop(k, None)
             else:
-                self.data[k] = v
+                table[k] = v
 
     def balances(self) -> dict[bytes, int]:
         return {k: Account.decode(v).balance for k, v in self.data.items()}
