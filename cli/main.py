@@ -6,6 +6,7 @@ import typer
 
 from cli.key_cmds import account_app, keys_app
 from cli.node_cmds import init, start, status
+from cli.testnet_cmds import testnet_app
 from cli.tx_cmds import tx_app
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.command()(status)
 app.add_typer(keys_app, name="keys")
 app.add_typer(account_app, name="account")
 app.add_typer(tx_app, name="tx")
+app.add_typer(testnet_app, name="testnet")
 
 
 def _add_bench() -> None:

@@ -15,8 +15,12 @@ cors_origins = []
 max_body_bytes = 5242880
 
 [p2p]
+addr = "127.0.0.1"
 port = 30303
-bootnodes = []
+bootnodes = ["<node key hex>@10.0.0.2:30303"]
+allow_list = []         # node keys; empty: anyone on our chain
+max_inbound = 32
+max_outbound = 16
 
 [mempool]
 max_txs = 200000
@@ -54,8 +58,13 @@ class RpcConfig:
 
 @dataclass(frozen=True)
 class P2PConfig:
+    addr: str = "127.0.0.1"
     port: int = DEFAULT_P2P_PORT
-    bootnodes: list[str] = field(default_factory=list)
+    bootnodes: list[str] = field(default_factory=list)  # "nodekeyhex@host:port" or "host:port"
+    allow_list: list[str] = field(default_factory=list)  # node keys (hex); empty: anyone on our chain
+    max_inbound: int = 32
+    max_outbound: int = 16
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class NodeConfig:
     genesis: Path | None = None
     validator_key: Path | None = None
     validator_key_password: str | None = None
+    node_key: Path | None = None  # P2P identity; default <datadir>/node_key.pem, created on first start
+    test_double_sign: bool = False  # test-only: this validator equivocates (to test evidence)
     dev: bool = False
     log_level: str = "info"
     block_time_ms: int | None = None  # overrides the genesis block time (dev and benchmarks)
@@ -86,6 +97,10 @@ class NodeConfig:
     @property
     def validator_key_path(self) -> Path:
         return self.validator_key or self.datadir / "validator.pem"
+
+    @property
+    def node_key_path(self) -> Path:
+        return self.node_key or self.datadir / "node_key.pem"
 
     @property
     def chaindata(self) -> Path:

@@ -171,6 +171,14 @@ def build_registry(node: Node) -> MethodRegistry:
     def node_status() -> dict[str, Any]:
         return node.status()
 
+    @registry.method(
+        "consensus_status",
+        doc="Height, round, step, lock, proposer, and which validators' prevotes and precommits are missing.",
+    )
+    def consensus_status() -> dict[str, Any]:
+        assert node.driver is not None
+        return node.driver.status()
+
     @registry.method("node_genesis", doc="The genesis this node runs, as JSON.")
     def node_genesis() -> dict[str, Any]:
         return node.genesis.to_dict()
