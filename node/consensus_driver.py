@@ -92,6 +92,10 @@ class ConsensusDriver:
         """Queue a verified proposal or vote (or any event) for the machine."""
         self._inbox.put_nowait(event)
 
+    def wake(self) -> None:
+        """The head moved (a block was committed, perhaps by sync): re-check the height."""
+        self._inbox.put_nowait(None)
+
     def proposal_from_peer(self, proposal: Proposal, block: Block) -> None:
         self._inbox.put_nowait(_UnvalidatedProposal(proposal, block))
 
@@ -117,7 +121,9 @@ class ConsensusDriver:
             while not committed:
                 event = await self._inbox.get()
                 if event is None:
-                    break
+                    if self.node.chain.head.height >= self.machine.height:
+                        break  # sync imported this height: start over at the new head
+                    continue
                 committed = await self._handle(event)
 
     async def _handle(self, event: Event | _UnvalidatedProposal) -> bool:
@@ -227,7 +233,10 @@ class ConsensusDriver:
             pending = await loop.run_in_executor(
                 self.node.block_worker, self.node.chain.execute, block, None, self.node.mempool.verified_hashes()
             )
-        await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
+        async with self.node.commit_lock:
+            if self.node.chain.head.height + 1 != block.height:
+                return  # sync imported it meanwhile
+            await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
         self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
         await self.node.block_committed(pending)
         for callback in self.on_committed:

@@ -22,15 +22,19 @@ from typing import Any
 from aiohttp import web
 
 from consensus.events import TimeoutConfig
-from core.errors import AichainError, AlreadyKnown, ConfigError, InvalidSignature
+from core.block import Block, Vote
+from core.errors import AichainError, AlreadyKnown, ConfigError, InvalidBlock, InvalidSignature
+from core.evidence import DuplicateVote
 from core.genesis import Genesis
-from core.keys import PrivateKey, read_key_file
+from core.keys import PrivateKey, read_key_file, write_key_file
 from core.transaction import Transaction
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
+from node.network import Network
+from node.p2p.config import P2PConfig as TransportConfig
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.signstate import Signer
@@ -65,6 +69,9 @@ class Node:
         self.started_at = 0.0
         self._runner: web.AppRunner | None = None
         self.driver: ConsensusDriver | None = None
+        self.network: Network | None = None
+        self.commit_lock = asyncio.Lock()
+        self._evidence: dict[bytes, bytes] = {}
         self._last_block_at: float | None = None
         self.tx_arrived = asyncio.Event()
         self._new_head = asyncio.Condition()
@@ -94,8 +101,14 @@ class Node:
             ),
         )
         key = self._validator_key or self._load_validator_key()
-        signer = None if key is None else Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json")
+        signer = None
+        if key is not None:
+            signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json",
+                            unsafe_allow_double_sign=config.test_double_sign)  # fmt: skip
         self.driver = ConsensusDriver(self, signer, self.timeouts)
+        self.driver.double_sign = config.test_double_sign
+        if config.p2p.enabled:
+            await self._start_network(signer is not None)
         self.metrics.head_height.set(self.chain.head.height)
         self.metrics.finalized_height.set(self.chain.head.height)
         await self._start_rpc()
@@ -116,6 +129,8 @@ class Node:
             self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
         if self.driver is not None:
             await self.driver.stop()
+        if self.network is not None:
+            await self.network.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         self.block_worker.shutdown(wait=True)
@@ -125,6 +140,35 @@ class Node:
         with contextlib.suppress(FileNotFoundError):
             (self.config.datadir / "node.json").unlink()
         log.info("node stopped")
+
+    async def _start_network(self, is_validator: bool) -> None:
+        config = self.config
+        path = config.node_key_path
+        if path.exists():
+            node_key = read_key_file(path, None)
+        else:
+            node_key = PrivateKey.generate()
+            write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
+        transport = TransportConfig(
+            chain_id=self.genesis.chain_id,
+            genesis_hash=self.genesis.hash(),
+            host=config.p2p.addr,
+            port=config.p2p.port,
+            role="validator" if is_validator else "full",
+            client_version=CLIENT_VERSION,
+            bootnodes=tuple(config.p2p.bootnodes),
+            allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in config.p2p.allow_list) or None,
+            max_inbound=config.p2p.max_inbound,
+            max_outbound=config.p2p.max_outbound,
+        )
+        self.network = Network(self, node_key, transport)
+        assert self.driver is not None
+        self.driver.broadcast = self.network.broadcast_consensus
+        try:
+            await self.network.start()
+        except OSError as exc:
+            where = f"{config.p2p.addr}:{config.p2p.port}"
+            raise ConfigError(f"cannot listen for peers on {where}: {exc.strerror}; choose another --p2p-port") from exc
 
     def _load_validator_key(self) -> PrivateKey | None:
         path = self.config.validator_key_path
@@ -197,9 +241,11 @@ class Node:
             self.metrics.txs_rejected.labels(type(exc).__name__).inc()
             raise
         self.tx_arrived.set()
+        if self.network is not None:
+            self.network.announce_txs([tx])
         return tx_hash
 
-    async def submit_many(self, txs: Sequence[Transaction]) -> list[bytes | AichainError]:
+    async def submit_many(self, txs: Sequence[Transaction], *, gossip: bool = True) -> list[bytes | AichainError]:
         """Admit many transactions; signatures are verified on two threads (libsodium frees the GIL)."""
         results: list[bytes | AichainError | None] = [None] * len(txs)
         candidates: list[int] = []
@@ -226,6 +272,8 @@ class Node:
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
         self.tx_arrived.set()
+        if gossip and self.network is not None:
+            self.network.announce_txs([tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)])
         return results  # type: ignore[return-value]
 
     async def _verify(self, txs: list[Transaction]) -> list[bool]:
@@ -254,17 +302,47 @@ class Node:
 
     def take_evidence(self) -> tuple[bytes, ...]:
         """Evidence to include in the next block we propose."""
-        return ()
+        return tuple(self._evidence.values())
 
     def has_evidence(self) -> bool:
-        return False
+        return bool(self._evidence)
 
-    def evidence_found(self, first: object, second: object) -> None:
-        log.warning("equivocation seen: %s / %s", first, second)
+    def evidence_found(self, first: Vote, second: Vote) -> None:
+        """The consensus machine saw a validator sign two different votes for one (height, round, type)."""
+        evidence = DuplicateVote.of(first, second)
+        log.warning("validator 0x%s equivocated at height %d round %d: evidence %s",
+                    evidence.validator.hex(), evidence.height, first.round, evidence.hash().hex()[:16])  # fmt: skip
+        if self.add_evidence(evidence) and self.network is not None:
+            asyncio.get_running_loop().create_task(self.network.broadcast_evidence(evidence.encode()))
+
+    def add_evidence(self, evidence: DuplicateVote) -> bool:
+        key = evidence.hash()
+        if key in self._evidence or len(self._evidence) >= 1000:
+            return False
+        self._evidence[key] = evidence.encode()
+        return True
+
+    async def verify_block_signatures(self, block: Block) -> set[bytes]:
+        """Verify the signatures of a block's transactions on two threads; raise if one fails."""
+        txs = [tx for tx in block.transactions if not self.mempool.is_verified(tx.hash)]
+        results = await self._verify(txs)
+        for tx, ok in zip(txs, results, strict=True):
+            if not ok:
+                raise InvalidBlock(f"block {block.height}: transaction 0x{tx.hash.hex()} has a bad signature")
+        return {tx.hash for tx in block.transactions}
 
     async def block_committed(self, pending: PendingBlock) -> None:
-        """Bookkeeping after a block is committed: mempool, metrics, waiters."""
+        """Bookkeeping after a block is committed: mempool, evidence, metrics, peers, waiters."""
         block = pending.block
+        for raw in block.evidence:
+            self._evidence.pop(DuplicateVote.decode(raw).hash(), None)
+        if self._evidence:
+            usable = set(self.chain.usable_evidence(tuple(self._evidence.values())))
+            self._evidence = {k: v for k, v in self._evidence.items() if v in usable}
+        if self.network is not None:
+            await self.network.head_changed()
+        if self.driver is not None:
+            self.driver.wake()
         self.mempool.remove_committed({tx.sender_address for tx in block.transactions})
         self.mempool.expire(now_ms())
         now = time.monotonic()
@@ -300,8 +378,10 @@ class Node:
             "validator": self.validator_address(),
             "validators": len(self.chain.validators),
             "mempool_txs": len(self.mempool),
-            "peers": 0,
-            "syncing": False,
+            "peers": 0 if self.network is None else self.network.peer_count(),
+            "syncing": False if self.network is None else self.network.sync.syncing(),
+            "node_key": None if self.network is None else "0x" + self.network.manager.node_id.hex(),
+            "p2p_port": None if self.network is None else self.network.manager.listen_port,
             "uptime_s": round(time.time() - self.started_at, 1),
             "datadir": str(self.config.datadir),
             "rpc": self.rpc_url,

@@ -35,6 +35,7 @@ class NodeProcess:
         self.keystore = root / "keystore"
         self.log_path = root / "node.log"
         self.port = free_port()
+        self.p2p_port = free_port()
         self.block_time_ms = block_time_ms
         self.extra = extra or []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -50,7 +51,8 @@ class NodeProcess:
         return RpcClient(self.url, timeout=30)
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
-        args = [CLI, "start", "--dev", "--datadir", str(self.datadir), "--rpc-port", str(self.port), *self.extra]
+        args = [CLI, "start", "--dev", "--datadir", str(self.datadir), "--rpc-port", str(self.port),
+                "--p2p-port", str(self.p2p_port), *self.extra]  # fmt: skip
         if self.block_time_ms is not None:
             args += ["--block-time-ms", str(self.block_time_ms)]
         log = self.log_path.open("ab")

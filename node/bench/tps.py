@@ -23,7 +23,7 @@ from core.transaction import Transaction
 from node.bench import limits
 from node.bench.report import Report
 from node.bench.workload import bench_genesis, signed_transfers
-from node.config import NodeConfig, RpcConfig
+from node.config import NodeConfig, P2PConfig, RpcConfig
 
 
 async def _run_node(
@@ -35,7 +35,7 @@ async def _run_node(
     genesis = bench_genesis(validator, senders, params=genesis_params)
     datadir.mkdir(parents=True, exist_ok=True)
     genesis.save(datadir / "genesis.json")
-    config = replace(NodeConfig(datadir=datadir), rpc=RpcConfig(port=0))
+    config = replace(NodeConfig(datadir=datadir), rpc=RpcConfig(port=0), p2p=P2PConfig(enabled=False))
     node = Node(config, validator_key=validator)
     await node.start()
     try:

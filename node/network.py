@@ -1,0 +1,215 @@
+"""The node's side of the P2P network: gossip of transactions, proposals, votes and evidence.
+
+Message types (application range of `node.p2p.messages`):
+
+- 16 `[16, [tx bytes, ...]]`: transactions; admitted ones are forwarded; a malformed one or a
+  bad signature costs the sender score.
+- 17 `[17, proposal, block bytes]`: for the height we decide; the proposer's signature is
+  checked; forwarded once.
+- 18 `[18, vote]`: for the height we decide, from a validator, signature checked; forwarded once.
+- 19 `[19, evidence bytes]`: checked against the validator set; forwarded once.
+- 20 `[20, height, head hash]`: a peer's head, announced after each block (drives sync).
+- 21, 22: block ranges, see `node.sync`.
+
+A message that cannot be decoded, or whose signature fails, lowers the sender's score (the
+P2P layer bans a peer whose score falls too low). Messages for other heights are dropped
+without penalty: they are normal around height changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from consensus.events import VoteReceived
+from core import codec
+from core.block import Block, Vote
+from core.errors import AichainError, AlreadyKnown, DecodeError
+from core.evidence import DuplicateVote
+from core.keys import PrivateKey
+from core.proposal import Proposal
+from core.transaction import Transaction
+from node.p2p.config import P2PConfig as TransportConfig
+from node.p2p.gossip import Gossip
+from node.p2p.manager import PeerManager
+from node.p2p.peer import Peer
+from node.sync import BlockSync
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+log = logging.getLogger("aichain.network")
+
+TXS, PROPOSAL, VOTE, EVIDENCE, STATUS = 16, 17, 18, 19, 20
+TX_BATCH = 2000
+TX_FLUSH_S = 0.02
+PENALTY_MALFORMED = 20.0
+PENALTY_BAD_SIGNATURE = 40.0
+
+
+class Network:
+    def __init__(self, node: Node, node_key: PrivateKey, config: TransportConfig) -> None:
+        self.node = node
+        self.manager = PeerManager(config, node_key)
+        self.gossip = Gossip(self.manager)
+        self.sync = BlockSync(node, self.manager)
+        self._outgoing_txs: list[bytes] = []
+        self._flusher: asyncio.Task[None] | None = None
+        for msg_type, handler in (
+            (TXS, self._on_txs), (PROPOSAL, self._on_proposal), (VOTE, self._on_vote),
+            (EVIDENCE, self._on_evidence), (STATUS, self._on_status),
+        ):  # fmt: skip
+            self.manager.register(msg_type, handler)
+        self.sync.register()
+        self.manager.on_peer_connected(self._on_connected)
+
+    async def start(self) -> None:
+        head = self.node.chain.head
+        self.manager.set_head(head.height, head.hash)
+        await self.manager.start()
+        self.sync.start()
+        self._flusher = asyncio.create_task(self._flush_txs_forever(), name="tx-gossip")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.sync.stop()
+        await self.manager.stop()
+
+    def peer_count(self) -> int:
+        return len(self.manager.connected_peers())
+
+    # --- outbound -------------------------------------------------------------------------
+
+    async def broadcast_consensus(self, message: object) -> None:
+        """Called by the consensus driver for what it signed: ("proposal", p, block) or ("vote", v)."""
+        kind = message[0]  # type: ignore[index]
+        if kind == "proposal":
+            _, proposal, block = message  # type: ignore[misc]
+            await self.gossip.publish(PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()])
+        elif kind == "vote":
+            _, vote = message  # type: ignore[misc]
+            await self.gossip.publish(VOTE, [VOTE, vote.to_wire()])
+
+    async def broadcast_evidence(self, raw: bytes) -> None:
+        await self.gossip.publish(EVIDENCE, [EVIDENCE, raw])
+
+    def announce_txs(self, txs: list[Transaction]) -> None:
+        """Queue admitted transactions for the next gossip batch."""
+        self._outgoing_txs.extend(tx.encoded for tx in txs)
+
+    async def head_changed(self) -> None:
+        head = self.node.chain.head
+        self.manager.set_head(head.height, head.hash)
+        await self.manager.broadcast(STATUS, [STATUS, head.height, head.hash])
+
+    async def _flush_txs_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TX_FLUSH_S)
+            while self._outgoing_txs:
+                batch, self._outgoing_txs = self._outgoing_txs[:TX_BATCH], self._outgoing_txs[TX_BATCH:]
+                await self.manager.broadcast(TXS, [TXS, batch])
+
+    # --- inbound --------------------------------------------------------------------------
+
+    async def _on_connected(self, peer: Peer) -> None:
+        head = self.node.chain.head
+        await peer.send(STATUS, [STATUS, head.height, head.hash])
+
+    async def _on_txs(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, TXS, 2, "transactions")
+            if not isinstance(items[1], list) or len(items[1]) > TX_BATCH:
+                raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
+            txs = [Transaction.decode(codec.expect_bytes(raw, "transaction")) for raw in items[1]]
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        results = await self.node.submit_many(txs, gossip=False)
+        admitted = []
+        for tx, result in zip(txs, results, strict=True):
+            if isinstance(result, bytes):
+                admitted.append(tx.encoded)
+            elif type(result).__name__ == "InvalidSignature":
+                peer.penalize(PENALTY_BAD_SIGNATURE, "bad transaction signature")
+                return
+        if admitted:
+            await self.manager.broadcast(TXS, [TXS, admitted], exclude=peer.node_key)
+
+    async def _on_proposal(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, PROPOSAL, 3, "proposal message")
+            proposal = Proposal.from_wire(items[1])
+            raw_block = codec.expect_bytes(items[2], "proposal block")
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        chain = self.node.chain
+        if proposal.height != chain.head.height + 1:
+            return  # another height: normal around height changes; sync handles a peer far ahead
+        validator = chain.validators.by_address.get(proposal.proposer)
+        if validator is None or not proposal.verify(validator.public_key, chain.chain_id):
+            peer.penalize(PENALTY_BAD_SIGNATURE, "proposal with a bad signature")
+            return
+        try:
+            block = Block.decode(raw_block)
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed block: {exc}")
+            return
+        if block.hash != proposal.block_hash:
+            peer.penalize(PENALTY_BAD_SIGNATURE, "proposal names another block")
+            return
+        if not await self.gossip.publish(PROPOSAL, payload, origin=peer):
+            return  # seen before
+        assert self.node.driver is not None
+        self.node.driver.proposal_from_peer(proposal, block)
+
+    async def _on_vote(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, VOTE, 2, "vote message")
+            vote = Vote.from_wire(items[1])
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        chain = self.node.chain
+        if vote.height != chain.head.height + 1:
+            return
+        validator = chain.validators.by_address.get(vote.validator)
+        if validator is None or not vote.verify(validator.public_key, chain.chain_id):
+            peer.penalize(PENALTY_BAD_SIGNATURE, "vote with a bad signature")
+            return
+        if not await self.gossip.publish(VOTE, payload, origin=peer):
+            return
+        assert self.node.driver is not None
+        self.node.driver.deliver(VoteReceived(vote))
+
+    async def _on_evidence(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, EVIDENCE, 2, "evidence message")
+            raw = codec.expect_bytes(items[1], "evidence", max_size=4096)
+            evidence = DuplicateVote.decode(raw)
+            evidence.check(self.node.chain.validators, self.node.chain.chain_id)
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        except AichainError:
+            return  # stale (the offender already left) or not for our set
+        if await self.gossip.publish(EVIDENCE, payload, origin=peer):
+            self.node.add_evidence(evidence)
+
+    async def _on_status(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, STATUS, 3, "status")
+            height = codec.expect_uint(items[1], "status height")
+            head_hash = codec.expect_bytes(items[2], "status head hash", 32)
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        self.sync.peer_head(peer, height, head_hash)
+
+
+__all__ = ["AlreadyKnown", "Network"]

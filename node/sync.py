@@ -1,0 +1,214 @@
+"""Block sync: a node that is behind fetches blocks with their commits from its peers.
+
+Protocol (application message types 21 and 22):
+- `[21, from_height, count]` asks for up to `count` (at most 128) consecutive blocks;
+- `[22, from_height, [[block bytes, commit bytes], ...]]` answers with the blocks it has,
+  at most ~8 MiB per answer.
+
+Rules: peers announce their heads (`STATUS`); while some peer is ahead, windows of blocks are
+requested from different peers in parallel; blocks are imported strictly in order, each
+only after its commit verifies against the validator set this node tracks for that height
+(more than 2/3 of the power signed that very block); transaction signatures are verified on
+two threads first. A peer that sends a block whose commit or execution fails is penalised
+and the window is asked of someone else. After each imported block, consensus restarts at
+the new height.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from consensus.validation import verify_commit
+from core import codec
+from core.block import Block, Commit
+from core.errors import AichainError, DecodeError
+from node.p2p.manager import PeerManager
+from node.p2p.peer import Peer
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+log = logging.getLogger("aichain.sync")
+
+GET_BLOCKS, BLOCKS = 21, 22
+WINDOW = 64
+MAX_COUNT = 128
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+REQUEST_TIMEOUT_S = 10.0
+PARALLEL_WINDOWS = 4
+PENALTY_BAD_BLOCK = 50.0
+
+
+class BlockSync:
+    def __init__(self, node: Node, manager: PeerManager) -> None:
+        self.node = node
+        self.manager = manager
+        self._heads: dict[bytes, int] = {}  # peer node key -> announced height
+        self._received: dict[int, tuple[Block, Commit, bytes]] = {}  # height -> (block, commit, from peer)
+        self._requested: dict[int, tuple[bytes, float]] = {}  # window start -> (peer, when)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.imported = 0
+
+    def register(self) -> None:
+        self.manager.register(GET_BLOCKS, self._on_get_blocks)
+        self.manager.register(BLOCKS, self._on_blocks)
+        self.manager.on_peer_disconnected(self._on_disconnected)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def target(self) -> int:
+        return max(self._heads.values(), default=0)
+
+    def syncing(self) -> bool:
+        return self.target > self.node.chain.head.height + 1
+
+    def peer_head(self, peer: Peer, height: int, head_hash: bytes) -> None:
+        self._heads[peer.node_key] = height
+        peer.set_head(height, head_hash)
+        if height > self.node.chain.head.height:
+            self._wake.set()
+
+    def _on_disconnected(self, peer: Peer) -> None:
+        self._heads.pop(peer.node_key, None)
+
+    # --- serving --------------------------------------------------------------------------
+
+    async def _on_get_blocks(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, GET_BLOCKS, 3, "get blocks")
+            start = codec.expect_uint(items[1], "from height")
+            count = min(codec.expect_uint(items[2], "count"), MAX_COUNT)
+        except DecodeError as exc:
+            peer.penalize(20.0, f"malformed: {exc}")
+            return
+        store = self.node.chain.blocks
+        out: list[list[bytes]] = []
+        size = 0
+        for height in range(max(start, 1), start + count):
+            raw = store.block_bytes(height)
+            commit = store.commit(height)
+            if raw is None or commit is None:
+                break
+            encoded_commit = commit.encode()
+            if out and size + len(raw) > MAX_ANSWER_BYTES:
+                break
+            out.append([raw, encoded_commit])
+            size += len(raw) + len(encoded_commit)
+        await peer.send(BLOCKS, [BLOCKS, start, out])
+
+    # --- fetching -------------------------------------------------------------------------
+
+    async def _on_blocks(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, BLOCKS, 3, "blocks")
+            start = codec.expect_uint(items[1], "from height")
+            if not isinstance(items[2], list):
+                raise DecodeError("blocks: expected an array")
+            received = []
+            for offset, pair in enumerate(items[2]):
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise DecodeError("blocks: expected [block, commit] pairs")
+                block = Block.decode(codec.expect_bytes(pair[0], "block"))
+                commit = Commit.decode(codec.expect_bytes(pair[1], "commit"))
+                if block.height != start + offset:
+                    raise DecodeError(f"blocks: expected height {start + offset}, got {block.height}")
+                received.append((block, commit))
+        except DecodeError as exc:
+            peer.penalize(25.0, f"malformed: {exc}")
+            return
+        window = start - (start - 1) % WINDOW if start else start
+        asked = self._requested.get(window)
+        if asked is None or asked[0] != peer.node_key:
+            peer.penalize(10.0, "unsolicited: blocks nobody asked this peer for")
+            return
+        del self._requested[window]
+        head = self.node.chain.head.height
+        for block, commit in received:
+            if block.height > head:
+                self._received.setdefault(block.height, (block, commit, peer.node_key))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sync step failed")
+                await asyncio.sleep(1)
+                self._wake.set()
+
+    async def _step(self) -> None:
+        chain = self.node.chain
+        head = chain.head.height
+        if self.target <= head:
+            self._received.clear()
+            return
+        await self._import_ready()
+        head = chain.head.height
+        now = time.monotonic()
+        for window, (_, asked_at) in list(self._requested.items()):
+            if now - asked_at > REQUEST_TIMEOUT_S or window + WINDOW <= head:
+                del self._requested[window]
+        first = (head // WINDOW) * WINDOW + 1
+        candidates = [key for key, height in self._heads.items() if height > head and self.manager.peer(key)]
+        windows = [first + i * WINDOW for i in range(PARALLEL_WINDOWS) if first + i * WINDOW <= self.target]
+        for i, window in enumerate(windows):
+            if window in self._requested or not candidates:
+                continue
+            key = candidates[(window // WINDOW + i) % len(candidates)]
+            peer = self.manager.peer(key)
+            if peer is None:
+                continue
+            self._requested[window] = (key, now)
+            await peer.send(GET_BLOCKS, [GET_BLOCKS, window, WINDOW])
+        if self.target > chain.head.height:
+            asyncio.get_running_loop().call_later(0.5, self._wake.set)
+
+    async def _import_ready(self) -> None:
+        chain = self.node.chain
+        while True:
+            height = chain.head.height + 1
+            entry = self._received.pop(height, None)
+            if entry is None:
+                return
+            block, commit, source = entry
+            try:
+                await self._import(block, commit)
+            except AichainError as exc:
+                log.warning("block %d from peer %s is refused: %s", height, source.hex()[:12], exc)
+                peer = self.manager.peer(source)
+                if peer is not None:
+                    peer.penalize(PENALTY_BAD_BLOCK, f"bad block {height}: {exc}")
+                self._received = {h: e for h, e in self._received.items() if e[2] != source}
+                return
+
+    async def _import(self, block: Block, commit: Commit) -> None:
+        node = self.node
+        chain = node.chain
+        verify_commit(commit, chain.validators, chain.chain_id, block.height, block.hash)
+        verified = await node.verify_block_signatures(block)
+        async with node.commit_lock:
+            if chain.head.height + 1 != block.height:
+                return  # consensus committed it meanwhile
+            loop = asyncio.get_running_loop()
+            pending = await loop.run_in_executor(node.block_worker, chain.execute, block, None, verified)
+            await loop.run_in_executor(node.block_worker, chain.commit, pending, commit)
+        self.imported += 1
+        await node.block_committed(pending)
