@@ -8,6 +8,7 @@ from cli.key_cmds import account_app, keys_app
 from cli.node_cmds import init, start, status
 from cli.testnet_cmds import testnet_app
 from cli.tx_cmds import tx_app
+from cli.validator_cmds import validator_app
 
 app = typer.Typer(
     name="aichain-node",
@@ -24,6 +25,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(account_app, name="account")
 app.add_typer(tx_app, name="tx")
 app.add_typer(testnet_app, name="testnet")
+app.add_typer(validator_app, name="validator")
 
 
 def _add_bench() -> None:

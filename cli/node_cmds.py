@@ -61,7 +61,10 @@ def start(
     p2p_port: int | None = typer.Option(None, "--p2p-port", help="P2P port [30303]"),
     block_time_ms: int | None = typer.Option(None, "--block-time-ms", help="Override the genesis block time"),
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning, error"),
+    bootnodes: str | None = typer.Option(None, "--bootnodes", help="Comma-separated nodekeyhex@host:port list"),
     as_json: bool = typer.Option(False, "--json", help="Print the startup banner as one JSON line"),
+    test_double_sign: bool = typer.Option(False, "--test-double-sign", hidden=True,
+                                          help="TEST ONLY: make this validator equivocate"),
 ) -> None:
     """Start a node. Stop it with Ctrl-C; it finishes the block it is writing and closes cleanly."""
     overrides = {
@@ -72,6 +75,8 @@ def start(
         "p2p.port": p2p_port,
         "block_time_ms": block_time_ms,
         "log_level": log_level,
+        "p2p.bootnodes": bootnodes,
+        "test_double_sign": test_double_sign or None,
     }
     try:
         cfg = load_config(config, overrides)

@@ -23,13 +23,16 @@ def init(
     rpc_base_port: int = typer.Option(26700, "--rpc-base-port", help="RPC port of node0; node i uses base + i"),
     p2p_base_port: int = typer.Option(26600, "--p2p-base-port", help="P2P port of node0; node i uses base + i"),
     block_time_ms: int = typer.Option(1000, "--block-time-ms"),
+    empty_block_interval_ms: int = typer.Option(10_000, "--empty-block-interval-ms",
+                                                help="Longest wait for a block when there are no transactions"),
     as_json: bool = JsonOption,
 ) -> None:
     """Write keys, a genesis and one config per node. The dev account key (`dev`) is funded."""
     try:
         nodes = testnet.init_testnet(directory.resolve(), validators, full_nodes=full_nodes, chain_id=chain_id,
                                      rpc_base_port=rpc_base_port, p2p_base_port=p2p_base_port,
-                                     block_time_ms=block_time_ms)  # fmt: skip
+                                     block_time_ms=block_time_ms,
+                                     empty_block_interval_ms=empty_block_interval_ms)  # fmt: skip
     except AichainError as exc:
         fail(str(exc))
     rows = [{"name": n.name, "rpc": n.rpc_url, "p2p_port": n.p2p_port, "validator": n.validator} for n in nodes]

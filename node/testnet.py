@@ -51,6 +51,7 @@ class TestnetNode:
 def init_testnet(
     root: Path, validators: int, *, full_nodes: int = 0, chain_id: int = 7778,
     rpc_base_port: int = 26700, p2p_base_port: int = 26600, block_time_ms: int = 1000,
+    empty_block_interval_ms: int = 10_000,
 ) -> list[TestnetNode]:  # fmt: skip
     if validators < 1:
         raise ConfigError("a testnet needs at least one validator")
@@ -64,7 +65,7 @@ def init_testnet(
         timestamp_ms=GENESIS_TIME_MS,
         validators=ValidatorSet(tuple(Validator(k.public_key, 10) for k in keys)),
         allocations=((DEV_ACCOUNT_KEY.address, 1_000_000_000 * UNIT),),
-        params=ChainParams(block_time_ms=block_time_ms),
+        params=ChainParams(block_time_ms=block_time_ms, empty_block_interval_ms=empty_block_interval_ms),
         validator_names=tuple((k.address, f"node{i}") for i, k in enumerate(keys)),
     )
     genesis.save(root / "genesis.json")

@@ -179,6 +179,13 @@ def build_registry(node: Node) -> MethodRegistry:
         assert node.driver is not None
         return node.driver.status()
 
+    @registry.method("validator_list", doc="The validators that sign the next block, with their voting power.")
+    def validator_list() -> list[dict[str, Any]]:
+        return [
+            {"address": address_hex(v.address), "public_key": hx(v.public_key), "power": v.power}
+            for v in chain.validators.validators
+        ]
+
     @registry.method("node_genesis", doc="The genesis this node runs, as JSON.")
     def node_genesis() -> dict[str, Any]:
         return node.genesis.to_dict()
