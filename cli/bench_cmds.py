@@ -32,3 +32,18 @@ def state(
     from node.bench.state import run_state
 
     typer.echo(run_state(accounts, block_txs).render(as_json))
+
+
+@bench_app.command("testnet")
+def testnet_bench(
+    validators: int = typer.Option(4, "--validators", help="Validator processes to run on this machine"),
+    duration: float = typer.Option(60.0, "--duration", help="Seconds of load"),
+    rate: float = typer.Option(2500.0, "--rate", help="Offered load, transfers/s"),
+    block_time_ms: int = typer.Option(1000, "--block-time-ms"),
+    sync: bool = typer.Option(True, "--sync/--no-sync", help="Also measure a fresh node syncing the history"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
+) -> None:
+    """Finalized transfers/s, finality latency (p50/p99) and sync speed of a local testnet."""
+    from node.bench.testnet import run_testnet_bench
+
+    typer.echo(run_testnet_bench(validators, duration, rate, block_time_ms, sync=sync).render(as_json))

@@ -51,7 +51,8 @@ class TestnetNode:
 def init_testnet(
     root: Path, validators: int, *, full_nodes: int = 0, chain_id: int = 7778,
     rpc_base_port: int = 26700, p2p_base_port: int = 26600, block_time_ms: int = 1000,
-    empty_block_interval_ms: int = 10_000,
+    empty_block_interval_ms: int = 10_000, allocations: dict[bytes, int] | None = None,
+    max_block_txs: int = 20_000,
 ) -> list[TestnetNode]:  # fmt: skip
     if validators < 1:
         raise ConfigError("a testnet needs at least one validator")
@@ -64,8 +65,9 @@ def init_testnet(
         chain_name=f"aichain-testnet-{validators}",
         timestamp_ms=GENESIS_TIME_MS,
         validators=ValidatorSet(tuple(Validator(k.public_key, 10) for k in keys)),
-        allocations=((DEV_ACCOUNT_KEY.address, 1_000_000_000 * UNIT),),
-        params=ChainParams(block_time_ms=block_time_ms, empty_block_interval_ms=empty_block_interval_ms),
+        allocations=tuple(sorted({DEV_ACCOUNT_KEY.address: 1_000_000_000 * UNIT, **(allocations or {})}.items())),
+        params=ChainParams(block_time_ms=block_time_ms, empty_block_interval_ms=empty_block_interval_ms,
+                           max_block_txs=max_block_txs, block_gas_limit=max(1_000_000_000, max_block_txs * 21_000)),
         validator_names=tuple((k.address, f"node{i}") for i, k in enumerate(keys)),
     )
     genesis.save(root / "genesis.json")
@@ -105,16 +107,27 @@ def load_testnet(root: Path) -> list[TestnetNode]:
             for n in doc["nodes"]]  # fmt: skip
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs. A node this process started and that has exited is reaped here:
+    a zombie child still answers `kill(pid, 0)`, and would look alive forever."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (started by another `testnet start`): its parent or init reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _pid(node: TestnetNode) -> int | None:
     try:
         pid = int((node.dir / "node.pid").read_text())
     except (FileNotFoundError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if _alive(pid) else None
 
 
 def start_node(node: TestnetNode, extra: list[str] | None = None) -> int:
@@ -154,13 +167,13 @@ def stop_node(node: TestnetNode, grace: float = 15.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             break
         time.sleep(0.05)
     else:
         os.kill(pid, signal.SIGKILL)
+        while _alive(pid) and time.monotonic() < deadline + 5:
+            time.sleep(0.02)
     (node.dir / "node.pid").unlink(missing_ok=True)
     return True
 

@@ -1,0 +1,197 @@
+"""`bench testnet`: finalized transfers/s, finality latency and sync speed of a local testnet.
+
+Starts `validators` real node processes on 127.0.0.1 (all on this machine), pushes pre-signed
+transfers at a steady rate through JSON-RPC (`tx_sendBatch`, spread over the nodes), and
+watches blocks being finalized. Figures:
+- finalized transfers/s over the measured window (every block in it, on node0);
+- finality latency, submit -> seen in a finalized block, p50 and p99 (a sample of txs);
+- a fresh non-validator started afterwards syncs the whole history: transactions/s.
+Beside them: one core's Ed25519 verifications/s, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from node import testnet
+from node.bench import limits
+from node.bench.report import Report
+from node.bench.workload import FUNDING, account_key, signed_transfers
+from node.rpc.client import RpcClient
+
+BATCH = 500
+
+
+def _post(url: str, method: str, params: list[Any], timeout: float = 30) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise RuntimeError(answer["error"])
+    return answer["result"]
+
+
+def _free_base() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return 20000 + s.getsockname()[1] % 20000
+
+
+class _Load(threading.Thread):
+    """Sends the pre-signed transactions at `rate`/s in batches, round-robin over the nodes."""
+
+    def __init__(self, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float) -> None:
+        super().__init__(daemon=True)
+        self.nodes, self.raws, self.rate, self.duration = nodes, raws, rate, duration
+        self.sent_at: dict[str, float] = {}  # sampled tx hash -> submit time
+        self.sent = 0
+        self.rejected = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        cursor = 0
+        turn = 0
+        while cursor < len(self.raws) and not self.stop_flag.is_set():
+            elapsed = time.monotonic() - started
+            if elapsed > self.duration:
+                break
+            due = int(elapsed * self.rate) + BATCH
+            if self.sent >= due:
+                time.sleep(0.005)
+                continue
+            chunk = self.raws[cursor : cursor + BATCH]
+            cursor += len(chunk)
+            node = self.nodes[turn % len(self.nodes)]
+            turn += 1
+            submitted = time.monotonic()
+            try:
+                results = _post(node.rpc_url, "tx_sendBatch", [["0x" + raw.hex() for raw in chunk]])
+            except Exception:
+                self.rejected += len(chunk)
+                continue
+            for i, result in enumerate(results):
+                if "hash" in result:
+                    self.sent += 1
+                    if i % 10 == 0:
+                        self.sent_at[result["hash"]] = submitted
+                else:
+                    self.rejected += 1
+
+
+def run_testnet_bench(
+    validators: int = 4, duration: float = 60.0, rate: float = 2500.0, block_time_ms: int = 1000,
+    senders: int = 2000, sync: bool = True,
+) -> Report:  # fmt: skip
+    report = Report(f"aichain-node bench testnet: {validators} validators on this machine, {block_time_ms} ms blocks")
+    verify_rate = limits.ed25519_verifications_per_s()
+    per_sender = int(rate * (duration + 10) / senders) + 1
+    recipients = [bytes([i % 256, i // 256]) + bytes(18) for i in range(5000)]
+    raws = signed_transfers(senders, per_sender, recipients, chain_id=7790)
+    with tempfile.TemporaryDirectory(prefix="aichain-bench-testnet-") as tmp:
+        root = Path(tmp)
+        base = _free_base()
+        nodes = testnet.init_testnet(
+            root, validators, full_nodes=1 if sync else 0, chain_id=7790, rpc_base_port=base,
+            p2p_base_port=base + 100, block_time_ms=block_time_ms, max_block_txs=50_000,
+            allocations={account_key(i).address: FUNDING for i in range(senders)},
+        )  # fmt: skip
+        running = [n for n in nodes if n.validator]
+        try:
+            for node in running:
+                testnet.start_node(node)
+            testnet.wait_ready(running, timeout=60)
+            figures = _measure(running, raws, rate, duration)
+            if sync:
+                full = nodes[-1]
+                figures.update(_measure_sync(full, running[0]))
+        finally:
+            for node in nodes:
+                testnet.stop_node(node, grace=10)
+    report.add(
+        "transfers finalized /s (sustained)", figures["tps"], "tx/s",
+        "Ed25519 verifications/s, one core", verify_rate, target=">= 2000 tx/s",
+    )  # fmt: skip
+    report.add("finality latency p50", figures["p50"], "s", target="<= 1.5 s")
+    report.add("finality latency p99", figures["p99"], "s", target="<= 3 s")
+    if "sync_tps" in figures:
+        report.add("fresh node sync", figures["sync_tps"], "tx/s", "Ed25519 verifications/s, one core", verify_rate,
+                   target=">= 5000 tx/s")  # fmt: skip
+        report.notes["synced"] = f"{int(figures['sync_blocks'])} blocks, {int(figures['sync_txs'])} txs in " \
+            f"{figures['sync_s']:.1f} s"  # fmt: skip
+    report.notes["measured over"] = f"{figures['window']:.1f} s, {int(figures['committed'])} txs"
+    report.notes["offered load"] = f"{rate:.0f} tx/s"
+    report.notes["accepted / refused"] = f"{int(figures['sent'])} / {int(figures['rejected'])}"
+    report.notes["latency sample"] = int(figures["samples"])
+    return report
+
+
+def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float) -> dict[str, float]:
+    watcher = RpcClient(nodes[0].rpc_url, timeout=30)
+    start_height = watcher.call("chain_head")["height"]
+    load = _Load(nodes, raws, rate, duration)
+    load.start()
+    seen: list[tuple[float, int, list[str]]] = []  # (time seen, height, tx hashes)
+    height = start_height
+    deadline = time.monotonic() + duration + 15
+    while time.monotonic() < deadline:
+        head = watcher.call("chain_head")["height"]
+        while height < head:
+            height += 1
+            block = watcher.call("chain_getBlockByHeight", height, False)
+            seen.append((time.monotonic(), height, block["transactions"]))
+        if not load.is_alive() and seen and not seen[-1][2] and height > start_height + 2:
+            break
+        time.sleep(0.02)
+    load.stop_flag.set()
+    load.join(5)
+    with_txs = [s for s in seen if s[2]]
+    if len(with_txs) < 3:
+        raise RuntimeError("too few blocks with transactions to measure; is the testnet finalizing?")
+    first, last = with_txs[0], with_txs[-1]
+    committed = sum(len(s[2]) for s in with_txs[1:])
+    window = last[0] - first[0]
+    latencies = []
+    for when, _, hashes in seen:
+        for h in hashes:
+            sent = load.sent_at.get(h)
+            if sent is not None:
+                latencies.append(when - sent)
+    latencies.sort()
+    return {
+        "tps": committed / window if window > 0 else 0.0,
+        "committed": committed,
+        "window": window,
+        "p50": statistics.median(latencies) if latencies else float("nan"),
+        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("nan"),
+        "samples": len(latencies),
+        "sent": load.sent,
+        "rejected": load.rejected,
+    }
+
+
+def _measure_sync(full: testnet.TestnetNode, source: testnet.TestnetNode) -> dict[str, float]:
+    target = RpcClient(source.rpc_url).call("chain_head")["height"]
+    txs = 0
+    for h in range(1, target + 1):
+        txs += RpcClient(source.rpc_url).call("chain_getBlockByHeight", h, False)["tx_count"]
+    started = time.monotonic()
+    testnet.start_node(full)
+    testnet.wait_ready([full], timeout=60)
+    client = RpcClient(full.rpc_url, timeout=30)
+    while client.call("chain_head")["height"] < target:
+        if time.monotonic() - started > 600:
+            raise RuntimeError("the fresh node did not sync within 10 minutes")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    return {"sync_tps": txs / elapsed, "sync_s": elapsed, "sync_blocks": target, "sync_txs": txs}
