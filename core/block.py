@@ -7,6 +7,7 @@ and included in the next block as `last_commit`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -23,7 +24,7 @@ BLOCK_TAG = 8
 MAX_BLOCK_BYTES = 32 * 1024 * 1024
 MAX_BLOCK_TXS = 50_000
 BLOCK_LIMITS = codec.Limits(
-    max_bytes=MAX_BLOCK_BYTES, max_bin_len=MAX_TX_BYTES, max_array_len=MAX_BLOCK_TXS, max_depth=6
+    max_bytes=MAX_BLOCK_BYTES, max_bin_len=MAX_TX_BYTES, max_array_len=MAX_BLOCK_TXS, max_depth=5
 )
 
 
@@ -197,7 +198,7 @@ class Block:
 
     def to_wire(self) -> list[object]:
         return [
-            BLOCK_TAG, self.header.to_wire(), [tx.to_wire() for tx in self.transactions],
+            BLOCK_TAG, self.header.to_wire(), [tx.encoded for tx in self.transactions],
             None if self.last_commit is None else self.last_commit.to_wire(), list(self.evidence),
         ]  # fmt: skip
 
@@ -205,20 +206,31 @@ class Block:
         return codec.encode(self.to_wire())
 
     @classmethod
-    def from_wire(cls, value: object) -> Block:
+    def from_wire(cls, value: object, known: Callable[[bytes], Transaction | None] | None = None) -> Block:
+        """Build from decoded msgpack. Transactions travel as their own canonical encodings;
+        `known` (tx hash -> transaction) lets a node reuse ones it already decoded and checked."""
         i = codec.expect_list(value, BLOCK_TAG, 5, "block")
         if not isinstance(i[2], list) or not isinstance(i[4], list):
             raise codec.DecodeError("block: transactions and evidence are arrays")
         return cls(
             Header.from_wire(i[1]),
-            tuple(Transaction.from_wire(tx) for tx in i[2]),
+            tuple(_transaction(raw, known) for raw in i[2]),
             None if i[3] is None else Commit.from_wire(i[3]),
             tuple(codec.expect_bytes(e, "evidence", max_size=4096) for e in i[4]),
         )
 
     @classmethod
-    def decode(cls, raw: bytes) -> Block:
-        return cls.from_wire(codec.decode(raw, limits=BLOCK_LIMITS))
+    def decode(cls, raw: bytes, known: Callable[[bytes], Transaction | None] | None = None) -> Block:
+        return cls.from_wire(codec.decode(raw, limits=BLOCK_LIMITS), known)
+
+
+def _transaction(raw: object, known: Callable[[bytes], Transaction | None] | None) -> Transaction:
+    raw = codec.expect_bytes(raw, "block transaction", max_size=MAX_TX_BYTES)
+    if known is not None:
+        tx = known(sha256(raw))
+        if tx is not None and tx.encoded == raw:
+            return tx
+    return Transaction.decode(raw)
 
 
 def transactions_root(transactions: tuple[Transaction, ...] | list[Transaction]) -> bytes:

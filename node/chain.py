@@ -9,6 +9,7 @@ the block, its commit, receipts, state and new head in one atomic, fsynced batch
 from __future__ import annotations
 
 import threading
+from collections.abc import Container
 from dataclasses import dataclass
 
 from consensus.builder import assemble_block, next_timestamp
@@ -157,7 +158,9 @@ class Chain:
                 usable.append(raw)
         return tuple(usable)
 
-    def execute(self, block: Block, now_ms: int | None = None, verified: set[bytes] | None = None) -> PendingBlock:
+    def execute(
+        self, block: Block, now_ms: int | None = None, verified: Container[bytes] | None = None
+    ) -> PendingBlock:
         """Check and execute a block someone else proposed; raise `InvalidBlock` if any rule fails."""
         header = block.header
         check_header(header, self.head, self.validators, self.chain_id, now_ms)

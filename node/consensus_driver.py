@@ -10,7 +10,11 @@ runs in the node's block thread while the task awaits it. Rules:
 - messages for the next height are kept (bounded) and replayed when that height starts;
 - between heights the driver waits one block time after the head's timestamp; with an
   empty mempool it waits up to the empty-block interval, unless transactions arrive or a
-  peer is already at the next height.
+  peer is already at the next height;
+- gossip sends a message once, so a peer that was down, restarting or syncing misses it:
+  while a height lasts longer than `RESEND_AFTER_S`, what this validator signed at it is
+  sent again every `RESEND_AFTER_S` (without it, validators that come back after a loss of
+  quorum wait forever for prevotes that were sent while they were away).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.consensus")
 
 MAX_BUFFERED = 20_000
+RESEND_AFTER_S = 1.0
 Broadcast = Callable[[object], Awaitable[None]]
 
 
@@ -63,6 +68,9 @@ class ConsensusDriver:
         self.signer = signer
         self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
         self.broadcast: Broadcast | None = None  # set by the network layer
+        self.resend: Broadcast | None = None  # set by the network layer: send again, to every peer
+        self._signed: list[object] = []  # what we sent at the current height (proposal, votes)
+        self._resender: asyncio.Task[None] | None = None
         self.on_committed: list[Callable[[Block], None]] = []
         self.double_sign = False  # test-only switch: a Byzantine validator that equivocates
         self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -77,14 +85,16 @@ class ConsensusDriver:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="consensus")
+        self._resender = asyncio.create_task(self._resend_forever(), name="consensus-resend")
 
     async def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._resender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # --- inputs from the network ----------------------------------------------------------
 
@@ -106,6 +116,7 @@ class ConsensusDriver:
             await self._wait_for_next_height()
             head = self.node.chain.head
             self._pending.clear()
+            self._signed = []
             self.round_started_at = time.monotonic()
             height = head.height + 1
             last = None if self.signer is None else self.signer.last_signed()
@@ -168,16 +179,19 @@ class ConsensusDriver:
                 if signed is None:
                     continue
                 await self._send(("proposal", signed, action.block))
+                self._signed.append(("proposal", signed, action.block))
                 queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
             elif isinstance(action, SignVote):
                 signed = self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
                 if signed is None:
                     continue
                 await self._send(("vote", signed))
+                self._signed.append(("vote", signed))
                 if self.double_sign:
                     await self._equivocate(signed)
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
+                self._signed = []
                 await self._commit(action)
                 return True
             elif isinstance(action, EvidenceFound):
@@ -217,6 +231,17 @@ class ConsensusDriver:
     async def _send(self, message: object) -> None:
         if self.broadcast is not None:
             await self.broadcast(message)
+
+    async def _resend_forever(self) -> None:
+        """Every RESEND_AFTER_S, if the height did not change meanwhile, send again what we signed at it."""
+        last = -1
+        while True:
+            await asyncio.sleep(RESEND_AFTER_S)
+            height = self.machine.height
+            if height == last and self.resend is not None:
+                for message in list(self._signed):
+                    await self.resend(message)
+            last = height
 
     async def _equivocate(self, vote: Vote) -> None:
         """Test-only Byzantine behaviour: also sign and send a conflicting vote."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from core.errors import (
@@ -107,8 +107,9 @@ class Mempool:
     def is_verified(self, tx_hash: bytes) -> bool:
         return tx_hash in self._verified
 
-    def verified_hashes(self) -> set[bytes]:
-        return set(self._verified)
+    def verified_hashes(self) -> Container[bytes]:
+        """The hashes whose signatures verified (a live view: membership tests only)."""
+        return self._verified.keys()
 
     def add(self, tx: Transaction, now_ms: int, *, signature_checked: bool = False) -> bytes:
         """Admit `tx` or raise why not. Verifies the signature unless the caller already did."""

@@ -28,6 +28,7 @@ from core import codec
 from core.block import Block, Vote
 from core.errors import AichainError, AlreadyKnown, DecodeError
 from core.evidence import DuplicateVote
+from core.hashing import sha256
 from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction
@@ -87,13 +88,14 @@ class Network:
 
     async def broadcast_consensus(self, message: object) -> None:
         """Called by the consensus driver for what it signed: ("proposal", p, block) or ("vote", v)."""
-        kind = message[0]  # type: ignore[index]
-        if kind == "proposal":
-            _, proposal, block = message  # type: ignore[misc]
-            await self.gossip.publish(PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()])
-        elif kind == "vote":
-            _, vote = message  # type: ignore[misc]
-            await self.gossip.publish(VOTE, [VOTE, vote.to_wire()])
+        msg_type, payload = _consensus_payload(message)
+        await self.gossip.publish(msg_type, payload)
+
+    async def resend_consensus(self, message: object) -> None:
+        """Send a message the driver signed again, to every peer, past gossip de-duplication: peers
+        that have it drop it; one that missed it (down, restarting or syncing when it was sent) gets it."""
+        msg_type, payload = _consensus_payload(message)
+        await self.manager.broadcast(msg_type, payload)
 
     async def broadcast_evidence(self, raw: bytes) -> None:
         await self.gossip.publish(EVIDENCE, [EVIDENCE, raw])
@@ -125,9 +127,13 @@ class Network:
             items = codec.expect_list(payload, TXS, 2, "transactions")
             if not isinstance(items[1], list) or len(items[1]) > TX_BATCH:
                 raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
-            txs = [Transaction.decode(codec.expect_bytes(raw, "transaction")) for raw in items[1]]
+            pool = self.node.mempool
+            fresh = [raw for raw in items[1] if type(raw) is not bytes or sha256(raw) not in pool]
+            txs = [Transaction.decode(codec.expect_bytes(raw, "transaction")) for raw in fresh]
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        if not txs:
             return
         results = await self.node.submit_many(txs, gossip=False)
         admitted = []
@@ -156,7 +162,7 @@ class Network:
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal with a bad signature")
             return
         try:
-            block = Block.decode(raw_block)
+            block = Block.decode(raw_block, self.node.mempool.get)
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed block: {exc}")
             return
@@ -210,6 +216,15 @@ class Network:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         self.sync.peer_head(peer, height, head_hash)
+
+
+def _consensus_payload(message: object) -> tuple[int, list[Any]]:
+    kind = message[0]  # type: ignore[index]
+    if kind == "proposal":
+        _, proposal, block = message  # type: ignore[misc]
+        return PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()]
+    _, vote = message  # type: ignore[misc]
+    return VOTE, [VOTE, vote.to_wire()]
 
 
 __all__ = ["AlreadyKnown", "Network"]

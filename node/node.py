@@ -164,6 +164,7 @@ class Node:
         self.network = Network(self, node_key, transport)
         assert self.driver is not None
         self.driver.broadcast = self.network.broadcast_consensus
+        self.driver.resend = self.network.resend_consensus
         try:
             await self.network.start()
         except OSError as exc:

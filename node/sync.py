@@ -41,6 +41,7 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 REQUEST_TIMEOUT_S = 10.0
 PARALLEL_WINDOWS = 4
 PENALTY_BAD_BLOCK = 50.0
+ONE_BEHIND_GRACE_S = 2.0
 
 
 class BlockSync:
@@ -53,6 +54,7 @@ class BlockSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.imported = 0
+        self._one_behind_since: tuple[int, float] | None = None
 
     def register(self) -> None:
         self.manager.register(GET_BLOCKS, self._on_get_blocks)
@@ -74,6 +76,19 @@ class BlockSync:
 
     def syncing(self) -> bool:
         return self.target > self.node.chain.head.height + 1
+
+    def _behind(self) -> bool:
+        """Consensus catches up one block by itself; sync when further behind, or one behind for long."""
+        head = self.node.chain.head.height
+        if self.target <= head:
+            self._one_behind_since = None
+            return False
+        if self.target > head + 1:
+            return True
+        now = time.monotonic()
+        if self._one_behind_since is None or self._one_behind_since[0] != head:
+            self._one_behind_since = (head, now)
+        return now - self._one_behind_since[1] >= ONE_BEHIND_GRACE_S
 
     def peer_head(self, peer: Peer, height: int, head_hash: bytes) -> None:
         self._heads[peer.node_key] = height
@@ -121,7 +136,7 @@ class BlockSync:
             for offset, pair in enumerate(items[2]):
                 if not isinstance(pair, list) or len(pair) != 2:
                     raise DecodeError("blocks: expected [block, commit] pairs")
-                block = Block.decode(codec.expect_bytes(pair[0], "block"))
+                block = Block.decode(codec.expect_bytes(pair[0], "block"), self.node.mempool.get)
                 commit = Commit.decode(codec.expect_bytes(pair[1], "commit"))
                 if block.height != start + offset:
                     raise DecodeError(f"blocks: expected height {start + offset}, got {block.height}")
@@ -159,6 +174,9 @@ class BlockSync:
         head = chain.head.height
         if self.target <= head:
             self._received.clear()
+            return
+        if not self._behind():
+            asyncio.get_running_loop().call_later(0.5, self._wake.set)
             return
         await self._import_ready()
         head = chain.head.height

@@ -49,6 +49,10 @@ _LASTING = {Reason.WRONG_CHAIN, Reason.WRONG_GENESIS, Reason.BANNED, Reason.NOT_
             Reason.UNEXPECTED_KEY, Reason.PROTOCOL_VERSION}
 
 
+RECHECK_S = 5.0
+MIN_DIAL_WAIT_S = 0.05
+
+
 class PeerManager:
     """The P2P layer of one node. Use `async with PeerManager(...)` or `start()`/`stop()`
     (once each: a stopped manager is not restarted; make a new one).
@@ -423,13 +427,18 @@ class PeerManager:
                     break
                 key = entry.node_key
                 if key is not None and (key == self.node_id or key in self._peers or self.bans.key_banned(key)):
+                    entry.next_attempt = now + RECHECK_S  # connected or banned: look again later, not at once
                     continue
                 if self.config.ban_ip and self.bans.ip_banned(entry.host):
+                    entry.next_attempt = now + RECHECK_S
                     continue
                 slots -= 1
                 self.book.dial_started(entry)
                 self._spawn(self._dial(entry), f"p2p-dial-{entry}")
-            delay = self.book.next_due(time.monotonic())
+            # Sleep until an address is due, a peer leaves (wake_dialer), or 1 s; never spin: with no
+            # free slot, due addresses wait for a wake-up.
+            delay = self.book.next_due(time.monotonic()) if slots > 0 else None
+            wait = 1.0 if delay is None else min(1.0, max(MIN_DIAL_WAIT_S, delay))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(1.0, delay) if delay is not None else 1.0):
+                async with asyncio.timeout(wait):
                     await self._wakeup.wait()
