@@ -21,9 +21,13 @@ largest power that can be faulty: "2f+1" means more than 2/3 of the total power,
 - Round skip (55-56): f+1 power sending messages for a round above ours -> StartRound there.
 - Timeouts (57-65): propose -> prevote nil; prevote -> precommit nil; precommit -> next round.
 
-Votes are tallied once per validator, round and type. A second, different vote from the
-same validator for the same (round, type) is equivocation: it is reported as
-`EvidenceFound` and not counted.
+Votes count, as in the paper, for the block they name: a validator that equivocates (signs
+different votes for one round and type) counts once for each block it named, at most
+`MAX_HASHES_PER_VOTER` of them, while "any 2f+1" totals count each validator once. Each
+equivocation is reported once as `EvidenceFound`. Every proposal of the round's proposer is
+kept (a double-proposer's second block can still be decided); the first one decides our
+prevote. A validator restarted in the middle of a height restores its lock (`locked`),
+which the node persists with the precommit that created it.
 """
 
 from __future__ import annotations
@@ -55,15 +59,17 @@ from core.validators import ValidatorSet
 
 NIL = b""
 MAX_ROUNDS_AHEAD = 1000  # votes further ahead than this are dropped (bounds memory under spam)
+MAX_HASHES_PER_VOTER = 3  # distinct blocks one equivocator can be counted for in a round
+MAX_PROPOSALS_PER_ROUND = 4
 
 
 @dataclass
 class _VoteSet:
-    """One (round, type): each validator's vote and the power behind each block hash."""
+    """One (round, type): each validator's votes by block hash, and the power behind each hash."""
 
-    votes: dict[bytes, Vote] = field(default_factory=dict)
+    votes: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)  # validator -> block hash -> vote
     power: dict[bytes, int] = field(default_factory=dict)
-    total: int = 0
+    total: int = 0  # power of distinct validators that voted at all
 
 
 class Tendermint:
@@ -80,26 +86,31 @@ class Tendermint:
 
     def _reset(self) -> None:
         self.locked_round = -1
-        self.locked_block: Block | None = None
+        self.locked_hash: bytes | None = None
         self.valid_round = -1
         self.valid_block: Block | None = None
-        self._proposals: dict[int, Proposal] = {}
+        self._proposals: dict[int, Proposal] = {}  # the first proposal of each round
+        self._proposed: dict[int, set[bytes]] = {}  # every block hash the round's proposer proposed
         self._blocks: dict[bytes, tuple[Block, bool]] = {}  # hash -> (block, valid)
         self._votes: dict[tuple[int, int], _VoteSet] = {}
         self._done: set[tuple[str, int]] = set()  # "first time" rules already taken, per round
 
     # --- entry points -----------------------------------------------------------------------
 
-    def start_height(self, height: int, validators: ValidatorSet, first_round: int = 0) -> list[Action]:
+    def start_height(
+        self, height: int, validators: ValidatorSet, first_round: int = 0, locked: tuple[int, bytes] | None = None
+    ) -> list[Action]:
         """Begin deciding `height` with `validators`, at round 0.
 
         A validator that restarts after signing at this height starts at the round after the
         last one it signed in (`first_round`): it may not sign again in that round, and rounds
-        may always be skipped.
+        may always be skipped. `locked` = (round, block hash) restores the lock it held.
         """
         self.height = height
         self.validators = validators
         self._reset()
+        if locked is not None:
+            self.locked_round, self.locked_hash = locked
         actions: list[Action] = []
         self._start_round(first_round, actions)
         self._evaluate(actions)
@@ -130,14 +141,16 @@ class Tendermint:
         if validator is None or vote.vote_type not in (VoteType.PREVOTE, VoteType.PRECOMMIT):
             return
         vote_set = self._votes.setdefault((vote.round, vote.vote_type), _VoteSet())
-        earlier = vote_set.votes.get(vote.validator)
-        if earlier is not None:
-            if earlier.block_hash != vote.block_hash:
-                actions.append(EvidenceFound(earlier, vote))
+        by_hash = vote_set.votes.get(vote.validator)
+        if by_hash is None:
+            vote_set.votes[vote.validator] = by_hash = {}
+            vote_set.total += validator.power
+        elif vote.block_hash in by_hash or len(by_hash) >= MAX_HASHES_PER_VOTER:
             return
-        vote_set.votes[vote.validator] = vote
+        else:
+            actions.append(EvidenceFound(next(iter(by_hash.values())), vote))
+        by_hash[vote.block_hash] = vote
         vote_set.power[vote.block_hash] = vote_set.power.get(vote.block_hash, 0) + validator.power
-        vote_set.total += validator.power
 
     def _on_proposal(self, event: ProposalReceived, actions: list[Action]) -> None:
         assert self.validators is not None
@@ -148,9 +161,11 @@ class Tendermint:
             return
         if proposer_for(self.validators, self.height, proposal.round).address != proposal.proposer:
             return
-        if proposal.round in self._proposals:
-            return  # the first proposal of a round counts; a proposer's second one is ignored
-        self._proposals[proposal.round] = proposal
+        proposed = self._proposed.setdefault(proposal.round, set())
+        if block.hash in proposed or len(proposed) >= MAX_PROPOSALS_PER_ROUND:
+            return
+        proposed.add(block.hash)
+        self._proposals.setdefault(proposal.round, proposal)  # the first one decides our prevote
         known = self._blocks.get(block.hash)
         self._blocks[block.hash] = (block, event.valid or (known is not None and known[1]))
 
@@ -219,16 +234,13 @@ class Tendermint:
                     self._vote(VoteType.PREVOTE, v if ok else NIL, actions)
                     self.step = Step.PREVOTE
 
-        if (
-            proposal is not None and block is not None and valid and self.step >= Step.PREVOTE
-            and prevotes is not None and prevotes.power.get(proposal.block_hash, 0) >= quorum
-            and self._first(("polka", r))
-        ):  # lines 36-43  # fmt: skip
+        polka = self._polka_block(r, prevotes) if self.step >= Step.PREVOTE else None
+        if polka is not None and self._first(("polka", r)):  # lines 36-43
             if self.step == Step.PREVOTE:
-                self.locked_block, self.locked_round = block, r
-                self._vote(VoteType.PRECOMMIT, proposal.block_hash, actions)
+                self.locked_hash, self.locked_round = polka.hash, r
+                self._vote(VoteType.PRECOMMIT, polka.hash, actions)
                 self.step = Step.PRECOMMIT
-            self.valid_block, self.valid_round = block, r
+            self.valid_block, self.valid_round = polka, r
 
         if self.step == Step.PREVOTE and prevotes is not None:
             if prevotes.power.get(NIL, 0) >= quorum:  # lines 44-46
@@ -239,6 +251,17 @@ class Tendermint:
 
         if precommits is not None and precommits.total >= quorum and self._first(("precommit-timeout", r)):
             actions.append(ScheduleTimeout(self.height, r, Step.PRECOMMIT, self.timeouts.precommit(r)))  # 47-48
+
+    def _polka_block(self, round_: int, prevotes: _VoteSet | None) -> Block | None:
+        """A valid block proposed in `round_` with 2f+1 prevotes for it, if there is one."""
+        if prevotes is None:
+            return None
+        quorum = self._quorum()
+        for block_hash in self._proposed.get(round_, ()):
+            block, valid = self._blocks.get(block_hash, (None, False))
+            if block is not None and valid and prevotes.power.get(block_hash, 0) >= quorum:
+                return block
+        return None
 
     def _decide(self, actions: list[Action]) -> bool:
         """Lines 49-54: a valid block with 2f+1 precommits in any round is decided."""
@@ -253,9 +276,9 @@ class Tendermint:
                 if known is None or not known[1]:
                     continue  # we lack the block (sync fetches it) or it is invalid for us
                 sigs = tuple(
-                    CommitSig(v.validator, v.signature)
-                    for v in sorted(vote_set.votes.values(), key=lambda v: v.validator)
-                    if v.block_hash == block_hash
+                    CommitSig(validator, by_hash[block_hash].signature)
+                    for validator, by_hash in sorted(vote_set.votes.items())
+                    if block_hash in by_hash
                 )
                 self.decided[self.height] = block_hash
                 self.step = Step.NEW_HEIGHT
@@ -290,7 +313,7 @@ class Tendermint:
         return self.validators.quorum()
 
     def _locked_on(self, block_hash: bytes) -> bool:
-        return self.locked_block is not None and self.locked_block.hash == block_hash
+        return self.locked_hash == block_hash
 
     def _first(self, key: tuple[str, int]) -> bool:
         if key in self._done:
@@ -317,7 +340,7 @@ class Tendermint:
             "round": self.round,
             "step": self.step.name.lower(),
             "locked_round": self.locked_round,
-            "locked_block": None if self.locked_block is None else "0x" + self.locked_block.hash.hex(),
+            "locked_block": None if self.locked_hash is None else "0x" + self.locked_hash.hex(),
             "valid_round": self.valid_round,
             "proposal": None,
         }
@@ -331,8 +354,8 @@ class Tendermint:
             state[name] = {
                 "power": vote_set.total,
                 "of": self.validators.total_power if self.validators else 0,
-                "votes": {address_hex(a): ("nil" if v.block_hash == NIL else "0x" + v.block_hash.hex()[:16])
-                          for a, v in vote_set.votes.items()},
+                "votes": {address_hex(a): ["nil" if h == NIL else "0x" + h.hex()[:16] for h in by_hash]
+                          for a, by_hash in vote_set.votes.items()},
                 "missing": [address_hex(v.address) for v in validators if v.address not in vote_set.votes],
             }  # fmt: skip
         return state

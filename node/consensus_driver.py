@@ -124,7 +124,8 @@ class ConsensusDriver:
             if first_round:
                 log.info("resuming height %d at round %d: this validator signed in round %d before a restart",
                          height, first_round, first_round - 1)  # fmt: skip
-            actions = self.machine.start_height(height, self.node.chain.validators, first_round)
+            locked = None if self.signer is None else self.signer.lock_for(height)
+            actions = self.machine.start_height(height, self.node.chain.validators, first_round, locked)
             replay, self._future = [e for e in self._future if _height_of(e) == height], []
             for event in replay:
                 self._inbox.put_nowait(event)

@@ -6,6 +6,10 @@ the signature it already made for the same bytes and refuses different bytes. Th
 written to `<datadir>/sign_state.json` and fsynced before a signature is returned, so after
 a crash — even kill -9 between signing and broadcasting — a restarted validator can never
 sign a conflicting vote or proposal.
+
+The same write records the validator's lock: a precommit for a block locks the validator on
+it (Tendermint's lockedValue/lockedRound). A restarted validator restores that lock, or it
+could prevote another block in a later round and help decide a conflicting block.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class _Signed:
     step: int
     payload: bytes
     signature: bytes
+    lock: tuple[int, int, bytes] | None = None  # (height, round, block hash) of the last precommit for a block
 
 
 class Signer:
@@ -54,8 +59,9 @@ class Signer:
 
     def sign_vote(self, vote: Vote) -> Vote:
         step = STEP_PREVOTE if vote.vote_type == VoteType.PREVOTE else STEP_PRECOMMIT
+        lock = (vote.height, vote.round, vote.block_hash) if step == STEP_PRECOMMIT and vote.block_hash else None
         signature = self._sign(vote.height, vote.round, step, vote.signing_payload(), lambda: vote.signed_by(
-            self.key, self.chain_id).signature)  # fmt: skip
+            self.key, self.chain_id).signature, lock)  # fmt: skip
         return Vote(vote.vote_type, vote.height, vote.round, vote.block_hash, vote.validator, signature)
 
     def sign_proposal(self, proposal: Proposal) -> Proposal:
@@ -68,7 +74,10 @@ class Signer:
             proposal.height, proposal.round, proposal.pol_round, proposal.block_hash, proposal.proposer, signature
         )
 
-    def _sign(self, height: int, round_: int, step: int, payload: bytes, make: object) -> bytes:
+    def _sign(
+        self, height: int, round_: int, step: int, payload: bytes, make: object,
+        lock: tuple[int, int, bytes] | None = None,
+    ) -> bytes:  # fmt: skip
         last = self._last
         position = (height, round_, step)
         if last is not None and not self.unsafe_allow_double_sign:
@@ -80,12 +89,20 @@ class Signer:
                     return last.signature
                 raise DoubleSignRefused(f"refusing to sign different bytes at {position}: that would equivocate")
         signature: bytes = make()  # type: ignore[operator]
-        self._store(_Signed(height, round_, step, payload, signature))
+        if lock is None and last is not None and last.lock is not None and last.lock[0] == height:
+            lock = last.lock  # the lock holds for the rest of the height
+        self._store(_Signed(height, round_, step, payload, signature, lock))
         return signature
 
+    def lock_for(self, height: int) -> tuple[int, bytes] | None:
+        """(round, block hash) this validator is locked on at `height`, if any."""
+        lock = None if self._last is None else self._last.lock
+        return (lock[1], lock[2]) if lock is not None and lock[0] == height else None
+
     def _store(self, signed: _Signed) -> None:
+        lock = None if signed.lock is None else [signed.lock[0], signed.lock[1], signed.lock[2].hex()]
         doc = {"height": signed.height, "round": signed.round, "step": signed.step,
-               "payload": signed.payload.hex(), "signature": signed.signature.hex()}  # fmt: skip
+               "payload": signed.payload.hex(), "signature": signed.signature.hex(), "lock": lock}  # fmt: skip
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -110,8 +127,10 @@ class Signer:
                 f"cannot read {self.path} ({exc}); it guards against double-signing, so the node will not sign "
                 "without it. Restore it, or delete it only if you are sure this key signed nothing at later heights"
             ) from exc
+        lock = doc.get("lock")
         return _Signed(doc["height"], doc["round"], doc["step"], bytes.fromhex(doc["payload"]),
-                       bytes.fromhex(doc["signature"]))  # fmt: skip
+                       bytes.fromhex(doc["signature"]),
+                       None if lock is None else (lock[0], lock[1], bytes.fromhex(lock[2])))  # fmt: skip
 
     def last_signed(self) -> tuple[int, int, int] | None:
         return None if self._last is None else (self._last.height, self._last.round, self._last.step)

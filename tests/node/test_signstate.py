@@ -56,3 +56,17 @@ def test_a_corrupt_sign_state_stops_signing_with_a_clear_error(tmp_path: Path) -
     path.write_text("{not json")
     with pytest.raises(AichainError, match="double-signing"):
         Signer(KEY, CHAIN, path)
+
+
+def test_the_lock_survives_a_restart_for_the_rest_of_the_height(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    signer = Signer(KEY, CHAIN, path)
+    signer.sign_vote(vote(8, 0, VoteType.PREVOTE, b"\x05" * 32))
+    assert signer.lock_for(8) is None
+    signer.sign_vote(vote(8, 0, VoteType.PRECOMMIT, b"\x05" * 32))  # locks on block 5 in round 0
+    signer.sign_vote(vote(8, 1, VoteType.PREVOTE, b""))  # later signatures keep the lock
+    restarted = Signer(KEY, CHAIN, path)
+    assert restarted.lock_for(8) == (0, b"\x05" * 32)
+    assert restarted.lock_for(9) is None
+    restarted.sign_vote(vote(9, 0, VoteType.PREVOTE, b""))  # a new height drops it
+    assert Signer(KEY, CHAIN, path).lock_for(8) is None
