@@ -27,6 +27,7 @@ max_txs = 200000
 max_per_sender = 1000
 ttl_s = 600
 ```
+Relative paths in the file are relative to the file's own directory.
 Environment variables name a key by its path: `AICHAIN_DATADIR`, `AICHAIN_RPC_PORT`,
 `AICHAIN_MEMPOOL_MAX_TXS`, `AICHAIN_VALIDATOR_KEY_PASSWORD`, …
 """
@@ -197,6 +198,9 @@ def load_config(
             raise ConfigError(f"no config file at {config_file}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+        for key in ("datadir", "genesis", "validator_key", "node_key"):  # relative to the file's directory
+            if isinstance(doc.get(key), str) and not Path(doc[key]).expanduser().is_absolute():
+                doc[key] = str((Path(config_file).resolve().parent / doc[key]).resolve())
         config = _merge(config, doc, "")
     config = _merge(config, _env_overrides(dict(os.environ if environ is None else environ)), "environment")
     nested: dict[str, Any] = {}

@@ -82,15 +82,15 @@ def init_testnet(
         if node.validator:
             write_key_file(node.dir / "validator.pem", keys[i], None)
         peers = [other.bootnode for other in nodes if other is not node]
-        (node.dir / "node.toml").write_text(
-            f'datadir = "{node.dir}"\ngenesis = "{root / "genesis.json"}"\n'
-            + (f'validator_key = "{node.dir / "validator.pem"}"\n' if node.validator else "")
-            + f'node_key = "{node.dir / "node_key.pem"}"\n\n'
+        (node.dir / "node.toml").write_text(  # paths relative to this file: the directory can move
+            'datadir = "."\ngenesis = "../genesis.json"\n'
+            + ('validator_key = "validator.pem"\n' if node.validator else "")
+            + 'node_key = "node_key.pem"\n\n'
             f'[rpc]\naddr = "127.0.0.1"\nport = {node.rpc_port}\n\n'
             f'[p2p]\naddr = "127.0.0.1"\nport = {node.p2p_port}\nbootnodes = {json.dumps(peers)}\n'
         )
     manifest = [
-        {"name": n.name, "dir": str(n.dir), "rpc_port": n.rpc_port, "p2p_port": n.p2p_port,
+        {"name": n.name, "dir": n.dir.name, "rpc_port": n.rpc_port, "p2p_port": n.p2p_port,
          "node_key": n.node_key, "validator": n.validator}
         for n in nodes
     ]  # fmt: skip
@@ -103,7 +103,7 @@ def load_testnet(root: Path) -> list[TestnetNode]:
         doc = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"no testnet in {root}; create one with `aichain-node testnet init --dir {root}`") from exc
-    return [TestnetNode(n["name"], Path(n["dir"]), n["rpc_port"], n["p2p_port"], n["node_key"], n["validator"])
+    return [TestnetNode(n["name"], root / n["dir"], n["rpc_port"], n["p2p_port"], n["node_key"], n["validator"])
             for n in doc["nodes"]]  # fmt: skip
 
 
