@@ -33,7 +33,7 @@ from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction
 from node.p2p.config import P2PConfig as TransportConfig
-from node.p2p.gossip import Gossip
+from node.p2p.gossip import Gossip, message_id
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
 from node.sync import BlockSync
@@ -155,8 +155,8 @@ class Network:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         chain = self.node.chain
-        if proposal.height != chain.head.height + 1:
-            return  # another height: normal around height changes; sync handles a peer far ahead
+        if proposal.height != chain.head.height + 1 or message_id(PROPOSAL, payload) in self.gossip.seen:
+            return  # another height (normal around height changes; sync handles a peer far ahead), or seen
         validator = chain.validators.by_address.get(proposal.proposer)
         if validator is None or not proposal.verify(validator.public_key, chain.chain_id):
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal with a bad signature")
@@ -182,8 +182,8 @@ class Network:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         chain = self.node.chain
-        if vote.height != chain.head.height + 1:
-            return
+        if vote.height != chain.head.height + 1 or message_id(VOTE, payload) in self.gossip.seen:
+            return  # another height, or already seen: no signature check needed
         validator = chain.validators.by_address.get(vote.validator)
         if validator is None or not vote.verify(validator.public_key, chain.chain_id):
             peer.penalize(PENALTY_BAD_SIGNATURE, "vote with a bad signature")

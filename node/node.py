@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -160,6 +161,8 @@ class Node:
             allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in config.p2p.allow_list) or None,
             max_inbound=config.p2p.max_inbound,
             max_outbound=config.p2p.max_outbound,
+            # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
+            ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
         )
         self.network = Network(self, node_key, transport)
         assert self.driver is not None
@@ -387,6 +390,14 @@ class Node:
             "datadir": str(self.config.datadir),
             "rpc": self.rpc_url,
         }
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _verify_all(txs: list[Transaction]) -> list[bool]:

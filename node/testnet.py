@@ -65,7 +65,9 @@ def init_testnet(
         chain_name=f"aichain-testnet-{validators}",
         timestamp_ms=GENESIS_TIME_MS,
         validators=ValidatorSet(tuple(Validator(k.public_key, 10) for k in keys)),
-        allocations=tuple(sorted({DEV_ACCOUNT_KEY.address: 1_000_000_000 * UNIT, **(allocations or {})}.items())),
+        allocations=tuple(sorted({  # the dev account, and gas money for each validator's governance votes
+            DEV_ACCOUNT_KEY.address: 1_000_000_000 * UNIT, **{k.address: 1_000 * UNIT for k in keys},
+            **(allocations or {})}.items())),
         params=ChainParams(block_time_ms=block_time_ms, empty_block_interval_ms=empty_block_interval_ms,
                            max_block_txs=max_block_txs, block_gas_limit=max(1_000_000_000, max_block_txs * 21_000)),
         validator_names=tuple((k.address, f"node{i}") for i, k in enumerate(keys)),
