@@ -65,6 +65,7 @@ class P2PConfig:
     allow_list: list[str] = field(default_factory=list)  # node keys (hex); empty: anyone on our chain
     max_inbound: int = 32
     max_outbound: int = 16
+    sync_answer_bytes: int = 8 * 1024 * 1024  # most block bytes sent in one answer to a syncing peer
     enabled: bool = True
 
 

@@ -55,7 +55,7 @@ class Network:
         self.node = node
         self.manager = PeerManager(config, node_key)
         self.gossip = Gossip(self.manager)
-        self.sync = BlockSync(node, self.manager)
+        self.sync = BlockSync(node, self.manager, node.config.p2p.sync_answer_bytes)
         self._outgoing_txs: list[bytes] = []
         self._flusher: asyncio.Task[None] | None = None
         for msg_type, handler in (

@@ -45,8 +45,9 @@ ONE_BEHIND_GRACE_S = 2.0
 
 
 class BlockSync:
-    def __init__(self, node: Node, manager: PeerManager) -> None:
+    def __init__(self, node: Node, manager: PeerManager, answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         self.node = node
+        self.answer_bytes = answer_bytes
         self.manager = manager
         self._heads: dict[bytes, int] = {}  # peer node key -> announced height
         self._received: dict[int, tuple[Block, Commit, bytes]] = {}  # height -> (block, commit, from peer)
@@ -118,7 +119,7 @@ class BlockSync:
             if raw is None or commit is None:
                 break
             encoded_commit = commit.encode()
-            if out and size + len(raw) > MAX_ANSWER_BYTES:
+            if out and size + len(raw) > self.answer_bytes:
                 break
             out.append([raw, encoded_commit])
             size += len(raw) + len(encoded_commit)
@@ -195,7 +196,10 @@ class BlockSync:
             if peer is None:
                 continue
             self._requested[window] = (key, now)
-            await peer.send(GET_BLOCKS, [GET_BLOCKS, window, WINDOW])
+            start = max(window, chain.head.height + 1)  # an answer may have covered part of the window
+            while start in self._received and start < window + WINDOW - 1:
+                start += 1
+            await peer.send(GET_BLOCKS, [GET_BLOCKS, start, window + WINDOW - start])
         if self.target > chain.head.height:
             asyncio.get_running_loop().call_later(0.5, self._wake.set)
 

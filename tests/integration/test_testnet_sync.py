@@ -5,12 +5,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integration.testnet_support import Testnet, wait_for
 
 BEHIND = 1000
 
 
-def test_a_late_full_node_syncs_a_thousand_blocks_then_follows_the_head(tmp_path: Path) -> None:
+@pytest.mark.parametrize("answer_bytes", [None, 3000], ids=["default", "partial-answers"])
+def test_a_late_full_node_syncs_a_thousand_blocks_then_follows_the_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer_bytes: int | None
+) -> None:
+    if answer_bytes is not None:  # peers answer a few blocks at a time: windows arrive in parts
+        monkeypatch.setenv("AICHAIN_P2P_SYNC_ANSWER_BYTES", str(answer_bytes))
     # One validator with a 5 ms block time makes ~70 blocks/s on a 2-core machine (four validators
     # make ~13: every one of them executes every block and checks every vote). A second full node
     # follows from the start, so the late one has two peers to fetch ranges from.
