@@ -9,6 +9,8 @@ import typer
 from cli.common import JsonOption, emit, fail
 from core.errors import AichainError
 from node import testnet
+from node.devnet import ensure_dev_key
+from node.keystore import keystore_dir
 
 testnet_app = typer.Typer(help="Local multi-node testnets on 127.0.0.1 (keys for testing only).", no_args_is_help=True)
 DirOption = typer.Option(Path("./testnet"), "--dir", help="Testnet directory")
@@ -35,10 +37,13 @@ def init(
                                      empty_block_interval_ms=empty_block_interval_ms)  # fmt: skip
     except AichainError as exc:
         fail(str(exc))
+    dev_key = ensure_dev_key(keystore_dir())
     rows = [{"name": n.name, "rpc": n.rpc_url, "p2p_port": n.p2p_port, "validator": n.validator} for n in nodes]
     human = "\n".join(f"{r['name']:7} rpc {r['rpc']}  p2p {r['p2p_port']}  {'validator' if r['validator'] else 'full'}"
                       for r in rows)  # fmt: skip
     hint = f"start it with: aichain-node testnet start --dir {directory}"
+    if dev_key is not None:
+        hint += f"\nthe funded dev account's key is {dev_key} (name 'dev'; publicly known, test only)"
     emit(rows, as_json, f"testnet in {directory}:\n{human}\n{hint}")
 
 

@@ -55,10 +55,15 @@ def ensure_dev_setup(config: NodeConfig, keystore: Path) -> DevSetup:
             write_key_file(key_path, validator, None)
         dev_genesis(validator).save(genesis_path)
         created = True
-    dev_key_path: Path | None = keystore / "dev.pem"
-    if not dev_key_path.exists():
-        try:
-            dev_key_path = save_key("dev", DEV_ACCOUNT_KEY, keystore, None)
-        except OSError:
-            dev_key_path = None
-    return DevSetup(created, key_path, dev_key_path, genesis_path)
+    return DevSetup(created, key_path, ensure_dev_key(keystore), genesis_path)
+
+
+def ensure_dev_key(keystore: Path) -> Path | None:
+    """Put the publicly known dev account key in the keystore as `dev` (funded on dev chains and testnets)."""
+    path = keystore / "dev.pem"
+    if path.exists():
+        return path
+    try:
+        return save_key("dev", DEV_ACCOUNT_KEY, keystore, None)
+    except OSError:
+        return None
