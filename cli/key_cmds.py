@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -75,6 +76,12 @@ def keys_show(
     emit(info, as_json, "\n".join(f"{k:11} {v}" for k, v in info.items()))
 
 
+def _account(who: str, rpc: str | None, keystore: Path | None) -> tuple[bytes, dict[str, Any]]:
+    """The address `who` names, and the node's `state_getAccount` answer for it."""
+    address = run_guarded(resolve_address, who, keystore)
+    return address, run_guarded(client(rpc).call, "state_getAccount", address_hex(address))
+
+
 @account_app.command("balance")
 def account_balance(
     who: str = typer.Argument(..., help="Address (0x…) or key name"),
@@ -83,8 +90,7 @@ def account_balance(
     as_json: bool = JsonOption,
 ) -> None:
     """Balance of an account at the head block."""
-    address = run_guarded(resolve_address, who, keystore)
-    info = run_guarded(client(rpc).call, "state_getAccount", address_hex(address))
+    _, info = _account(who, rpc, keystore)
     balance = int(info["balance"])
     data = {"address": info["address"], "balance": str(balance), "balance_aic": format_amount(balance),
             "nonce": info["nonce"], "height": info["height"]}  # fmt: skip
@@ -100,12 +106,12 @@ def account_show(
 ) -> None:
     """Balance, nonce and the state proof of an account, verified here against the state root."""
     from storage.state_proof import Proof, verify_proof
+    from vm.account import account_key
 
-    address = run_guarded(resolve_address, who, keystore)
-    info = run_guarded(client(rpc).call, "state_getAccount", address_hex(address))
+    address, info = _account(who, rpc, keystore)
     proof = Proof.decode(bytes.fromhex(info["proof"][2:]))
     value = None if info["value"] is None else bytes.fromhex(info["value"][2:])
-    ok = verify_proof(bytes.fromhex(info["state_root"][2:]), b"a" + address, value, proof)
+    ok = verify_proof(bytes.fromhex(info["state_root"][2:]), account_key(address), value, proof)
     info["proof_verified"] = ok
     human = "\n".join(f"{k:14} {v}" for k, v in info.items() if k not in ("proof", "value", "key"))
     emit(info, as_json, human)

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from consensus.single import single_validator_commit
 from core.genesis import ChainParams
 from core.keys import PrivateKey
 from core.transaction import Transaction, TxKind
@@ -76,11 +77,9 @@ def run_state(
             pending = chain.build(txs, validator.address, 0)
             verified = {tx.hash for tx in txs}
             execute_s = _median_time(lambda: chain.execute(pending.block, None, verified), 3)
-            from consensus.single import SingleValidatorEngine
-
-            engine = SingleValidatorEngine(validator, genesis.validators, genesis.chain_id, genesis.params)
+            commit = single_validator_commit(validator, genesis.validators, genesis.chain_id, pending.block.header)
             started = time.perf_counter()
-            chain.commit(pending, engine.commit(pending.block.header))
+            chain.commit(pending, commit)
             commit_s = time.perf_counter() - started
             sample = rng.sample(everyone, min(proofs, len(everyone)))
             serve = []

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.single import SingleValidatorEngine
-from core.block import Block, Commit, CommitSig, commit_hash, transactions_root
+from consensus.single import single_validator_commit
+from core.block import Block, Commit, CommitSig, Header, commit_hash, transactions_root
 from core.errors import ConfigError, InvalidBlock, InvalidCommit, InvalidHeader, StateRootMismatch
 from core.genesis import ChainParams, Genesis
 from core.keys import PrivateKey
@@ -57,8 +57,8 @@ def make_genesis(chain_id: int = CHAIN, reward: int = REWARD, balances: list[int
 GENESIS = make_genesis()
 
 
-def engine(genesis: Genesis = GENESIS) -> SingleValidatorEngine:
-    return SingleValidatorEngine(VALIDATOR, genesis.validators, genesis.chain_id, genesis.params)
+def commit_of(header: Header, genesis: Genesis = GENESIS) -> Commit:
+    return single_validator_commit(VALIDATOR, genesis.validators, genesis.chain_id, header)
 
 
 @contextmanager
@@ -78,7 +78,7 @@ def produce(chain: Chain, txs: list[Transaction], now_ms: int | None = None) -> 
     """Build, sign and commit the next block, as the single validator does."""
     when = chain.head.timestamp_ms + 1_000 if now_ms is None else now_ms
     pending = chain.build(txs, VALIDATOR.address, when)
-    commit = engine(chain.genesis).commit(pending.block.header)
+    commit = commit_of(pending.block.header, chain.genesis)
     chain.commit(pending, commit)
     return pending, commit
 
@@ -223,7 +223,7 @@ def test_commit_refuses_a_block_that_no_longer_builds_on_the_head(tmp_path: Path
         stale = chain.build([], VALIDATOR.address, T0 + 1)
         produce(chain, [])
         with pytest.raises(InvalidBlock):
-            chain.commit(stale, engine().commit(stale.block.header))
+            chain.commit(stale, commit_of(stale.block.header))
         assert chain.head.height == 1
 
 
