@@ -102,9 +102,12 @@ class Tendermint:
     ) -> list[Action]:
         """Begin deciding `height` with `validators`, at round 0.
 
-        A validator that restarts after signing at this height starts at the round after the
-        last one it signed in (`first_round`): it may not sign again in that round, and rounds
-        may always be skipped. `locked` = (round, block hash) restores the lock it held.
+        A validator that restarts after signing at this height starts in the last round it
+        signed in, or the next one if it precommitted there (`first_round`): rounds may always
+        be skipped, and its signer refuses whatever would conflict with what it signed, while
+        the steps it had not reached yet (a precommit after its prevote) stay open. Skipping a
+        round in which it has not precommitted can stall the height: the others may be waiting
+        in it for exactly that precommit. `locked` = (round, block hash) restores its lock.
         """
         self.height = height
         self.validators = validators

@@ -44,8 +44,15 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack extension type {code} is not allowed")
 
 
-def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = False) -> Any:
-    """Decode untrusted canonical msgpack; raise a `DecodeError` subtype if it is anything else."""
+def decode(
+    data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = False, check_types: bool = True
+) -> Any:
+    """Decode untrusted canonical msgpack; raise a `DecodeError` subtype if it is anything else.
+
+    `check_types=False` skips the walk that rejects floats, maps and deep nesting, for callers
+    that check the type of every element themselves (a transaction's fixed fields): the
+    canonical re-encoding check still runs.
+    """
     if len(data) > limits.max_bytes:
         raise EncodingTooLarge(f"encoding of {len(data)} bytes exceeds the limit of {limits.max_bytes}")
     try:
@@ -79,7 +86,8 @@ def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = F
         raise DecodeError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises assorted types on garbage
         raise DecodeError(f"malformed msgpack: {exc.__class__.__name__}: {exc}") from exc
-    _check_types(value, limits.max_depth, allow_maps)
+    if check_types:
+        _check_types(value, limits.max_depth, allow_maps)
     if encode(value) != data:
         raise NonCanonicalEncoding("bytes are not the canonical encoding of their value")
     return value

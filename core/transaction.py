@@ -58,6 +58,11 @@ class Transaction:
         ]  # fmt: skip
 
     def signing_payload(self) -> bytes:
+        if len(self.signature) == SIGNATURE_SIZE:
+            # The signed encoding is the 11-element array of the body's 10 fields and a 64-byte
+            # signature (bin8 header c4 40): the payload is those same body bytes under a
+            # 10-element array header. Cutting them out saves an encoding on every verify.
+            return _ARRAY_OF_10 + self.encoded[1:-_SIGNATURE_ENCODED]
         return codec.encode(self._body())
 
     def signed_by(self, key: PrivateKey) -> Transaction:
@@ -84,8 +89,9 @@ class Transaction:
         return [*self._body(), self.signature]
 
     @classmethod
-    def from_wire(cls, value: object) -> Transaction:
-        """Build from decoded msgpack, checking every field's type and size."""
+    def from_wire(cls, value: object, encoded: bytes | None = None) -> Transaction:
+        """Build from decoded msgpack, checking every field's type and size (`encoded`: the
+        canonical bytes `value` was decoded from, if the caller has them)."""
         items = codec.expect_list(value, TX_TAG, 11, "transaction")
         chain_id = codec.expect_uint(items[1], "transaction chain_id")
         sender = codec.expect_bytes(items[2], "transaction sender", PUBLIC_KEY_SIZE)
@@ -101,12 +107,32 @@ class Transaction:
         value_ = codec.expect_uint(items[8], "transaction value")
         data = codec.expect_bytes(items[9], "transaction data", max_size=MAX_TX_DATA)
         signature = codec.expect_bytes(items[10], "transaction signature", SIGNATURE_SIZE)
-        return cls(chain_id, sender, nonce, gas_limit, gas_price, kind, to, value_, data, signature)
+        fields = (chain_id, sender, nonce, gas_limit, gas_price, kind, to, value_, data, signature)
+        if encoded is not None:
+            return cls._with_encoding(fields, encoded)
+        return cls(*fields)  # type: ignore[arg-type]
 
     @classmethod
     def decode(cls, raw: bytes) -> Transaction:
         """Decode untrusted bytes into a transaction (the signature is not checked here)."""
-        return cls.from_wire(codec.decode(raw, limits=TX_LIMITS))
+        # from_wire checks the type of all 11 fields; decode checks `raw` is canonical, so it
+        # is the transaction's encoding as it is (no second encoding to compute it).
+        tx = cls.from_wire(codec.decode(raw, limits=TX_LIMITS, check_types=False), encoded=raw)
+        return tx
+
+    @classmethod
+    def _with_encoding(cls, fields: tuple[object, ...], encoded: bytes) -> Transaction:
+        """Build from checked fields whose canonical encoding is already known."""
+        tx = object.__new__(cls)
+        for name, value in zip(_FIELDS, fields, strict=True):
+            object.__setattr__(tx, name, value)
+        object.__setattr__(tx, "encoded", encoded)
+        object.__setattr__(tx, "hash", sha256(encoded))
+        object.__setattr__(tx, "sender_address", address_of(fields[1]))  # type: ignore[arg-type]
+        return tx
 
 
 _KINDS = {int(k) for k in TxKind}
+_FIELDS = ("chain_id", "sender", "nonce", "gas_limit", "gas_price", "kind", "to", "value", "data", "signature")
+_ARRAY_OF_10 = b"\x9a"  # msgpack fixarray header, 10 elements
+_SIGNATURE_ENCODED = 2 + SIGNATURE_SIZE  # bin8 header and the signature

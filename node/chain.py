@@ -131,19 +131,13 @@ class Chain:
         self, txs: list[Transaction], proposer: bytes, now_ms: int, evidence: tuple[bytes, ...] = ()
     ) -> PendingBlock:
         """Execute candidate transactions on the head (dropping invalid ones) and assemble a block."""
-        parent = self.head
-        ctx = self.context(proposer, next_timestamp(parent, now_ms))
-        view = StateView(self.state)
-        result = apply_transactions(view, txs, ctx, drop_invalid=True)
-        usable = self.usable_evidence(evidence)
-        finalize_block(view, ctx, result, tuple(DuplicateVote.decode(e) for e in usable))
-        changes = view.changes()
-        update = self.tree.prepare(changes)
-        last_commit = self.last_commit if parent.height > 0 else None  # genesis has no commit to carry
-        block = assemble_block(
-            ctx, parent, result, update.root, last_commit, self.validators, validator_set(view), usable
-        )
-        return PendingBlock(block, result.receipts, changes, update, list(result.dropped))
+        builder = self.start_block(proposer, next_timestamp(self.head, now_ms))
+        builder.add(txs)
+        return builder.finish(evidence)
+
+    def start_block(self, proposer: bytes, timestamp_ms: int) -> BlockBuilder:
+        """Begin a block on the head that transactions can be added to over time (see `BlockBuilder`)."""
+        return BlockBuilder(self, self.context(proposer, next_timestamp(self.head, timestamp_ms)))
 
     def usable_evidence(self, evidence: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """The evidence items that are valid against the current set and not yet acted on."""
@@ -201,3 +195,55 @@ class Chain:
             self.head = block.header
             self.last_commit = commit
             self._load_validators()
+
+
+class BlockBuilder:
+    """A block being built on one head: execute candidates as they arrive, assemble it at the end.
+
+    The next proposer starts one while it waits out the block time, so when its turn comes the
+    transactions are already executed and proposing costs only the state root. Transactions are
+    applied in the order added; a sender's nonce already included is skipped (a replacement that
+    arrived later does not displace it). Not thread-safe: use it from one thread (the block worker).
+    """
+
+    def __init__(self, chain: Chain, ctx: BlockContext) -> None:
+        self.chain = chain
+        self.ctx = ctx
+        self.parent = chain.head
+        self.view = StateView(chain.state)
+        self.result = BlockResult()
+        self._included: set[tuple[bytes, int]] = set()
+
+    @property
+    def height(self) -> int:
+        return self.ctx.height
+
+    @property
+    def stale(self) -> bool:
+        """The head moved on (a block was committed meanwhile): this block can no longer be proposed."""
+        return self.chain.head.hash != self.parent.hash
+
+    def add(self, txs: list[Transaction]) -> list[tuple[Transaction, AichainError]]:
+        """Execute the candidates not yet included; return the ones dropped as invalid now."""
+        fresh = [tx for tx in txs if (tx.sender_address, tx.nonce) not in self._included]
+        dropped_before = len(self.result.dropped)
+        included_before = len(self.result.transactions)
+        apply_transactions(self.view, fresh, self.ctx, drop_invalid=True, into=self.result)
+        for tx in self.result.transactions[included_before:]:
+            self._included.add((tx.sender_address, tx.nonce))
+        return self.result.dropped[dropped_before:]
+
+    def finish(self, evidence: tuple[bytes, ...] = ()) -> PendingBlock:
+        """Act on evidence, pay the proposer, compute the state root and assemble the block."""
+        if self.stale:
+            raise InvalidBlock(f"block {self.height} was being built on a head that is no longer the head")
+        chain, ctx, view, result = self.chain, self.ctx, self.view, self.result
+        usable = chain.usable_evidence(evidence)
+        finalize_block(view, ctx, result, tuple(DuplicateVote.decode(e) for e in usable))
+        changes = view.changes()
+        update = chain.tree.prepare(changes)
+        last_commit = chain.last_commit if self.parent.height > 0 else None  # genesis has no commit to carry
+        block = assemble_block(
+            ctx, self.parent, result, update.root, last_commit, chain.validators, validator_set(view), usable
+        )
+        return PendingBlock(block, result.receipts, changes, update, list(result.dropped))

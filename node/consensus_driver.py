@@ -41,11 +41,14 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
+from consensus.proposer import proposer_for
 from consensus.tendermint import Tendermint
 from core.block import Block, Vote, VoteType
-from core.errors import AichainError
+from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
 from node.chain import PendingBlock
+from node.consensus_wal import ConsensusWal, resume_point
+from node.prebuild import STEP_EVERY_S, Prebuilder
 from node.signstate import DoubleSignRefused, Signer
 
 if TYPE_CHECKING:
@@ -80,11 +83,16 @@ class ConsensusDriver:
         self._task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.round_started_at = time.monotonic()
+        self._marks: dict[str, float] = {}  # step -> seconds after the height started (first time reached)
+        self.prebuilder = Prebuilder(node)
+        self.wal = ConsensusWal(node.chain.kv)
+        self._proposal_of: dict[bytes, Proposal] = {}  # block hash -> the (valid) proposal that carried it
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="consensus")
+        self._task.add_done_callback(_report_crash)
         self._resender = asyncio.create_task(self._resend_forever(), name="consensus-resend")
 
     async def stop(self) -> None:
@@ -118,17 +126,24 @@ class ConsensusDriver:
             self._pending.clear()
             self._signed = []
             self.round_started_at = time.monotonic()
+            self._marks = {}
             height = head.height + 1
-            last = None if self.signer is None else self.signer.last_signed()
-            first_round = last[1] + 1 if last is not None and last[0] == height else 0
-            if first_round:
-                log.info("resuming height %d at round %d: this validator signed in round %d before a restart",
-                         height, first_round, first_round - 1)  # fmt: skip
-            locked = None if self.signer is None else self.signer.lock_for(height)
-            actions = self.machine.start_height(height, self.node.chain.validators, first_round, locked)
+            self._proposal_of = {}
+            resume = resume_point(self.signer, self.wal, height)
+            if resume.last_vote is not None:
+                log.info("resuming height %d at round %d after a restart (last signed: %s at round %d)",
+                         height, resume.first_round, VoteType(resume.last_vote.vote_type).name.lower(),
+                         resume.last_vote.round)  # fmt: skip
+            actions = self.machine.start_height(height, self.node.chain.validators, resume.first_round, resume.locked)
             replay, self._future = [e for e in self._future if _height_of(e) == height], []
             for event in replay:
                 self._inbox.put_nowait(event)
+            if resume.kept is not None:
+                actions = await self._replay_kept(*resume.kept, actions)
+            if resume.last_vote is not None:  # it may never have left; peers may wait for exactly it
+                await self._send(("vote", resume.last_vote))
+                self._signed.append(("vote", resume.last_vote))
+                self._inbox.put_nowait(VoteReceived(resume.last_vote))
             committed = await self._carry_out(actions)
             while not committed:
                 event = await self._inbox.get()
@@ -149,6 +164,9 @@ class ConsensusDriver:
             event = await self._validate(event.proposal, event.block)
             if event is None:
                 return False
+            if event.valid:
+                self._proposal_of[event.block.hash] = event.proposal
+            self._mark("proposal validated")
         return await self._carry_out(self.machine.handle(event))
 
     async def _validate(self, proposal: Proposal, block: Block) -> ProposalReceived | None:
@@ -156,9 +174,11 @@ class ConsensusDriver:
             return ProposalReceived(proposal, block, True)
         loop = asyncio.get_running_loop()
         try:
-            pending = await loop.run_in_executor(
-                self.node.block_worker, self.node.chain.execute, block, now_ms(), self.node.mempool.verified_hashes()
-            )
+            async with self.node.consensus_work():
+                pending = await loop.run_in_executor(
+                    self.node.block_worker, self.node.chain.execute, block, now_ms(),
+                    self.node.mempool.verified_hashes(),
+                )  # fmt: skip
         except AichainError as exc:
             log.warning("proposal for height %d round %d is invalid: %s", proposal.height, proposal.round, exc)
             return ProposalReceived(proposal, block, False)
@@ -174,6 +194,7 @@ class ConsensusDriver:
                 self._schedule(action)
             elif isinstance(action, BuildBlock):
                 block = await self._build(action)
+                self._mark("built")
                 queue.extend(self.machine.handle(BlockBuilt(action.height, action.round, block)))
             elif isinstance(action, SignProposal):
                 signed = self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
@@ -181,23 +202,34 @@ class ConsensusDriver:
                     continue
                 await self._send(("proposal", signed, action.block))
                 self._signed.append(("proposal", signed, action.block))
+                self._proposal_of[action.block.hash] = signed
                 queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
             elif isinstance(action, SignVote):
+                self._keep(action.vote.block_hash)
                 signed = self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
                 if signed is None:
                     continue
                 await self._send(("vote", signed))
+                self._mark("prevoted" if signed.vote_type == VoteType.PREVOTE else "precommitted")
                 self._signed.append(("vote", signed))
                 if self.double_sign:
                     await self._equivocate(signed)
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
                 self._signed = []
+                self._mark("decided")
                 await self._commit(action)
                 return True
             elif isinstance(action, EvidenceFound):
                 self.node.evidence_found(action.first, action.second)
         return False
+
+    def _mark(self, step: str) -> None:
+        """Note when this height first reached `step` (exported as aichain_consensus_step_seconds)."""
+        if step not in self._marks:
+            elapsed = time.monotonic() - self.round_started_at
+            self._marks[step] = elapsed
+            self.node.metrics.step_seconds.labels(step).observe(elapsed)
 
     # --- actions --------------------------------------------------------------------------
 
@@ -210,15 +242,32 @@ class ConsensusDriver:
     async def _build(self, action: BuildBlock) -> Block:
         node = self.node
         params = node.genesis.params
-        candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit)
-        loop = asyncio.get_running_loop()
-        pending = await loop.run_in_executor(
-            node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), node.take_evidence()
-        )
+        evidence = node.take_evidence()
+        pending = None
+        async with node.consensus_work():
+            if action.round == 0 and self.prebuilder.active:
+                try:
+                    pending = await self.prebuilder.finish(action.height, evidence)
+                except InvalidBlock as exc:  # the head moved under it; build afresh
+                    log.info("prebuilt block discarded: %s", exc)
+            self.prebuilder.discard()
+            node.metrics.blocks_proposed.labels("built" if pending is None else "prebuilt").inc()
+            if pending is None:
+                candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+                loop = asyncio.get_running_loop()
+                pending = await loop.run_in_executor(
+                    node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), evidence
+                )
         for tx, _error in pending.dropped:
             node.mempool.remove_from(tx.sender_address, tx.nonce)
         self._pending[pending.block.hash] = pending
         return pending.block
+
+    def _keep(self, block_hash: bytes) -> None:
+        """Before voting for a block, store it with its proposal (see node.consensus_wal)."""
+        proposal, pending = self._proposal_of.get(block_hash), self._pending.get(block_hash)
+        if self.signer is not None and proposal is not None and pending is not None:
+            self.wal.save(proposal, pending.block)
 
     def _sign(self, make: Callable[[], Any]) -> Any:
         if self.signer is None:
@@ -244,6 +293,19 @@ class ConsensusDriver:
                     await self.resend(message)
             last = height
 
+    async def _replay_kept(self, proposal: Proposal, block: Block, actions: list[Action]) -> list[Action]:
+        """After a restart: give the machine the proposal whose block it voted for (see consensus_wal)."""
+        event = await self._validate(proposal, block)
+        if event is None or not event.valid:
+            return actions
+        log.info("restored the block voted for at height %d round %d", proposal.height, proposal.round)
+        if self.signer is not None and proposal.proposer == self.signer.address:
+            await self._send(("proposal", proposal, block))
+            self._signed.append(("proposal", proposal, block))
+        # Its own proposal for that round is restored: building another would be wasted.
+        kept = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
+        return kept + self.machine.handle(event)
+
     async def _equivocate(self, vote: Vote) -> None:
         """Test-only Byzantine behaviour: also sign and send a conflicting vote."""
         assert self.signer is not None
@@ -255,15 +317,18 @@ class ConsensusDriver:
         block = action.block
         pending = self._pending.get(block.hash)
         loop = asyncio.get_running_loop()
-        if pending is None:  # decided without having executed it (e.g. we only saw the commit)
-            pending = await loop.run_in_executor(
-                self.node.block_worker, self.node.chain.execute, block, None, self.node.mempool.verified_hashes()
-            )
-        async with self.node.commit_lock:
-            if self.node.chain.head.height + 1 != block.height:
-                return  # sync imported it meanwhile
-            await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
+        async with self.node.consensus_work():
+            if pending is None:  # decided without having executed it (e.g. we only saw the commit)
+                pending = await loop.run_in_executor(
+                    self.node.block_worker, self.node.chain.execute, block, None, self.node.mempool.verified_hashes()
+                )
+            async with self.node.commit_lock:
+                if self.node.chain.head.height + 1 != block.height:
+                    return  # sync imported it meanwhile
+                await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
         self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
+        self._mark("written")
+        log.debug("height %d: %s", block.height, ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items()))
         await self.node.block_committed(pending)
         for callback in self.on_committed:
             callback(block)
@@ -276,15 +341,23 @@ class ConsensusDriver:
         head = node.chain.head
         block_time = node.timing.block_time_ms
         idle = max(block_time, node.timing.empty_block_interval_ms)
+        self.prebuilder.discard()
+        last = None if self.signer is None else self.signer.last_signed()
+        if last is not None and last[0] == head.height + 1:
+            return  # it signed at the next height before a restart: that height is under way
         while True:
             now = now_ms()
             busy = len(node.mempool) > 0 or node.has_evidence() or self._has_future_messages()
             due = head.timestamp_ms + (block_time if busy else idle)
             if now >= due:
                 return
+            wait_s = (due - now) / 1000
+            if len(node.mempool) > 0 and self._proposes_next(head.height + 1):
+                await self.prebuilder.step(self.signer.address, head.timestamp_ms + block_time)  # type: ignore[union-attr]
+                wait_s = min(wait_s, STEP_EVERY_S)
             node.tx_arrived.clear()
             waiters = [asyncio.ensure_future(node.tx_arrived.wait()), asyncio.ensure_future(self._inbox.get())]
-            done, pending = await asyncio.wait(waiters, timeout=(due - now) / 1000, return_when="FIRST_COMPLETED")
+            done, pending = await asyncio.wait(waiters, timeout=wait_s, return_when="FIRST_COMPLETED")
             for waiter in pending:
                 waiter.cancel()
             for waiter in done:
@@ -293,6 +366,16 @@ class ConsensusDriver:
                     self._stash(result)
             if node.chain.head.height != head.height:  # synced meanwhile
                 head = node.chain.head
+
+    def _proposes_next(self, height: int) -> bool:
+        """Whether this validator proposes round 0 of `height` (and has not signed at it yet)."""
+        if self.signer is None:
+            return False
+        last = self.signer.last_signed()
+        if last is not None and last[0] == height:
+            return False  # resuming after a restart: it starts at a later round
+        validators = self.node.chain.validators
+        return proposer_for(validators, height, 0).address == self.signer.address
 
     def _stash(self, event: Event | _UnvalidatedProposal) -> None:
         height = _height_of(event)
@@ -307,6 +390,13 @@ class ConsensusDriver:
         state["round_duration_s"] = round(time.monotonic() - self.round_started_at, 3)
         state["signer"] = None if self.signer is None else "0x" + self.signer.address.hex()
         return state
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A bug that ends the consensus task must not leave a node that silently stops deciding."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("consensus stopped on an internal error; restart the node and report this",
+                     exc_info=task.exception())  # fmt: skip
 
 
 class _UnvalidatedProposal:

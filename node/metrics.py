@@ -23,6 +23,12 @@ class NodeMetrics:
             "aichain_transactions_rejected", "Transactions refused at admission", ["reason"], registry=r
         )
         self.blocks_committed = Counter("aichain_blocks_committed", "Blocks committed", registry=r)
+        self.blocks_proposed = Counter(
+            "aichain_blocks_proposed",
+            "Blocks this validator proposed: prebuilt (executed while the block time ran) or built when due",
+            ["how"],
+            registry=r,
+        )
         self.block_seconds = Histogram(
             "aichain_block_build_seconds",
             "Time to execute, root and commit one block",
@@ -35,8 +41,14 @@ class NodeMetrics:
             buckets=(0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
             registry=r,
         )
-        self.round_seconds = Histogram(
-            "aichain_consensus_round_seconds", "Duration of consensus rounds", registry=r
+        self.round_seconds = Histogram("aichain_consensus_round_seconds", "Duration of consensus rounds", registry=r)
+        self.step_seconds = Histogram(
+            "aichain_consensus_step_seconds",
+            "Seconds from the start of a height until it first reached a step "
+            "(built, proposal validated, prevoted, precommitted, decided, written)",
+            ["step"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
+            registry=r,
         )
         self.artifact_bytes = Gauge("aichain_artifact_bytes", "Bytes held in the artifact store", registry=r)
 

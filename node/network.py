@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.network")
 
 TXS, PROPOSAL, VOTE, EVIDENCE, STATUS = 16, 17, 18, 19, 20
+URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS})
 TX_BATCH = 2000
 TX_FLUSH_S = 0.02
 PENALTY_MALFORMED = 20.0
@@ -53,6 +55,8 @@ PENALTY_BAD_SIGNATURE = 40.0
 class Network:
     def __init__(self, node: Node, node_key: PrivateKey, config: TransportConfig) -> None:
         self.node = node
+        # Consensus messages overtake transaction gossip and block ranges, on the wire and in handling.
+        config = dataclasses.replace(config, urgent_types=URGENT_TYPES)
         self.manager = PeerManager(config, node_key)
         self.gossip = Gossip(self.manager)
         self.sync = BlockSync(node, self.manager, node.config.p2p.sync_answer_bytes)

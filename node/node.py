@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +46,7 @@ log = logging.getLogger("aichain.node")
 VERSION = "0.1.0"
 CLIENT_VERSION = f"aichain-node/v{VERSION}/python"
 PARALLEL_VERIFY_MIN = 64
+ADMISSION_HOLD_MAX_S = 1.0
 
 
 def now_ms() -> int:
@@ -75,10 +76,16 @@ class Node:
         self._evidence: dict[bytes, bytes] = {}
         self._last_block_at: float | None = None
         self.tx_arrived = asyncio.Event()
+        self.tx_listeners: list[Callable[[list[Transaction]], None]] = []  # told of each admission, in order
         self._new_head = asyncio.Condition()
         self._stopping = False
         self.block_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
         self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        # Cleared while consensus executes or commits a block: new admissions wait, so the block
+        # thread has the CPU (and the GIL) to itself on the finality path (see `consensus_work`).
+        self._admission_open = asyncio.Event()
+        self._admission_open.set()
+        self._consensus_busy = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -244,7 +251,7 @@ class Node:
         except AichainError as exc:
             self.metrics.txs_rejected.labels(type(exc).__name__).inc()
             raise
-        self.tx_arrived.set()
+        self._admitted([tx])
         if self.network is not None:
             self.network.announce_txs([tx])
         return tx_hash
@@ -275,12 +282,34 @@ class Node:
         for r in results:
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        self.tx_arrived.set()
+        admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
+        self._admitted(admitted)
         if gossip and self.network is not None:
-            self.network.announce_txs([tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)])
+            self.network.announce_txs(admitted)
         return results  # type: ignore[return-value]
 
+    def _admitted(self, txs: list[Transaction]) -> None:
+        self.tx_arrived.set()
+        if txs:
+            for listener in self.tx_listeners:
+                listener(txs)
+
+    @contextlib.asynccontextmanager
+    async def consensus_work(self) -> AsyncIterator[None]:
+        """Hold transaction admission while a block on the finality path is executed or committed."""
+        self._consensus_busy += 1
+        self._admission_open.clear()
+        try:
+            yield
+        finally:
+            self._consensus_busy -= 1
+            if not self._consensus_busy:
+                self._admission_open.set()
+
     async def _verify(self, txs: list[Transaction]) -> list[bool]:
+        if not self._admission_open.is_set():
+            with contextlib.suppress(TimeoutError):  # bounded: admission never starves
+                await asyncio.wait_for(self._admission_open.wait(), ADMISSION_HOLD_MAX_S)
         if len(txs) < PARALLEL_VERIFY_MIN:
             return [tx.signature_valid() for tx in txs]
         loop = asyncio.get_running_loop()

@@ -19,8 +19,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import codec
 from core.block import Vote, VoteType
-from core.errors import AichainError
+from core.errors import AichainError, DecodeError
 from core.keys import PrivateKey
 from core.proposal import Proposal
 
@@ -131,6 +132,20 @@ class Signer:
         return _Signed(doc["height"], doc["round"], doc["step"], bytes.fromhex(doc["payload"]),
                        bytes.fromhex(doc["signature"]),
                        None if lock is None else (lock[0], lock[1], bytes.fromhex(lock[2])))  # fmt: skip
+
+    def last_vote(self) -> Vote | None:
+        """The last thing signed, if it was a vote (rebuilt from its bytes and signature)."""
+        last = self._last
+        if last is None or last.step not in (STEP_PREVOTE, STEP_PRECOMMIT):
+            return None
+        try:
+            fields = codec.decode(last.payload)
+            vote = Vote.from_wire([*fields, last.signature]) if isinstance(fields, list) else None
+        except DecodeError:
+            return None
+        if vote is None or vote.signing_payload() != last.payload:
+            return None
+        return vote
 
     def last_signed(self) -> tuple[int, int, int] | None:
         return None if self._last is None else (self._last.height, self._last.round, self._last.step)

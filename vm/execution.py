@@ -57,6 +57,7 @@ class BlockResult:
     receipts: list[Receipt] = field(default_factory=list)
     gas_used: int = 0
     fees: int = 0
+    gas_reserved: int = 0  # the sum of the included transactions' gas limits (bounded by the block's)
     dropped: list[tuple[Transaction, AichainError]] = field(default_factory=list)
 
 
@@ -125,15 +126,19 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
 
 
 def apply_transactions(
-    view: StateView, txs: list[Transaction], ctx: BlockContext, *, drop_invalid: bool
-) -> BlockResult:
-    """Apply `txs` in order. A proposer drops invalid ones (`drop_invalid`); a verifier rejects the block."""
-    result = BlockResult()
-    gas_budget = ctx.params.block_gas_limit
+    view: StateView, txs: list[Transaction], ctx: BlockContext, *, drop_invalid: bool,
+    into: BlockResult | None = None,
+) -> BlockResult:  # fmt: skip
+    """Apply `txs` in order. A proposer drops invalid ones (`drop_invalid`); a verifier rejects the block.
+
+    A proposer may build a block in several steps: `into` is the result of the earlier ones, on the same view.
+    """
+    result = BlockResult() if into is None else into
     for index, tx in enumerate(txs):
-        if len(result.transactions) >= ctx.params.max_block_txs or tx.gas_limit > gas_budget:
+        full = len(result.transactions) >= ctx.params.max_block_txs
+        if full or result.gas_reserved + tx.gas_limit > ctx.params.block_gas_limit:
             if drop_invalid:
-                break
+                break  # not `continue`: a later transaction of the same sender would then have a nonce gap
             raise InvalidBlock(f"block exceeds the limit of {ctx.params.max_block_txs} txs or its gas limit")
         try:
             receipt = apply_transaction(view, tx, ctx)
@@ -142,7 +147,7 @@ def apply_transactions(
                 raise InvalidBlock(f"transaction {index} ({tx.hash.hex()}) is invalid: {exc}") from exc
             result.dropped.append((tx, exc))
             continue
-        gas_budget -= tx.gas_limit
+        result.gas_reserved += tx.gas_limit
         result.transactions.append(tx)
         result.receipts.append(receipt)
         result.gas_used += receipt.gas_used

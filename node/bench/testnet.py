@@ -11,7 +11,9 @@ Beside them: one core's Ed25519 verifications/s, measured in the same run.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import statistics
 import tempfile
 import threading
@@ -39,54 +41,88 @@ def _post(url: str, method: str, params: list[Any], timeout: float = 30) -> Any:
     return answer["result"]
 
 
-def _free_base() -> int:
+def _free_base(span: int = 110, attempts: int = 50) -> int:
+    """A base port such that base .. base + span are all free on 127.0.0.1 (RPC at base, P2P at base + 100)."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return 20000 + s.getsockname()[1] % 20000
+    for _ in range(attempts):
+        base = random.randrange(20000, 60000 - span)
+        try:
+            for port in range(base, base + span):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"found no {span} free consecutive ports on 127.0.0.1")
 
 
-class _Load(threading.Thread):
-    """Sends the pre-signed transactions at `rate`/s in batches, round-robin over the nodes."""
+class _Load:
+    """Sends the pre-signed transactions at `rate`/s in batches, one client thread per node.
+
+    Batch k goes to node k mod n, so each sender's transactions (nonce-major order, a batch
+    never spans two nonces of one sender) always reach the same node, in nonce order. Each
+    thread paces itself at rate/n, so a node that is slow to answer holds up only its share.
+    """
 
     def __init__(self, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float) -> None:
-        super().__init__(daemon=True)
         self.nodes, self.raws, self.rate, self.duration = nodes, raws, rate, duration
         self.sent_at: dict[str, float] = {}  # sampled tx hash -> submit time
+        self.sent_wall: dict[str, float] = {}  # the same, wall clock (to compare with block timestamps)
         self.sent = 0
         self.rejected = 0
         self.stop_flag = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(len(nodes))]
 
-    def run(self) -> None:
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def is_alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, worker: int) -> None:
+        workers = len(self.nodes)
+        node = self.nodes[worker]
+        rate = self.rate / workers
+        batches = range(worker * BATCH, len(self.raws), workers * BATCH)
         started = time.monotonic()
-        cursor = 0
-        turn = 0
-        while cursor < len(self.raws) and not self.stop_flag.is_set():
-            elapsed = time.monotonic() - started
-            if elapsed > self.duration:
-                break
-            due = int(elapsed * self.rate) + BATCH
-            if self.sent >= due:
+        done = 0
+        for offset in batches:
+            if self.stop_flag.is_set():
+                return
+            while True:  # pace: at most BATCH ahead of the share's schedule
+                elapsed = time.monotonic() - started
+                if elapsed > self.duration:
+                    return
+                if done < int(elapsed * rate) + BATCH:
+                    break
                 time.sleep(0.005)
-                continue
-            chunk = self.raws[cursor : cursor + BATCH]
-            cursor += len(chunk)
-            node = self.nodes[turn % len(self.nodes)]
-            turn += 1
-            submitted = time.monotonic()
+            chunk = self.raws[offset : offset + BATCH]
+            done += len(chunk)
+            submitted, submitted_wall = time.monotonic(), time.time()
             try:
                 results = _post(node.rpc_url, "tx_sendBatch", [["0x" + raw.hex() for raw in chunk]])
             except Exception:
-                self.rejected += len(chunk)
+                with self._lock:
+                    self.rejected += len(chunk)
                 continue
-            for i, result in enumerate(results):
-                if "hash" in result:
-                    self.sent += 1
-                    if i % 10 == 0:
-                        self.sent_at[result["hash"]] = submitted
-                else:
-                    self.rejected += 1
+            with self._lock:
+                for i, result in enumerate(results):
+                    if "hash" in result:
+                        self.sent += 1
+                        if i % 10 == 0:
+                            self.sent_at[result["hash"]] = submitted
+                            self.sent_wall[result["hash"]] = submitted_wall
+                    else:
+                        self.rejected += 1
 
 
 def run_testnet_bench(
@@ -112,6 +148,7 @@ def run_testnet_bench(
                 testnet.start_node(node)
             testnet.wait_ready(running, timeout=60)
             figures = _measure(running, raws, rate, duration)
+            steps = _step_means(running)
             if sync:
                 full = nodes[-1]
                 figures.update(_measure_sync(full, running[0]))
@@ -129,6 +166,17 @@ def run_testnet_bench(
                    target=">= 5000 tx/s")  # fmt: skip
         report.notes["synced"] = f"{int(figures['sync_blocks'])} blocks, {int(figures['sync_txs'])} txs in " \
             f"{figures['sync_s']:.1f} s"  # fmt: skip
+    report.notes["latency parts (p50)"] = (
+        f"waiting for a block {figures['inclusion_wait_p50']:.2f} s, block proposed -> finalized "
+        f"{figures['decide_p50']:.2f} s, block interval {figures['interval_p50']:.2f} s"
+    )
+    if steps:
+        report.notes["consensus steps (mean after height start)"] = ", ".join(
+            f"{step} {seconds:.2f} s" for step, seconds in steps.items() if not step.startswith("proposed")
+        )
+        report.notes["blocks proposed"] = (
+            f"{int(steps.get('proposed prebuilt', 0))} prebuilt, {int(steps.get('proposed built', 0))} built when due"
+        )
     report.notes["measured over"] = f"{figures['window']:.1f} s, {int(figures['committed'])} txs"
     report.notes["offered load"] = f"{rate:.0f} tx/s"
     report.notes["accepted / refused"] = f"{int(figures['sent'])} / {int(figures['rejected'])}"
@@ -141,18 +189,19 @@ def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, d
     start_height = watcher.call("chain_head")["height"]
     load = _Load(nodes, raws, rate, duration)
     load.start()
-    seen: list[tuple[float, int, list[str]]] = []  # (time seen, height, tx hashes)
+    seen: list[tuple[float, int, list[str], float]] = []  # (seen, height, txs, block timestamp, seen wall)
     height = start_height
     deadline = time.monotonic() + duration + 15
     while time.monotonic() < deadline:
         head = watcher.call("chain_head")["height"]
+        finalized_at, finalized_wall = time.monotonic(), time.time()  # when the node first reported it
         while height < head:
             height += 1
             block = watcher.call("chain_getBlockByHeight", height, False)
-            seen.append((time.monotonic(), height, block["transactions"]))
+            seen.append((finalized_at, height, block["transactions"], block["timestamp_ms"] / 1000, finalized_wall))
         if not load.is_alive() and seen and not seen[-1][2] and height > start_height + 2:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     load.stop_flag.set()
     load.join(5)
     with_txs = [s for s in seen if s[2]]
@@ -161,13 +210,16 @@ def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, d
     first, last = with_txs[0], with_txs[-1]
     committed = sum(len(s[2]) for s in with_txs[1:])
     window = last[0] - first[0]
-    latencies = []
-    for when, _, hashes in seen:
+    latencies, waits = [], []
+    for when, _, hashes, stamped, _ in seen:
         for h in hashes:
             sent = load.sent_at.get(h)
             if sent is not None:
                 latencies.append(when - sent)
+                waits.append(stamped - load.sent_wall[h])
     latencies.sort()
+    # Block proposed -> seen finalized: the part of the latency that consensus is responsible for.
+    decide = [seen_wall - stamped for _, _, _, stamped, seen_wall in with_txs]
     return {
         "tps": committed / window if window > 0 else 0.0,
         "committed": committed,
@@ -175,9 +227,39 @@ def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, d
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("nan"),
         "samples": len(latencies),
+        "inclusion_wait_p50": statistics.median(waits) if waits else float("nan"),
+        "decide_p50": statistics.median(decide),
+        "interval_p50": statistics.median(b[3] - a[3] for a, b in itertools.pairwise(with_txs)),
         "sent": load.sent,
         "rejected": load.rejected,
     }
+
+
+_STEP_LINE = re.compile(r'^aichain_consensus_step_seconds_(sum|count)\{step="([^"]+)"\} (\S+)$')
+_PROPOSED_LINE = re.compile(r'^aichain_blocks_proposed_total\{how="([^"]+)"\} (\S+)$')
+
+
+def _step_means(nodes: list[testnet.TestnetNode]) -> dict[str, float]:
+    """Mean time from a height's start to each consensus step, over all nodes' /metrics; and how
+    many blocks were proposed prebuilt / built when due (as "prebuilt" and "built")."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    proposed: dict[str, float] = {}
+    for node in nodes:
+        with urllib.request.urlopen(node.rpc_url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            how = _PROPOSED_LINE.match(line)
+            if how:
+                proposed[how.group(1)] = proposed.get(how.group(1), 0.0) + float(how.group(2))
+            match = _STEP_LINE.match(line)
+            if match:
+                kind, step, value = match.groups()
+                target = sums if kind == "sum" else counts
+                target[step] = target.get(step, 0.0) + float(value)
+    order = ["built", "proposal validated", "prevoted", "precommitted", "decided", "written"]
+    means = {step: sums[step] / counts[step] for step in order if counts.get(step)}
+    return means | {f"proposed {how}": n for how, n in proposed.items()}
 
 
 def _measure_sync(full: testnet.TestnetNode, source: testnet.TestnetNode) -> dict[str, float]:

@@ -77,6 +77,8 @@ class P2PConfig:
     send_timeout: float = 5.0  # how long `Peer.send` waits for room before dropping a slow peer
     recv_queue_frames: int = 4096  # received messages waiting for their handler; when full,
     recv_queue_bytes: int = 64 * MiB  # the peer is no longer read (backpressure)
+    urgent_types: frozenset[int] = frozenset()  # message types that overtake the others (consensus):
+    # sent before queued bulk frames, and handled by their own dispatcher, never behind a slow handler
     rate_messages: float = 2000.0
     rate_messages_burst: float = 4000.0
     rate_bytes: float = 32.0 * MiB

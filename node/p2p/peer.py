@@ -4,8 +4,10 @@ Rules:
 - Four tasks per peer: reader, dispatcher, writer, keepalive. The reader charges each frame
   to the peer's rate limiter (a frame over the limit is dropped and costs a penalty),
   answers Ping/Pong/Disconnect itself, penalizes types nobody registered, and puts the rest
-  on the bounded receive queue. The dispatcher decodes them (malformed: penalty) and runs
-  their handlers one at a time in arrival order; a handler that raises
+  on a bounded receive queue. A dispatcher decodes them (malformed: penalty) and runs
+  their handlers one at a time in arrival order. Types in `urgent_types` (consensus) have
+  their own receive queue and dispatcher, so they never wait behind a slow handler of bulk
+  messages (transactions), and they overtake queued bulk frames on the send side. A handler that raises
   `ProtocolViolation` (or a core `DecodeError`) costs the peer that penalty. A slow
   handler therefore never delays Pings; only a full receive queue stops reading (TCP
   backpressure on the sender).
@@ -121,8 +123,12 @@ class Peer:
         self._limiter = RateLimiter(
             config.rate_messages, config.rate_messages_burst, config.rate_bytes, config.rate_bytes_burst
         )
-        self._queue = FrameQueue(config.send_queue_frames, config.send_queue_bytes)
+        urgent = config.urgent_types
+        self._queue = FrameQueue(
+            config.send_queue_frames, config.send_queue_bytes, (lambda f: frame_type(f) in urgent) if urgent else None
+        )
         self._inbox = FrameQueue(config.recv_queue_frames, config.recv_queue_bytes)
+        self._urgent_inbox = FrameQueue(config.recv_queue_frames, config.recv_queue_bytes)
         self._ping_nonce: int | None = None
         self._pong = asyncio.Event()
         self._reader_blocked = False
@@ -194,8 +200,9 @@ class Peer:
         if not by_peer and not self._queue.closed:
             self._queue.try_put(disconnect_frame(self.close_code, self.close_reason), force=True)
         self._queue.close()
-        self._inbox.clear()  # a closing peer's pending messages are not handled
-        self._inbox.close()
+        for inbox in (self._inbox, self._urgent_inbox):
+            inbox.clear()  # a closing peer's pending messages are not handled
+            inbox.close()
         self._abort_timer = asyncio.get_running_loop().call_later(self._config.close_timeout, self._abort)
 
     async def wait_closed(self) -> None:
@@ -226,7 +233,10 @@ class Peer:
         """Serve the connection until it ends; returns after everything is closed."""
         writer_task = asyncio.create_task(self._write_loop(), name=f"p2p-write-{self}")
         ping_task = asyncio.create_task(self._keepalive(), name=f"p2p-ping-{self}")
-        dispatch_task = asyncio.create_task(self._dispatch_loop(), name=f"p2p-dispatch-{self}")
+        dispatch_task = asyncio.gather(
+            asyncio.create_task(self._dispatch_loop(self._inbox), name=f"p2p-dispatch-{self}"),
+            asyncio.create_task(self._dispatch_loop(self._urgent_inbox), name=f"p2p-dispatch-urgent-{self}"),
+        )
         watchdog_task = asyncio.create_task(self._watchdog(), name=f"p2p-watchdog-{self}")
         try:
             await self._read_loop()
@@ -278,10 +288,11 @@ class Peer:
                     if frame.msg_type not in self._handlers:
                         raise UnknownMessageType(f"no handler for message type {frame.msg_type}")
                     item = bytes((frame.msg_type,)) + frame.body
-                    if not self._inbox.try_put(item):
+                    inbox = self._urgent_inbox if frame.msg_type in self._config.urgent_types else self._inbox
+                    if not inbox.try_put(item):
                         self._reader_blocked = True
                         try:
-                            await self._inbox.put(item, None)
+                            await inbox.put(item, None)
                         finally:
                             self._reader_blocked = False
                             self._last_frame = time.monotonic()
@@ -318,8 +329,8 @@ class Peer:
         else:
             raise UnknownMessageType(f"no handler for message type {msg_type}")
 
-    async def _dispatch_loop(self) -> None:
-        while batch := await self._inbox.get_batch():
+    async def _dispatch_loop(self, inbox: FrameQueue) -> None:
+        while batch := await inbox.get_batch():
             for item in batch:
                 if self.closing:
                     return

@@ -6,14 +6,18 @@ accepted into an empty queue, so no legal frame is stuck forever). `try_put` nev
 (for the goodbye frame). After `close`, `get_batch` hands out what is queued and then [];
 `clear` drops what is queued.
 
-Each peer has two: the send queue (drained by its writer task) and the receive queue
-(frames for handlers, drained by its dispatcher task).
+A queue may have an urgent lane (`urgent` tells which frames belong to it): urgent frames
+are handed out before every bulk frame queued, in their own order. The bounds are shared.
+
+Each peer has a send queue (drained by its writer task, urgent lane for consensus messages)
+and two receive queues, urgent and bulk (each drained by its own dispatcher task).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from node.p2p.errors import PeerClosed
 
@@ -21,9 +25,11 @@ BATCH_BYTES = 1024 * 1024
 
 
 class FrameQueue:
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
+    def __init__(self, max_frames: int, max_bytes: int, urgent: Callable[[bytes], bool] | None = None) -> None:
         self.max_frames, self.max_bytes = max_frames, max_bytes
         self._frames: deque[bytes] = deque()
+        self._urgent: deque[bytes] = deque()
+        self._is_urgent = urgent
         self._bytes = 0
         self._closed = False
         self._ready = asyncio.Event()
@@ -38,17 +44,16 @@ class FrameQueue:
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) + len(self._urgent)
 
     def try_put(self, frame: bytes, *, force: bool = False) -> bool:
         """Queue `frame` if there is room (or `force`); raises `PeerClosed` after `close`."""
         if self._closed:
             raise PeerClosed("the connection is closing")
-        if not force and self._frames and (
-            len(self._frames) >= self.max_frames or self._bytes + len(frame) > self.max_bytes
-        ):
+        if not force and len(self) and (len(self) >= self.max_frames or self._bytes + len(frame) > self.max_bytes):
             return False
-        self._frames.append(frame)
+        urgent = self._is_urgent is not None and self._is_urgent(frame)
+        (self._urgent if urgent else self._frames).append(frame)
         self._bytes += len(frame)
         self._ready.set()
         return True
@@ -73,22 +78,24 @@ class FrameQueue:
 
     def clear(self) -> None:
         self._frames.clear()
+        self._urgent.clear()
         self._bytes = 0
         self._space.set()
 
     async def get_batch(self, max_bytes: int = BATCH_BYTES) -> list[bytes]:
         """The next frames (at least one, about `max_bytes` at most); [] once closed and empty."""
-        while not self._frames:
+        while not len(self):
             if self._closed:
                 return []
             self._ready.clear()
             await self._ready.wait()
         batch: list[bytes] = []
         size = 0
-        while self._frames and (not batch or size + len(self._frames[0]) <= max_bytes):
-            frame = self._frames.popleft()
-            batch.append(frame)
-            size += len(frame)
+        for lane in (self._urgent, self._frames):
+            while lane and (not batch or size + len(lane[0]) <= max_bytes):
+                frame = lane.popleft()
+                batch.append(frame)
+                size += len(frame)
         self._bytes -= size
         self._space.set()
         return batch

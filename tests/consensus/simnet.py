@@ -212,10 +212,13 @@ class Signer:
         return vote.signed_by(self.key, CHAIN_ID)
 
     def resume(self, height: int) -> tuple[int, tuple[int, bytes] | None]:
-        """What a restarted node restores at `height` (as node/signstate.py persists it): the round
-        after the last one it signed in, and its lock (its latest precommit for a block)."""
+        """What a restarted node restores at `height` (as node/signstate.py persists it): the last
+        round it signed in (the next one if it precommitted there: nothing is left to sign in it),
+        and its lock (its latest precommit for a block)."""
         rounds = [r for (h, r, _) in self.votes if h == height] + [r for (h, r) in self.proposals if h == height]
-        first_round = max(rounds) + 1 if rounds else 0
+        first_round = max(rounds) if rounds else 0
+        if (height, first_round, VoteType.PRECOMMIT) in self.votes:
+            first_round += 1
         locks = [(r, block) for (h, r, t), (block, _) in self.votes.items()
                  if h == height and t == VoteType.PRECOMMIT and block]  # fmt: skip
         return first_round, max(locks) if locks else None

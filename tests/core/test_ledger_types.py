@@ -112,6 +112,10 @@ def test_tx_round_trip(fields: dict[str, Any], signer: int) -> None:
     assert decoded.sender_address == key(signer).address
     assert decoded.signature_valid()
     assert Transaction.from_wire(reencode(tx.to_wire())) == tx
+    # the payload cut from the signed bytes is the encoding of the unsigned body
+    body = codec.encode(tx.to_wire()[:-1])
+    assert tx.signing_payload() == decoded.signing_payload() == body
+    assert decoded.encoded == tx.encoded and decoded.to_wire() == tx.to_wire()
 
 
 TAMPERS: dict[str, Any] = {

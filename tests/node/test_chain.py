@@ -227,6 +227,49 @@ def test_commit_refuses_a_block_that_no_longer_builds_on_the_head(tmp_path: Path
         assert chain.head.height == 1
 
 
+def test_a_block_built_in_steps_equals_one_built_at_once(tmp_path: Path) -> None:
+    """The next proposer executes transactions as they arrive (node/prebuild.py): the block it
+    proposes must be exactly the one a single build of the same transactions gives."""
+    alice, bob, carol = USERS[0], USERS[1], USERS[2]
+    first = [transfer(alice, 0, bob, 10), transfer(bob, 0, carol, 4)]
+    later = [transfer(alice, 1, carol, 3), transfer(alice, 2, bob, 1)]
+    with open_chain(tmp_path / "a") as a, open_chain(tmp_path / "b") as b:
+        builder = a.start_block(VALIDATOR.address, T0 + 1_000)
+        assert builder.add(first) == []
+        assert builder.add(first + later) == []  # candidates already included are skipped
+        stepped = builder.finish()
+        whole = b.build(first + later, VALIDATOR.address, T0 + 1_000)
+        assert stepped.block == whole.block
+        assert stepped.changes == whole.changes and stepped.receipts == whole.receipts
+        a.commit(stepped, commit_of(stepped.block.header))
+        assert a.head.state_root == whole.block.header.state_root
+
+
+def test_a_builder_keeps_a_senders_nonce_and_drops_what_became_invalid(tmp_path: Path) -> None:
+    alice, bob = USERS[0], USERS[1]
+    original = transfer(alice, 0, bob, 10, price=1)
+    replacement = transfer(alice, 0, bob, 99, price=5)  # same nonce, arrived after the original was executed
+    poor = transfer(USERS[2], 0, bob, 1)  # 3 units cannot pay the fee
+    with open_chain(tmp_path / "db") as chain:
+        builder = chain.start_block(VALIDATOR.address, T0 + 1_000)
+        builder.add([original])
+        dropped = builder.add([replacement, poor])
+        assert [tx for tx, _ in dropped] == [poor]  # the replacement is skipped, not dropped
+        pending = builder.finish()
+        assert list(pending.block.transactions) == [original]
+        assert pending.block.header.timestamp_ms == T0 + 1_000
+
+
+def test_a_builder_on_a_replaced_head_refuses_to_finish(tmp_path: Path) -> None:
+    with open_chain(tmp_path / "db") as chain:
+        builder = chain.start_block(VALIDATOR.address, T0 + 1_000)
+        builder.add([transfer(USERS[0], 0, USERS[1], 1)])
+        produce(chain, [])  # sync imported a block meanwhile
+        assert builder.stale
+        with pytest.raises(InvalidBlock, match="no longer the head"):
+            builder.finish()
+
+
 # --- execute: blocks from another node ------------------------------------------------------------
 
 

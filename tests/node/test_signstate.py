@@ -70,3 +70,17 @@ def test_the_lock_survives_a_restart_for_the_rest_of_the_height(tmp_path: Path) 
     assert restarted.lock_for(9) is None
     restarted.sign_vote(vote(9, 0, VoteType.PREVOTE, b""))  # a new height drops it
     assert Signer(KEY, CHAIN, path).lock_for(8) is None
+
+
+def test_the_last_vote_is_rebuilt_after_a_restart_to_be_sent_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    signer = Signer(KEY, CHAIN, path)
+    assert signer.last_vote() is None
+    signed = signer.sign_vote(vote(6, 2, VoteType.PREVOTE, b"\x04" * 32))
+    rebuilt = Signer(KEY, CHAIN, path).last_vote()
+    assert rebuilt == signed
+    assert rebuilt is not None and rebuilt.verify(KEY.public_key, CHAIN)
+    signer.sign_proposal(Proposal(7, 0, -1, b"\x02" * 32, KEY.address))
+    assert Signer(KEY, CHAIN, path).last_vote() is None  # a proposal is not a vote
+    path.write_text('{"height": 8, "round": 0, "step": 3, "payload": "00", "signature": "' + "00" * 64 + '"}')
+    assert Signer(KEY, CHAIN, path).last_vote() is None  # bytes that are no vote: nothing to resend

@@ -215,3 +215,51 @@ async def test_handshake_and_idle_timeouts(cluster: Cluster) -> None:
     raw = await RawClient.connect(a.listen_port)
     frames = await raw.read_until_closed(timeout=3)
     assert frames[-1][0] == MsgType.DISCONNECT and frames[-1][1][1] == "timeout"
+
+
+URGENT = 21  # a second application type, declared urgent
+
+
+async def test_urgent_messages_overtake_a_blocked_bulk_handler(cluster: Cluster) -> None:
+    """Consensus messages (urgent types) are handled while a bulk handler is stuck (a big batch
+    of transactions being verified), in their own order, and the bulk ones follow unharmed."""
+    a = await cluster.start(urgent_types=frozenset({URGENT}))
+    b = await cluster.start()  # sends in order: the receiver alone must let urgent ones overtake
+    gate = asyncio.Event()
+    bulk: list[int] = []
+    urgent: list[int] = []
+
+    async def slow_bulk(peer: Peer, payload: list) -> None:
+        await gate.wait()
+        bulk.append(payload[1])
+
+    async def on_urgent(peer: Peer, payload: list) -> None:
+        urgent.append(payload[1])
+
+    a.register(APP, slow_bulk)
+    a.register(URGENT, on_urgent)
+    peer = await b.connect("127.0.0.1", a.listen_port)
+    for i in range(5):
+        await peer.send(APP, [APP, i])
+    await asyncio.sleep(0.1)  # the bulk frames are on the wire first
+    for i in range(3):
+        await peer.send(URGENT, [URGENT, i])
+    await wait_until(lambda: urgent == [0, 1, 2], what="urgent messages past the blocked bulk handler")
+    assert bulk == []
+    gate.set()
+    await wait_until(lambda: bulk == [0, 1, 2, 3, 4], what="bulk messages after the gate opens")
+
+
+def test_the_send_queue_hands_out_urgent_frames_before_queued_bulk_frames() -> None:
+    from node.p2p.queues import FrameQueue
+
+    async def scenario() -> list[bytes]:
+        queue = FrameQueue(100, 1 << 20, urgent=lambda f: f.startswith(b"U"))
+        for frame in (b"b1", b"b2", b"U1", b"b3", b"U2"):
+            assert queue.try_put(frame)
+        assert len(queue) == 5 and queue.queued_bytes == 10
+        first = await queue.get_batch(max_bytes=4)
+        rest = await queue.get_batch()
+        return [*first, b"|", *rest]
+
+    assert asyncio.run(scenario()) == [b"U1", b"U2", b"|", b"b1", b"b2", b"b3"]

@@ -1,0 +1,84 @@
+"""Building the next block ahead of time, while the block time runs out.
+
+The proposer of the next height knows its turn as soon as the head is committed. Instead of
+executing the whole mempool when the block is due (which puts all of that execution on the
+finality path), it executes transactions as they arrive, in the block thread, and at the due
+time only adds the last arrivals and computes the state root.
+
+Rules:
+- only the round-0 proposer of the next height prebuilds (others would waste the CPU);
+- the block's time is the time it was due (head time + block time), fixed when it starts,
+  so the transactions see the same block time as validators will;
+- transactions are executed in admission order (each sender's nonces in order, as the
+  mempool admits them); ones that turn out invalid are dropped from the mempool, as at build;
+- a builder whose head was replaced (sync imported a block) is discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from core.transaction import Transaction
+from node.chain import BlockBuilder, PendingBlock
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+log = logging.getLogger("aichain.consensus")
+
+STEP_EVERY_S = 0.05  # execute arrivals at most this often: small steps cost a mempool walk each
+
+
+class Prebuilder:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._builder: BlockBuilder | None = None
+        self._arrivals: list[Transaction] = []
+        node.tx_listeners.append(self._on_admitted)
+
+    def _on_admitted(self, txs: list[Transaction]) -> None:
+        if self._builder is not None:
+            self._arrivals.extend(txs)
+
+    @property
+    def active(self) -> bool:
+        return self._builder is not None
+
+    async def step(self, proposer: bytes, timestamp_ms: int) -> None:
+        """Start the builder (with the mempool as it is) or execute what arrived since the last step."""
+        node = self.node
+        if self._builder is not None and self._builder.stale:
+            self.discard()
+        if self._builder is None:
+            params = node.genesis.params
+            self._arrivals = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+            self._builder = node.chain.start_block(proposer, timestamp_ms)
+        if not self._arrivals:
+            return
+        txs, self._arrivals = self._arrivals, []
+        builder = self._builder
+        loop = asyncio.get_running_loop()
+        dropped = await loop.run_in_executor(node.block_worker, builder.add, txs)
+        for tx, _error in dropped:
+            node.mempool.remove_from(tx.sender_address, tx.nonce)
+
+    async def finish(self, height: int, evidence: tuple[bytes, ...]) -> PendingBlock | None:
+        """The prebuilt block for `height` with the last arrivals, or None if there is none usable."""
+        builder, self._builder = self._builder, None
+        txs, self._arrivals = self._arrivals, []
+        if builder is None or builder.height != height or builder.stale:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def complete() -> PendingBlock:
+            dropped_now = builder.add(txs)  # earlier steps' drops were handled then
+            return dataclasses.replace(builder.finish(evidence), dropped=list(dropped_now))
+
+        return await loop.run_in_executor(self.node.block_worker, complete)
+
+    def discard(self) -> None:
+        self._builder = None
+        self._arrivals = []
