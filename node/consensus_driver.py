@@ -8,9 +8,8 @@ runs in the node's block thread while the task awaits it. Rules:
   it with its validity; our own proposals are valid by construction;
 - every signature goes through the `Signer`, which persists what it signs first;
 - messages for the next height are kept (bounded) and replayed when that height starts;
-- between heights the driver waits one block time after the head's timestamp; with an
-  empty mempool it waits up to the empty-block interval, unless transactions arrive or a
-  peer is already at the next height;
+- between heights it waits as `node.prebuild.wait_for_next_height` says (the next proposer
+  executes transactions meanwhile);
 - gossip sends a message once, so a peer that was down, restarting or syncing misses it:
   while a height lasts longer than `RESEND_AFTER_S`, what this validator signed at it is
   sent again every `RESEND_AFTER_S` (without it, validators that come back after a loss of
@@ -41,14 +40,13 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
-from consensus.proposer import proposer_for
 from consensus.tendermint import Tendermint
 from core.block import Block, Vote, VoteType
 from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
 from node.chain import PendingBlock
 from node.consensus_wal import ConsensusWal, resume_point
-from node.prebuild import STEP_EVERY_S, Prebuilder
+from node.prebuild import Prebuilder, wait_for_next_height
 from node.signstate import DoubleSignRefused, Signer
 
 if TYPE_CHECKING:
@@ -121,7 +119,7 @@ class ConsensusDriver:
 
     async def _run(self) -> None:
         while True:
-            await self._wait_for_next_height()
+            await wait_for_next_height(self.node, self.signer, self.prebuilder, self._inbox, self._stash)
             head = self.node.chain.head
             self._pending.clear()
             self._signed = []
@@ -335,54 +333,14 @@ class ConsensusDriver:
 
     # --- between heights ------------------------------------------------------------------
 
-    async def _wait_for_next_height(self) -> None:
-        """Wait one block time after the head; with nothing to include, up to the empty-block interval."""
-        node = self.node
-        head = node.chain.head
-        block_time = node.timing.block_time_ms
-        idle = max(block_time, node.timing.empty_block_interval_ms)
-        self.prebuilder.discard()
-        last = None if self.signer is None else self.signer.last_signed()
-        if last is not None and last[0] == head.height + 1:
-            return  # it signed at the next height before a restart: that height is under way
-        while True:
-            now = now_ms()
-            busy = len(node.mempool) > 0 or node.has_evidence() or self._has_future_messages()
-            due = head.timestamp_ms + (block_time if busy else idle)
-            if now >= due:
-                return
-            wait_s = (due - now) / 1000
-            if len(node.mempool) > 0 and self._proposes_next(head.height + 1):
-                await self.prebuilder.step(self.signer.address, head.timestamp_ms + block_time)  # type: ignore[union-attr]
-                wait_s = min(wait_s, STEP_EVERY_S)
-            node.tx_arrived.clear()
-            waiters = [asyncio.ensure_future(node.tx_arrived.wait()), asyncio.ensure_future(self._inbox.get())]
-            done, pending = await asyncio.wait(waiters, timeout=wait_s, return_when="FIRST_COMPLETED")
-            for waiter in pending:
-                waiter.cancel()
-            for waiter in done:
-                result = waiter.result()
-                if result is not None and result is not True:
-                    self._stash(result)
-            if node.chain.head.height != head.height:  # synced meanwhile
-                head = node.chain.head
-
-    def _proposes_next(self, height: int) -> bool:
-        """Whether this validator proposes round 0 of `height` (and has not signed at it yet)."""
-        if self.signer is None:
-            return False
-        last = self.signer.last_signed()
-        if last is not None and last[0] == height:
-            return False  # resuming after a restart: it starts at a later round
-        validators = self.node.chain.validators
-        return proposer_for(validators, height, 0).address == self.signer.address
-
-    def _stash(self, event: Event | _UnvalidatedProposal) -> None:
+    def _stash(self, event: object) -> bool:
+        """Keep a message for the next height that arrived while waiting for it (None, True: nothing
+        to keep); answer whether any such message is kept."""
+        if event is None or event is True:
+            return bool(self._future)
         height = _height_of(event)
         if height == self.node.chain.head.height + 1 and len(self._future) < MAX_BUFFERED:
             self._future.append(event)  # type: ignore[arg-type]
-
-    def _has_future_messages(self) -> bool:
         return bool(self._future)
 
     def status(self) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Building the next block ahead of time, while the block time runs out.
+"""Between heights: waiting out the block time, and building the next block meanwhile.
+
+The driver waits one block time after the head's timestamp; with an empty mempool it waits
+up to the empty-block interval, unless transactions arrive or a peer is already at the next
+height (a message for it arrived). A validator that signed at the next height before a
+restart does not wait: that height is under way.
 
 The proposer of the next height knows its turn as soon as the head is committed. Instead of
 executing the whole mempool when the block is due (which puts all of that execution on the
@@ -19,10 +24,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from consensus.proposer import proposer_for
 from core.transaction import Transaction
 from node.chain import BlockBuilder, PendingBlock
+from node.signstate import Signer
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -82,3 +91,47 @@ class Prebuilder:
     def discard(self) -> None:
         self._builder = None
         self._arrivals = []
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def wait_for_next_height(
+    node: Node, signer: Signer | None, prebuilder: Prebuilder, inbox: asyncio.Queue[Any],
+    stash: Callable[[object], bool],
+) -> None:  # fmt: skip
+    """Return when the next height is due. Events taken from `inbox` meanwhile go to `stash`,
+    which keeps those for the next height and answers whether it holds any."""
+    head = node.chain.head
+    block_time = node.timing.block_time_ms
+    idle = max(block_time, node.timing.empty_block_interval_ms)
+    prebuilder.discard()
+    last = None if signer is None else signer.last_signed()
+    if last is not None and last[0] == head.height + 1:
+        return
+    peers_ahead = stash(None)  # a peer already sent messages for the next height
+    while True:
+        now = now_ms()
+        busy = len(node.mempool) > 0 or node.has_evidence() or peers_ahead
+        due = head.timestamp_ms + (block_time if busy else idle)
+        if now >= due:
+            return
+        wait_s = (due - now) / 1000
+        if signer is not None and len(node.mempool) > 0 and _proposes(node, signer, head.height + 1):
+            await prebuilder.step(signer.address, head.timestamp_ms + block_time)
+            wait_s = min(wait_s, STEP_EVERY_S)
+        node.tx_arrived.clear()
+        waiters = [asyncio.ensure_future(node.tx_arrived.wait()), asyncio.ensure_future(inbox.get())]
+        done, pending = await asyncio.wait(waiters, timeout=wait_s, return_when="FIRST_COMPLETED")
+        for waiter in pending:
+            waiter.cancel()
+        for waiter in done:
+            peers_ahead = stash(waiter.result()) or peers_ahead
+        if node.chain.head.height != head.height:  # synced meanwhile
+            head = node.chain.head
+
+
+def _proposes(node: Node, signer: Signer, height: int) -> bool:
+    """Whether this validator proposes round 0 of `height`."""
+    return proposer_for(node.chain.validators, height, 0).address == signer.address
