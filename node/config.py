@@ -26,6 +26,10 @@ max_outbound = 16
 max_txs = 200000
 max_per_sender = 1000
 ttl_s = 600
+
+[consensus]
+timeout_propose_s = 3.0
+timeout_cap_s = 30.0
 ```
 Relative paths in the file are relative to the file's own directory.
 Environment variables name a key by its path: `AICHAIN_DATADIR`, `AICHAIN_RPC_PORT`,
@@ -78,6 +82,29 @@ class MempoolConfig:
 
 
 @dataclass(frozen=True)
+class ConsensusConfig:
+    """Round timeouts in seconds: the base at round 0, plus delta per later round, capped."""
+
+    timeout_propose_s: float = 3.0
+    timeout_propose_delta_s: float = 0.5
+    timeout_prevote_s: float = 1.0
+    timeout_prevote_delta_s: float = 0.5
+    timeout_precommit_s: float = 1.0
+    timeout_precommit_delta_s: float = 0.5
+    timeout_cap_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not value >= 0 or value > 3600:
+                raise ConfigError(f"consensus.{f.name} must be between 0 and 3600 s, not {value}")
+        if min(self.timeout_propose_s, self.timeout_prevote_s, self.timeout_precommit_s) <= 0:
+            raise ConfigError("consensus timeouts at round 0 must be above 0 s")
+        if self.timeout_cap_s < max(self.timeout_propose_s, self.timeout_prevote_s, self.timeout_precommit_s):
+            raise ConfigError("consensus.timeout_cap_s must be at least every round-0 timeout")
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     datadir: Path = DEFAULT_DATADIR
     genesis: Path | None = None
@@ -91,6 +118,7 @@ class NodeConfig:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     p2p: P2PConfig = field(default_factory=P2PConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
 
     @property
     def genesis_path(self) -> Path:
@@ -130,6 +158,10 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
                     raise ConfigError(f"{where} must be true or false, not {value!r}")
                 return value.lower() in ("1", "true", "yes")
             return bool(value)
+        if "float" in text:
+            if isinstance(value, bool) or value is None:
+                raise ConfigError(f"{where} must be a number")
+            return float(value)
         if "int" in text:
             if value is None:
                 return None

@@ -1,8 +1,20 @@
-"""Prometheus metrics of one node, served as text at `/metrics`."""
+"""Prometheus metrics of one node, served as text at `/metrics`.
+
+Counters the node updates as it goes (blocks, transactions, step timings), and families read
+at scrape time from the parts that keep their own numbers: the P2P layer (peers, bytes,
+messages, bans, penalties) and the consensus machine (round, step, votes in this round).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from node.p2p.metrics import P2PMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -15,7 +27,9 @@ class NodeMetrics:
         r = self.registry
         self.head_height = Gauge("aichain_head_height", "Height of the head block", registry=r)
         self.finalized_height = Gauge("aichain_finalized_height", "Height of the last finalized block", registry=r)
-        self.peers = Gauge("aichain_peers", "Connected peers", registry=r)
+        self.p2p_source: Callable[[], P2PMetrics | None] = lambda: None  # set when the network starts
+        self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
+        r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
         self.txs_committed = Counter("aichain_transactions_committed", "Transactions committed in blocks", registry=r)
@@ -54,3 +68,76 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+STEPS = ("new_height", "propose", "prevote", "precommit")
+
+
+class _LiveCollector(Collector):
+    """Families read at scrape time from the P2P layer's counters and the consensus round state."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        yield from _p2p_families(self.metrics.p2p_source() or P2PMetrics())
+        state = self.metrics.consensus_source()
+        if state is not None:
+            yield from _consensus_families(state)
+
+
+def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
+    peers = GaugeMetricFamily("aichain_peers", "Connected peers", labels=["direction"])
+    peers.add_metric(["inbound"], m.peers_inbound)
+    peers.add_metric(["outbound"], m.peers_outbound)
+    yield peers
+    traffic = CounterMetricFamily("aichain_p2p_bytes", "Bytes of P2P frames", labels=["direction"])
+    traffic.add_metric(["in"], m.bytes_in)
+    traffic.add_metric(["out"], m.bytes_out)
+    yield traffic
+    messages = CounterMetricFamily("aichain_p2p_messages", "P2P messages by type", labels=["direction", "type"])
+    for direction, counts in (("in", m.messages_in), ("out", m.messages_out)):
+        for msg_type, n in sorted(counts.items()):
+            messages.add_metric([direction, str(msg_type)], n)
+    yield messages
+    yield CounterMetricFamily("aichain_p2p_bans", "Peers banned for misbehaviour", value=m.bans)
+    yield CounterMetricFamily(
+        "aichain_p2p_rate_limited", "Frames dropped over a peer's rate limit", value=m.dropped_rate_limited
+    )
+    for name, doc, counts in (
+        ("aichain_p2p_penalties", "Score penalties given to peers, by reason", m.penalties),
+        ("aichain_p2p_disconnects", "Connections ended, by reason", m.disconnects),
+        ("aichain_p2p_refused", "Connections we refused, by reason", m.refused_by_us),
+    ):
+        family = CounterMetricFamily(name, doc, labels=["reason"])
+        for reason, n in sorted(counts.items()):
+            family.add_metric([reason], n)
+        yield family
+    handshakes = CounterMetricFamily("aichain_p2p_handshakes", "Handshakes, by result", labels=["result"])
+    handshakes.add_metric(["ok"], m.handshakes_ok)
+    handshakes.add_metric(["error"], m.handshake_errors)
+    yield handshakes
+
+
+def _consensus_families(state: dict[str, Any]) -> Iterator[Any]:
+    yield GaugeMetricFamily("aichain_consensus_height", "Height being decided", value=state["height"])
+    yield GaugeMetricFamily("aichain_consensus_round", "Round of the height being decided", value=state["round"])
+    step = GaugeMetricFamily("aichain_consensus_step", "The step of the round (1 for the current one)", labels=["step"])
+    for name in STEPS:
+        step.add_metric([name], 1 if state["step"] == name else 0)
+    yield step
+    votes = GaugeMetricFamily(
+        "aichain_consensus_vote_power", "Voting power seen in this round, by vote type", labels=["type"]
+    )
+    for kind in ("prevotes", "precommits"):
+        votes.add_metric([kind], state[kind]["power"])
+    yield votes
+    missing = GaugeMetricFamily(
+        "aichain_consensus_missing_validators", "Validators whose vote of this round has not arrived", labels=["type"]
+    )
+    for kind in ("prevotes", "precommits"):
+        missing.add_metric([kind], len(state[kind]["missing"]))
+    yield missing
+    if state.get("prevotes"):
+        yield GaugeMetricFamily("aichain_consensus_total_power", "Voting power of the validator set",
+                                value=state["prevotes"]["of"])  # fmt: skip

@@ -62,7 +62,11 @@ class Node:
         self.timing = self.genesis.params
         if config.block_time_ms is not None:
             self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
-        self.timeouts = TimeoutConfig()
+        c = config.consensus
+        self.timeouts = TimeoutConfig(
+            c.timeout_propose_s, c.timeout_propose_delta_s, c.timeout_prevote_s, c.timeout_prevote_delta_s,
+            c.timeout_precommit_s, c.timeout_precommit_delta_s, c.timeout_cap_s,
+        )  # fmt: skip
         self._validator_key = validator_key
         self.kv: KeyValueStore | None = None
         self.chain: Chain
@@ -114,6 +118,7 @@ class Node:
             signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json",
                             unsafe_allow_double_sign=config.test_double_sign)  # fmt: skip
         self.driver = ConsensusDriver(self, signer, self.timeouts)
+        self.metrics.consensus_source = self.driver.machine.round_state
         self.driver.double_sign = config.test_double_sign
         if config.p2p.enabled:
             await self._start_network(signer is not None)
@@ -172,6 +177,7 @@ class Node:
             ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
         )
         self.network = Network(self, node_key, transport)
+        self.metrics.p2p_source = lambda: self.network.manager.metrics if self.network is not None else None
         assert self.driver is not None
         self.driver.broadcast = self.network.broadcast_consensus
         self.driver.resend = self.network.resend_consensus

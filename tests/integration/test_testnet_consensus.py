@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from core.keys import PrivateKey, address_hex
 from tests.integration.support import DEV_KEY, transfer
@@ -109,6 +110,19 @@ def test_two_validators_killed_nothing_finalizes_then_it_resumes_after_restart(t
             assert net.heights([0, 1]) == stalled, f"a height was finalized without a quorum: {stalled}"
             time.sleep(0.2)
         net.assert_same_chain([0, 1], up_to=min(stalled.values()))
+        # An operator asks a live node why nothing is finalized: the two dead validators' votes are missing.
+        dead = {net.validator_address(2), net.validator_address(3)}
+        live = {net.validator_address(0), net.validator_address(1)}
+
+        def live_voted_dead_missing() -> dict[str, Any] | None:
+            status = net.call(0, "consensus_status")
+            prevotes = status["prevotes"]
+            return status if set(prevotes["missing"]) == dead and set(prevotes["votes"]) == live else None
+
+        status = wait_for(live_voted_dead_missing, 10, "consensus_status naming the dead validators as missing")
+        assert status["height"] == stalled[0] + 1, status
+        assert status["prevotes"]["power"] * 3 <= 2 * status["prevotes"]["of"], status
+        assert status["signer"] == net.validator_address(0)
 
         net.start(2, 3)
         restarted = time.monotonic()

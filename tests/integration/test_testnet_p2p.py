@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from node.p2p import MsgType
 from node.p2p.errors import P2PError
@@ -86,3 +88,24 @@ def test_a_misbehaving_peer_is_disconnected_and_banned_and_the_node_keeps_runnin
         net.wait_height([0, 1], head + 3, 20)
         assert net.call(0, "node_status")["peers"] == 1
         net.assert_same_chain([0, 1])
+        # /metrics tells the operator: one peer, traffic both ways, one ban and its penalties.
+        metrics = scrape(net.nodes[0].rpc_url)
+        assert metrics[("aichain_peers", (("direction", "inbound"),))] + metrics[
+            ("aichain_peers", (("direction", "outbound"),))] == 1  # fmt: skip
+        assert metrics[("aichain_p2p_bytes_total", (("direction", "in"),))] > 0
+        assert metrics[("aichain_p2p_bytes_total", (("direction", "out"),))] > 0
+        assert metrics[("aichain_p2p_bans_total", ())] >= 1
+        assert sum(v for (name, _), v in metrics.items() if name == "aichain_p2p_penalties_total") > 0
+        assert metrics[("aichain_consensus_total_power", ())] > 0
+        assert metrics[("aichain_consensus_height", ())] >= head + 3
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a node's /metrics, by (name, sorted labels)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

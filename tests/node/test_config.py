@@ -1,0 +1,38 @@
+"""Node configuration: consensus timeouts from TOML and environment, checked on load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError
+from node.config import ConsensusConfig, load_config
+
+
+def test_consensus_timeouts_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text("[consensus]\ntimeout_propose_s = 5\ntimeout_cap_s = 60.5\n")
+    config = load_config(toml, environ={"AICHAIN_CONSENSUS_TIMEOUT_PREVOTE_S": "2.5"})
+    assert config.consensus.timeout_propose_s == 5.0
+    assert config.consensus.timeout_cap_s == 60.5
+    assert config.consensus.timeout_prevote_s == 2.5
+    assert config.consensus.timeout_precommit_s == ConsensusConfig().timeout_precommit_s
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("timeout_propose_s = 0", "above 0"),
+        ("timeout_prevote_s = -1", "between 0 and 3600"),
+        ("timeout_cap_s = 0.5", "at least every round-0 timeout"),
+        ('timeout_propose_s = "soon"', "not a valid value"),
+        ("timeout_propose_s = true", "must be a number"),
+        ("timeout_commit_s = 1", "unknown setting"),
+    ],
+)
+def test_bad_consensus_timeouts_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text(f"[consensus]\n{text}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(toml, environ={})
