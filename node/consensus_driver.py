@@ -36,6 +36,7 @@ from consensus.events import (
     ScheduleTimeout,
     SignProposal,
     SignVote,
+    Step,
     TimeoutConfig,
     TimeoutFired,
     VoteReceived,
@@ -234,6 +235,10 @@ class ConsensusDriver:
     def _schedule(self, action: ScheduleTimeout) -> None:
         loop = asyncio.get_running_loop()
         event = TimeoutFired(action.height, action.round, action.step)
+        if action.step == Step.PROPOSE and action.round > 0:
+            elapsed = time.monotonic() - self.round_started_at
+            log.info("height %d: round %d did not decide; round %d begins (%.2f s into the height)",
+                     action.height, action.round - 1, action.round, elapsed)  # fmt: skip
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > loop.time()]
         self._timers.append(loop.call_later(action.seconds, self._inbox.put_nowait, event))
 
@@ -326,7 +331,11 @@ class ConsensusDriver:
                 await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
         self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
         self._mark("written")
-        log.debug("height %d: %s", block.height, ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items()))
+        steps = ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items())
+        if action.commit.round > 0:  # a round failed: say so, with where the time went
+            log.info("height %d decided in round %d (%s)", block.height, action.commit.round, steps)
+        else:
+            log.debug("height %d: %s", block.height, steps)
         await self.node.block_committed(pending)
         for callback in self.on_committed:
             callback(block)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import logging
@@ -132,6 +133,7 @@ class Node:
         # never runs beside a commit.
         asyncio.get_running_loop().run_in_executor(self.block_worker, self.chain.tree.warm)
         self.driver.start()
+        tune_gc()
         log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
 
     async def stop(self) -> None:
@@ -433,6 +435,19 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def tune_gc() -> None:
+    """Keep the cycle collector from pausing the node.
+
+    Under load a node allocates many short-lived, acyclic objects (transactions, votes) that
+    reference counting frees; with the default thresholds the collector still ran full
+    collections every few seconds, pausing everything (the event loop, the block thread) for
+    50-170 ms, which showed as the tail of finality latency. Objects alive after start-up
+    (code, genesis, caches) are frozen out of its sight, and young collections run less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _verify_all(txs: list[Transaction]) -> list[bool]:

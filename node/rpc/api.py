@@ -51,6 +51,19 @@ def build_registry(node: Node) -> MethodRegistry:
         return header_view(chain.head)
 
     @registry.method(
+        "chain_waitForHeight",
+        HEIGHT,
+        Param("timeout_s", p.quantity, default=30, doc="seconds to wait, at most 120"),
+        doc="Wait until a height is finalized and return the head header then (null on timeout): a long poll "
+        "that answers the moment the block is committed, instead of polling chain_head.",
+        example={"params": [13, 10], "result": {"height": 13, "hash": "0x…", "timestamp_ms": 1767225613000}},
+    )
+    async def chain_wait_for_height(height: int, timeout_s: int) -> dict[str, Any] | None:
+        if not await node.wait_for_height(height, min(timeout_s, 120)):
+            return None
+        return header_view(chain.head)
+
+    @registry.method(
         "chain_getBlockByHeight",
         HEIGHT,
         FULL,

@@ -399,3 +399,22 @@ def test_metrics_are_prometheus_text_with_the_head_height(shared_node: NodeProce
     assert families["aichain_head_height"].type == "gauge"
     for name in ("aichain_finalized_height", "aichain_peers", "aichain_mempool_transactions"):
         assert name in families, sorted(families)
+
+
+def test_wait_for_height_answers_when_the_block_is_committed(shared_node: NodeProcess) -> None:
+    client = RpcClient(shared_node.url, timeout=30)
+    head = client.call("chain_head")["height"]
+    assert client.call("chain_waitForHeight", head, 5)["height"] >= head  # already there: at once
+    sender = threading.Timer(0.3, lambda: fund(shared_node, 1))  # a transaction makes the next block
+    sender.start()
+    try:
+        started = time.monotonic()
+        header = client.call("chain_waitForHeight", head + 1, 20)
+        assert header is not None and header["height"] >= head + 1
+        assert header["hash"] == client.call("chain_getBlockByHeight", header["height"], False)["hash"]
+        assert time.monotonic() - started < 15
+    finally:
+        sender.join()
+    started = time.monotonic()
+    assert client.call("chain_waitForHeight", head + 10_000, 1) is None  # timed out: null
+    assert 0.9 <= time.monotonic() - started < 5
