@@ -64,6 +64,17 @@ def verify(public_key: bytes, signature: bytes, domain: bytes, chain_id: int, pa
     return True
 
 
+def verify_raw(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Plain Ed25519 over `message`, no domain: for contracts, whose messages carry their own."""
+    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        return False
+    return True
+
+
 def require_signature(public_key: bytes, signature: bytes, domain: bytes, chain_id: int, payload: bytes) -> None:
     if not verify(public_key, signature, domain, chain_id, payload):
         raise InvalidSignature(

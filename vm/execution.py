@@ -36,10 +36,11 @@ from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Event, Receipt
 from core.transaction import MAX_TX_BYTES, MAX_TX_DATA, Transaction, TxKind
 from core.units import U64_MAX
 from vm import validators
+from vm.contract_tx import contract_transaction
 from vm.gas import intrinsic_gas
 from vm.state import StateView
 
-SUPPORTED_KINDS = frozenset({TxKind.TRANSFER, TxKind.VALIDATOR_VOTE})
+SUPPORTED_KINDS = frozenset({TxKind.TRANSFER, TxKind.VALIDATOR_VOTE, TxKind.DEPLOY, TxKind.CALL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,12 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
     status, error = STATUS_SUCCESS, ""
     events: tuple[Event, ...] = ()
     recipient = view.account(tx.to) if len(tx.to) == 20 else None
-    if tx.kind == TxKind.VALIDATOR_VOTE:
+    if tx.kind in (TxKind.DEPLOY, TxKind.CALL):
+        outcome = contract_transaction(view, tx, ctx.height, ctx.timestamp_ms, tx.gas_limit - gas_used)
+        gas_used += outcome.gas_used
+        status, error, events = outcome.status, outcome.error, outcome.events
+        sender = view.account(sender_address)  # the call ran in a branch: its merge replaced the working copy
+    elif tx.kind == TxKind.VALIDATOR_VOTE:
         if tx.value or tx.to:
             status, error = STATUS_FAILED, "a validator vote carries no value and no recipient"
         else:

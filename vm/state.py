@@ -17,8 +17,9 @@ class StateReader(Protocol):
 
 
 class StateView:
-    def __init__(self, reader: StateReader) -> None:
+    def __init__(self, reader: StateReader, parent: StateView | None = None) -> None:
         self._reader = reader
+        self._parent = parent
         self._accounts: dict[bytes, Account] = {}
         self._dirty: set[bytes] = set()
         self._raw: dict[bytes, bytes | None] = {}  # other state keys (validator set, governance)
@@ -27,10 +28,26 @@ class StateView:
         """The working copy of `address`'s account (the empty account if it has none)."""
         account = self._accounts.get(address)
         if account is None:
-            raw = self._reader.get(account_key(address))
-            account = Account() if raw is None else Account.decode(raw)
+            if self._parent is not None:
+                account = self._parent.account(address).copy()
+            else:
+                raw = self._reader.get(account_key(address))
+                account = Account() if raw is None else Account.decode(raw)
             self._accounts[address] = account
         return account
+
+    def branch(self) -> StateView:
+        """An overlay on this view: `merge` its changes into this one, or drop it to revert them."""
+        return StateView(self, parent=self)
+
+    def merge(self) -> None:
+        """Apply this branch's changes to the view it was branched from."""
+        parent = self._parent
+        assert parent is not None, "merge() is for branches"
+        for address in self._dirty:
+            parent._accounts[address] = self._accounts[address]
+        parent._dirty |= self._dirty
+        parent._raw.update(self._raw)
 
     def touch(self, address: bytes) -> None:
         """Record that `address`'s account changed."""

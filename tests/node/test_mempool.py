@@ -110,7 +110,7 @@ def test_duplicate_is_already_known() -> None:
     ("t", "error"),
     [
         (tx(chain_id=CHAIN + 1), WrongChainId),
-        (tx(kind=int(TxKind.DEPLOY)), InvalidTransaction),
+        (tx(kind=9), InvalidTransaction),
         (tx(price=0), FeeTooLow),
         (tx(gas_limit=20_999), GasLimitTooLow),
         (tx(gas_limit=21_000 + 16 * 3 - 1, data=b"abc"), GasLimitTooLow),

@@ -1,0 +1,116 @@
+"""Deploy and call transactions: what their data means and what they leave in the receipt.
+
+- DEPLOY: `data` = `[code, [arguments]]` (canonical msgpack; code is a module's bytecode,
+  arguments are values as in vm/values.py). The contract's address follows from the sender
+  and the transaction's nonce (`vm.contracts.contract_address`); `value` is sent to it; if
+  the module has a function named `constructor`, it runs once with the arguments. The
+  receipt carries a `Deployed` event with the address and the code hash.
+- CALL: `data` = `[function name, [arguments]]`, `to` = the contract; `value` is sent to it
+  with the call.
+
+Bad data, bytecode that does not verify, a failed `require`, running out of gas: the
+transaction is still included, its effects (value included) are reverted, the gas used
+is charged, and the receipt says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core import codec
+from core.errors import DecodeError
+from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Event
+from core.transaction import Transaction, TxKind
+from vm.bytecode import Module
+from vm.contracts import CallContext, contract_address, install, move, run_call
+from vm.interpreter import VMError
+from vm.state import StateView
+from vm.values import BadValue, from_wire, to_wire
+
+GAS_DEPLOY_BYTE = 50
+DATA_LIMITS = codec.Limits(max_bytes=256 * 1024, max_bin_len=256 * 1024, max_array_len=16_384, max_depth=20)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    error: str
+    gas_used: int
+    events: tuple[Event, ...]
+    result: Any = None
+
+
+def encode_deploy(module: Module, args: list[Any]) -> bytes:
+    return codec.encode([module.encode(), [to_wire(a) for a in args]])
+
+
+def encode_call(function: str, args: list[Any]) -> bytes:
+    return codec.encode([function, [to_wire(a) for a in args]])
+
+
+def decode_call(data: bytes) -> tuple[str, list[Any]]:
+    """(function name, arguments) of a call's data; raise `DecodeError` saying what is wrong."""
+    items = codec.decode(data, limits=DATA_LIMITS)
+    if not isinstance(items, list) or len(items) != 2 or not isinstance(items[1], list):
+        raise DecodeError("call data: expected [function name, [arguments]]")
+    return codec.expect_str(items[0], "function name", 64), [from_wire(a) for a in items[1]]
+
+
+def contract_transaction(view: StateView, tx: Transaction, height: int, time_ms: int, gas: int) -> Outcome:
+    """Run a deploy or call transaction with `gas` (after the intrinsic gas)."""
+    ctx = CallContext(origin=tx.sender_address, block_height=height, block_time_ms=time_ms)
+    used = 0
+    try:
+        if tx.kind == TxKind.DEPLOY:
+            result, used, address = _deploy(view, tx, ctx, gas)
+            code_hash = view.account(address).code_hash
+            deployed = Event(address, "Deployed", (("address", address), ("code_hash", code_hash)))
+            events = (deployed, *_events(ctx))
+        else:
+            if len(tx.to) != 20:
+                raise VMError("a call needs the contract's 20-byte address in `to`")
+            function, args = decode_call(tx.data)
+            result, used, _ = run_call(view, ctx, tx.sender_address, tx.to, function, args, tx.value, gas)
+            events = _events(ctx)
+    except VMError as exc:
+        return Outcome(STATUS_FAILED, str(exc), getattr(exc, "gas_used", used) or used, ())
+    except (DecodeError, BadValue) as exc:
+        return Outcome(STATUS_FAILED, f"malformed transaction data: {exc}", 0, ())
+    return Outcome(STATUS_SUCCESS, "", used, events, result)
+
+
+def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tuple[Any, int, bytes]:
+    items = codec.decode(tx.data, limits=DATA_LIMITS)
+    if not isinstance(items, list) or len(items) != 2 or type(items[0]) is not bytes or not isinstance(items[1], list):
+        raise DecodeError("deploy data: expected [code, [arguments]]")
+    module = Module.decode(items[0])
+    args = [from_wire(a) for a in items[1]]
+    cost = GAS_DEPLOY_BYTE * len(items[0])
+    if cost > gas:
+        error = VMError(f"out of gas storing {len(items[0])} bytes of code ({cost} gas)")
+        error.gas_used = gas  # type: ignore[attr-defined]
+        raise error
+    address = contract_address(tx.sender_address, tx.nonce)
+    branch = view.branch()
+    if branch.account(address).code_hash:
+        raise VMError(f"a contract already lives at 0x{address.hex()}")
+    install(branch, address, module)
+    move(branch, tx.sender_address, address, tx.value)
+    result, used = None, cost
+    if module.function("constructor") is not None:
+        try:
+            result, ran, _ = run_call(branch, ctx, tx.sender_address, address, "constructor", args, 0, gas - cost,
+                                      internal=True)  # fmt: skip
+        except VMError as exc:
+            exc.gas_used = cost + getattr(exc, "gas_used", 0)  # type: ignore[attr-defined]
+            raise
+        used += ran
+    elif args:
+        raise VMError("the contract has no constructor to take the arguments")
+    branch.merge()
+    return result, used, address
+
+
+def _events(ctx: CallContext) -> tuple[Event, ...]:
+    return tuple(Event(emitter, name, tuple(fields)) for emitter, name, fields in ctx.events)

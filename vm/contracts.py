@@ -1,0 +1,171 @@
+"""Contracts on the chain: code, storage, and running calls against a state overlay.
+
+State keys:
+- `b"C" + code hash`: a module's bytecode (stored once per distinct code);
+- `b"s" + contract address + var index (1 byte) [+ encoded key]`: a storage scalar or map entry.
+
+A contract account is an account whose `code_hash` is set. Its address is the last 20 bytes
+of SHA-256(b"contract" + deployer address + deployer nonce at deploy), so it is known before
+the deploy is included. Every call runs in a branch of the block's state view; a call that
+fails leaves nothing behind (its branch is dropped), a call that succeeds merges it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.hashing import sha256
+from core.keys import ADDRESS_SIZE
+from vm.bytecode import Module, StorageKind
+from vm.interpreter import Interpreter, VMError
+from vm.state import StateView
+from vm.values import BadValue, decode_value, encode_value
+
+CODE_PREFIX = b"C"
+STORAGE_PREFIX = b"s"
+MAX_CALL_DEPTH = 8  # contract-to-contract calls
+_MODULE_CACHE: dict[bytes, Module] = {}  # code hash -> decoded module (code is immutable)
+
+
+def contract_address(deployer: bytes, nonce: int) -> bytes:
+    return sha256(b"contract" + deployer + nonce.to_bytes(8, "big"))[-ADDRESS_SIZE:]
+
+
+def storage_key(address: bytes, var: int, key: Any = None, kind: int = StorageKind.SCALAR) -> bytes:
+    base = STORAGE_PREFIX + address + bytes([var])
+    return base if kind == StorageKind.SCALAR else base + encode_value(key)
+
+
+def install(view: StateView, address: bytes, module: Module) -> None:
+    """Store `module` as the code of `address` (deploy and genesis)."""
+    code = module.encode()
+    code_hash = sha256(code)
+    view.set(CODE_PREFIX + code_hash, code)
+    account = view.account(address)
+    account.code_hash = code_hash
+    view.touch(address)
+    _MODULE_CACHE[code_hash] = module
+
+
+def load_module(view: StateView, address: bytes) -> Module | None:
+    code_hash = view.account(address).code_hash
+    if not code_hash:
+        return None
+    module = _MODULE_CACHE.get(code_hash)
+    if module is None:
+        raw = view.get(CODE_PREFIX + code_hash)
+        if raw is None:
+            return None
+        module = Module.decode(raw)
+        _MODULE_CACHE[code_hash] = module
+    return module
+
+
+@dataclass
+class CallContext:
+    """What does not change during one transaction."""
+
+    origin: bytes
+    block_height: int
+    block_time_ms: int
+    read_only: bool = False
+    events: list[tuple[bytes, str, list[tuple[str, Any]]]] = field(default_factory=list)
+
+
+class ContractHost:
+    """The chain as one running contract sees it (`vm.interpreter.Host`), over a state branch."""
+
+    def __init__(self, view: StateView, ctx: CallContext, address: bytes, caller: bytes, value: int) -> None:
+        self.view = view
+        self.ctx = ctx
+        self.address = address
+        self.caller = caller
+        self.value = value
+        self.origin = ctx.origin
+        self.block_height = ctx.block_height
+        self.block_time_ms = ctx.block_time_ms
+        self.read_only = ctx.read_only
+
+    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any:
+        raw = self.view.get(self._key(var, kind, key))
+        return zero if raw is None else decode_value(raw)
+
+    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> int:
+        storage = self._key(var, kind, key)
+        try:
+            raw = encode_value(value)
+        except BadValue as exc:
+            raise VMError(f"cannot store this value: {exc}") from exc
+        self.view.set(storage, raw)
+        return len(storage) + len(raw)
+
+    def storage_has(self, var: int, key: Any) -> bool:
+        return self.view.get(self._key(var, StorageKind.MAP, key)) is not None
+
+    def storage_delete(self, var: int, key: Any) -> None:
+        self.view.set(self._key(var, StorageKind.MAP, key), None)
+
+    def _key(self, var: int, kind: int, key: Any) -> bytes:
+        try:
+            return storage_key(self.address, var, key, kind)
+        except BadValue as exc:
+            raise VMError(f"a map key must be an int, bytes, str, bool or a list of them: {exc}") from exc
+
+    def balance(self, address: bytes) -> int:
+        return self.view.account(address).balance
+
+    def transfer(self, to: bytes, amount: int) -> None:
+        move(self.view, self.address, to, amount)
+
+    def emit(self, name: str, fields: list[tuple[str, Any]]) -> None:
+        self.ctx.events.append((self.address, name, fields))
+
+    def call_contract(self, address: bytes, function: str, args: list[Any], gas: int, depth: int) -> tuple[Any, int]:
+        if depth >= MAX_CALL_DEPTH:
+            raise VMError(f"contract calls nest at most {MAX_CALL_DEPTH} deep")
+        result, used, _ = run_call(self.view, self.ctx, self.address, address, function, args, 0, gas, depth)
+        return result, used
+
+
+def move(view: StateView, sender: bytes, to: bytes, amount: int) -> None:
+    if amount == 0:
+        return
+    source = view.account(sender)
+    if source.balance < amount:
+        raise VMError(f"balance {source.balance} is less than the {amount} units to transfer")
+    target = view.account(to)
+    if target.balance + amount >= 1 << 64:
+        raise VMError("recipient balance would exceed 2^64-1 units")
+    source.balance -= amount
+    target.balance += amount
+    view.touch(sender)
+    view.touch(to)
+
+
+def run_call(
+    view: StateView, ctx: CallContext, caller: bytes, address: bytes, function: str, args: list[Any], value: int,
+    gas: int, depth: int = 0, *, internal: bool = False,
+) -> tuple[Any, int, StateView]:  # fmt: skip
+    """Run `function` of the contract at `address` in a branch of `view`: (result, gas used, branch).
+
+    On success the branch is merged into `view`; on failure nothing is kept and the
+    `VMError` says why (its `gas_used` attribute tells how much gas was spent).
+    """
+    branch = view.branch()
+    events_before = len(ctx.events)
+    module = load_module(branch, address)
+    interpreter = None
+    try:
+        if module is None:
+            raise VMError(f"there is no contract at 0x{address.hex()}")
+        move(branch, caller, address, value)
+        host = ContractHost(branch, ctx, address, caller, value)
+        interpreter = Interpreter(module, host, gas, depth)
+        result = interpreter.run(function, args, internal=internal)
+    except VMError as exc:
+        del ctx.events[events_before:]
+        exc.gas_used = gas if interpreter is None or interpreter.gas < 0 else gas - interpreter.gas  # type: ignore[attr-defined]
+        raise
+    branch.merge()
+    return result, gas - interpreter.gas, branch
