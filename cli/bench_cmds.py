@@ -49,3 +49,15 @@ def testnet_bench(
     from node.bench.testnet import run_testnet_bench
 
     typer.echo(run_testnet_bench(validators, duration, rate, block_time_ms, sync=sync).render(as_json))
+
+
+@bench_app.command("vm")
+def vm_bench(
+    iterations: int = typer.Option(200_000, "--iterations", help="Iterations of the summing loop"),
+    repeats: int = typer.Option(3, "--repeats", help="Runs of each VM; the median is reported"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
+) -> None:
+    """This VM's instructions/s beside py-evm's on the same loop (needs the `bench` extra)."""
+    from node.bench.vm import run_vm_bench
+
+    typer.echo(run_vm_bench(iterations, repeats).render(as_json))
