@@ -116,6 +116,11 @@ class Chain:
         raw = self.state.get(account_key(address))
         return Account() if raw is None else Account.decode(raw)
 
+    def prove_key(self, key: bytes) -> tuple[Header, bytes | None, Proof]:
+        """(head header, value or None, proof against the head's state root) of any state key."""
+        with self._commit_lock:
+            return self.head, self.state.get(key), self.tree.prove(key)
+
     def prove_account(self, address: bytes) -> tuple[Header, bytes | None, Proof]:
         """(head header, account value or None, proof against the head's state root), read consistently."""
         with self._commit_lock:

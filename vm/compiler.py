@@ -66,7 +66,7 @@ RESERVED = set(BUILTINS) | {"range", "public", "view", "Map", "True", "False", "
 class CompileError(AichainError):
     """Source outside the contract language, or wrong within it; the message names the line."""
 
-    rpc_code = -32063
+    rpc_code = -32093
 
 
 def _fail(node: ast.AST | None, what: str) -> CompileError:

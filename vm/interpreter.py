@@ -43,17 +43,17 @@ GAS_CALL_CONTRACT = 700
 class VMError(AichainError):
     """A contract call failed; its effects are reverted and its gas is spent."""
 
-    rpc_code = -32060
+    rpc_code = -32090
 
 
 class OutOfGas(VMError):
-    rpc_code = -32061
+    rpc_code = -32091
 
 
 class Revert(VMError):
     """`require` failed: the message says why (the contract's words)."""
 
-    rpc_code = -32062
+    rpc_code = -32092
 
 
 class Host(Protocol):

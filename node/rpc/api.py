@@ -13,6 +13,7 @@ from core.errors import AichainError, DecodeError, NotFound
 from core.keys import address_hex
 from core.transaction import Transaction
 from node.rpc import params as p
+from node.rpc.contracts import register_contracts
 from node.rpc.eth import register_eth
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import block_view, commit_view, header_view, hx, receipt_view, tx_view
@@ -208,6 +209,7 @@ def build_registry(node: Node) -> MethodRegistry:
         return registry.describe()
 
     register_eth(registry, node)
+    register_contracts(registry, node)
     return registry
 
 

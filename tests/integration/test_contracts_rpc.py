@@ -1,0 +1,59 @@
+"""Contracts on a running node: deploy and call by transaction, read-only calls, storage with proofs, events."""
+
+from __future__ import annotations
+
+from core.transaction import Transaction, TxKind
+from node.rpc.client import RpcCallError
+from storage.state_proof import Proof, verify_proof
+from tests.harness import NodeProcess
+from tests.integration.support import DEV_KEY, MIN_GAS_PRICE, pending_nonce
+from tests.vm.test_contract_vm import TOKEN
+from vm.compiler import compile_contract
+from vm.contract_tx import encode_call, encode_deploy
+from vm.contracts import contract_address
+from vm.values import encode_value
+
+ALICE = b"\x0a" * 20
+
+
+def send(node: NodeProcess, kind: TxKind, to: bytes, data: bytes) -> dict:
+    nonce = pending_nonce(node, DEV_KEY.address)
+    tx = Transaction(7777, DEV_KEY.public_key, nonce, 900_000, MIN_GAS_PRICE, kind, to, 0, data).signed_by(DEV_KEY)
+    tx_hash = node.rpc.send(tx)
+    receipt = node.rpc.call("tx_wait", tx_hash, 30)
+    assert receipt is not None
+    return receipt
+
+
+def test_deploy_call_read_prove_and_list_events(dev_node: NodeProcess) -> None:
+    nonce = pending_nonce(dev_node, DEV_KEY.address)
+    receipt = send(dev_node, TxKind.DEPLOY, b"", encode_deploy(compile_contract(TOKEN), [1000]))
+    assert receipt["status"] == "success", receipt
+    token = contract_address(DEV_KEY.address, nonce)
+    address = "0x" + token.hex()
+    receipt = send(dev_node, TxKind.CALL, token, encode_call("send", [ALICE, 25]))
+    assert receipt["status"] == "success", receipt
+
+    answer = dev_node.rpc.call("contract_call", address, "balance_of", ["0x" + ALICE.hex()])
+    assert answer["result"] == 25 and answer["gas_used"] > 0
+
+    stored = dev_node.rpc.call("contract_getStorage", address, "balances", "0x" + ALICE.hex())
+    assert stored["value"] == 25 and stored["present"] is True
+    proof = Proof.decode(bytes.fromhex(stored["proof"][2:]))
+    root, key = bytes.fromhex(stored["state_root"][2:]), bytes.fromhex(stored["key"][2:])
+    assert verify_proof(root, key, encode_value(25), proof)
+    assert not verify_proof(root, key, encode_value(26), proof)
+    missing = dev_node.rpc.call("contract_getStorage", address, "balances", "0x" + "0b" * 20)
+    assert missing == missing | {"value": 0, "present": False}
+
+    events = dev_node.rpc.call("contract_getEvents", address, 1, None, "Sent")
+    assert [e["fields"]["amount"] for e in events] == [25]
+    assert events[0]["fields"]["to"] == "0x" + ALICE.hex()
+
+    failing = send(dev_node, TxKind.CALL, token, encode_call("send", [ALICE, 10**9]))
+    assert failing["status"] == "failed" and "insufficient balance" in failing["error"]
+    try:
+        dev_node.rpc.call("contract_call", address, "send", ["0x" + ALICE.hex(), 1], "0x" + DEV_KEY.address.hex())
+        raise AssertionError("a read-only call that writes must fail")
+    except RpcCallError as exc:
+        assert exc.code == -32094 and "may not change storage" in exc.message
