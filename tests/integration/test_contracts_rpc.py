@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.transaction import Transaction, TxKind
 from node.rpc.client import RpcCallError
 from storage.state_proof import Proof, verify_proof
@@ -57,3 +59,21 @@ def test_deploy_call_read_prove_and_list_events(dev_node: NodeProcess) -> None:
         raise AssertionError("a read-only call that writes must fail")
     except RpcCallError as exc:
         assert exc.code == -32094 and "may not change storage" in exc.message
+
+
+def test_the_contract_cli_compiles_deploys_calls_and_lists_events(dev_node: NodeProcess, tmp_path: Path) -> None:
+    source = tmp_path / "token.py"
+    source.write_text(TOKEN)
+    compiled = dev_node.cli_json("contract", "compile", str(source))
+    assert compiled["code_hash"].startswith("0x") and "send" in [f["name"] for f in compiled["functions"]]
+    deployed = dev_node.cli_json("contract", "deploy", str(source), "500", "--from", "dev")
+    assert deployed["receipt"]["status"] == "success"
+    address = deployed["address"]
+    sent = dev_node.cli_json("contract", "call", address, "send", "0x" + ALICE.hex(), "7", "--send", "--from", "dev")
+    assert sent["status"] == "success"
+    assert dev_node.cli_json("contract", "call", address, "balance_of", "0x" + ALICE.hex())["result"] == 7
+    assert [e["fields"]["amount"] for e in dev_node.cli_json("contract", "events", address, "--name", "Sent")] == [7]
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n")
+    result = dev_node.cli("contract", "compile", str(bad), check=False)
+    assert result.returncode == 1 and "line 1: import is not allowed" in result.stderr

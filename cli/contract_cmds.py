@@ -1,0 +1,174 @@
+"""`aichain-node contract …`: compile, deploy, call contracts and read their events.
+
+Arguments on the command line are JSON where they parse as JSON (`25`, `true`, `[1, 2]`,
+`"text"`), 0x-hex bytes (`0x0a0a…`), and plain strings otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli.common import (
+    JsonOption,
+    KeystoreOption,
+    PasswordFileOption,
+    RpcOption,
+    client,
+    emit,
+    fail,
+    load_key,
+    run_guarded,
+)
+from core.keys import address_hex, parse_address
+from core.transaction import Transaction, TxKind
+from core.units import parse_amount
+from node.rpc.contracts import value_from_json, value_to_json
+from vm.compiler import CompileError, compile_contract
+from vm.contract_tx import encode_call, encode_deploy
+from vm.contracts import contract_address
+
+contract_app = typer.Typer(help="Compile, deploy and call contracts; read their events.", no_args_is_help=True)
+GAS_OPTION = typer.Option(2_000_000, "--gas", help="Gas limit of the transaction")
+
+
+def _compile(path: Path) -> Any:
+    try:
+        return compile_contract(path.read_text())
+    except FileNotFoundError:
+        fail(f"no contract source at {path}")
+    except CompileError as exc:
+        fail(f"{path}: {exc}")
+
+
+def _arg(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    try:
+        return value_from_json(value)
+    except ValueError as exc:
+        fail(f"argument {text!r}: {exc}")
+
+
+@contract_app.command("compile")
+def compile_cmd(
+    source: Path = typer.Argument(..., help="Contract source (.py, the contract subset of Python)"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the bytecode here"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Compile a contract; print its code hash, size and functions (errors name the line)."""
+    module = _compile(source)
+    code = module.encode()
+    if output is not None:
+        output.write_bytes(code)
+    info = {
+        "code_hash": "0x" + module.code_hash.hex(), "bytes": len(code),
+        "functions": [{"name": f.name, "params": f.n_params, "public": f.public, "view": f.view}
+                      for f in module.functions],
+        "storage": [v.name for v in module.storage], "output": str(output) if output else None,
+    }  # fmt: skip
+    public = ", ".join(f.name + ("(view)" if f.view else "") for f in module.functions if f.public)
+    emit(info, as_json, f"{source}: {len(code)} bytes, code hash {info['code_hash']}\n  public: {public}")
+
+
+def _send(rpc: str | None, sender: str, keystore: Path | None, password_file: Path | None, kind: TxKind,
+          to: bytes, value: int, data: bytes, gas: int) -> tuple[dict[str, Any], int]:  # fmt: skip
+    key = run_guarded(load_key, sender, keystore, password_file)
+    node = client(rpc)
+    status = run_guarded(node.call, "node_status")
+    genesis = run_guarded(node.call, "node_genesis")
+    nonce = run_guarded(node.call, "state_getAccount", address_hex(key.address))["pending_nonce"]
+    price = int(genesis["params"]["min_gas_price"])
+    tx = Transaction(status["chain_id"], key.public_key, nonce, gas, price, kind, to, value, data).signed_by(key)
+    started = time.monotonic()
+    tx_hash = run_guarded(node.send, tx)
+    receipt = run_guarded(node.call, "tx_wait", tx_hash, 60)
+    if receipt is None:
+        fail(f"{tx_hash} was accepted but is not in a block after 60 s; check `aichain-node tx get {tx_hash}`")
+    receipt["seconds"] = round(time.monotonic() - started, 3)
+    return receipt, nonce
+
+
+@contract_app.command("deploy")
+def deploy(
+    source: Path = typer.Argument(..., help="Contract source to compile and deploy"),
+    args: list[str] = typer.Argument(None, help="Constructor arguments"),
+    sender: str = typer.Option(..., "--from", help="Deployer key: keystore name, path or address"),
+    value: str = typer.Option("0", "--value", help="Native tokens to send to the contract"),
+    gas: int = GAS_OPTION,
+    rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Deploy a contract and print its address once the deploy is finalized."""
+    module = _compile(source)
+    data = encode_deploy(module, [_arg(a) for a in args or []])
+    receipt, nonce = _send(rpc, sender, keystore, password_file, TxKind.DEPLOY, b"", parse_amount(value), data, gas)
+    key = run_guarded(load_key, sender, keystore, password_file)
+    address = address_hex(contract_address(key.address, nonce))
+    result = {"address": address, "receipt": receipt}
+    emit(result, as_json, f"{address}\n  {receipt['status']}, gas {receipt['gas_used']}"
+         + (f": {receipt['error']}" if receipt.get("error") else ""))  # fmt: skip
+    if receipt["status"] != "success":
+        raise typer.Exit(1)
+
+
+@contract_app.command("call")
+def call(
+    address: str = typer.Argument(..., help="Contract address"),
+    function: str = typer.Argument(..., help="Public function"),
+    args: list[str] = typer.Argument(None, help="Its arguments"),
+    send: bool = typer.Option(False, "--send", help="Send a transaction (needs --from); default: a read-only call"),
+    sender: str | None = typer.Option(None, "--from", help="Key to send with (or the caller a read-only call sees)"),
+    value: str = typer.Option("0", "--value", help="Native tokens to send with the call (with --send)"),
+    gas: int = GAS_OPTION,
+    rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Call a contract: read-only by default (free, nothing changes), or as a transaction with --send."""
+    values = [_arg(a) for a in args or []]
+    try:
+        target = parse_address(address)
+    except Exception as exc:
+        fail(str(exc))
+    if not send:
+        params: list[Any] = [address, function, [value_to_json(v) for v in values]]
+        if sender is not None:
+            key = run_guarded(load_key, sender, keystore, password_file)
+            params.append(address_hex(key.address))
+        answer = run_guarded(client(rpc).call, "contract_call", *params)
+        emit(answer, as_json, json.dumps(answer["result"]))
+        return
+    if sender is None:
+        fail("--send needs --from KEY")
+    data = encode_call(function, values)
+    receipt, _ = _send(rpc, sender, keystore, password_file, TxKind.CALL, target, parse_amount(value), data, gas)
+    emit(receipt, as_json, f"{receipt['status']} in block {receipt.get('block_height')}, gas {receipt['gas_used']}"
+         + (f": {receipt['error']}" if receipt.get("error") else ""))  # fmt: skip
+    if receipt["status"] != "success":
+        raise typer.Exit(1)
+
+
+@contract_app.command("events")
+def events(
+    address: str = typer.Argument(..., help="Contract address"),
+    name: str | None = typer.Option(None, "--name", help="Only events of this name"),
+    from_height: int = typer.Option(1, "--from-height"),
+    to_height: int | None = typer.Option(None, "--to-height", help="[head]"),
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Events a contract emitted, oldest first."""
+    found = run_guarded(client(rpc).call, "contract_getEvents", address, from_height, to_height, name)
+    lines = [f"{e['height']:>8}  {e['name']}  " + " ".join(f"{k}={v}" for k, v in e["fields"].items()) for e in found]
+    emit(found, as_json, "\n".join(lines) if lines else "no events")
+
