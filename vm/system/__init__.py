@@ -1,0 +1,27 @@
+"""System contracts: written in the contract language, installed at genesis at fixed addresses.
+
+| contract | address | source |
+|---|---|---|
+| models (models, datasets, lineage) | `0x00000000000000000000000000000000000000a1` | `models.contract` |
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from vm.bytecode import Module
+from vm.compiler import compile_contract
+
+MODELS = bytes(19) + b"\xa1"
+SOURCES = {MODELS: "models.contract"}
+
+
+@cache
+def system_module(address: bytes) -> Module:
+    """The compiled system contract at `address` (compiled from the source shipped with the node)."""
+    return compile_contract((Path(__file__).parent / SOURCES[address]).read_text())
+
+
+def system_contracts() -> dict[bytes, Module]:
+    return {address: system_module(address) for address in SOURCES}
