@@ -9,19 +9,28 @@ from core.transaction import Transaction, TxKind
 from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, MIN_GAS_PRICE, fund, pending_nonce
 from vm.contract_tx import encode_call
-from vm.system import MODELS
+from vm.system import KEYS, MODELS
 
 ARTIFACT = b"\x11" * 32
 DATASET = b"\x22" * 32
 
 
-def call(node: NodeProcess, key: PrivateKey, function: str, *args: Any) -> dict[str, Any]:
+def send_to(contract: bytes, node: NodeProcess, key: PrivateKey, function: str, *args: Any) -> dict[str, Any]:
+    """Call a system contract by transaction; its receipt."""
     nonce = pending_nonce(node, key.address)
-    tx = Transaction(7777, key.public_key, nonce, 900_000, MIN_GAS_PRICE, TxKind.CALL, MODELS, 0,
+    tx = Transaction(7777, key.public_key, nonce, 900_000, MIN_GAS_PRICE, TxKind.CALL, contract, 0,
                      encode_call(function, list(args))).signed_by(key)  # fmt: skip
     receipt = node.rpc.call("tx_wait", node.rpc.send(tx), 30)
     assert receipt is not None
     return receipt
+
+
+def call(node: NodeProcess, key: PrivateKey, function: str, *args: Any) -> dict[str, Any]:
+    return send_to(MODELS, node, key, function, *args)
+
+
+def call_keys(node: NodeProcess, key: PrivateKey, function: str, *args: Any) -> dict[str, Any]:
+    return send_to(KEYS, node, key, function, *args)
 
 
 def read(node: NodeProcess, function: str, *args: Any) -> Any:
@@ -56,3 +65,25 @@ def test_lineage_is_enforced_and_only_owners_publish(dev_node: NodeProcess) -> N
     assert read(dev_node, "model_info", "base")[3] == 2
     owners = [["0x" + dev.address.hex(), 6_000], ["0x" + other.address.hex(), 4_000]]
     assert read(dev_node, "owners_of", "base") == owners
+
+
+def test_keys_and_envelopes_only_from_a_models_owners_to_a_published_key(dev_node: NodeProcess) -> None:
+    owner, licensee = DEV_KEY, fund(dev_node, 10**12)
+    assert call(dev_node, owner, "register_model", "sealed", ARTIFACT, "onnx", b"",
+                [[owner.address, 10_000]])["status"] == "success"  # fmt: skip
+    envelope = b"\x77" * 80
+    early = call_keys(dev_node, owner, "post_envelope", "sealed", 1, licensee.address, envelope)
+    assert early["status"] == "failed" and "has not published an encryption key" in early["error"]
+    assert call_keys(dev_node, licensee, "publish_key", b"\x99" * 31)["status"] == "failed"
+    assert call_keys(dev_node, licensee, "publish_key", b"\x99" * 32)["status"] == "success"
+    stranger = call_keys(dev_node, licensee, "post_envelope", "sealed", 1, licensee.address, envelope)
+    assert stranger["status"] == "failed" and "only the model's owners" in stranger["error"]
+    no_version = call_keys(dev_node, owner, "post_envelope", "sealed", 9, licensee.address, envelope)
+    assert no_version["status"] == "failed" and "no such version" in no_version["error"]
+    assert call_keys(dev_node, owner, "post_envelope", "sealed", 1, licensee.address, envelope)["status"] == "success"
+    keys = "0x" + KEYS.hex()
+    got = dev_node.rpc.call("contract_call", keys, "envelope_for", ["sealed", 1, "0x" + licensee.address.hex()])
+    assert got["result"] == "0x" + envelope.hex()
+    published = dev_node.rpc.call("contract_call", keys, "key_of", ["0x" + licensee.address.hex()])
+    assert published["result"] == "0x" + "99" * 32
+

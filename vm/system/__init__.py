@@ -3,6 +3,7 @@
 | contract | address | source |
 |---|---|---|
 | models (models, datasets, lineage) | `0x00000000000000000000000000000000000000a1` | `models.contract` |
+| keys (X25519 keys, content-key envelopes) | `0x00000000000000000000000000000000000000a4` | `keys.contract` |
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from vm.bytecode import Module
 from vm.compiler import compile_contract
 
 MODELS = bytes(19) + b"\xa1"
-SOURCES = {MODELS: "models.contract"}
+KEYS = bytes(19) + b"\xa4"
+SOURCES = {MODELS: "models.contract", KEYS: "keys.contract"}
 
 
 @cache
