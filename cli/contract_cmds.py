@@ -78,7 +78,8 @@ def compile_cmd(
 
 
 def _send(rpc: str | None, sender: str, keystore: Path | None, password_file: Path | None, kind: TxKind,
-          to: bytes, value: int, data: bytes, gas: int) -> tuple[dict[str, Any], int]:  # fmt: skip
+          to: bytes, value: int, data: bytes, gas: int) -> tuple[dict[str, Any], bytes, int]:  # fmt: skip
+    """Sign, send and wait for a transaction: (receipt, sender address, nonce)."""
     key = run_guarded(load_key, sender, keystore, password_file)
     node = client(rpc)
     status = run_guarded(node.call, "node_status")
@@ -92,7 +93,15 @@ def _send(rpc: str | None, sender: str, keystore: Path | None, password_file: Pa
     if receipt is None:
         fail(f"{tx_hash} was accepted but is not in a block after 60 s; check `aichain-node tx get {tx_hash}`")
     receipt["seconds"] = round(time.monotonic() - started, 3)
-    return receipt, nonce
+    return receipt, key.address, nonce
+
+
+def _report(result: dict[str, Any], receipt: dict[str, Any], as_json: bool, first_line: str) -> None:
+    """Print what a transaction did; exit 1 if it failed."""
+    detail = f"{receipt['status']} in block {receipt.get('block_height')}, gas {receipt['gas_used']}"
+    emit(result, as_json, f"{first_line}{detail}" + (f": {receipt['error']}" if receipt.get("error") else ""))
+    if receipt["status"] != "success":
+        raise typer.Exit(1)
 
 
 @contract_app.command("deploy")
@@ -110,14 +119,10 @@ def deploy(
     """Deploy a contract and print its address once the deploy is finalized."""
     module = _compile(source)
     data = encode_deploy(module, [_arg(a) for a in args or []])
-    receipt, nonce = _send(rpc, sender, keystore, password_file, TxKind.DEPLOY, b"", parse_amount(value), data, gas)
-    key = run_guarded(load_key, sender, keystore, password_file)
-    address = address_hex(contract_address(key.address, nonce))
-    result = {"address": address, "receipt": receipt}
-    emit(result, as_json, f"{address}\n  {receipt['status']}, gas {receipt['gas_used']}"
-         + (f": {receipt['error']}" if receipt.get("error") else ""))  # fmt: skip
-    if receipt["status"] != "success":
-        raise typer.Exit(1)
+    receipt, deployer, nonce = _send(rpc, sender, keystore, password_file, TxKind.DEPLOY, b"", parse_amount(value),
+                                     data, gas)  # fmt: skip
+    address = address_hex(contract_address(deployer, nonce))
+    _report({"address": address, "receipt": receipt}, receipt, as_json, f"{address}\n  ")
 
 
 @contract_app.command("call")
@@ -151,11 +156,8 @@ def call(
     if sender is None:
         fail("--send needs --from KEY")
     data = encode_call(function, values)
-    receipt, _ = _send(rpc, sender, keystore, password_file, TxKind.CALL, target, parse_amount(value), data, gas)
-    emit(receipt, as_json, f"{receipt['status']} in block {receipt.get('block_height')}, gas {receipt['gas_used']}"
-         + (f": {receipt['error']}" if receipt.get("error") else ""))  # fmt: skip
-    if receipt["status"] != "success":
-        raise typer.Exit(1)
+    receipt, _, _ = _send(rpc, sender, keystore, password_file, TxKind.CALL, target, parse_amount(value), data, gas)
+    _report(receipt, receipt, as_json, "")
 
 
 @contract_app.command("events")

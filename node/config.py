@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from consensus.events import TimeoutConfig
 from core.errors import ConfigError
 
 DEFAULT_DATADIR = Path("~/.aichain").expanduser()
@@ -81,17 +82,23 @@ class MempoolConfig:
     ttl_s: int = 600
 
 
+_TIMEOUTS = TimeoutConfig()
+
+
 @dataclass(frozen=True)
 class ConsensusConfig:
-    """Round timeouts in seconds: the base at round 0, plus delta per later round, capped."""
+    """Round timeouts in seconds (`timeout_` + a field of `TimeoutConfig`, whose defaults they keep)."""
 
-    timeout_propose_s: float = 3.0
-    timeout_propose_delta_s: float = 0.5
-    timeout_prevote_s: float = 1.0
-    timeout_prevote_delta_s: float = 0.5
-    timeout_precommit_s: float = 1.0
-    timeout_precommit_delta_s: float = 0.5
-    timeout_cap_s: float = 30.0
+    timeout_propose_s: float = _TIMEOUTS.propose_s
+    timeout_propose_delta_s: float = _TIMEOUTS.propose_delta_s
+    timeout_prevote_s: float = _TIMEOUTS.prevote_s
+    timeout_prevote_delta_s: float = _TIMEOUTS.prevote_delta_s
+    timeout_precommit_s: float = _TIMEOUTS.precommit_s
+    timeout_precommit_delta_s: float = _TIMEOUTS.precommit_delta_s
+    timeout_cap_s: float = _TIMEOUTS.cap_s
+
+    def timeouts(self) -> TimeoutConfig:
+        return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in fields(self)})
 
     def __post_init__(self) -> None:
         for f in fields(self):

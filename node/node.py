@@ -23,7 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from consensus.events import TimeoutConfig
 from core.block import Block, Vote
 from core.errors import AichainError, AlreadyKnown, ConfigError, InvalidBlock, InvalidSignature
 from core.evidence import DuplicateVote
@@ -63,11 +62,7 @@ class Node:
         self.timing = self.genesis.params
         if config.block_time_ms is not None:
             self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
-        c = config.consensus
-        self.timeouts = TimeoutConfig(
-            c.timeout_propose_s, c.timeout_propose_delta_s, c.timeout_prevote_s, c.timeout_prevote_delta_s,
-            c.timeout_precommit_s, c.timeout_precommit_delta_s, c.timeout_cap_s,
-        )  # fmt: skip
+        self.timeouts = config.consensus.timeouts()
         self._validator_key = validator_key
         self.kv: KeyValueStore | None = None
         self.chain: Chain

@@ -110,7 +110,6 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
         outcome = contract_transaction(view, tx, ctx.height, ctx.timestamp_ms, tx.gas_limit - gas_used)
         gas_used += outcome.gas_used
         status, error, events = outcome.status, outcome.error, outcome.events
-        sender = view.account(sender_address)  # the call ran in a branch: its merge replaced the working copy
     elif tx.kind == TxKind.VALIDATOR_VOTE:
         if tx.value or tx.to:
             status, error = STATUS_FAILED, "a validator vote carries no value and no recipient"

@@ -523,13 +523,6 @@ def _b_address_of(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return address_of(a[0])
 
 
-def _b_keys(vm: Interpreter, a: list[Any], depth: int) -> Any:
-    if type(a[0]) is not dict:
-        raise VMError("keys() takes a dict")
-    vm._alloc(8 * len(a[0]))
-    return list(a[0])
-
-
 _BUILTINS: dict[int, Callable[[Interpreter, list[Any], int], Any]] = {
     Builtin.LEN: _b_len,
     Builtin.REQUIRE: _b_require,
@@ -552,7 +545,6 @@ _BUILTINS: dict[int, Callable[[Interpreter, list[Any], int], Any]] = {
     Builtin.FROM_BYTES: _b_from_bytes,
     Builtin.STR: _b_str,
     Builtin.ADDRESS_OF: _b_address_of,
-    Builtin.KEYS: _b_keys,
 }
 
 

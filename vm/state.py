@@ -44,8 +44,9 @@ class StateView:
         """Apply this branch's changes to the view it was branched from."""
         parent = self._parent
         assert parent is not None, "merge() is for branches"
-        for address in self._dirty:
-            parent._accounts[address] = self._accounts[address]
+        for address in self._dirty:  # in place: callers may hold the parent's working copies
+            account, target = self._accounts[address], parent.account(address)
+            target.balance, target.nonce, target.code_hash = account.balance, account.nonce, account.code_hash
         parent._dirty |= self._dirty
         parent._raw.update(self._raw)
 

@@ -1,15 +1,7 @@
 """`aichain-node bench vm`: this VM's interpreter beside py-evm's, on the same loop, in one run.
 
-Both run (n = iterations):
-
-    total = 0
-    i = 0
-    while i < n:
-        total = total + i
-        i = i + 1
-    return total
-
-Each counts its own instructions exactly. Ours: every instruction of the compiled loop costs
+Both run the program of `LOOP` below, with n = iterations (node/bench/evm_loop.py is its
+EVM form). Each counts its own instructions exactly. Ours: every instruction of the compiled loop costs
 1 gas (checked here), so the gas a call uses is the number of instructions it executed. The
 figure is the median of `repeats` runs; the ratio is ours over py-evm's.
 """
