@@ -173,4 +173,3 @@ def events(
     found = run_guarded(client(rpc).call, "contract_getEvents", address, from_height, to_height, name)
     lines = [f"{e['height']:>8}  {e['name']}  " + " ".join(f"{k}={v}" for k, v in e["fields"].items()) for e in found]
     emit(found, as_json, "\n".join(lines) if lines else "no events")
-

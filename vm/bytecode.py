@@ -126,6 +126,8 @@ class Builtin(IntEnum):
     STR = 19
     ORIGIN = 20
     ADDRESS_OF = 21  # Ed25519 public key -> address
+    CALL_WITH_VALUE = 22  # address, value, function name, then its arguments
+    CHAIN_ID = 23
 
 
 # (min args, max args) of each builtin; EMIT and CALL_CONTRACT take a variable number.
@@ -135,7 +137,7 @@ BUILTIN_ARITY: dict[int, tuple[int, int]] = {
     Builtin.BALANCE: (1, 1), Builtin.TRANSFER: (2, 2), Builtin.SHA256: (1, 1), Builtin.VERIFY_ED25519: (3, 3),
     Builtin.CALL_CONTRACT: (2, 18), Builtin.MIN: (2, 8), Builtin.MAX: (2, 8), Builtin.ABS: (1, 1),
     Builtin.TO_BYTES: (2, 2), Builtin.FROM_BYTES: (1, 1), Builtin.STR: (1, 1), Builtin.ORIGIN: (0, 0),
-    Builtin.ADDRESS_OF: (1, 1),
+    Builtin.ADDRESS_OF: (1, 1), Builtin.CALL_WITH_VALUE: (3, 19), Builtin.CHAIN_ID: (0, 0),
 }  # fmt: skip
 
 

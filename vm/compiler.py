@@ -50,7 +50,7 @@ BUILTINS: dict[str, Builtin] = {
     "pay": Builtin.TRANSFER, "sha256": Builtin.SHA256, "verify_ed25519": Builtin.VERIFY_ED25519,
     "call": Builtin.CALL_CONTRACT, "min": Builtin.MIN, "max": Builtin.MAX, "abs": Builtin.ABS,
     "to_bytes": Builtin.TO_BYTES, "from_bytes": Builtin.FROM_BYTES, "str": Builtin.STR,
-    "address_of": Builtin.ADDRESS_OF,
+    "address_of": Builtin.ADDRESS_OF, "chain_id": Builtin.CHAIN_ID,
 }  # fmt: skip
 METHODS: dict[str, Method] = {"append": Method.APPEND, "pop": Method.POP, "get": Method.GET,
                               "keys": Method.KEYS, "values": Method.VALUES}  # fmt: skip
@@ -518,7 +518,12 @@ class _FunctionCompiler:
         if len(e.ops) == 1 and isinstance(e.ops[0], ast.In | ast.NotIn):
             var = self._map_name(e.comparators[0])
             if var is not None:
-                self._expr(e.left)
+                if isinstance(e.left, ast.Tuple):  # `(a, b) in m`: the key m[a, b] is stored under
+                    for part in e.left.elts:
+                        self._expr(part)
+                    self._emit(Op.BUILD_LIST, len(e.left.elts))
+                else:
+                    self._expr(e.left)
                 self._emit(Op.MHAS, var)
                 if isinstance(e.ops[0], ast.NotIn):
                     self._emit(Op.NOT)
@@ -581,6 +586,16 @@ class _FunctionCompiler:
                 self._emit(Op.CONST, self._const(keyword.arg))
                 self._expr(keyword.value)
             argc = 1 + 2 * len(e.keywords)
+        elif builtin == Builtin.CALL_CONTRACT and e.keywords:
+            # call(address, "function", *args, value=amount) sends `amount` units with the call
+            if [k.arg for k in e.keywords] != ["value"] or not 2 <= len(e.args) <= 18:
+                raise _fail(e, 'call(address, "function", arg, ..., value=amount)')
+            builtin = Builtin.CALL_WITH_VALUE
+            self._expr(e.args[0])
+            self._expr(e.keywords[0].value)
+            for arg in e.args[1:]:
+                self._expr(arg)
+            argc = len(e.args) + 1
         else:
             if e.keywords:
                 raise _fail(e, f"{name}() takes positional arguments only")

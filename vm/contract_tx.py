@@ -59,7 +59,7 @@ def decode_call(data: bytes) -> tuple[str, list[Any]]:
 
 def contract_transaction(view: StateView, tx: Transaction, height: int, time_ms: int, gas: int) -> Outcome:
     """Run a deploy or call transaction with `gas` (after the intrinsic gas)."""
-    ctx = CallContext(origin=tx.sender_address, block_height=height, block_time_ms=time_ms)
+    ctx = CallContext(origin=tx.sender_address, block_height=height, block_time_ms=time_ms, chain_id=tx.chain_id)
     used = 0
     try:
         if tx.kind == TxKind.DEPLOY:

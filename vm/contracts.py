@@ -70,6 +70,7 @@ class CallContext:
     block_height: int
     block_time_ms: int
     read_only: bool = False
+    chain_id: int = 0
     events: list[tuple[bytes, str, list[tuple[str, Any]]]] = field(default_factory=list)
 
 
@@ -85,6 +86,7 @@ class ContractHost:
         self.origin = ctx.origin
         self.block_height = ctx.block_height
         self.block_time_ms = ctx.block_time_ms
+        self.chain_id = ctx.chain_id
         self.read_only = ctx.read_only
 
     def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any:
@@ -121,10 +123,12 @@ class ContractHost:
     def emit(self, name: str, fields: list[tuple[str, Any]]) -> None:
         self.ctx.events.append((self.address, name, fields))
 
-    def call_contract(self, address: bytes, function: str, args: list[Any], gas: int, depth: int) -> tuple[Any, int]:
+    def call_contract(
+        self, address: bytes, function: str, args: list[Any], value: int, gas: int, depth: int
+    ) -> tuple[Any, int]:
         if depth >= MAX_CALL_DEPTH:
             raise VMError(f"contract calls nest at most {MAX_CALL_DEPTH} deep")
-        result, used, _ = run_call(self.view, self.ctx, self.address, address, function, args, 0, gas, depth)
+        result, used, _ = run_call(self.view, self.ctx, self.address, address, function, args, value, gas, depth)
         return result, used
 
 

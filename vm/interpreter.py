@@ -19,6 +19,7 @@ a failed call reverts all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from core.errors import AichainError
@@ -65,6 +66,7 @@ class Host(Protocol):
     address: bytes
     block_height: int
     block_time_ms: int
+    chain_id: int
     read_only: bool
 
     def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any: ...
@@ -74,12 +76,19 @@ class Host(Protocol):
     def balance(self, address: bytes) -> int: ...
     def transfer(self, to: bytes, amount: int) -> None: ...
     def emit(self, name: str, fields: list[tuple[str, Any]]) -> None: ...
-    def call_contract(self, address: bytes, function: str, args: list[Any], gas: int, depth: int) -> tuple[Any, int]:
-        """(result, gas used) of a call into another contract, or raise `VMError`."""
+    def call_contract(
+        self, address: bytes, function: str, args: list[Any], value: int, gas: int, depth: int
+    ) -> tuple[Any, int]:
+        """(result, gas used) of a call into another contract sending it `value` units, or raise `VMError`."""
         ...
 
 
 _COST = [GAS.get(op, 1) for op in range(256)]
+# Plain-int copies of the opcodes, methods and storage kinds for dispatch: fetching an IntEnum
+# member and comparing an int with it costs ~8x a plain int on CPython 3.11, once per instruction.
+OP = SimpleNamespace(**{op.name: int(op) for op in Op})
+M = SimpleNamespace(**{method.name: int(method) for method in Method})
+SCALAR, MAP = int(StorageKind.SCALAR), int(StorageKind.MAP)
 
 
 class Interpreter:
@@ -190,18 +199,18 @@ class Interpreter:
     def _slow(self, op: int, arg: int, pc: int, stack: list[Any], func: Function, depth: int) -> int:
         """Every other instruction; returns the next pc."""
         push, pop = stack.append, stack.pop
-        if op == Op.JUMP_IF_TRUE:
+        if op == OP.JUMP_IF_TRUE:
             if pop():
                 return arg
-        elif op == Op.AND_JUMP:
+        elif op == OP.AND_JUMP:
             if not stack[-1]:
                 return arg
             pop()
-        elif op == Op.OR_JUMP:
+        elif op == OP.OR_JUMP:
             if stack[-1]:
                 return arg
             pop()
-        elif op == Op.CALL:
+        elif op == OP.CALL:
             callee = self.module.functions[arg]
             n = callee.n_params
             args = stack[len(stack) - n :] if n else []
@@ -209,42 +218,42 @@ class Interpreter:
                 raise VMError("stack underflow")
             del stack[len(stack) - n :]
             push(self._execute(callee, args, depth + 1))
-        elif op == Op.POP:
+        elif op == OP.POP:
             pop()
-        elif op == Op.DUP:
+        elif op == OP.DUP:
             push(stack[-1])
-        elif op == Op.NOP:
+        elif op == OP.NOP:
             pass
-        elif Op.MUL <= op <= Op.RSHIFT:
+        elif OP.MUL <= op <= OP.RSHIFT:
             self._arith(op, stack)
-        elif Op.NE <= op <= Op.NOT_IN:
+        elif OP.NE <= op <= OP.NOT_IN:
             b = pop()
             a = pop()
-            if op == Op.NE:
+            if op == OP.NE:
                 push(a != b)
-            elif op == Op.LE:
+            elif op == OP.LE:
                 push(a <= b)
-            elif op == Op.GT:
+            elif op == OP.GT:
                 push(a > b)
-            elif op == Op.GE:
+            elif op == OP.GE:
                 push(a >= b)
-            elif op == Op.IN:
+            elif op == OP.IN:
                 push(_contains(b, a))
             else:
                 push(not _contains(b, a))
-        elif op == Op.BUILTIN:
+        elif op == OP.BUILTIN:
             self._builtin(arg >> 8, arg & 0xFF, stack, depth)
-        elif op == Op.METHOD:
+        elif op == OP.METHOD:
             self._method(arg >> 8, arg & 0xFF, stack)
-        elif op in (Op.BUILD_LIST, Op.BUILD_DICT):
-            n = arg if op == Op.BUILD_LIST else 2 * arg
+        elif op in (OP.BUILD_LIST, OP.BUILD_DICT):
+            n = arg if op == OP.BUILD_LIST else 2 * arg
             if len(stack) < n:
                 raise VMError("stack underflow")
             items = stack[len(stack) - n :] if n else []
             del stack[len(stack) - n :]
             self._alloc(8 * len(items))
-            push(items if op == Op.BUILD_LIST else dict(zip(items[0::2], items[1::2], strict=True)))
-        elif op == Op.INDEX:
+            push(items if op == OP.BUILD_LIST else dict(zip(items[0::2], items[1::2], strict=True)))
+        elif op == OP.INDEX:
             key = pop()
             container = pop()
             if type(container) is dict:
@@ -253,7 +262,7 @@ class Interpreter:
                 push(container[key])
             else:
                 push(_sequence(container)[_int(key)])
-        elif op == Op.STORE_INDEX:
+        elif op == OP.STORE_INDEX:
             key = pop()
             container = pop()
             value = pop()
@@ -268,14 +277,14 @@ class Interpreter:
                 container[_int(key)] = value
             else:
                 raise VMError(f"cannot assign into a {type(container).__name__}")
-        elif op == Op.SLICE:
+        elif op == OP.SLICE:
             stop = pop()
             start = pop()
             seq = _sequence(pop())
             result = seq[None if start is None else _int(start) : None if stop is None else _int(stop)]
             self._alloc_value(result)
             push(result)
-        elif Op.SLOAD <= op <= Op.MDEL:
+        elif OP.SLOAD <= op <= OP.MDEL:
             self._storage(op, arg, stack, func)
         else:
             raise VMError(f"opcode {op} is not executable")
@@ -284,38 +293,38 @@ class Interpreter:
     # --- instruction groups -------------------------------------------------------------------
 
     def _arith(self, op: int, stack: list[Any]) -> None:
-        if op in (Op.NEG, Op.NOT, Op.INVERT):
+        if op in (OP.NEG, OP.NOT, OP.INVERT):
             a = stack.pop()
-            if op == Op.NOT:
+            if op == OP.NOT:
                 stack.append(not a)
                 return
-            r = -_int(a) if op == Op.NEG else ~_int(a)
+            r = -_int(a) if op == OP.NEG else ~_int(a)
         else:
             b = _int(stack.pop())
             a = _int(stack.pop())
-            if op == Op.MUL:
+            if op == OP.MUL:
                 r = a * b
-            elif op in (Op.FLOORDIV, Op.MOD):
+            elif op in (OP.FLOORDIV, OP.MOD):
                 if b == 0:
                     raise VMError("division by zero")
-                r = a // b if op == Op.FLOORDIV else a % b
-            elif op == Op.POW:
+                r = a // b if op == OP.FLOORDIV else a % b
+            elif op == OP.POW:
                 if b < 0:
                     raise VMError("negative exponent")
                 if abs(a) > 1 and b > 256:
                     raise VMError("integer overflow in **")
                 self._charge(b.bit_length() * 5)
                 r = a**b
-            elif op == Op.BITAND:
+            elif op == OP.BITAND:
                 r = a & b
-            elif op == Op.BITOR:
+            elif op == OP.BITOR:
                 r = a | b
-            elif op == Op.BITXOR:
+            elif op == OP.BITXOR:
                 r = a ^ b
             else:
                 if b < 0:
                     raise VMError("negative shift count")
-                if op == Op.LSHIFT:
+                if op == OP.LSHIFT:
                     if b > 256 and a:
                         raise VMError("integer overflow in <<")
                     r = a << b
@@ -341,25 +350,25 @@ class Interpreter:
     def _storage(self, op: int, var: int, stack: list[Any], func: Function) -> None:
         host = self.host
         decl = self.module.storage[var]
-        if op in (Op.SSTORE, Op.MSTORE, Op.MDEL) and (func.view or host.read_only):
+        if op in (OP.SSTORE, OP.MSTORE, OP.MDEL) and (func.view or host.read_only):
             raise VMError(f"{func.name} may not change storage ({'a view' if func.view else 'a read-only call'})")
-        if op == Op.SLOAD:
-            value = host.storage_get(var, StorageKind.SCALAR, None, decl.zero)
+        if op == OP.SLOAD:
+            value = host.storage_get(var, SCALAR, None, decl.zero)
             self._charge_read(value)
             stack.append(value)
-        elif op == Op.SSTORE:
-            written = host.storage_set(var, StorageKind.SCALAR, None, stack.pop())
+        elif op == OP.SSTORE:
+            written = host.storage_set(var, SCALAR, None, stack.pop())
             self._charge(GAS_STORAGE_WRITE_BYTE * written)
-        elif op == Op.MLOAD:
+        elif op == OP.MLOAD:
             key = stack.pop()
-            value = host.storage_get(var, StorageKind.MAP, key, decl.zero)
+            value = host.storage_get(var, MAP, key, decl.zero)
             self._charge_read(value)
             stack.append(value)
-        elif op == Op.MSTORE:
+        elif op == OP.MSTORE:
             key = stack.pop()
-            written = host.storage_set(var, StorageKind.MAP, key, stack.pop())
+            written = host.storage_set(var, MAP, key, stack.pop())
             self._charge(GAS_STORAGE_WRITE_BYTE * written)
-        elif op == Op.MHAS:
+        elif op == OP.MHAS:
             stack.append(host.storage_has(var, stack.pop()))
         else:
             host.storage_delete(var, stack.pop())
@@ -388,22 +397,22 @@ class Interpreter:
         args = stack[len(stack) - argc :] if argc else []
         del stack[len(stack) - argc :]
         obj = stack.pop()
-        if which == Method.APPEND and type(obj) is list:
+        if which == M.APPEND and type(obj) is list:
             if len(obj) >= MAX_LIST:
                 raise VMError(f"lists hold at most {MAX_LIST} items")
             self._alloc(8)
             obj.append(args[0])
             stack.append(None)
-        elif which == Method.POP and type(obj) is list:
+        elif which == M.POP and type(obj) is list:
             if not obj:
                 raise VMError("pop from an empty list")
             stack.append(obj.pop())
-        elif which == Method.GET and type(obj) is dict:
+        elif which == M.GET and type(obj) is dict:
             _hashable(args[0])
             stack.append(obj.get(args[0], args[1] if len(args) > 1 else None))
-        elif which in (Method.KEYS, Method.VALUES) and type(obj) is dict:
+        elif which in (M.KEYS, M.VALUES) and type(obj) is dict:
             self._alloc(8 * len(obj))
-            stack.append(list(obj.keys() if which == Method.KEYS else obj.values()))
+            stack.append(list(obj.keys() if which == M.KEYS else obj.values()))
         else:
             raise VMError(f"a {type(obj).__name__} has no method {Method(which).name.lower()}")
 
@@ -478,11 +487,25 @@ def _b_verify(vm: Interpreter, a: list[Any], depth: int) -> Any:
 
 
 def _b_call(vm: Interpreter, a: list[Any], depth: int) -> Any:
-    address, function, args = _address(a[0]), a[1], a[2:]
+    return _call_contract(vm, _address(a[0]), 0, a[1], a[2:], depth)
+
+
+def _b_call_with_value(vm: Interpreter, a: list[Any], depth: int) -> Any:
+    value = _int(a[1])
+    if value < 0:
+        raise VMError("call(..., value=amount): the amount is negative")
+    if value and vm.host.read_only:
+        raise VMError("a read-only call may not send value")
+    if value:
+        vm._charge(GAS_TRANSFER)
+    return _call_contract(vm, _address(a[0]), value, a[2], a[3:], depth)
+
+
+def _call_contract(vm: Interpreter, address: bytes, value: int, function: Any, args: list[Any], depth: int) -> Any:
     if type(function) is not str:
         raise VMError("call(address, function_name, *args): the function name is a string")
     vm._charge(GAS_CALL_CONTRACT)
-    result, used = vm.host.call_contract(address, function, list(args), vm.gas, depth + 1)
+    result, used = vm.host.call_contract(address, function, list(args), value, vm.gas, depth + 1)
     vm._charge(used)
     return result
 
@@ -545,7 +568,10 @@ _BUILTINS: dict[int, Callable[[Interpreter, list[Any], int], Any]] = {
     Builtin.FROM_BYTES: _b_from_bytes,
     Builtin.STR: _b_str,
     Builtin.ADDRESS_OF: _b_address_of,
+    Builtin.CALL_WITH_VALUE: _b_call_with_value,
+    Builtin.CHAIN_ID: lambda vm, a, d: vm.host.chain_id,
 }
+_BUILTINS = {int(which): handler for which, handler in _BUILTINS.items()}  # int keys: see `OP` above
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
     def contract_call(address: bytes, function: str, args: list[Any], caller: bytes) -> dict[str, Any]:
         head = chain.head
         view = StateView(chain.state)
-        ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True)
+        ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True, chain_id=node.genesis.chain_id)
         try:
             result, used, _ = run_call(view, ctx, caller, address, function, list(args), 0, READ_GAS)
         except VMError as exc:

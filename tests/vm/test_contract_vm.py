@@ -82,7 +82,7 @@ def test_a_token_moves_balances_emits_events_and_reverts_with_the_reason() -> No
 
 
 def test_semantics_of_the_subset() -> None:
-    source = '''
+    source = """
 @public
 def run(n: int) -> list:
     out = []
@@ -109,7 +109,7 @@ def list_sum(xs: list) -> int:
     for x in xs:
         acc += x
     return acc
-'''
+"""
     view = deploy(source)
     assert call(view, "run", 20) == [
         [1, 4, 16, 25, 49, 64, 100], 7, "bc3", 5, 4, b"\x01\x02\xe3", 258, -4, 1, 1024, 16, -1, 1, 4, True, True, 9, 6,
@@ -117,7 +117,7 @@ def list_sum(xs: list) -> int:
 
 
 def test_storage_scalars_maps_with_tuple_keys_and_deletes() -> None:
-    source = '''
+    source = """
 owner: bytes
 allowed: Map[bytes, int]
 names: Map[str, str]
@@ -133,7 +133,7 @@ def setup() -> int:
 @view
 def state() -> list:
     return [owner, "a" in names, names["a"], allowed[owner, b"y"]]
-'''
+"""
     view = deploy(source)
     assert call(view, "setup") == 5
     assert call(view, "state") == [DEPLOYER, False, "", 0]
@@ -174,12 +174,12 @@ def test_gas_used_is_the_same_every_time() -> None:
 
 
 def test_native_value_and_payments() -> None:
-    source = '''
+    source = """
 @public
 def forward(to: bytes) -> int:
     pay(to, call_value() // 2)
     return native_balance(self_address())
-'''
+"""
     view = deploy(source, balance=100)
     assert call(view, "forward", ALICE, value=10) == 5
     assert view.account(ALICE).balance == 5 and view.account(DEPLOYER).balance == 90
@@ -203,6 +203,42 @@ def relay(token: bytes, to: bytes, amount: int) -> bool:
     with pytest.raises(Revert):
         run_call(view, ctx, DEPLOYER, other, "relay", [CONTRACT, ALICE, 999], 0, 10**6)
     assert call(view, "balance_of", other) == 30
+
+
+def test_a_call_can_send_value_and_a_failed_call_sends_it_back() -> None:
+    view = deploy("""
+received: int
+
+@public
+def take(note: str) -> int:
+    require(note != "refuse", "refused")
+    received += call_value()
+    return chain_id()
+""")
+    sender = b"\x09" * 20
+    install(view, sender, compile_contract("""
+@public
+def forward(target: bytes, note: str) -> int:
+    return call(target, "take", note, value=call_value())
+
+@view
+def push(target: bytes) -> int:
+    return call(target, "take", "view", value=1)
+"""))  # fmt: skip
+    view.account(ALICE).balance = 100
+    view.touch(ALICE)
+    ctx = CallContext(ALICE, 5, 0, chain_id=42)
+    assert run_call(view, ctx, ALICE, sender, "forward", [CONTRACT, "ok"], 30, 10**6)[0] == 42
+    assert view.account(CONTRACT).balance == 30 and view.account(sender).balance == 0
+    assert call(view, "take", "x") == 0  # chain_id() of a context that does not name one
+    with pytest.raises(Revert, match="refused"):
+        run_call(view, ctx, ALICE, sender, "forward", [CONTRACT, "refuse"], 20, 10**6)
+    assert view.account(ALICE).balance == 70 and view.account(CONTRACT).balance == 30
+    read_only = CallContext(ALICE, 5, 0, read_only=True)
+    with pytest.raises(VMError, match="read-only call may not send value"):
+        run_call(view, read_only, ALICE, sender, "push", [CONTRACT], 0, 10**6)
+    with pytest.raises(CompileError, match="value=amount"):
+        compile_contract('@public\ndef f(a: bytes):\n    call(a, "g", gas=5)\n')
 
 
 @pytest.mark.parametrize(
@@ -275,7 +311,14 @@ def test_random_bytecode_and_arguments_never_raise_a_python_exception(function: 
         run_call(view, CallContext(DEPLOYER, 1, 0), DEPLOYER, CONTRACT, "f", args, 0, 20_000)
 
 
-@given(st.recursive(st.one_of(st.integers(-(2**255), 2**255 - 1), st.binary(max_size=40), st.text(max_size=10),
-                              st.booleans(), st.none()), lambda inner: st.lists(inner, max_size=4), max_leaves=12))
+@given(
+    st.recursive(
+        st.one_of(
+            st.integers(-(2**255), 2**255 - 1), st.binary(max_size=40), st.text(max_size=10), st.booleans(), st.none()
+        ),
+        lambda inner: st.lists(inner, max_size=4),
+        max_leaves=12,
+    )
+)
 def test_values_round_trip(value: Any) -> None:
     assert decode_value(encode_value(value)) == value

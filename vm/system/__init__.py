@@ -3,6 +3,8 @@
 | contract | address | source |
 |---|---|---|
 | models (models, datasets, lineage) | `0x00000000000000000000000000000000000000a1` | `models.contract` |
+| licensing (offers, licences, royalties) | `0x00000000000000000000000000000000000000a2` | `licensing.contract` |
+| payments (exact splits, escrows) | `0x00000000000000000000000000000000000000a3` | `payments.contract` |
 | keys (X25519 keys, content-key envelopes) | `0x00000000000000000000000000000000000000a4` | `keys.contract` |
 """
 
@@ -15,8 +17,11 @@ from vm.bytecode import Module
 from vm.compiler import compile_contract
 
 MODELS = bytes(19) + b"\xa1"
+LICENSING = bytes(19) + b"\xa2"
+PAYMENTS = bytes(19) + b"\xa3"
 KEYS = bytes(19) + b"\xa4"
-SOURCES = {MODELS: "models.contract", KEYS: "keys.contract"}
+SOURCES = {MODELS: "models.contract", LICENSING: "licensing.contract", PAYMENTS: "payments.contract",
+           KEYS: "keys.contract"}  # fmt: skip
 
 
 @cache
