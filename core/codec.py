@@ -93,6 +93,11 @@ def decode(
     return value
 
 
+def decode_trusted(data: bytes) -> Any:
+    """Unpack bytes this node encoded itself with `encode` (its own state), without re-checking them."""
+    return msgpack.unpackb(data, raw=False, use_list=True)
+
+
 def _check_types(value: Any, max_depth: int, allow_maps: bool) -> None:
     """Reject floats (and maps where not allowed) anywhere, and nesting beyond `max_depth`."""
     stack: list[tuple[Any, int]] = [(value, 0)]

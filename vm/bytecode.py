@@ -54,6 +54,7 @@ class Op(IntEnum):
     RETURN = 11  # return pop
     CALL = 12  # call functions[arg]; its parameters are on the stack
     BUILTIN = 13  # call builtin arg >> 8 with arg & 0xFF arguments
+    ITER_NEXT = 14  # locals[arg] a sequence, locals[arg + 1] an index: push its next item and True, or False
     ADD = 20
     SUB = 21
     MUL = 22
@@ -301,7 +302,7 @@ def _verify_function(module: Module, f: Function) -> None:
             raise BytecodeError(f"{where}: {Op(op).name} at {pc} jumps to {arg}, not an instruction")
         if op == Op.CONST and arg >= len(f.consts):
             raise BytecodeError(f"{where}: constant {arg} at {pc} does not exist")
-        if op in (Op.LOAD, Op.STORE) and arg >= f.n_locals:
+        if (op in (Op.LOAD, Op.STORE) and arg >= f.n_locals) or (op == Op.ITER_NEXT and arg + 1 >= f.n_locals):
             raise BytecodeError(f"{where}: local {arg} at {pc} does not exist")
         if op == Op.CALL and arg >= len(module.functions):
             raise BytecodeError(f"{where}: call at {pc} to function {arg}, which does not exist")

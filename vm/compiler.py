@@ -143,6 +143,11 @@ def _zero(annotation: ast.expr) -> Const:
     return ZEROS.get(annotation.id) if isinstance(annotation, ast.Name) else None
 
 
+def _is_require(e: ast.expr) -> bool:
+    return (isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "require"
+            and not e.keywords and 1 <= len(e.args) <= 2 and not any(isinstance(a, ast.Starred) for a in e.args))
+
+
 def _literal(node: ast.expr) -> Const:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         value = _literal(node.operand)
@@ -255,6 +260,8 @@ class _FunctionCompiler:
             self._assign(s.target, s.value)
         elif isinstance(s, ast.AugAssign):
             self._augassign(s)
+        elif isinstance(s, ast.Expr) and _is_require(s.value):
+            self._require(s.value)  # type: ignore[arg-type]
         elif isinstance(s, ast.Expr):
             self._expr(s.value)
             self._emit(Op.POP)
@@ -382,54 +389,54 @@ class _FunctionCompiler:
         for at in loop.continues:
             self._patch(at, continue_to)
 
+    def _require(self, e: ast.Call) -> None:
+        """`require(condition, message)` as a statement: the builtin runs (and reverts) only when the
+        condition fails, so a check that holds costs its condition and one jump."""
+        self._expr(e.args[0])
+        over = self._emit(Op.JUMP_IF_TRUE)
+        self._emit(Op.CONST, self._const(False))
+        for arg in e.args[1:]:
+            self._expr(arg)
+        self._emit(Op.BUILTIN, (Builtin.REQUIRE << 8) | len(e.args))
+        self._emit(Op.POP)
+        self._patch(over, self._here())
+
     def _for(self, s: ast.For) -> None:
         if s.orelse:
             raise _fail(s, "for-else is not supported in contracts")
         if not isinstance(s.target, ast.Name) or s.target.id in self.scope.storage:
             raise _fail(s, "the loop variable must be one local name")
         var = self.locals[s.target.id]
-        counter, stop = self._temp(), self._temp()
         it = s.iter
         if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range":
-            if it.keywords or not 1 <= len(it.args) <= 3:
-                raise _fail(s, "range(stop), range(start, stop) or range(start, stop, step)")
-            step = 1
-            if len(it.args) == 3:
-                step_value = _literal(it.args[2]) if not isinstance(it.args[2], ast.Name) else None
-                if type(step_value) is not int or step_value == 0:
-                    raise _fail(s, "the step of range() must be a non-zero integer literal")
-                step = step_value
-            if len(it.args) == 1:
-                self._emit(Op.CONST, self._const(0))
-            else:
-                self._expr(it.args[0])
-            self._emit(Op.STORE, counter)
-            self._expr(it.args[0] if len(it.args) == 1 else it.args[1])
-            self._emit(Op.STORE, stop)
-            loop = _Loop(self._here())
-            self._emit(Op.LOAD, counter)
-            self._emit(Op.LOAD, stop)
-            self._emit(Op.LT if step > 0 else Op.GT)
-            exit_ = self._emit(Op.JUMP_IF_FALSE)
-            self._emit(Op.LOAD, counter)
-            self._emit(Op.STORE, var)
-        else:  # over a list (or bytes, str): by index
-            sequence = self._temp()
-            step = 1
-            self._expr(it)
-            self._emit(Op.STORE, sequence)
+            self._for_range(s, it, var)
+        else:
+            self._for_sequence(s, it, var)
+
+    def _for_range(self, s: ast.For, it: ast.Call, var: int) -> None:
+        if it.keywords or not 1 <= len(it.args) <= 3:
+            raise _fail(s, "range(stop), range(start, stop) or range(start, stop, step)")
+        step = 1
+        if len(it.args) == 3:
+            step_value = _literal(it.args[2]) if not isinstance(it.args[2], ast.Name) else None
+            if type(step_value) is not int or step_value == 0:
+                raise _fail(s, "the step of range() must be a non-zero integer literal")
+            step = step_value
+        counter, stop = self._temp(), self._temp()
+        if len(it.args) == 1:
             self._emit(Op.CONST, self._const(0))
-            self._emit(Op.STORE, counter)
-            loop = _Loop(self._here())
-            self._emit(Op.LOAD, counter)
-            self._emit(Op.LOAD, sequence)
-            self._emit(Op.BUILTIN, (Builtin.LEN << 8) | 1)
-            self._emit(Op.LT)
-            exit_ = self._emit(Op.JUMP_IF_FALSE)
-            self._emit(Op.LOAD, sequence)
-            self._emit(Op.LOAD, counter)
-            self._emit(Op.INDEX)
-            self._emit(Op.STORE, var)
+        else:
+            self._expr(it.args[0])
+        self._emit(Op.STORE, counter)
+        self._expr(it.args[0] if len(it.args) == 1 else it.args[1])
+        self._emit(Op.STORE, stop)
+        loop = _Loop(self._here())
+        self._emit(Op.LOAD, counter)
+        self._emit(Op.LOAD, stop)
+        self._emit(Op.LT if step > 0 else Op.GT)
+        exit_ = self._emit(Op.JUMP_IF_FALSE)
+        self._emit(Op.LOAD, counter)
+        self._emit(Op.STORE, var)
         self.loops.append(loop)
         self._body(s.body)
         self.loops.pop()
@@ -440,6 +447,23 @@ class _FunctionCompiler:
         self._emit(Op.STORE, counter)
         self._emit(Op.JUMP, loop.start)
         self._close(loop, exit_, continue_to=increment)
+
+    def _for_sequence(self, s: ast.For, it: ast.expr, var: int) -> None:
+        """Over a list, bytes or str: ITER_NEXT walks it with an index kept in the local after it."""
+        sequence, index = self._temp(), self._temp()
+        self._expr(it)
+        self._emit(Op.STORE, sequence)
+        self._emit(Op.CONST, self._const(0))
+        self._emit(Op.STORE, index)
+        loop = _Loop(self._here())
+        self._emit(Op.ITER_NEXT, sequence)
+        exit_ = self._emit(Op.JUMP_IF_FALSE)
+        self._emit(Op.STORE, var)
+        self.loops.append(loop)
+        self._body(s.body)
+        self.loops.pop()
+        self._emit(Op.JUMP, loop.start)
+        self._close(loop, exit_, continue_to=loop.start)
 
     # --- expressions ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from core.keys import ADDRESS_SIZE
 from vm.bytecode import Module, StorageKind
 from vm.interpreter import Interpreter, VMError
 from vm.state import StateView
-from vm.values import BadValue, decode_value, encode_value
+from vm.values import BadValue, decode_stored, encode_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"
@@ -91,7 +91,7 @@ class ContractHost:
 
     def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any:
         raw = self.view.get(self._key(var, kind, key))
-        return zero if raw is None else decode_value(raw)
+        return zero if raw is None else decode_stored(raw)
 
     def storage_set(self, var: int, kind: int, key: Any, value: Any) -> int:
         storage = self._key(var, kind, key)

@@ -158,6 +158,9 @@ class Interpreter:
                     push(consts[arg])
                 elif op == 3:  # STORE
                     locals_[arg] = pop()
+                elif op == 7:  # JUMP_IF_FALSE
+                    if not pop():
+                        pc = arg
                 elif op == 20:  # ADD
                     b = pop()
                     a = pop()
@@ -170,25 +173,63 @@ class Interpreter:
                         self._alloc_value(r)
                         gas = self.gas
                     push(r)
+                elif op == 42:  # LT
+                    b = pop()
+                    push(pop() < b)
+                elif op == 6:  # JUMP
+                    pc = arg
+                elif op == 52:  # INDEX
+                    key = pop()
+                    container = pop()
+                    if type(container) is list and type(key) is int:
+                        push(container[key])
+                    else:
+                        push(_index(container, key))
+                elif op == 13:  # BUILTIN
+                    self.gas = gas
+                    self._builtin(arg >> 8, arg & 0xFF, stack, depth)
+                    gas = self.gas
+                elif op == 4:  # POP
+                    pop()
+                elif op == 14:  # ITER_NEXT
+                    sequence = locals_[arg]
+                    index = locals_[arg + 1]
+                    if type(sequence) not in (list, bytes, str):
+                        raise VMError(f"a for loop runs over a list, bytes or a string, not a {_kind(sequence)}")
+                    if index < len(sequence):
+                        push(sequence[index])
+                        locals_[arg + 1] = index + 1
+                        push(True)
+                    else:
+                        push(False)
                 elif op == 21:  # SUB
                     b = pop()
                     r = _int(pop()) - _int(b)
                     if not INT_MIN <= r <= INT_MAX:
                         raise VMError("integer overflow in -")
                     push(r)
-                elif op == 42:  # LT
-                    b = pop()
-                    push(pop() < b)
-                elif op == 7:  # JUMP_IF_FALSE
-                    if not pop():
-                        pc = arg
-                elif op == 6:  # JUMP
-                    pc = arg
                 elif op == 40:  # EQ
                     b = pop()
                     push(pop() == b)
                 elif op == 11:  # RETURN
                     return pop()
+                elif op == 8:  # JUMP_IF_TRUE
+                    if pop():
+                        pc = arg
+                elif op == 44:  # GT
+                    b = pop()
+                    push(pop() > b)
+                elif op == 41:  # NE
+                    b = pop()
+                    push(pop() != b)
+                elif op == 45:  # GE
+                    b = pop()
+                    push(pop() >= b)
+                elif op == 9:  # AND_JUMP
+                    if not stack[-1]:
+                        pc = arg
+                    else:
+                        pop()
                 else:
                     self.gas = gas
                     pc = self._slow(op, arg, pc, stack, func, depth)
@@ -218,8 +259,6 @@ class Interpreter:
                 raise VMError("stack underflow")
             del stack[len(stack) - n :]
             push(self._execute(callee, args, depth + 1))
-        elif op == OP.POP:
-            pop()
         elif op == OP.DUP:
             push(stack[-1])
         elif op == OP.NOP:
@@ -241,8 +280,6 @@ class Interpreter:
                 push(_contains(b, a))
             else:
                 push(not _contains(b, a))
-        elif op == OP.BUILTIN:
-            self._builtin(arg >> 8, arg & 0xFF, stack, depth)
         elif op == OP.METHOD:
             self._method(arg >> 8, arg & 0xFF, stack)
         elif op in (OP.BUILD_LIST, OP.BUILD_DICT):
@@ -253,15 +290,6 @@ class Interpreter:
             del stack[len(stack) - n :]
             self._alloc(8 * len(items))
             push(items if op == OP.BUILD_LIST else dict(zip(items[0::2], items[1::2], strict=True)))
-        elif op == OP.INDEX:
-            key = pop()
-            container = pop()
-            if type(container) is dict:
-                if key not in container:
-                    raise VMError(f"key {_short(key)} is not in the dict")
-                push(container[key])
-            else:
-                push(_sequence(container)[_int(key)])
         elif op == OP.STORE_INDEX:
             key = pop()
             container = pop()
@@ -575,6 +603,18 @@ _BUILTINS = {int(which): handler for which, handler in _BUILTINS.items()}  # int
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _index(container: Any, key: Any) -> Any:
+    if type(container) is dict:
+        if key not in container:
+            raise VMError(f"key {_short(key)} is not in the dict")
+        return container[key]
+    return _sequence(container)[_int(key)]
 
 
 def _int(value: Any) -> int:

@@ -98,6 +98,12 @@ def decode_value(raw: bytes) -> Any:
         raise BadValue(f"value does not decode: {exc}") from exc
 
 
+def decode_stored(raw: bytes) -> Any:
+    """A value read back from contract storage: it was written by `encode_value` into this node's
+    own state (or state verified against a state root), so it is only unpacked, not re-checked."""
+    return from_wire(codec.decode_trusted(raw))
+
+
 def _check_size(data: bytes) -> None:
     if len(data) > MAX_VALUE_BYTES:
         raise BadValue(f"bytes and strings are limited to {MAX_VALUE_BYTES} bytes")

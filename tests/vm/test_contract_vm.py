@@ -322,3 +322,36 @@ def test_random_bytecode_and_arguments_never_raise_a_python_exception(function: 
 )
 def test_values_round_trip(value: Any) -> None:
     assert decode_value(encode_value(value)) == value
+
+
+def test_for_loops_walk_lists_bytes_and_strings_and_refuse_anything_else() -> None:
+    view = deploy("""
+@public
+def walk(items: list, text: str, raw: bytes) -> list:
+    out = []
+    for x in items:
+        if x == 2:
+            continue
+        if x == 4:
+            break
+        out.append(x)
+    for ch in text:
+        out.append(ch)
+    for b in raw:
+        out.append(b)
+    return out
+
+@public
+def bad(n: int) -> int:
+    for x in n:
+        pass
+    return 0
+""")
+    assert call(view, "walk", [1, 2, 3, 4, 5], "ab", b"\x07") == [1, 3, "a", "b", 7]
+    with pytest.raises(VMError, match="a for loop runs over a list, bytes or a string, not a int"):
+        call(view, "bad", 3)
+    failing = compile_contract('@public\ndef f(x: int) -> int:\n    require(x > 1, "x must exceed 1")\n    return x\n')
+    install(view, ALICE, failing)
+    with pytest.raises(Revert, match="x must exceed 1"):
+        run_call(view, CallContext(DEPLOYER, 5, 0), DEPLOYER, ALICE, "f", [1], 0, 10**6)
+    assert run_call(view, CallContext(DEPLOYER, 5, 0), DEPLOYER, ALICE, "f", [2], 0, 10**6)[0] == 2
