@@ -14,7 +14,7 @@ building values) is charged by the interpreter on top (see vm/interpreter.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from core import codec
@@ -55,6 +55,7 @@ class Op(IntEnum):
     CALL = 12  # call functions[arg]; its parameters are on the stack
     BUILTIN = 13  # call builtin arg >> 8 with arg & 0xFF arguments
     ITER_NEXT = 14  # locals[arg] a sequence, locals[arg + 1] an index: push its next item and True, or False
+    INDEX_CONST = 15  # container -> container[consts[arg]]
     ADD = 20
     SUB = 21
     MUL = 22
@@ -94,7 +95,7 @@ class Op(IntEnum):
 GAS: dict[int, int] = {op: 1 for op in Op}
 GAS.update({
     Op.CALL: 20, Op.BUILTIN: 5, Op.MUL: 3, Op.FLOORDIV: 5, Op.MOD: 5, Op.POW: 10,
-    Op.BUILD_LIST: 3, Op.BUILD_DICT: 5, Op.INDEX: 2, Op.STORE_INDEX: 3, Op.SLICE: 3,
+    Op.BUILD_LIST: 3, Op.BUILD_DICT: 5, Op.INDEX: 2, Op.INDEX_CONST: 3, Op.STORE_INDEX: 3, Op.SLICE: 3,
     Op.SLOAD: 100, Op.SSTORE: 500, Op.MLOAD: 100, Op.MSTORE: 500, Op.MHAS: 100, Op.MDEL: 200, Op.METHOD: 3,
     Op.IN: 3, Op.NOT_IN: 3,
 })  # fmt: skip
@@ -180,6 +181,15 @@ class Function:
     view: bool  # may not change storage, emit, or transfer
     consts: tuple[Const, ...]
     code: tuple[int, ...]  # opcode, argument, opcode, argument, ...
+    # What the interpreter runs: (opcode, argument) pairs, jump targets counted in pairs.
+    pairs: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        code = self.code
+        pairs = tuple(
+            (code[i], code[i + 1] // 2 if code[i] in JUMPS else code[i + 1]) for i in range(0, len(code) - 1, 2)
+        )
+        object.__setattr__(self, "pairs", pairs)
 
     def to_wire(self) -> list[object]:
         consts = [to_wire(c) for c in self.consts]  # tagged: 256-bit integers do not fit msgpack's
@@ -300,7 +310,7 @@ def _verify_function(module: Module, f: Function) -> None:
             raise BytecodeError(f"{where}: argument {arg} of {Op(op).name} at {pc} out of range")
         if op in JUMPS and (arg % 2 or arg >= len(code)):
             raise BytecodeError(f"{where}: {Op(op).name} at {pc} jumps to {arg}, not an instruction")
-        if op == Op.CONST and arg >= len(f.consts):
+        if op in (Op.CONST, Op.INDEX_CONST) and arg >= len(f.consts):
             raise BytecodeError(f"{where}: constant {arg} at {pc} does not exist")
         if (op in (Op.LOAD, Op.STORE) and arg >= f.n_locals) or (op == Op.ITER_NEXT and arg + 1 >= f.n_locals):
             raise BytecodeError(f"{where}: local {arg} at {pc} does not exist")

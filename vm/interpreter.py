@@ -139,16 +139,15 @@ class Interpreter:
         if depth >= MAX_DEPTH:
             raise VMError(f"call depth limit of {MAX_DEPTH} exceeded")
         locals_.extend([None] * (func.n_locals - len(locals_)))
-        code, consts, cost = func.code, func.consts, _COST
+        code, consts, cost = func.pairs, func.consts, _COST
         stack: list[Any] = []
         push, pop = stack.append, stack.pop
         pc = 0
         gas = self.gas
         try:
             while True:
-                op = code[pc]
-                arg = code[pc + 1]
-                pc += 2
+                op, arg = code[pc]
+                pc += 1
                 gas -= cost[op]
                 if gas < 0:
                     raise OutOfGas("out of gas")
@@ -185,6 +184,10 @@ class Interpreter:
                         push(container[key])
                     else:
                         push(_index(container, key))
+                elif op == 15:  # INDEX_CONST
+                    container = pop()
+                    key = consts[arg]
+                    push(container[key] if type(container) is list else _index(container, key))
                 elif op == 13:  # BUILTIN
                     self.gas = gas
                     self._builtin(arg >> 8, arg & 0xFF, stack, depth)

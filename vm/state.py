@@ -23,6 +23,7 @@ class StateView:
         self._accounts: dict[bytes, Account] = {}
         self._dirty: set[bytes] = set()
         self._raw: dict[bytes, bytes | None] = {}  # other state keys (validator set, governance)
+        self._reads: dict[bytes, bytes | None] = {}  # committed values read (root view only)
 
     def account(self, address: bytes) -> Account:
         """The working copy of `address`'s account (the empty account if it has none)."""
@@ -58,7 +59,15 @@ class StateView:
         """A non-account state value (accounts go through `account`)."""
         if key in self._raw:
             return self._raw[key]
-        return self._reader.get(key)
+        if self._parent is not None:
+            return self._parent.get(key)
+        # The committed state does not change under a view, and contracts read the same keys
+        # (code, offers, owners) over and over within a block: keep what was read.
+        try:
+            return self._reads[key]
+        except KeyError:
+            value = self._reads[key] = self._reader.get(key)
+            return value
 
     def set(self, key: bytes, value: bytes | None) -> None:
         """Set (or with None, delete) a non-account state value."""

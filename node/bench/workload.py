@@ -71,3 +71,29 @@ def signed_transfers(
         for part, size in zip(parts, sizes, strict=True):
             out.extend(part[nonce * size : (nonce + 1) * size])
     return out
+
+
+def _sign_calls(args: tuple[int, int, int, bytes, int, bytes, int]) -> list[bytes]:
+    first, last, nonces, to, value, data, gas = args
+    keys = [account_key(i) for i in range(first, last)]
+    return [
+        Transaction(BENCH_CHAIN_ID, key.public_key, nonce, gas, 1, TxKind.CALL, to, value, data).signed_by(key).encoded
+        for nonce in range(nonces)
+        for key in keys
+    ]
+
+
+def signed_calls(senders: range, per_sender: int, to: bytes, value: int, data: bytes, gas: int) -> list[bytes]:
+    """The same contract call from each of `senders` (account_key indexes), nonce-major, signed on every core."""
+    workers = max(1, multiprocessing.cpu_count())
+    step = max(1, -(-len(senders) // workers))
+    starts = range(senders.start, senders.stop, step)
+    jobs = [(a, min(a + step, senders.stop), per_sender, to, value, data, gas) for a in starts]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(_sign_calls, jobs))
+    sizes = [job[1] - job[0] for job in jobs]
+    out: list[bytes] = []
+    for nonce in range(per_sender):
+        for part, size in zip(parts, sizes, strict=True):
+            out.extend(part[nonce * size : (nonce + 1) * size])
+    return out
