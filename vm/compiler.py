@@ -556,8 +556,10 @@ class _FunctionCompiler:
         jumps = []
         for i, (op, right) in enumerate(zip(e.ops, e.comparators, strict=True)):
             code = COMPARE.get(type(op))
+            if isinstance(op, ast.Is | ast.IsNot) and isinstance(right, ast.Constant) and right.value is None:
+                code = Op.EQ if isinstance(op, ast.Is) else Op.NE  # `x is None`: only None has None's identity
             if code is None:
-                raise _fail(e, f"the comparison {type(op).__name__} is not supported (no `is`)")
+                raise _fail(e, f"the comparison {type(op).__name__} is not supported (`is` only as `is None`)")
             self._expr(right)
             if i < len(e.ops) - 1:  # a < b < c: keep b for the next comparison
                 keep = self._temp()

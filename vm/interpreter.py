@@ -233,6 +233,18 @@ class Interpreter:
                         pc = arg
                     else:
                         pop()
+                elif op == 50:  # BUILD_LIST
+                    if arg:
+                        if len(stack) < arg:
+                            raise VMError("stack underflow")
+                        items = stack[-arg:]
+                        del stack[-arg:]
+                    else:
+                        items = []
+                    self.gas = gas
+                    self._alloc(8 * arg)
+                    gas = self.gas
+                    push(items)
                 else:
                     self.gas = gas
                     pc = self._slow(op, arg, pc, stack, func, depth)

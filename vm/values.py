@@ -86,6 +86,9 @@ def from_wire(wire: Any, depth: int = 0) -> Any:
 
 
 def encode_value(value: Any) -> bytes:
+    kind = type(value)
+    if kind is str and len(value) <= MAX_VALUE_BYTES // 4:  # the common map key, without the walk
+        return codec.encode([T_STR, value])
     return codec.encode(to_wire(value))
 
 

@@ -84,6 +84,9 @@ async def _run(
             await node.wait_for_height(node.chain.head.height + 1, 5.0)
         earned = StateView(node.chain.state).account(upstream).balance - before
         result["succeeded"] = earned // ROYALTY
+        registry = node.metrics.registry
+        for how in ("prebuilt", "built"):
+            result[how] = registry.get_sample_value("aichain_blocks_proposed_total", {"how": how}) or 0
         blocks = (node.chain.blocks.block(h) for h in range(set_up_height + 1, node.chain.head.height + 1))
         result["included"] = sum(block.header.tx_count for block in blocks if block is not None)
         return result
