@@ -55,9 +55,15 @@ def testnet_bench(
 def vm_bench(
     iterations: int = typer.Option(200_000, "--iterations", help="Iterations of the summing loop"),
     repeats: int = typer.Option(3, "--repeats", help="Runs of each VM; the median is reported"),
+    licence_blocks: int = typer.Option(6, "--licence-blocks", help="Blocks of licence purchases to time (0: skip)"),
+    block_txs: int = typer.Option(2000, "--block-txs", help="Licence purchases per block"),
+    end_to_end_s: float = typer.Option(
+        15.0, "--end-to-end-seconds", help="Seconds of purchases through a running validator (0: skip)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """This VM's instructions/s beside py-evm's on the same loop (needs the `bench` extra)."""
+    """This VM's instructions/s beside py-evm's on the same loop (needs the `bench` extra), and licence
+    purchases (three owners, one upstream royalty) executed in blocks and through a running validator."""
     from node.bench.vm import run_vm_bench
 
-    typer.echo(run_vm_bench(iterations, repeats).render(as_json))
+    typer.echo(run_vm_bench(iterations, repeats, licence_blocks, block_txs, end_to_end_s).render(as_json))

@@ -1,16 +1,24 @@
-"""Licence purchases executed in blocks on a single validator, through the node's real path.
+"""Licence purchases executed in blocks on a single validator.
 
 Set-up (not measured): a parent model "base" with one owner, a model "tuned" with three
 owners whose version 2 derives from base, and an offer on it with a 10% upstream royalty.
-Then buyers send pre-signed `buy` calls to the licensing system contract (each buyer buys,
-then renews) through admission (Ed25519 on two threads) into blocks executed and committed
-to LevelDB; the figure is purchases in blocks per second. Every purchase is checked to have
-succeeded: the upstream owner's income must equal purchases x the royalty of one.
+Buyers then send pre-signed `buy` calls to the licensing system contract (each buyer buys,
+then renews). Two measurements:
+
+- in blocks (`measure_block_execution`): the validator's block path on its LevelDB chain:
+  blocks of purchases executed, state-rooted and committed (fsynced), one after another;
+  signatures were checked at admission, as for any block this validator builds;
+- end to end (`measure_purchases`): a running single-validator node, the purchases arriving
+  through admission (decoding, Ed25519 on two threads, nonce and balance rules).
+
+Both check that every purchase succeeded: the upstream owner's income must equal the number
+of purchases times the royalty of one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -76,8 +84,9 @@ async def _run(
         upstream = account_key(OWNERS - 1).address
         before = StateView(node.chain.state).account(upstream).balance
         set_up_height = node.chain.head.height
-        backlog = max(4_000, 4 * rate_hint * block_time_ms // 1000)
-        result = await _drive(node, raws, duration, batch=1000, backlog=backlog)
+        batch = max(50, min(1000, rate_hint * block_time_ms // 4000))  # a few submissions per block
+        backlog = max(2 * batch, 4 * rate_hint * block_time_ms // 1000)
+        result = await _drive(node, raws, duration, batch=batch, backlog=backlog)
         # Wait for what is still in the mempool, then count the purchases that succeeded.
         deadline = time.monotonic() + 30
         while len(node.mempool) and time.monotonic() < deadline:
@@ -92,6 +101,43 @@ async def _run(
         return result
     finally:
         await node.stop()
+
+
+def measure_block_execution(blocks: int = 6, block_txs: int = 2000) -> dict[str, Any]:
+    """Purchases per second executed, rooted and committed in blocks of `block_txs` (the median block)."""
+    from consensus.single import single_validator_commit
+    from node.chain import Chain
+    from storage.kv import KeyValueStore
+
+    validator = PrivateKey.generate()
+    params = ChainParams(max_block_txs=block_txs, block_gas_limit=block_txs * BUY_GAS)
+    genesis = bench_genesis(validator, OWNERS + block_txs, params=params)
+    raws = signed_calls(range(OWNERS, OWNERS + block_txs), blocks, LICENSING, PRICE,
+                        encode_call("buy", ["tuned", 1]), BUY_GAS)  # fmt: skip
+    purchases = [Transaction.decode(raw) for raw in raws]
+    upstream = account_key(OWNERS - 1).address
+    with tempfile.TemporaryDirectory(prefix="aichain-bench-licences-") as tmp:
+        kv = KeyValueStore(Path(tmp) / "chaindata", cache_mb=64)
+        try:
+            chain = Chain(kv, genesis)
+
+            def build_and_commit(txs: list[Transaction]) -> None:
+                pending = chain.build(txs, validator.address, chain.head.timestamp_ms + 1000)
+                header = pending.block.header
+                chain.commit(pending, single_validator_commit(validator, genesis.validators, genesis.chain_id, header))
+
+            build_and_commit(setup_calls())
+            before = chain.account(upstream).balance
+            seconds = []
+            for b in range(blocks):
+                started = time.perf_counter()
+                build_and_commit(purchases[b * block_txs : (b + 1) * block_txs])
+                seconds.append(time.perf_counter() - started)
+            succeeded = (chain.account(upstream).balance - before) // ROYALTY
+        finally:
+            kv.close()
+    return {"rate": block_txs / statistics.median(seconds), "block_s": seconds, "succeeded": succeeded,
+            "purchases": blocks * block_txs}  # fmt: skip
 
 
 def measure_purchases(duration: float = 20.0, buyers: int = 2000, rate_hint: int = 4000,

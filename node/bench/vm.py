@@ -1,9 +1,13 @@
-"""`aichain-node bench vm`: this VM's interpreter beside py-evm's, on the same loop, in one run.
+"""`aichain-node bench vm`: this VM beside py-evm on the same loop, and licence purchases in blocks.
 
-Both run the program of `LOOP` below, with n = iterations (node/bench/evm_loop.py is its
-EVM form). Each counts its own instructions exactly. Ours: every instruction of the compiled loop costs
-1 gas (checked here), so the gas a call uses is the number of instructions it executed. The
-figure is the median of `repeats` runs; the ratio is ours over py-evm's.
+The loop: both VMs run the program of `LOOP` below, with n = iterations (node/bench/evm_loop.py
+is its EVM form). Each counts its own instructions exactly. Ours: every instruction of the
+compiled loop costs 1 gas (checked here), so the gas a call uses is the number of instructions
+it executed. The figure is the median of `repeats` runs; the ratio is ours over py-evm's.
+
+Licence purchases (three owners, one upstream royalty): see node/bench/licences.py. Each is
+printed beside one core's Ed25519 verifications/s, the cost every signed purchase has before
+any execution.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import statistics
 import time
 
+from node.bench import limits
 from node.bench.evm_loop import run_evm_loop
+from node.bench.licences import measure_block_execution, measure_purchases
 from node.bench.report import Report
 from vm.bytecode import GAS
 from vm.compiler import compile_contract
@@ -54,8 +60,12 @@ def run_our_loop(iterations: int) -> tuple[int, float, int]:
     return used, seconds, result
 
 
-def run_vm_bench(iterations: int = 200_000, repeats: int = 3) -> Report:
-    report = Report(f"aichain-node bench vm: summing loop of {iterations:,} iterations, median of {repeats}")
+def run_vm_bench(
+    iterations: int = 200_000, repeats: int = 3, licence_blocks: int = 6, block_txs: int = 2000,
+    end_to_end_s: float = 15.0,
+) -> Report:  # fmt: skip
+    report = Report(f"aichain-node bench vm: summing loop of {iterations:,} iterations (median of {repeats}), "
+                    "licence purchases")  # fmt: skip
     ours = [run_our_loop(iterations) for _ in range(repeats)]
     evm = [run_evm_loop(iterations) for _ in range(repeats)]
     our_rate = statistics.median(i / s for i, s, _ in ours)
@@ -65,4 +75,25 @@ def run_vm_bench(iterations: int = 200_000, repeats: int = 3) -> Report:
     report.notes["instructions per run"] = f"this VM {ours[0][0]:,}; py-evm {evm[0].instructions:,}"
     our_s, evm_s = statistics.median(s for _, s, _ in ours), statistics.median(r.seconds for r in evm)
     report.notes["seconds per run (median)"] = f"this VM {our_s:.3f}; py-evm {evm_s:.3f}"
+    if licence_blocks:
+        _licence_figures(report, licence_blocks, block_txs, end_to_end_s)
     return report
+
+
+def _licence_figures(report: Report, blocks: int, block_txs: int, end_to_end_s: float) -> None:
+    verify_rate = limits.ed25519_verifications_per_s()
+    limit_name = "Ed25519 verifications/s, one core (libsodium)"
+    in_blocks = measure_block_execution(blocks, block_txs)
+    report.add("licence purchases executed in blocks /s", in_blocks["rate"], "tx/s", limit_name, verify_rate,
+               target=">= 2000 tx/s")  # fmt: skip
+    report.notes["purchases in blocks"] = (
+        f"{in_blocks['succeeded']:,}/{in_blocks['purchases']:,} succeeded; {blocks} blocks of {block_txs:,}, "
+        f"each executed + rooted + committed in {statistics.median(in_blocks['block_s']) * 1000:.0f} ms (median)"
+    )
+    if end_to_end_s > 0:
+        e2e = measure_purchases(duration=end_to_end_s)
+        report.add("licence purchases through a running validator /s", e2e["tps"], "tx/s", limit_name, verify_rate)
+        report.notes["purchases end to end"] = (
+            f"{int(e2e['succeeded']):,}/{int(e2e['included']):,} succeeded; {e2e['elapsed']:.1f} s; admission, "
+            "Ed25519 and execution share the interpreter lock"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from node.bench.licences import measure_block_execution, measure_purchases
 from node.bench.vm import run_our_loop, run_vm_bench
 
 
@@ -13,7 +14,20 @@ def test_our_loop_computes_the_sum_and_counts_13_instructions_per_iteration() ->
 
 
 def test_bench_vm_reports_both_vms_and_their_ratio() -> None:
-    report = run_vm_bench(iterations=3000, repeats=1)
+    report = run_vm_bench(iterations=3000, repeats=1, licence_blocks=0)
     figure = report.figures[0]
     assert figure.value > 0 and figure.limit and figure.limit > 0
     assert figure.value > 2 * figure.limit, "the VM must stay at least 2x py-evm on the loop"
+    assert len(report.figures) == 1
+
+
+def test_licence_purchases_in_blocks_all_succeed_and_pay_the_upstream_royalty() -> None:
+    result = measure_block_execution(blocks=2, block_txs=150)
+    assert result["purchases"] == 300 and result["succeeded"] == 300  # counted from the upstream owner's income
+    assert result["rate"] > 0 and len(result["block_s"]) == 2
+
+
+def test_licence_purchases_through_a_running_validator_all_succeed() -> None:
+    result = measure_purchases(duration=2.0, buyers=100, rate_hint=300, block_time_ms=200)
+    assert result["included"] > 0 and result["succeeded"] == result["included"]
+    assert result["tps"] > 0
