@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import codec
-from vm.bytecode import BytecodeError, Module
+from vm.bytecode import BytecodeError, Module, Op
 from vm.compiler import CompileError, compile_contract
 from vm.contracts import CallContext, install, run_call
 from vm.interpreter import OutOfGas, Revert, VMError
@@ -288,9 +288,7 @@ def wire_functions(draw: st.DrawFn) -> list[object]:
     n = draw(st.integers(1, 40))
     code: list[int] = []
     for _ in range(n):
-        code += [draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 20, 21, 22, 23, 25, 26, 27, 40,
-                                       42, 46, 50, 51, 52, 53, 54, 60, 61, 62, 63, 70])),
-                 draw(st.integers(0, 300))]  # fmt: skip
+        code += [draw(st.sampled_from([int(op) for op in Op])), draw(st.integers(0, 300))]
     code += [11, 0]
     consts = draw(st.lists(st.one_of(st.integers(-(2**70), 2**70), st.binary(max_size=8), st.text(max_size=4),
                                      st.booleans(), st.none()), max_size=4))  # fmt: skip

@@ -34,6 +34,7 @@ def expressions() -> st.SearchStrategy[str]:
             inner.map(lambda e: f"(-{e})"),
             st.tuples(inner, inner).map(lambda t: f"min({t[0]}, {t[1]})"),
             inner.map(lambda e: f"len(str({e}))"),
+            st.tuples(inner, inner).map(lambda t: f"[{t[0]}, {t[1]}][1]"),
         )
 
     return st.recursive(leaves, extend, max_leaves=6)
@@ -56,6 +57,7 @@ def statements(depth: int = 0) -> st.SearchStrategy[str]:
         simple,
         st.tuples(expressions(), block, block).map(lambda t: f"if {t[0]}:\n{t[1]}\nelse:\n{t[2]}"),
         st.tuples(st.integers(0, 6), block).map(lambda t: f"for i{depth} in range({t[0]}):\n{t[1]}"),
+        st.tuples(expressions(), expressions(), block).map(lambda t: f"for x{depth} in [{t[0]}, {t[1]}]:\n{t[2]}"),
         block.map(lambda b: f"while counter < 50:\n    counter += 1\n{b}"),
     )
 
