@@ -6,13 +6,17 @@ per-use metering charges exactly; only a model's owners publish versions or make
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from core.keys import PrivateKey
 from core.transaction import Transaction, TxKind
 from node.devnet import DEV_BALANCE
-from tests.harness import NodeProcess
+from tests.harness import CLI, NodeProcess
 from tests.integration.support import CHAIN_ID, DEV_KEY, MIN_GAS_PRICE, balance, fund, pending_nonce
 from tests.integration.test_system_models import call as call_models
 from tests.integration.test_system_models import send_to
@@ -135,3 +139,15 @@ def test_per_use_metering_charges_exactly(dev_node: NodeProcess) -> None:
     assert licensing(dev_node, buyer, "report_usage", "metered", 1, 10)["status"] == "success"
     assert read(dev_node, "licence_of", buyer.address, "metered", 1) == [1, 0, 10, 0, False]
     assert balance(dev_node, PAYMENTS) == 0
+
+
+def test_the_documented_licensing_walkthrough_runs(dev_node: NodeProcess) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "contracts.md").read_text()
+    section = text[text.index("### Licensing") :]
+    script = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert script is not None
+    env = {**dev_node.env, "AICHAIN_RPC": dev_node.url, "PATH": f"{Path(CLI).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script.group(1)], env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "true"
