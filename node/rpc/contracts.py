@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from core.block import Header
 from core.errors import AichainError
 from node.rpc import params as p
 from node.rpc.errors import InvalidParams
+from node.rpc.eth import HistoricalStateUnavailable
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import hx
 from vm.bytecode import StorageKind
@@ -64,18 +66,31 @@ def arguments(value: Any) -> list[Any]:
 def register_contracts(registry: MethodRegistry, node: Node) -> None:
     chain = node.chain
 
+    def head_state(block: str | int) -> Header:
+        """The head, if `block` names it: the node keeps the latest state only."""
+        head = chain.head
+        if block == "earliest" or (isinstance(block, int) and block != head.height):
+            raise HistoricalStateUnavailable(
+                f"state at block {block} is not available: this node keeps the latest state only "
+                f"(the head is {head.height}; use 'latest')"
+            )
+        return head
+
     @registry.method(
         "contract_call",
         Param("address", p.address, doc="the contract"),
         Param("function", _function_name, doc="a public function"),
         Param("args", arguments, default=(), doc="its arguments, as JSON contract values"),
         Param("from", p.address, default=b"\x00" * 20, doc="the caller it sees (default: the zero address)"),
+        Param("block", p.block_ref, default="latest", doc="the block whose state to run against: the head"),
         doc="Run a contract function read-only against the head state and return its result; nothing is "
         "stored or charged. Writing storage, emitting or paying fails the call.",
         example={"params": ["0x5fc5…", "balance_of", ["0x9ba4…"]], "result": {"result": 990, "gas_used": 312}},
     )
-    def contract_call(address: bytes, function: str, args: list[Any], caller: bytes) -> dict[str, Any]:
-        head = chain.head
+    def contract_call(
+        address: bytes, function: str, args: list[Any], caller: bytes, block: str | int
+    ) -> dict[str, Any]:
+        head = head_state(block)
         view = StateView(chain.state)
         ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True, chain_id=node.genesis.chain_id)
         try:
@@ -89,11 +104,13 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
         Param("address", p.address, doc="the contract"),
         Param("name", _function_name, doc="a storage variable of the contract"),
         Param("key", value_from_json, default=None, doc="for a map: the key (JSON contract value)"),
+        Param("block", p.block_ref, default="latest", doc="the block whose state to read: the head"),
         doc="A storage value at the head, with a proof of it (or of its absence) against the head's state root.",
         example={"params": ["0x5fc5…", "balances", "0x9ba4…"],
                  "result": {"value": 990, "present": True, "height": 12, "state_root": "0x…", "proof": "0x…"}},
     )  # fmt: skip
-    def contract_get_storage(address: bytes, name: str, key: Any) -> dict[str, Any]:
+    def contract_get_storage(address: bytes, name: str, key: Any, block: str | int) -> dict[str, Any]:
+        head_state(block)
         module = load_module(StateView(chain.state), address)
         if module is None:
             raise NotAContract(f"there is no contract at {hx(address)}")

@@ -77,3 +77,18 @@ def test_the_contract_cli_compiles_deploys_calls_and_lists_events(dev_node: Node
     bad.write_text("import os\n")
     result = dev_node.cli("contract", "compile", str(bad), check=False)
     assert result.returncode == 1 and "line 1: import is not allowed" in result.stderr
+
+
+def test_reads_run_against_the_head_and_refuse_older_blocks(dev_node: NodeProcess) -> None:
+    models = "0x" + "00" * 19 + "a1"
+    dev_node.rpc.call("chain_waitForHeight", 2, 10)
+    head = dev_node.rpc.call("chain_head")["height"]
+    answer = dev_node.rpc.call("contract_call", models, "owners_of_all", [[]], "0x" + "00" * 20, "latest")
+    assert answer["result"] == [] and answer["height"] >= head
+    for call in (("contract_call", models, "owners_of_all", [[]], "0x" + "00" * 20, 1),
+                 ("contract_getStorage", models, "version_count", "m", "earliest")):  # fmt: skip
+        try:
+            dev_node.rpc.call(*call)
+            raise AssertionError("an old block's state must be refused")
+        except RpcCallError as exc:
+            assert exc.code == -32000 and "keeps the latest state only" in exc.message
