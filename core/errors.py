@@ -189,3 +189,27 @@ class InvalidProof(AichainError):
     """A Merkle proof that does not verify against the given root."""
 
     rpc_code = -32070
+
+
+class ArtifactError(AichainError):
+    """An artifact store operation that cannot be done (base of the artifact errors)."""
+
+    rpc_code = -32110
+
+
+class ArtifactNotFound(ArtifactError):
+    """No artifact (or chunk) with this id is stored here."""
+
+    rpc_code = -32111
+
+
+class CorruptChunk(ArtifactError):
+    """A stored or received chunk whose bytes do not hash to its id."""
+
+    rpc_code = -32112
+
+
+class ArtifactErased(ArtifactError):
+    """The artifact was erased on request; it is not fetched again unless asked explicitly."""
+
+    rpc_code = -32113

@@ -1,0 +1,420 @@
+"""The artifact store: content-addressed artifacts as chunk files, their bookkeeping in LevelDB.
+
+Rules:
+- an artifact becomes visible only when all its chunks are on disk, fsynced, and its
+  manifest, chunk reference counts and pin are committed in one fsynced LevelDB batch; a
+  crash before that leaves no trace but stray chunk files, which `gc` removes;
+- identical chunks are stored once; a chunk's reference count is the number of stored
+  manifests that list it; a chunk file with no references is garbage;
+- ingest streams: memory holds a few chunks whatever the file size; the whole-file SHA-256
+  is computed on the reading thread while worker threads hash and write chunks (hashlib
+  releases the GIL on large buffers);
+- every read checks each chunk against its id (`CorruptChunk` names the chunk);
+- `gc` drops unpinned artifacts and unreferenced chunk files; `erase` deletes an
+  artifact's bytes at once and leaves a tombstone, so the node does not fetch them again
+  unless asked.
+
+LevelDB keys (its own database under `<root>/index`):
+
+| prefix | key | value |
+|---|---|---|
+| `M` | artifact id (32) | encoded manifest |
+| `R` | chunk id (32) | reference count (8, big-endian) |
+| `P` | artifact id (32) | pinned (empty) |
+| `T` | artifact id (32) | tombstone: erase time, ms (8) |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from core.artifact import DEFAULT_CHUNK_SIZE, KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, directory_id, format_id
+from core.errors import ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
+from core.hashing import sha256
+from storage.chunk_store import ChunkStore
+from storage.kv import KeyValueStore
+
+MANIFEST = b"M"
+REFCOUNT = b"R"
+PIN = b"P"
+TOMBSTONE = b"T"
+WRITERS = 2  # chunk hashing + writing threads next to the reading thread
+IN_FLIGHT = 4  # chunks read but not yet written, per ingest (bounds memory)
+
+Progress = Callable[[int], None]  # called with the number of bytes just processed
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    manifest: Manifest
+    pinned: bool
+
+    @property
+    def id(self) -> str:
+        return self.manifest.artifact_id
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    artifact: str
+    chunks: int
+    bad_chunks: list[int] = field(default_factory=list)  # corrupt or missing, by index
+    digest_ok: bool = True  # the whole file (or every file of a directory) hashes as recorded
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad_chunks and self.digest_ok
+
+
+@dataclass(slots=True)
+class GcReport:
+    artifacts_removed: int = 0
+    chunks_removed: int = 0
+    bytes_freed: int = 0
+
+
+class ArtifactStore:
+    def __init__(self, root: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self.root = root
+        self.chunk_size = chunk_size
+        self.chunks = ChunkStore(root)
+        self.index = KeyValueStore(root / "index", cache_mb=16)
+        self._lock = threading.RLock()  # bookkeeping: commits, gc, erase
+        self._writing: Counter[bytes] = Counter()  # chunks of ingests not committed yet (gc keeps them)
+        self._pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="chunk")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.index.close()
+
+    def __enter__(self) -> ArtifactStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- ingest ----------------------------------------------------------------------------
+
+    def add_bytes(self, data: bytes, *, pin: bool = True) -> Manifest:
+        return self.add_blocks(_split(data, self.chunk_size), pin=pin)
+
+    def add_stream(self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
+        """Ingest a binary stream as a single-file artifact; its id is the SHA-256 of its bytes."""
+        return self.add_blocks(_read_blocks(stream, self.chunk_size), pin=pin, progress=progress)
+
+    def add_file(self, path: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
+        if path.is_dir():
+            return self.add_directory(path, pin=pin, progress=progress)
+        with path.open("rb") as stream:
+            return self.add_stream(stream, pin=pin, progress=progress)
+
+    def add_blocks(self, blocks: Iterable[bytes], *, pin: bool = True, progress: Progress | None = None) -> Manifest:
+        """Ingest the bytes given as blocks of exactly `chunk_size` (the last one shorter)."""
+        whole = hashlib.sha256()
+        size = 0
+
+        def hashed(block: bytes) -> bytes:
+            nonlocal size
+            whole.update(block)
+            size += len(block)
+            return block
+
+        chunk_ids = self._write_chunks((hashed(b) for b in blocks), progress)
+        try:
+            manifest = Manifest(whole.digest(), KIND_FILE, size, self.chunk_size, tuple(chunk_ids))
+            self._commit(manifest, pin)
+        finally:
+            self._release(chunk_ids)
+        return manifest
+
+    def add_directory(self, root: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
+        """Ingest a directory as one artifact: its regular files, sorted by relative path."""
+        paths = _directory_files(root)
+        hashers = [hashlib.sha256() for _ in paths]
+        sizes = [0] * len(paths)
+
+        def blocks() -> Iterator[bytes]:
+            buffer = bytearray()
+            for i, path in enumerate(paths):
+                with path.open("rb") as stream:
+                    while piece := stream.read(self.chunk_size):
+                        hashers[i].update(piece)
+                        sizes[i] += len(piece)
+                        buffer += piece
+                        while len(buffer) >= self.chunk_size:
+                            yield bytes(buffer[: self.chunk_size])
+                            del buffer[: self.chunk_size]
+            if buffer:
+                yield bytes(buffer)
+
+        chunk_ids = self._write_chunks(blocks(), progress)
+        try:
+            files = tuple(
+                FileEntry(path.relative_to(root).as_posix(), size, hasher.digest())
+                for path, size, hasher in zip(paths, sizes, hashers, strict=True)
+            )
+            manifest = Manifest(directory_id(files), KIND_DIRECTORY, sum(sizes), self.chunk_size, tuple(chunk_ids),
+                                files)  # fmt: skip
+            self._commit(manifest, pin)
+        finally:
+            self._release(chunk_ids)
+        return manifest
+
+    def _write_chunks(self, blocks: Iterable[bytes], progress: Progress | None) -> list[bytes]:
+        """Hash and store every block on the writer threads, at most IN_FLIGHT at a time; their ids in order."""
+        pending: list[Future[bytes]] = []
+        ids: list[bytes] = []
+        try:
+            for block in blocks:
+                if len(pending) >= IN_FLIGHT:
+                    ids.append(pending.pop(0).result())
+                pending.append(self._pool.submit(self._store_chunk, block))
+                if progress is not None:
+                    progress(len(block))
+            for future in pending:
+                ids.append(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if not future.cancelled() and future.exception() is None:
+                    ids.append(future.result())
+            self._release(ids)
+            raise
+        self.chunks.sync()
+        return ids
+
+    def _store_chunk(self, block: bytes) -> bytes:
+        chunk_id = sha256(block)
+        with self._lock:  # before the file appears, so that gc never takes it
+            self._writing[chunk_id] += 1
+        try:
+            self.chunks.put(chunk_id, block)
+        except BaseException:
+            self._release([chunk_id])
+            raise
+        return chunk_id
+
+    def _release(self, chunk_ids: list[bytes]) -> None:
+        with self._lock:
+            for chunk_id in chunk_ids:
+                self._writing[chunk_id] -= 1
+                if self._writing[chunk_id] <= 0:
+                    del self._writing[chunk_id]
+
+    def _commit(self, manifest: Manifest, pin: bool) -> None:
+        """Make a manifest whose chunks are all on disk visible, in one durable batch."""
+        key = manifest.id
+        with self._lock, self.index.batch(sync=True) as batch:
+            if self.index.get(MANIFEST + key) is None:
+                batch.put(MANIFEST + key, manifest.encode())
+                for chunk_id in set(manifest.chunks):
+                    batch.put(REFCOUNT + chunk_id, _u64(self._refcount(chunk_id) + 1))
+            if pin:
+                batch.put(PIN + key, b"")
+            batch.delete(TOMBSTONE + key)  # adding the bytes again is asking for them
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def has(self, artifact: bytes) -> bool:
+        return self.index.get(MANIFEST + artifact) is not None
+
+    def manifest(self, artifact: bytes) -> Manifest:
+        raw = self.index.get(MANIFEST + artifact)
+        if raw is None:
+            if self.is_erased(artifact):
+                raise ArtifactErased(f"artifact {format_id(artifact)} was erased from this node")
+            raise ArtifactNotFound(f"artifact {format_id(artifact)} is not stored on this node")
+        return Manifest.decode(raw)
+
+    def artifacts(self) -> list[ArtifactInfo]:
+        stored = self.index.iterate(MANIFEST)
+        return [ArtifactInfo(Manifest.decode(raw), self.is_pinned(key[1:])) for key, raw in stored]
+
+    def is_pinned(self, artifact: bytes) -> bool:
+        return self.index.get(PIN + artifact) is not None
+
+    def is_erased(self, artifact: bytes) -> bool:
+        return self.index.get(TOMBSTONE + artifact) is not None
+
+    def read(self, artifact: bytes, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """The bytes [start, stop) of an unencrypted artifact, every chunk checked as it is read."""
+        manifest = self.manifest(artifact)
+        if manifest.encrypted:
+            raise ArtifactError(f"artifact {manifest.artifact_id} is encrypted: read it with its content key")
+        stop = manifest.size if stop is None else min(stop, manifest.size)
+        if not 0 <= start <= stop:
+            raise ArtifactError(f"range {start}-{stop} is outside the artifact's {manifest.size} bytes")
+        return self._read_range(manifest, start, stop)
+
+    def _read_range(self, manifest: Manifest, start: int, stop: int) -> Iterator[bytes]:
+        size = manifest.chunk_size
+        for index in range(start // size, -(-stop // size)):
+            data = self.chunks.read(manifest.chunks[index])
+            base = index * size
+            yield data[max(start - base, 0) : min(stop - base, len(data))]
+
+    def read_bytes(self, artifact: bytes) -> bytes:
+        return b"".join(self.read(artifact))
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def verify(self, artifact: bytes, progress: Progress | None = None) -> VerifyReport:
+        """Re-read every chunk and re-hash the whole: which chunks are bad, and whether the digest holds."""
+        manifest = self.manifest(artifact)
+        report = VerifyReport(manifest.artifact_id, len(manifest.chunks))
+        hashers = _Digests(manifest)
+        for index, chunk_id in enumerate(manifest.chunks):
+            try:
+                data = self.chunks.read(chunk_id)
+            except CorruptChunk:
+                report.bad_chunks.append(index)
+                hashers.broken = True
+                continue
+            if not manifest.encrypted:
+                hashers.update(data)
+            if progress is not None:
+                progress(len(data))
+        report.digest_ok = manifest.encrypted or hashers.matches()
+        return report
+
+    # --- pins, garbage, erasure ------------------------------------------------------------
+
+    def pin(self, artifact: bytes) -> None:
+        self.manifest(artifact)
+        self.index.put(PIN + artifact, b"", sync=True)
+
+    def unpin(self, artifact: bytes) -> None:
+        self.manifest(artifact)
+        self.index.delete(PIN + artifact, sync=True)
+
+    def gc(self) -> GcReport:
+        """Drop unpinned artifacts, then every chunk file no stored manifest lists."""
+        report = GcReport()
+        with self._lock:
+            for key, _ in list(self.index.iterate(MANIFEST)):
+                artifact = key[1:]
+                if not self.is_pinned(artifact):
+                    self._drop(artifact)
+                    report.artifacts_removed += 1
+            for chunk_id in list(self.chunks.ids()):
+                if chunk_id not in self._writing and self.index.get(REFCOUNT + chunk_id) is None:
+                    report.bytes_freed += self.chunks.size(chunk_id)
+                    self.chunks.delete(chunk_id)
+                    report.chunks_removed += 1
+        return report
+
+    def erase(self, artifact: bytes) -> int:
+        """Delete an artifact's bytes now (chunks no other artifact lists) and keep a tombstone; bytes freed."""
+        with self._lock:
+            freed = 0
+            for chunk_id in self._drop(self.manifest(artifact).id):
+                if chunk_id not in self._writing:
+                    freed += self.chunks.size(chunk_id)
+                    self.chunks.delete(chunk_id)
+            self.index.put(TOMBSTONE + artifact, _u64(time.time_ns() // 1_000_000), sync=True)
+        return freed
+
+    def _drop(self, artifact: bytes) -> list[bytes]:
+        """Remove a manifest and its references; the chunks nothing lists any more."""
+        manifest = self.manifest(artifact)
+        unreferenced = []
+        with self.index.batch(sync=True) as batch:
+            batch.delete(MANIFEST + artifact)
+            batch.delete(PIN + artifact)
+            for chunk_id in set(manifest.chunks):
+                count = self._refcount(chunk_id) - 1
+                if count > 0:
+                    batch.put(REFCOUNT + chunk_id, _u64(count))
+                else:
+                    batch.delete(REFCOUNT + chunk_id)
+                    unreferenced.append(chunk_id)
+        return unreferenced
+
+    def _refcount(self, chunk_id: bytes) -> int:
+        raw = self.index.get(REFCOUNT + chunk_id)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def stored_bytes(self) -> int:
+        """Bytes of chunk files referenced by stored artifacts."""
+        return sum(self.chunks.size(key[1:]) for key, _ in self.index.iterate(REFCOUNT))
+
+
+class _Digests:
+    """The digests a manifest records, recomputed from its plaintext stream."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.broken = False
+        self.whole = hashlib.sha256()
+        self.files = [hashlib.sha256() for _ in manifest.files]
+        self._file = 0
+        self._left = manifest.files[0].size if manifest.files else 0
+
+    def update(self, data: bytes) -> None:
+        if self.manifest.kind == KIND_FILE:
+            self.whole.update(data)
+            return
+        view = memoryview(data)
+        while view:
+            while self._left == 0 and self._file + 1 < len(self.files):
+                self._file += 1
+                self._left = self.manifest.files[self._file].size
+            take = min(self._left, len(view))
+            self.files[self._file].update(view[:take])
+            self._left -= take
+            view = view[take:]
+            if take == 0:
+                break
+
+    def matches(self) -> bool:
+        if self.broken:
+            return False
+        if self.manifest.kind == KIND_FILE:
+            return self.whole.digest() == self.manifest.id
+        return all(h.digest() == f.sha256 for h, f in zip(self.files, self.manifest.files, strict=True))
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _split(data: bytes, size: int) -> Iterator[bytes]:
+    for offset in range(0, len(data), size):
+        yield data[offset : offset + size]
+
+
+def _read_blocks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """Blocks of exactly `size` bytes (the last one shorter), however the stream returns them."""
+    while True:
+        block = stream.read(size)
+        if not block:
+            return
+        while len(block) < size:
+            more = stream.read(size - len(block))
+            if not more:
+                break
+            block += more
+        yield block
+        if len(block) < size:
+            return
+
+
+def _directory_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise ArtifactError(f"{root} is not a directory")
+    files = []
+    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        if path.is_symlink():
+            raise ArtifactError(f"{path} is a symbolic link: copy the file it points to into the directory")
+        if path.is_file():
+            files.append(path)
+    return files

@@ -1,0 +1,218 @@
+"""The artifact store on a real disk and LevelDB: round trips, corruption, dedup, pins, gc, erase, crashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from core import codec
+from core.artifact import KIND_DIRECTORY, Manifest, parse_id
+from core.errors import ArtifactErased, ArtifactNotFound, CorruptChunk, DecodeError
+from core.hashing import merkle_proof, verify_merkle_proof
+from storage.artifact_store import ArtifactStore
+
+CHUNK = 1024
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ArtifactStore]:
+    with ArtifactStore(tmp_path / "artifacts", chunk_size=CHUNK) as opened:
+        yield opened
+
+
+def sized(n: int) -> bytes:
+    """`n` pseudo-random bytes (the same for the same n): no two chunks alike."""
+    return random.Random(n).randbytes(n)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArtifactStore]:
+    with ArtifactStore(tmp_path_factory.mktemp("shared") / "artifacts", chunk_size=CHUNK) as opened:
+        yield opened
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=4 * CHUNK), st.sampled_from([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1,
+                                                                  2 * CHUNK, 2 * CHUNK + 1, 5 * CHUNK]).map(sized)))
+@example(b"")
+@example(b"\x00")
+def test_any_bytes_round_trip_and_the_id_is_their_sha256(shared_store: ArtifactStore, data: bytes) -> None:
+    manifest = shared_store.add_bytes(data)
+    assert manifest.id == hashlib.sha256(data).digest()
+    assert manifest.artifact_id == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert len(manifest.chunks) == -(-len(data) // CHUNK)
+    assert shared_store.read_bytes(manifest.id) == data
+    assert Manifest.decode(manifest.encode()) == manifest
+    assert shared_store.verify(manifest.id).ok
+
+
+def test_a_flipped_bit_is_caught_on_read_and_by_verify(store: ArtifactStore) -> None:
+    data = sized(3 * CHUNK + 10)
+    manifest = store.add_bytes(data)
+    path = store.chunks.path(manifest.chunks[1])
+    raw = bytearray(path.read_bytes())
+    raw[100] ^= 0x04
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptChunk, match=manifest.chunks[1].hex()):
+        store.read_bytes(manifest.id)
+    assert b"".join(store.read(manifest.id, 0, CHUNK)) == data[:CHUNK]  # other chunks still read
+    report = store.verify(manifest.id)
+    assert report.bad_chunks == [1] and not report.digest_ok and not report.ok
+    path.unlink()
+    assert store.verify(manifest.id).bad_chunks == [1]
+
+
+def test_ranges_read_exactly_the_bytes_asked(store: ArtifactStore) -> None:
+    data = sized(4 * CHUNK + 7)
+    artifact = store.add_bytes(data).id
+    for start, stop in [(0, 0), (0, 1), (5, CHUNK), (CHUNK - 1, CHUNK + 1), (CHUNK, 3 * CHUNK), (100, len(data)),
+                        (len(data) - 1, len(data) + 50)]:  # fmt: skip
+        assert b"".join(store.read(artifact, start, stop)) == data[start:stop]
+
+
+def test_identical_chunks_are_stored_once_and_outlive_one_of_their_artifacts(store: ArtifactStore) -> None:
+    common = sized(2 * CHUNK)
+    first = store.add_bytes(common + b"first")
+    second = store.add_bytes(common + b"second!")
+    assert first.chunks[:2] == second.chunks[:2]
+    assert len(list(store.chunks.ids())) == 4
+    store.add_bytes(common + b"first")  # the same artifact again: nothing new
+    assert len(store.artifacts()) == 2 and len(list(store.chunks.ids())) == 4
+    freed = store.erase(first.id)
+    assert freed == 5  # only its own last chunk: the shared ones are still listed by the other
+    assert store.read_bytes(second.id) == common + b"second!"
+    with pytest.raises(ArtifactErased, match="erased"):
+        store.manifest(first.id)
+    assert store.is_erased(first.id)
+    assert store.add_bytes(common + b"first").id == first.id  # adding the bytes again is asking for them
+    assert not store.is_erased(first.id)
+
+
+def test_gc_drops_unpinned_artifacts_and_stray_chunks_only(store: ArtifactStore) -> None:
+    kept = store.add_bytes(sized(3 * CHUNK))
+    cached = store.add_bytes(sized(2 * CHUNK + 1), pin=False)
+    stray = hashlib.sha256(b"stray").digest()
+    store.chunks.put(stray, b"stray")
+    report = store.gc()
+    assert report.artifacts_removed == 1 and report.chunks_removed == 3 + 1  # its 3 chunks and the stray
+    assert store.read_bytes(kept.id) == sized(3 * CHUNK)
+    with pytest.raises(ArtifactNotFound):
+        store.manifest(cached.id)
+    assert not store.chunks.has(stray)
+    store.unpin(kept.id)
+    assert store.gc().artifacts_removed == 1 and list(store.chunks.ids()) == []
+
+
+def test_a_directory_is_one_artifact_listing_its_files(store: ArtifactStore, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "weights").mkdir(parents=True)
+    files = {"model.onnx": sized(2500), "weights/shard-0.bin": sized(3000), "weights/shard-1.bin": sized(1024),
+             "README.md": b"# card\n", "empty.txt": b""}  # fmt: skip
+    for name, content in files.items():
+        (model / name).write_bytes(content)
+    manifest = store.add_file(model)
+    assert manifest.kind == KIND_DIRECTORY
+    assert [f.path for f in manifest.files] == sorted(files)
+    assert all(f.sha256 == hashlib.sha256(files[f.path]).digest() and f.size == len(files[f.path])
+               for f in manifest.files)  # fmt: skip
+    assert store.read_bytes(manifest.id) == b"".join(files[name] for name in sorted(files))
+    assert Manifest.decode(manifest.encode()) == manifest and store.verify(manifest.id).ok
+    (model / "extra").symlink_to(model / "README.md")
+    with pytest.raises(Exception, match="symbolic link"):
+        store.add_file(model)
+
+
+def test_manifests_that_do_not_add_up_are_refused(store: ArtifactStore) -> None:
+    manifest = store.add_bytes(sized(3 * CHUNK))
+    wire = manifest.to_wire()
+    for index, value, message in [(6, wire[6][:2], "chunk ids for"), (7, b"\x00" * 32, "Merkle root"),
+                                  (5, 10, "chunk size"), (4, 3 * CHUNK + 5, "chunk ids for")]:  # fmt: skip
+        bad = list(wire)
+        bad[index] = value
+        with pytest.raises(DecodeError, match=message):
+            Manifest.decode(codec.encode(bad))
+    for i, chunk_id in enumerate(manifest.chunks):  # one chunk checks against the root alone
+        proof = merkle_proof(list(manifest.chunks), i)
+        assert verify_merkle_proof(manifest.merkle_root, chunk_id, i, len(manifest.chunks), proof)
+    assert parse_id(manifest.artifact_id) == manifest.id
+    with pytest.raises(ValueError, match="not an artifact id"):
+        parse_id("sha256:1234")
+
+
+def test_ingest_memory_stays_flat(tmp_path: Path) -> None:
+    size = 96 * 1024 * 1024
+    block = os.urandom(1024 * 1024)
+
+    class Stream:
+        left = size
+
+        def read(self, n: int) -> bytes:
+            take = min(n, self.left, len(block))
+            self.left -= take
+            return block[:take]
+
+    with ArtifactStore(tmp_path / "artifacts") as big:
+        tracemalloc.start()
+        manifest = big.add_stream(Stream())  # type: ignore[arg-type]
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert manifest.size == size
+    assert peak < 40 * 1024 * 1024, f"ingest of {size >> 20} MiB peaked at {peak >> 20} MiB of Python memory"
+
+
+CRASHING_INGEST = """
+import sys, time
+from pathlib import Path
+from storage.artifact_store import ArtifactStore
+
+class Slow:
+    sent = 0
+    def read(self, n):
+        if self.sent == 6:
+            print("ingesting", flush=True)
+            time.sleep(60)
+        self.sent += 1
+        return bytes([self.sent]) * n
+
+store = ArtifactStore(Path(sys.argv[1]), chunk_size=1024)
+store.add_stream(Slow())
+"""
+
+
+def test_kill_9_during_ingest_leaves_no_partial_artifact(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    with ArtifactStore(root, chunk_size=CHUNK) as before:
+        kept = before.add_bytes(sized(5 * CHUNK))
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CRASHING_INGEST), str(root)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ingesting"
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    with ArtifactStore(root, chunk_size=CHUNK) as after:
+        assert [info.manifest.id for info in after.artifacts()] == [kept.id]
+        on_disk = len(list(after.chunks.ids()))
+        assert on_disk > 5  # the dead ingest's chunks are on disk, unreferenced
+        assert after.gc().chunks_removed == on_disk - 5
+        assert len(list(after.chunks.ids())) == 5
+        assert after.verify(kept.id).ok and after.read_bytes(kept.id) == sized(5 * CHUNK)
+        assert list(after.chunks.tmp.iterdir()) == []
