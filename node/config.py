@@ -30,6 +30,10 @@ ttl_s = 600
 [consensus]
 timeout_propose_s = 3.0
 timeout_cap_s = 30.0
+
+[artifacts]
+path = "/srv/aichain/artifacts"   # default: <datadir>/artifacts
+chunk_size = 4194304              # bytes per chunk of newly added artifacts
 ```
 Relative paths in the file are relative to the file's own directory.
 Environment variables name a key by its path: `AICHAIN_DATADIR`, `AICHAIN_RPC_PORT`,
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from consensus.events import TimeoutConfig
+from core.artifact import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from core.errors import ConfigError
 
 DEFAULT_DATADIR = Path("~/.aichain").expanduser()
@@ -112,6 +117,16 @@ class ConsensusConfig:
 
 
 @dataclass(frozen=True)
+class ArtifactsConfig:
+    path: Path | None = None  # default <datadir>/artifacts
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+    def __post_init__(self) -> None:
+        if not MIN_CHUNK_SIZE <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise ConfigError(f"artifacts.chunk_size must be {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} bytes")
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     datadir: Path = DEFAULT_DATADIR
     genesis: Path | None = None
@@ -126,6 +141,7 @@ class NodeConfig:
     p2p: P2PConfig = field(default_factory=P2PConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
     @property
     def genesis_path(self) -> Path:
@@ -142,6 +158,10 @@ class NodeConfig:
     @property
     def chaindata(self) -> Path:
         return self.datadir / "chaindata"
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.artifacts.path or self.datadir / "artifacts"
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:

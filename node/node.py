@@ -29,6 +29,7 @@ from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
 from core.transaction import Transaction
+from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
@@ -39,6 +40,7 @@ from node.p2p.config import P2PConfig as TransportConfig
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.signstate import Signer
+from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
 log = logging.getLogger("aichain.node")
@@ -66,6 +68,7 @@ class Node:
         self._validator_key = validator_key
         self.kv: KeyValueStore | None = None
         self.chain: Chain
+        self.artifacts: ArtifactStore
         self.mempool: Mempool
         self.rpc_url = ""
         self.started_at = 0.0
@@ -94,6 +97,7 @@ class Node:
         self.kv = KeyValueStore(config.chaindata)
         try:
             self.chain = Chain(self.kv, self.genesis)
+            self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
         except BaseException:
             self.kv.close()
             raise
@@ -147,6 +151,7 @@ class Node:
         self._verifiers.shutdown(wait=True)
         if self.kv is not None:
             self.kv.close()
+            self.artifacts.close()
         with contextlib.suppress(FileNotFoundError):
             (self.config.datadir / "node.json").unlink()
         log.info("node stopped")
@@ -200,6 +205,7 @@ class Node:
             RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
         )
         add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
+        add_artifact_routes(app, self.artifacts)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -36,7 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from core.artifact import DEFAULT_CHUNK_SIZE, KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, directory_id, format_id
+from core.artifact import (
+    DEFAULT_CHUNK_SIZE,
+    KIND_DIRECTORY,
+    KIND_FILE,
+    FileEntry,
+    Manifest,
+    check_path,
+    directory_id,
+    format_id,
+)
 from core.errors import ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
 from core.hashing import sha256
 from storage.chunk_store import ChunkStore
@@ -138,31 +147,44 @@ class ArtifactStore:
     def add_directory(self, root: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
         """Ingest a directory as one artifact: its regular files, sorted by relative path."""
         paths = _directory_files(root)
-        hashers = [hashlib.sha256() for _ in paths]
-        sizes = [0] * len(paths)
+
+        def opened() -> Iterator[tuple[str, BinaryIO]]:
+            for path in paths:
+                with path.open("rb") as stream:
+                    yield path.relative_to(root).as_posix(), stream
+
+        return self.add_files(opened(), pin=pin, progress=progress)
+
+    def add_files(
+        self, files: Iterable[tuple[str, BinaryIO]], *, pin: bool = True, progress: Progress | None = None
+    ) -> Manifest:
+        """Ingest (relative path, stream) pairs, given in path order, as one directory artifact."""
+        entries: list[FileEntry] = []
 
         def blocks() -> Iterator[bytes]:
             buffer = bytearray()
-            for i, path in enumerate(paths):
-                with path.open("rb") as stream:
-                    while piece := stream.read(self.chunk_size):
-                        hashers[i].update(piece)
-                        sizes[i] += len(piece)
-                        buffer += piece
-                        while len(buffer) >= self.chunk_size:
-                            yield bytes(buffer[: self.chunk_size])
-                            del buffer[: self.chunk_size]
+            for path, stream in files:
+                check_path(path)
+                if entries and path <= entries[-1].path:
+                    previous = entries[-1].path
+                    raise ArtifactError(f"files must come sorted by path, each once: {path!r} after {previous!r}")
+                hasher, size = hashlib.sha256(), 0
+                while piece := stream.read(self.chunk_size):
+                    hasher.update(piece)
+                    size += len(piece)
+                    buffer += piece
+                    while len(buffer) >= self.chunk_size:
+                        yield bytes(buffer[: self.chunk_size])
+                        del buffer[: self.chunk_size]
+                entries.append(FileEntry(path, size, hasher.digest()))
             if buffer:
                 yield bytes(buffer)
 
         chunk_ids = self._write_chunks(blocks(), progress)
         try:
-            files = tuple(
-                FileEntry(path.relative_to(root).as_posix(), size, hasher.digest())
-                for path, size, hasher in zip(paths, sizes, hashers, strict=True)
-            )
-            manifest = Manifest(directory_id(files), KIND_DIRECTORY, sum(sizes), self.chunk_size, tuple(chunk_ids),
-                                files)  # fmt: skip
+            listing = tuple(entries)
+            size = sum(f.size for f in listing)
+            manifest = Manifest(directory_id(listing), KIND_DIRECTORY, size, self.chunk_size, tuple(chunk_ids), listing)
             self._commit(manifest, pin)
         finally:
             self._release(chunk_ids)
@@ -253,9 +275,10 @@ class ArtifactStore:
         stop = manifest.size if stop is None else min(stop, manifest.size)
         if not 0 <= start <= stop:
             raise ArtifactError(f"range {start}-{stop} is outside the artifact's {manifest.size} bytes")
-        return self._read_range(manifest, start, stop)
+        return self.read_range(manifest, start, stop)
 
-    def _read_range(self, manifest: Manifest, start: int, stop: int) -> Iterator[bytes]:
+    def read_range(self, manifest: Manifest, start: int, stop: int) -> Iterator[bytes]:
+        """Bytes [start, stop) of a stored artifact's chunks as stored, each chunk checked."""
         size = manifest.chunk_size
         for index in range(start // size, -(-stop // size)):
             data = self.chunks.read(manifest.chunks[index])
@@ -313,14 +336,19 @@ class ArtifactStore:
         return report
 
     def erase(self, artifact: bytes) -> int:
-        """Delete an artifact's bytes now (chunks no other artifact lists) and keep a tombstone; bytes freed."""
+        """Delete an artifact's bytes now and keep a tombstone (no fetching it again unless asked); bytes freed."""
+        return self.remove(artifact, tombstone=True)
+
+    def remove(self, artifact: bytes, *, tombstone: bool = False) -> int:
+        """Delete an artifact and the chunks no other artifact lists, now; bytes freed."""
         with self._lock:
             freed = 0
             for chunk_id in self._drop(self.manifest(artifact).id):
                 if chunk_id not in self._writing:
                     freed += self.chunks.size(chunk_id)
                     self.chunks.delete(chunk_id)
-            self.index.put(TOMBSTONE + artifact, _u64(time.time_ns() // 1_000_000), sync=True)
+            if tombstone:
+                self.index.put(TOMBSTONE + artifact, _u64(time.time_ns() // 1_000_000), sync=True)
         return freed
 
     def _drop(self, artifact: bytes) -> list[bytes]:

@@ -13,6 +13,7 @@ from core.errors import AichainError, DecodeError, NotFound
 from core.keys import address_hex
 from core.transaction import Transaction
 from node.rpc import params as p
+from node.rpc.artifacts import register_artifacts
 from node.rpc.contracts import register_contracts
 from node.rpc.eth import register_eth
 from node.rpc.registry import MethodRegistry, Param
@@ -210,6 +211,7 @@ def build_registry(node: Node) -> MethodRegistry:
 
     register_eth(registry, node)
     register_contracts(registry, node)
+    register_artifacts(registry, node)
     return registry
 
 

@@ -1,0 +1,235 @@
+"""Artifact bytes over HTTP, on the RPC server: streaming uploads and downloads with Range.
+
+Routes:
+- `PUT /artifacts` stores the request body as a single-file artifact, or, with Content-Type
+  `application/x-tar`, a tar stream whose regular files (sorted by path) become one directory
+  artifact. Answers 201 with the manifest summary (JSON). `?pin=false` leaves it unpinned.
+  A client that knows the id may send it in `X-Artifact-Id` (or `Repr-Digest: sha-256=:<base64>:`,
+  RFC 9530, for a single file): a mismatch answers 422 and keeps nothing that was new.
+- `GET`/`HEAD /artifacts/{id}` streams a single-file artifact;
+  `GET`/`HEAD /artifacts/{id}/files/{path}` one file of a directory artifact. Both honour one
+  `Range: bytes=a-b` (206 with Content-Range; 416 if unsatisfiable) and send Content-Length,
+  `ETag: "sha256:<hex>"`, `Repr-Digest` (of the whole representation) and `Accept-Ranges`.
+  Every chunk is checked against its id as it is read; a corrupt chunk ends the response
+  early (the client sees a short body, never wrong bytes presented as complete).
+
+Disk work (hashing, writing, reading chunks) runs on threads; the event loop only moves
+buffers. Uploads stream: the ingest thread pulls the body from the loop as it needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import tarfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+from aiohttp import web
+
+from core.artifact import KIND_DIRECTORY, Manifest, format_id, parse_id
+from core.errors import AichainError, ArtifactErased, ArtifactNotFound, CorruptChunk
+from storage.artifact_store import ArtifactStore
+
+log = logging.getLogger("aichain.artifacts")
+
+READ_TIMEOUT_S = 60.0  # longest wait for the next piece of an upload body
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def add_artifact_routes(app: web.Application, store: ArtifactStore) -> None:
+    endpoints = _Endpoints(store)
+    app.router.add_put("/artifacts", endpoints.upload)
+    app.router.add_get("/artifacts/{id}", endpoints.download)  # GET also answers HEAD
+    app.router.add_get("/artifacts/{id}/files/{path:.+}", endpoints.download_file)
+
+
+def manifest_summary(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "id": manifest.artifact_id,
+        "kind": "directory" if manifest.kind == KIND_DIRECTORY else "file",
+        "size": manifest.size,
+        "chunk_size": manifest.chunk_size,
+        "chunks": len(manifest.chunks),
+        "merkle_root": "0x" + manifest.merkle_root.hex(),
+        "encrypted": manifest.encrypted,
+        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256.hex()} for f in manifest.files],
+    }
+
+
+class _BodyReader(IO[bytes]):
+    """A blocking file-like view of a request body, for the ingest thread: each read asks the loop."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        self._content = request.content
+        self._loop = loop
+        self.received = 0
+
+    def read(self, n: int = -1) -> bytes:
+        size = n if n and n > 0 else 1 << 20
+        future = asyncio.run_coroutine_threadsafe(self._content.read(size), self._loop)
+        data = future.result(READ_TIMEOUT_S)
+        self.received += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class _Endpoints:
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    async def upload(self, request: web.Request) -> web.Response:
+        expected = _expected_id(request)
+        pin = request.query.get("pin", "true").lower() not in ("false", "0", "no")
+        is_tar = request.content_type == "application/x-tar"
+        reader = _BodyReader(request, asyncio.get_running_loop())
+        pin_now = pin and expected is None  # with an announced id: pinned only once the bytes match it
+        try:
+            if is_tar:
+                manifest = await asyncio.to_thread(self._ingest_tar, reader, pin_now)
+            else:
+                manifest = await asyncio.to_thread(self.store.add_stream, reader, pin=pin_now)
+        except (TimeoutError, ConnectionError) as exc:
+            return _error(408, f"the upload stopped arriving ({exc or 'timeout'}); nothing was stored")
+        except tarfile.TarError as exc:
+            return _error(400, f"the body is not a readable tar stream: {exc}")
+        except AichainError as exc:
+            return _error(400, str(exc))
+        if expected is not None and manifest.id != expected:
+            if not self.store.is_pinned(manifest.id):  # not kept before this upload either
+                await asyncio.to_thread(self.store.remove, manifest.id)
+            return _error(422, f"the body hashes to {manifest.artifact_id}, not {format_id(expected)} as announced; "
+                               "nothing new was kept")  # fmt: skip
+        if expected is not None and pin:
+            self.store.pin(manifest.id)
+        log.info("artifact %s stored (%d bytes, %d chunks)", manifest.artifact_id, manifest.size, len(manifest.chunks))
+        return web.json_response(manifest_summary(manifest), status=201, headers=_digest_headers(manifest.id, None))
+
+    def _ingest_tar(self, reader: _BodyReader, pin: bool) -> Manifest:
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 20) as archive:
+
+            def members() -> Iterator[tuple[str, IO[bytes]]]:
+                for member in archive:
+                    if member.isdir():
+                        continue
+                    if not member.isfile():
+                        raise AichainError(f"{member.name}: only regular files and directories may be in the tar")
+                    stream = archive.extractfile(member)
+                    assert stream is not None
+                    yield member.name.removeprefix("./"), stream
+
+            return self.store.add_files(members(), pin=pin)
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        manifest = await self._manifest(request)
+        if manifest.kind == KIND_DIRECTORY:
+            listing = json.dumps(manifest_summary(manifest))
+            return _error(409, f"{manifest.artifact_id} is a directory: get its files at "
+                               f"/artifacts/{manifest.artifact_id}/files/<path>; its listing: {listing}")  # fmt: skip
+        if manifest.encrypted:
+            return _error(409, f"{manifest.artifact_id} is encrypted: fetch its chunks with its content key")
+        return await self._send(request, manifest, 0, manifest.size, manifest.id)
+
+    async def download_file(self, request: web.Request) -> web.StreamResponse:
+        manifest = await self._manifest(request)
+        wanted = request.match_info["path"]
+        offset = 0
+        for entry in manifest.files:
+            if entry.path == wanted:
+                return await self._send(request, manifest, offset, offset + entry.size, entry.sha256)
+            offset += entry.size
+        raise web.HTTPNotFound(text=f"{manifest.artifact_id} has no file {wanted!r}")
+
+    async def _manifest(self, request: web.Request) -> Manifest:
+        try:
+            return self.store.manifest(parse_id(request.match_info["id"]))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
+        except ArtifactErased as exc:
+            raise web.HTTPGone(text=str(exc)) from exc
+        except ArtifactNotFound as exc:
+            raise web.HTTPNotFound(text=str(exc)) from exc
+
+    async def _send(self, request: web.Request, manifest: Manifest, first: int, end: int,
+                    digest: bytes) -> web.StreamResponse:  # fmt: skip
+        """Bytes [first, end) of the artifact: a file's whole representation, or the Range of it asked for."""
+        length = end - first
+        headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
+                   **_digest_headers(digest, manifest)}  # fmt: skip
+        status, start, stop = 200, 0, length
+        asked = request.headers.get("Range")
+        if asked is not None:
+            parsed = _parse_range(asked, length)
+            if parsed is None:
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{length}"})
+            start, stop = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{length}"
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = stop - start
+        await response.prepare(request)
+        if request.method == "HEAD" or stop == start:
+            await response.write_eof()
+            return response
+        pieces = self.store.read_range(manifest, first + start, first + stop)
+        while True:
+            try:
+                piece = await asyncio.to_thread(next, pieces, None)
+            except CorruptChunk as exc:
+                log.error("download of %s stopped: %s", manifest.artifact_id, exc)
+                if request.transport is not None:
+                    request.transport.close()  # a short body, never wrong bytes presented as whole
+                return response
+            if piece is None:
+                break
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+
+def _expected_id(request: web.Request) -> bytes | None:
+    announced = request.headers.get("X-Artifact-Id")
+    if announced:
+        try:
+            return parse_id(announced)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
+    digest = request.headers.get("Repr-Digest", "")
+    match = re.search(r"sha-256=:([A-Za-z0-9+/=]+):", digest)
+    if match:
+        raw = base64.b64decode(match.group(1))
+        if len(raw) == 32:
+            return raw
+    return None
+
+
+def _digest_headers(digest: bytes, manifest: Manifest | None) -> dict[str, str]:
+    headers = {"ETag": f'"{format_id(digest)}"', "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode()}:"}
+    if manifest is not None:
+        headers["X-Artifact-Id"] = manifest.artifact_id
+    return headers
+
+
+def _parse_range(value: str, length: int) -> tuple[int, int] | None:
+    """[start, stop) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range, or None if unsatisfiable."""
+    match = _RANGE.match(value.strip())
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, stop = max(0, length - int(last)), length
+    else:
+        start = int(first)
+        stop = length if last == "" else min(int(last) + 1, length)
+    if start >= length or start >= stop:
+        return None
+    return start, stop
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

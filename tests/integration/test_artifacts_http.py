@@ -1,0 +1,130 @@
+"""Artifacts on a running node: streamed uploads and downloads over HTTP, Range, digests, the artifact_ RPC."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import io
+import json
+import random
+import tarfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from node.rpc.client import RpcCallError
+from tests.harness import NodeProcess
+
+
+def request(node: NodeProcess, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    url = urlparse(node.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+    finally:
+        connection.close()
+
+
+def upload(node: NodeProcess, data: bytes, **headers: str) -> dict[str, Any]:
+    status, _, body = request(node, "PUT", "/artifacts", data, headers)
+    assert status == 201, body
+    return json.loads(body)
+
+
+def test_upload_download_ranges_and_digests(dev_node: NodeProcess) -> None:
+    data = random.Random(5).randbytes(9 * 1024 * 1024 + 123)  # three 4 MiB chunks, the last short
+    digest = hashlib.sha256(data).digest()
+    summary = upload(dev_node, data)
+    assert summary["id"] == "sha256:" + digest.hex() and summary["size"] == len(data) and summary["chunks"] == 3
+    path = f"/artifacts/{summary['id']}"
+    status, headers, body = request(dev_node, "GET", path)
+    assert status == 200 and body == data
+    assert headers["content-length"] == str(len(data)) and headers["etag"] == f'"{summary["id"]}"'
+    assert headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest).decode()}:"
+    ranges = [("bytes=0-0", 0, 1), ("bytes=4194300-4194400", 4194300, 4194401),
+              ("bytes=-10", len(data) - 10, len(data)), ("bytes=9437000-", 9437000, len(data))]  # fmt: skip
+    for asked, start, stop in ranges:
+        status, headers, body = request(dev_node, "GET", path, headers={"Range": asked})
+        assert status == 206 and body == data[start:stop], asked
+        assert headers["content-range"] == f"bytes {start}-{stop - 1}/{len(data)}"
+    assert request(dev_node, "GET", path, headers={"Range": f"bytes={len(data)}-"})[0] == 416
+    status, headers, body = request(dev_node, "HEAD", path)
+    assert status == 200 and body == b"" and headers["content-length"] == str(len(data))
+    assert request(dev_node, "GET", "/artifacts/sha256:" + "00" * 32)[0] == 404
+    assert request(dev_node, "GET", "/artifacts/nonsense")[0] == 400
+
+
+def test_an_announced_id_that_does_not_match_keeps_nothing(dev_node: NodeProcess) -> None:
+    wrong = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    status, _, body = request(dev_node, "PUT", "/artifacts", b"the real bytes", {"X-Artifact-Id": wrong})
+    assert status == 422 and b"hashes to" in body
+    assert dev_node.rpc.call("artifact_list") == []
+    right = "sha256:" + hashlib.sha256(b"the real bytes").hexdigest()
+    assert upload(dev_node, b"the real bytes", **{"X-Artifact-Id": right})["id"] == right
+    assert [a["pinned"] for a in dev_node.rpc.call("artifact_list")] == [True]
+
+
+def test_a_directory_uploads_as_a_tar_and_serves_its_files(dev_node: NodeProcess) -> None:
+    files = {"model.onnx": b"\x08\x01" * 3000, "tokenizer/vocab.txt": b"a\nb\nc\n", "README.md": b"# card"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            archive.addfile(info, io.BytesIO(files[name]))
+    status, _, body = request(dev_node, "PUT", "/artifacts", buffer.getvalue(), {"Content-Type": "application/x-tar"})
+    assert status == 201, body
+    summary = json.loads(body)
+    assert summary["kind"] == "directory"
+    assert [(f["path"], f["sha256"]) for f in summary["files"]] == [
+        (name, hashlib.sha256(files[name]).hexdigest()) for name in sorted(files)
+    ]
+    for name, content in files.items():
+        status, headers, body = request(dev_node, "GET", f"/artifacts/{summary['id']}/files/{name}")
+        assert status == 200 and body == content
+        assert headers["etag"] == f'"sha256:{hashlib.sha256(content).hexdigest()}"'
+    assert request(dev_node, "GET", f"/artifacts/{summary['id']}")[0] == 409  # a directory: ask for its files
+
+
+def test_verify_finds_a_damaged_chunk_and_downloads_stop_short(dev_node: NodeProcess) -> None:
+    data = random.Random(9).randbytes(5 * 1024 * 1024)
+    summary = upload(dev_node, data)
+    info = dev_node.rpc.call("artifact_info", summary["id"])
+    assert dev_node.rpc.call("artifact_verify", summary["id"])["ok"] is True
+    chunk = info["chunk_ids"][1][2:]
+    chunk_file = Path(dev_node.datadir) / "artifacts" / "chunks" / chunk[:2] / chunk
+    raw = bytearray(chunk_file.read_bytes())
+    raw[7] ^= 1
+    chunk_file.write_bytes(bytes(raw))
+    report = dev_node.rpc.call("artifact_verify", summary["id"])
+    assert report["ok"] is False and report["bad_chunks"] == [1] and report["digest_ok"] is False
+    try:
+        body = request(dev_node, "GET", f"/artifacts/{summary['id']}")[2]
+        assert len(body) < len(data)  # never the whole length with wrong bytes in it
+    except http.client.IncompleteRead:
+        pass
+    assert dev_node.rpc.call("artifact_remove", summary["id"], True)["bytes_freed"] == len(data)
+    try:
+        dev_node.rpc.call("artifact_info", summary["id"])
+        raise AssertionError("an erased artifact has no info")
+    except RpcCallError as exc:
+        assert exc.code == -32113
+    assert request(dev_node, "GET", f"/artifacts/{summary['id']}")[0] == 410
+
+
+def test_pins_and_gc_over_rpc(dev_node: NodeProcess) -> None:
+    kept = upload(dev_node, b"kept")["id"]
+    cached = upload(dev_node, b"cached" * 1000)["id"]
+    assert dev_node.rpc.call("artifact_unpin", cached) is True
+    gc = dev_node.rpc.call("artifact_gc")
+    assert gc["artifacts_removed"] == 1 and gc["bytes_freed"] == 6000
+    assert [a["id"] for a in dev_node.rpc.call("artifact_list")] == [kept]
+    try:
+        dev_node.rpc.call("artifact_pin", "sha256:zz")
+        raise AssertionError("a malformed id must be refused")
+    except RpcCallError as exc:
+        assert exc.code == -32602
