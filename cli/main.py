@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.artifact_cmds import artifact_app
 from cli.contract_cmds import contract_app
 from cli.key_cmds import account_app, keys_app
 from cli.node_cmds import init, start, status
@@ -26,6 +27,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(account_app, name="account")
 app.add_typer(tx_app, name="tx")
 app.add_typer(contract_app, name="contract")
+app.add_typer(artifact_app, name="artifact")
 app.add_typer(testnet_app, name="testnet")
 app.add_typer(validator_app, name="validator")
 
