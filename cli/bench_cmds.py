@@ -67,3 +67,34 @@ def vm_bench(
     from node.bench.vm import run_vm_bench
 
     typer.echo(run_vm_bench(iterations, repeats, licence_blocks, block_txs, end_to_end_s).render(as_json))
+
+
+@bench_app.command("artifacts")
+def artifacts_bench(
+    size_mb: int = typer.Option(1024, "--size-mb", help="Size of the random file to ingest, MiB"),
+    datadir: str | None = typer.Option(
+        None, "--datadir", help="Directory for the file and the store (default: the system temp dir)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
+) -> None:
+    """Artifact ingest MB/s beside `sha256sum` on the same file, and the ingest's peak RSS.
+
+    Writes SIZE_MB MiB of random bytes (not timed), then, on that one file:
+
+    ingest: `ArtifactStore.add_file` into a fresh store, in a child process,
+    wall time: reading, whole-file SHA-256, chunk hashing, fsynced chunk
+    files, LevelDB commit. Target: at least 0.8x the sha256sum rate.
+
+    sha256sum: the coreutils binary, wall time (the limit printed beside).
+
+    hashlib SHA-256: one thread, 1 MiB reads (the reading thread's ceiling).
+
+    peak RSS: of the ingest child alone (os.wait4). Target: under 150 MB.
+
+    The ingested id must equal both digests, or the bench fails.
+    """
+    from pathlib import Path
+
+    from node.bench.artifacts import run_artifacts_bench
+
+    typer.echo(run_artifacts_bench(size_mb, None if datadir is None else Path(datadir)).render(as_json))

@@ -34,6 +34,8 @@ timeout_cap_s = 30.0
 [artifacts]
 path = "/srv/aichain/artifacts"   # default: <datadir>/artifacts
 chunk_size = 4194304              # bytes per chunk of newly added artifacts
+max_fetches = 4                   # fetches from peers at once
+serve_mb_s_per_peer = 0           # upload cap per peer, MB/s (0: none)
 ```
 Relative paths in the file are relative to the file's own directory.
 Environment variables name a key by its path: `AICHAIN_DATADIR`, `AICHAIN_RPC_PORT`,
@@ -120,10 +122,15 @@ class ConsensusConfig:
 class ArtifactsConfig:
     path: Path | None = None  # default <datadir>/artifacts
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    max_fetches: int = 4  # fetches from peers running at once
+    serve_mb_s_per_peer: float = 0.0  # what one peer is sent at most, MB/s (0: no limit)
+    test_corrupt_chunks: bool = False  # test-only: serve every chunk with a flipped bit
 
     def __post_init__(self) -> None:
         if not MIN_CHUNK_SIZE <= self.chunk_size <= MAX_CHUNK_SIZE:
             raise ConfigError(f"artifacts.chunk_size must be {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} bytes")
+        if self.max_fetches < 1 or self.serve_mb_s_per_peer < 0:
+            raise ConfigError("artifacts.max_fetches must be at least 1 and serve_mb_s_per_peer at least 0")
 
 
 @dataclass(frozen=True)

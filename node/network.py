@@ -10,6 +10,7 @@ Message types (application range of `node.p2p.messages`):
 - 19 `[19, evidence bytes]`: checked against the validator set; forwarded once.
 - 20 `[20, height, head hash]`: a peer's head, announced after each block (drives sync).
 - 21, 22: block ranges, see `node.sync`.
+- 23-26: artifacts (want, have, get chunks, chunk), see `node.artifact_exchange`.
 
 A message that cannot be decoded, or whose signature fails, lowers the sender's score (the
 P2P layer bans a peer whose score falls too low). Messages for other heights are dropped
@@ -33,6 +34,7 @@ from core.hashing import sha256
 from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction
+from node.artifact_exchange import ArtifactExchange
 from node.p2p.config import P2PConfig as TransportConfig
 from node.p2p.gossip import Gossip, message_id
 from node.p2p.manager import PeerManager
@@ -60,6 +62,7 @@ class Network:
         self.manager = PeerManager(config, node_key)
         self.gossip = Gossip(self.manager)
         self.sync = BlockSync(node, self.manager, node.config.p2p.sync_answer_bytes)
+        self.artifacts = ArtifactExchange(node, self.manager, node.config.artifacts)
         self._outgoing_txs: list[bytes] = []
         self._flusher: asyncio.Task[None] | None = None
         for msg_type, handler in (
@@ -68,6 +71,7 @@ class Network:
         ):  # fmt: skip
             self.manager.register(msg_type, handler)
         self.sync.register()
+        self.artifacts.register()
         self.manager.on_peer_connected(self._on_connected)
 
     async def start(self) -> None:
@@ -75,6 +79,7 @@ class Network:
         self.manager.set_head(head.height, head.hash)
         await self.manager.start()
         self.sync.start()
+        self.artifacts.start()
         self._flusher = asyncio.create_task(self._flush_txs_forever(), name="tx-gossip")
 
     async def stop(self) -> None:
@@ -83,6 +88,7 @@ class Network:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.sync.stop()
+        await self.artifacts.stop()
         await self.manager.stop()
 
     def peer_count(self) -> int:

@@ -22,6 +22,11 @@ LevelDB keys (its own database under `<root>/index`):
 | `R` | chunk id (32) | reference count (8, big-endian) |
 | `P` | artifact id (32) | pinned (empty) |
 | `T` | artifact id (32) | tombstone: erase time, ms (8) |
+| `F` | artifact id (32) | manifest of a fetch under way (resumed after a restart) |
+
+A fetch from peers (node/artifact_exchange.py) records its manifest under `F` first, stores
+each chunk as it arrives (checked by the caller against the manifest), and `finish_fetch`
+re-reads the whole before the artifact becomes visible like an ingested one.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from core.artifact import (
 )
 from core.errors import ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
 from core.hashing import sha256
+from storage.artifact_io import Digests, directory_files, read_blocks, split_blocks
 from storage.chunk_store import ChunkStore
 from storage.kv import KeyValueStore
 
@@ -55,6 +61,7 @@ MANIFEST = b"M"
 REFCOUNT = b"R"
 PIN = b"P"
 TOMBSTONE = b"T"
+FETCHING = b"F"
 WRITERS = 2  # chunk hashing + writing threads next to the reading thread
 IN_FLIGHT = 4  # chunks read but not yet written, per ingest (bounds memory)
 
@@ -113,11 +120,11 @@ class ArtifactStore:
     # --- ingest ----------------------------------------------------------------------------
 
     def add_bytes(self, data: bytes, *, pin: bool = True) -> Manifest:
-        return self.add_blocks(_split(data, self.chunk_size), pin=pin)
+        return self.add_blocks(split_blocks(data, self.chunk_size), pin=pin)
 
     def add_stream(self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
         """Ingest a binary stream as a single-file artifact; its id is the SHA-256 of its bytes."""
-        return self.add_blocks(_read_blocks(stream, self.chunk_size), pin=pin, progress=progress)
+        return self.add_blocks(read_blocks(stream, self.chunk_size), pin=pin, progress=progress)
 
     def add_file(self, path: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
         if path.is_dir():
@@ -146,7 +153,7 @@ class ArtifactStore:
 
     def add_directory(self, root: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
         """Ingest a directory as one artifact: its regular files, sorted by relative path."""
-        paths = _directory_files(root)
+        paths = directory_files(root)
 
         def opened() -> Iterator[tuple[str, BinaryIO]]:
             for path in paths:
@@ -244,6 +251,52 @@ class ArtifactStore:
                 batch.put(PIN + key, b"")
             batch.delete(TOMBSTONE + key)  # adding the bytes again is asking for them
 
+    # --- fetches from peers ---------------------------------------------------------------
+
+    def begin_fetch(self, manifest: Manifest) -> list[int]:
+        """Record a fetch (so it resumes after a restart); the chunk indexes still to fetch."""
+        with self._lock:
+            self.index.put(FETCHING + manifest.id, manifest.encode(), sync=True)
+            for chunk_id in manifest.chunks:
+                self._writing[chunk_id] += 1  # gc leaves the fetch's chunks alone
+        return [i for i, chunk_id in enumerate(manifest.chunks) if not self._chunk_ok(chunk_id)]
+
+    def _chunk_ok(self, chunk_id: bytes) -> bool:
+        try:
+            self.chunks.read(chunk_id)
+        except CorruptChunk:
+            return False
+        return True
+
+    def put_chunk(self, chunk_id: bytes, data: bytes) -> None:
+        """Store a fetched chunk the caller has checked against its id (a damaged file is replaced)."""
+        if self.chunks.has(chunk_id) and not self._chunk_ok(chunk_id):
+            self.chunks.delete(chunk_id)
+        self.chunks.put(chunk_id, data)
+
+    def finish_fetch(self, manifest: Manifest, *, pin: bool = True) -> None:
+        """Check the whole (its digest), then make the fetched artifact visible; `CorruptChunk` if it is wrong."""
+        self.chunks.sync()
+        digests = Digests(manifest)
+        for chunk_id in manifest.chunks:
+            data = self.chunks.read(chunk_id)
+            if not manifest.encrypted:
+                digests.update(data)
+        if not manifest.encrypted and not digests.matches():
+            raise CorruptChunk(f"the chunks of {manifest.artifact_id} are each as listed, but together they do "
+                               "not hash to its id: the manifest was wrong")  # fmt: skip
+        self._commit(manifest, pin)
+        self.end_fetch(manifest)
+
+    def end_fetch(self, manifest: Manifest) -> None:
+        """Forget a fetch (done or abandoned); its chunks stay until gc if nothing lists them."""
+        with self._lock:
+            self.index.delete(FETCHING + manifest.id, sync=True)
+            self._release(list(manifest.chunks))
+
+    def pending_fetches(self) -> list[Manifest]:
+        return [Manifest.decode(raw) for _, raw in self.index.iterate(FETCHING)]
+
     # --- reads -----------------------------------------------------------------------------
 
     def has(self, artifact: bytes) -> bool:
@@ -294,7 +347,7 @@ class ArtifactStore:
         """Re-read every chunk and re-hash the whole: which chunks are bad, and whether the digest holds."""
         manifest = self.manifest(artifact)
         report = VerifyReport(manifest.artifact_id, len(manifest.chunks))
-        hashers = _Digests(manifest)
+        hashers = Digests(manifest)
         for index, chunk_id in enumerate(manifest.chunks):
             try:
                 data = self.chunks.read(chunk_id)
@@ -328,8 +381,11 @@ class ArtifactStore:
                 if not self.is_pinned(artifact):
                     self._drop(artifact)
                     report.artifacts_removed += 1
+            fetching = {c for manifest in self.pending_fetches() for c in manifest.chunks}
             for chunk_id in list(self.chunks.ids()):
-                if chunk_id not in self._writing and self.index.get(REFCOUNT + chunk_id) is None:
+                if chunk_id in self._writing or chunk_id in fetching:
+                    continue
+                if self.index.get(REFCOUNT + chunk_id) is None:
                     report.bytes_freed += self.chunks.size(chunk_id)
                     self.chunks.delete(chunk_id)
                     report.chunks_removed += 1
@@ -376,73 +432,7 @@ class ArtifactStore:
         return sum(self.chunks.size(key[1:]) for key, _ in self.index.iterate(REFCOUNT))
 
 
-class _Digests:
-    """The digests a manifest records, recomputed from its plaintext stream."""
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.manifest = manifest
-        self.broken = False
-        self.whole = hashlib.sha256()
-        self.files = [hashlib.sha256() for _ in manifest.files]
-        self._file = 0
-        self._left = manifest.files[0].size if manifest.files else 0
-
-    def update(self, data: bytes) -> None:
-        if self.manifest.kind == KIND_FILE:
-            self.whole.update(data)
-            return
-        view = memoryview(data)
-        while view:
-            while self._left == 0 and self._file + 1 < len(self.files):
-                self._file += 1
-                self._left = self.manifest.files[self._file].size
-            take = min(self._left, len(view))
-            self.files[self._file].update(view[:take])
-            self._left -= take
-            view = view[take:]
-            if take == 0:
-                break
-
-    def matches(self) -> bool:
-        if self.broken:
-            return False
-        if self.manifest.kind == KIND_FILE:
-            return self.whole.digest() == self.manifest.id
-        return all(h.digest() == f.sha256 for h, f in zip(self.files, self.manifest.files, strict=True))
-
-
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
-def _split(data: bytes, size: int) -> Iterator[bytes]:
-    for offset in range(0, len(data), size):
-        yield data[offset : offset + size]
-
-
-def _read_blocks(stream: BinaryIO, size: int) -> Iterator[bytes]:
-    """Blocks of exactly `size` bytes (the last one shorter), however the stream returns them."""
-    while True:
-        block = stream.read(size)
-        if not block:
-            return
-        while len(block) < size:
-            more = stream.read(size - len(block))
-            if not more:
-                break
-            block += more
-        yield block
-        if len(block) < size:
-            return
-
-
-def _directory_files(root: Path) -> list[Path]:
-    if not root.is_dir():
-        raise ArtifactError(f"{root} is not a directory")
-    files = []
-    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
-        if path.is_symlink():
-            raise ArtifactError(f"{path} is a symbolic link: copy the file it points to into the directory")
-        if path.is_file():
-            files.append(path)
-    return files

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from core.artifact import parse_id
+from core.artifact import format_id, parse_id
+from core.errors import ArtifactError, ArtifactNotFound
 from node.artifacts_http import manifest_summary
 from node.rpc import params as p
 from node.rpc.registry import MethodRegistry, Param
 
 if TYPE_CHECKING:
+    from node.artifact_exchange import ArtifactExchange
     from node.node import Node
 
 
@@ -28,6 +30,11 @@ ID = Param("id", artifact_id, doc="artifact id, sha256:<hex>")
 
 def register_artifacts(registry: MethodRegistry, node: Node) -> None:
     store = node.artifacts
+
+    def exchange() -> ArtifactExchange:
+        if node.network is None:
+            raise ArtifactError("this node runs without P2P (p2p.enabled = false): it cannot fetch from peers")
+        return node.network.artifacts
 
     @registry.method("artifact_list", doc="The artifacts stored on this node, with their sizes and pins.",
                      example={"params": [], "result": [{"id": "sha256:9f86…", "size": 4, "pinned": True}]})  # fmt: skip
@@ -54,14 +61,19 @@ def register_artifacts(registry: MethodRegistry, node: Node) -> None:
     @registry.method(
         "artifact_verify",
         ID,
-        doc="Re-read and re-hash every chunk of an artifact: what is damaged.",
-        example={"params": ["sha256:9f86…"],
-                 "result": {"id": "sha256:9f86…", "ok": False, "bad_chunks": [3], "digest_ok": False}},
+        Param("repair", p.boolean, default=False, doc="fetch the damaged chunks again from peers"),
+        doc="Re-read and re-hash every chunk of an artifact: what is damaged; with repair, fetch it again from peers.",
+        example={"params": ["sha256:9f86…", True],
+                 "result": {"id": "sha256:9f86…", "ok": False, "bad_chunks": [3], "digest_ok": False,
+                            "repaired": [3]}},
     )  # fmt: skip
-    async def artifact_verify(artifact: bytes) -> dict[str, Any]:
+    async def artifact_verify(artifact: bytes, repair: bool) -> dict[str, Any]:
         report = await asyncio.to_thread(store.verify, artifact)
-        return {"id": report.artifact, "ok": report.ok, "chunks": report.chunks, "bad_chunks": report.bad_chunks,
-                "digest_ok": report.digest_ok}  # fmt: skip
+        answer: dict[str, Any] = {"id": report.artifact, "ok": report.ok, "chunks": report.chunks,
+                                  "bad_chunks": report.bad_chunks, "digest_ok": report.digest_ok}  # fmt: skip
+        if repair and report.bad_chunks:
+            answer["repaired"] = await exchange().repair(artifact, report.bad_chunks)
+        return answer
 
     @registry.method(
         "artifact_gc",
@@ -82,3 +94,34 @@ def register_artifacts(registry: MethodRegistry, node: Node) -> None:
     )
     async def artifact_remove(artifact: bytes, erase: bool) -> dict[str, int]:
         return {"bytes_freed": await asyncio.to_thread(store.remove, artifact, tombstone=erase)}
+
+    @registry.method(
+        "artifact_fetch",
+        ID,
+        Param("pin", p.boolean, default=True, doc="keep it through garbage collection"),
+        Param("force", p.boolean, default=False, doc="fetch it even if it was erased here"),
+        Param("wait_s", p.quantity, default=0, doc="wait up to this many seconds (at most 600) for it to finish"),
+        doc="Fetch an artifact from peers: chunks from every peer that has it, each checked on arrival; "
+        "resumes what an earlier attempt stored. Returns the fetch's status (poll artifact_fetchStatus).",
+        example={"params": ["sha256:9f86…", True, False, 0],
+                 "result": {"id": "sha256:9f86…", "state": "fetching", "chunks": 256, "chunks_done": 12}},
+    )  # fmt: skip
+    async def artifact_fetch(artifact: bytes, pin: bool, force: bool, wait_s: int) -> dict[str, Any]:
+        fetcher = exchange()
+        status = fetcher.start_fetch(artifact, pin=pin, force=force)
+        if wait_s:
+            await fetcher.wait(artifact, min(wait_s, 600))
+        return status.to_json()
+
+    @registry.method(
+        "artifact_fetchStatus",
+        ID,
+        doc="How a fetch started by artifact_fetch is going (state: finding, fetching, checking, done, failed).",
+        example={"params": ["sha256:9f86…"],
+                 "result": {"id": "sha256:9f86…", "state": "done", "bytes_fetched": 1073741824, "bytes_per_s": 2.1e8}},
+    )  # fmt: skip
+    def artifact_fetch_status(artifact: bytes) -> dict[str, Any]:
+        status = exchange().status.get(artifact)
+        if status is None:
+            raise ArtifactNotFound(f"no fetch of {format_id(artifact)} was started since the node started")
+        return status.to_json()

@@ -1,0 +1,119 @@
+"""Artifacts fetched between real nodes over P2P: in parallel from several peers, a lying peer penalised,
+a fetch killed -9 resumed after restart, a damaged chunk repaired from a peer."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+from node.rpc.client import RpcClient
+from tests.integration.testnet_support import CLI, Testnet, wait_for
+
+MiB = 1024 * 1024
+
+
+def configure(net: Testnet, index: int, **settings: Any) -> None:
+    """Add an [artifacts] table to a node's node.toml (before it starts)."""
+    lines = [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in settings.items()]
+    path = net.nodes[index].dir / "node.toml"
+    path.write_text(path.read_text() + "\n[artifacts]\n" + "\n".join(lines) + "\n")
+
+
+def add(net: Testnet, index: int, path: Path) -> str:
+    import json
+    import subprocess
+
+    out = subprocess.run([CLI, "artifact", "add", str(path), "--quiet", "--json", "--rpc", net.nodes[index].rpc_url],
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    return str(json.loads(out.stdout)["id"])
+
+
+def fetched(rpc: RpcClient, artifact: str, timeout: float = 60) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        status = rpc.call("artifact_fetchStatus", artifact)
+        assert status["state"] != "failed", status
+        return status if status["state"] == "done" else None
+
+    return wait_for(done, timeout, f"the fetch of {artifact}")
+
+
+def peers_connected(net: Testnet, index: int, count: int) -> None:
+    wait_for(lambda: net.call(index, "node_status")["peers"] >= count, 30, f"node {index} to have {count} peers")
+
+
+def penalties(rpc_url: str, reason: str) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(rpc_url + "/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("aichain_p2p_penalties") and f'reason="{reason}"' in line)  # fmt: skip
+
+
+def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(tmp_path: Path) -> None:
+    data = random.Random(3).randbytes(24 * MiB + 17)
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+    with Testnet(tmp_path / "net", validators=3, full_nodes=1, start=False) as net:
+        for i in range(4):
+            configure(net, i, chunk_size=MiB, **({"test_corrupt_chunks": True} if i == 3 else {}))
+        net.start(0, 1, 2, 3)
+        artifact = add(net, 0, source)
+        assert add(net, 3, source) == artifact  # the liar holds it too, and serves it with flipped bits
+        for i in range(4):
+            peers_connected(net, i, 3)
+        net.rpc(1).call("artifact_fetch", artifact, True, False, 60)
+        first = fetched(net.rpc(1), artifact)
+        assert set(first["from_peers"]) and all(n for n in first["from_peers"].values())
+        net.rpc(2).call("artifact_fetch", artifact)
+        status = fetched(net.rpc(2), artifact)
+        honest = {net.call(0, "node_status")["node_key"], net.call(1, "node_status")["node_key"]}
+        sources = status["from_peers"]
+        assert set(sources) == honest and all(n > 0 for n in sources.values()), status  # both, in parallel
+        assert sum(sources.values()) == 25
+        assert penalties(net.nodes[2].rpc_url, "bad chunk") >= 1  # the liar was caught by C...
+        assert penalties(net.nodes[1].rpc_url, "bad chunk") >= 1  # ...and by B before
+        import urllib.request
+
+        copy = urllib.request.urlopen(f"{net.nodes[2].rpc_url}/artifacts/{artifact}", timeout=60).read()
+        assert hashlib.sha256(copy).digest() == hashlib.sha256(data).digest()
+        assert net.call(2, "artifact_verify", artifact)["ok"] is True
+
+
+def test_a_fetch_killed_9_resumes_after_restart_and_a_damaged_chunk_is_repaired(tmp_path: Path) -> None:
+    data = random.Random(4).randbytes(40 * MiB)
+    source = tmp_path / "dataset.bin"
+    source.write_bytes(data)
+    with Testnet(tmp_path / "net", validators=2, full_nodes=1, start=False) as net:
+        configure(net, 0, chunk_size=MiB, serve_mb_s_per_peer=8)  # 40 MiB take ~5 s: time to kill
+        net.start(0, 1, 2)
+        artifact = add(net, 0, source)
+        peers_connected(net, 2, 2)
+        net.rpc(2).call("artifact_fetch", artifact)
+        wait_for(lambda: net.rpc(2).call("artifact_fetchStatus", artifact)["chunks_done"] >= 8, 30, "some chunks")
+        net.kill(2)
+        net.start(2)
+        assert net.call(2, "artifact_list") == []  # nothing partial is visible
+        peers_connected(net, 2, 2)
+        resumed = wait_for(lambda: _status(net.rpc(2), artifact), 30, "the fetch to resume by itself")
+        resumed = fetched(net.rpc(2), artifact, timeout=90)
+        assert 0 < resumed["bytes_fetched"] < len(data), resumed  # only what was missing
+        assert net.call(2, "artifact_verify", artifact)["ok"] is True
+
+        info = net.call(2, "artifact_info", artifact)
+        chunk = info["chunk_ids"][5][2:]
+        chunk_file = net.nodes[2].dir / "data" / "artifacts" / "chunks" / chunk[:2] / chunk
+        if not chunk_file.exists():
+            chunk_file = next((net.nodes[2].dir).rglob(chunk))
+        chunk_file.write_bytes(b"\x00" * MiB)
+        report = net.call(2, "artifact_verify", artifact, True)  # repair from a peer
+        assert report["bad_chunks"] == [5] and report["repaired"] == [5], report
+        assert net.call(2, "artifact_verify", artifact)["ok"] is True
+
+
+def _status(rpc: RpcClient, artifact: str) -> dict[str, Any] | None:
+    try:
+        return rpc.call("artifact_fetchStatus", artifact)
+    except Exception:
+        return None
