@@ -44,6 +44,7 @@ from core.hashing import sha256
 from node.p2p.errors import P2PError
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
+from storage.artifact_io import Digests
 
 if TYPE_CHECKING:
     from node.config import ArtifactsConfig
@@ -60,6 +61,7 @@ SERVING_PER_PEER = 4
 PENALTY_BAD_CHUNK = 50.0
 PENALTY_BAD_MANIFEST = 50.0
 PENALTY_MALFORMED = 20.0
+PENALTY_UNREQUESTED = 5.0  # a late answer to a request that timed out costs little; a flood adds up
 OK, NOT_HERE, BAD, GONE = "ok", "not here", "bad", "gone"
 
 
@@ -193,11 +195,13 @@ class ArtifactExchange:
             status.size, status.chunks, status.state = manifest.size, len(manifest.chunks), "fetching"
             missing = await asyncio.to_thread(self.store.begin_fetch, manifest)
             status.chunks_done = len(manifest.chunks) - len(missing)
+            digests = None if manifest.encrypted else Digests(manifest)
             try:
-                await self._download(manifest, holders, missing, status)
+                await self._download(manifest, holders, missing, status, digests)
                 status.state = "checking"
+                verdict = None if digests is None else digests.matches()
                 try:
-                    await asyncio.to_thread(self.store.finish_fetch, manifest, pin=pin)
+                    await asyncio.to_thread(self.store.finish_fetch, manifest, pin=pin, digest_ok=verdict)
                 except CorruptChunk:
                     for peer in holders:
                         peer.penalize(PENALTY_BAD_MANIFEST, "bad manifest: its chunks do not make the artifact")
@@ -262,11 +266,18 @@ class ArtifactExchange:
         best = max(groups, key=lambda raw: len(groups[raw]))
         return manifests[best], groups[best]
 
-    async def _download(self, manifest: Manifest, holders: list[Peer], missing: list[int], status: FetchStatus) -> None:
+    async def _download(
+        self, manifest: Manifest, holders: list[Peer], missing: list[int], status: FetchStatus,
+        digests: Digests | None = None,
+    ) -> None:  # fmt: skip
+        """Fetch the `missing` chunks from `holders`; with `digests`, hash the plaintext in order meanwhile
+        (from the chunk files, as soon as each next chunk is on disk), so no second pass is needed."""
         queue = deque(missing)
         remaining = len(missing)
         changed = asyncio.Event()
         usable = {peer.node_key for peer in holders}
+        on_disk = set(range(len(manifest.chunks))) - set(missing)
+        stored = asyncio.Event()
 
         async def lane(peer: Peer) -> None:
             nonlocal remaining
@@ -280,15 +291,35 @@ class ArtifactExchange:
                 outcome = await self._request(peer, manifest, index, status)
                 if outcome == OK:
                     remaining -= 1
+                    on_disk.add(index)
+                    stored.set()
                 else:
                     queue.appendleft(index)
                     usable.discard(peer.node_key)
                 changed.set()
 
-        await asyncio.gather(*(lane(peer) for peer in holders for _ in range(WINDOW)))
-        if remaining > 0:
-            raise ArtifactError(f"{remaining} chunks of {manifest.artifact_id} could not be fetched: no holder left "
-                                "(the chunks fetched so far are kept; fetching again resumes)")  # fmt: skip
+        async def hash_in_order() -> None:
+            assert digests is not None
+            for index, chunk_id in enumerate(manifest.chunks):
+                while index not in on_disk:
+                    stored.clear()
+                    await stored.wait()
+                data = await asyncio.to_thread(self.store.chunks.read, chunk_id, verify=False)
+                await asyncio.to_thread(digests.update, data)
+
+        hasher = asyncio.create_task(hash_in_order()) if digests is not None else None
+        try:
+            await asyncio.gather(*(lane(peer) for peer in holders for _ in range(WINDOW)))
+            if remaining > 0:
+                raise ArtifactError(f"{remaining} chunks of {manifest.artifact_id} could not be fetched: no holder "
+                                    "left (the chunks fetched so far are kept; fetching again resumes)")  # fmt: skip
+            if hasher is not None:
+                await hasher
+        finally:
+            if hasher is not None and not hasher.done():
+                hasher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hasher
 
     async def _request(self, peer: Peer, manifest: Manifest, index: int, status: FetchStatus) -> str:
         key = (manifest.id, index, peer.node_key)
@@ -388,7 +419,9 @@ class ArtifactExchange:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         future = self._waiting.pop((artifact, index, peer.node_key), None)
-        if future is not None and not future.done():
+        if future is None:  # not asked (or asked and given up on): chunks are exempt from the byte rate limit
+            peer.penalize(PENALTY_UNREQUESTED, "unrequested chunk")
+        elif not future.done():
             future.set_result(data)
 
     def _on_disconnected(self, peer: Peer) -> None:

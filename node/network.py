@@ -34,6 +34,7 @@ from core.hashing import sha256
 from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction
+from node import artifact_exchange
 from node.artifact_exchange import ArtifactExchange
 from node.p2p.config import P2PConfig as TransportConfig
 from node.p2p.gossip import Gossip, message_id
@@ -58,7 +59,9 @@ class Network:
     def __init__(self, node: Node, node_key: PrivateKey, config: TransportConfig) -> None:
         self.node = node
         # Consensus messages overtake transaction gossip and block ranges, on the wire and in handling.
-        config = dataclasses.replace(config, urgent_types=URGENT_TYPES)
+        # Artifact chunks come only as answers to our requests: exempt from the byte rate (see PeerManager).
+        requested = frozenset({artifact_exchange.CHUNK})
+        config = dataclasses.replace(config, urgent_types=URGENT_TYPES, requested_types=requested)
         self.manager = PeerManager(config, node_key)
         self.gossip = Gossip(self.manager)
         self.sync = BlockSync(node, self.manager, node.config.p2p.sync_answer_bytes)

@@ -269,22 +269,31 @@ class ArtifactStore:
         return True
 
     def put_chunk(self, chunk_id: bytes, data: bytes) -> None:
-        """Store a fetched chunk the caller has checked against its id (a damaged file is replaced)."""
+        """Store a fetched chunk the caller has checked against its id (a damaged file is replaced).
+
+        It is made durable by `finish_fetch`; until then a crash may lose it, and the resumed
+        fetch (`begin_fetch` checks what is on disk) asks for it again."""
         if self.chunks.has(chunk_id) and not self._chunk_ok(chunk_id):
             self.chunks.delete(chunk_id)
-        self.chunks.put(chunk_id, data)
+        self.chunks.put(chunk_id, data, fsync=False)
 
-    def finish_fetch(self, manifest: Manifest, *, pin: bool = True) -> None:
-        """Check the whole (its digest), then make the fetched artifact visible; `CorruptChunk` if it is wrong."""
-        self.chunks.sync()
-        digests = Digests(manifest)
-        for chunk_id in manifest.chunks:
-            data = self.chunks.read(chunk_id)
-            if not manifest.encrypted:
-                digests.update(data)
-        if not manifest.encrypted and not digests.matches():
+    def finish_fetch(self, manifest: Manifest, *, pin: bool = True, digest_ok: bool | None = None) -> None:
+        """Make a fetched artifact durable and visible once its digest holds; `CorruptChunk` if it does not.
+
+        `digest_ok` is the caller's verdict if it hashed the plaintext as it arrived; otherwise
+        the chunks are read back and hashed here."""
+        if digest_ok is None:
+            digests = Digests(manifest)
+            for chunk_id in manifest.chunks:  # each was checked against its id when it arrived
+                data = self.chunks.read(chunk_id, verify=manifest.encrypted)
+                if not manifest.encrypted:
+                    digests.update(data)
+            digest_ok = manifest.encrypted or digests.matches()
+        if not digest_ok:
             raise CorruptChunk(f"the chunks of {manifest.artifact_id} are each as listed, but together they do "
                                "not hash to its id: the manifest was wrong")  # fmt: skip
+        self.chunks.fsync_files(set(manifest.chunks))
+        self.chunks.sync()
         self._commit(manifest, pin)
         self.end_fetch(manifest)
 

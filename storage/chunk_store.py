@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.errors import CorruptChunk, StorageError
@@ -41,8 +41,10 @@ class ChunkStore:
     def has(self, chunk_id: bytes) -> bool:
         return self.path(chunk_id).is_file()
 
-    def put(self, chunk_id: bytes, data: bytes | memoryview) -> bool:
-        """Store `data` as chunk `chunk_id` (the caller hashed it); False if it was already stored."""
+    def put(self, chunk_id: bytes, data: bytes | memoryview, *, fsync: bool = True) -> bool:
+        """Store `data` as chunk `chunk_id` (the caller hashed it); False if it was already stored.
+
+        Without `fsync` the caller must call `fsync_files` before anything refers to the chunk."""
         final = self.path(chunk_id)
         if final.is_file():
             return False
@@ -52,7 +54,8 @@ class ChunkStore:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp_name)
@@ -62,6 +65,15 @@ class ChunkStore:
         with self._lock:
             self._dirty.add(final.parent)
         return True
+
+    def fsync_files(self, chunk_ids: Iterable[bytes]) -> None:
+        """Make chunk files written without `fsync` durable (cheap once the kernel has written them back)."""
+        for chunk_id in chunk_ids:
+            fd = os.open(self.path(chunk_id), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def sync(self) -> None:
         """Make the renames of `put` durable: fsync every directory that received a chunk."""

@@ -83,6 +83,8 @@ class P2PConfig:
     rate_messages_burst: float = 4000.0
     rate_bytes: float = 32.0 * MiB
     rate_bytes_burst: float = 64.0 * MiB
+    requested_types: frozenset[int] = frozenset()  # answers to our own requests (artifact chunks): they
+    # count against the message rate but not the byte rate; their handler penalises unrequested ones
     ban_threshold: float = -100.0
     ban_seconds: float = 600.0
     ban_ip: bool = True

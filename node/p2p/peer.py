@@ -279,7 +279,8 @@ class Peer:
             self._last_frame = time.monotonic()
             self._metrics.bytes_in += frame.size
             self._metrics.messages_in[frame.msg_type] += 1
-            if not self._limiter.allow(frame.size):
+            size = 0 if frame.msg_type in self._config.requested_types else frame.size
+            if not self._limiter.allow(size):
                 self._metrics.dropped_rate_limited += 1
                 self.penalize(RATE_LIMIT_PENALTY, "rate_limited: over the message or byte rate")
                 continue
