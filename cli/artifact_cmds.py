@@ -14,6 +14,7 @@ import json
 import os
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -166,13 +167,18 @@ class _Counted:
 def get(
     artifact: str = IdArgument,
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write it [./<id hex>]"),
+    force: bool = typer.Option(False, "--force", help="Fetch it from peers even if it was erased on the node"),
     rpc: str | None = RpcOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Download an artifact from the node, checking its SHA-256 (each file's, for a directory)."""
+    """Download an artifact, checking its SHA-256 (each file's, for a directory). If the node does not
+    store it, the node first fetches it from its peers (chunks from all of them, each checked)."""
     digest = _parse(artifact)
-    info = run_guarded(client(rpc).call, "artifact_info", "sha256:" + digest.hex())
+    node = client(rpc)
+    if not any(a["id"] == "sha256:" + digest.hex() for a in run_guarded(node.call, "artifact_list")):
+        _fetch_to_node(node, "sha256:" + digest.hex(), force, quiet)
+    info = run_guarded(node.call, "artifact_info", "sha256:" + digest.hex())
     dest = output or Path(digest.hex())
     if info["kind"] == "directory":
         dest.mkdir(parents=True, exist_ok=True)
@@ -184,6 +190,20 @@ def get(
         with _progress(info["size"], f"getting {dest.name}", quiet) as advance:
             _download(rpc, f"/artifacts/{info['id']}", dest, digest, advance)
     emit({"id": info["id"], "path": str(dest), "size": info["size"]}, as_json, str(dest))
+
+
+def _fetch_to_node(node: Any, artifact: str, force: bool, quiet: bool) -> None:
+    """Have the node fetch the artifact from its peers, showing the progress."""
+    status = run_guarded(node.call, "artifact_fetch", artifact, True, force, 0)
+    with _progress(None, "fetching from peers", quiet) as advance:
+        done = 0
+        while status["state"] not in ("done", "failed"):
+            time.sleep(0.2)
+            status = run_guarded(node.call, "artifact_fetchStatus", artifact)
+            advance(status["bytes_fetched"] - done)
+            done = status["bytes_fetched"]
+    if status["state"] == "failed":
+        fail(f"the node could not fetch {artifact} from its peers: {status['error']}")
 
 
 def _download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Any) -> None:
@@ -274,12 +294,22 @@ def rm(
 
 
 @artifact_app.command("verify")
-def verify(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
-    """Re-read and re-hash an artifact on the node; exit code 1 if anything is damaged."""
-    report = run_guarded(client(rpc).call, "artifact_verify", "sha256:" + _parse(artifact).hex())
+def verify(
+    artifact: str = IdArgument,
+    repair: bool = typer.Option(False, "--repair", help="Fetch damaged chunks again from peers"),
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-read and re-hash an artifact on the node; exit code 1 if anything is (still) damaged."""
+    node = client(rpc)
+    report = run_guarded(node.call, "artifact_verify", "sha256:" + _parse(artifact).hex(), repair)
+    if report.get("repaired"):
+        report = {**run_guarded(node.call, "artifact_verify", report["id"]), "repaired": report["repaired"]}
     human = (f"{report['id']}: ok ({report['chunks']} chunks)" if report["ok"] else
              f"{report['id']}: DAMAGED: chunks {report['bad_chunks']} of {report['chunks']}, "
              f"digest {'ok' if report['digest_ok'] else 'wrong'}")  # fmt: skip
+    if report.get("repaired"):
+        human += f"; repaired chunks {report['repaired']} from peers"
     emit(report, as_json, human)
     if not report["ok"]:
         raise typer.Exit(1)

@@ -117,3 +117,27 @@ def _status(rpc: RpcClient, artifact: str) -> dict[str, Any] | None:
         return rpc.call("artifact_fetchStatus", artifact)
     except Exception:
         return None
+
+
+def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path) -> None:
+    import subprocess
+
+    data = random.Random(6).randbytes(3 * MiB + 1)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    with Testnet(tmp_path / "net", validators=2, start=False) as net:
+        configure(net, 0, chunk_size=MiB)
+        net.start(0, 1)
+        artifact = add(net, 0, source)
+        peers_connected(net, 1, 1)
+        copy = tmp_path / "copy.bin"
+        rpc = ["--rpc", net.nodes[1].rpc_url]
+        subprocess.run([CLI, "artifact", "get", artifact, "-o", str(copy), "--quiet", *rpc], check=True, timeout=120)
+        assert copy.read_bytes() == data  # node 1 fetched it from node 0, then served it
+        chunk = net.call(1, "artifact_info", artifact)["chunk_ids"][2][2:]
+        next(net.nodes[1].dir.rglob(chunk)).write_bytes(b"\x01" * MiB)
+        damaged = subprocess.run([CLI, "artifact", "verify", artifact, *rpc], capture_output=True, text=True)
+        assert damaged.returncode == 1 and "DAMAGED" in damaged.stdout
+        repaired = subprocess.run([CLI, "artifact", "verify", artifact, "--repair", *rpc], capture_output=True,
+                                  text=True, timeout=60)  # fmt: skip
+        assert repaired.returncode == 0 and "repaired chunks [2]" in repaired.stdout, repaired.stdout + repaired.stderr
