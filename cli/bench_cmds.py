@@ -75,9 +75,12 @@ def artifacts_bench(
     datadir: str | None = typer.Option(
         None, "--datadir", help="Directory for the file and the store (default: the system temp dir)"
     ),
+    transfer: bool = typer.Option(True, "--transfer/--no-transfer",
+                                  help="Also time a node-to-node fetch of the file between two node processes"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """Artifact ingest MB/s beside `sha256sum` on the same file, and the ingest's peak RSS.
+    """Artifact ingest MB/s beside `sha256sum` on the same file, the ingest's peak RSS, and node-to-node
+    transfer beside the TLS loopback rate.
 
     Writes SIZE_MB MiB of random bytes (not timed), then, on that one file:
 
@@ -92,9 +95,15 @@ def artifacts_bench(
     peak RSS: of the ingest child alone (os.wait4). Target: under 150 MB.
 
     The ingested id must equal both digests, or the bench fails.
+
+    node-to-node: two aichain-node processes on 127.0.0.1; the second fetches the file from the
+    first over P2P (every chunk checked, the id re-hashed, fsynced, committed). Beside it: one
+    TLS 1.3 loopback connection, same run. Target: at least 200 MB/s.
     """
     from pathlib import Path
 
+    from node.bench.artifact_transfer import measure_transfer
     from node.bench.artifacts import run_artifacts_bench
 
-    typer.echo(run_artifacts_bench(size_mb, None if datadir is None else Path(datadir)).render(as_json))
+    hook = measure_transfer if transfer else None
+    typer.echo(run_artifacts_bench(size_mb, None if datadir is None else Path(datadir), hook).render(as_json))

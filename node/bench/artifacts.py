@@ -162,7 +162,9 @@ def _child_ingest(path: Path, store_dir: Path) -> dict[str, Any]:
 def _add_transfer_figures(report: Report, figures: Mapping[str, Any]) -> None:
     """Figures from a transfer hook: `name -> number` or `name -> {value, unit, limit_name, limit, target}`."""
     for name, figure in figures.items():
-        if isinstance(figure, Mapping):
+        if isinstance(figure, str):
+            report.notes[name] = figure
+        elif isinstance(figure, Mapping):
             report.add(name, float(figure["value"]), figure.get("unit", ""), figure.get("limit_name", ""),
                        figure.get("limit"), target=figure.get("target", ""))  # fmt: skip
         else:

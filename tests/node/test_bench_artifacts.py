@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import resource
 import shutil
 import subprocess
@@ -80,3 +81,14 @@ def test_ingest_rss_is_the_ingest_childs_own_not_a_larger_childs_nor_the_parents
     # why the bench does not use the child's ru_maxrss: on Linux it starts at the parent's RSS at the fork
     assert result["wait4_maxrss_kib"] * 1024 > 190_000_000
     del held
+
+
+def test_node_to_node_transfer_is_measured_beside_tls(tmp_path: Path) -> None:
+    from node.bench.artifact_transfer import measure_transfer
+
+    path = tmp_path / "file.bin"
+    path.write_bytes(os.urandom(6 * 1024 * 1024))
+    figures = measure_transfer(path, 6 * 1024 * 1024, tls_seconds=0.3)
+    figure = figures["node-to-node transfer MB/s"]
+    assert figure["value"] > 0 and figure["limit"] > 0
+    assert "6,291,456 bytes in 2 chunks" in figures["transfer"]
