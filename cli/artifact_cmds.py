@@ -33,6 +33,7 @@ from rich.progress import (
 
 from cli.common import JsonOption, RpcOption, client, emit, fail, rpc_url, run_guarded
 from core.artifact import parse_id
+from storage.artifact_io import plaintext_listing
 
 artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",
                            no_args_is_help=True)  # fmt: skip
@@ -83,6 +84,8 @@ def _refused(answer: http.client.HTTPResponse, what: str) -> None:
 def add(
     path: Path = typer.Argument(..., help="A file, or a directory (one artifact of all its files)"),
     pin: bool = typer.Option(True, "--pin/--no-pin", help="Keep it through garbage collection"),
+    encrypt: bool = typer.Option(False, "--encrypt", help="Store it encrypted under a new content key kept by the "
+                                 "node (AES-256-GCM per chunk); the id stays the plaintext's sha256"),
     rpc: str | None = RpcOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
@@ -91,7 +94,13 @@ def add(
     if not path.exists():
         fail(f"{path} does not exist")
     connection = _connection(rpc)
-    target = "/artifacts" + ("" if pin else "?pin=false")
+    query = [] if pin else ["pin=false"]
+    announced: dict[str, str] = {}
+    if encrypt:  # the chunks' encryption binds the id, so it is computed here first (one read of the file)
+        digest = plaintext_listing(path)[0]
+        announced["X-Artifact-Id"] = "sha256:" + digest.hex()
+        query.append("encrypt=true")
+    target = "/artifacts" + ("?" + "&".join(query) if query else "")
     try:
         if path.is_dir():
             total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -99,6 +108,8 @@ def add(
                 connection.putrequest("PUT", target)
                 connection.putheader("Content-Type", "application/x-tar")
                 connection.putheader("Transfer-Encoding", "chunked")
+                for name, value in announced.items():
+                    connection.putheader(name, value)
                 connection.endheaders()
                 for piece in _tar_stream(path, advance):
                     connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -109,6 +120,8 @@ def add(
                 connection.putrequest("PUT", target)
                 connection.putheader("Content-Type", "application/octet-stream")
                 connection.putheader("Content-Length", str(size))
+                for name, value in announced.items():
+                    connection.putheader(name, value)
                 connection.endheaders()
                 while block := stream.read(BLOCK):
                     connection.send(block)

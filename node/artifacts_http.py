@@ -6,6 +6,8 @@ Routes:
   artifact. Answers 201 with the manifest summary (JSON). `?pin=false` leaves it unpinned.
   A client that knows the id may send it in `X-Artifact-Id` (or `Repr-Digest: sha-256=:<base64>:`,
   RFC 9530, for a single file): a mismatch answers 422 and keeps nothing that was new.
+  `?encrypt=true` (with the id announced) stores it encrypted under a new content key that
+  stays on this node (AES-256-GCM per chunk; the id stays the plaintext's).
 - `GET`/`HEAD /artifacts/{id}` streams a single-file artifact;
   `GET`/`HEAD /artifacts/{id}/files/{path}` one file of a directory artifact. Both honour one
   `Range: bytes=a-b` (206 with Content-Range; 416 if unsatisfiable) and send Content-Length,
@@ -31,7 +33,8 @@ from typing import IO, Any
 from aiohttp import web
 
 from core.artifact import KIND_DIRECTORY, Manifest, format_id, parse_id
-from core.errors import AichainError, ArtifactErased, ArtifactNotFound, CorruptChunk
+from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
+from core.sealing import ChunkDecryptionFailed, new_content_key
 from storage.artifact_store import ArtifactStore
 
 log = logging.getLogger("aichain.artifacts")
@@ -86,18 +89,25 @@ class _Endpoints:
     async def upload(self, request: web.Request) -> web.Response:
         expected = _expected_id(request)
         pin = request.query.get("pin", "true").lower() not in ("false", "0", "no")
+        encrypt = request.query.get("encrypt", "false").lower() in ("true", "1", "yes")
+        if encrypt and expected is None:
+            return _error(400, "encrypt=true needs the plaintext's id in X-Artifact-Id: the chunks' encryption "
+                               "binds it, and it is checked as the bytes arrive")  # fmt: skip
+        seal = (new_content_key(), expected) if encrypt and expected is not None else None
         is_tar = request.content_type == "application/x-tar"
         reader = _BodyReader(request, asyncio.get_running_loop())
         pin_now = pin and expected is None  # with an announced id: pinned only once the bytes match it
         try:
             if is_tar:
-                manifest = await asyncio.to_thread(self._ingest_tar, reader, pin_now)
+                manifest = await asyncio.to_thread(self._ingest_tar, reader, pin_now, seal)
             else:
-                manifest = await asyncio.to_thread(self.store.add_stream, reader, pin=pin_now)
+                manifest = await asyncio.to_thread(self.store.add_stream, reader, pin=pin_now, seal=seal)
         except (TimeoutError, ConnectionError) as exc:
             return _error(408, f"the upload stopped arriving ({exc or 'timeout'}); nothing was stored")
         except tarfile.TarError as exc:
             return _error(400, f"the body is not a readable tar stream: {exc}")
+        except ArtifactError as exc:
+            return _error(422 if "as announced" in str(exc) else 400, str(exc))
         except AichainError as exc:
             return _error(400, str(exc))
         if expected is not None and manifest.id != expected:
@@ -107,10 +117,11 @@ class _Endpoints:
                                "nothing new was kept")  # fmt: skip
         if expected is not None and pin:
             self.store.pin(manifest.id)
-        log.info("artifact %s stored (%d bytes, %d chunks)", manifest.artifact_id, manifest.size, len(manifest.chunks))
+        log.info("artifact %s stored (%d bytes, %d chunks%s)", manifest.artifact_id, manifest.size,
+                 len(manifest.chunks), ", encrypted" if manifest.encrypted else "")  # fmt: skip
         return web.json_response(manifest_summary(manifest), status=201, headers=_digest_headers(manifest.id, None))
 
-    def _ingest_tar(self, reader: _BodyReader, pin: bool) -> Manifest:
+    def _ingest_tar(self, reader: _BodyReader, pin: bool, seal: tuple[bytes, bytes] | None) -> Manifest:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 20) as archive:
 
             def members() -> Iterator[tuple[str, IO[bytes]]]:
@@ -123,7 +134,7 @@ class _Endpoints:
                     assert stream is not None
                     yield member.name.removeprefix("./"), stream
 
-            return self.store.add_files(members(), pin=pin)
+            return self.store.add_files(members(), pin=pin, seal=seal)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         manifest = await self._manifest(request)
@@ -131,12 +142,14 @@ class _Endpoints:
             listing = json.dumps(manifest_summary(manifest))
             return _error(409, f"{manifest.artifact_id} is a directory: get its files at "
                                f"/artifacts/{manifest.artifact_id}/files/<path>; its listing: {listing}")  # fmt: skip
-        if manifest.encrypted:
-            return _error(409, f"{manifest.artifact_id} is encrypted: fetch its chunks with its content key")
+        if manifest.encrypted and self.store.content_key(manifest.id) is None:
+            return _error(409, f"{manifest.artifact_id} is encrypted and this node has not got its content key")
         return await self._send(request, manifest, 0, manifest.size, manifest.id)
 
     async def download_file(self, request: web.Request) -> web.StreamResponse:
         manifest = await self._manifest(request)
+        if manifest.encrypted and self.store.content_key(manifest.id) is None:
+            return _error(409, f"{manifest.artifact_id} is encrypted and this node has not got its content key")
         wanted = request.match_info["path"]
         offset = 0
         for entry in manifest.files:
@@ -180,7 +193,7 @@ class _Endpoints:
         while True:
             try:
                 piece = await asyncio.to_thread(next, pieces, None)
-            except CorruptChunk as exc:
+            except (CorruptChunk, ChunkDecryptionFailed) as exc:
                 log.error("download of %s stopped: %s", manifest.artifact_id, exc)
                 if request.transport is not None:
                     request.transport.close()  # a short body, never wrong bytes presented as whole

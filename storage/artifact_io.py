@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from core.artifact import KIND_FILE, Manifest
+from core.artifact import KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, directory_id
 from core.errors import ArtifactError
 
 
@@ -78,3 +78,42 @@ def directory_files(root: Path) -> list[Path]:
         if path.is_file():
             files.append(path)
     return files
+
+
+def plaintext_listing(path: Path) -> tuple[bytes, int, int, tuple[FileEntry, ...]]:
+    """(id, kind, size, files) of a file or directory, read once: what a manifest records of its plaintext."""
+    if not path.is_dir():
+        hasher, size = hashlib.sha256(), 0
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                hasher.update(block)
+                size += len(block)
+        return hasher.digest(), KIND_FILE, size, ()
+    entries = []
+    for file in directory_files(path):
+        hasher, size = hashlib.sha256(), 0
+        with file.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                hasher.update(block)
+                size += len(block)
+        entries.append(FileEntry(file.relative_to(path).as_posix(), size, hasher.digest()))
+    files = tuple(entries)
+    return directory_id(files), KIND_DIRECTORY, sum(f.size for f in files), files
+
+
+def plaintext_blocks(path: Path, chunk_size: int) -> Iterator[bytes]:
+    """The bytes of a file, or of a directory's files in path order, in blocks of `chunk_size` (the last shorter)."""
+    if not path.is_dir():
+        with path.open("rb") as stream:
+            yield from read_blocks(stream, chunk_size)
+        return
+    buffer = bytearray()
+    for file in directory_files(path):
+        with file.open("rb") as stream:
+            while piece := stream.read(chunk_size):
+                buffer += piece
+                while len(buffer) >= chunk_size:
+                    yield bytes(buffer[:chunk_size])
+                    del buffer[:chunk_size]
+    if buffer:
+        yield bytes(buffer)

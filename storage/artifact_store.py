@@ -31,29 +31,25 @@ re-reads the whole before the artifact becomes visible like an ingested one.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from core.artifact import (
     DEFAULT_CHUNK_SIZE,
-    KIND_DIRECTORY,
-    KIND_FILE,
-    FileEntry,
     Manifest,
-    check_path,
-    directory_id,
     format_id,
 )
 from core.errors import ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
-from core.hashing import sha256
-from storage.artifact_io import Digests, directory_files, read_blocks, split_blocks
+from core.sealing import decrypt_chunk
+from storage.artifact_ingest import Ingest
+from storage.artifact_io import (
+    Digests,
+)
 from storage.chunk_store import ChunkStore
 from storage.kv import KeyValueStore
 
@@ -97,7 +93,7 @@ class GcReport:
     bytes_freed: int = 0
 
 
-class ArtifactStore:
+class ArtifactStore(Ingest):
     def __init__(self, root: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
         self.root = root
         self.chunk_size = chunk_size
@@ -116,128 +112,6 @@ class ArtifactStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # --- ingest ----------------------------------------------------------------------------
-
-    def add_bytes(self, data: bytes, *, pin: bool = True) -> Manifest:
-        return self.add_blocks(split_blocks(data, self.chunk_size), pin=pin)
-
-    def add_stream(self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
-        """Ingest a binary stream as a single-file artifact; its id is the SHA-256 of its bytes."""
-        return self.add_blocks(read_blocks(stream, self.chunk_size), pin=pin, progress=progress)
-
-    def add_file(self, path: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
-        if path.is_dir():
-            return self.add_directory(path, pin=pin, progress=progress)
-        with path.open("rb") as stream:
-            return self.add_stream(stream, pin=pin, progress=progress)
-
-    def add_blocks(self, blocks: Iterable[bytes], *, pin: bool = True, progress: Progress | None = None) -> Manifest:
-        """Ingest the bytes given as blocks of exactly `chunk_size` (the last one shorter)."""
-        whole = hashlib.sha256()
-        size = 0
-
-        def hashed(block: bytes) -> bytes:
-            nonlocal size
-            whole.update(block)
-            size += len(block)
-            return block
-
-        chunk_ids = self._write_chunks((hashed(b) for b in blocks), progress)
-        try:
-            manifest = Manifest(whole.digest(), KIND_FILE, size, self.chunk_size, tuple(chunk_ids))
-            self._commit(manifest, pin)
-        finally:
-            self._release(chunk_ids)
-        return manifest
-
-    def add_directory(self, root: Path, *, pin: bool = True, progress: Progress | None = None) -> Manifest:
-        """Ingest a directory as one artifact: its regular files, sorted by relative path."""
-        paths = directory_files(root)
-
-        def opened() -> Iterator[tuple[str, BinaryIO]]:
-            for path in paths:
-                with path.open("rb") as stream:
-                    yield path.relative_to(root).as_posix(), stream
-
-        return self.add_files(opened(), pin=pin, progress=progress)
-
-    def add_files(
-        self, files: Iterable[tuple[str, BinaryIO]], *, pin: bool = True, progress: Progress | None = None
-    ) -> Manifest:
-        """Ingest (relative path, stream) pairs, given in path order, as one directory artifact."""
-        entries: list[FileEntry] = []
-
-        def blocks() -> Iterator[bytes]:
-            buffer = bytearray()
-            for path, stream in files:
-                check_path(path)
-                if entries and path <= entries[-1].path:
-                    previous = entries[-1].path
-                    raise ArtifactError(f"files must come sorted by path, each once: {path!r} after {previous!r}")
-                hasher, size = hashlib.sha256(), 0
-                while piece := stream.read(self.chunk_size):
-                    hasher.update(piece)
-                    size += len(piece)
-                    buffer += piece
-                    while len(buffer) >= self.chunk_size:
-                        yield bytes(buffer[: self.chunk_size])
-                        del buffer[: self.chunk_size]
-                entries.append(FileEntry(path, size, hasher.digest()))
-            if buffer:
-                yield bytes(buffer)
-
-        chunk_ids = self._write_chunks(blocks(), progress)
-        try:
-            listing = tuple(entries)
-            size = sum(f.size for f in listing)
-            manifest = Manifest(directory_id(listing), KIND_DIRECTORY, size, self.chunk_size, tuple(chunk_ids), listing)
-            self._commit(manifest, pin)
-        finally:
-            self._release(chunk_ids)
-        return manifest
-
-    def _write_chunks(self, blocks: Iterable[bytes], progress: Progress | None) -> list[bytes]:
-        """Hash and store every block on the writer threads, at most IN_FLIGHT at a time; their ids in order."""
-        pending: list[Future[bytes]] = []
-        ids: list[bytes] = []
-        try:
-            for block in blocks:
-                if len(pending) >= IN_FLIGHT:
-                    ids.append(pending.pop(0).result())
-                pending.append(self._pool.submit(self._store_chunk, block))
-                if progress is not None:
-                    progress(len(block))
-            for future in pending:
-                ids.append(future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            for future in pending:
-                if not future.cancelled() and future.exception() is None:
-                    ids.append(future.result())
-            self._release(ids)
-            raise
-        self.chunks.sync()
-        return ids
-
-    def _store_chunk(self, block: bytes) -> bytes:
-        chunk_id = sha256(block)
-        with self._lock:  # before the file appears, so that gc never takes it
-            self._writing[chunk_id] += 1
-        try:
-            self.chunks.put(chunk_id, block)
-        except BaseException:
-            self._release([chunk_id])
-            raise
-        return chunk_id
-
-    def _release(self, chunk_ids: list[bytes]) -> None:
-        with self._lock:
-            for chunk_id in chunk_ids:
-                self._writing[chunk_id] -= 1
-                if self._writing[chunk_id] <= 0:
-                    del self._writing[chunk_id]
 
     def _commit(self, manifest: Manifest, pin: bool) -> None:
         """Make a manifest whose chunks are all on disk visible, in one durable batch."""
@@ -330,20 +204,26 @@ class ArtifactStore:
         return self.index.get(TOMBSTONE + artifact) is not None
 
     def read(self, artifact: bytes, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
-        """The bytes [start, stop) of an unencrypted artifact, every chunk checked as it is read."""
+        """The plaintext bytes [start, stop) of an artifact, every chunk checked as it is read (and
+        decrypted, for an encrypted artifact whose content key this node holds)."""
         manifest = self.manifest(artifact)
-        if manifest.encrypted:
-            raise ArtifactError(f"artifact {manifest.artifact_id} is encrypted: read it with its content key")
         stop = manifest.size if stop is None else min(stop, manifest.size)
         if not 0 <= start <= stop:
             raise ArtifactError(f"range {start}-{stop} is outside the artifact's {manifest.size} bytes")
         return self.read_range(manifest, start, stop)
 
     def read_range(self, manifest: Manifest, start: int, stop: int) -> Iterator[bytes]:
-        """Bytes [start, stop) of a stored artifact's chunks as stored, each chunk checked."""
+        """Plaintext bytes [start, stop) of a stored artifact, each chunk checked (and decrypted)."""
+        key = None
+        if manifest.encrypted:
+            key = self.content_key(manifest.id)
+            if key is None:
+                raise ArtifactError(f"{manifest.artifact_id} is encrypted and this node has not got its content key")
         size = manifest.chunk_size
         for index in range(start // size, -(-stop // size)):
             data = self.chunks.read(manifest.chunks[index])
+            if key is not None:
+                data = decrypt_chunk(key, manifest.id, index, data)
             base = index * size
             yield data[max(start - base, 0) : min(stop - base, len(data))]
 
@@ -357,6 +237,7 @@ class ArtifactStore:
         manifest = self.manifest(artifact)
         report = VerifyReport(manifest.artifact_id, len(manifest.chunks))
         hashers = Digests(manifest)
+        key = self.content_key(artifact) if manifest.encrypted else None
         for index, chunk_id in enumerate(manifest.chunks):
             try:
                 data = self.chunks.read(chunk_id)
@@ -364,11 +245,14 @@ class ArtifactStore:
                 report.bad_chunks.append(index)
                 hashers.broken = True
                 continue
-            if not manifest.encrypted:
+            if key is not None:
+                data = decrypt_chunk(key, manifest.id, index, data)
+            if not manifest.encrypted or key is not None:
                 hashers.update(data)
             if progress is not None:
                 progress(len(data))
-        report.digest_ok = manifest.encrypted or hashers.matches()
+        # without the content key, an encrypted artifact's plaintext digest cannot be checked here
+        report.digest_ok = (manifest.encrypted and key is None) or hashers.matches()
         return report
 
     # --- pins, garbage, erasure ------------------------------------------------------------

@@ -73,3 +73,27 @@ def test_verify_exits_1_on_damage(dev_node: NodeProcess, tmp_path: Path) -> None
     assert result.returncode == 1 and "DAMAGED" in result.stdout
     bad = dev_node.cli("artifact", "get", "sha256:beef", check=False)
     assert bad.returncode == 1 and "not an artifact id" in bad.stderr
+
+
+def test_encrypted_artifacts_keep_the_plaintext_id(dev_node: NodeProcess, tmp_path: Path) -> None:
+    data = random.Random(3).randbytes(5 * 1024 * 1024 + 9)
+    source = tmp_path / "secret.bin"
+    source.write_bytes(data)
+    added = dev_node.cli_json("artifact", "add", str(source), "--encrypt", "--quiet")
+    assert added["encrypted"] is True and added["id"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    chunk = dev_node.rpc.call("artifact_info", added["id"])["chunk_ids"][0][2:]
+    stored = next(dev_node.datadir.rglob(chunk)).read_bytes()
+    assert len(stored) == 4 * 1024 * 1024 + 16 and data[:4096] not in stored  # ciphertext on disk
+    copy = tmp_path / "copy.bin"
+    dev_node.cli("artifact", "get", added["id"], "-o", str(copy), "--quiet")  # the node holds the key
+    assert copy.read_bytes() == data
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(data[:5000])
+    (model / "card.md").write_text("# secret model\n")
+    directory = dev_node.cli_json("artifact", "add", str(model), "--encrypt", "--quiet")
+    assert directory["encrypted"] is True and directory["kind"] == "directory"
+    out = tmp_path / "out"
+    dev_node.cli("artifact", "get", directory["id"], "-o", str(out), "--quiet")
+    assert (out / "w.bin").read_bytes() == data[:5000] and (out / "card.md").read_text() == "# secret model\n"
+    assert dev_node.cli_json("artifact", "verify", directory["id"])["ok"] is True

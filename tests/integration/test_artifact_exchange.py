@@ -141,3 +141,18 @@ def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path
         repaired = subprocess.run([CLI, "artifact", "verify", artifact, "--repair", *rpc], capture_output=True,
                                   text=True, timeout=60)  # fmt: skip
         assert repaired.returncode == 0 and "repaired chunks [2]" in repaired.stdout, repaired.stdout + repaired.stderr
+        # an encrypted artifact travels as ciphertext: a node without its content key stores and checks
+        # the chunks, but cannot read it
+        secret = tmp_path / "secret.bin"
+        secret.write_bytes(data[: 2 * MiB])
+        out = subprocess.run([CLI, "artifact", "add", str(secret), "--encrypt", "--quiet", "--json", "--rpc",
+                              net.nodes[0].rpc_url], capture_output=True, text=True, check=True)  # fmt: skip
+        import json
+
+        sealed = json.loads(out.stdout)["id"]
+        net.rpc(1).call("artifact_fetch", sealed, True, False, 60)
+        assert fetched(net.rpc(1), sealed)["chunks"] == 2
+        assert net.call(1, "artifact_verify", sealed)["ok"] is True
+        refused = subprocess.run([CLI, "artifact", "get", sealed, "-o", str(tmp_path / "x"), "--quiet", *rpc],
+                                 capture_output=True, text=True)  # fmt: skip
+        assert refused.returncode == 1 and "content key" in refused.stderr

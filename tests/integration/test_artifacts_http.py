@@ -128,3 +128,16 @@ def test_pins_and_gc_over_rpc(dev_node: NodeProcess) -> None:
         raise AssertionError("a malformed id must be refused")
     except RpcCallError as exc:
         assert exc.code == -32602
+
+
+def test_encrypting_needs_the_announced_id_and_checks_it(dev_node: NodeProcess) -> None:
+    status, _, body = request(dev_node, "PUT", "/artifacts?encrypt=true", b"secret")
+    assert status == 400 and b"X-Artifact-Id" in body
+    wrong = "sha256:" + hashlib.sha256(b"other").hexdigest()
+    status, _, body = request(dev_node, "PUT", "/artifacts?encrypt=true", b"secret", {"X-Artifact-Id": wrong})
+    assert status == 422 and b"as announced" in body
+    right = "sha256:" + hashlib.sha256(b"secret").hexdigest()
+    status, _, body = request(dev_node, "PUT", "/artifacts?encrypt=true", b"secret", {"X-Artifact-Id": right})
+    assert status == 201 and json.loads(body)["encrypted"] is True
+    assert request(dev_node, "GET", f"/artifacts/{right}")[2] == b"secret"
+    assert [a["id"] for a in dev_node.rpc.call("artifact_list")] == [right]

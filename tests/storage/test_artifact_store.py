@@ -216,3 +216,39 @@ def test_kill_9_during_ingest_leaves_no_partial_artifact(tmp_path: Path) -> None
         assert len(list(after.chunks.ids())) == 5
         assert after.verify(kept.id).ok and after.read_bytes(kept.id) == sized(5 * CHUNK)
         assert list(after.chunks.tmp.iterdir()) == []
+
+
+def test_encrypted_artifacts_keep_the_plaintext_id_and_read_only_with_their_key(store: ArtifactStore,
+                                                                                tmp_path: Path) -> None:  # fmt: skip
+    from core.errors import ArtifactError
+    from core.sealing import ChunkDecryptionFailed, decrypt_chunk, new_content_key
+
+    data = sized(3 * CHUNK + 100)
+    source = tmp_path / "secret.onnx"
+    source.write_bytes(data)
+    key = new_content_key()
+    manifest = store.add_encrypted(source, key)
+    assert manifest.encrypted and manifest.id == hashlib.sha256(data).digest()
+    plain = store.add_bytes(data, pin=False)  # the same bytes unencrypted: other chunks entirely
+    assert not set(manifest.chunks) & set(plain.chunks)
+    stored = store.chunks.read(manifest.chunks[0])
+    assert len(stored) == CHUNK + 16 and data[:CHUNK] not in stored
+    assert store.read_bytes(manifest.id) == data  # this node holds the content key
+    assert b"".join(store.read(manifest.id, CHUNK - 5, CHUNK + 5)) == data[CHUNK - 5 : CHUNK + 5]
+    assert store.verify(manifest.id).ok and Manifest.decode(manifest.encode()) == manifest
+    with pytest.raises(ChunkDecryptionFailed):
+        decrypt_chunk(new_content_key(), manifest.id, 0, stored)
+    with pytest.raises(ChunkDecryptionFailed):
+        decrypt_chunk(key, manifest.id, 1, stored)  # a chunk cannot move to another position
+    (store.root / "keys" / f"{manifest.id.hex()}.key").unlink()
+    with pytest.raises(ArtifactError, match="has not got its content key"):
+        store.read_bytes(manifest.id)
+    assert store.verify(manifest.id).ok  # chunk ids still check without the key
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "a.bin").write_bytes(sized(CHUNK + 3))
+    (model / "b.txt").write_bytes(b"tokens")
+    directory = store.add_encrypted(model, key)
+    assert directory.kind == KIND_DIRECTORY and directory.encrypted
+    assert store.read_bytes(directory.id) == sized(CHUNK + 3) + b"tokens"
