@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +48,25 @@ class TestnetNode:
     @property
     def bootnode(self) -> str:
         return f"{self.node_key}@127.0.0.1:{self.p2p_port}"
+
+
+def free_port_block(count: int) -> int:
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1 (below the ephemeral range)."""
+    for _ in range(500):
+        base = random.randrange(20_000, 32_000 - count)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        return base
+    raise ConfigError(f"no block of {count} free ports on 127.0.0.1")
 
 
 def init_testnet(

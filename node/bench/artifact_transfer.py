@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -24,23 +23,6 @@ from node.p2p.bench import stream_throughput
 from node.rpc.client import RpcClient
 
 MB = 1_000_000
-
-
-def _free_ports(count: int) -> int:
-    for base in range(21_000, 31_000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-        return base
-    raise RuntimeError("no free ports on 127.0.0.1")
 
 
 def _upload(rpc_url: str, path: Path) -> str:
@@ -64,7 +46,7 @@ def measure_transfer(path: Path, size: int, tls_seconds: float = 2.0) -> dict[st
     """Figures for `run_artifacts_bench(transfer=...)`: node-to-node MB/s beside TLS loopback MB/s."""
     tls_rate = asyncio.run(stream_throughput(tls_seconds, tls=True))  # MB/s
     with tempfile.TemporaryDirectory(prefix="aichain-bench-transfer-") as tmp:
-        base = _free_ports(4)
+        base = testnet.free_port_block(4)
         nodes = testnet.init_testnet(Path(tmp) / "net", 2, rpc_base_port=base, p2p_base_port=base + 2,
                                      block_time_ms=1000)  # fmt: skip
         try:

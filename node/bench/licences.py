@@ -21,7 +21,6 @@ import asyncio
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,8 @@ from core.genesis import ChainParams
 from core.keys import PrivateKey
 from core.receipt import STATUS_SUCCESS
 from core.transaction import Transaction, TxKind
-from node.bench.tps import _drive
+from node.bench.tps import _drive, start_bench_node
 from node.bench.workload import BENCH_CHAIN_ID, account_key, bench_genesis, signed_calls
-from node.config import NodeConfig, P2PConfig, RpcConfig
 from vm.contract_tx import encode_call
 from vm.system import LICENSING, MODELS
 
@@ -60,17 +58,12 @@ def setup_calls() -> list[Transaction]:
 async def _run(
     datadir: Path, buyers: int, raws: list[bytes], duration: float, block_time_ms: int, rate_hint: int
 ) -> dict[str, Any]:
-    from node.node import Node
     from vm.state import StateView
 
     validator = PrivateKey.generate()
     params = ChainParams(block_time_ms=block_time_ms, max_block_txs=20_000, block_gas_limit=20_000 * BUY_GAS)
     genesis = bench_genesis(validator, OWNERS + buyers, params=params)
-    datadir.mkdir(parents=True, exist_ok=True)
-    genesis.save(datadir / "genesis.json")
-    config = replace(NodeConfig(datadir=datadir), rpc=RpcConfig(port=0), p2p=P2PConfig(enabled=False))
-    node = Node(config, validator_key=validator)
-    await node.start()
+    node = await start_bench_node(datadir, genesis, validator)
     try:
         for tx in setup_calls():  # one by one: each needs the one before it in the state
             results = await node.submit_many([tx])

@@ -16,8 +16,9 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.genesis import ChainParams
+from core.genesis import ChainParams, Genesis
 from core.keys import PrivateKey
 from core.transaction import Transaction
 from node.bench import limits
@@ -25,19 +26,28 @@ from node.bench.report import Report
 from node.bench.workload import bench_genesis, signed_transfers
 from node.config import NodeConfig, P2PConfig, RpcConfig
 
-
-async def _run_node(
-    datadir: Path, raws: list[bytes], genesis_params: ChainParams, duration: float, batch: int, backlog: int,
-    validator: PrivateKey, senders: int,
-) -> dict[str, float]:  # fmt: skip
+if TYPE_CHECKING:
     from node.node import Node
 
-    genesis = bench_genesis(validator, senders, params=genesis_params)
+
+async def start_bench_node(datadir: Path, genesis: Genesis, validator: PrivateKey) -> Node:
+    """A started single-validator node in this process: no P2P, RPC on a free port."""
+    from node.node import Node
+
     datadir.mkdir(parents=True, exist_ok=True)
     genesis.save(datadir / "genesis.json")
     config = replace(NodeConfig(datadir=datadir), rpc=RpcConfig(port=0), p2p=P2PConfig(enabled=False))
     node = Node(config, validator_key=validator)
     await node.start()
+    return node
+
+
+async def _run_node(
+    datadir: Path, raws: list[bytes], genesis_params: ChainParams, duration: float, batch: int, backlog: int,
+    validator: PrivateKey, senders: int,
+) -> dict[str, float]:  # fmt: skip
+    genesis = bench_genesis(validator, senders, params=genesis_params)
+    node = await start_bench_node(datadir, genesis, validator)
     try:
         return await _drive(node, raws, duration, batch, backlog)
     finally:

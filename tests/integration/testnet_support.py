@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,32 +26,13 @@ from node import testnet
 from node.p2p.handshake import LocalNode, perform_handshake
 from node.p2p.tls import client_context, peer_channel_binding
 from node.rpc.client import NodeUnreachable, RpcCallError, RpcClient
-from node.testnet import TestnetNode
+from node.testnet import TestnetNode, free_port_block
 from tests.integration.support import batch
 from tests.p2p.support import RawClient
 
 CLI = str(Path(sys.executable).with_name("aichain-node"))
 CHAIN_ID = 7778
 T = TypeVar("T")
-
-
-def free_port_block(count: int) -> int:
-    """A base port such that base .. base+count-1 are all free on 127.0.0.1 (below the ephemeral range)."""
-    for _ in range(500):
-        base = random.randrange(20_000, 32_000 - count)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-        return base
-    raise RuntimeError(f"no block of {count} free ports")
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
