@@ -119,6 +119,7 @@ class ArtifactExchange:
         self._buckets: dict[bytes, _Bucket] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.chunks_served = 0
+        self.chunks_fetched = 0
         self.bad_chunks_received = 0
 
     def register(self) -> None:
@@ -343,9 +344,18 @@ class ArtifactExchange:
         await asyncio.to_thread(self.store.put_chunk, chunk_id, data)
         status.chunks_done += 1
         status.bytes_fetched += len(data)
+        self.chunks_fetched += 1
         name = "0x" + peer.node_key.hex()
         status.from_peers[name] = status.from_peers.get(name, 0) + 1
         return OK
+
+    def counters(self) -> dict[str, Any]:
+        """What /metrics shows of the exchange."""
+        fetches: dict[str, int] = {}
+        for status in self.status.values():
+            fetches[status.state] = fetches.get(status.state, 0) + 1
+        return {"chunks_served": self.chunks_served, "chunks_fetched": self.chunks_fetched,
+                "bad_chunks": self.bad_chunks_received, "fetches": fetches}  # fmt: skip
 
     # --- answering --------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class NodeMetrics:
         self.finalized_height = Gauge("aichain_finalized_height", "Height of the last finalized block", registry=r)
         self.p2p_source: Callable[[], P2PMetrics | None] = lambda: None  # set when the network starts
         self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
+        self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
         r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
@@ -84,6 +85,9 @@ class _LiveCollector(Collector):
         state = self.metrics.consensus_source()
         if state is not None:
             yield from _consensus_families(state)
+        artifacts = self.metrics.artifact_source()
+        if artifacts is not None:
+            yield from _artifact_families(artifacts)
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
@@ -141,3 +145,17 @@ def _consensus_families(state: dict[str, Any]) -> Iterator[Any]:
     if state.get("prevotes"):
         yield GaugeMetricFamily("aichain_consensus_total_power", "Voting power of the validator set",
                                 value=state["prevotes"]["of"])  # fmt: skip
+
+
+def _artifact_families(counts: dict[str, Any]) -> Iterator[Any]:
+    yield CounterMetricFamily("aichain_artifact_chunks_served", "Artifact chunks sent to peers",
+                              value=counts["chunks_served"])  # fmt: skip
+    yield CounterMetricFamily("aichain_artifact_chunks_fetched", "Artifact chunks received from peers and kept",
+                              value=counts["chunks_fetched"])  # fmt: skip
+    yield CounterMetricFamily("aichain_artifact_bad_chunks", "Artifact chunks from peers that did not match their id",
+                              value=counts["bad_chunks"])  # fmt: skip
+    fetches = GaugeMetricFamily("aichain_artifact_fetches", "Fetches from peers since start, by state",
+                                labels=["state"])  # fmt: skip
+    for state, n in sorted(counts["fetches"].items()):
+        fetches.add_metric([state], n)
+    yield fetches

@@ -180,6 +180,7 @@ class Node:
         )
         self.network = Network(self, node_key, transport)
         self.metrics.p2p_source = lambda: self.network.manager.metrics if self.network is not None else None
+        self.metrics.artifact_source = lambda: self.network.artifacts.counters() if self.network is not None else None
         assert self.driver is not None
         self.driver.broadcast = self.network.broadcast_consensus
         self.driver.resend = self.network.resend_consensus
@@ -235,6 +236,7 @@ class Node:
     async def _metrics_handler(self, request: web.Request) -> web.Response:
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        self.metrics.artifact_bytes.set(await asyncio.to_thread(self.artifacts.stored_bytes))
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _health_handler(self, request: web.Request) -> web.Response:

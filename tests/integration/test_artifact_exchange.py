@@ -51,6 +51,13 @@ def penalties(rpc_url: str, reason: str) -> float:
                if line.startswith("aichain_p2p_penalties") and f'reason="{reason}"' in line)  # fmt: skip
 
 
+def metric(rpc_url: str, name: str) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(rpc_url + "/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.split("{")[0].split(" ")[0] == name)
+
+
 def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(tmp_path: Path) -> None:
     data = random.Random(3).randbytes(24 * MiB + 17)
     source = tmp_path / "model.bin"
@@ -73,6 +80,9 @@ def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(t
         assert set(sources) == honest and all(n > 0 for n in sources.values()), status  # both, in parallel
         assert sum(sources.values()) == 25
         assert penalties(net.nodes[2].rpc_url, "bad chunk") >= 1  # the liar was caught by C...
+        assert metric(net.nodes[2].rpc_url, "aichain_artifact_bad_chunks_total") >= 1
+        assert metric(net.nodes[2].rpc_url, "aichain_artifact_chunks_fetched_total") == 25
+        assert metric(net.nodes[2].rpc_url, "aichain_artifact_bytes") >= len(data)
         assert penalties(net.nodes[1].rpc_url, "bad chunk") >= 1  # ...and by B before
         import urllib.request
 
@@ -99,6 +109,7 @@ def test_a_fetch_killed_9_resumes_after_restart_and_a_damaged_chunk_is_repaired(
         resumed = wait_for(lambda: _status(net.rpc(2), artifact), 30, "the fetch to resume by itself")
         resumed = fetched(net.rpc(2), artifact, timeout=90)
         assert 0 < resumed["bytes_fetched"] < len(data), resumed  # only what was missing
+        assert resumed["bytes_per_s"] < 12e6, resumed  # node 0 sends each peer at most 8 MB/s
         assert net.call(2, "artifact_verify", artifact)["ok"] is True
 
         info = net.call(2, "artifact_info", artifact)
