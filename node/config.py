@@ -265,9 +265,13 @@ def load_config(
             raise ConfigError(f"no config file at {config_file}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
-        for key in ("datadir", "genesis", "validator_key", "node_key"):  # relative to the file's directory
-            if isinstance(doc.get(key), str) and not Path(doc[key]).expanduser().is_absolute():
-                doc[key] = str((Path(config_file).resolve().parent / doc[key]).resolve())
+        here = Path(config_file).resolve().parent
+        paths = [(doc, "datadir"), (doc, "genesis"), (doc, "validator_key"), (doc, "node_key"),
+                 (doc.get("artifacts"), "path")]  # fmt: skip
+        for table, key in paths:  # relative to the file's directory
+            value = table.get(key) if isinstance(table, dict) else None
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+                table[key] = str((here / value).resolve())  # type: ignore[index]
         config = _merge(config, doc, "")
     config = _merge(config, _env_overrides(dict(os.environ if environ is None else environ)), "environment")
     nested: dict[str, Any] = {}

@@ -36,3 +36,25 @@ def test_bad_consensus_timeouts_are_refused_with_the_reason(tmp_path: Path, text
     toml.write_text(f"[consensus]\n{text}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(toml, environ={})
+
+
+def test_the_documented_configuration_loads_setting_for_setting(tmp_path: Path) -> None:
+    import re
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    example = re.search(r"```toml\n(.*?)```", docs.read_text(), re.S)
+    assert example is not None
+    path = tmp_path / "node.toml"
+    path.write_text(example.group(1))
+    config = load_config(config_file=path, environ={})  # an unknown or mistyped setting would raise
+    assert config.artifacts.chunk_size == 4194304 and config.artifacts.max_fetches == 4
+    assert config.artifacts_path == Path("/srv/aichain/artifacts")
+    assert config.rpc.port == 8545 and config.consensus.timeout_cap_s == 30.0
+
+
+def test_a_relative_artifacts_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "node.toml"
+    path.write_text('datadir = "data"\n[artifacts]\npath = "../blobs"\n')
+    config = load_config(config_file=path, environ={})
+    assert config.datadir == tmp_path / "conf" / "data" and config.artifacts_path == tmp_path / "blobs"
