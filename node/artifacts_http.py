@@ -104,6 +104,9 @@ class _Endpoints:
                 manifest = await asyncio.to_thread(self.store.add_stream, reader, pin=pin_now, seal=seal)
         except (TimeoutError, ConnectionError) as exc:
             return _error(408, f"the upload stopped arriving ({exc or 'timeout'}); nothing was stored")
+        except OSError as exc:  # a full or failing disk: the chunks written so far are unreferenced (gc)
+            log.error("upload failed: %s", exc)
+            return _error(507, f"the artifact store could not write: {exc.strerror or exc}; nothing was stored")
         except tarfile.TarError as exc:
             return _error(400, f"the body is not a readable tar stream: {exc}")
         except ArtifactError as exc:
@@ -176,10 +179,10 @@ class _Endpoints:
                    **_digest_headers(digest, manifest)}  # fmt: skip
         status, start, stop = 200, 0, length
         asked = request.headers.get("Range")
-        if asked is not None:
-            parsed = _parse_range(asked, length)
-            if parsed is None:
-                return web.Response(status=416, headers={"Content-Range": f"bytes */{length}"})
+        parsed = _parse_range(asked, length) if asked is not None else _WHOLE
+        if parsed is None:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{length}"})
+        if parsed is not _WHOLE:  # one satisfiable range: 206
             start, stop = parsed
             status = 206
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{length}"
@@ -228,11 +231,15 @@ def _digest_headers(digest: bytes, manifest: Manifest | None) -> dict[str, str]:
     return headers
 
 
+_WHOLE = (0, -1)  # a Range this server does not do (several ranges, other units): the whole body, as RFC 9110 allows
+
+
 def _parse_range(value: str, length: int) -> tuple[int, int] | None:
-    """[start, stop) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range, or None if unsatisfiable."""
+    """[start, stop) of one `bytes=a-b`, `bytes=a-` or `bytes=-n` range; None if it cannot be met; `_WHOLE` if it is
+    a kind of range this server ignores."""
     match = _RANGE.match(value.strip())
     if match is None or match.groups() == ("", ""):
-        return None
+        return _WHOLE
     first, last = match.groups()
     if first == "":
         start, stop = max(0, length - int(last)), length
