@@ -58,6 +58,7 @@ WINDOW = 4
 FIND_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 SERVING_PER_PEER = 4
+RESUME_WAIT_S = 60.0  # after a restart, how long interrupted fetches wait for a first peer
 PENALTY_BAD_CHUNK = 50.0
 PENALTY_BAD_MANIFEST = 50.0
 PENALTY_MALFORMED = 20.0
@@ -129,13 +130,16 @@ class ArtifactExchange:
         self.manager.on_peer_disconnected(self._on_disconnected)
 
     def start(self) -> None:
-        """Resume the fetches a restart interrupted, once peers had a moment to connect."""
+        """Resume the fetches a restart interrupted, once a peer is connected (or after `RESUME_WAIT_S`)."""
         pending = self.store.pending_fetches()
         if pending:
             self._spawn(self._resume([m.id for m in pending]))
 
     async def _resume(self, artifacts: list[bytes]) -> None:
-        await asyncio.sleep(1.0)
+        deadline = time.monotonic() + RESUME_WAIT_S
+        while not self.manager.connected_peers() and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # a moment for the other peers to connect too
         for artifact in artifacts:
             log.info("resuming the fetch of %s", format_id(artifact))
             self.start_fetch(artifact)
