@@ -131,6 +131,7 @@ def _banner(node: object, cfg: NodeConfig, as_json: bool) -> None:
         f"  data       {cfg.datadir}",
         f"  genesis    {cfg.genesis_path}",
         f"  rpc        {node.rpc_url}   (metrics at {node.rpc_url}/metrics)",
+        f"  artifacts  {cfg.artifacts_path}   ({len(node.artifacts.artifacts())} stored; {node.rpc_url}/artifacts)",
         f"  head       block {node.chain.head.height}",
     ]
     if node.validator_address() is not None:

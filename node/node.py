@@ -428,6 +428,7 @@ class Node:
             "p2p_port": None if self.network is None else self.network.manager.listen_port,
             "uptime_s": round(time.time() - self.started_at, 1),
             "datadir": str(self.config.datadir),
+            "artifacts_path": str(self.config.artifacts_path),
             "rpc": self.rpc_url,
         }
 
