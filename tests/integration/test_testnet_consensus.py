@@ -35,7 +35,8 @@ def test_four_validators_finalize_the_same_blocks_and_include_a_transaction_once
         funding = [transfer(DEV_KEY, k.address, FUNDS, nonce + n, chain_id=CHAIN_ID) for n, k in enumerate(senders)]
         for tx in funding:
             net.rpc(0).send(tx)
-        _wait_receipt(net, 0, "0x" + funding[-1].hash.hex())
+        funded = _wait_receipt(net, 0, "0x" + funding[-1].hash.hex())
+        net.wait_height(range(4), funded["block_height"], 30)  # every node knows the senders' funds
         # Each sends one transfer to a different node; the same transaction also reaches a second node.
         recipient = PrivateKey.generate().address
         txs = [transfer(k, recipient, 1000 + i, 0, chain_id=CHAIN_ID) for i, k in enumerate(senders)]
