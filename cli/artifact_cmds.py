@@ -33,6 +33,8 @@ from rich.progress import (
 
 from cli.common import JsonOption, RpcOption, client, emit, fail, rpc_url, run_guarded
 from core.artifact import parse_id
+from core.errors import ArtifactErased, ArtifactNotFound
+from node.rpc.client import NodeUnreachable, RpcCallError
 from storage.artifact_io import plaintext_listing
 
 artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",
@@ -189,9 +191,18 @@ def get(
     store it, the node first fetches it from its peers (chunks from all of them, each checked)."""
     digest = _parse(artifact)
     node = client(rpc)
-    if not any(a["id"] == "sha256:" + digest.hex() for a in run_guarded(node.call, "artifact_list")):
-        _fetch_to_node(node, "sha256:" + digest.hex(), force, quiet)
-    info = run_guarded(node.call, "artifact_info", "sha256:" + digest.hex())
+    artifact_id = "sha256:" + digest.hex()
+    try:
+        info = node.call("artifact_info", artifact_id)
+    except RpcCallError as exc:
+        if exc.code == ArtifactErased.rpc_code and not force:
+            fail(f"{exc.message}; to get it again from peers, add --force")
+        if exc.code not in (ArtifactNotFound.rpc_code, ArtifactErased.rpc_code):
+            fail(f"the node refused: {exc.message} (code {exc.code})")
+        _fetch_to_node(node, artifact_id, force, quiet)
+        info = run_guarded(node.call, "artifact_info", artifact_id)
+    except NodeUnreachable as exc:
+        fail(str(exc))
     dest = output or Path(digest.hex())
     if info["kind"] == "directory":
         dest.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ An artifact is the bytes of a model or dataset, stored off chain and addressed b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core import codec
 from core.errors import DecodeError
@@ -100,10 +100,10 @@ class Manifest:
     chunks: tuple[bytes, ...]  # SHA-256 of each chunk as stored
     files: tuple[FileEntry, ...] = ()  # a directory's files, sorted by path
     encrypted: bool = False
+    merkle_root: bytes = field(init=False, repr=False, compare=False)  # over `chunks`, computed once
 
-    @property
-    def merkle_root(self) -> bytes:
-        return merkle_root(list(self.chunks))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "merkle_root", merkle_root(list(self.chunks)))
 
     @property
     def artifact_id(self) -> str:

@@ -58,6 +58,7 @@ REFCOUNT = b"R"
 PIN = b"P"
 TOMBSTONE = b"T"
 FETCHING = b"F"
+MANIFEST_CACHE = 256  # decoded manifests kept in memory
 WRITERS = 2  # chunk hashing + writing threads next to the reading thread
 IN_FLIGHT = 4  # chunks read but not yet written, per ingest (bounds memory)
 
@@ -102,6 +103,9 @@ class ArtifactStore(Ingest):
         self._lock = threading.RLock()  # bookkeeping: commits, gc, erase
         self._writing: Counter[bytes] = Counter()  # chunks of ingests not committed yet (gc keeps them)
         self._pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="chunk")
+        # Manifests are immutable: serving reads one per chunk sent, so decoded ones are kept.
+        self._manifests: dict[bytes, Manifest] = {}
+        self._stored_bytes: int | None = None  # recounted after a commit or a drop changes it
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -121,6 +125,7 @@ class ArtifactStore(Ingest):
                 batch.put(MANIFEST + key, manifest.encode())
                 for chunk_id in set(manifest.chunks):
                     batch.put(REFCOUNT + chunk_id, _u64(self._refcount(chunk_id) + 1))
+                self._stored_bytes = None
             if pin:
                 batch.put(PIN + key, b"")
             batch.delete(TOMBSTONE + key)  # adding the bytes again is asking for them
@@ -186,12 +191,21 @@ class ArtifactStore(Ingest):
         return self.index.get(MANIFEST + artifact) is not None
 
     def manifest(self, artifact: bytes) -> Manifest:
+        cached = self._manifests.get(artifact)
+        if cached is not None:
+            return cached
         raw = self.index.get(MANIFEST + artifact)
         if raw is None:
             if self.is_erased(artifact):
                 raise ArtifactErased(f"artifact {format_id(artifact)} was erased from this node")
             raise ArtifactNotFound(f"artifact {format_id(artifact)} is not stored on this node")
-        return Manifest.decode(raw)
+        manifest = Manifest.decode(raw)
+        with self._lock:
+            if len(self._manifests) >= MANIFEST_CACHE:
+                self._manifests.clear()
+            if self.index.get(MANIFEST + artifact) is not None:  # not dropped meanwhile
+                self._manifests[artifact] = manifest
+        return manifest
 
     def artifacts(self) -> list[ArtifactInfo]:
         stored = self.index.iterate(MANIFEST)
@@ -304,6 +318,8 @@ class ArtifactStore(Ingest):
         """Remove a manifest and its references; the chunks nothing lists any more."""
         manifest = self.manifest(artifact)
         unreferenced = []
+        self._manifests.pop(artifact, None)
+        self._stored_bytes = None
         with self.index.batch(sync=True) as batch:
             batch.delete(MANIFEST + artifact)
             batch.delete(PIN + artifact)
@@ -321,8 +337,10 @@ class ArtifactStore(Ingest):
         return 0 if raw is None else int.from_bytes(raw, "big")
 
     def stored_bytes(self) -> int:
-        """Bytes of chunk files referenced by stored artifacts."""
-        return sum(self.chunks.size(key[1:]) for key, _ in self.index.iterate(REFCOUNT))
+        """Bytes of chunk files referenced by stored artifacts (counted again only after a change)."""
+        if self._stored_bytes is None:
+            self._stored_bytes = sum(self.chunks.size(key[1:]) for key, _ in self.index.iterate(REFCOUNT))
+        return self._stored_bytes
 
 
 def _u64(n: int) -> bytes:

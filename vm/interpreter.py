@@ -253,16 +253,9 @@ class Interpreter:
             self.gas = gas
 
     def _slow(self, op: int, arg: int, pc: int, stack: list[Any], func: Function, depth: int) -> int:
-        """Every other instruction; returns the next pc."""
+        """Every instruction the loop in `_execute` does not handle itself; returns the next pc."""
         push, pop = stack.append, stack.pop
-        if op == OP.JUMP_IF_TRUE:
-            if pop():
-                return arg
-        elif op == OP.AND_JUMP:
-            if not stack[-1]:
-                return arg
-            pop()
-        elif op == OP.OR_JUMP:
+        if op == OP.OR_JUMP:
             if stack[-1]:
                 return arg
             pop()
@@ -280,31 +273,25 @@ class Interpreter:
             pass
         elif OP.MUL <= op <= OP.RSHIFT:
             self._arith(op, stack)
-        elif OP.NE <= op <= OP.NOT_IN:
+        elif op in (OP.LE, OP.IN, OP.NOT_IN):  # EQ, NE, LT, GT, GE run in the loop
             b = pop()
             a = pop()
-            if op == OP.NE:
-                push(a != b)
-            elif op == OP.LE:
+            if op == OP.LE:
                 push(a <= b)
-            elif op == OP.GT:
-                push(a > b)
-            elif op == OP.GE:
-                push(a >= b)
             elif op == OP.IN:
                 push(_contains(b, a))
             else:
                 push(not _contains(b, a))
         elif op == OP.METHOD:
             self._method(arg >> 8, arg & 0xFF, stack)
-        elif op in (OP.BUILD_LIST, OP.BUILD_DICT):
-            n = arg if op == OP.BUILD_LIST else 2 * arg
+        elif op == OP.BUILD_DICT:  # (BUILD_LIST runs in the loop)
+            n = 2 * arg
             if len(stack) < n:
                 raise VMError("stack underflow")
             items = stack[len(stack) - n :] if n else []
             del stack[len(stack) - n :]
             self._alloc(8 * len(items))
-            push(items if op == OP.BUILD_LIST else dict(zip(items[0::2], items[1::2], strict=True)))
+            push(dict(zip(items[0::2], items[1::2], strict=True)))
         elif op == OP.STORE_INDEX:
             key = pop()
             container = pop()
