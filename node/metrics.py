@@ -37,6 +37,9 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "aichain_transactions_rejected", "Transactions refused at admission", ["reason"], registry=r
         )
+        self.signatures_verified = Counter(
+            "aichain_transaction_signatures_verified", "Transaction signatures checked at admission", registry=r
+        )
         self.blocks_committed = Counter("aichain_blocks_committed", "Blocks committed", registry=r)
         self.blocks_proposed = Counter(
             "aichain_blocks_proposed",

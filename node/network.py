@@ -140,8 +140,8 @@ class Network:
             items = codec.expect_list(payload, TXS, 2, "transactions")
             if not isinstance(items[1], list) or len(items[1]) > TX_BATCH:
                 raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
-            pool = self.node.mempool
-            fresh = [raw for raw in items[1] if type(raw) is not bytes or sha256(raw) not in pool]
+            knows = self.node.knows_tx
+            fresh = [raw for raw in items[1] if type(raw) is not bytes or not knows(sha256(raw))]
             txs = [Transaction.decode(codec.expect_bytes(raw, "transaction")) for raw in fresh]
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")

@@ -502,3 +502,42 @@ def test_supply_is_conserved_across_committed_blocks(
             follower.commit(executed, commit)
             assert follower.tree.root == chain.tree.root
             assert supply(follower) == supply(chain)
+
+
+# --- the committed-state cache --------------------------------------------------------------------
+
+
+class _CommitDuringRead(KeyValueStore):
+    """A real LevelDB whose next state read lets a block commit after reading (as another thread could)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.during_read: Any = None
+
+    def get(self, key: bytes) -> bytes | None:
+        value = super().get(key)
+        if self.during_read is not None and key.startswith(keys.STATE):
+            action, self.during_read = self.during_read, None
+            action()
+        return value
+
+
+def test_the_state_cache_follows_commits_and_never_keeps_a_read_a_commit_overtook(tmp_path: Path) -> None:
+    kv = _CommitDuringRead(tmp_path / "db")
+    try:
+        chain = Chain(kv, GENESIS)
+        sender, receiver = USERS[0], USERS[3]
+        assert chain.account(receiver.address).balance == 0  # cached now
+        produce(chain, [transfer(sender, 0, receiver, 7)])
+        assert chain.account(receiver.address).balance == 7  # the commit updated the cached entry
+
+        chain.state._cache.clear()
+        kv.during_read = lambda: produce(chain, [transfer(sender, 1, receiver, 5)])
+        assert chain.account(receiver.address).balance == 7  # read before the commit landed
+        assert chain.account(receiver.address).balance == 12  # not the stale value remembered
+        assert chain.account(sender.address).nonce == 2
+
+        reopened_balance = Account.decode(kv.get(keys.STATE + account_key(receiver.address)) or b"").balance
+        assert reopened_balance == 12
+    finally:
+        kv.close()
