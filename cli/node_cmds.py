@@ -65,6 +65,8 @@ def start(
     as_json: bool = typer.Option(False, "--json", help="Print the startup banner as one JSON line"),
     test_double_sign: bool = typer.Option(False, "--test-double-sign", hidden=True,
                                           help="TEST ONLY: make this validator equivocate"),
+    test_commit_delay_ms: int = typer.Option(0, "--test-commit-delay-ms", hidden=True,
+                                             help="TEST ONLY: write blocks decided at even heights this much later"),
 ) -> None:
     """Start a node. Stop it with Ctrl-C; it finishes the block it is writing and closes cleanly."""
     overrides = {
@@ -77,6 +79,7 @@ def start(
         "log_level": log_level,
         "p2p.bootnodes": bootnodes,
         "test_double_sign": test_double_sign or None,
+        "test_commit_delay_ms": test_commit_delay_ms or None,
     }
     try:
         cfg = load_config(config, overrides)

@@ -141,6 +141,7 @@ class NodeConfig:
     validator_key_password: str | None = None
     node_key: Path | None = None  # P2P identity; default <datadir>/node_key.pem, created on first start
     test_double_sign: bool = False  # test-only: this validator equivocates (to test evidence)
+    test_commit_delay_ms: int = 0  # test-only: blocks this node decides at even heights are written that much later
     dev: bool = False
     log_level: str = "info"
     block_time_ms: int | None = None  # overrides the genesis block time (dev and benchmarks)

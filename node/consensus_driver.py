@@ -75,6 +75,8 @@ class ConsensusDriver:
         self._resender: asyncio.Task[None] | None = None
         self.on_committed: list[Callable[[Block], None]] = []
         self.double_sign = False  # test-only switch: a Byzantine validator that equivocates
+        self.commit_delay_s = 0.0  # test-only switch: a validator a height behind the others at every other height
+        self.writing_height: int | None = None  # decided here and being written (sync need not fetch it)
         self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._pending: dict[bytes, PendingBlock] = {}
         self._future: list[Event] = []
@@ -160,6 +162,7 @@ class ConsensusDriver:
                 self._future.append(event)  # type: ignore[arg-type]
             return False
         if isinstance(event, _UnvalidatedProposal):
+            self._mark("proposal arrived", at=event.arrived_at)
             event = await self._validate(event.proposal, event.block)
             if event is None:
                 return False
@@ -223,10 +226,11 @@ class ConsensusDriver:
                 self.node.evidence_found(action.first, action.second)
         return False
 
-    def _mark(self, step: str) -> None:
-        """Note when this height first reached `step` (exported as aichain_consensus_step_seconds)."""
+    def _mark(self, step: str, at: float | None = None) -> None:
+        """Note when this height first reached `step` (exported as aichain_consensus_step_seconds);
+        `at` is when it happened (monotonic), if not now; before the height started counts as 0."""
         if step not in self._marks:
-            elapsed = time.monotonic() - self.round_started_at
+            elapsed = max(0.0, (time.monotonic() if at is None else at) - self.round_started_at)
             self._marks[step] = elapsed
             self.node.metrics.step_seconds.labels(step).observe(elapsed)
 
@@ -318,8 +322,33 @@ class ConsensusDriver:
 
     async def _commit(self, action: CommitBlock) -> None:
         block = action.block
+        self.writing_height = block.height
+        try:
+            pending = await self._write(action)
+        finally:
+            self.writing_height = None
+        if pending is None:
+            return  # sync imported it meanwhile
+        self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
+        self._mark("written")
+        steps = ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items())
+        if action.commit.round > 0:  # a round failed: say so, with where the time went
+            log.info("height %d decided in round %d (%s)", block.height, action.commit.round, steps)
+        elif self._marks.get("written", 0.0) * 1000 > self.node.timing.block_time_ms:  # late: the next one starts late
+            log.info("height %d took longer than the block time (%s)", block.height, steps)
+        else:
+            log.debug("height %d: %s", block.height, steps)
+        await self.node.block_committed(pending)
+        for callback in self.on_committed:
+            callback(block)
+
+    async def _write(self, action: CommitBlock) -> PendingBlock | None:
+        """Execute the decided block if we have not, and write it; None if sync wrote it first."""
+        block = action.block
         pending = self._pending.get(block.hash)
         loop = asyncio.get_running_loop()
+        if self.commit_delay_s and block.height % 2 == 0:
+            await asyncio.sleep(self.commit_delay_s)
         async with self.node.consensus_work():
             if pending is None:  # decided without having executed it (e.g. we only saw the commit)
                 pending = await loop.run_in_executor(
@@ -327,18 +356,9 @@ class ConsensusDriver:
                 )
             async with self.node.commit_lock:
                 if self.node.chain.head.height + 1 != block.height:
-                    return  # sync imported it meanwhile
+                    return None
                 await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
-        self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
-        self._mark("written")
-        steps = ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items())
-        if action.commit.round > 0:  # a round failed: say so, with where the time went
-            log.info("height %d decided in round %d (%s)", block.height, action.commit.round, steps)
-        else:
-            log.debug("height %d: %s", block.height, steps)
-        await self.node.block_committed(pending)
-        for callback in self.on_committed:
-            callback(block)
+        return pending
 
     # --- between heights ------------------------------------------------------------------
 
@@ -369,11 +389,12 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 class _UnvalidatedProposal:
     """A proposal from a peer whose block we have not executed yet."""
 
-    __slots__ = ("block", "proposal")
+    __slots__ = ("arrived_at", "block", "proposal")
 
     def __init__(self, proposal: Proposal, block: Block) -> None:
         self.proposal = proposal
         self.block = block
+        self.arrived_at = time.monotonic()
 
 
 def _height_of(event: object) -> int | None:

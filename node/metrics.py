@@ -41,6 +41,14 @@ class NodeMetrics:
             "aichain_transaction_signatures_verified", "Transaction signatures checked at admission", registry=r
         )
         self.blocks_committed = Counter("aichain_blocks_committed", "Blocks committed", registry=r)
+        self.sync_imported = Counter(
+            "aichain_sync_blocks_imported", "Blocks committed from block sync (not decided here)", registry=r
+        )
+        self.held_messages = Counter(
+            "aichain_consensus_messages_held",
+            "Proposals and votes for the height after ours, kept until this node reached it",
+            registry=r,
+        )
         self.blocks_proposed = Counter(
             "aichain_blocks_proposed",
             "Blocks this validator proposed: prebuilt (executed while the block time ran) or built when due",
@@ -63,7 +71,7 @@ class NodeMetrics:
         self.step_seconds = Histogram(
             "aichain_consensus_step_seconds",
             "Seconds from the start of a height until it first reached a step "
-            "(built, proposal validated, prevoted, precommitted, decided, written)",
+            "(built, proposal arrived, proposal validated, prevoted, precommitted, decided, written)",
             ["step"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0),
             registry=r,

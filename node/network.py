@@ -13,8 +13,9 @@ Message types (application range of `node.p2p.messages`):
 - 23-26: artifacts (want, have, get chunks, chunk), see `node.artifact_exchange`.
 
 A message that cannot be decoded, or whose signature fails, lowers the sender's score (the
-P2P layer bans a peer whose score falls too low). Messages for other heights are dropped
-without penalty: they are normal around height changes.
+P2P layer bans a peer whose score falls too low). Proposals and votes for the height after
+the one we decide are held until we get there (see `HeldForNextHeight`); other heights are
+dropped without penalty: they are normal around height changes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from core.proposal import Proposal
 from core.transaction import Transaction
 from node import artifact_exchange
 from node.artifact_exchange import ArtifactExchange
+from node.held_messages import VOTE_SIZE, HeldForNextHeight
 from node.p2p.config import P2PConfig as TransportConfig
 from node.p2p.gossip import Gossip, message_id
 from node.p2p.manager import PeerManager
@@ -53,8 +55,6 @@ TX_BATCH = 2000
 TX_FLUSH_S = 0.02
 PENALTY_MALFORMED = 20.0
 PENALTY_BAD_SIGNATURE = 40.0
-
-
 class Network:
     def __init__(self, node: Node, node_key: PrivateKey, config: TransportConfig) -> None:
         self.node = node
@@ -68,6 +68,7 @@ class Network:
         self.artifacts = ArtifactExchange(node, self.manager, node.config.artifacts)
         self._outgoing_txs: list[bytes] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.held = HeldForNextHeight()
         for msg_type, handler in (
             (TXS, self._on_txs), (PROPOSAL, self._on_proposal), (VOTE, self._on_vote),
             (EVIDENCE, self._on_evidence), (STATUS, self._on_status),
@@ -121,6 +122,9 @@ class Network:
         head = self.node.chain.head
         self.manager.set_head(head.height, head.hash)
         await self.manager.broadcast(STATUS, [STATUS, head.height, head.hash])
+        for peer, msg_type, payload in self.held.release(head.height):
+            self.node.metrics.held_messages.inc()
+            await (self._on_proposal if msg_type == PROPOSAL else self._on_vote)(peer, payload)
 
     async def _flush_txs_forever(self) -> None:
         while True:
@@ -168,6 +172,9 @@ class Network:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         chain = self.node.chain
+        if proposal.height == chain.head.height + 2:
+            self.held.hold(peer, PROPOSAL, proposal.height, proposal.signature, payload, len(raw_block))
+            return
         if proposal.height != chain.head.height + 1 or message_id(PROPOSAL, payload) in self.gossip.seen:
             return  # another height (normal around height changes; sync handles a peer far ahead), or seen
         validator = chain.validators.by_address.get(proposal.proposer)
@@ -195,6 +202,9 @@ class Network:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         chain = self.node.chain
+        if vote.height == chain.head.height + 2:
+            self.held.hold(peer, VOTE, vote.height, vote.signature, payload, VOTE_SIZE)
+            return
         if vote.height != chain.head.height + 1 or message_id(VOTE, payload) in self.gossip.seen:
             return  # another height, or already seen: no signature check needed
         validator = chain.validators.by_address.get(vote.validator)

@@ -124,6 +124,7 @@ class Node:
         self.driver = ConsensusDriver(self, signer, self.timeouts)
         self.metrics.consensus_source = self.driver.machine.round_state
         self.driver.double_sign = config.test_double_sign
+        self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
         if config.p2p.enabled:
             await self._start_network(signer is not None)
         self.metrics.head_height.set(self.chain.head.height)

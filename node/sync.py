@@ -79,8 +79,12 @@ class BlockSync:
         return self.target > self.node.chain.head.height + 1
 
     def _behind(self) -> bool:
-        """Consensus catches up one block by itself; sync when further behind, or one behind for long."""
+        """Consensus catches up one block by itself; sync when further behind, or one behind for long.
+        A block consensus decided and is writing counts as ours (fetching it too would be wasted)."""
         head = self.node.chain.head.height
+        driver = self.node.driver
+        if driver is not None and driver.writing_height is not None:
+            head = max(head, driver.writing_height)
         if self.target <= head:
             self._one_behind_since = None
             return False
@@ -233,4 +237,5 @@ class BlockSync:
             pending = await loop.run_in_executor(node.block_worker, chain.execute, block, None, verified)
             await loop.run_in_executor(node.block_worker, chain.commit, pending, commit)
         self.imported += 1
+        node.metrics.sync_imported.inc()
         await node.block_committed(pending)

@@ -263,7 +263,7 @@ def _step_means(nodes: list[testnet.TestnetNode]) -> dict[str, float]:
                 kind, step, value = match.groups()
                 target = sums if kind == "sum" else counts
                 target[step] = target.get(step, 0.0) + float(value)
-    order = ["built", "proposal validated", "prevoted", "precommitted", "decided", "written"]
+    order = ["built", "proposal arrived", "proposal validated", "prevoted", "precommitted", "decided", "written"]
     means = {step: sums[step] / counts[step] for step in order if counts.get(step)}
     return means | {f"proposed {how}": n for how, n in proposed.items()}
 

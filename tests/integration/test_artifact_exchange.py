@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from node.rpc.client import RpcClient
-from tests.integration.testnet_support import CLI, Testnet, wait_for
+from tests.integration.testnet_support import CLI, Testnet, metric, wait_for
 
 MiB = 1024 * 1024
 
@@ -49,13 +49,6 @@ def penalties(rpc_url: str, reason: str) -> float:
     text = urllib.request.urlopen(rpc_url + "/metrics", timeout=10).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("aichain_p2p_penalties") and f'reason="{reason}"' in line)  # fmt: skip
-
-
-def metric(rpc_url: str, name: str) -> float:
-    import urllib.request
-
-    text = urllib.request.urlopen(rpc_url + "/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.split("{")[0].split(" ")[0] == name)
 
 
 def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -274,6 +275,13 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return out
 
 
+def metric(rpc_url: str, name: str) -> float:
+    """The sum of a /metrics family's samples (all labels) at a node."""
+    with urllib.request.urlopen(rpc_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.split("{")[0].split(" ")[0] == name)
+
+
 async def raw_peer(
     port: int, chain_id: int, genesis_hash: bytes, source: str, key: PrivateKey | None = None
 ) -> RawClient:
@@ -289,4 +297,4 @@ async def raw_peer(
     return RawClient(reader, writer, key, hello)
 
 
-__all__ = ["RpcCallError", "Testnet", "finish", "free_port_block", "raw_peer", "wait_for"]
+__all__ = ["RpcCallError", "Testnet", "finish", "free_port_block", "metric", "raw_peer", "wait_for"]
