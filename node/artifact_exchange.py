@@ -63,7 +63,8 @@ PENALTY_BAD_CHUNK = 50.0
 PENALTY_BAD_MANIFEST = 50.0
 PENALTY_MALFORMED = 20.0
 PENALTY_UNREQUESTED = 5.0  # a late answer to a request that timed out costs little; a flood adds up
-OK, NOT_HERE, BAD, GONE = "ok", "not here", "bad", "gone"
+NOT_HERE, BAD, GONE = "not here", "bad", "gone"  # why a chunk request gave no chunk
+HASH_AHEAD_BYTES = 64 * 1024 * 1024  # fetched chunks kept in memory until the in-order digest reaches them
 
 
 @dataclass(slots=True)
@@ -276,16 +277,19 @@ class ArtifactExchange:
         digests: Digests | None = None,
     ) -> None:  # fmt: skip
         """Fetch the `missing` chunks from `holders`; with `digests`, hash the plaintext in order meanwhile
-        (from the chunk files, as soon as each next chunk is on disk), so no second pass is needed."""
+        (as soon as each next chunk is on disk), so no second pass is needed. Chunks that arrive ahead
+        of their turn are kept in memory for it, up to `HASH_AHEAD_BYTES` (beyond, they are read back)."""
         queue = deque(missing)
         remaining = len(missing)
         changed = asyncio.Event()
         usable = {peer.node_key for peer in holders}
         on_disk = set(range(len(manifest.chunks))) - set(missing)
         stored = asyncio.Event()
+        arrived: dict[int, bytes] = {}  # fetched chunks not hashed yet, by index
+        arrived_bytes = 0
 
         async def lane(peer: Peer) -> None:
-            nonlocal remaining
+            nonlocal remaining, arrived_bytes
             while remaining > 0 and peer.node_key in usable:
                 if not queue:
                     changed.clear()
@@ -294,7 +298,10 @@ class ArtifactExchange:
                     continue
                 index = queue.popleft()
                 outcome = await self._request(peer, manifest, index, status)
-                if outcome == OK:
+                if not isinstance(outcome, str):
+                    if digests is not None and arrived_bytes + len(outcome) <= HASH_AHEAD_BYTES:
+                        arrived[index] = outcome
+                        arrived_bytes += len(outcome)
                     remaining -= 1
                     on_disk.add(index)
                     stored.set()
@@ -304,12 +311,17 @@ class ArtifactExchange:
                 changed.set()
 
         async def hash_in_order() -> None:
+            nonlocal arrived_bytes
             assert digests is not None
             for index, chunk_id in enumerate(manifest.chunks):
                 while index not in on_disk:
                     stored.clear()
                     await stored.wait()
-                data = await asyncio.to_thread(self.store.chunks.read, chunk_id, verify=False)
+                data = arrived.pop(index, None)
+                if data is not None:
+                    arrived_bytes -= len(data)
+                else:
+                    data = await asyncio.to_thread(self.store.chunks.read, chunk_id, verify=False)
                 await asyncio.to_thread(digests.update, data)
 
         hasher = asyncio.create_task(hash_in_order()) if digests is not None else None
@@ -326,7 +338,8 @@ class ArtifactExchange:
                 with contextlib.suppress(asyncio.CancelledError):
                     await hasher
 
-    async def _request(self, peer: Peer, manifest: Manifest, index: int, status: FetchStatus) -> str:
+    async def _request(self, peer: Peer, manifest: Manifest, index: int, status: FetchStatus) -> str | bytes:
+        """Ask `peer` for one chunk and store it: its bytes, or why not (GONE, NOT_HERE, BAD)."""
         key = (manifest.id, index, peer.node_key)
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
@@ -351,7 +364,7 @@ class ArtifactExchange:
         self.chunks_fetched += 1
         name = "0x" + peer.node_key.hex()
         status.from_peers[name] = status.from_peers.get(name, 0) + 1
-        return OK
+        return data
 
     def counters(self) -> dict[str, Any]:
         """What /metrics shows of the exchange."""

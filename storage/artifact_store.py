@@ -154,7 +154,7 @@ class ArtifactStore(Ingest):
         fetch (`begin_fetch` checks what is on disk) asks for it again."""
         if self.chunks.has(chunk_id) and not self._chunk_ok(chunk_id):
             self.chunks.delete(chunk_id)
-        self.chunks.put(chunk_id, data, fsync=False)
+        self.chunks.put(chunk_id, data, fsync=False, direct=True)
 
     def finish_fetch(self, manifest: Manifest, *, pin: bool = True, digest_ok: bool | None = None) -> None:
         """Make a fetched artifact durable and visible once its digest holds; `CorruptChunk` if it does not.

@@ -5,10 +5,19 @@ written to `tmp/` first, fsynced, then renamed into place, so a chunk file that 
 whole; a crash leaves at most a stray file in `tmp/`, which opening the store removes. The
 directories that received renames are fsynced (`sync`) before anything refers to the chunks.
 Large blobs never go into LevelDB.
+
+Chunks fetched from peers (`put(..., direct=True)`) are written with O_DIRECT where the
+filesystem allows it. Writing through the page cache means the kernel must find fresh pages for
+every byte, which on a machine whose memory was never used (a new VM) cost 3.8 s of system time
+per GiB, more than receiving and checking the chunks; O_DIRECT copies from one reused buffer and
+costs almost none. Ingested chunks still go through the cache: they are often served right away.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import mmap
 import os
 import tempfile
 import threading
@@ -17,6 +26,52 @@ from pathlib import Path
 
 from core.errors import CorruptChunk, StorageError
 from core.hashing import sha256
+
+DIRECT_MIN = 1 << 20  # smaller chunks go through the page cache
+DIRECT_ALIGN = 4096  # O_DIRECT writes whole blocks from aligned memory; the tail goes buffered
+_buffers = threading.local()
+
+
+def _aligned_buffer(size: int) -> mmap.mmap:
+    """A page-aligned buffer of at least `size` bytes, one per thread, reused."""
+    buffer: mmap.mmap | None = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        if buffer is not None:
+            buffer.close()
+        buffer = _buffers.buffer = mmap.mmap(-1, size)
+    return buffer
+
+
+def _write_direct(fd: int, view: memoryview) -> bool:
+    """Write `view` to the empty file `fd` bypassing the page cache; False (nothing written) if
+    this filesystem does not allow it."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # tmpfs and some others
+            return False
+        raise
+    whole = len(view) - len(view) % DIRECT_ALIGN
+    buffer = _aligned_buffer(whole)
+    buffer[:whole] = view[:whole]
+    aligned = memoryview(buffer)
+    try:
+        done = 0
+        while done < whole:
+            done += os.write(fd, aligned[done:whole])
+    except OSError as exc:
+        if exc.errno != errno.EINVAL or done:
+            raise
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        return False  # the device refused the alignment: write it all the usual way
+    finally:
+        aligned.release()
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    rest = view[whole:]
+    while rest:
+        rest = rest[os.write(fd, rest) :]
+    return True
 
 
 class ChunkStore:
@@ -41,10 +96,11 @@ class ChunkStore:
     def has(self, chunk_id: bytes) -> bool:
         return self.path(chunk_id).is_file()
 
-    def put(self, chunk_id: bytes, data: bytes | memoryview, *, fsync: bool = True) -> bool:
+    def put(self, chunk_id: bytes, data: bytes | memoryview, *, fsync: bool = True, direct: bool = False) -> bool:
         """Store `data` as chunk `chunk_id` (the caller hashed it); False if it was already stored.
 
-        Without `fsync` the caller must call `fsync_files` before anything refers to the chunk."""
+        Without `fsync` the caller must call `fsync_files` before anything refers to the chunk;
+        `direct` bypasses the page cache where the filesystem allows it."""
         final = self.path(chunk_id)
         if final.is_file():
             return False
@@ -52,8 +108,9 @@ class ChunkStore:
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=chunk_id.hex()[:16])
         try:
             view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            if not direct or len(view) < DIRECT_MIN or not _write_direct(fd, view):
+                while view:
+                    view = view[os.write(fd, view) :]
             if fsync:
                 os.fsync(fd)
         except BaseException:
