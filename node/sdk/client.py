@@ -1,0 +1,110 @@
+"""`Client`: the same API as `AsyncClient`, for scripts and notebooks, without `await`.
+
+It runs an `AsyncClient` on an event loop of its own, in a background thread, so it works
+where a loop already runs (Jupyter) as well as in plain scripts; each call blocks until the
+answer is there. Close it (or use `with`) to stop the thread.
+
+    with Client("http://127.0.0.1:8545", key) as node:
+        node.transfer(recipient, 10**9)
+        print(node.balance(recipient))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.keys import PrivateKey
+from core.transaction import TxKind
+from node.sdk.aclient import DEFAULT_GAS, DEFAULT_URL, WAIT_S, AsyncClient, Progress
+
+T = TypeVar("T")
+
+
+class Client:
+    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="aichain-sdk", daemon=True)
+        self._thread.start()
+        self.aio = AsyncClient(url, key, timeout=timeout)  # the async client underneath, on that loop
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            coroutine.close()
+            raise RuntimeError("this client is closed")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self.aio.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return self.aio.url
+
+    @property
+    def key(self) -> PrivateKey | None:
+        return self.aio.key
+
+    @property
+    def address(self) -> bytes:
+        return self.aio.address
+
+    def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        return self._run(self.aio.rpc(method, *params, timeout=timeout))
+
+    def chain_id(self) -> int:
+        return self._run(self.aio.chain_id())
+
+    def head(self) -> dict[str, Any]:
+        return self._run(self.aio.head())
+
+    def balance(self, address: bytes | None = None) -> int:
+        return self._run(self.aio.balance(address))
+
+    def transact(
+        self, kind: TxKind, to: bytes, value: int = 0, data: bytes = b"", *, gas: int = DEFAULT_GAS,
+        wait: bool = True, check: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
+        return self._run(self.aio.transact(kind, to, value, data, gas=gas, wait=wait, check=check))
+
+    def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        return self._run(self.aio.wait(tx_hash, timeout))
+
+    def transfer(self, to: bytes, amount: int, *, wait: bool = True) -> dict[str, Any]:
+        return self._run(self.aio.transfer(to, amount, wait=wait))
+
+    def send(
+        self, contract: bytes, function: str, *args: Any, value: int = 0, gas: int = DEFAULT_GAS, wait: bool = True
+    ) -> dict[str, Any]:
+        return self._run(self.aio.send(contract, function, *args, value=value, gas=gas, wait=wait))
+
+    def view(self, contract: bytes, function: str, *args: Any, caller: bytes | None = None) -> Any:
+        return self._run(self.aio.view(contract, function, *args, caller=caller))
+
+    def upload(
+        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        return self._run(self.aio.upload(source, pin=pin, encrypt=encrypt, progress=progress))
+
+    def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None) -> Path:
+        return self._run(self.aio.download(artifact, dest, progress=progress))
+
+    def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
+        return self._run(self.aio.fetch(artifact, pin=pin, wait_s=wait_s))
+
+
+__all__ = ["Client"]

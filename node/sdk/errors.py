@@ -1,0 +1,81 @@
+"""What the SDK raises: the node's own error types, rebuilt from their JSON-RPC codes.
+
+A node error arrives as a JSON-RPC error object with a stable code (see `core.errors`); the
+SDK raises the same type the node raised (`NonceTooLow`, `InsufficientBalance`, …), so an
+application catches types, never parses messages. Codes the SDK does not know come back as
+`NodeError` with the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import AichainError
+from node.rpc.client import NodeUnreachable
+
+# Imported for their codes: the node raises them; so must the SDK.
+from node.rpc.contracts import ContractCallFailed, NotAContract  # noqa: F401
+from node.rpc.eth import HistoricalStateUnavailable  # noqa: F401
+
+
+class NodeError(AichainError):
+    """A JSON-RPC error the SDK has no type for (the code says which)."""
+
+    def __init__(self, message: str, code: int, data: Any = None) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.rpc_code = code
+        self.data = data  # type: ignore[assignment]
+
+
+class TransactionFailed(AichainError):
+    """The transaction was included and finalized, but its execution failed (it paid its gas)."""
+
+    def __init__(self, receipt: dict[str, Any]) -> None:
+        super().__init__(f"transaction {receipt['tx_hash']} failed in block {receipt['block_height']}: "
+                         f"{receipt.get('error') or 'no reason given'}")  # fmt: skip
+        self.receipt = receipt
+
+
+class NotFinalized(AichainError):
+    """A transaction the node accepted is not in a finalized block within the time waited."""
+
+
+class ArtifactMismatch(AichainError):
+    """Downloaded bytes whose SHA-256 is not the artifact id asked for (nothing is kept)."""
+
+
+def _known_types() -> dict[int, type[AichainError]]:
+    found: dict[int, type[AichainError]] = {}
+    pending: list[type[AichainError]] = [AichainError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        code = cls.__dict__.get("rpc_code")
+        if isinstance(code, int) and code not in found:
+            found[code] = cls
+    return found
+
+
+def error_from_rpc(code: int, message: str, data: Any = None) -> AichainError:
+    """The typed error for a JSON-RPC error object from a node."""
+    cls = _known_types().get(code)
+    if cls is None or cls is AichainError:
+        return NodeError(message, code, data)
+    try:
+        error = cls(message)
+    except TypeError:  # a type with another constructor: keep the code, say the type
+        return NodeError(f"{cls.__name__}: {message}", code, data)
+    if isinstance(data, dict):
+        error.data = data
+    return error
+
+
+__all__ = [
+    "AichainError",
+    "ArtifactMismatch",
+    "NodeError",
+    "NodeUnreachable",
+    "NotFinalized",
+    "TransactionFailed",
+    "error_from_rpc",
+]
