@@ -32,7 +32,7 @@ from rich.progress import (
 )
 
 from cli.common import JsonOption, RpcOption, client, emit, fail, rpc_url, run_guarded
-from core.artifact import parse_id
+from core.artifact import format_id, parse_id
 from core.errors import ArtifactErased, ArtifactNotFound
 from node.rpc.client import NodeUnreachable, RpcCallError
 from storage.artifact_io import plaintext_listing
@@ -100,7 +100,7 @@ def add(
     announced: dict[str, str] = {}
     if encrypt:  # the chunks' encryption binds the id, so it is computed here first (one read of the file)
         digest = plaintext_listing(path)[0]
-        announced["X-Artifact-Id"] = "sha256:" + digest.hex()
+        announced["X-Artifact-Id"] = format_id(digest)
         query.append("encrypt=true")
     target = "/artifacts" + ("?" + "&".join(query) if query else "")
     try:
@@ -191,7 +191,7 @@ def get(
     store it, the node first fetches it from its peers (chunks from all of them, each checked)."""
     digest = _parse(artifact)
     node = client(rpc)
-    artifact_id = "sha256:" + digest.hex()
+    artifact_id = format_id(digest)
     try:
         info = node.call("artifact_info", artifact_id)
     except RpcCallError as exc:
@@ -284,7 +284,7 @@ def ls(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
 @artifact_app.command("info")
 def info(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """An artifact's manifest: size, chunks, Merkle root, files."""
-    details = run_guarded(client(rpc).call, "artifact_info", "sha256:" + _parse(artifact).hex())
+    details = run_guarded(client(rpc).call, "artifact_info", _canonical(artifact))
     human = "\n".join(f"{k}: {v}" for k, v in details.items() if k not in ("chunk_ids", "files"))
     for entry in details["files"]:
         human += f"\n  {entry['path']}  {entry['size']:,}  sha256:{entry['sha256']}"
@@ -294,14 +294,14 @@ def info(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool 
 @artifact_app.command("pin")
 def pin(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Keep an artifact through garbage collection."""
-    run_guarded(client(rpc).call, "artifact_pin", "sha256:" + _parse(artifact).hex())
+    run_guarded(client(rpc).call, "artifact_pin", _canonical(artifact))
     emit({"pinned": True}, as_json, "pinned")
 
 
 @artifact_app.command("unpin")
 def unpin(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Let garbage collection remove an artifact."""
-    run_guarded(client(rpc).call, "artifact_unpin", "sha256:" + _parse(artifact).hex())
+    run_guarded(client(rpc).call, "artifact_unpin", _canonical(artifact))
     emit({"pinned": False}, as_json, "unpinned")
 
 
@@ -313,7 +313,7 @@ def rm(
     as_json: bool = JsonOption,
 ) -> None:
     """Delete an artifact's bytes from the node now."""
-    freed = run_guarded(client(rpc).call, "artifact_remove", "sha256:" + _parse(artifact).hex(), erase)
+    freed = run_guarded(client(rpc).call, "artifact_remove", _canonical(artifact), erase)
     emit(freed, as_json, f"removed ({freed['bytes_freed']:,} bytes freed){' and erased' if erase else ''}")
 
 
@@ -326,7 +326,7 @@ def verify(
 ) -> None:
     """Re-read and re-hash an artifact on the node; exit code 1 if anything is (still) damaged."""
     node = client(rpc)
-    report = run_guarded(node.call, "artifact_verify", "sha256:" + _parse(artifact).hex(), repair)
+    report = run_guarded(node.call, "artifact_verify", _canonical(artifact), repair)
     if report.get("repaired"):
         report = {**run_guarded(node.call, "artifact_verify", report["id"]), "repaired": report["repaired"]}
     human = (f"{report['id']}: ok ({report['chunks']} chunks)" if report["ok"] else
@@ -352,3 +352,8 @@ def _parse(artifact: str) -> bytes:
         return parse_id(artifact)
     except ValueError as exc:
         fail(str(exc))
+
+
+def _canonical(artifact: str) -> str:
+    """The id as the node takes it (`sha256:<hex>`), from any form a user may type."""
+    return format_id(_parse(artifact))

@@ -55,6 +55,8 @@ TX_BATCH = 2000
 TX_FLUSH_S = 0.02
 PENALTY_MALFORMED = 20.0
 PENALTY_BAD_SIGNATURE = 40.0
+
+
 class Network:
     def __init__(self, node: Node, node_key: PrivateKey, config: TransportConfig) -> None:
         self.node = node

@@ -54,7 +54,6 @@ class BlockSync:
         self._requested: dict[int, tuple[bytes, float]] = {}  # window start -> (peer, when)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.imported = 0
         self._one_behind_since: tuple[int, float] | None = None
 
     def register(self) -> None:
@@ -236,6 +235,5 @@ class BlockSync:
             loop = asyncio.get_running_loop()
             pending = await loop.run_in_executor(node.block_worker, chain.execute, block, None, verified)
             await loop.run_in_executor(node.block_worker, chain.commit, pending, commit)
-        self.imported += 1
         node.metrics.sync_imported.inc()
         await node.block_committed(pending)
