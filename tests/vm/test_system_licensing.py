@@ -9,51 +9,10 @@ from typing import Any
 
 import pytest
 
-from core.keys import PrivateKey
-from tests.vm.test_contract_vm import Empty
-from vm.contracts import CallContext, install, run_call
+from tests.vm.system_chain import CHAIN, DAY_MS, Chain
 from vm.interpreter import Revert
-from vm.state import StateView
-from vm.system import LICENSING, MODELS, PAYMENTS, system_contracts
+from vm.system import LICENSING, PAYMENTS
 from vm.system.receipts import sign_usage_receipt
-
-CHAIN = 31
-DAY_MS = 86_400_000
-ART = b"\x11" * 32
-
-
-class Chain:
-    """System contracts on a state view; calls run at a block time the test sets."""
-
-    def __init__(self, *accounts: bytes) -> None:
-        self.view = StateView(Empty())
-        for address, module in system_contracts().items():
-            install(self.view, address, module)
-        for who in accounts:
-            self.view.account(who).balance = 10**15
-            self.view.touch(who)
-        self.time_ms = 1_000_000
-
-    def call(self, contract: bytes, who: bytes, function: str, *args: Any, value: int = 0) -> Any:
-        ctx = CallContext(who, 10, self.time_ms, chain_id=CHAIN)
-        return run_call(self.view, ctx, who, contract, function, list(args), value, 10**7)[0]
-
-    def license(self, who: bytes, function: str, *args: Any, value: int = 0) -> Any:
-        return self.call(LICENSING, who, function, *args, value=value)
-
-    def balance(self, who: bytes) -> int:
-        return self.view.account(who).balance
-
-
-@pytest.fixture
-def world() -> tuple[Chain, list[PrivateKey]]:
-    keys = [PrivateKey.from_seed(bytes([i]) * 32) for i in range(1, 7)]
-    a, b, c, up = (k.address for k in keys[:4])
-    chain = Chain(*(k.address for k in keys))
-    chain.call(MODELS, up, "register_model", "base", ART, "onnx", b"", [[up, 10_000]])
-    chain.call(MODELS, a, "register_model", "tuned", ART, "onnx", b"", [[a, 5_000], [b, 3_000], [c, 2_000]])
-    chain.call(MODELS, a, "publish_version", "tuned", b"\x12" * 32, [["base", 1], ["tuned", 1]], [])
-    return chain, keys
 
 
 def test_a_purchase_pays_owners_by_share_and_the_upstream_royalty_exactly(world: tuple[Chain, list[Any]]) -> None:

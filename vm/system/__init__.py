@@ -6,6 +6,7 @@
 | licensing (offers, licences, royalties) | `0x00000000000000000000000000000000000000a2` | `licensing.contract` |
 | payments (exact splits, escrows) | `0x00000000000000000000000000000000000000a3` | `payments.contract` |
 | keys (X25519 keys, content-key envelopes) | `0x00000000000000000000000000000000000000a4` | `keys.contract` |
+| inference (inference receipts) | `0x00000000000000000000000000000000000000a5` | `inference.contract` |
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ MODELS = bytes(19) + b"\xa1"
 LICENSING = bytes(19) + b"\xa2"
 PAYMENTS = bytes(19) + b"\xa3"
 KEYS = bytes(19) + b"\xa4"
+INFERENCE = bytes(19) + b"\xa5"
 SOURCES = {MODELS: "models.contract", LICENSING: "licensing.contract", PAYMENTS: "payments.contract",
-           KEYS: "keys.contract"}  # fmt: skip
+           KEYS: "keys.contract", INFERENCE: "inference.contract"}  # fmt: skip
 
 
 @cache
