@@ -14,6 +14,10 @@ Routes:
   `ETag: "sha256:<hex>"`, `Repr-Digest` (of the whole representation) and `Accept-Ranges`.
   Every chunk is checked against its id as it is read; a corrupt chunk ends the response
   early (the client sees a short body, never wrong bytes presented as complete).
+- `GET`/`HEAD /artifacts/{id}/stored` streams the chunks as stored, one after another: for an
+  encrypted artifact the ciphertext, which a licensee decrypts on its own machine with the
+  content key from its envelope (so the key never reaches a node). `X-Chunk-Size` gives the
+  plaintext chunk size; each stored chunk is that plus the 16-byte GCM tag (the last shorter).
 
 Disk work (hashing, writing, reading chunks) runs on threads; the event loop only moves
 buffers. Uploads stream: the ingest thread pulls the body from the loop as it needs it.
@@ -48,6 +52,7 @@ def add_artifact_routes(app: web.Application, store: ArtifactStore) -> None:
     app.router.add_put("/artifacts", endpoints.upload)
     app.router.add_get("/artifacts/{id}", endpoints.download)  # GET also answers HEAD
     app.router.add_get("/artifacts/{id}/files/{path:.+}", endpoints.download_file)
+    app.router.add_get("/artifacts/{id}/stored", endpoints.download_stored)
 
 
 def manifest_summary(manifest: Manifest) -> dict[str, Any]:
@@ -160,6 +165,34 @@ class _Endpoints:
                 return await self._send(request, manifest, offset, offset + entry.size, entry.sha256)
             offset += entry.size
         raise web.HTTPNotFound(text=f"{manifest.artifact_id} has no file {wanted!r}")
+
+    async def download_stored(self, request: web.Request) -> web.StreamResponse:
+        """The chunks as stored, one after another: the ciphertext of an encrypted artifact, which anyone
+        may have (only a holder of the content key reads it). Each chunk is checked against its id first."""
+        manifest = await self._manifest(request)
+        length = sum(manifest.stored_size(i) for i in range(len(manifest.chunks)))
+        headers = {"Content-Type": "application/octet-stream", "X-Artifact-Id": manifest.artifact_id,
+                   "X-Chunk-Size": str(manifest.chunk_size), "X-Encrypted": "true" if manifest.encrypted else "false"}
+        response = web.StreamResponse(status=200, headers=headers)
+        response.content_length = length
+        await response.prepare(request)
+        if request.method == "HEAD":
+            await response.write_eof()
+            return response
+        chunks = self.store.read_stored(manifest)
+        while True:
+            try:
+                chunk = await asyncio.to_thread(next, chunks, None)
+            except CorruptChunk as exc:
+                log.error("download of the stored chunks of %s stopped: %s", manifest.artifact_id, exc)
+                if request.transport is not None:
+                    request.transport.close()  # a short body, never a damaged chunk
+                return response
+            if chunk is None:
+                break
+            await response.write(chunk)
+        await response.write_eof()
+        return response
 
     async def _manifest(self, request: web.Request) -> Manifest:
         try:

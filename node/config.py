@@ -36,6 +36,9 @@ path = "/srv/aichain/artifacts"   # default: <datadir>/artifacts
 chunk_size = 4194304              # bytes per chunk of newly added artifacts
 max_fetches = 4                   # fetches from peers at once
 serve_mb_s_per_peer = 0           # upload cap per peer, MB/s (0: none)
+
+[models]
+release_keys = true               # post content-key envelopes for buyers of models this node holds keys for
 ```
 Relative paths in the file are relative to the file's own directory.
 Environment variables name a key by its path: `AICHAIN_DATADIR`, `AICHAIN_RPC_PORT`,
@@ -134,6 +137,13 @@ class ArtifactsConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    # When a licence to a private model is bought, and this node holds the model's content key and is
+    # its named releaser, seal the key to the buyer and post the envelope (signed with the node key).
+    release_keys: bool = True
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     datadir: Path = DEFAULT_DATADIR
     genesis: Path | None = None
@@ -150,6 +160,7 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
     @property
     def genesis_path(self) -> Path:

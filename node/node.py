@@ -34,6 +34,7 @@ from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
+from node.key_release import KeyRelease, events_of
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.network import Network
@@ -76,6 +77,7 @@ class Node:
         self._runner: web.AppRunner | None = None
         self.driver: ConsensusDriver | None = None
         self.network: Network | None = None
+        self.key_release: KeyRelease | None = None
         self.commit_lock = asyncio.Lock()
         self._evidence: dict[bytes, bytes] = {}
         self._last_block_at: float | None = None
@@ -125,8 +127,12 @@ class Node:
         self.metrics.consensus_source = self.driver.machine.round_state
         self.driver.double_sign = config.test_double_sign
         self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
+        node_key = self._load_node_key()
         if config.p2p.enabled:
-            await self._start_network(signer is not None)
+            await self._start_network(node_key, signer is not None)
+        if config.models.release_keys:
+            self.key_release = KeyRelease(self, node_key)
+            self.key_release.start()
         self.metrics.head_height.set(self.chain.head.height)
         self.metrics.finalized_height.set(self.chain.head.height)
         await self._start_rpc()
@@ -149,6 +155,8 @@ class Node:
             self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
         if self.driver is not None:
             await self.driver.stop()
+        if self.key_release is not None:
+            await self.key_release.stop()
         if self.network is not None:
             await self.network.stop()
         if self._runner is not None:
@@ -162,14 +170,17 @@ class Node:
             (self.config.datadir / "node.json").unlink()
         log.info("node stopped")
 
-    async def _start_network(self, is_validator: bool) -> None:
-        config = self.config
-        path = config.node_key_path
+    def _load_node_key(self) -> PrivateKey:
+        """The node's own key: its P2P identity and the account that releases content keys."""
+        path = self.config.node_key_path
         if path.exists():
-            node_key = read_key_file(path, None)
-        else:
-            node_key = PrivateKey.generate()
-            write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
+            return read_key_file(path, None)
+        node_key = PrivateKey.generate()
+        write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
+        return node_key
+
+    async def _start_network(self, node_key: PrivateKey, is_validator: bool) -> None:
+        config = self.config
         transport = TransportConfig(
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash(),
@@ -423,6 +434,8 @@ class Node:
         self.metrics.txs_committed.inc(len(block.transactions))
         async with self._new_head:
             self._new_head.notify_all()
+        if self.key_release is not None:
+            self.key_release.block_committed(events_of(pending.receipts))
         if block.transactions:
             log.info("block %d: %d txs, %s…", block.height, len(block.transactions), block.hash.hex()[:12])
 
@@ -449,6 +462,7 @@ class Node:
             "peers": 0 if self.network is None else self.network.peer_count(),
             "syncing": False if self.network is None else self.network.sync.syncing(),
             "node_key": None if self.network is None else "0x" + self.network.manager.node_id.hex(),
+            "releaser": None if self.key_release is None else "0x" + self.key_release.address.hex(),
             "p2p_port": None if self.network is None else self.network.manager.listen_port,
             "uptime_s": round(time.time() - self.started_at, 1),
             "datadir": str(self.config.datadir),
