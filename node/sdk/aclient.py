@@ -16,21 +16,27 @@ Every request has a timeout; a node that does not answer raises `NodeUnreachable
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from core.artifact import format_id, parse_id
 from core.keys import PrivateKey, address_hex
+from core.sealing import ChunkDecryptionFailed
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
 from node.sdk.errors import ArtifactMismatch, NodeUnreachable, NotFinalized, TransactionFailed, error_from_rpc
+from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, tar_stream
 from vm.contract_tx import encode_call
+
+if TYPE_CHECKING:
+    from node.sdk.models import AsyncModels
 
 DEFAULT_URL = "http://127.0.0.1:8545"
 DEFAULT_GAS = 2_000_000
@@ -50,6 +56,7 @@ class AsyncClient:
         self._chain: tuple[int, int] | None = None  # (chain id, minimum gas price)
         self._next_nonce: int | None = None
         self._nonce_lock = asyncio.Lock()
+        self._models: AsyncModels | None = None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -64,9 +71,21 @@ class AsyncClient:
 
     @property
     def address(self) -> bytes:
+        return self.key_or_fail().address
+
+    def key_or_fail(self) -> PrivateKey:
         if self.key is None:
             raise ValueError("this client has no key: give one to sign transactions (AsyncClient(url, key))")
-        return self.key.address
+        return self.key
+
+    @property
+    def models(self) -> AsyncModels:
+        """Models and licences: publish, buy, pull, verify, run, record (node.sdk.models, node.sdk.runs)."""
+        if self._models is None:
+            from node.sdk.runs import AsyncModelRuns  # the models API with pull and run (onnxruntime) on top
+
+            self._models = AsyncModelRuns(self)
+        return self._models
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -151,6 +170,13 @@ class AsyncClient:
                 raise NotFinalized(f"{tx_hash} was accepted but is not in a finalized block after {timeout:.0f} s; "
                                    "the node may be stalled (see `aichain-node status`)")  # fmt: skip
 
+    async def wait_ok(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        """`wait`, then raise `TransactionFailed` if the transaction failed."""
+        receipt = await self.wait(tx_hash, timeout)
+        if receipt["status"] != "success":
+            raise TransactionFailed(receipt)
+        return receipt
+
     async def transfer(self, to: bytes, amount: int, *, wait: bool = True) -> dict[str, Any]:
         return await self.transact(TxKind.TRANSFER, to, amount, gas=TRANSFER_GAS, wait=wait)
 
@@ -180,11 +206,16 @@ class AsyncClient:
         query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
         headers = {"Content-Type": "application/octet-stream"}
         if encrypt:
-            headers["X-Artifact-Id"] = format_id(await asyncio.to_thread(_sha256_of, source))
-        size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
-        headers["Content-Length"] = str(size)
+            digest = await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id, source)
+            headers["X-Artifact-Id"] = format_id(digest)
+        if isinstance(source, Path) and source.is_dir():
+            headers["Content-Type"] = "application/x-tar"
+            body: AsyncIterator[bytes] = tar_stream(source, progress)
+        else:
+            headers["Content-Length"] = str(len(source) if isinstance(source, bytes) else os.path.getsize(source))
+            body = _body(source, progress)
         try:
-            async with self._http().put(self.url + "/artifacts" + query, data=_body(source, progress),
+            async with self._http().put(self.url + "/artifacts" + query, data=body,
                                         headers=headers) as response:  # fmt: skip
                 answer = await response.json(content_type=None)
         except aiohttp.ClientConnectionError as exc:
@@ -223,12 +254,76 @@ class AsyncClient:
         part.replace(dest)
         return dest
 
+    async def download_stored(
+        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
+        progress: Progress | None = None,
+    ) -> Path:  # fmt: skip
+        """Stream an artifact's chunks as the node stores them, decrypt them here (with `content_key`),
+        and write the file or directory to `dest` once its digests match `expected`, the id the caller
+        trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`).
+
+        Raises `ArtifactMismatch` when the bytes are not that artifact; nothing is left behind."""
+        job = StoredDownload(summary, expected, content_key, dest)
+        if job.encrypted and content_key is None:
+            raise ValueError(f"{format_id(expected)} is encrypted: a content key is needed to read it")
+        await asyncio.to_thread(job.begin)
+        pending: asyncio.Future[None] | None = None
+        try:
+            async with self._http().get(f"{self.url}/artifacts/{format_id(expected)}/stored") as response:
+                if response.status != 200:
+                    text = await response.text()
+                    raise error_from_rpc(-32111 if response.status == 404 else -32110,
+                                         f"HTTP {response.status}: {text.strip()[:200]}")  # fmt: skip
+                for index in range(job.chunks):
+                    want = job.stored_size(index)
+                    chunk = await response.content.readexactly(want)
+                    if pending is not None:
+                        await pending  # the previous chunk is decrypted and written while this one arrived
+                    pending = asyncio.ensure_future(asyncio.to_thread(job.take, chunk))
+                    if progress is not None:
+                        progress(want)
+                if pending is not None:
+                    await pending
+                    pending = None
+                if await response.content.read(1):
+                    raise DigestMismatch(expected, b"", "the node sent more bytes than the artifact holds")
+            return await asyncio.to_thread(job.finish)
+        except asyncio.IncompleteReadError:
+            await _settle(pending)
+            job.abort()
+            raise ArtifactMismatch(f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
+                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+        except aiohttp.ClientConnectionError as exc:
+            await _settle(pending)
+            job.abort()
+            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+        except ChunkDecryptionFailed:
+            await _settle(pending)
+            job.abort()
+            raise ArtifactMismatch(f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
+                                   "served other or altered ciphertext; nothing was kept") from None
+        except DigestMismatch as exc:
+            await _settle(pending)
+            job.abort()
+            raise ArtifactMismatch(describe_mismatch(exc, expected)) from None
+        except BaseException:
+            await _settle(pending)
+            job.abort()
+            raise
+
     async def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
         """Have the node fetch an artifact from its peers (every chunk checked); the fetch's status."""
         result: dict[str, Any] = await self.rpc(
             "artifact_fetch", artifact, pin, False, wait_s, timeout=wait_s + self.timeout
         )
         return result
+
+
+async def _settle(pending: asyncio.Future[None] | None) -> None:
+    """Let a chunk still being written finish (or fail) before its download is cleaned up."""
+    if pending is not None:
+        with contextlib.suppress(BaseException):
+            await pending
 
 
 def _sha256_of(source: Path | bytes) -> bytes:

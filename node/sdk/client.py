@@ -12,8 +12,10 @@ answer is there. Close it (or use `with`) to stop the thread.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,6 +65,12 @@ class Client:
     def address(self) -> bytes:
         return self.aio.address
 
+    @property
+    def models(self) -> Any:
+        """The models API of `AsyncClient.models` (publish, buy, pull, verify, run, record, receipts, …),
+        each call blocking until its answer is there."""
+        return _Blocking(self._run, self.aio.models)
+
     def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any:
         return self._run(self.aio.rpc(method, *params, timeout=timeout))
 
@@ -105,6 +113,28 @@ class Client:
 
     def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
         return self._run(self.aio.fetch(artifact, pin=pin, wait_s=wait_s))
+
+
+class _Blocking:
+    """Every coroutine method of `target`, run on the client's loop and waited for."""
+
+    def __init__(self, run: Callable[[Coroutine[Any, Any, Any]], Any], target: Any) -> None:
+        self._run_on_loop = run
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self._run_on_loop(attribute(*args, **kwargs))
+
+        return blocking
+
+    def __dir__(self) -> list[str]:
+        return [n for n in dir(self._target) if not n.startswith("_")]
 
 
 __all__ = ["Client"]

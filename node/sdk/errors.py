@@ -14,7 +14,7 @@ from core.errors import AichainError
 from node.rpc.client import NodeUnreachable
 
 # Imported for their codes: the node raises them; so must the SDK.
-from node.rpc.contracts import ContractCallFailed, NotAContract  # noqa: F401
+from node.rpc.contracts import ContractCallFailed, NotAContract  # noqa: F401 (ContractCallFailed is exported)
 from node.rpc.eth import HistoricalStateUnavailable  # noqa: F401
 
 
@@ -42,6 +42,22 @@ class NotFinalized(AichainError):
 
 class ArtifactMismatch(AichainError):
     """Downloaded bytes whose SHA-256 is not the artifact id asked for (nothing is kept)."""
+
+
+class ModelNotFound(AichainError):
+    """No such model or version on chain."""
+
+
+class NoOffer(AichainError):
+    """No offer that this account may take for the version asked for."""
+
+
+class NotLicensed(AichainError):
+    """The account holds no valid licence to a private model version, so it gets no content key."""
+
+
+class KeyNotReleased(AichainError):
+    """The account is licensed, but no content-key envelope for it is on chain yet."""
 
 
 def _known_types() -> dict[int, type[AichainError]]:
@@ -73,9 +89,14 @@ def error_from_rpc(code: int, message: str, data: Any = None) -> AichainError:
 __all__ = [
     "AichainError",
     "ArtifactMismatch",
+    "ContractCallFailed",
+    "KeyNotReleased",
+    "ModelNotFound",
+    "NoOffer",
     "NodeError",
     "NodeUnreachable",
     "NotFinalized",
+    "NotLicensed",
     "TransactionFailed",
     "error_from_rpc",
 ]

@@ -1,0 +1,120 @@
+"""Running a verified ONNX model on numpy inputs, and the digests an inference receipt records.
+
+A receipt names the model version and two SHA-256 digests, of the inputs and of the outputs.
+They are taken over tensors, not files, so the same arrays give the same digest whether they
+came from `.npy`, `.npz` or a notebook:
+
+    digest = SHA-256 over, for each tensor in name order:
+             msgpack [name, dtype (numpy's form, e.g. "<f4"), shape] || its bytes in C order
+
+Anyone holding the model and the inputs can re-run a recorded inference and compare the
+output digest (`tensor_digest(outputs) == receipt's output hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import codec
+from core.errors import AichainError
+
+Tensors = dict[str, np.ndarray]
+
+
+class BadInput(AichainError):
+    """The inputs do not fit the model (names, count, file format)."""
+
+
+def tensor_digest(tensors: Mapping[str, np.ndarray]) -> bytes:
+    """SHA-256 of named tensors in a form that depends only on their names, dtypes, shapes and values."""
+    hasher = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        if array.dtype.hasobject:
+            raise BadInput(f"tensor {name!r} holds Python objects ({array.dtype}); only numeric and bool arrays "
+                           "have a digest")  # fmt: skip
+        hasher.update(codec.encode([name, array.dtype.str, list(array.shape)]))
+        hasher.update(memoryview(array).cast("B"))
+    return hasher.digest()
+
+
+def load_inputs(path: Path) -> dict[str, np.ndarray] | np.ndarray:
+    """The arrays of a `.npz` (by name) or the one array of a `.npy`."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+        return np.load(path, allow_pickle=False)  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        raise BadInput(f"no input file at {path}") from None
+    except (ValueError, OSError) as exc:
+        raise BadInput(f"{path} is not a .npy or .npz array file numpy can read without pickles: {exc}") from None
+
+
+def save_outputs(outputs: Tensors, path: Path) -> Path:
+    """Write outputs: `.npz` keeps every output by name; `.npy` takes a model with one output."""
+    if path.suffix == ".npy":
+        if len(outputs) != 1:
+            raise BadInput(f"the model has {len(outputs)} outputs ({', '.join(outputs)}); save them to a .npz")
+        np.save(path, next(iter(outputs.values())), allow_pickle=False)
+    else:
+        np.savez(path, **outputs)  # type: ignore[arg-type]
+    return path
+
+
+class Session:
+    """An onnxruntime session over a model file that has been verified against the chain."""
+
+    def __init__(self, model_file: Path, *, threads: int = 0) -> None:
+        import onnxruntime as ort  # imported here: only running a model needs it
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only: ORT's warnings are for its developers
+        try:
+            self._session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
+            raise BadInput(f"onnxruntime could not load {model_file.name}: {exc}") from None
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+
+    def feed(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Tensors:
+        """The inputs by the model's input names (one bare array for a model with one input)."""
+        if isinstance(inputs, np.ndarray):
+            if len(self.input_names) != 1:
+                raise BadInput(f"the model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}): "
+                               "give them by name, in a .npz")  # fmt: skip
+            return {self.input_names[0]: inputs}
+        missing = [n for n in self.input_names if n not in inputs]
+        extra = [n for n in inputs if n not in self.input_names]
+        if missing or extra:
+            raise BadInput(f"the model takes inputs {self.input_names}; missing {missing}, unknown {extra}")
+        return dict(inputs)
+
+    def run(self, feed: Tensors) -> Tensors:
+        try:
+            values: list[Any] = self._session.run(None, feed)
+        except Exception as exc:
+            raise BadInput(f"onnxruntime refused the inputs: {exc}") from None
+        return {name: np.asarray(value) for name, value in zip(self.output_names, values, strict=True)}
+
+
+def model_file_in(path: Path) -> Path:
+    """The .onnx file to load: `path` itself, or the one .onnx file at the top of a directory artifact
+    (its external-data files sit beside it, where onnxruntime looks for them)."""
+    if path.is_file():
+        return path
+    found = sorted(path.glob("*.onnx")) or sorted(path.rglob("*.onnx"))
+    if len(found) != 1:
+        names = ", ".join(str(f.relative_to(path)) for f in found) or "none"
+        raise BadInput(f"{path} should hold exactly one .onnx file to run, it holds: {names}")
+    return found[0]
+
+
+__all__ = ["BadInput", "Session", "load_inputs", "model_file_in", "save_outputs", "tensor_digest"]

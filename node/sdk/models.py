@@ -1,0 +1,248 @@
+"""Models on chain from the SDK: publish, look up, offer, buy, and the licences an account holds.
+
+    async with AsyncClient(url, key) as node:
+        published = await node.models.publish(Path("net.onnx"), "net", private=True,
+                                              offer=Offer(price=10 * AIC))
+        licence = await buyer.models.buy("net")
+
+Pulling, verifying and running a model are in `node.sdk.runs`; the lineage views in
+`node.sdk.provenance`. Values come back as plain dicts with 0x-hex addresses and `sha256:`
+ids, ready for JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.account_encryption import encryption_public_key
+from core.artifact import format_id
+from core.keys import address_hex, parse_address
+from node.sdk.errors import ContractCallFailed, ModelNotFound, NoOffer
+from node.sdk.terms import ModelRef, Offer
+from vm.system import KEYS, LICENSING, MODELS
+
+if TYPE_CHECKING:
+    from node.sdk.aclient import AsyncClient, Progress
+
+AIC = 10**9
+RELEASE_FUND = 1 * AIC  # what a publisher gives its node's releaser for the gas of posting envelopes
+EVENT_SPAN = 10_000  # blocks per contract_getEvents call
+
+
+@dataclass(frozen=True)
+class Published:
+    model: str
+    version: int
+    artifact: str  # sha256:…
+    private: bool
+    offer: int | None  # the offer's number, if one was made
+    releaser: str | None  # the account that posts content-key envelopes for buyers (private models)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def version_view(name: str, number: int, raw: list[Any]) -> dict[str, Any]:
+    artifact, parents, trained_on, publisher, height = raw
+    return {"model": name, "version": number, "artifact": format_id(artifact),
+            "parents": [f"{p[0]}@{p[1]}" for p in parents], "datasets": [format_id(d) for d in trained_on],
+            "publisher": address_hex(publisher), "height": height}  # fmt: skip
+
+
+def offer_view(name: str, number: int, raw: list[Any]) -> dict[str, Any]:
+    version, price, duration, per_use, max_licensees, allow, upstream_bps, upstream, is_open, licensees = raw
+    return {"model": name, "offer": number, "version": version, "price": price, "duration_s": duration,
+            "per_use_price": per_use, "max_licensees": max_licensees, "allow": [address_hex(a) for a in allow],
+            "upstream_bps": upstream_bps, "upstream_models": list(upstream), "open": bool(is_open),
+            "licensees": licensees}  # fmt: skip
+
+
+def licence_view(name: str, version: int, who: bytes, raw: list[Any]) -> dict[str, Any]:
+    offer, expires, uses, deposit, valid = raw
+    return {"model": name, "version": version, "licensee": address_hex(who), "offer": offer,
+            "expires_ms": expires, "uses_charged": uses, "deposit": deposit, "valid": bool(valid)}  # fmt: skip
+
+
+def event_field(receipt: dict[str, Any], name: str, field: str) -> Any:
+    for event in receipt["events"]:
+        if event["name"] == name:
+            return event["fields"][field]
+    raise KeyError(f"the receipt of {receipt['tx_hash']} has no {name} event")
+
+
+class AsyncModels:
+    """The model registry and licensing, for the client's account."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def _view(self, contract: bytes, function: str, *args: Any) -> Any:
+        return await self.client.view(contract, function, *args)
+
+    async def info(self, name: str) -> dict[str, Any]:
+        """Format, metadata id, owners with their shares, and the number of versions."""
+        try:
+            fmt, metadata, owners, count = await self._view(MODELS, "model_info", name)
+        except ContractCallFailed as exc:
+            raise ModelNotFound(f"no model named {name!r} is registered on this chain") from exc
+        return {"model": name, "format": fmt, "metadata": "0x" + bytes(metadata).hex(),
+                "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners], "versions": count}  # fmt: skip
+
+    async def version(self, ref: ModelRef | str) -> dict[str, Any]:
+        """One version (the latest if none is named): its artifact, parents, datasets, publisher, height."""
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        number = ref.version
+        if number is None:
+            number = (await self.info(ref.name))["versions"]
+        try:
+            raw = await self._view(MODELS, "version_info", ref.name, number)
+        except ContractCallFailed as exc:
+            raise ModelNotFound(f"{ref.name}@{number} is not on chain: {exc}") from exc
+        return version_view(ref.name, number, raw)
+
+    async def versions(self, name: str) -> list[dict[str, Any]]:
+        count = (await self.info(name))["versions"]
+        raws = await asyncio.gather(*(self._view(MODELS, "version_info", name, n) for n in range(1, count + 1)))
+        return [version_view(name, n, raw) for n, raw in enumerate(raws, start=1)]
+
+    async def offers(self, name: str) -> list[dict[str, Any]]:
+        count = await self._view(LICENSING, "offer_count_of", name)
+        raws = await asyncio.gather(*(self._view(LICENSING, "offer_info", name, n) for n in range(1, count + 1)))
+        return [offer_view(name, n, raw) for n, raw in enumerate(raws, start=1)]
+
+    async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None:
+        """The licence `who` (default: this account) holds to a version, or None."""
+        version = await self.version(ref)
+        who = who or self.client.address
+        try:
+            raw = await self._view(LICENSING, "licence_of", who, version["model"], version["version"])
+        except ContractCallFailed:
+            return None
+        return licence_view(version["model"], version["version"], who, raw)
+
+    async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool:
+        return bool(await self._view(LICENSING, "is_licensed", who or self.client.address, name, version))
+
+    async def licences(self, who: bytes | None = None) -> list[dict[str, Any]]:
+        """Every licence an account (default: this one) has bought, as it stands now."""
+        who = who or self.client.address
+        seen: dict[tuple[str, int], None] = {}
+        for event in await self.events(LICENSING, "Licensed"):
+            fields = event["fields"]
+            if parse_address(fields["licensee"]) == who:
+                seen[(fields["model"], int(fields["version"]))] = None
+        found = []
+        for name, version in seen:
+            raw = await self._view(LICENSING, "licence_of", who, name, version)
+            found.append(licence_view(name, version, who, raw))
+        return found
+
+    async def events(self, contract: bytes, name: str) -> list[dict[str, Any]]:
+        head = int((await self.client.head())["height"])
+        found: list[dict[str, Any]] = []
+        for first in range(1, head + 1, EVENT_SPAN):
+            found += await self.client.rpc("contract_getEvents", address_hex(contract), first,
+                                           min(first + EVENT_SPAN - 1, head), name)  # fmt: skip
+        return found
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def publish(
+        self, source: Path, name: str, *, private: bool = False, parents: Sequence[str] = (),
+        datasets: Sequence[str] = (), owners: Sequence[tuple[bytes, int]] | None = None, offer: Offer | None = None,
+        format: str = "onnx", metadata: bytes = b"", release: bool = True, release_fund: int = RELEASE_FUND,
+        progress: Progress | None = None,
+    ) -> Published:  # fmt: skip
+        """Store `source` (a file or a directory) on the node, encrypted if `private`, and register it as
+        the next version of `name` (a new model if the name is free), with its parents and datasets.
+
+        A private model's content key stays on the node it was stored on; with `release`, that node's
+        releaser account is named for the model and given `release_fund` for gas, so it posts each
+        buyer's envelope when a licence is bought. With `offer`, licences are offered at once."""
+        client = self.client
+        stored = await client.upload(source, encrypt=private, progress=progress)
+        artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
+        links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
+        if any(version is None for _, version in links):
+            raise ValueError(f"parents name their version: {list(parents)} (e.g. base@1)")
+        trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
+        try:
+            await self._view(MODELS, "model_info", name)
+            receipt = await client.send(MODELS, "publish_version", name, artifact, links, trained_on)
+        except ContractCallFailed:  # a new model
+            shares = [[who, bps] for who, bps in (owners or [(client.address, 10_000)])]
+            receipt = await client.send(MODELS, "register_derived", name, artifact, format, metadata, shares, links,
+                                        trained_on)  # fmt: skip
+        version = int(event_field(receipt, "VersionPublished", "version"))
+        sends = []
+        releaser = None
+        if private and release:
+            releaser = await self.node_releaser()
+            if releaser is not None:
+                if await self._view(KEYS, "releaser_of", name) != releaser:
+                    sends.append(client.send(KEYS, "set_releaser", name, releaser, wait=False))
+                if await client.balance(releaser) < release_fund // 2:
+                    sends.append(client.transfer(releaser, release_fund, wait=False))
+        if offer is not None:
+            sends.append(client.send(LICENSING, "make_offer", name, version, offer.price, offer.duration_s,
+                                     offer.per_use_price, offer.max_licensees, list(offer.allow),
+                                     offer.upstream_bps, wait=False))  # fmt: skip
+        sent = [await s for s in sends]  # in order: nonces follow each other
+        receipts = [await client.wait_ok(s["tx_hash"]) for s in sent]
+        offer_number = int(event_field(receipts[-1], "OfferMade", "offer")) if offer is not None else None
+        return Published(name, version, format_id(artifact), private, offer_number,
+                         None if releaser is None else address_hex(releaser))  # fmt: skip
+
+    async def node_releaser(self) -> bytes | None:
+        """The account the node uses to post content-key envelopes, or None if it releases no keys."""
+        releaser = (await self.client.rpc("node_status")).get("releaser")
+        return None if releaser is None else parse_address(releaser)
+
+    async def make_offer(self, ref: ModelRef | str, offer: Offer) -> int:
+        version = await self.version(ref)
+        receipt = await self.client.send(LICENSING, "make_offer", version["model"], version["version"], offer.price,
+                                         offer.duration_s, offer.per_use_price, offer.max_licensees,
+                                         list(offer.allow), offer.upstream_bps)  # fmt: skip
+        return int(event_field(receipt, "OfferMade", "offer"))
+
+    async def publish_encryption_key(self) -> bool:
+        """Publish this account's X25519 key (derived from its signing key) unless it is on chain; True if sent."""
+        public = encryption_public_key(self.client.key_or_fail())
+        if bytes(await self._view(KEYS, "key_of", self.client.address) or b"") == public:
+            return False
+        await self.client.send(KEYS, "publish_key", public)
+        return True
+
+    async def buy(self, ref: ModelRef | str, *, offer: int | None = None, deposit: int = 0) -> dict[str, Any]:
+        """Buy a licence to a version (the latest if none is named) under `offer` (default: the cheapest
+        open offer for that version you may take), sending its price plus `deposit` for per-use charges.
+
+        Publishes this account's encryption key first, so the owner's node can seal the content key to it."""
+        version = await self.version(ref)
+        name, number = version["model"], version["version"]
+        me = address_hex(self.client.address)
+        candidates = [o for o in await self.offers(name) if o["version"] == number and o["open"]
+                      and (not o["allow"] or me in o["allow"])
+                      and (o["max_licensees"] == 0 or o["licensees"] < o["max_licensees"])]  # fmt: skip
+        if offer is not None:
+            candidates = [o for o in candidates if o["offer"] == offer]
+        if not candidates:
+            which = f"offer {offer}" if offer is not None else "an open offer"
+            raise NoOffer(f"{name}@{number} has no {which} that {me} may take: see `aichain-node model info {name}`")
+        chosen = min(candidates, key=lambda o: (o["price"], o["offer"]))
+        if chosen["per_use_price"] > 0 and deposit == 0:
+            deposit = chosen["per_use_price"] * 10
+        await self.publish_encryption_key()
+        await self.client.send(LICENSING, "buy", name, chosen["offer"], value=chosen["price"] + deposit)
+        licence = await self.licence(ModelRef(name, number))
+        assert licence is not None
+        return licence | {"price": chosen["price"], "deposit_sent": deposit}
+
+
+__all__ = ["AIC", "AsyncModels", "Published", "event_field"]

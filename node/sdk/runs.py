@@ -1,0 +1,246 @@
+"""Pull, verify, run and record a model version, on top of the models API.
+
+    async with AsyncClient(url, key) as node:
+        pulled = await node.models.pull("net@2")                 # fetched, checked against the chain, decrypted
+        result = await node.models.run("net@2", x, record=True)   # outputs, digests, the receipt on chain
+
+The order of trust: the version's artifact id is read from the chain; the node is asked to
+fetch the artifact from its peers; its stored chunks are streamed here, decrypted here with
+the content key from this account's envelope, and written under a temporary name; only when
+the SHA-256 (or a directory's listing id) equals the chain's id does the model appear under
+its name, and only then is onnxruntime allowed to read it.
+
+Pulled models are cached under `~/.aichain/models/NAME/VERSION/` (or `$AICHAIN_MODEL_CACHE`). A
+cached model is used again if its files still have the size and modification time they had
+when they were verified (and the same inode and change time, which no
+write can keep); otherwise it is hashed again before it is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.account_encryption import open_for
+from core.artifact import format_id, parse_id
+from core.errors import ArtifactNotFound
+from core.keys import address_hex
+from core.sealing import EnvelopeInvalid
+from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed
+from node.sdk.inference import Session, model_file_in, tensor_digest
+from node.sdk.models import AsyncModels, event_field
+from node.sdk.terms import ModelRef
+from node.sdk.transfer import local_id
+from vm.system import INFERENCE, KEYS
+
+RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
+FETCH_WAIT_S = 3600
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("AICHAIN_MODEL_CACHE") or Path.home() / ".aichain" / "models")
+
+
+@dataclass(frozen=True)
+class Pulled:
+    model: str
+    version: int
+    artifact: str
+    path: Path  # the file, or the directory of a multi-file model
+    encrypted: bool
+    cached: bool  # True if a verified copy was already here
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+@dataclass
+class Inference:
+    model: str
+    version: int
+    outputs: dict[str, np.ndarray]
+    input_hash: bytes
+    output_hash: bytes
+    receipt: str | None = None  # 0x… hash of the receipt on chain, when recorded
+    charged: int | None = None  # units charged to a per-use licence for it
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "input_hash": "0x" + self.input_hash.hex(),
+                "output_hash": "0x" + self.output_hash.hex(), "receipt": self.receipt, "charged": self.charged,
+                "outputs": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in self.outputs.items()},
+                "timings_s": self.timings_s}  # fmt: skip
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _fingerprint(path: Path) -> list[list[Any]]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    # ctime and inode as well as mtime: a write, or a reset of the mtime after one, changes the ctime.
+    stats = [(f, f.stat()) for f in files]
+    return [[str(f.relative_to(path.parent)), s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino] for f, s in stats]
+
+
+def write_stamp(path: Path, artifact: bytes) -> None:
+    stamp = {"artifact": format_id(artifact), "files": _fingerprint(path), "verified_at": int(time.time())}
+    _stamp_path(path).write_text(json.dumps(stamp))
+
+
+def still_verified(path: Path, artifact: bytes) -> bool:
+    """True if `path` is unchanged since it was verified to be `artifact` (sizes and modification times)."""
+    try:
+        stamp = json.loads(_stamp_path(path).read_text())
+        return stamp["artifact"] == format_id(artifact) and stamp["files"] == _fingerprint(path)
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+class AsyncModelRuns(AsyncModels):
+    """The models API with pulling, verification, inference and receipts."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self._sessions: dict[tuple[str, float], Session] = {}
+
+    def cache_path(self, name: str, version: int, directory: bool) -> Path:
+        return models_dir() / name / str(version) / ("model" if directory else "model.onnx")
+
+    async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float = RELEASE_WAIT_S) -> bytes:
+        """This account's content key for a private version, from its envelope on chain."""
+        me = self.client.address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            envelope = bytes(await self.client.view(KEYS, "envelope_for", name, version, me) or b"")
+            if envelope:
+                try:
+                    return open_for(envelope, artifact, self.client.key_or_fail())
+                except EnvelopeInvalid as exc:
+                    raise NotLicensed(f"the envelope on chain for {address_hex(me)} does not open with this "
+                                      f"account's key: {exc}") from None  # fmt: skip
+            if not await self.is_licensed(name, version, me):
+                raise NotLicensed(f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
+                                  f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
+            if loop.time() >= deadline:
+                raise KeyNotReleased(f"{address_hex(me)} is licensed for {name}@{version}, but no content key has "
+                                     f"been released to it after {wait_s:.0f} s: the owner's node may be offline or "
+                                     "release no keys; ask the owner to post your envelope")  # fmt: skip
+            await asyncio.sleep(0.5)
+
+    async def stored_summary(
+        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S
+    ) -> dict[str, Any]:
+        """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it."""
+        try:
+            summary: dict[str, Any] = await self.client.rpc("artifact_info", format_id(artifact))
+            return summary
+        except ArtifactNotFound:
+            if not fetch:
+                raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:  # the node waits at most 600 s per call; a call on a running fetch joins it
+            left = max(1, min(600, int(deadline - loop.time())))
+            status = await self.client.fetch(format_id(artifact), wait_s=left)
+            if status.get("state") == "done":
+                break
+            if status.get("state") == "failed" or loop.time() >= deadline:
+                raise ArtifactNotFound(f"{format_id(artifact)} could not be fetched from the node's peers: "
+                                       f"{status.get('error') or status.get('state')}")  # fmt: skip
+        result: dict[str, Any] = await self.client.rpc("artifact_info", format_id(artifact))
+        return result
+
+    async def pull(
+        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Any = None, refresh: bool = False
+    ) -> Pulled:
+        """Fetch a version from the network, check it against the chain, decrypt it here; where it now is."""
+        version = await self.version(ref)
+        name, number = version["model"], version["version"]
+        artifact = parse_id(version["artifact"])
+        summary = await self.stored_summary(artifact)
+        directory = summary["kind"] == "directory"
+        target = dest or self.cache_path(name, number, directory)
+        if not refresh and target.exists() and await asyncio.to_thread(still_verified, target, artifact):
+            return Pulled(name, number, format_id(artifact), target, bool(summary["encrypted"]), True)
+        key = await self.content_key(name, number, artifact) if summary["encrypted"] else None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress)
+        await asyncio.to_thread(write_stamp, target, artifact)
+        return Pulled(name, number, format_id(artifact), target, key is not None, False)
+
+    async def verify(self, path: Path, ref: ModelRef | str) -> dict[str, Any]:
+        """Hash a local file or directory and compare it with the version's artifact id on chain."""
+        version = await self.version(ref)
+        expected = parse_id(version["artifact"])
+        got = await asyncio.to_thread(local_id, path)
+        if got != expected:
+            raise ArtifactMismatch(f"{path} is {format_id(got)}, but {version['model']}@{version['version']} on chain "
+                                   f"is {format_id(expected)}: it is not that model")  # fmt: skip
+        await asyncio.to_thread(write_stamp, path, expected)
+        return {"path": str(path), "model": version["model"], "version": version["version"],
+                "artifact": format_id(expected), "ok": True}  # fmt: skip
+
+    async def local(self, ref: ModelRef | str, path: Path | None = None) -> tuple[dict[str, Any], Path]:
+        """The version and a local copy verified against it: `path` if given, else the cache (pulled if need be)."""
+        version = await self.version(ref)
+        artifact = parse_id(version["artifact"])
+        if path is None:
+            return version, (await self.pull(ModelRef(version["model"], version["version"]))).path
+        if not await asyncio.to_thread(still_verified, path, artifact):
+            await self.verify(path, ModelRef(version["model"], version["version"]))
+        return version, path
+
+    async def run(
+        self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
+        path: Path | None = None,
+    ) -> Inference:  # fmt: skip
+        """Run a verified version on numpy inputs; with `record`, put the receipt on chain (charging a per-use
+        licence one use)."""
+        started = time.perf_counter()
+        version, local = await self.local(ref, path)
+        ready = time.perf_counter()
+        model_file = model_file_in(local)
+        session_key = (str(model_file), model_file.stat().st_mtime)
+        session = self._sessions.get(session_key)
+        if session is None:
+            session = await asyncio.to_thread(Session, model_file)
+            self._sessions[session_key] = session
+        feed = session.feed(inputs)
+        loaded = time.perf_counter()
+        outputs = await asyncio.to_thread(session.run, feed)
+        ran = time.perf_counter()
+        result = Inference(version["model"], version["version"], outputs, tensor_digest(feed), tensor_digest(outputs))
+        result.timings_s = {"resolve_and_verify": ready - started, "load": loaded - ready, "run": ran - loaded}
+        if record:
+            recorded = await self.record(result.model, result.version, result.input_hash, result.output_hash)
+            result.receipt, result.charged = recorded["receipt"], recorded["charged"]
+        return result
+
+    async def record(self, name: str, version: int, input_hash: bytes, output_hash: bytes) -> dict[str, Any]:
+        """Put an inference receipt on chain; its hash and what it charged."""
+        receipt = await self.client.send(INFERENCE, "record", name, version, input_hash, output_hash)
+        return {"receipt": event_field(receipt, "InferenceRecorded", "receipt"),
+                "charged": int(event_field(receipt, "InferenceRecorded", "charged")),
+                "number": int(event_field(receipt, "InferenceRecorded", "number")),
+                "tx_hash": receipt["tx_hash"]}  # fmt: skip
+
+    async def receipts(self, ref: ModelRef | str, *, first: int = 1, count: int = 256) -> list[dict[str, Any]]:
+        """The inference receipts of a version (the latest if none is named), oldest first."""
+        version = await self.version(ref)
+        rows = await self.client.view(INFERENCE, "receipts_of", version["model"], version["version"], first, count)
+        return [{"model": version["model"], "version": version["version"], "number": r[0], "receipt": "0x" + r[1].hex(),
+                 "input_hash": "0x" + r[2].hex(), "output_hash": "0x" + r[3].hex(), "runner": address_hex(r[4]),
+                 "height": r[5], "charged": r[6]} for r in rows]  # fmt: skip
+
+
+__all__ = ["AsyncModelRuns", "Inference", "Pulled", "models_dir", "still_verified"]

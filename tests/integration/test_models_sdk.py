@@ -1,0 +1,116 @@
+"""The model lifecycle from the SDK against a real dev node: publish, buy, pull, verify, run, record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.keys import address_hex
+from node.bench.onnx_model import build_mlp
+from node.sdk import Client
+from node.sdk.errors import ArtifactMismatch, NotLicensed, TransactionFailed
+from node.sdk.inference import Session, tensor_digest
+from node.sdk.terms import Offer
+from tests.harness import NodeProcess
+from tests.integration.support import fund
+
+AIC = 10**9
+
+
+@pytest.fixture(autouse=True)
+def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(cache))
+    return cache
+
+
+def owner_run(model: Path, x: np.ndarray) -> np.ndarray:
+    return Session(model).run({"x": x})["y"]
+
+
+def test_private_model_is_bought_pulled_decrypted_and_run(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner, buyer, stranger = (fund(shared_node, 50 * AIC) for _ in range(3))
+    source = build_mlp(tmp_path / "net.onnx", seed=1)
+    name = f"net-{owner.address.hex()[:8]}"
+    x = np.random.default_rng(3).standard_normal((5, 8), dtype=np.float32)
+    with Client(shared_node.url, owner) as node:
+        published = node.models.publish(source, name, private=True, offer=Offer.parse("price=10,duration=30d"))
+        assert (published.version, published.private, published.offer) == (1, True, 1)
+        assert published.releaser == shared_node.rpc.call("node_status")["releaser"]
+        owner_before = node.balance()
+    with Client(shared_node.url, stranger) as node, pytest.raises(NotLicensed, match=f"no licence to {name}@1"):
+        node.models.pull(name)
+    with Client(shared_node.url, buyer) as node:
+        licence = node.models.buy(name)
+        assert licence["valid"] and licence["price"] == 10 * AIC
+        pulled = node.models.pull(name)
+        assert pulled.encrypted and not pulled.cached
+        assert pulled.path.read_bytes() == source.read_bytes()
+        assert node.models.pull(name).cached  # the second time it comes from the verified cache
+        result = node.models.run(name, x)
+        np.testing.assert_array_equal(result.outputs["y"], owner_run(source, x))
+        assert result.output_hash == tensor_digest({"y": owner_run(source, x)})
+    with Client(shared_node.url, owner) as node:
+        assert node.balance() == owner_before + 10 * AIC  # the owner holds every share
+
+
+def test_a_tampered_copy_is_refused_before_it_is_loaded(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner = fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "open.onnx", seed=2)
+    name = f"open-{owner.address.hex()[:8]}"
+    with Client(shared_node.url, owner) as node:
+        node.models.publish(source, name)
+        pulled = node.models.pull(name)
+        data = bytearray(pulled.path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        pulled.path.write_bytes(bytes(data))
+        with pytest.raises(ArtifactMismatch, match="it is not that model"):
+            node.models.run(name, np.zeros((1, 8), np.float32), path=pulled.path)
+        # From the cache, a changed file is hashed again and refused; a fresh pull replaces it.
+        assert not node.models.pull(name).cached
+        assert node.models.pull(name).path.read_bytes() == source.read_bytes()
+
+
+def test_a_multi_file_model_with_external_data_runs(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner, buyer = fund(shared_node, 20 * AIC), fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "big", seed=4, external_data=True)
+    assert sorted(p.name for p in source.iterdir()) == ["model.onnx", "weights.bin"]
+    name = f"multi-{owner.address.hex()[:8]}"
+    x = np.ones((2, 8), np.float32)
+    with Client(shared_node.url, owner) as node:
+        node.models.publish(source, name, private=True, offer=Offer.parse("price=0"))
+    with Client(shared_node.url, buyer) as node:
+        node.models.buy(name)
+        pulled = node.models.pull(name)
+        assert pulled.path.is_dir() and pulled.encrypted
+        assert (pulled.path / "weights.bin").read_bytes() == (source / "weights.bin").read_bytes()
+        result = node.models.run(name, x)
+        np.testing.assert_array_equal(result.outputs["y"], owner_run(source / "model.onnx", x))
+
+
+def test_per_use_licence_is_charged_once_per_receipt(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner, buyer = fund(shared_node, 20 * AIC), fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "metered.onnx", seed=5)
+    name = f"metered-{owner.address.hex()[:8]}"
+    with Client(shared_node.url, owner) as node:
+        node.models.publish(source, name, offer=Offer.parse("price=1,per-use=0.5"))
+    with Client(shared_node.url, buyer) as node:
+        licence = node.models.buy(name, deposit=2 * AIC)
+        assert licence["deposit"] == 2 * AIC
+        runs = [node.models.run(name, np.full((1, 8), i, np.float32), record=True) for i in range(3)]
+        assert [r.charged for r in runs] == [AIC // 2] * 3
+        receipts = node.models.receipts(name)
+        assert [r["receipt"] for r in receipts] == [r.receipt for r in runs]
+        assert {r["runner"] for r in receipts} == {address_hex(buyer.address)}
+        assert node.models.licence(name)["uses_charged"] == 3
+        assert node.models.licence(name)["deposit"] == AIC // 2
+
+
+def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner = fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "child.onnx", seed=6)
+    with Client(shared_node.url, owner) as node, pytest.raises(TransactionFailed, match="parent"):
+        node.models.publish(source, f"orphan-{owner.address.hex()[:8]}", parents=["nowhere@1"])
+
