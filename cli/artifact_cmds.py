@@ -16,22 +16,14 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from cli.common import JsonOption, RpcOption, client, emit, fail, rpc_url, run_guarded
+from cli.common import JsonOption, QuietOption, RpcOption, client, emit, fail, rpc_url, run_guarded
+from cli.common import progress_bar as _progress
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactErased, ArtifactNotFound
 from node.rpc.client import NodeUnreachable, RpcCallError
@@ -41,22 +33,6 @@ artifact_app = typer.Typer(help="Add, get, list and look after content-addressed
                            no_args_is_help=True)  # fmt: skip
 BLOCK = 1024 * 1024
 IdArgument = typer.Argument(..., help="Artifact id, sha256:<hex>")
-QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar")
-
-
-@contextmanager
-def _progress(total: int | None, description: str, quiet: bool) -> Iterator[Any]:
-    """A progress bar on stderr (bytes, rate, time left); `advance(n)` moves it."""
-    if quiet:
-        yield lambda n: None
-        return
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn()]  # fmt: skip
-    from rich.console import Console
-
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _connection(rpc: str | None) -> http.client.HTTPConnection:

@@ -6,10 +6,14 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from core.errors import AichainError, KeyFileError, WrongPassword
 from core.keys import PrivateKey, parse_address, read_key_file
@@ -22,6 +26,7 @@ DEFAULT_RPC = f"http://127.0.0.1:{DEFAULT_RPC_PORT}"
 RpcOption = typer.Option(None, "--rpc", help="Node RPC URL [env AICHAIN_RPC; default http://127.0.0.1:8545]")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON")
 KeystoreOption = typer.Option(None, "--keystore", help="Key directory [env AICHAIN_KEYSTORE; ~/.aichain/keystore]")
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar")
 PasswordFileOption = typer.Option(
     None, "--password-file", help="File holding the key password [env AICHAIN_PASSWORD holds it directly]"
 )
@@ -95,3 +100,16 @@ def resolve_address(who: str, keystore: Path | None) -> bytes:
     if not path.exists():
         raise KeyFileError(f"{who!r} is neither an address (0x + 40 hex) nor a key in {path.parent}")
     return load_key(who, keystore, None).address
+
+
+@contextmanager
+def progress_bar(total: int | None, description: str, quiet: bool) -> Iterator[Any]:
+    """A progress bar on stderr (bytes, rate, time left); `advance(n)` moves it."""
+    if quiet:
+        yield lambda n: None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn()]  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

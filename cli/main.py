@@ -7,6 +7,8 @@ import typer
 from cli.artifact_cmds import artifact_app
 from cli.contract_cmds import contract_app
 from cli.key_cmds import account_app, keys_app
+from cli.licence_cmds import licence_app
+from cli.model_cmds import model_app
 from cli.node_cmds import init, start, status
 from cli.testnet_cmds import testnet_app
 from cli.tx_cmds import tx_app
@@ -28,6 +30,8 @@ app.add_typer(account_app, name="account")
 app.add_typer(tx_app, name="tx")
 app.add_typer(contract_app, name="contract")
 app.add_typer(artifact_app, name="artifact")
+app.add_typer(model_app, name="model")
+app.add_typer(licence_app, name="licence")
 app.add_typer(testnet_app, name="testnet")
 app.add_typer(validator_app, name="validator")
 

@@ -31,7 +31,7 @@ from core.keys import PrivateKey, address_hex
 from core.sealing import ChunkDecryptionFailed
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
-from node.sdk.errors import ArtifactMismatch, NodeUnreachable, NotFinalized, TransactionFailed, error_from_rpc
+from node.sdk.errors import ArtifactMismatch, NodeUnreachable, NoKey, NotFinalized, TransactionFailed, error_from_rpc
 from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, tar_stream
 from vm.contract_tx import encode_call
 
@@ -75,7 +75,8 @@ class AsyncClient:
 
     def key_or_fail(self) -> PrivateKey:
         if self.key is None:
-            raise ValueError("this client has no key: give one to sign transactions (AsyncClient(url, key))")
+            raise NoKey("this needs an account's key (to sign, or to open a content-key envelope): give one to the "
+                        "client (AsyncClient(url, key)), or --from KEY on the command line")
         return self.key
 
     @property
@@ -141,7 +142,8 @@ class AsyncClient:
         chain_id, price = await self._chain_params()
         key = self.key
         if key is None:
-            raise ValueError("this client has no key: give one to sign transactions (AsyncClient(url, key))")
+            raise NoKey("this needs an account's key (to sign, or to open a content-key envelope): give one to the "
+                        "client (AsyncClient(url, key)), or --from KEY on the command line")
         async with self._nonce_lock:
             pending = int((await self.rpc("state_getAccount", address_hex(key.address)))["pending_nonce"])
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)

@@ -36,6 +36,10 @@ class TransactionFailed(AichainError):
         self.receipt = receipt
 
 
+class NoKey(AichainError):
+    """The client was made without a signing key, and the call needs one (to sign, or to open an envelope)."""
+
+
 class NotFinalized(AichainError):
     """A transaction the node accepted is not in a finalized block within the time waited."""
 
@@ -92,6 +96,7 @@ __all__ = [
     "ContractCallFailed",
     "KeyNotReleased",
     "ModelNotFound",
+    "NoKey",
     "NoOffer",
     "NodeError",
     "NodeUnreachable",

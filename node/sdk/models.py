@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.account_encryption import encryption_public_key
-from core.artifact import format_id
+from core.artifact import format_id, parse_id
 from core.keys import address_hex, parse_address
 from node.sdk.errors import ContractCallFailed, ModelNotFound, NoOffer
 from node.sdk.terms import ModelRef, Offer
@@ -198,6 +198,17 @@ class AsyncModels:
         offer_number = int(event_field(receipts[-1], "OfferMade", "offer")) if offer is not None else None
         return Published(name, version, format_id(artifact), private, offer_number,
                          None if releaser is None else address_hex(releaser))  # fmt: skip
+
+    async def releaser(self, name: str) -> str | None:
+        """The account named to post the model's content-key envelopes besides its owners, if any."""
+        releaser = bytes(await self._view(KEYS, "releaser_of", name) or b"")
+        return None if not releaser or releaser == bytes(20) else address_hex(releaser)
+
+    async def register_dataset(self, dataset: str, *, terms: str = "",
+                               owners: Sequence[tuple[bytes, int]] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Register a dataset (an artifact id, `sha256:…`) so versions can name it in `datasets`."""
+        shares = [[who, bps] for who, bps in (owners or [(self.client.address, 10_000)])]
+        return await self.client.send(MODELS, "register_dataset", parse_id(dataset), shares, terms)
 
     async def node_releaser(self) -> bytes | None:
         """The account the node uses to post content-key envelopes, or None if it releases no keys."""

@@ -22,7 +22,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ from vm.system import INFERENCE, KEYS
 
 RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
 FETCH_WAIT_S = 3600
+FETCH_POLL_S = 0.1
+Progress = Callable[[int], None]
 
 
 def models_dir() -> Path:
@@ -138,36 +140,46 @@ class AsyncModelRuns(AsyncModels):
             await asyncio.sleep(0.5)
 
     async def stored_summary(
-        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S
+        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None
     ) -> dict[str, Any]:
-        """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it."""
+        """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it
+        (`progress` is told of the bytes fetched as they arrive)."""
+        artifact_id = format_id(artifact)
         try:
-            summary: dict[str, Any] = await self.client.rpc("artifact_info", format_id(artifact))
+            summary: dict[str, Any] = await self.client.rpc("artifact_info", artifact_id)
             return summary
         except ArtifactNotFound:
             if not fetch:
                 raise
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while True:  # the node waits at most 600 s per call; a call on a running fetch joins it
-            left = max(1, min(600, int(deadline - loop.time())))
-            status = await self.client.fetch(format_id(artifact), wait_s=left)
-            if status.get("state") == "done":
-                break
-            if status.get("state") == "failed" or loop.time() >= deadline:
-                raise ArtifactNotFound(f"{format_id(artifact)} could not be fetched from the node's peers: "
-                                       f"{status.get('error') or status.get('state')}")  # fmt: skip
-        result: dict[str, Any] = await self.client.rpc("artifact_info", format_id(artifact))
+        status = await self.client.fetch(artifact_id, wait_s=0)
+        reported = 0
+        while status.get("state") not in ("done", "failed") and loop.time() < deadline:
+            await asyncio.sleep(FETCH_POLL_S)
+            status = await self.client.rpc("artifact_fetchStatus", artifact_id)
+            fetched = int(status.get("bytes_fetched") or 0)
+            if progress is not None and fetched > reported:
+                progress(fetched - reported)
+            reported = max(reported, fetched)
+        if status.get("state") != "done":
+            why = status.get("error") or f"still {status.get('state')} after {wait_s} s"
+            raise ArtifactNotFound(f"{artifact_id} could not be fetched from the node's peers: {why}")
+        result: dict[str, Any] = await self.client.rpc("artifact_info", artifact_id)
         return result
 
     async def pull(
-        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Any = None, refresh: bool = False
-    ) -> Pulled:
-        """Fetch a version from the network, check it against the chain, decrypt it here; where it now is."""
+        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Progress | None = None,
+        fetch_progress: Progress | None = None, refresh: bool = False,
+    ) -> Pulled:  # fmt: skip
+        """Fetch a version from the network, check it against the chain, decrypt it here; where it now is.
+
+        `fetch_progress` hears of the bytes the node fetches from its peers, `progress` of the bytes
+        then read from the node here."""
         version = await self.version(ref)
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
-        summary = await self.stored_summary(artifact)
+        summary = await self.stored_summary(artifact, progress=fetch_progress)
         directory = summary["kind"] == "directory"
         target = dest or self.cache_path(name, number, directory)
         if not refresh and target.exists() and await asyncio.to_thread(still_verified, target, artifact):
@@ -233,6 +245,13 @@ class AsyncModelRuns(AsyncModels):
                 "charged": int(event_field(receipt, "InferenceRecorded", "charged")),
                 "number": int(event_field(receipt, "InferenceRecorded", "number")),
                 "tx_hash": receipt["tx_hash"]}  # fmt: skip
+
+    async def lineage(self, name: str) -> dict[str, Any]:
+        """The provenance DAG of a model (node.sdk.provenance): versions, parents, datasets, owners, licences,
+        receipts."""
+        from node.sdk.provenance import lineage_graph
+
+        return await lineage_graph(self, name)
 
     async def receipts(self, ref: ModelRef | str, *, first: int = 1, count: int = 256) -> list[dict[str, Any]]:
         """The inference receipts of a version (the latest if none is named), oldest first."""

@@ -1,0 +1,311 @@
+"""`aichain-node model …`: publish, look up, pull, verify, run and audit AI models.
+
+Every command talks to a node (`--rpc`); those that sign or decrypt take `--from KEY`.
+What is printed is one line per fact, or `--json`. Errors are one line saying what was wrong
+and what to do, with exit code 1.
+
+    aichain-node model publish net.onnx --name net --private --offer price=10,duration=30d --from alice
+    aichain-node licence buy net --from bob
+    aichain-node model pull net --from bob
+    aichain-node model run net --input x.npy --record --from bob
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from cli.common import (
+    JsonOption,
+    KeystoreOption,
+    PasswordFileOption,
+    QuietOption,
+    RpcOption,
+    emit,
+    fail,
+    load_key,
+    rpc_url,
+)
+from core.errors import AichainError
+from core.units import format_amount
+from node.rpc.client import NodeUnreachable
+from node.sdk.client import Client
+from node.sdk.terms import ModelRef, Offer, TermsError, parse_owners
+
+model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI models on chain.", no_args_is_help=True)
+
+ModelArgument = typer.Argument(..., help="MODEL or MODEL@VERSION (the latest version if none is named)")
+FromOption = typer.Option(None, "--from", help="Your key: keystore name or path (signs, and opens your envelopes)")
+
+
+def connect(rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None) -> Client:
+    key = None if sender is None else load_key(sender, keystore, password_file)
+    return Client(rpc_url(rpc), key)
+
+
+def guarded(fn: Callable[[], Any]) -> Any:
+    """Run `fn`, turning what a user can meet into one line and exit code 1."""
+    try:
+        return fn()
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except (AichainError, TermsError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+
+
+@contextmanager
+def phases(quiet: bool) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
+    """A progress display on stderr with one bar per phase (`start(description, total)` → advance)."""
+    if quiet:
+        yield lambda description, total: (lambda n: None)
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+
+        def start(description: str, total: int | None) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield start
+
+
+def _amount(units: int) -> str:
+    return format_amount(units)
+
+
+def _duration(seconds: int) -> str:
+    if seconds == 0:
+        return "perpetual"
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@model_app.command("publish")
+def publish(
+    path: Path = typer.Argument(..., help="The model: an .onnx file, or a directory (ONNX with external data)"),
+    name: str = typer.Option(..., "--name", help="Model name; if it is registered, this publishes its next version"),
+    private: bool = typer.Option(False, "--private", help="Store it encrypted; licensees get its key on chain"),
+    parent: list[str] = typer.Option([], "--parent", help="MODEL@VERSION it was derived from (repeatable)"),
+    dataset: list[str] = typer.Option([], "--dataset", help="sha256:… of a dataset it was trained on (repeatable)"),
+    owner: list[str] = typer.Option([], "--owner", help="0xADDR:SHARE of a new model, e.g. 0x…:60% (repeatable; "
+                                    "default: you, 100%)"),
+    offer: str | None = typer.Option(None, "--offer", help="Offer licences at once: price=10,duration=30d,"
+                                     "per-use=0.1,royalty-upstream=10%,max=100,allow=0x…+0x…"),
+    release: bool = typer.Option(True, "--release/--no-release", help="Name the node as the releaser of a private "
+                                 "model's key, so buyers get it automatically"),
+    model_format: str = typer.Option("onnx", "--format", help="Format recorded on chain for a new model"),
+    sender: str = typer.Option(..., "--from", help="Publisher key (an owner of the model)"),
+    rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
+    quiet: bool = QuietOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Store a model on the node and register it on chain as a new model or its next version.
+
+    With --private the bytes are encrypted under a content key that stays on the node; when a
+    licence is bought, the node seals that key to the buyer (see docs/models.md)."""
+    if not path.exists():
+        fail(f"{path} does not exist: give an .onnx file or a directory holding one")
+    terms = guarded(lambda: Offer.parse(offer)) if offer is not None else None
+    owners = guarded(lambda: parse_owners(owner)) if owner else None
+    size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    with connect(rpc, sender, keystore, password_file) as node, phases(quiet) as start:
+        advance = start(f"storing {path.name}", size)
+        result = guarded(lambda: node.models.publish(path, name, private=private, parents=parent, datasets=dataset,
+                                                     owners=owners, offer=terms, format=model_format,
+                                                     release=release, progress=advance))  # fmt: skip
+    lines = [f"published {result.model}@{result.version}  {result.artifact}" + ("  (private)" if private else "")]
+    if result.offer is not None:
+        ref = f"{result.model}@{result.version}"
+        lines.append(f"offer {result.offer}: licences on sale (aichain-node licence buy {ref})")
+    if result.releaser:
+        lines.append(f"content keys released to buyers by the node's account {result.releaser}")
+    elif private:
+        lines.append("no releaser named: post each buyer's envelope yourself (keys.post_envelope)")
+    emit(result.to_json(), as_json, "\n".join(lines))
+
+
+@model_app.command("info")
+def info(
+    model: str = typer.Argument(..., help="Model name"),
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """A model's owners, versions and licence offers."""
+    with Client(rpc_url(rpc)) as node:
+        details = guarded(lambda: node.models.info(model))
+        details["version_list"] = guarded(lambda: node.models.versions(model))
+        details["offers"] = guarded(lambda: node.models.offers(model))
+        details["releaser"] = guarded(lambda: node.models.releaser(model))
+    lines = [f"{model}  ({details['format']}, {details['versions']} version(s))"]
+    lines += [f"  owner {o['address']}  {o['bps'] / 100:g}%" for o in details["owners"]]
+    if details["releaser"]:
+        lines.append(f"  key releaser {details['releaser']}")
+    for version in details["version_list"]:
+        lines.append(f"  {model}@{version['version']}  {version['artifact']}  height {version['height']}")
+    for offer in details["offers"]:
+        state = "open" if offer["open"] else "withdrawn"
+        terms = [f"price {_amount(offer['price'])}", _duration(offer["duration_s"])]
+        if offer["per_use_price"]:
+            terms.append(f"per use {_amount(offer['per_use_price'])}")
+        if offer["upstream_bps"]:
+            terms.append(f"upstream royalty {offer['upstream_bps'] / 100:g}% to {', '.join(offer['upstream_models'])}")
+        if offer["max_licensees"]:
+            terms.append(f"{offer['licensees']}/{offer['max_licensees']} taken")
+        if offer["allow"]:
+            terms.append(f"{len(offer['allow'])} allowed address(es)")
+        lines.append(f"  offer {offer['offer']} for @{offer['version']} ({state}): {', '.join(terms)}")
+    emit(details, as_json, "\n".join(lines))
+
+
+@model_app.command("versions")
+def versions(model: str = typer.Argument(..., help="Model name"), rpc: str | None = RpcOption,
+             as_json: bool = JsonOption) -> None:  # fmt: skip
+    """Every version of a model: artifact, parents, datasets, publisher, height."""
+    with Client(rpc_url(rpc)) as node:
+        found = guarded(lambda: node.models.versions(model))
+    lines = []
+    for v in found:
+        extra = "".join([f"  from {', '.join(v['parents'])}" if v["parents"] else "",
+                         f"  trained on {', '.join(v['datasets'])}" if v["datasets"] else ""])  # fmt: skip
+        lines.append(f"{model}@{v['version']}  {v['artifact']}  by {v['publisher']} at height {v['height']}{extra}")
+    emit(found, as_json, "\n".join(lines))
+
+
+@model_app.command("lineage")
+def lineage(
+    model: str = typer.Argument(..., help="Model name"),
+    dot: bool = typer.Option(False, "--dot", help="Print the graph in Graphviz DOT"),
+    image: Path | None = typer.Option(None, "--image", "-o", help="Draw it to an image (.svg, .png, .pdf; needs "
+                                      "Graphviz's `dot`)"),
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The provenance DAG: versions, parents (across models), datasets, owners, licences, receipts."""
+    from node.sdk.provenance import render_image, to_dot, to_text
+
+    with Client(rpc_url(rpc)) as node:
+        graph = guarded(lambda: node.models.lineage(model))
+    if image is not None:
+        guarded(lambda: render_image(to_dot(graph), image))
+        if not as_json:
+            typer.echo(f"drew the lineage of {model} to {image}", err=True)
+    if dot:
+        typer.echo(to_dot(graph), nl=False)
+    else:
+        emit(graph, as_json, to_text(graph))
+
+
+@model_app.command("pull")
+def pull(
+    model: str = ModelArgument,
+    output: Path | None = typer.Option(None, "-o", "--output", help="Where to put it [~/.aichain/models/NAME/VERSION]"),
+    refresh: bool = typer.Option(False, "--refresh", help="Download it again even if a verified copy is here"),
+    sender: str | None = FromOption,
+    rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
+    quiet: bool = QuietOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Get a model version from the network, verified against its sha256 on chain (and decrypted with
+    your envelope, if it is private) before it is put in place."""
+    ref = guarded(lambda: ModelRef.parse(model))
+    with connect(rpc, sender, keystore, password_file) as node, phases(quiet) as start:
+        fetched = start("fetching from peers", None)
+        reading: list[Callable[[int], None]] = []
+
+        def advance(n: int) -> None:
+            if not reading:
+                reading.append(start("checking" if sender is None else "decrypting and checking", None))
+            reading[0](n)
+
+        pulled = guarded(lambda: node.models.pull(ref, output, progress=advance, fetch_progress=fetched,
+                                                  refresh=refresh))  # fmt: skip
+    how = "already here, verified" if pulled.cached else "verified against the chain" + (
+        ", decrypted" if pulled.encrypted else "")  # fmt: skip
+    emit(pulled.to_json(), as_json, f"{pulled.path}  ({pulled.model}@{pulled.version} {pulled.artifact}; {how})")
+
+
+@model_app.command("verify")
+def verify(
+    path: Path = typer.Argument(..., help="A local model file or directory"),
+    model: str = ModelArgument,
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Check that a local copy is exactly a version on chain (exit code 1 if not)."""
+    if not path.exists():
+        fail(f"{path} does not exist")
+    with Client(rpc_url(rpc)) as node:
+        result = guarded(lambda: node.models.verify(path, model))
+    emit(result, as_json, f"ok: {path} is {result['model']}@{result['version']} ({result['artifact']})")
+
+
+@model_app.command("run")
+def run(
+    model: str = ModelArgument,
+    input_path: Path = typer.Option(..., "--input", "-i", help="Inputs: a .npy (one input) or .npz (by name)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Save the outputs (.npz, or .npy for one)"),
+    record: bool = typer.Option(False, "--record", help="Record a signed inference receipt on chain (a per-use "
+                                "licence is charged one use)"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="Run this local copy (verified against the "
+                                           "chain first) instead of the pulled one"),
+    sender: str | None = FromOption,
+    rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run a verified model version on numpy inputs with onnxruntime; print or save the outputs."""
+    from node.sdk.inference import load_inputs, save_outputs
+
+    if record and sender is None:
+        fail("--record signs a receipt: give --from KEY")
+    inputs = guarded(lambda: load_inputs(input_path))
+    with connect(rpc, sender, keystore, password_file) as node:
+        result = guarded(lambda: node.models.run(model, inputs, record=record, path=model_path))
+    report = result.to_json()
+    if output is not None:
+        guarded(lambda: save_outputs(result.outputs, output))
+        report["saved_to"] = str(output)
+    else:
+        report["values"] = {k: v.tolist() for k, v in result.outputs.items()}
+    lines = [f"{result.model}@{result.version}  input 0x{result.input_hash.hex()}  output 0x{result.output_hash.hex()}"]
+    if output is not None:
+        lines.append(f"outputs saved to {output}")
+    else:
+        for name, value in result.outputs.items():
+            lines.append(f"{name} {value.dtype} {list(value.shape)}:\n{value}")
+    if result.receipt is not None:
+        charged = f", charged {_amount(result.charged or 0)}" if result.charged else ""
+        lines.append(f"receipt {result.receipt} recorded{charged}")
+    emit(report, as_json, "\n".join(lines))
+
+
+@model_app.command("receipts")
+def receipts(
+    model: str = ModelArgument,
+    first: int = typer.Option(1, "--first", help="First receipt number"),
+    count: int = typer.Option(256, "--count", help="How many"),
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The inference receipts recorded for a version: number, hash, digests, runner, height, charge."""
+    with Client(rpc_url(rpc)) as node:
+        rows = guarded(lambda: node.models.receipts(model, first=first, count=count))
+    lines = [f"#{r['number']}  {r['receipt']}  by {r['runner']} at height {r['height']}  in {r['input_hash'][:18]}…  "
+             f"out {r['output_hash'][:18]}…" + (f"  charged {_amount(r['charged'])}" if r["charged"] else "")
+             for r in rows]  # fmt: skip
+    emit(rows, as_json, "\n".join(lines) if lines else "no receipts recorded")
