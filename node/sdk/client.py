@@ -92,6 +92,10 @@ class Client:
     def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         return self._run(self.aio.wait(tx_hash, timeout))
 
+    def wait_ok(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        """`wait`, raising TransactionFailed if the transaction's execution failed."""
+        return self._run(self.aio.wait_ok(tx_hash, timeout))
+
     def transfer(self, to: bytes, amount: int, *, wait: bool = True) -> dict[str, Any]:
         return self._run(self.aio.transfer(to, amount, wait=wait))
 

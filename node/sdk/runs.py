@@ -130,14 +130,18 @@ class AsyncModelRuns(AsyncModels):
                 except EnvelopeInvalid as exc:
                     raise NotLicensed(f"the envelope on chain for {address_hex(me)} does not open with this "
                                       f"account's key: {exc}") from None  # fmt: skip
-            if not await self.is_licensed(name, version, me):
-                raise NotLicensed(f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
-                                  f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
+            await self.require_licence(name, version)
             if loop.time() >= deadline:
                 raise KeyNotReleased(f"{address_hex(me)} is licensed for {name}@{version}, but no content key has "
                                      f"been released to it after {wait_s:.0f} s: the owner's node may be offline or "
                                      "release no keys; ask the owner to post your envelope")  # fmt: skip
             await asyncio.sleep(0.5)
+
+    async def require_licence(self, name: str, version: int) -> None:
+        me = self.client.address
+        if not await self.is_licensed(name, version, me):
+            raise NotLicensed(f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
+                              f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
 
     async def stored_summary(
         self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None
@@ -183,6 +187,8 @@ class AsyncModelRuns(AsyncModels):
         directory = summary["kind"] == "directory"
         target = dest or self.cache_path(name, number, directory)
         if not refresh and target.exists() and await asyncio.to_thread(still_verified, target, artifact):
+            if summary["encrypted"]:  # a private model's plaintext here is for accounts that hold a licence
+                await self.require_licence(name, number)
             return Pulled(name, number, format_id(artifact), target, bool(summary["encrypted"]), True)
         key = await self.content_key(name, number, artifact) if summary["encrypted"] else None
         target.parent.mkdir(parents=True, exist_ok=True)
