@@ -107,3 +107,29 @@ def artifacts_bench(
 
     hook = measure_transfer if transfer else None
     typer.echo(run_artifacts_bench(size_mb, None if datadir is None else Path(datadir), hook).render(as_json))
+
+
+@bench_app.command("models")
+def models_bench(
+    size_mb: int = typer.Option(500, "--size-mb", help="Size of the ONNX model to build, MB"),
+    runs: int = typer.Option(30, "--runs", help="Inferences timed each way (interleaved; medians)"),
+    batch: int = typer.Option(8, "--batch", help="Rows per inference"),
+    datadir: str | None = typer.Option(None, "--datadir", help="Directory for the model and the nodes [temp dir]"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
+) -> None:
+    """Pulling a private model from two peers (MB/s beside TLS loopback and SHA-256), and what
+    `model run` adds over a plain onnxruntime session on the same model and input.
+
+    Three aichain-node processes on 127.0.0.1. The model (ONNX with external data, SIZE_MB) is
+    published private on node A and fetched by node B; a buyer on node C buys a licence and,
+    timed, pulls it: C fetches the chunks from A and B, the buyer decrypts them with its
+    envelope's key and checks the id against the chain. Target: at least 100 MB/s.
+
+    Then, with the model local and verified, `models.run` against `InferenceSession.run`,
+    interleaved, medians. Target: at most 1.10x.
+    """
+    from pathlib import Path
+
+    from node.bench.models import run_models_bench
+
+    typer.echo(run_models_bench(size_mb, runs, batch, None if datadir is None else Path(datadir)).render(as_json))

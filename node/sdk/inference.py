@@ -14,6 +14,7 @@ output digest (`tensor_digest(outputs) == receipt's output hash`).
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from core import codec
 from core.errors import AichainError
 
 Tensors = dict[str, np.ndarray]
+DIGESTIBLE_KINDS = "biufc"  # bool, signed, unsigned, float, complex
 
 
 class BadInput(AichainError):
@@ -34,36 +36,47 @@ def tensor_digest(tensors: Mapping[str, np.ndarray]) -> bytes:
     """SHA-256 of named tensors in a form that depends only on their names, dtypes, shapes and values."""
     hasher = hashlib.sha256()
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
-        if array.dtype.hasobject:
-            raise BadInput(f"tensor {name!r} holds Python objects ({array.dtype}); only numeric and bool arrays "
-                           "have a digest")  # fmt: skip
-        hasher.update(codec.encode([name, array.dtype.str, list(array.shape)]))
-        hasher.update(memoryview(array).cast("B"))
+        array = np.asarray(tensors[name])
+        if array.dtype.kind not in DIGESTIBLE_KINDS:
+            raise BadInput(f"tensor {name!r} is of dtype {array.dtype}; only bool and numeric tensors have a digest")
+        hasher.update(codec.encode([name, array.dtype.str, list(array.shape)]))  # the shape as given, 0-d too
+        if array.size:
+            hasher.update(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
     return hasher.digest()
 
 
 def load_inputs(path: Path) -> dict[str, np.ndarray] | np.ndarray:
-    """The arrays of a `.npz` (by name) or the one array of a `.npy`."""
+    """The arrays of a `.npz` (by name) or the one array of a `.npy` (by content, whatever the suffix)."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return {name: archive[name] for name in archive.files}
-        return np.load(path, allow_pickle=False)  # type: ignore[no-any-return]
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return {name: loaded[name] for name in loaded.files}
+        if not isinstance(loaded, np.ndarray):
+            raise ValueError("it holds no array")
+        return loaded
     except FileNotFoundError:
         raise BadInput(f"no input file at {path}") from None
-    except (ValueError, OSError) as exc:
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a directory: give a .npy or .npz file") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BadInput(f"{path} is not a .npy or .npz array file numpy can read without pickles: {exc}") from None
 
 
 def save_outputs(outputs: Tensors, path: Path) -> Path:
-    """Write outputs: `.npz` keeps every output by name; `.npy` takes a model with one output."""
+    """Write outputs: `.npz` keeps every output by name; `.npy` takes a model with one output. Without
+    either suffix, `.npz` is added. Returns the path written."""
     if path.suffix == ".npy":
         if len(outputs) != 1:
             raise BadInput(f"the model has {len(outputs)} outputs ({', '.join(outputs)}); save them to a .npz")
         np.save(path, next(iter(outputs.values())), allow_pickle=False)
-    else:
-        np.savez(path, **outputs)  # type: ignore[arg-type]
+        return path
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    with zipfile.ZipFile(path, "w") as archive:  # what np.savez writes, without its keyword-name clashes
+        for name, value in outputs.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     return path
 
 

@@ -79,6 +79,7 @@ class AsyncModels:
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
+        self._versions: dict[tuple[str, int], dict[str, Any]] = {}
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -95,16 +96,22 @@ class AsyncModels:
                 "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners], "versions": count}  # fmt: skip
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]:
-        """One version (the latest if none is named): its artifact, parents, datasets, publisher, height."""
+        """One version (the latest if none is named): its artifact, parents, datasets, publisher, height.
+
+        A published version never changes on chain, so each is asked for once per client."""
         ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
         number = ref.version
         if number is None:
             number = (await self.info(ref.name))["versions"]
+        known = self._versions.get((ref.name, number))
+        if known is not None:
+            return known
         try:
             raw = await self._view(MODELS, "version_info", ref.name, number)
         except ContractCallFailed as exc:
             raise ModelNotFound(f"{ref.name}@{number} is not on chain: {exc}") from exc
-        return version_view(ref.name, number, raw)
+        found = self._versions[(ref.name, number)] = version_view(ref.name, number, raw)
+        return found
 
     async def versions(self, name: str) -> list[dict[str, Any]]:
         count = (await self.info(name))["versions"]

@@ -19,6 +19,7 @@ write can keep); otherwise it is hashed again before it is loaded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -93,18 +94,26 @@ def _fingerprint(path: Path) -> list[list[Any]]:
     return [[str(f.relative_to(path.parent)), s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino] for f, s in stats]
 
 
-def write_stamp(path: Path, artifact: bytes) -> None:
-    stamp = {"artifact": format_id(artifact), "files": _fingerprint(path), "verified_at": int(time.time())}
+def write_stamp(path: Path, artifact: bytes, *, encrypted: bool = False) -> None:
+    stamp = {"artifact": format_id(artifact), "encrypted": encrypted, "files": _fingerprint(path),
+             "verified_at": int(time.time())}  # fmt: skip
     _stamp_path(path).write_text(json.dumps(stamp))
 
 
-def still_verified(path: Path, artifact: bytes) -> bool:
-    """True if `path` is unchanged since it was verified to be `artifact` (sizes and modification times)."""
+def verified_stamp(path: Path, artifact: bytes) -> dict[str, Any] | None:
+    """The stamp of `path` if it is unchanged since it was verified to be `artifact`, else None."""
     try:
-        stamp = json.loads(_stamp_path(path).read_text())
-        return stamp["artifact"] == format_id(artifact) and stamp["files"] == _fingerprint(path)
+        stamp: dict[str, Any] = json.loads(_stamp_path(path).read_text())
+        if stamp["artifact"] == format_id(artifact) and stamp["files"] == _fingerprint(path):
+            return stamp
     except (OSError, ValueError, KeyError):
-        return False
+        pass
+    return None
+
+
+def still_verified(path: Path, artifact: bytes) -> bool:
+    """True if `path` is unchanged since it was verified to be `artifact` (sizes, times, inodes)."""
+    return verified_stamp(path, artifact) is not None
 
 
 class AsyncModelRuns(AsyncModels):
@@ -122,6 +131,7 @@ class AsyncModelRuns(AsyncModels):
         me = self.client.address
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
+        await self.require_licence(name, version)  # an envelope outlives its licence; the key is for licensees
         while True:
             envelope = bytes(await self.client.view(KEYS, "envelope_for", name, version, me) or b"")
             if envelope:
@@ -193,7 +203,7 @@ class AsyncModelRuns(AsyncModels):
         key = await self.content_key(name, number, artifact) if summary["encrypted"] else None
         target.parent.mkdir(parents=True, exist_ok=True)
         await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress)
-        await asyncio.to_thread(write_stamp, target, artifact)
+        await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=key is not None))
         return Pulled(name, number, format_id(artifact), target, key is not None, False)
 
     async def verify(self, path: Path, ref: ModelRef | str) -> dict[str, Any]:
@@ -208,36 +218,56 @@ class AsyncModelRuns(AsyncModels):
         return {"path": str(path), "model": version["model"], "version": version["version"],
                 "artifact": format_id(expected), "ok": True}  # fmt: skip
 
-    async def local(self, ref: ModelRef | str, path: Path | None = None) -> tuple[dict[str, Any], Path]:
-        """The version and a local copy verified against it: `path` if given, else the cache (pulled if need be)."""
+    async def local(self, ref: ModelRef | str, path: Path | None = None) -> tuple[dict[str, Any], Path, bool]:
+        """The version, a local copy verified against it (`path` if given, else the cache, pulled if need
+        be), and whether it is a private model's plaintext taken from the cache (the caller then checks
+        the licence)."""
         version = await self.version(ref)
         artifact = parse_id(version["artifact"])
-        if path is None:
-            return version, (await self.pull(ModelRef(version["model"], version["version"]))).path
-        if not await asyncio.to_thread(still_verified, path, artifact):
-            await self.verify(path, ModelRef(version["model"], version["version"]))
-        return version, path
+        name, number = version["model"], version["version"]
+        if path is not None:
+            if not await asyncio.to_thread(still_verified, path, artifact):
+                await self.verify(path, ModelRef(name, number))
+            return version, path, False
+        for directory in (False, True):
+            candidate = self.cache_path(name, number, directory)
+            stamp = await asyncio.to_thread(verified_stamp, candidate, artifact)
+            if stamp is not None:
+                return version, candidate, bool(stamp.get("encrypted"))
+        return version, (await self.pull(ModelRef(name, number))).path, False
 
     async def run(
         self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
         path: Path | None = None,
     ) -> Inference:  # fmt: skip
         """Run a verified version on numpy inputs; with `record`, put the receipt on chain (charging a per-use
-        licence one use)."""
+        licence one use).
+
+        A version's artifact is read from the chain once per client, a verified local copy is
+        trusted while its files are unchanged, and the licence to a private model's cached copy
+        is checked while the model runs: no outputs are returned without it."""
         started = time.perf_counter()
-        version, local = await self.local(ref, path)
-        ready = time.perf_counter()
-        model_file = model_file_in(local)
-        session_key = (str(model_file), model_file.stat().st_mtime)
-        session = self._sessions.get(session_key)
-        if session is None:
-            session = await asyncio.to_thread(Session, model_file)
-            self._sessions[session_key] = session
-        feed = session.feed(inputs)
-        loaded = time.perf_counter()
-        outputs = await asyncio.to_thread(session.run, feed)
-        ran = time.perf_counter()
-        result = Inference(version["model"], version["version"], outputs, tensor_digest(feed), tensor_digest(outputs))
+        version, local, needs_licence = await self.local(ref, path)
+        name, number = version["model"], version["version"]
+        licence_check = asyncio.ensure_future(self.require_licence(name, number)) if needs_licence else None
+        try:
+            ready = time.perf_counter()
+            model_file = model_file_in(local)
+            session_key = (str(model_file), model_file.stat().st_mtime)
+            session = self._sessions.get(session_key)
+            if session is None:
+                session = await asyncio.to_thread(Session, model_file)
+                self._sessions[session_key] = session
+            feed = session.feed(inputs)
+            loaded = time.perf_counter()
+            outputs = await asyncio.to_thread(session.run, feed)
+            ran = time.perf_counter()
+            if licence_check is not None:
+                await licence_check
+        finally:
+            if licence_check is not None and not licence_check.done():
+                licence_check.cancel()
+        result = Inference(name, number, outputs, tensor_digest(feed), tensor_digest(outputs))
         result.timings_s = {"resolve_and_verify": ready - started, "load": loaded - ready, "run": ran - loaded}
         if record:
             recorded = await self.record(result.model, result.version, result.input_hash, result.output_hash)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from core.errors import InvalidAddress
 from core.keys import parse_address
 from core.units import parse_amount
 
 BPS = 10_000
-_DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
+_DURATION = re.compile(r"^([0-9]+)\s*([smhdw]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
@@ -32,14 +33,14 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        name, sep, version = text.rpartition("@")
+        name, sep, version = text.strip().rpartition("@")
         if not sep:
-            name, version = text, ""
-        if not name:
+            name, version = text.strip(), ""
+        if not name or (sep and not version):
             raise TermsError(f"{text!r}: write a model as NAME or NAME@VERSION (e.g. resnet@2)")
         if version == "":
             return cls(name, None)
-        if not version.isdigit() or int(version) < 1:
+        if not (version.isascii() and version.isdigit()) or int(version) < 1:
             raise TermsError(f"{text!r}: a version is a number from 1 (e.g. {name}@1)")
         return cls(name, int(version))
 
@@ -58,12 +59,12 @@ def parse_bps(text: str) -> int:
     value = text.strip().lower()
     try:
         if value.endswith("%"):
-            bps = round(float(value[:-1]) * 100)
+            bps = round(float(value[:-1]) * 100)  # "inf%" raises OverflowError
         elif value.endswith("bps"):
             bps = int(value[:-3])
         else:
             bps = int(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise TermsError(f"royalty {text!r}: write a percentage (10%) or basis points (1000bps)") from None
     if not 0 <= bps <= BPS:
         raise TermsError(f"royalty {text!r}: between 0% and 100%")
@@ -104,7 +105,7 @@ class Offer:
             elif key in ("per-use", "per-use-price"):
                 values["per_use_price"] = _amount(value, "per-use price")
             elif key in ("max", "max-licensees"):
-                if not value.strip().isdigit():
+                if not (value.strip().isascii() and value.strip().isdigit()):
                     raise TermsError(f"max licensees {value!r}: a whole number (0: unlimited)")
                 values["max_licensees"] = int(value)
             elif key in ("royalty-upstream", "upstream"):
@@ -112,7 +113,7 @@ class Offer:
             elif key == "allow":
                 try:
                     values["allow"] = tuple(parse_address(a) for a in value.split("+") if a)
-                except ValueError as exc:
+                except (ValueError, InvalidAddress) as exc:
                     raise TermsError(f"allow-list {value!r}: addresses joined by '+': {exc}") from None
             else:
                 raise TermsError(f"unknown offer term {key!r}: the terms are price, duration, per-use, "
@@ -127,9 +128,15 @@ def parse_owners(specs: list[str]) -> list[tuple[bytes, int]]:
         address, _, share = spec.partition(":")
         try:
             who = parse_address(address)
-        except ValueError as exc:
+        except (ValueError, InvalidAddress) as exc:
             raise TermsError(f"owner {spec!r}: {exc}") from None
-        owners.append((who, parse_bps(share) if share else None))
+        try:
+            owners.append((who, parse_bps(share) if share else None))
+        except TermsError as exc:
+            raise TermsError(f"owner {spec!r}: the share is a percentage (60%) or basis points (6000bps); "
+                             f"{exc}") from None
+    if len({who for who, _ in owners}) != len(owners):
+        raise TermsError(f"owner shares {specs}: each owner once")
     given = sum(s for _, s in owners if s is not None)
     unset = [i for i, (_, s) in enumerate(owners) if s is None]
     result = [(who, share or 0) for who, share in owners]
