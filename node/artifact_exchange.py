@@ -41,6 +41,7 @@ from core import codec
 from core.artifact import Manifest, format_id
 from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk, DecodeError
 from core.hashing import sha256
+from node.artifact_flight import FetchInFlight
 from node.p2p.errors import P2PError
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
@@ -78,9 +79,10 @@ class FetchStatus:
     error: str = ""
     from_peers: dict[str, int] = field(default_factory=dict)  # peer node key -> chunks it sent that were kept
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # when it was done or failed: its seconds stop there
 
     def to_json(self) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = max((self.ended or time.monotonic()) - self.started, 1e-9)
         return {"id": format_id(self.artifact), "state": self.state, "size": self.size, "chunks": self.chunks,
                 "chunks_done": self.chunks_done, "bytes_fetched": self.bytes_fetched, "error": self.error,
                 "from_peers": dict(self.from_peers), "seconds": round(elapsed, 3),
@@ -114,6 +116,7 @@ class ArtifactExchange:
         self.config = config
         self.status: dict[bytes, FetchStatus] = {}
         self._tasks: dict[bytes, asyncio.Task[Manifest]] = {}
+        self.in_flight: dict[bytes, FetchInFlight] = {}  # fetches past finding: their manifest and chunks so far
         self._slots = asyncio.Semaphore(config.max_fetches)
         self._answers: dict[bytes, tuple[dict[bytes, bytes | None], asyncio.Event]] = {}
         self._waiting: dict[tuple[bytes, int, bytes], asyncio.Future[bytes | None]] = {}
@@ -180,13 +183,13 @@ class ArtifactExchange:
         try:
             manifest = await self._fetch(artifact, status, pin, force)
         except asyncio.CancelledError:
-            status.state, status.error = "failed", "stopped"
+            status.state, status.error, status.ended = "failed", "stopped", time.monotonic()
             raise
         except AichainError as exc:
-            status.state, status.error = "failed", str(exc)
+            status.state, status.error, status.ended = "failed", str(exc), time.monotonic()
             log.warning("fetch of %s failed: %s", format_id(artifact), exc)
             raise
-        status.state = "done"
+        status.state, status.ended = "done", time.monotonic()
         return manifest
 
     async def _fetch(self, artifact: bytes, status: FetchStatus, pin: bool, force: bool) -> Manifest:
@@ -202,8 +205,9 @@ class ArtifactExchange:
             missing = await asyncio.to_thread(self.store.begin_fetch, manifest)
             status.chunks_done = len(manifest.chunks) - len(missing)
             digests = None if manifest.encrypted else Digests(manifest)
+            flight = self.in_flight[artifact] = FetchInFlight(manifest, set(range(len(manifest.chunks))) - set(missing))
             try:
-                await self._download(manifest, holders, missing, status, digests)
+                await self._download(manifest, holders, missing, status, digests, flight)
                 status.state = "checking"
                 verdict = None if digests is None else digests.matches()
                 try:
@@ -212,10 +216,15 @@ class ArtifactExchange:
                     for peer in holders:
                         peer.penalize(PENALTY_BAD_MANIFEST, "bad manifest: its chunks do not make the artifact")
                     raise
-            except BaseException:
+            except BaseException as exc:
+                flight.end(str(exc) or type(exc).__name__)
                 with contextlib.suppress(Exception):
                     self.store.end_fetch(manifest)  # its stored chunks stay (until gc) for the next attempt
                 raise
+            finally:
+                if not flight.ended:
+                    flight.end()
+                self.in_flight.pop(artifact, None)
         log.info("fetched %s (%d bytes) from %s", manifest.artifact_id, manifest.size, status.from_peers)
         return manifest
 
@@ -274,7 +283,7 @@ class ArtifactExchange:
 
     async def _download(
         self, manifest: Manifest, holders: list[Peer], missing: list[int], status: FetchStatus,
-        digests: Digests | None = None,
+        digests: Digests | None = None, flight: FetchInFlight | None = None,
     ) -> None:  # fmt: skip
         """Fetch the `missing` chunks from `holders`; with `digests`, hash the plaintext in order meanwhile
         (as soon as each next chunk is on disk), so no second pass is needed. Chunks that arrive ahead
@@ -305,6 +314,8 @@ class ArtifactExchange:
                     remaining -= 1
                     on_disk.add(index)
                     stored.set()
+                    if flight is not None:
+                        flight.stored(index)
                 else:
                     queue.appendleft(index)
                     usable.discard(peer.node_key)

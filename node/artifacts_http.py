@@ -18,6 +18,9 @@ Routes:
   encrypted artifact the ciphertext, which a licensee decrypts on its own machine with the
   content key from its envelope (so the key never reaches a node). `X-Chunk-Size` gives the
   plaintext chunk size; each stored chunk is that plus the 16-byte GCM tag (the last shorter).
+  `?follow=true` on an artifact still being fetched from peers streams its chunks in order as
+  they land here (the manifest is in `artifact_fetchStatus` meanwhile), so the transfer to
+  this node and from it overlap; a fetch that fails ends the body short.
 
 Disk work (hashing, writing, reading chunks) runs on threads; the event loop only moves
 buffers. Uploads stream: the ingest thread pulls the body from the loop as it needs it.
@@ -27,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
 import tarfile
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -41,18 +45,30 @@ from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNot
 from core.sealing import ChunkDecryptionFailed, new_content_key
 from storage.artifact_store import ArtifactStore
 
+if TYPE_CHECKING:
+    from node.artifact_flight import FetchInFlight
+
 log = logging.getLogger("aichain.artifacts")
 
 READ_TIMEOUT_S = 60.0  # longest wait for the next piece of an upload body
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
-def add_artifact_routes(app: web.Application, store: ArtifactStore) -> None:
-    endpoints = _Endpoints(store)
+InFlight = Callable[[bytes], "FetchInFlight | None"]
+FOLLOW_STALL_S = 120.0  # longest a followed fetch may go without storing a chunk
+
+
+def add_artifact_routes(app: web.Application, store: ArtifactStore, in_flight: InFlight | None = None) -> None:
+    endpoints = _Endpoints(store, in_flight or (lambda artifact: None))
     app.router.add_put("/artifacts", endpoints.upload)
     app.router.add_get("/artifacts/{id}", endpoints.download)  # GET also answers HEAD
     app.router.add_get("/artifacts/{id}/files/{path:.+}", endpoints.download_file)
     app.router.add_get("/artifacts/{id}/stored", endpoints.download_stored)
+
+
+def _stored_headers(manifest: Manifest) -> dict[str, str]:
+    return {"Content-Type": "application/octet-stream", "X-Artifact-Id": manifest.artifact_id,
+            "X-Chunk-Size": str(manifest.chunk_size), "X-Encrypted": "true" if manifest.encrypted else "false"}
 
 
 def manifest_summary(manifest: Manifest) -> dict[str, Any]:
@@ -88,8 +104,9 @@ class _BodyReader(IO[bytes]):
 
 
 class _Endpoints:
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, in_flight: InFlight) -> None:
         self.store = store
+        self.in_flight = in_flight
 
     async def upload(self, request: web.Request) -> web.Response:
         expected = _expected_id(request)
@@ -169,11 +186,16 @@ class _Endpoints:
     async def download_stored(self, request: web.Request) -> web.StreamResponse:
         """The chunks as stored, one after another: the ciphertext of an encrypted artifact, which anyone
         may have (only a holder of the content key reads it). Each chunk is checked against its id first."""
+        flight = None
+        if request.query.get("follow", "false").lower() in ("true", "1", "yes"):
+            with contextlib.suppress(ValueError):
+                artifact = parse_id(request.match_info["id"])
+                flight = None if self.store.has(artifact) else self.in_flight(artifact)
+        if flight is not None:
+            return await self._follow(request, flight)
         manifest = await self._manifest(request)
         length = sum(manifest.stored_size(i) for i in range(len(manifest.chunks)))
-        headers = {"Content-Type": "application/octet-stream", "X-Artifact-Id": manifest.artifact_id,
-                   "X-Chunk-Size": str(manifest.chunk_size), "X-Encrypted": "true" if manifest.encrypted else "false"}
-        response = web.StreamResponse(status=200, headers=headers)
+        response = web.StreamResponse(status=200, headers=_stored_headers(manifest))
         response.content_length = length
         await response.prepare(request)
         if request.method == "HEAD":
@@ -190,6 +212,30 @@ class _Endpoints:
                 return response
             if chunk is None:
                 break
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def _follow(self, request: web.Request, flight: FetchInFlight) -> web.StreamResponse:
+        """The stored chunks of an artifact being fetched, each sent once it is on disk here."""
+        manifest = flight.manifest
+        response = web.StreamResponse(status=200, headers=_stored_headers(manifest))
+        response.content_length = sum(manifest.stored_size(i) for i in range(len(manifest.chunks)))
+        await response.prepare(request)
+        if request.method == "HEAD":
+            await response.write_eof()
+            return response
+        for index, chunk_id in enumerate(manifest.chunks):
+            try:
+                if not await flight.wait_for(index, FOLLOW_STALL_S):
+                    raise ArtifactError(f"the fetch ended without chunk {index}: {flight.error or 'stopped'}")
+                chunk = await asyncio.to_thread(self.store.chunks.read, chunk_id)
+            except (TimeoutError, ArtifactError, CorruptChunk, OSError) as exc:
+                log.warning("following the fetch of %s stopped at chunk %d: %s", manifest.artifact_id, index,
+                            exc or "no chunk stored for a long time")  # fmt: skip
+                if request.transport is not None:
+                    request.transport.close()  # a short body, never a damaged one
+                return response
             await response.write(chunk)
         await response.write_eof()
         return response

@@ -30,6 +30,7 @@ from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
 from core.transaction import Transaction
+from node.artifact_flight import FetchInFlight
 from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
@@ -223,7 +224,7 @@ class Node:
             RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
         )
         add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
-        add_artifact_routes(app, self.artifacts)
+        add_artifact_routes(app, self.artifacts, self._fetch_in_flight)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -241,6 +242,9 @@ class Node:
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
         host, port = sockets[0].getsockname()[:2] if sockets else (self.config.rpc.addr, self.config.rpc.port)
         self.rpc_url = f"http://{host}:{port}"
+
+    def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
+        return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
 
     def _write_node_file(self) -> None:
         """`<datadir>/node.json`: how to reach this running node (read by the CLI and tests)."""

@@ -116,12 +116,18 @@ def register_artifacts(registry: MethodRegistry, node: Node) -> None:
     @registry.method(
         "artifact_fetchStatus",
         ID,
-        doc="How a fetch started by artifact_fetch is going (state: finding, fetching, checking, done, failed).",
+        doc="How a fetch started by artifact_fetch is going (state: finding, fetching, checking, done, failed). "
+        "While chunks are arriving it includes the artifact's `manifest`: GET /artifacts/{id}/stored?follow=true "
+        "then streams the chunks as they land.",
         example={"params": ["sha256:9f86…"],
                  "result": {"id": "sha256:9f86…", "state": "done", "bytes_fetched": 1073741824, "bytes_per_s": 2.1e8}},
     )  # fmt: skip
     def artifact_fetch_status(artifact: bytes) -> dict[str, Any]:
-        status = exchange().status.get(artifact)
+        fetcher = exchange()
+        status = fetcher.status.get(artifact)
         if status is None:
             raise ArtifactNotFound(f"no fetch of {format_id(artifact)} was started since the node started")
-        return status.to_json()
+        flight = fetcher.in_flight.get(artifact)
+        if flight is None:
+            return status.to_json()
+        return {**status.to_json(), "manifest": manifest_summary(flight.manifest)}  # readable with ?follow=true

@@ -258,11 +258,12 @@ class AsyncClient:
 
     async def download_stored(
         self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, follow: bool = False,
     ) -> Path:  # fmt: skip
         """Stream an artifact's chunks as the node stores them, decrypt them here (with `content_key`),
         and write the file or directory to `dest` once its digests match `expected`, the id the caller
-        trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`).
+        trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`). With `follow`,
+        the node is still fetching it from peers and sends each chunk as it lands.
 
         Raises `ArtifactMismatch` when the bytes are not that artifact; nothing is left behind."""
         job = StoredDownload(summary, expected, content_key, dest)
@@ -271,7 +272,8 @@ class AsyncClient:
         await asyncio.to_thread(job.begin)
         pending: asyncio.Future[None] | None = None
         try:
-            async with self._http().get(f"{self.url}/artifacts/{format_id(expected)}/stored") as response:
+            url = f"{self.url}/artifacts/{format_id(expected)}/stored" + ("?follow=true" if follow else "")
+            async with self._http().get(url) as response:
                 if response.status != 200:
                     text = await response.text()
                     raise error_from_rpc(-32111 if response.status == 404 else -32110,

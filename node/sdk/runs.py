@@ -154,10 +154,13 @@ class AsyncModelRuns(AsyncModels):
                               f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
 
     async def stored_summary(
-        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None
-    ) -> dict[str, Any]:
+        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None,
+        follow: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
         """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it
-        (`progress` is told of the bytes fetched as they arrive)."""
+        (`progress` is told of the bytes fetched as they arrive). With `follow`, it is returned as soon
+        as the fetch has found the manifest, marked `"following": True`: its chunks can be streamed
+        while they arrive (`download_stored(..., follow=True)`)."""
         artifact_id = format_id(artifact)
         try:
             summary: dict[str, Any] = await self.client.rpc("artifact_info", artifact_id)
@@ -170,6 +173,8 @@ class AsyncModelRuns(AsyncModels):
         status = await self.client.fetch(artifact_id, wait_s=0)
         reported = 0
         while status.get("state") not in ("done", "failed") and loop.time() < deadline:
+            if follow and "manifest" in status:
+                return {**status["manifest"], "following": True}
             await asyncio.sleep(FETCH_POLL_S)
             status = await self.client.rpc("artifact_fetchStatus", artifact_id)
             fetched = int(status.get("bytes_fetched") or 0)
@@ -188,21 +193,27 @@ class AsyncModelRuns(AsyncModels):
     ) -> Pulled:  # fmt: skip
         """Fetch a version from the network, check it against the chain, decrypt it here; where it now is.
 
-        `fetch_progress` hears of the bytes the node fetches from its peers, `progress` of the bytes
-        then read from the node here."""
+        The node streams the chunks to this client while it fetches them from its peers (`progress`
+        hears of the bytes read here; `fetch_progress` of the bytes the node fetched before
+        streaming began, if any). A verified copy already at `dest` (or in the cache) is used as it is."""
         version = await self.version(ref)
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
-        summary = await self.stored_summary(artifact, progress=fetch_progress)
+        if not refresh:
+            candidates = [dest] if dest is not None else [self.cache_path(name, number, d) for d in (False, True)]
+            for candidate in candidates:
+                stamp = await asyncio.to_thread(verified_stamp, candidate, artifact)
+                if stamp is not None:
+                    if stamp.get("encrypted"):  # a private model's plaintext is for accounts holding a licence
+                        await self.require_licence(name, number)
+                    return Pulled(name, number, format_id(artifact), candidate, bool(stamp.get("encrypted")), True)
+        summary = await self.stored_summary(artifact, progress=fetch_progress, follow=True)
         directory = summary["kind"] == "directory"
         target = dest or self.cache_path(name, number, directory)
-        if not refresh and target.exists() and await asyncio.to_thread(still_verified, target, artifact):
-            if summary["encrypted"]:  # a private model's plaintext here is for accounts that hold a licence
-                await self.require_licence(name, number)
-            return Pulled(name, number, format_id(artifact), target, bool(summary["encrypted"]), True)
         key = await self.content_key(name, number, artifact) if summary["encrypted"] else None
         target.parent.mkdir(parents=True, exist_ok=True)
-        await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress)
+        await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress,
+                                          follow=bool(summary.get("following")))  # fmt: skip
         await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=key is not None))
         return Pulled(name, number, format_id(artifact), target, key is not None, False)
 

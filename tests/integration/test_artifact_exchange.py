@@ -160,3 +160,37 @@ def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path
         refused = subprocess.run([CLI, "artifact", "get", sealed, "-o", str(tmp_path / "x"), "--quiet", *rpc],
                                  capture_output=True, text=True)  # fmt: skip
         assert refused.returncode == 1 and "content key" in refused.stderr
+
+
+def test_a_fetch_can_be_read_while_it_is_running(tmp_path: Path) -> None:
+    """`/stored?follow=true` streams the chunks as they land: the whole body, before the fetch is done."""
+    import urllib.request
+
+    data = random.Random(9).randbytes(12 * MiB + 5)
+    source = tmp_path / "slow.bin"
+    source.write_bytes(data)
+    with Testnet(tmp_path / "net", validators=2, start=False) as net:
+        configure(net, 0, chunk_size=MiB, serve_mb_s_per_peer=4)  # ~3 s for the fetch: time to follow it
+        configure(net, 1, chunk_size=MiB)
+        net.start(0, 1)
+        artifact = add(net, 0, source)
+        peers_connected(net, 1, 1)
+        rpc = net.rpc(1)
+        rpc.call("artifact_fetch", artifact)
+        status = wait_for(lambda: (s := rpc.call("artifact_fetchStatus", artifact)) and "manifest" in s and s, 30,
+                          "the fetch to find the manifest")  # fmt: skip
+        assert status["state"] == "fetching" and status["manifest"]["chunks"] == 13
+        with urllib.request.urlopen(f"{net.nodes[1].rpc_url}/artifacts/{artifact}/stored?follow=true",
+                                    timeout=60) as answer:  # fmt: skip
+            first = answer.read(MiB)
+            assert rpc.call("artifact_fetchStatus", artifact)["state"] == "fetching"  # still under way
+            body = first + answer.read()
+        assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()  # not encrypted: stored = plaintext
+        assert fetched(rpc, artifact)["state"] == "done"
+        # Without follow, an artifact not stored yet is a 404, as before.
+        missing = "sha256:" + "00" * 32
+        try:
+            urllib.request.urlopen(f"{net.nodes[1].rpc_url}/artifacts/{missing}/stored?follow=true", timeout=10)
+            raise AssertionError("an unknown artifact was served")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404

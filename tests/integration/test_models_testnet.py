@@ -83,10 +83,12 @@ def test_owners_publish_on_a_and_a_buyer_on_c_runs_it(tmp_path: Path, monkeypatc
             assert [r["receipt"] for r in receipts] == [result.receipt]
             assert receipts[0]["runner"] == address_hex(buyer.address) and receipts[0]["charged"] == 0
 
-        # A stranger on D: the node gets the encrypted bytes for it, but there is no key to open them.
+        # A stranger on D (another machine: another cache) gets the encrypted bytes, but no key to open them.
+        monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(tmp_path / "stranger-cache"))
         with Client(url[D], stranger) as node, pytest.raises(NotLicensed, match="holds no licence to tuned@1"):
             node.models.pull("tuned")
-        assert any(a["id"] == published.artifact and a["encrypted"] for a in net.call(D, "artifact_list"))
+        wait_for(lambda: any(a["id"] == published.artifact and a["encrypted"] for a in net.call(D, "artifact_list")),
+                 30, "node D to hold the ciphertext")  # fmt: skip
         key = tmp_path / "stranger.pem"
         write_key_file(key, stranger, None)
         refused = subprocess.run([CLI, "model", "pull", "tuned", "--from", str(key), "--rpc", url[D], "--quiet"],
