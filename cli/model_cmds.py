@@ -294,6 +294,28 @@ def run(
     emit(report, as_json, "\n".join(lines))
 
 
+@model_app.command("release")
+def release(
+    model: str = ModelArgument,
+    to: list[str] = typer.Option([], "--to", help="Licensee address (repeatable) [every buyer still waiting]"),
+    sender: str = typer.Option(..., "--from", help="An owner's key, on the machine the model was published from"),
+    rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Post buyers' content-key envelopes yourself, as an owner (when the node's release is off).
+
+    Uses the content key kept on this machine when the version was published; serves each
+    licensee with a valid licence and a published key that has no envelope yet."""
+    from core.keys import parse_address
+
+    who = guarded(lambda: [parse_address(a) for a in to]) if to else None
+    with connect(rpc, sender, keystore, password_file) as node:
+        served = guarded(lambda: node.models.release(model, who))
+    emit(served, as_json, "\n".join(f"released to {a}" for a in served) if served else "nobody is waiting for a key")
+
+
 @model_app.command("receipts")
 def receipts(
     model: str = ModelArgument,

@@ -7,7 +7,8 @@ Routes:
   A client that knows the id may send it in `X-Artifact-Id` (or `Repr-Digest: sha-256=:<base64>:`,
   RFC 9530, for a single file): a mismatch answers 422 and keeps nothing that was new.
   `?encrypt=true` (with the id announced) stores it encrypted under a new content key that
-  stays on this node (AES-256-GCM per chunk; the id stays the plaintext's).
+  stays on this node (AES-256-GCM per chunk; the id stays the plaintext's); a client that keeps
+  the key itself (to post envelopes on its own) sends it in `X-Content-Key` (base64).
 - `GET`/`HEAD /artifacts/{id}` streams a single-file artifact;
   `GET`/`HEAD /artifacts/{id}/files/{path}` one file of a directory artifact. Both honour one
   `Range: bytes=a-b` (206 with Content-Range; 416 if unsatisfiable) and send Content-Length,
@@ -115,7 +116,17 @@ class _Endpoints:
         if encrypt and expected is None:
             return _error(400, "encrypt=true needs the plaintext's id in X-Artifact-Id: the chunks' encryption "
                                "binds it, and it is checked as the bytes arrive")  # fmt: skip
-        seal = (new_content_key(), expected) if encrypt and expected is not None else None
+        seal = None
+        if encrypt and expected is not None:
+            try:
+                given = request.headers.get("X-Content-Key")
+                key = base64.b64decode(given, validate=True) if given is not None else new_content_key()
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                return _error(400, "X-Content-Key must be a 32-byte AES-256 key in base64 (or left out: the node "
+                                   "then makes one)")  # fmt: skip
+            seal = (key, expected)
         is_tar = request.content_type == "application/x-tar"
         reader = _BodyReader(request, asyncio.get_running_loop())
         pin_now = pin and expected is None  # with an announced id: pinned only once the bytes match it

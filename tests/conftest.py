@@ -8,6 +8,13 @@ import pytest
 from tests.harness import NodeProcess
 
 
+@pytest.fixture(autouse=True)
+def model_files_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the SDK keeps on the user's machine (pulled models, publishers' content keys) stays in the test's tmp."""
+    monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(tmp_path / "model-cache"))
+    monkeypatch.setenv("AICHAIN_CONTENT_KEYS", str(tmp_path / "content-keys"))
+
+
 @pytest.fixture
 def dev_node(tmp_path: Path) -> Iterator[NodeProcess]:
     """A running single-validator dev node (block time 200 ms), stopped after the test."""

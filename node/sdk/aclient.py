@@ -16,6 +16,7 @@ Every request has a timeout; a node that does not answer raises `NodeUnreachable
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -199,17 +200,22 @@ class AsyncClient:
     # --- artifacts ---------------------------------------------------------------------------
 
     async def upload(
-        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None
-    ) -> dict[str, Any]:
+        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
+        content_key: bytes | None = None, artifact_id: bytes | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Store a file (or bytes) on the node; its manifest summary (`id`, `size`, …).
 
-        With `encrypt`, the node keeps it encrypted under a content key of its own (the id stays
-        the plaintext's); the file is hashed here first, since the node must be told the id."""
+        With `encrypt`, the node keeps it encrypted under a content key (the id stays the
+        plaintext's): `content_key` if given, else one the node makes; the file is hashed here
+        first, since the node must be told the id (unless the caller gives it, `artifact_id`)."""
         query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
         headers = {"Content-Type": "application/octet-stream"}
         if encrypt:
-            digest = await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id, source)
+            digest = artifact_id or await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id,
+                                                            source)  # fmt: skip
             headers["X-Artifact-Id"] = format_id(digest)
+            if content_key is not None:
+                headers["X-Content-Key"] = base64.b64encode(content_key).decode()
         if isinstance(source, Path) and source.is_dir():
             headers["Content-Type"] = "application/x-tar"
             body: AsyncIterator[bytes] = tar_stream(source, progress)

@@ -60,6 +60,10 @@ class NotLicensed(AichainError):
     """The account holds no valid licence to a private model version, so it gets no content key."""
 
 
+class NoContentKey(AichainError):
+    """This machine keeps no content key for the version, so it cannot post envelopes itself."""
+
+
 class KeyNotReleased(AichainError):
     """The account is licensed, but no content-key envelope for it is on chain yet."""
 
@@ -96,6 +100,7 @@ __all__ = [
     "ContractCallFailed",
     "KeyNotReleased",
     "ModelNotFound",
+    "NoContentKey",
     "NoKey",
     "NoOffer",
     "NodeError",

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.account_encryption import encryption_public_key
+from core.account_encryption import encryption_public_key, seal_for
 from core.artifact import format_id, parse_id
 from core.keys import address_hex, parse_address
-from node.sdk.errors import ContractCallFailed, ModelNotFound, NoOffer
+from core.sealing import new_content_key
+from node.sdk.content_keys import load_content_key, save_content_key
+from node.sdk.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
 from node.sdk.terms import ModelRef, Offer
+from node.sdk.transfer import local_id
 from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
@@ -173,7 +176,13 @@ class AsyncModels:
         releaser account is named for the model and given `release_fund` for gas, so it posts each
         buyer's envelope when a licence is bought. With `offer`, licences are offered at once."""
         client = self.client
-        stored = await client.upload(source, encrypt=private, progress=progress)
+        content_key = artifact_id = None
+        if private:  # the key is made here and kept here too, so the owners can post envelopes themselves
+            artifact_id = await asyncio.to_thread(local_id, source)
+            content_key = new_content_key()
+            await asyncio.to_thread(save_content_key, artifact_id, content_key)
+        stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
+                                     artifact_id=artifact_id)  # fmt: skip
         artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
         links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
         if any(version is None for _, version in links):
@@ -216,6 +225,36 @@ class AsyncModels:
         """Register a dataset (an artifact id, `sha256:…`) so versions can name it in `datasets`."""
         shares = [[who, bps] for who, bps in (owners or [(self.client.address, 10_000)])]
         return await self.client.send(MODELS, "register_dataset", parse_id(dataset), shares, terms)
+
+    async def release(self, ref: ModelRef | str, licensees: Sequence[bytes] | None = None) -> list[str]:
+        """Post, as an owner, the envelope of each licensee of a private version (default: every buyer
+        on record) that holds a valid licence and a published key but no envelope yet; who was served.
+
+        Needs the content key this machine kept when it published the version (`content_keys`)."""
+        version = await self.version(ref)
+        name, number = version["model"], version["version"]
+        artifact = parse_id(version["artifact"])
+        content_key = await asyncio.to_thread(load_content_key, artifact)
+        if content_key is None:
+            raise NoContentKey(f"this machine keeps no content key for {name}@{number} ({version['artifact']}): it "
+                               "was published elsewhere; release from there, or let the node that stores it "
+                               "release keys ([models] release_keys = true)")  # fmt: skip
+        if licensees is None:
+            licensees = [parse_address(e["fields"]["licensee"]) for e in await self.events(LICENSING, "Licensed")
+                         if e["fields"]["model"] == name and int(e["fields"]["version"]) == number]  # fmt: skip
+        sent, served = [], []
+        for who in dict.fromkeys(licensees):
+            if await self._view(KEYS, "envelope_for", name, number, who):
+                continue
+            public = bytes(await self._view(KEYS, "key_of", who) or b"")
+            if not public or not await self.is_licensed(name, number, who):
+                continue
+            envelope = seal_for(content_key, artifact, public)
+            sent.append(await self.client.send(KEYS, "post_envelope", name, number, who, envelope, wait=False))
+            served.append(address_hex(who))
+        for tx in sent:
+            await self.client.wait_ok(tx["tx_hash"])
+        return served
 
     async def node_releaser(self) -> bytes | None:
         """The account the node uses to post content-key envelopes, or None if it releases no keys."""

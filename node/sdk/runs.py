@@ -122,12 +122,15 @@ class AsyncModelRuns(AsyncModels):
     def __init__(self, client: Any) -> None:
         super().__init__(client)
         self._sessions: dict[tuple[str, float], Session] = {}
+        self.release_wait_s = RELEASE_WAIT_S
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
         return models_dir() / name / str(version) / ("model" if directory else "model.onnx")
 
-    async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float = RELEASE_WAIT_S) -> bytes:
-        """This account's content key for a private version, from its envelope on chain."""
+    async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
+        """This account's content key for a private version, from its envelope on chain (waiting up to
+        `wait_s`, default `release_wait_s`, for the owner's node to post it)."""
+        wait_s = self.release_wait_s if wait_s is None else wait_s
         me = self.client.address
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s

@@ -10,7 +10,7 @@ import pytest
 from core.keys import address_hex
 from node.bench.onnx_model import build_mlp
 from node.sdk import Client
-from node.sdk.errors import ArtifactMismatch, NotLicensed, TransactionFailed
+from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NoContentKey, NotLicensed, TransactionFailed
 from node.sdk.inference import Session, tensor_digest
 from node.sdk.terms import Offer
 from tests.harness import NodeProcess
@@ -114,3 +114,30 @@ def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: 
     with Client(shared_node.url, owner) as node, pytest.raises(TransactionFailed, match="parent"):
         node.models.publish(source, f"orphan-{owner.address.hex()[:8]}", parents=["nowhere@1"])
 
+
+
+def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AICHAIN_CONTENT_KEYS", str(tmp_path / "owner-keys"))
+    (tmp_path / "node").mkdir()
+    node_process = NodeProcess(tmp_path / "node", block_time_ms=200)
+    node_process.env["AICHAIN_MODELS_RELEASE_KEYS"] = "false"  # [models] release_keys = false
+    with node_process:
+        assert node_process.rpc.call("node_status")["releaser"] is None
+        owner, buyer = fund(node_process, 20 * AIC), fund(node_process, 20 * AIC)
+        source = build_mlp(tmp_path / "vetted.onnx", seed=8)
+        with Client(node_process.url, owner) as node:
+            published = node.models.publish(source, "vetted", private=True, offer=Offer.parse("price=1"))
+            assert published.releaser is None
+        with Client(node_process.url, buyer) as node:
+            node.models.buy("vetted")
+            node.aio.models.release_wait_s = 1.0  # no node releases it: do not wait the default 30 s
+            with pytest.raises(KeyNotReleased, match="no content key has been released"):
+                node.models.pull("vetted")
+        with Client(node_process.url, owner) as node:
+            assert node.models.release("vetted") == [address_hex(buyer.address)]
+            assert node.models.release("vetted") == []  # served once
+        with Client(node_process.url, buyer) as node:
+            assert node.models.pull("vetted").path.read_bytes() == source.read_bytes()
+        with Client(node_process.url, buyer) as node, pytest.raises(NoContentKey, match="keeps no content key"):
+            monkeypatch.setenv("AICHAIN_CONTENT_KEYS", str(tmp_path / "elsewhere"))
+            node.models.release("vetted")
