@@ -253,7 +253,12 @@ class AsyncClient:
                         await asyncio.to_thread(out.write, block)
                         if progress is not None:
                             progress(len(block))
+        except aiohttp.ClientPayloadError:
+            part.unlink(missing_ok=True)
+            raise ArtifactMismatch(f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
+                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
         except aiohttp.ClientConnectionError as exc:
+            part.unlink(missing_ok=True)
             raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
         if hasher.digest() != digest:
             part.unlink(missing_ok=True)
@@ -298,7 +303,7 @@ class AsyncClient:
                 if await response.content.read(1):
                     raise DigestMismatch(expected, b"", "the node sent more bytes than the artifact holds")
             return await asyncio.to_thread(job.finish)
-        except asyncio.IncompleteReadError:
+        except (asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
             await _settle(pending)
             job.abort()
             raise ArtifactMismatch(f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "

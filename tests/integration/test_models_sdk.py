@@ -141,3 +141,20 @@ def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path, mon
         with Client(node_process.url, buyer) as node, pytest.raises(NoContentKey, match="keeps no content key"):
             monkeypatch.setenv("AICHAIN_CONTENT_KEYS", str(tmp_path / "elsewhere"))
             node.models.release("vetted")
+
+
+def test_a_damaged_stored_chunk_never_reaches_onnxruntime(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner = fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "fragile.onnx", seed=9)
+    name = f"fragile-{owner.address.hex()[:8]}"
+    with Client(shared_node.url, owner) as node:
+        published = node.models.publish(source, name)
+        chunk = shared_node.rpc.call("artifact_info", published.artifact)["chunk_ids"][0][2:]
+        chunk_file = Path(shared_node.datadir) / "artifacts" / "chunks" / chunk[:2] / chunk
+        raw = bytearray(chunk_file.read_bytes())
+        raw[100] ^= 0x04
+        chunk_file.write_bytes(bytes(raw))
+        with pytest.raises(ArtifactMismatch, match=r"ended early.*nothing was kept"):
+            node.models.run(name, np.zeros((1, 8), np.float32))
+        cached = node.aio.models.cache_path(name, 1, False)
+        assert not cached.exists() and not list(cached.parent.glob("*"))  # no file, no part, no stamp
