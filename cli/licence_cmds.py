@@ -13,16 +13,16 @@ from typing import Any
 
 import typer
 
-from cli.common import JsonOption, KeystoreOption, PasswordFileOption, RpcOption, emit, fail, rpc_url
+from cli.common import JsonOption, KeystoreOption, PasswordFileOption, RpcOption, emit, fail, resolve_address, rpc_url
 from cli.model_cmds import ModelArgument, connect, guarded
-from core.keys import address_hex, parse_address
+from core.keys import address_hex
 from core.units import format_amount, parse_amount
 from node.sdk.client import Client
 from node.sdk.terms import ModelRef
 
 licence_app = typer.Typer(help="Buy licences to models, and see the ones an account holds.", no_args_is_help=True)
 
-AccountOption = typer.Option(None, "--account", help="Whose licences (0x address) [the --from key's]")
+AccountOption = typer.Option(None, "--account", help="Whose licences: an address or a key name [the --from key's]")
 
 
 def _describe(licence: dict[str, Any]) -> str:
@@ -37,7 +37,7 @@ def _describe(licence: dict[str, Any]) -> str:
 def _whose(account: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
            rpc: str | None) -> tuple[Client, bytes]:  # fmt: skip
     if account is not None:
-        return Client(rpc_url(rpc)), guarded(lambda: parse_address(account))
+        return Client(rpc_url(rpc)), guarded(lambda: resolve_address(account, keystore))
     if sender is None:
         fail("say whose licences: --from KEY or --account 0x…")
     node = connect(rpc, sender, keystore, password_file)

@@ -30,6 +30,7 @@ from cli.common import (
     emit,
     fail,
     load_key,
+    resolve_address,
     rpc_url,
 )
 from core.errors import AichainError
@@ -97,8 +98,8 @@ def publish(
     private: bool = typer.Option(False, "--private", help="Store it encrypted; licensees get its key on chain"),
     parent: list[str] = typer.Option([], "--parent", help="MODEL@VERSION it was derived from (repeatable)"),
     dataset: list[str] = typer.Option([], "--dataset", help="sha256:… of a dataset it was trained on (repeatable)"),
-    owner: list[str] = typer.Option([], "--owner", help="0xADDR:SHARE of a new model, e.g. 0x…:60% (repeatable; "
-                                    "default: you, 100%)"),
+    owner: list[str] = typer.Option([], "--owner", help="OWNER:SHARE of a new model, the owner an address or a key "
+                                    "name, e.g. carol:60% (repeatable; default: you, 100%)"),
     offer: str | None = typer.Option(None, "--offer", help="Offer licences at once: price=10,duration=30d,"
                                      "per-use=0.1,royalty-upstream=10%,max=100,allow=0x…+0x…"),
     release: bool = typer.Option(True, "--release/--no-release", help="Name the node as the releaser of a private "
@@ -113,12 +114,12 @@ def publish(
 ) -> None:
     """Store a model on the node and register it on chain as a new model or its next version.
 
-    With --private the bytes are encrypted under a content key that stays on the node; when a
-    licence is bought, the node seals that key to the buyer (see docs/models.md)."""
+    With --private the bytes are encrypted under a new content key, kept on this machine and on
+    the node; when a licence is bought, the node seals that key to the buyer (see docs/models.md)."""
     if not path.exists():
         fail(f"{path} does not exist: give an .onnx file or a directory holding one")
     terms = guarded(lambda: Offer.parse(offer)) if offer is not None else None
-    owners = guarded(lambda: parse_owners(owner)) if owner else None
+    owners = guarded(lambda: parse_owners([_owner_spec(o, keystore) for o in owner])) if owner else None
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     with connect(rpc, sender, keystore, password_file) as node, phases(quiet) as start:
         advance = start(f"storing {path.name}", size)
@@ -134,6 +135,14 @@ def publish(
     elif private:
         lines.append("no releaser named: post each buyer's envelope yourself (keys.post_envelope)")
     emit(result.to_json(), as_json, "\n".join(lines))
+
+
+def _owner_spec(spec: str, keystore: Path | None) -> str:
+    """`carol:60%` with carol a key name becomes `0x…:60%`; addresses pass as they are."""
+    who, colon, share = spec.partition(":")
+    if who.lower().startswith("0x"):
+        return spec
+    return "0x" + guarded(lambda: resolve_address(who, keystore)).hex() + colon + share
 
 
 @model_app.command("info")
@@ -262,18 +271,30 @@ def run(
                                 "licence is charged one use)"),
     model_path: Path | None = typer.Option(None, "--model-path", help="Run this local copy (verified against the "
                                            "chain first) instead of the pulled one"),
+    check: int | None = typer.Option(None, "--check", help="Re-run recorded inference #N of this version on "
+                                     "these inputs and compare with its receipt (exit code 1 if they differ)"),
     sender: str | None = FromOption,
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Run a verified model version on numpy inputs with onnxruntime; print or save the outputs."""
+    """Run a verified model version on numpy inputs with onnxruntime; print or save the outputs.
+
+    With --check N it re-runs a recorded inference instead: anyone holding the model and the
+    inputs can confirm that receipt #N (`model receipts`) is what the model gives."""
     from node.sdk.inference import load_inputs, save_outputs
 
     if record and sender is None:
         fail("--record signs a receipt: give --from KEY")
+    if record and check is not None:
+        fail("--check re-runs a receipt already recorded: drop --record")
     inputs = guarded(lambda: load_inputs(input_path))
+    if check is not None:
+        with connect(rpc, sender, keystore, password_file) as node:
+            checked = guarded(lambda: node.models.check(model, check, inputs, path=model_path))
+        _report_check(checked, as_json)
+        return
     with connect(rpc, sender, keystore, password_file) as node:
         result = guarded(lambda: node.models.run(model, inputs, record=record, path=model_path))
     report = result.to_json()
@@ -294,10 +315,32 @@ def run(
     emit(report, as_json, "\n".join(lines))
 
 
+def _report_check(checked: dict[str, Any], as_json: bool) -> None:
+    ref = f"{checked['model']}@{checked['version']} receipt #{checked['number']}"
+    report = {k: v for k, v in checked.items() if k != "outputs"}
+    if not checked["inputs_match"]:
+        line = (f"these inputs are not the ones {ref} recorded: their digest is {checked['rerun_input_hash']}, "
+                f"the receipt's {checked['input_hash']}")  # fmt: skip
+    elif not checked["outputs_match"]:
+        line = (f"{ref} does not hold: the model gives outputs {checked['rerun_output_hash']}, the receipt says "
+                f"{checked['output_hash']} (recorded by {checked['runner']})")  # fmt: skip
+    else:
+        line = f"{ref} holds: same inputs, same outputs {checked['output_hash']} (recorded by {checked['runner']})"
+    if as_json:
+        emit(report, True)
+        if not checked["outputs_match"]:
+            raise typer.Exit(1)
+    elif checked["outputs_match"]:
+        typer.echo(line)
+    else:
+        fail(line)
+
+
 @model_app.command("release")
 def release(
     model: str = ModelArgument,
-    to: list[str] = typer.Option([], "--to", help="Licensee address (repeatable) [every buyer still waiting]"),
+    to: list[str] = typer.Option([], "--to", help="Licensee: address or key name (repeatable) [every buyer still "
+                                 "waiting]"),
     sender: str = typer.Option(..., "--from", help="An owner's key, on the machine the model was published from"),
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
@@ -308,9 +351,7 @@ def release(
 
     Uses the content key kept on this machine when the version was published; serves each
     licensee with a valid licence and a published key that has no envelope yet."""
-    from core.keys import parse_address
-
-    who = guarded(lambda: [parse_address(a) for a in to]) if to else None
+    who = guarded(lambda: [resolve_address(a, keystore) for a in to]) if to else None
     with connect(rpc, sender, keystore, password_file) as node:
         served = guarded(lambda: node.models.release(model, who))
     emit(served, as_json, "\n".join(f"released to {a}" for a in served) if served else "nobody is waiting for a key")

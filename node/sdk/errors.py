@@ -64,6 +64,10 @@ class NoContentKey(AichainError):
     """This machine keeps no content key for the version, so it cannot post envelopes itself."""
 
 
+class ReceiptNotFound(AichainError):
+    """No inference receipt with that number is recorded for the version."""
+
+
 class KeyNotReleased(AichainError):
     """The account is licensed, but no content-key envelope for it is on chain yet."""
 

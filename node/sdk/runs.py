@@ -35,7 +35,7 @@ from core.artifact import format_id, parse_id
 from core.errors import ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import EnvelopeInvalid
-from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed
+from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
 from node.sdk.inference import Session, model_file_in, tensor_digest
 from node.sdk.models import AsyncModels, event_field
 from node.sdk.terms import ModelRef
@@ -310,6 +310,27 @@ class AsyncModelRuns(AsyncModels):
         return [{"model": version["model"], "version": version["version"], "number": r[0], "receipt": "0x" + r[1].hex(),
                  "input_hash": "0x" + r[2].hex(), "output_hash": "0x" + r[3].hex(), "runner": address_hex(r[4]),
                  "height": r[5], "charged": r[6]} for r in rows]  # fmt: skip
+
+    async def check(
+        self, ref: ModelRef | str, number: int, inputs: Mapping[str, np.ndarray] | np.ndarray, *,
+        path: Path | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Re-run recorded inference `number` of a version on `inputs` and compare both digests with the
+        receipt's: `inputs_match` says these are the inputs it recorded, `outputs_match` that this run
+        gave the very tensors it recorded (bit for bit: only digests are on chain)."""
+        version = await self.version(ref)
+        name, at = version["model"], version["version"]
+        found = [r for r in await self.receipts(ModelRef(name, at), first=number, count=1) if r["number"] == number]
+        if not found:
+            raise ReceiptNotFound(f"{name}@{at} has no inference receipt #{number}: list them with "
+                                  f"`aichain-node model receipts {name}@{at}`")  # fmt: skip
+        recorded = found[0]
+        result = await self.run(ModelRef(name, at), inputs, path=path)
+        inputs_match = "0x" + result.input_hash.hex() == recorded["input_hash"]
+        outputs_match = "0x" + result.output_hash.hex() == recorded["output_hash"]
+        return {**recorded, "inputs_match": inputs_match, "outputs_match": inputs_match and outputs_match,
+                "rerun_input_hash": "0x" + result.input_hash.hex(),
+                "rerun_output_hash": "0x" + result.output_hash.hex(), "outputs": result.outputs}  # fmt: skip
 
 
 __all__ = ["AsyncModelRuns", "Inference", "Pulled", "models_dir", "still_verified"]

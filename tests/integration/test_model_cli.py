@@ -72,6 +72,15 @@ def test_publish_buy_pull_run_record_from_the_cli(cli: NodeProcess, tmp_path: Pa
     assert ran["receipt"] in cli.cli("model", "receipts", name).stdout
     assert cli.cli_json("licence", "show", name, "--from", buyer_key)["uses_charged"] == 1
 
+    # Anyone with the model and the inputs re-runs a receipt: it holds for these inputs, not for others.
+    checked = cli.cli("model", "run", name, "--input", str(tmp_path / "x.npy"), "--check", "1", "--from", buyer_key)
+    assert f"{name}@1 receipt #1 holds" in checked.stdout and ran["output_hash"] in checked.stdout
+    np.save(tmp_path / "other.npy", x + 1)
+    other = cli.cli("model", "run", name, "-i", str(tmp_path / "other.npy"), "--check", "1", "--from", buyer_key,
+                    check=False)  # fmt: skip
+    assert other.returncode == 1 and "these inputs are not the ones" in other.stderr
+    assert other.stderr.strip().count("\n") == 0
+
     # verify: the pulled copy is the version; a changed copy is not.
     assert cli.cli_json("model", "verify", pulled["path"], f"{name}@1")["ok"]
     changed = tmp_path / "changed.onnx"
@@ -105,6 +114,14 @@ def test_lineage_as_text_json_dot_and_image(cli: NodeProcess, tmp_path: Path) ->
     else:
         missing = cli.cli("model", "lineage", child, "--image", str(tmp_path / "lineage.svg"), check=False)
         assert missing.returncode == 1 and "Graphviz" in missing.stderr
+    # Owners may be named by key: a new model owned 70/30 by two keys of the keystore.
+    shared = f"shared-{owner.address.hex()[:8]}"
+    partner = fund(cli, AIC)
+    write_key_file(cli.keystore / "partner.pem", partner, None)
+    cli.cli("model", "publish", str(build_mlp(tmp_path / "s.onnx", seed=3)), "--name", shared, "--owner",
+            f"{key}:70%", "--owner", "partner:30%", "--from", key, "-q")  # fmt: skip
+    assert cli.cli_json("model", "info", shared)["owners"] == [{"address": address_hex(owner.address), "bps": 7000},
+                                                              {"address": address_hex(partner.address), "bps": 3000}]
     versions = cli.cli_json("model", "versions", child)
     assert versions[0]["parents"] == [f"{base}@1"] and versions[0]["datasets"] == [dataset]
 

@@ -10,7 +10,14 @@ import pytest
 from core.keys import address_hex
 from node.bench.onnx_model import build_mlp
 from node.sdk import Client
-from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NoContentKey, NotLicensed, TransactionFailed
+from node.sdk.errors import (
+    ArtifactMismatch,
+    KeyNotReleased,
+    NoContentKey,
+    NotLicensed,
+    ReceiptNotFound,
+    TransactionFailed,
+)
 from node.sdk.inference import Session, tensor_digest
 from node.sdk.terms import Offer
 from tests.harness import NodeProcess
@@ -106,6 +113,29 @@ def test_per_use_licence_is_charged_once_per_receipt(shared_node: NodeProcess, t
         assert {r["runner"] for r in receipts} == {address_hex(buyer.address)}
         assert node.models.licence(name)["uses_charged"] == 3
         assert node.models.licence(name)["deposit"] == AIC // 2
+
+
+def test_anyone_can_rerun_a_recorded_inference_and_compare(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner, auditor = fund(shared_node, 20 * AIC), fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "audited.onnx", seed=7)
+    name = f"audited-{owner.address.hex()[:8]}"
+    x = np.random.default_rng(7).standard_normal((4, 8), dtype=np.float32)
+    with Client(shared_node.url, owner) as node:
+        node.models.publish(source, name)
+        honest = node.models.run(name, x, record=True)
+        node.models.record(name, 1, honest.input_hash, bytes(32))  # a receipt claiming outputs the model never gives
+    with Client(shared_node.url, auditor) as node:
+        confirmed = node.models.check(name, 1, x)
+        assert confirmed["inputs_match"] and confirmed["outputs_match"]
+        assert confirmed["receipt"] == honest.receipt and confirmed["runner"] == address_hex(owner.address)
+        np.testing.assert_array_equal(confirmed["outputs"]["y"], owner_run(source, x))
+        other_inputs = node.models.check(name, 1, x + 1)
+        assert not other_inputs["inputs_match"] and not other_inputs["outputs_match"]
+        false_claim = node.models.check(name, 2, x)
+        assert false_claim["inputs_match"] and not false_claim["outputs_match"]
+        assert false_claim["rerun_output_hash"] == confirmed["output_hash"]
+        with pytest.raises(ReceiptNotFound, match=f"{name}@1 has no inference receipt #3"):
+            node.models.check(name, 3, x)
 
 
 def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: NodeProcess, tmp_path: Path) -> None:
