@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,11 @@ AccountOption = typer.Option(None, "--account", help="Whose licences: an address
 
 
 def _describe(licence: dict[str, Any]) -> str:
-    expires = "never expires" if not licence["expires_ms"] else f"expires at {licence['expires_ms']} ms"
+    if licence["expires_ms"]:  # block time, in ms since the epoch
+        when = datetime.fromtimestamp(licence["expires_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        expires = f"expires {when}"
+    else:
+        expires = "never expires"
     state = "valid" if licence["valid"] else "not valid (expired, or its per-use deposit is spent)"
     text = f"{licence['model']}@{licence['version']}  offer {licence['offer']}, {expires}, {state}"
     if licence["uses_charged"] or licence["deposit"]:
