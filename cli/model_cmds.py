@@ -212,7 +212,7 @@ def lineage(
             typer.echo(f"drew the lineage of {model} to {image}", err=True)
     if dot:
         typer.echo(to_dot(graph), nl=False)
-    else:
+    elif image is None or as_json:  # with an image, the text is not printed too
         emit(graph, as_json, to_text(graph))
 
 
