@@ -121,7 +121,8 @@ class AsyncModelRuns(AsyncModels):
 
     def __init__(self, client: Any) -> None:
         super().__init__(client)
-        self._sessions: dict[tuple[str, float], Session] = {}
+        self._sessions: dict[tuple[str, float], asyncio.Future[Session]] = {}
+        self._pulls: dict[tuple[str, int, str], asyncio.Lock] = {}  # one download of a version at a time
         self.release_wait_s = RELEASE_WAIT_S
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
@@ -201,6 +202,17 @@ class AsyncModelRuns(AsyncModels):
         streaming began, if any). A verified copy already at `dest` (or in the cache) is used as it is."""
         version = await self.version(ref)
         name, number = version["model"], version["version"]
+        # Concurrent pulls (or runs) of one version to one place share a download: the later ones
+        # wait, then find the verified copy the first one left.
+        async with self._pulls.setdefault((name, number, str(dest)), asyncio.Lock()):
+            return await self._pull(version, dest, progress=progress, fetch_progress=fetch_progress,
+                                    refresh=refresh)  # fmt: skip
+
+    async def _pull(
+        self, version: dict[str, Any], dest: Path | None, *, progress: Progress | None,
+        fetch_progress: Progress | None, refresh: bool,
+    ) -> Pulled:  # fmt: skip
+        name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
         if not refresh:
             candidates = [dest] if dest is not None else [self.cache_path(name, number, d) for d in (False, True)]
@@ -268,10 +280,15 @@ class AsyncModelRuns(AsyncModels):
             ready = time.perf_counter()
             model_file = model_file_in(local)
             session_key = (str(model_file), model_file.stat().st_mtime)
-            session = self._sessions.get(session_key)
-            if session is None:
-                session = await asyncio.to_thread(Session, model_file)
-                self._sessions[session_key] = session
+            loading = self._sessions.get(session_key)
+            if loading is None:  # concurrent runs of one model wait for the one session being loaded
+                loading = self._sessions[session_key] = asyncio.ensure_future(asyncio.to_thread(Session, model_file))
+            try:
+                session = await asyncio.shield(loading)
+            except BaseException:
+                if loading.done() and self._sessions.get(session_key) is loading:
+                    del self._sessions[session_key]  # a failed load is tried again next time
+                raise
             feed = session.feed(inputs)
             loaded = time.perf_counter()
             outputs = await asyncio.to_thread(session.run, feed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from core.keys import address_hex
 from node.bench.onnx_model import build_mlp
-from node.sdk import Client
+from node.sdk import AsyncClient, Client
 from node.sdk.errors import (
     ArtifactMismatch,
     KeyNotReleased,
@@ -19,6 +20,7 @@ from node.sdk.errors import (
     TransactionFailed,
 )
 from node.sdk.inference import Session, tensor_digest
+from node.sdk.runs import Inference, Pulled
 from node.sdk.terms import Offer
 from tests.harness import NodeProcess
 from tests.integration.support import fund
@@ -136,6 +138,27 @@ def test_anyone_can_rerun_a_recorded_inference_and_compare(shared_node: NodeProc
         assert false_claim["rerun_output_hash"] == confirmed["output_hash"]
         with pytest.raises(ReceiptNotFound, match=f"{name}@1 has no inference receipt #3"):
             node.models.check(name, 3, x)
+
+
+def test_concurrent_runs_of_a_model_not_yet_here_share_one_pull(shared_node: NodeProcess, tmp_path: Path) -> None:
+    owner = fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "shared.onnx", seed=6)
+    name = f"shared-{owner.address.hex()[:8]}"
+    batches = [np.full((2, 8), i, np.float32) for i in range(6)]
+
+    async def main() -> tuple[list[Pulled], list[Inference]]:
+        async with AsyncClient(shared_node.url, owner) as node:
+            await node.models.publish(source, name)
+            pulls = await asyncio.gather(*(node.models.pull(name) for _ in range(3)))
+            runs = await asyncio.gather(*(node.models.run(f"{name}@1", x) for x in batches))
+            return list(pulls), list(runs)
+
+    pulls, runs = asyncio.run(main())
+    assert sorted(p.cached for p in pulls) == [False, True, True]  # one download; the others found it
+    assert len({p.path for p in pulls}) == 1 and pulls[0].path.read_bytes() == source.read_bytes()
+    assert not list(pulls[0].path.parent.glob(".*part*"))  # no temp file left behind
+    for x, result in zip(batches, runs, strict=True):
+        np.testing.assert_array_equal(result.outputs["y"], owner_run(source, x))
 
 
 def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: NodeProcess, tmp_path: Path) -> None:
