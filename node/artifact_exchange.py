@@ -315,7 +315,7 @@ class ArtifactExchange:
                     on_disk.add(index)
                     stored.set()
                     if flight is not None:
-                        flight.stored(index)
+                        flight.stored(index, outcome)
                 else:
                     queue.appendleft(index)
                     usable.discard(peer.node_key)

@@ -236,18 +236,22 @@ class _Endpoints:
         if request.method == "HEAD":
             await response.write_eof()
             return response
-        for index, chunk_id in enumerate(manifest.chunks):
-            try:
-                if not await flight.wait_for(index, FOLLOW_STALL_S):
-                    raise ArtifactError(f"the fetch ended without chunk {index}: {flight.error or 'stopped'}")
-                chunk = await asyncio.to_thread(self.store.chunks.read, chunk_id)
-            except (TimeoutError, ArtifactError, CorruptChunk, OSError) as exc:
-                log.warning("following the fetch of %s stopped at chunk %d: %s", manifest.artifact_id, index,
-                            exc or "no chunk stored for a long time")  # fmt: skip
-                if request.transport is not None:
-                    request.transport.close()  # a short body, never a damaged one
-                return response
-            await response.write(chunk)
+        flight.follow()
+        try:
+            for index, chunk_id in enumerate(manifest.chunks):
+                try:
+                    if not await flight.wait_for(index, FOLLOW_STALL_S):
+                        raise ArtifactError(f"the fetch ended without chunk {index}: {flight.error or 'stopped'}")
+                    chunk = flight.take(index) or await asyncio.to_thread(self.store.chunks.read, chunk_id)
+                except (TimeoutError, ArtifactError, CorruptChunk, OSError) as exc:
+                    log.warning("following the fetch of %s stopped at chunk %d: %s", manifest.artifact_id, index,
+                                exc or "no chunk stored for a long time")  # fmt: skip
+                    if request.transport is not None:
+                        request.transport.close()  # a short body, never a damaged one
+                    return response
+                await response.write(chunk)
+        finally:
+            flight.unfollow()
         await response.write_eof()
         return response
 
