@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import secrets
 import shutil
 import tarfile
 from collections.abc import AsyncIterator, Callable
@@ -154,8 +153,7 @@ class StoredDownload:
         self.expected = expected
         self.key = content_key
         self.dest = dest
-        # Unique per download: two downloads to one place (threads, clients) never share a temp file.
-        self.temp = dest.with_name(f".{dest.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
+        self.temp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
         self.size = int(summary["size"])
         self.chunk_size = int(summary["chunk_size"])
         self.encrypted = bool(summary["encrypted"])
