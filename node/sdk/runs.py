@@ -35,6 +35,7 @@ from core.artifact import format_id, parse_id
 from core.errors import ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import EnvelopeInvalid
+from node.sdk.content_keys import load_content_key
 from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
 from node.sdk.inference import Session, model_file_in, tensor_digest
 from node.sdk.models import AsyncModels, event_field
@@ -43,6 +44,7 @@ from node.sdk.transfer import local_id
 from vm.system import INFERENCE, KEYS
 
 RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
+LICENCE_RECHECK_S = 10.0  # a licence seen valid is asked for again after this (or at its expiry, if sooner)
 FETCH_WAIT_S = 3600
 FETCH_POLL_S = 0.1
 Progress = Callable[[int], None]
@@ -124,18 +126,24 @@ class AsyncModelRuns(AsyncModels):
         self._sessions: dict[tuple[str, float], asyncio.Future[Session]] = {}
         self._pulls: dict[tuple[str, int, str], asyncio.Lock] = {}  # one download of a version at a time
         self.release_wait_s = RELEASE_WAIT_S
+        self._licensed_until: dict[tuple[str, int], float] = {}  # monotonic time a valid licence is trusted to
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
         return models_dir() / name / str(version) / ("model" if directory else "model.onnx")
 
     async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
-        """This account's content key for a private version, from its envelope on chain (waiting up to
-        `wait_s`, default `release_wait_s`, for the owner's node to post it)."""
+        """This account's content key for a private version: for an owner, the one this machine kept when
+        it published it; else the one in its envelope on chain (waiting up to `wait_s`, default
+        `release_wait_s`, for the owner's node to post it)."""
         wait_s = self.release_wait_s if wait_s is None else wait_s
         me = self.client.address
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         await self.require_licence(name, version)  # an envelope outlives its licence; the key is for licensees
+        owners = {o["address"] for o in (await self.info(name))["owners"]}
+        kept = await asyncio.to_thread(load_content_key, artifact) if address_hex(me) in owners else None
+        if kept is not None:
+            return kept
         while True:
             envelope = bytes(await self.client.view(KEYS, "envelope_for", name, version, me) or b"")
             if envelope:
@@ -152,8 +160,23 @@ class AsyncModelRuns(AsyncModels):
             await asyncio.sleep(0.5)
 
     async def require_licence(self, name: str, version: int) -> None:
+        """NotLicensed unless this account holds a valid licence to the version.
+
+        A licence seen valid is trusted for `LICENCE_RECHECK_S`, never past its expiry, so
+        repeated runs of a private model do not each wait for the chain."""
+        if time.monotonic() < self._licensed_until.get((name, version), 0.0):
+            return
         me = self.client.address
-        if not await self.is_licensed(name, version, me):
+        # is_licensed is the rule (owners need no licence); the licence, if any, tells until when.
+        licensed, licence = await asyncio.gather(self.is_licensed(name, version, me),
+                                                 self.licence(ModelRef(name, version), me))  # fmt: skip
+        if licensed:
+            trusted_for = LICENCE_RECHECK_S
+            if licence is not None and licence["valid"] and licence["expires_ms"]:  # block time, close to this clock
+                trusted_for = min(trusted_for, licence["expires_ms"] / 1000 - time.time())
+            self._licensed_until[(name, version)] = time.monotonic() + trusted_for
+        else:
+            self._licensed_until.pop((name, version), None)
             raise NotLicensed(f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
                               f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
 

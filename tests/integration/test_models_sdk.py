@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,28 @@ def test_concurrent_runs_of_a_model_not_yet_here_share_one_pull(shared_node: Nod
     assert not list(pulls[0].path.parent.glob(".*part*"))  # no temp file left behind
     for x, result in zip(batches, runs, strict=True):
         np.testing.assert_array_equal(result.outputs["y"], owner_run(source, x))
+
+
+def test_a_cached_private_copy_runs_for_licensees_only_and_not_past_the_licence(
+    shared_node: NodeProcess, tmp_path: Path
+) -> None:
+    owner, buyer, stranger = (fund(shared_node, 20 * AIC) for _ in range(3))
+    source = build_mlp(tmp_path / "brief.onnx", seed=11)
+    name = f"brief-{owner.address.hex()[:8]}"
+    x = np.ones((1, 8), np.float32)
+    with Client(shared_node.url, owner) as node:
+        node.models.publish(source, name, private=True, offer=Offer.parse("price=1,duration=4s"))
+        node.models.run(name, x)  # an owner needs no licence
+    with Client(shared_node.url, buyer) as node:
+        node.models.buy(name)
+        node.models.pull(name)
+        node.models.run(name, x)
+        with Client(shared_node.url, stranger) as other, pytest.raises(NotLicensed):
+            other.models.run(name, x)  # the plaintext in this machine's cache is for licensees
+        while node.models.licence(name)["valid"]:  # block time passes the licence's expiry
+            time.sleep(0.2)
+        with pytest.raises(NotLicensed, match=f"no licence to {name}@1"):
+            node.models.run(name, x)  # a licence seen valid a moment ago is not trusted past its expiry
 
 
 def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: NodeProcess, tmp_path: Path) -> None:
