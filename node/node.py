@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import ipaddress
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -24,12 +21,12 @@ from typing import Any
 
 from aiohttp import web
 
-from core.block import Block, Vote
-from core.errors import AichainError, AlreadyKnown, ConfigError, InvalidBlock, InvalidSignature, NonceTooLow
+from core.block import Vote
+from core.errors import ConfigError
 from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
-from core.transaction import Transaction
+from node.admission import TxAdmission, now_ms
 from node.artifact_flight import FetchInFlight
 from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
@@ -40,6 +37,7 @@ from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.network import Network
 from node.p2p.config import P2PConfig as TransportConfig
+from node.process_tuning import tune_gc, tune_malloc
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.signstate import Signer
@@ -50,15 +48,9 @@ log = logging.getLogger("aichain.node")
 
 VERSION = "0.1.0"
 CLIENT_VERSION = f"aichain-node/v{VERSION}/python"
-PARALLEL_VERIFY_MIN = 64
-ADMISSION_HOLD_MAX_S = 1.0
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class Node:
+class Node(TxAdmission):
     def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
         self.config = config
         self.metrics = NodeMetrics()
@@ -82,20 +74,10 @@ class Node:
         self.commit_lock = asyncio.Lock()
         self._evidence: dict[bytes, bytes] = {}
         self._last_block_at: float | None = None
-        self.tx_arrived = asyncio.Event()
-        self.tx_listeners: list[Callable[[list[Transaction]], None]] = []  # told of each admission, in order
         self._new_head = asyncio.Condition()
         self._stopping = False
         self.block_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
-        self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-        # Cleared while consensus executes or commits a block: new admissions wait, so the block
-        # thread has the CPU (and the GIL) to itself on the finality path (see `consensus_work`).
-        self._admission_open = asyncio.Event()
-        self._admission_open.set()
-        self._consensus_busy = 0
-        # Hashes whose signatures are being verified now. Gossip brings each transaction from
-        # several peers at once; without this each copy would be verified (3x the work on 4 nodes).
-        self._verifying: set[bytes] = set()
+        self._init_admission()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -269,107 +251,6 @@ class Node:
         account = self.chain.account(address)
         return account.nonce, account.balance
 
-    def _reject_spent_nonce(self, tx: Transaction) -> None:
-        """Refuse, before its signature is checked, a transaction whose nonce the chain has used:
-        the same transaction is already in a block (-32016), another one reuses the nonce (-32005).
-        The account comes from the state cache; the transaction index is read only on this path."""
-        next_nonce = self.chain.account(tx.sender_address).nonce
-        if tx.nonce >= next_nonce:
-            return
-        where = self.chain.blocks.tx_location(tx.hash)
-        if where is not None:
-            raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already in block {where[0]}")
-        raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {next_nonce}")
-
-    async def submit(self, tx: Transaction) -> bytes:
-        """Admit one transaction to the mempool (signature verified here) or raise why not."""
-        try:
-            self._reject_spent_nonce(tx)
-            tx_hash = self.mempool.add(tx, now_ms())
-        except AichainError as exc:
-            self.metrics.txs_rejected.labels(type(exc).__name__).inc()
-            raise
-        self._admitted([tx])
-        if self.network is not None:
-            self.network.announce_txs([tx])
-        return tx_hash
-
-    async def submit_many(self, txs: Sequence[Transaction], *, gossip: bool = True) -> list[bytes | AichainError]:
-        """Admit many transactions; signatures are verified on two threads (libsodium frees the GIL)."""
-        results: list[bytes | AichainError | None] = [None] * len(txs)
-        candidates: list[int] = []
-        verifying = self._verifying
-        for i, tx in enumerate(txs):
-            try:
-                self.mempool.precheck(tx)
-                if tx.hash in verifying:
-                    raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is being admitted already")
-                self._reject_spent_nonce(tx)
-                candidates.append(i)
-                verifying.add(tx.hash)
-            except AichainError as exc:
-                results[i] = exc
-        try:
-            valid = await self._verify([txs[i] for i in candidates])
-        finally:
-            verifying.difference_update(txs[i].hash for i in candidates)
-        now = now_ms()
-        for i, ok in zip(candidates, valid, strict=True):
-            tx = txs[i]
-            if not ok:
-                results[i] = InvalidSignature(f"signature of 0x{tx.hash.hex()} does not verify for its sender")
-                continue
-            self.mempool.mark_verified(tx.hash)
-            try:
-                results[i] = self.mempool.admit(tx, now)
-            except AichainError as exc:
-                results[i] = exc
-        for r in results:
-            if isinstance(r, AichainError):
-                self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
-        self._admitted(admitted)
-        if gossip and self.network is not None:
-            self.network.announce_txs(admitted)
-        return results  # type: ignore[return-value]
-
-    def _admitted(self, txs: list[Transaction]) -> None:
-        self.tx_arrived.set()
-        if txs:
-            for listener in self.tx_listeners:
-                listener(txs)
-
-    @contextlib.asynccontextmanager
-    async def consensus_work(self) -> AsyncIterator[None]:
-        """Hold transaction admission while a block on the finality path is executed or committed."""
-        self._consensus_busy += 1
-        self._admission_open.clear()
-        try:
-            yield
-        finally:
-            self._consensus_busy -= 1
-            if not self._consensus_busy:
-                self._admission_open.set()
-
-    def knows_tx(self, tx_hash: bytes) -> bool:
-        """Whether a transaction is pending or being admitted (so a copy from a peer is redundant)."""
-        return tx_hash in self.mempool or tx_hash in self._verifying
-
-    async def _verify(self, txs: list[Transaction]) -> list[bool]:
-        if not self._admission_open.is_set():
-            with contextlib.suppress(TimeoutError):  # bounded: admission never starves
-                await asyncio.wait_for(self._admission_open.wait(), ADMISSION_HOLD_MAX_S)
-        self.metrics.signatures_verified.inc(len(txs))
-        if len(txs) < PARALLEL_VERIFY_MIN:
-            return [tx.signature_valid() for tx in txs]
-        loop = asyncio.get_running_loop()
-        half = len(txs) // 2
-        parts = await asyncio.gather(
-            loop.run_in_executor(self._verifiers, _verify_all, txs[:half]),
-            loop.run_in_executor(self._verifiers, _verify_all, txs[half:]),
-        )
-        return parts[0] + parts[1]
-
     async def wait_for_height(self, height: int, timeout: float) -> bool:
         """True once the head reaches `height`; False on timeout or when the node is stopping."""
         async with self._new_head:
@@ -404,15 +285,6 @@ class Node:
             return False
         self._evidence[key] = evidence.encode()
         return True
-
-    async def verify_block_signatures(self, block: Block) -> set[bytes]:
-        """Verify the signatures of a block's transactions on two threads; raise if one fails."""
-        txs = [tx for tx in block.transactions if not self.mempool.is_verified(tx.hash)]
-        results = await self._verify(txs)
-        for tx, ok in zip(txs, results, strict=True):
-            if not ok:
-                raise InvalidBlock(f"block {block.height}: transaction 0x{tx.hash.hex()} has a bad signature")
-        return {tx.hash for tx in block.transactions}
 
     async def block_committed(self, pending: PendingBlock) -> None:
         """Bookkeeping after a block is committed: mempool, evidence, metrics, peers, waiters."""
@@ -481,37 +353,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def tune_gc() -> None:
-    """Keep the cycle collector from pausing the node.
-
-    Under load a node allocates many short-lived, acyclic objects (transactions, votes) that
-    reference counting frees; with the default thresholds the collector still ran full
-    collections every few seconds, pausing everything (the event loop, the block thread) for
-    50-170 ms, which showed as the tail of finality latency. Objects alive after start-up
-    (code, genesis, caches) are frozen out of its sight, and young collections run less often.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-
-
-def tune_malloc() -> None:
-    """Keep freed multi-MB buffers (artifact chunks, blocks) in the heap for reuse (glibc only).
-
-    By default glibc gives every allocation above 128 KiB its own mmap and returns it on free,
-    so each 4 MiB chunk buffer is fresh memory that the kernel must fault in and zero: on this
-    machine that was about 2 s of system time per GiB fetched. Serving such buffers from the
-    heap, and trimming it only above 512 MiB free, costs some retained memory instead.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024)
-        libc.mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024)
-
-
-def _verify_all(txs: list[Transaction]) -> list[bool]:
-    return [tx.signature_valid() for tx in txs]
