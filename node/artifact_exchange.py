@@ -21,10 +21,7 @@ Rules of a fetch:
   match, the manifest was wrong and its holders are penalised;
 - an erased artifact (tombstone) is only fetched when asked with `force`.
 
-Serving: a node answers WANT only for artifacts it stores whole, and GET with the chunks as
-stored, each checked as it is read (a damaged chunk is answered nil, never sent). At most
-`SERVING_PER_PEER` GETs per peer are served at once, each peer at most
-`serve_bytes_per_s` (0: no limit); at most `max_fetches` fetches run at once.
+Serving (WANT and GET) is `node.artifact_serving`; at most `max_fetches` fetches run at once.
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from core.artifact import Manifest, format_id
 from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk, DecodeError
 from core.hashing import sha256
 from node.artifact_flight import FetchInFlight
+from node.artifact_serving import CHUNK, GET, HAVE, PENALTY_MALFORMED, WANT, ArtifactServer
 from node.p2p.errors import P2PError
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
@@ -53,16 +51,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aichain.artifacts")
 
-WANT, HAVE, GET, CHUNK = 23, 24, 25, 26
-MAX_GET = 8
 WINDOW = 4
 FIND_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
-SERVING_PER_PEER = 4
 RESUME_WAIT_S = 60.0  # after a restart, how long interrupted fetches wait for a first peer
 PENALTY_BAD_CHUNK = 50.0
 PENALTY_BAD_MANIFEST = 50.0
-PENALTY_MALFORMED = 20.0
 PENALTY_UNREQUESTED = 5.0  # a late answer to a request that timed out costs little; a flood adds up
 NOT_HERE, BAD, GONE = "not here", "bad", "gone"  # why a chunk request gave no chunk
 HASH_AHEAD_BYTES = 64 * 1024 * 1024  # fetched chunks kept in memory until the in-order digest reaches them
@@ -89,25 +83,6 @@ class FetchStatus:
                 "bytes_per_s": round(self.bytes_fetched / elapsed)}  # fmt: skip
 
 
-class _Bucket:
-    """A token bucket of bytes per second (0: unlimited), to cap what one peer is sent."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.at = time.monotonic()
-
-    async def take(self, n: int) -> None:
-        if self.rate <= 0:
-            return
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        self.tokens -= n
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
-
-
 class ArtifactExchange:
     def __init__(self, node: Node, manager: PeerManager, config: ArtifactsConfig) -> None:
         self.node = node
@@ -120,15 +95,13 @@ class ArtifactExchange:
         self._slots = asyncio.Semaphore(config.max_fetches)
         self._answers: dict[bytes, tuple[dict[bytes, bytes | None], asyncio.Event]] = {}
         self._waiting: dict[tuple[bytes, int, bytes], asyncio.Future[bytes | None]] = {}
-        self._serving: dict[bytes, asyncio.Semaphore] = {}
-        self._buckets: dict[bytes, _Bucket] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self.chunks_served = 0
+        self.server = ArtifactServer(self.store, config, self._spawn)
         self.chunks_fetched = 0
         self.bad_chunks_received = 0
 
     def register(self) -> None:
-        for msg_type, handler in ((WANT, self._on_want), (HAVE, self._on_have), (GET, self._on_get),
+        for msg_type, handler in ((WANT, self.server.on_want), (HAVE, self._on_have), (GET, self.server.on_get),
                                   (CHUNK, self._on_chunk)):  # fmt: skip
             self.manager.register(msg_type, handler)
         self.manager.on_peer_disconnected(self._on_disconnected)
@@ -382,23 +355,10 @@ class ArtifactExchange:
         fetches: dict[str, int] = {}
         for status in self.status.values():
             fetches[status.state] = fetches.get(status.state, 0) + 1
-        return {"chunks_served": self.chunks_served, "chunks_fetched": self.chunks_fetched,
+        return {"chunks_served": self.server.chunks_served, "chunks_fetched": self.chunks_fetched,
                 "bad_chunks": self.bad_chunks_received, "fetches": fetches}  # fmt: skip
 
-    # --- answering --------------------------------------------------------------------------
-
-    async def _on_want(self, peer: Peer, payload: Any) -> None:
-        try:
-            items = codec.expect_list(payload, WANT, 2, "want")
-            artifact = codec.expect_bytes(items[1], "artifact id", 32)
-        except DecodeError as exc:
-            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
-            return
-        raw = None
-        if self.store.has(artifact):
-            raw = self.store.manifest(artifact).encode()
-        with contextlib.suppress(P2PError):
-            await peer.send(HAVE, [HAVE, artifact, raw])
+    # --- answers to our requests ------------------------------------------------------------
 
     async def _on_have(self, peer: Peer, payload: Any) -> None:
         try:
@@ -412,40 +372,6 @@ class ArtifactExchange:
         if waiting is not None:
             waiting[0][peer.node_key] = raw
             waiting[1].set()
-
-    async def _on_get(self, peer: Peer, payload: Any) -> None:
-        try:
-            items = codec.expect_list(payload, GET, 3, "get chunks")
-            artifact = codec.expect_bytes(items[1], "artifact id", 32)
-            if not isinstance(items[2], list) or len(items[2]) > MAX_GET:
-                raise DecodeError(f"get chunks: expected an array of at most {MAX_GET} indexes")
-            indexes = [codec.expect_uint(i, "chunk index") for i in items[2]]
-        except DecodeError as exc:
-            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
-            return
-        self._spawn(self._serve(peer, artifact, indexes))
-
-    async def _serve(self, peer: Peer, artifact: bytes, indexes: list[int]) -> None:
-        slots = self._serving.setdefault(peer.node_key, asyncio.Semaphore(SERVING_PER_PEER))
-        bucket = self._buckets.setdefault(peer.node_key, _Bucket(self.config.serve_mb_s_per_peer * 1e6))
-        async with slots:
-            manifest = self.store.manifest(artifact) if self.store.has(artifact) else None
-            for index in indexes:
-                data = None
-                if manifest is not None and index < len(manifest.chunks):
-                    try:
-                        data = await asyncio.to_thread(self.store.chunks.read, manifest.chunks[index])
-                    except CorruptChunk as exc:
-                        log.error("not serving chunk %d of %s: %s", index, manifest.artifact_id, exc)
-                if data is not None and self.config.test_corrupt_chunks:
-                    data = bytes([data[0] ^ 1]) + data[1:]  # test-only: this node serves wrong bytes
-                if data is not None:
-                    await bucket.take(len(data))
-                try:
-                    await peer.send(CHUNK, [CHUNK, artifact, index, data])
-                except P2PError:
-                    return
-                self.chunks_served += data is not None
 
     async def _on_chunk(self, peer: Peer, payload: Any) -> None:
         try:
@@ -467,8 +393,7 @@ class ArtifactExchange:
             future = self._waiting.pop(key)
             if not future.done():
                 future.set_exception(TimeoutError("peer disconnected"))
-        self._serving.pop(peer.node_key, None)
-        self._buckets.pop(peer.node_key, None)
+        self.server.peer_gone(peer)
 
 
 def _hashes_to(data: bytes, chunk_id: bytes) -> bool:
