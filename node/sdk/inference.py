@@ -80,6 +80,17 @@ def save_outputs(outputs: Tensors, path: Path) -> Path:
     return path
 
 
+# ONNX tensor element types as onnxruntime names them, and the numpy dtype each takes.
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+              "tensor(int8)": "int8", "tensor(int16)": "int16", "tensor(int32)": "int32", "tensor(int64)": "int64",
+              "tensor(uint8)": "uint8", "tensor(uint16)": "uint16", "tensor(uint32)": "uint32",
+              "tensor(uint64)": "uint64", "tensor(bool)": "bool"}  # fmt: skip
+
+
+def _describe_shape(shape: list[Any]) -> str:
+    return "[" + ", ".join(d if isinstance(d, str) else "?" if d is None else str(d) for d in shape) + "]"
+
+
 class Session:
     """An onnxruntime session over a model file that has been verified against the chain."""
 
@@ -95,6 +106,8 @@ class Session:
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
             raise BadInput(f"onnxruntime could not load {model_file.name}: {exc}") from None
         self.input_names = [i.name for i in self._session.get_inputs()]
+        # What each input takes: numpy dtype (None if not a plain tensor) and shape (None/str: free).
+        self.input_specs = {i.name: (ORT_DTYPES.get(i.type), list(i.shape or [])) for i in self._session.get_inputs()}
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def feed(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Tensors:
@@ -103,12 +116,31 @@ class Session:
             if len(self.input_names) != 1:
                 raise BadInput(f"the model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}): "
                                "give them by name, in a .npz")  # fmt: skip
-            return {self.input_names[0]: inputs}
-        missing = [n for n in self.input_names if n not in inputs]
-        extra = [n for n in inputs if n not in self.input_names]
-        if missing or extra:
-            raise BadInput(f"the model takes inputs {self.input_names}; missing {missing}, unknown {extra}")
-        return dict(inputs)
+            feed = {self.input_names[0]: inputs}
+        else:
+            missing = [n for n in self.input_names if n not in inputs]
+            extra = [n for n in inputs if n not in self.input_names]
+            if missing or extra:
+                raise BadInput(f"the model takes inputs {self.input_names}; missing {missing}, unknown {extra}")
+            feed = dict(inputs)
+        for name, value in feed.items():
+            self._check(name, np.asarray(value))
+        return feed
+
+    def _check(self, name: str, value: np.ndarray) -> None:
+        """BadInput, in one line, if `value` cannot be input `name` (dtype, rank, fixed dimensions)."""
+        dtype, shape = self.input_specs[name]
+        wants = f"input {name!r} takes {dtype or 'a tensor'} of shape {_describe_shape(shape)}"
+        got = f"got {value.dtype} of shape {list(value.shape)}"
+        if dtype is not None and value.dtype != np.dtype(dtype):
+            raise BadInput(f"{wants}, {got}: convert it (e.g. x.astype(np.{dtype}))")
+        if not shape:  # a scalar, or a shape the model leaves open
+            return
+        fixed_ok = len(shape) == value.ndim and all(
+            not isinstance(d, int) or d == n for d, n in zip(shape, value.shape, strict=True)
+        )
+        if not fixed_ok:
+            raise BadInput(f"{wants}, {got}")
 
     def run(self, feed: Tensors) -> Tensors:
         try:

@@ -247,11 +247,24 @@ def test_run_is_deterministic_so_its_digest_can_be_rechecked(session: Session) -
 
 
 @pytest.mark.parametrize(
-    "x", [np.ones((2, INPUTS + 1), np.float32), np.ones((2, INPUTS), np.float64), np.ones(INPUTS, np.float32)]
-)
-def test_run_with_inputs_that_do_not_fit_is_bad_input(session: Session, x: np.ndarray) -> None:
+    ("x", "message"),
+    [(np.ones((2, INPUTS + 1), np.float32), rf"input 'x' takes float32 of shape \[\w+, {INPUTS}\], got float32 of "
+                                             rf"shape \[2, {INPUTS + 1}\]$"),
+     (np.ones((2, INPUTS), np.float64), r"got float64 of shape .*: convert it \(e.g. x.astype\(np.float32\)\)"),
+     (np.ones(INPUTS, np.float32), rf"got float32 of shape \[{INPUTS}\]$")],
+)  # fmt: skip
+def test_feed_of_inputs_that_do_not_fit_says_what_the_model_takes(
+    session: Session, x: np.ndarray, message: str
+) -> None:
+    with pytest.raises(BadInput, match=message) as refused:
+        session.feed(x)
+    assert "\n" not in str(refused.value)
+
+
+def test_run_of_inputs_onnxruntime_refuses_is_bad_input(session: Session) -> None:
+    x = np.ones((2, INPUTS), np.float64)  # past feed's checks, onnxruntime's own refusal is still BadInput
     with pytest.raises(BadInput, match="onnxruntime refused the inputs"):
-        session.run(session.feed(x))
+        session.run({"x": x})
 
 
 def test_feed_of_a_bare_array_to_a_two_input_model_is_bad_input(tmp_path: Path) -> None:
