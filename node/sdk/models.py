@@ -24,7 +24,7 @@ from core.keys import address_hex, parse_address
 from core.sealing import new_content_key
 from node.sdk.content_keys import load_content_key, save_content_key
 from node.sdk.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
-from node.sdk.terms import ModelRef, Offer
+from node.sdk.terms import ModelRef, Offer, TermsError
 from node.sdk.transfer import local_id
 from vm.system import KEYS, LICENSING, MODELS
 
@@ -176,6 +176,9 @@ class AsyncModels:
         releaser account is named for the model and given `release_fund` for gas, so it posts each
         buyer's envelope when a licence is bought. With `offer`, licences are offered at once."""
         client = self.client
+        links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
+        if any(version is None for _, version in links):
+            raise TermsError(f"parents name their version: {list(parents)} (e.g. base@1)")
         content_key = artifact_id = None
         if private:  # the key is made here and kept here too, so the owners can post envelopes themselves
             artifact_id = await asyncio.to_thread(local_id, source)
@@ -184,9 +187,6 @@ class AsyncModels:
         stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
                                      artifact_id=artifact_id)  # fmt: skip
         artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
-        links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
-        if any(version is None for _, version in links):
-            raise ValueError(f"parents name their version: {list(parents)} (e.g. base@1)")
         trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
         try:
             await self._view(MODELS, "model_info", name)
@@ -290,7 +290,7 @@ class AsyncModels:
         if offer is not None:
             candidates = [o for o in candidates if o["offer"] == offer]
         if not candidates:
-            which = f"offer {offer}" if offer is not None else "an open offer"
+            which = f"offer {offer}" if offer is not None else "open offer"
             raise NoOffer(f"{name}@{number} has no {which} that {me} may take: see `aichain-node model info {name}`")
         chosen = min(candidates, key=lambda o: (o["price"], o["offer"]))
         if chosen["per_use_price"] > 0 and deposit == 0:

@@ -15,6 +15,7 @@ from node.sdk import AsyncClient, Client
 from node.sdk.errors import (
     ArtifactMismatch,
     KeyNotReleased,
+    ModelNotFound,
     NoContentKey,
     NotLicensed,
     ReceiptNotFound,
@@ -182,6 +183,22 @@ def test_a_cached_private_copy_runs_for_licensees_only_and_not_past_the_licence(
             time.sleep(0.2)
         with pytest.raises(NotLicensed, match=f"no licence to {name}@1"):
             node.models.run(name, x)  # a licence seen valid a moment ago is not trusted past its expiry
+
+
+def test_bytes_already_published_in_the_clear_cannot_be_published_private(
+    shared_node: NodeProcess, tmp_path: Path
+) -> None:
+    owner = fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "known.onnx", seed=12)
+    with Client(shared_node.url, owner) as node:
+        node.models.publish(source, f"open-{owner.address.hex()[:8]}")
+        secret = f"secret-{owner.address.hex()[:8]}"
+        with pytest.raises(ArtifactMismatch, match=r"already stored here unencrypted .* cannot be made private"):
+            node.models.publish(source, secret, private=True)
+        with pytest.raises(ModelNotFound):
+            node.models.info(secret)  # refused before anything went on chain
+        with pytest.raises(ValueError, match="parents name their version"):
+            node.models.publish(source, secret, parents=["base"])
 
 
 def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: NodeProcess, tmp_path: Path) -> None:
