@@ -12,7 +12,7 @@ import pytest
 from core.artifact import format_id
 from core.errors import ArtifactNotFound, InsufficientBalance
 from core.keys import PrivateKey
-from node.sdk import AsyncClient, Client, NodeUnreachable, TransactionFailed
+from node.sdk import ArtifactMismatch, AsyncClient, Client, NodeUnreachable, TransactionFailed
 from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, fund
 from vm.system import MODELS
@@ -70,8 +70,11 @@ def test_artifacts_go_up_and_come_back_checked(shared_node: NodeProcess, tmp_pat
             assert summary["id"] == format_id(hashlib.sha256(data).digest())
             out = await node.download(summary["id"], tmp_path / "copy.bin")
             assert out.read_bytes() == data
-            encrypted = await node.upload(data, encrypt=True)  # the id stays the plaintext's
-            assert encrypted["id"] == summary["id"] and encrypted["encrypted"] is True
+            with pytest.raises(ArtifactMismatch, match="already stored here unencrypted"):
+                await node.upload(data, encrypt=True)  # bytes stored in the clear cannot become private
+            secret = data[::-1]
+            encrypted = await node.upload(secret, encrypt=True)  # the id stays the plaintext's
+            assert encrypted["id"] == format_id(hashlib.sha256(secret).digest()) and encrypted["encrypted"] is True
 
     asyncio.run(round_trip())
     assert sum(moved) == len(data)
