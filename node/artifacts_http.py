@@ -117,8 +117,8 @@ class _Endpoints:
             return _error(400, "encrypt=true needs the plaintext's id in X-Artifact-Id: the chunks' encryption "
                                "binds it, and it is checked as the bytes arrive")  # fmt: skip
         seal = None
-        in_the_clear = expected is not None and self.store.has(expected) and not self.store.manifest(expected).encrypted
-        if encrypt and in_the_clear:
+        already_stored = encrypt and expected is not None and self.store.has(expected)
+        if already_stored and expected is not None and not self.store.manifest(expected).encrypted:
             return _error(409, f"{format_id(expected)} is already stored here unencrypted (the same bytes were added "
                                "or published in the clear), so anyone can fetch them: they cannot be made private. "
                                "Nothing was stored")  # fmt: skip

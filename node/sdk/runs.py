@@ -140,9 +140,8 @@ class AsyncModelRuns(AsyncModels):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         await self.require_licence(name, version)  # an envelope outlives its licence; the key is for licensees
-        owners = {o["address"] for o in (await self.info(name))["owners"]}
-        kept = await asyncio.to_thread(load_content_key, artifact) if address_hex(me) in owners else None
-        if kept is not None:
+        kept = await asyncio.to_thread(load_content_key, artifact)  # usually none: only publishers keep one
+        if kept is not None and address_hex(me) in {o["address"] for o in (await self.info(name))["owners"]}:
             return kept
         while True:
             envelope = bytes(await self.client.view(KEYS, "envelope_for", name, version, me) or b"")
