@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from node.p2p.metrics import P2PMetrics
+from vm.faults import internal_errors
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -99,6 +100,11 @@ class _LiveCollector(Collector):
         artifacts = self.metrics.artifact_source()
         if artifacts is not None:
             yield from _artifact_families(artifacts)
+        yield CounterMetricFamily(
+            "aichain_vm_internal_errors",
+            "Exceptions the VM did not expect (bugs), each turned into the receipt error 'internal VM error'",
+            value=internal_errors(),
+        )
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
