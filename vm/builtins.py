@@ -15,6 +15,7 @@ from core.keys import address_of, verify_raw
 from vm import gas as G
 from vm.bytecode import Builtin
 from vm.faults import Fault, Revert, VMError, contract_text, kind
+from vm.operations import nbytes
 from vm.values import INT_MIN
 
 if TYPE_CHECKING:
@@ -58,13 +59,13 @@ def _emit(vm: Interpreter, a: list[Any], depth: int) -> Any:
     if type(name) is not str or len(rest) % 2:
         raise VMError(Fault.EVENT_SHAPE)
     fields = []
-    size = len(name)
+    size = nbytes(name)
     for key, value in zip(rest[0::2], rest[1::2], strict=True):
         if type(key) is not str or type(value) not in (int, bytes, str, bool):
             raise VMError(Fault.EVENT_FIELD)
         if type(value) is int and not -(1 << 63) <= value < (1 << 64):
             raise VMError(Fault.EVENT_INT, name=contract_text(key))
-        size += len(key) + (len(value) if type(value) in (bytes, str) else 8)
+        size += nbytes(key) + (nbytes(value) if type(value) in (bytes, str) else 8)
         fields.append((key, value))
     vm._charge(G.EVENT + G.EVENT_FIELD * len(fields) + G.EVENT_BYTE * size)
     vm.host.emit(name, fields)
@@ -89,12 +90,11 @@ def _pay(vm: Interpreter, a: list[Any], depth: int) -> Any:
 
 def _sha256(vm: Interpreter, a: list[Any], depth: int) -> Any:
     data = a[0]
-    if type(data) is str:
-        data = data.encode()
-    if type(data) is not bytes:
+    if type(data) is not bytes and type(data) is not str:
         raise VMError(Fault.BUILTIN_ARGS, builtin="sha256()", expects="bytes or a string")
-    vm._charge(G.SHA256 + G.SHA256_WORD * (len(data) >> 5))
-    return sha256(data)
+    vm._charge(G.SHA256 + G.SHA256_WORD * (nbytes(data) >> 5))
+    vm._alloc(32)
+    return sha256(data.encode() if type(data) is str else data)
 
 
 def _verify(vm: Interpreter, a: list[Any], depth: int) -> Any:
@@ -131,6 +131,7 @@ def _call_contract(vm: Interpreter, address: bytes, value: int, function: Any, a
 
 def _minmax(pick: Callable[..., Any], name: str) -> Handler:
     def run(vm: Interpreter, a: list[Any], depth: int) -> Any:
+        vm._charge(G.SMALL_BUILTIN)
         return pick(_int(x, name) for x in a)
 
     return run
@@ -138,6 +139,7 @@ def _minmax(pick: Callable[..., Any], name: str) -> Handler:
 
 def _abs(vm: Interpreter, a: list[Any], depth: int) -> Any:
     number = _int(a[0], "abs()")
+    vm._charge(G.SMALL_BUILTIN)
     if number == INT_MIN:
         raise VMError(Fault.OVERFLOW, op="abs()")
     return abs(number)
@@ -147,6 +149,7 @@ def _to_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
     number, length = _int(a[0], "to_bytes()"), _int(a[1], "to_bytes()")
     if not 0 <= length <= 32 or number < 0 or number.bit_length() > 8 * length:
         raise VMError(Fault.TO_BYTES, number=number, length=length)
+    vm._charge(G.SMALL_BUILTIN)
     vm._alloc(length)
     return number.to_bytes(length, "big")
 
@@ -155,6 +158,7 @@ def _from_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
     if type(a[0]) is not bytes or len(a[0]) > 31:
         raise VMError(Fault.BUILTIN_ARGS, builtin="from_bytes()",
                       expects="at most 31 bytes (the result is a signed 256-bit int)")  # fmt: skip
+    vm._charge(G.SMALL_BUILTIN)
     return int.from_bytes(a[0], "big")
 
 
@@ -163,7 +167,8 @@ def _str(vm: Interpreter, a: list[Any], depth: int) -> Any:
     if type(value) not in (int, str, bool):
         raise VMError(Fault.BUILTIN_ARGS, builtin="str()", expects=f"an int, a string or a bool, not {kind(value)}")
     text = str(value)  # decimal digits, "True" or "False": the language's own rendering
-    vm._alloc(len(text))
+    vm._charge(G.SMALL_BUILTIN)
+    vm._alloc(nbytes(text))
     return text
 
 

@@ -25,10 +25,10 @@ from core.transaction import Transaction, TxKind
 from vm.bytecode import BytecodeError, Module
 from vm.contracts import CallContext, contract_address, install, move, run_call
 from vm.faults import Fault, OutOfGas, VMError, internal_fault
+from vm.gas import DEPLOY_BYTE
 from vm.state import StateView
 from vm.values import BadValue, from_wire, to_wire
 
-GAS_DEPLOY_BYTE = 50
 DATA_LIMITS = codec.Limits(max_bytes=256 * 1024, max_bin_len=256 * 1024, max_array_len=16_384, max_depth=20)
 
 
@@ -123,7 +123,7 @@ def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tup
     except BytecodeError as exc:
         raise _Malformed(Fault.BAD_CODE) from exc
     args = _arguments(items[1])
-    cost = GAS_DEPLOY_BYTE * len(items[0])
+    cost = DEPLOY_BYTE * len(items[0])
     if cost > gas:
         error = OutOfGas(Fault.OUT_OF_GAS_CODE, size=len(items[0]), gas=cost)
         error.gas_used = gas  # type: ignore[attr-defined]

@@ -77,6 +77,11 @@ class CallContext:
     chain_id: int = 0
     deadline: Deadline | None = None  # read-only calls only: a transaction's outcome never depends on time
     events: list[tuple[bytes, str, list[tuple[str, Any]]]] = field(default_factory=list)
+    # Storage keys this transaction already touched: a key costs its full read or write price once
+    # per transaction, then the warm price (as EIP-2929); which keys are warm follows from the
+    # transaction alone, so gas stays deterministic.
+    read_keys: set[bytes] = field(default_factory=set)
+    written_keys: set[bytes] = field(default_factory=set)
 
 
 class ContractHost:
@@ -94,22 +99,41 @@ class ContractHost:
         self.chain_id = ctx.chain_id
         self.read_only = ctx.read_only
 
-    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any:
-        raw = self.view.get(self._key(var, kind, key))
-        return zero if raw is None else decode_stored(raw)
+    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> tuple[Any, bool, int]:
+        """(value, first access in this transaction, bytes of key and value)."""
+        storage = self._key(var, kind, key)
+        raw = self.view.get(storage)
+        cold = self._first(self.ctx.read_keys, storage)
+        return (zero if raw is None else decode_stored(raw)), cold, len(storage) + (0 if raw is None else len(raw))
 
-    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> int:
+    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]:
+        """(first write of the key in this transaction, bytes of key and value written)."""
         storage = self._key(var, kind, key)
         check_storable(value, Fault.CANNOT_STORE)
         raw = encode_value(value)
         self.view.set(storage, raw)
-        return len(storage) + len(raw)
+        self.ctx.read_keys.add(storage)
+        return self._first(self.ctx.written_keys, storage), len(storage) + len(raw)
 
-    def storage_has(self, var: int, key: Any) -> bool:
-        return self.view.get(self._key(var, StorageKind.MAP, key)) is not None
+    def storage_has(self, var: int, key: Any) -> tuple[bool, bool, int]:
+        """(present, first access in this transaction, bytes of the key)."""
+        storage = self._key(var, StorageKind.MAP, key)
+        present = self.view.get(storage) is not None
+        return present, self._first(self.ctx.read_keys, storage), len(storage)
 
-    def storage_delete(self, var: int, key: Any) -> None:
-        self.view.set(self._key(var, StorageKind.MAP, key), None)
+    def storage_delete(self, var: int, key: Any) -> tuple[bool, int]:
+        """(first write of the key in this transaction, bytes of the key)."""
+        storage = self._key(var, StorageKind.MAP, key)
+        self.view.set(storage, None)
+        self.ctx.read_keys.add(storage)
+        return self._first(self.ctx.written_keys, storage), len(storage)
+
+    @staticmethod
+    def _first(seen: set[bytes], key: bytes) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     def _key(self, var: int, kind: int, key: Any) -> bytes:
         if kind == StorageKind.MAP:

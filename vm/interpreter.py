@@ -56,10 +56,12 @@ class Host(Protocol):
     chain_id: int
     read_only: bool
 
-    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any: ...
-    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> int: ...  # returns bytes written
-    def storage_has(self, var: int, key: Any) -> bool: ...
-    def storage_delete(self, var: int, key: Any) -> None: ...
+    # Storage: each also says whether the key is touched for the first time in the transaction (it
+    # then costs the full price) and how many bytes of key and value it moved (gas by size).
+    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> tuple[Any, bool, int]: ...
+    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]: ...
+    def storage_has(self, var: int, key: Any) -> tuple[bool, bool, int]: ...
+    def storage_delete(self, var: int, key: Any) -> tuple[bool, int]: ...
     def balance(self, address: bytes) -> int: ...
     def transfer(self, to: bytes, amount: int) -> None: ...
     def emit(self, name: str, fields: list[tuple[str, Any]]) -> None: ...
@@ -144,8 +146,11 @@ class Interpreter:
         self._charge(G.ALLOC_BASE + G.ALLOC_WORD * (size >> 5))
 
     def _alloc_items(self, items: int) -> None:
-        """Meter a list or dict of `items` entries built at run time."""
-        self._alloc(G.ALLOC_ITEM_BYTES * items)
+        """Meter a list or dict of `items` entries built at run time (8 bytes of memory each)."""
+        self.memory += 8 * items
+        if self.memory > MAX_MEMORY:
+            raise VMError(Fault.MEMORY, limit=MAX_MEMORY)
+        self._charge(G.ALLOC_BASE + G.ALLOC_ITEM * items)
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -203,9 +208,9 @@ class Interpreter:
                     if type(container) is list and type(key) is int and -len(container) <= key < len(container):
                         push(container[key])
                     else:
-                        push(ops.index(container, key))
+                        push(ops.index(self, container, key))
                 elif op == 15:  # INDEX_CONST
-                    push(ops.index(pop(), consts[arg]))
+                    push(ops.index(self, pop(), consts[arg]))
                 elif op == 13:  # BUILTIN
                     self.gas = gas
                     self._builtin(arg >> 8, arg & 0xFF, stack, depth)
@@ -319,7 +324,7 @@ class Interpreter:
             self._alloc_items(n)
             keys = items[0::2]
             for key in keys:
-                ops.hashable(key)
+                ops.hashable(self, key)
             push(dict(zip(keys, items[1::2], strict=True)))
         elif op == OP.STORE_INDEX:
             key = pop()
@@ -341,38 +346,32 @@ class Interpreter:
         return pc
 
     def _storage(self, op: int, var: int, stack: list[Any], func: Function) -> None:
+        """Storage instructions: their base gas, then the first touch of a key in the transaction, then size."""
         host = self.host
         decl = self.module.storage[var]
         if op in (OP.SSTORE, OP.MSTORE, OP.MDEL) and (func.view or host.read_only):
             raise VMError(Fault.READ_ONLY, name=func.name, why="a view" if func.view else "a read-only call")
-        if op == OP.SLOAD:
-            value = host.storage_get(var, SCALAR, None, decl.zero)
-            self._charge_read(value)
+        if op == OP.SLOAD or op == OP.MLOAD:
+            key = None if op == OP.SLOAD else stack.pop()
+            value, cold, size = host.storage_get(var, SCALAR if op == OP.SLOAD else MAP, key, decl.zero)
+            self._charge((G.STORAGE_READ_COLD if cold else 0) + G.STORAGE_READ_WORD * (size >> 5))
+            kind = type(value)
+            if kind is bytes or kind is str:
+                self._alloc(ops.nbytes(value))
+            elif kind is list:
+                self._alloc_items(len(value))
             stack.append(value)
-        elif op == OP.SSTORE:
-            written = host.storage_set(var, SCALAR, None, stack.pop())
-            self._charge(G.STORAGE_WRITE_BYTE * written)
-        elif op == OP.MLOAD:
-            key = stack.pop()
-            value = host.storage_get(var, MAP, key, decl.zero)
-            self._charge_read(value)
-            stack.append(value)
-        elif op == OP.MSTORE:
-            key = stack.pop()
-            written = host.storage_set(var, MAP, key, stack.pop())
-            self._charge(G.STORAGE_WRITE_BYTE * written)
+        elif op == OP.SSTORE or op == OP.MSTORE:
+            key = None if op == OP.SSTORE else stack.pop()
+            first, size = host.storage_set(var, SCALAR if op == OP.SSTORE else MAP, key, stack.pop())
+            self._charge((G.STORAGE_WRITE if first else G.STORAGE_WRITE_WARM) + G.STORAGE_WRITE_WORD * (size >> 5))
         elif op == OP.MHAS:
-            stack.append(host.storage_has(var, stack.pop()))
+            present, cold, size = host.storage_has(var, stack.pop())
+            self._charge((G.STORAGE_READ_COLD if cold else 0) + G.STORAGE_READ_WORD * (size >> 5))
+            stack.append(present)
         else:
-            host.storage_delete(var, stack.pop())
-
-    def _charge_read(self, value: Any) -> None:
-        if type(value) in (bytes, str):
-            self._alloc(len(value))
-            self._charge(G.STORAGE_READ_WORD * (len(value) >> 5))
-        elif type(value) is list:
-            self._alloc_items(len(value))
-            self._charge(G.STORAGE_READ_ITEM * len(value))
+            first, size = host.storage_delete(var, stack.pop())
+            self._charge((G.STORAGE_DELETE if first else G.STORAGE_WRITE_WARM) + G.STORAGE_WRITE_WORD * (size >> 5))
 
     def _builtin(self, which: int, argc: int, stack: list[Any], depth: int) -> None:
         args = stack[len(stack) - argc :] if argc else []

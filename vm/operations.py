@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 OP = SimpleNamespace(**{op.name: int(op) for op in Op})
 M = SimpleNamespace(**{method.name: int(method) for method in Method})
 FLAT = frozenset({int, bool, bytes, str, type(None)})  # kinds `==` compares without walking
+SMALL = frozenset({int, bool, type(None)})  # kinds `==` compares in constant time
 NUMBER = frozenset({int, bool})
 MAX_COMPARE_DEPTH = 64  # nesting of the lists and dicts `==` and `in` walk
 _OP_NAMES = {
@@ -32,6 +33,11 @@ _OP_NAMES = {
     OP.LT: "<", OP.LE: "<=", OP.GT: ">", OP.GE: ">=", OP.IN: "in", OP.NOT_IN: "not in",
 }  # fmt: skip
 _METHOD_NAMES = {M.APPEND: "append()", M.POP: "pop()", M.GET: "get()", M.KEYS: "keys()", M.VALUES: "values()"}
+
+
+def nbytes(value: bytes | str) -> int:
+    """Bytes a bytes or str value may occupy and cost to copy, compare or hash (4 per character of a str)."""
+    return len(value) if type(value) is bytes else 4 * len(value)
 
 
 def add(vm: Interpreter, a: Any, b: Any) -> Any:
@@ -44,15 +50,15 @@ def add(vm: Interpreter, a: Any, b: Any) -> Any:
         return r
     if ta is not tb or ta not in (bytes, str, list):
         raise VMError(Fault.OPERANDS, op="+", left=kind(a), right=kind(b))
+    vm._charge(G.CONCAT)
     if ta is list:
         if len(a) + len(b) > MAX_LIST:
             raise VMError(Fault.LIST_TOO_LONG, limit=MAX_LIST)
         vm._alloc_items(len(a) + len(b))
     else:
-        size = len(a) + len(b)
-        if size > MAX_VALUE_BYTES:
+        if len(a) + len(b) > MAX_VALUE_BYTES:
             raise VMError(Fault.VALUE_TOO_LARGE, limit=MAX_VALUE_BYTES)
-        vm._alloc(size)
+        vm._alloc(nbytes(a) + nbytes(b))
     return a + b
 
 
@@ -62,7 +68,7 @@ def order(vm: Interpreter, op: int, a: Any, b: Any) -> bool:
     if not ((ta in NUMBER and tb in NUMBER) or (ta is tb and (ta is bytes or ta is str))):
         raise VMError(Fault.OPERANDS, op=_OP_NAMES[op], left=kind(a), right=kind(b))
     if ta is bytes or ta is str:
-        vm._charge(G.COMPARE_WORD * (min(len(a), len(b)) >> 5))
+        vm._charge(G.COMPARE_WORD * (min(nbytes(a), nbytes(b)) >> 5))
     if op == OP.LT:
         return bool(a < b)
     if op == OP.LE:
@@ -73,18 +79,23 @@ def order(vm: Interpreter, op: int, a: Any, b: Any) -> bool:
 
 
 def equal(vm: Interpreter, a: Any, b: Any, depth: int) -> bool:
-    """`==` walking lists and dicts with the VM's own bounds (Python's would recurse without any)."""
+    """`==` walking lists and dicts with the VM's own bounds (Python's would recurse without any),
+    charged by what it compares: bytes of equal-length strings, items of lists and dicts."""
     ta, tb = type(a), type(b)
     if ta is not list and ta is not dict:
         if tb is list or tb is dict:
             return False
-        if ta is bytes or ta is str:
-            vm._charge(G.COMPARE_WORD * (len(a) >> 5))
+        if (ta is bytes or ta is str) and tb is ta and len(a) == len(b):
+            vm._charge(G.COMPARE_WORD * (nbytes(a) >> 5))
         return bool(a == b)
     if ta is not tb or len(a) != len(b):
         return False
     if depth >= MAX_COMPARE_DEPTH:
         raise VMError(Fault.TOO_DEEP, limit=MAX_COMPARE_DEPTH)
+    if ta is list and SMALL.issuperset(map(type, a)):
+        # Each item of `a` compares with its peer in constant time and walks nothing: Python's own loop.
+        vm._charge(G.COMPARE_ITEM_FLAT * len(a))
+        return bool(a == b)
     vm._charge(G.COMPARE_ITEM * len(a))
     if ta is list:
         return all(equal(vm, x, y, depth + 1) for x, y in zip(a, b, strict=True))
@@ -94,15 +105,22 @@ def equal(vm: Interpreter, a: Any, b: Any, depth: int) -> bool:
 def contains(vm: Interpreter, container: Any, item: Any) -> bool:
     kind_ = type(container)
     if kind_ is dict:
-        hashable(item)
+        hashable(vm, item)
         return item in container
     if kind_ is list:
-        if type(item) in FLAT:  # a flat item equals no list or dict: Python's own scan walks nothing
-            vm._charge(G.COMPARE_ITEM * len(container))
+        kind_item = type(item)
+        if kind_item in SMALL:  # compares with each item in constant time, walks nothing: Python's own scan
+            vm._charge(G.COMPARE_ITEM_FLAT * len(container))
+            return item in container
+        if kind_item is bytes or kind_item is str:  # each item of the same length costs a full compare
+            vm._charge((G.COMPARE_ITEM_FLAT + G.COMPARE_WORD * (nbytes(item) >> 5)) * len(container))
             return item in container
         return any(equal(vm, x, item, 0) for x in container)
     if (kind_ is bytes or kind_ is str) and type(item) is kind_:
-        vm._charge(G.COMPARE_WORD * (len(container) >> 5))
+        # Substring search: linear at best, up to (haystack x needle) on crafted input (short needles).
+        needle = nbytes(item)
+        words = (nbytes(container) >> 5) + (needle >> 5) + 1
+        vm._charge(G.SEARCH_PAIR * words * min(needle, G.SEARCH_NEEDLE_CAP))
         return item in container
     raise VMError(Fault.OPERANDS, op="in", left=kind(item), right=kind(container))
 
@@ -157,13 +175,13 @@ def alloc_value(vm: Interpreter, value: Any) -> None:
     if type(value) is list:
         vm._alloc_items(len(value))
     else:
-        vm._alloc(len(value))
+        vm._alloc(nbytes(value))
 
 
 def store_index(vm: Interpreter, container: Any, key: Any, value: Any) -> None:
     kind_ = type(container)
     if kind_ is dict:
-        hashable(key)
+        hashable(vm, key)
         if key not in container:
             if len(container) >= MAX_LIST:
                 raise VMError(Fault.DICT_TOO_LONG, limit=MAX_LIST)
@@ -195,7 +213,7 @@ def method(vm: Interpreter, which: int, argc: int, stack: list[Any]) -> None:
             raise VMError(Fault.POP_EMPTY)
         stack.append(obj.pop())
     elif which == M.GET and type(obj) is dict:
-        hashable(args[0])
+        hashable(vm, args[0])
         stack.append(obj.get(args[0], args[1] if len(args) > 1 else None))
     elif (which == M.KEYS or which == M.VALUES) and type(obj) is dict:
         vm._alloc_items(len(obj))
@@ -204,11 +222,12 @@ def method(vm: Interpreter, which: int, argc: int, stack: list[Any]) -> None:
         raise VMError(Fault.NO_METHOD, kind=kind(obj), method=_METHOD_NAMES[which])
 
 
-def index(container: Any, key: Any) -> Any:
+def index(vm: Interpreter, container: Any, key: Any) -> Any:
     """`container[key]` with the VM's checks (the loop handles an in-range list index itself)."""
+    vm._charge(G.INDEX_SLOW)
     kind_ = type(container)
     if kind_ is dict:
-        hashable(key)
+        hashable(vm, key)
         if key not in container:
             raise VMError(Fault.KEY_MISSING, kind=kind(key))
         return container[key]
@@ -230,6 +249,10 @@ def to_int(value: Any) -> int:
     raise VMError(Fault.EXPECTED_INT, kind=kind(value))
 
 
-def hashable(key: Any) -> None:
-    if type(key) not in FLAT:
+def hashable(vm: Interpreter, key: Any) -> None:
+    """Check `key` can key a dict, and charge hashing it (and comparing it with an equal key) by size."""
+    kind_ = type(key)
+    if kind_ not in FLAT:
         raise VMError(Fault.UNHASHABLE, kind=kind(key))
+    if kind_ is bytes or kind_ is str:
+        vm._charge(G.HASH_WORD * (nbytes(key) >> 5))

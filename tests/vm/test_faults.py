@@ -29,7 +29,7 @@ from vm.stack_check import check_module
 from vm.state import StateView
 from vm.values import to_wire
 
-GAS = 900_000
+GAS = 5_000_000
 
 
 def _pattern(fault: Fault) -> re.Pattern[str]:
