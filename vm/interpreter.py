@@ -82,6 +82,7 @@ class Deadline:
     def check(self) -> None:
         if time.monotonic() > self.at:
             raise VMError(Fault.TIME_BUDGET, ms=self.budget_ms)
+        time.sleep(0)  # hand the interpreter lock over: the event loop and the block thread come first
 
 
 _COST = [G.INSTRUCTION_GAS.get(op, 1) for op in range(256)]
