@@ -104,7 +104,8 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
         return head
 
     rpc = node.config.rpc
-    calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_in_flight, rpc.call_max_per_client)
+    calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
+                          rpc.call_max_in_flight)  # fmt: skip
     node.contract_calls = calls
     node.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
 
@@ -118,7 +119,8 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
         doc="Run a contract function read-only against the head state and return its result; nothing is "
         "stored or charged. Writing storage, emitting or paying fails the call. A call may use at most "
         f"{rpc.call_gas_cap:,} gas and {rpc.call_time_budget_s:g} s ([rpc] call_gas_cap, call_time_budget_s); "
-        f"{rpc.call_max_per_client} at once per client, {rpc.call_max_in_flight} in all (-32096 beyond).",
+        f"{rpc.call_max_per_client} run at once per client, more wait (-32096 beyond {rpc.call_max_queued_per_client} "
+        f"per client or {rpc.call_max_in_flight} in all).",
         example={"params": ["0x5fc5…", "balance_of", ["0x9ba4…"]], "result": {"result": 990, "gas_used": 7812}},
     )
     async def contract_call(

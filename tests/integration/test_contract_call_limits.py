@@ -65,9 +65,7 @@ def lag_samples(node: NodeProcess) -> tuple[float, float]:
 
 
 def test_looping_views_fail_within_their_budget_while_the_node_answers_and_makes_blocks(tmp_path: Path) -> None:
-    node = NodeProcess(tmp_path, block_time_ms=200)
-    node.env.update({"AICHAIN_RPC_CALL_MAX_PER_CLIENT": str(LOOPING), "AICHAIN_RPC_CALL_MAX_IN_FLIGHT": str(LOOPING)})
-    with node:
+    with NodeProcess(tmp_path, block_time_ms=200) as node:  # the defaults: 2 run at once, the others wait
         spin = deploy_spin(node)
         head_before = node.rpc.call("chain_head")["height"]
         samples_before, slow_before = lag_samples(node)
@@ -108,15 +106,17 @@ def test_looping_views_fail_within_their_budget_while_the_node_answers_and_makes
         assert node.rpc.call("contract_call", spin, "seven")["result"] == 7
 
 
-def test_one_call_over_the_per_client_limit_is_refused_at_once(tmp_path: Path) -> None:
-    with NodeProcess(tmp_path, block_time_ms=200) as node:  # the default: 2 calls at once per client
+def test_one_call_over_the_per_client_bound_is_refused_at_once(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path, block_time_ms=200)
+    node.env["AICHAIN_RPC_CALL_MAX_QUEUED_PER_CLIENT"] = "3"
+    with node:
         spin = deploy_spin(node)
-        with ThreadPoolExecutor(3) as pool:
-            answers = list(pool.map(lambda _: timed_call(node.url, spin, "spin"), range(3)))
+        with ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(lambda _: timed_call(node.url, spin, "spin"), range(5)))
         refused = [(t, r) for t, r in answers if r.get("error", {}).get("code") == -32096]
-        assert len(refused) >= 1, answers
+        assert len(refused) >= 2, answers
         elapsed, response = refused[0]
-        assert "call_max_per_client" in response["error"]["message"] and elapsed < BUDGET_S, response
+        assert "call_max_queued_per_client" in response["error"]["message"] and elapsed < BUDGET_S, response
         try:
             node.rpc.call("contract_call", spin, "spin")
             raise AssertionError("a looping view must fail")

@@ -48,38 +48,41 @@ def test_a_deadline_changes_no_gas_and_no_result() -> None:
     assert short.value.gas_used == plain[1] - 1  # type: ignore[attr-defined]
 
 
-async def test_calls_are_bounded_per_client_and_in_all_and_a_slot_frees_when_its_thread_is_done() -> None:
-    calls = ReadOnlyCalls(threads=2, max_in_flight=3, max_per_client=2)
+async def test_a_client_runs_two_at_once_the_rest_wait_their_turn_and_bounds_refuse_at_once() -> None:
+    calls = ReadOnlyCalls(threads=4, per_client=2, queued_per_client=3, max_in_flight=4)
     release = threading.Event()
+    running: list[str] = []
 
-    def job() -> int:
+    def job(name: str) -> str:
+        running.append(name)
         release.wait(10)
-        return 1
+        return name
 
-    first = asyncio.ensure_future(calls.run("a", job))
-    second = asyncio.ensure_future(calls.run("a", job))
-    await asyncio.sleep(0)
-    with pytest.raises(CallsBusy, match="call_max_per_client"):
-        await calls.run("a", job)
-    third = asyncio.ensure_future(calls.run("b", job))
-    await asyncio.sleep(0)
+    a = [asyncio.ensure_future(calls.run("a", lambda n=n: job(n))) for n in ("a1", "a2", "a3")]
+    await asyncio.sleep(0.1)
+    assert sorted(running) == ["a1", "a2"], "a client runs two at once; its third waits its turn"
+    with pytest.raises(CallsBusy, match="call_max_queued_per_client"):
+        await calls.run("a", lambda: job("a4"))
+    b = asyncio.ensure_future(calls.run("b", lambda: job("b1")))
+    await asyncio.sleep(0.1)
+    assert "b1" in running, "another client does not wait behind the first one's queue"
     with pytest.raises(CallsBusy, match="call_max_in_flight"):
-        await calls.run("c", job)
-    first.cancel()  # its client went away: the thread still runs, so the slot stays taken
+        await calls.run("c", lambda: job("c1"))
+    a[0].cancel()  # its client went away: the thread still runs, so its place stays taken
     await asyncio.sleep(0.05)
     with pytest.raises(CallsBusy):
-        await calls.run("c", job)
+        await calls.run("c", lambda: job("c1"))
     release.set()
-    assert await second == 1 and await third == 1
+    assert [await f for f in a[1:]] == ["a2", "a3"] and await b == "b1"
     for _ in range(100):
         if calls.in_flight == 0:
             break
         await asyncio.sleep(0.01)
-    assert calls.in_flight == 0 and await calls.run("c", lambda: 2) == 2
+    assert calls.in_flight == 0 and await calls.run("c", lambda: "c2") == "c2"
     assert calls.outcomes["busy"] == 3
     await calls.close()
     with pytest.raises(CallsBusy, match="stopping"):
-        await calls.run("a", job)
+        await calls.run("a", lambda: "a5")
 
 
 def test_a_state_snapshot_keeps_its_head_while_a_block_commits(tmp_path: Path) -> None:
