@@ -36,7 +36,7 @@ from vm.system import LICENSING, MODELS
 PRICE = 10_000
 UPSTREAM_BPS = 1_000
 ROYALTY = PRICE * UPSTREAM_BPS // 10_000  # what the upstream owner earns per purchase
-BUY_GAS = 500_000  # a purchase uses about 360,000
+BUY_GAS = 500_000  # a purchase uses about 340,000
 OWNERS = 4  # account_key(0..2): the three owners of "tuned"; account_key(3): the owner of "base"
 
 
