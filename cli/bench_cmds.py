@@ -60,13 +60,19 @@ def vm_bench(
     end_to_end_s: float = typer.Option(
         15.0, "--end-to-end-seconds", help="Seconds of purchases through a running validator (0: skip)"
     ),
+    gas: bool = typer.Option(True, "--gas/--no-gas", help="Measure ns per gas by kind of work, and a full block"),
+    calibration_gas: int = typer.Option(20_000_000, "--calibration-gas", help="Gas of each block timed per kind"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """This VM's instructions/s beside py-evm's on the same loop (needs the `bench` extra), and licence
-    purchases (three owners, one upstream royalty) executed in blocks and through a running validator."""
+    """This VM's instructions/s beside py-evm's on the same loop (needs the `bench` extra), licence
+    purchases (three owners, one upstream royalty) executed in blocks and through a running validator,
+    and gas: the CPU ns one gas buys for each kind of work (instructions, builtins, storage, events,
+    payments, calls, deploys, transfers) with the spread between kinds, and a block of the slowest
+    contract kind filled to the default gas limit, its seconds beside the block time."""
     from node.bench.vm import run_vm_bench
 
-    typer.echo(run_vm_bench(iterations, repeats, licence_blocks, block_txs, end_to_end_s).render(as_json))
+    report = run_vm_bench(iterations, repeats, licence_blocks, block_txs, end_to_end_s, gas, calibration_gas)
+    typer.echo(report.render(as_json))
 
 
 @bench_app.command("artifacts")

@@ -33,7 +33,7 @@ from vm.contract_tx import encode_call, encode_deploy
 from vm.contracts import contract_address
 
 contract_app = typer.Typer(help="Compile, deploy and call contracts; read their events.", no_args_is_help=True)
-GAS_OPTION = typer.Option(2_000_000, "--gas", help="Gas limit of the transaction")
+GAS_OPTION = typer.Option(5_000_000, "--gas", help="Gas limit of the transaction")
 
 
 def _compile(path: Path) -> Any:

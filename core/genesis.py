@@ -8,7 +8,7 @@
   "validators": [{"public_key": "0x…64 hex…", "power": 10, "name": "v0"}],
   "allocations": {"0x…40 hex…": "1000000 AIC"},
   "params": {"block_time_ms": 1000, "empty_block_interval_ms": 10000, "min_gas_price": 1,
-             "block_gas_limit": 1000000000, "max_block_txs": 20000, "block_reward": "0 AIC"}
+             "block_gas_limit": 420000000, "max_block_txs": 20000, "block_reward": "0 AIC"}
 }
 ```
 Amounts are strings (`"1.5 AIC"`, `"1500units"`) or integers in base units. The genesis hash
@@ -38,7 +38,9 @@ class ChainParams:
     block_time_ms: int = 1000
     empty_block_interval_ms: int = 10_000
     min_gas_price: int = 1
-    block_gas_limit: int = 1_000_000_000
+    # 20,000 transfers of 21,000 gas; about 0.45 s of execution for a block of the slowest kind of
+    # transaction, half the default block time (docs/decisions.md "Gas is work").
+    block_gas_limit: int = 420_000_000
     max_block_txs: int = 20_000
     block_reward: int = 0
 

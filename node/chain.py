@@ -24,7 +24,7 @@ from core.transaction import Transaction
 from core.validators import ValidatorSet
 from storage import keys
 from storage.blockstore import BlockStore
-from storage.kv import KeyValueStore
+from storage.kv import KeyValueStore, Snapshot
 from storage.state_tree import Proof, StateTree, TreeUpdate
 from vm.account import Account, account_key
 from vm.execution import BlockContext, BlockResult, apply_transactions, finalize_block
@@ -90,6 +90,19 @@ class CommittedState:
             self._generation += 1
 
 
+class StateSnapshot:
+    """Committed flat state as of one head (`Chain.state_snapshot`); reads bypass the shared cache."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._snapshot.get(keys.STATE + key)
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+
 class Chain:
     def __init__(self, kv: KeyValueStore, genesis: Genesis) -> None:
         self.kv = kv
@@ -149,6 +162,13 @@ class Chain:
     def account(self, address: bytes) -> Account:
         raw = self.state.get(account_key(address))
         return Account() if raw is None else Account.decode(raw)
+
+    def state_snapshot(self) -> tuple[Header, StateSnapshot]:
+        """The head and its committed state, read from a LevelDB snapshot: one consistent state however
+        many blocks commit while the reader runs (read-only contract calls, off the block thread). The
+        reader closes it when done."""
+        with self._commit_lock:
+            return self.head, StateSnapshot(self.kv.snapshot())
 
     def prove_key(self, key: bytes) -> tuple[Header, bytes | None, Proof]:
         """(head header, value or None, proof against the head's state root) of any state key."""

@@ -13,6 +13,12 @@ addr = "127.0.0.1"      # RPC binds to loopback unless told otherwise
 port = 8545
 cors_origins = []
 max_body_bytes = 5242880
+call_gas_cap = 50000000     # read-only contract calls: gas, wall time, threads, and how many at once
+call_time_budget_s = 0.5
+call_threads = 2
+call_max_per_client = 2
+call_max_queued_per_client = 32
+call_max_in_flight = 128
 
 [p2p]
 addr = "127.0.0.1"
@@ -70,6 +76,21 @@ class RpcConfig:
     cors_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = 5 * 1024 * 1024
     max_batch: int = 1000
+    # Read-only contract calls (contract_call) are free: each is bounded in gas, in time, and in
+    # number, and runs on its own threads, never on the event loop or the block thread.
+    call_gas_cap: int = 50_000_000  # gas one call may use (about 50 ms of work; geth's --rpc.gascap)
+    call_time_budget_s: float = 0.5  # wall time one call may take from its arrival, waiting included
+    call_threads: int = 2  # threads running calls
+    call_max_per_client: int = 2  # calls one client address runs at once; more wait their turn
+    call_max_queued_per_client: int = 32  # calls of one client running or waiting; one more is refused
+    call_max_in_flight: int = 128  # calls running or waiting, all clients together; one more is refused
+
+    def __post_init__(self) -> None:
+        if self.call_gas_cap < 100_000 or not 0 < self.call_time_budget_s <= 60:
+            raise ConfigError("rpc.call_gas_cap must be at least 100000 and rpc.call_time_budget_s 0 to 60 s")
+        limits = (self.call_threads, self.call_max_per_client, self.call_max_queued_per_client, self.call_max_in_flight)
+        if min(limits) < 1:
+            raise ConfigError("rpc.call_threads and the call_max_* limits must be at least 1")
 
 
 @dataclass(frozen=True)

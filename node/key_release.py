@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.keyrelease")
 
 READ_GAS = 10_000_000
-POST_GAS = 400_000
+POST_GAS = 1_000_000
 Licence = tuple[str, int, bytes]  # (model, version, licensee)
 
 

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from node.p2p.metrics import P2PMetrics
+from vm.faults import internal_errors
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -30,6 +31,8 @@ class NodeMetrics:
         self.p2p_source: Callable[[], P2PMetrics | None] = lambda: None  # set when the network starts
         self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
         self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
+        self.contract_call_source: Callable[[], dict[str, int] | None] = lambda: None  # read-only calls
+        self.loop_lag_max: Callable[[], float] = lambda: 0.0  # the largest event loop lag since start
         r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
@@ -77,6 +80,12 @@ class NodeMetrics:
             registry=r,
         )
         self.artifact_bytes = Gauge("aichain_artifact_bytes", "Bytes held in the artifact store", registry=r)
+        self.loop_lag = Histogram(
+            "aichain_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a timer (sampled every 20 ms)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -99,6 +108,22 @@ class _LiveCollector(Collector):
         artifacts = self.metrics.artifact_source()
         if artifacts is not None:
             yield from _artifact_families(artifacts)
+        yield GaugeMetricFamily("aichain_event_loop_lag_max_seconds", "The largest event loop lag since start",
+                                value=self.metrics.loop_lag_max())  # fmt: skip
+        calls = self.metrics.contract_call_source()
+        if calls is not None:
+            yield GaugeMetricFamily("aichain_rpc_contract_calls_in_flight",
+                                    "Read-only contract calls running or waiting", value=calls.get("in_flight", 0))
+            outcomes = CounterMetricFamily("aichain_rpc_contract_calls", "Read-only contract calls, by outcome",
+                                           labels=["outcome"])  # fmt: skip
+            for outcome in ("answered", "failed", "busy"):
+                outcomes.add_metric([outcome], calls.get(outcome, 0))
+            yield outcomes
+        yield CounterMetricFamily(
+            "aichain_vm_internal_errors",
+            "Exceptions the VM did not expect (bugs), each turned into the receipt error 'internal VM error'",
+            value=internal_errors(),
+        )
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:

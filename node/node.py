@@ -33,6 +33,7 @@ from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
 from node.key_release import KeyRelease, events_of
+from node.loop_lag import LoopLag
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.network import Network
@@ -40,6 +41,7 @@ from node.p2p.config import P2PConfig as TransportConfig
 from node.process_tuning import tune_gc, tune_malloc
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.rpc.read_calls import ReadOnlyCalls
 from node.signstate import Signer
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
@@ -68,6 +70,9 @@ class Node(TxAdmission):
         self.rpc_url = ""
         self.started_at = 0.0
         self._runner: web.AppRunner | None = None
+        self.contract_calls: ReadOnlyCalls | None = None  # set by node/rpc/contracts.py
+        self.loop_lag = LoopLag(self.metrics.loop_lag)
+        self.metrics.loop_lag_max = lambda: self.loop_lag.max_s
         self.driver: ConsensusDriver | None = None
         self.network: Network | None = None
         self.key_release: KeyRelease | None = None
@@ -119,6 +124,7 @@ class Node(TxAdmission):
         self.metrics.head_height.set(self.chain.head.height)
         self.metrics.finalized_height.set(self.chain.head.height)
         await self._start_rpc()
+        self.loop_lag.start()
         self.started_at = time.time()
         self._write_node_file()
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
@@ -144,6 +150,9 @@ class Node(TxAdmission):
             await self.network.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.contract_calls is not None:
+            await self.contract_calls.close()  # its threads read the database: before it closes
+        await self.loop_lag.stop()
         self.block_worker.shutdown(wait=True)
         self._verifiers.shutdown(wait=True)
         if self.kv is not None:

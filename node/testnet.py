@@ -28,6 +28,7 @@ from core.units import UNIT
 from core.validators import Validator, ValidatorSet
 from node.devnet import DEV_ACCOUNT_KEY, GENESIS_TIME_MS
 from node.rpc.client import NodeUnreachable, RpcClient
+from vm.gas import TX_BASE
 
 MANIFEST = "testnet.json"
 
@@ -90,7 +91,8 @@ def init_testnet(
             DEV_ACCOUNT_KEY.address: 1_000_000_000 * UNIT, **{k.address: 1_000 * UNIT for k in keys},
             **(allocations or {})}.items())),
         params=ChainParams(block_time_ms=block_time_ms, empty_block_interval_ms=empty_block_interval_ms,
-                           max_block_txs=max_block_txs, block_gas_limit=max(1_000_000_000, max_block_txs * 21_000)),
+                           max_block_txs=max_block_txs,  # the default gas limit, or room for that many transfers
+                           block_gas_limit=max(ChainParams().block_gas_limit, max_block_txs * TX_BASE)),
         validator_names=tuple((k.address, f"node{i}") for i, k in enumerate(keys)),
     )
     genesis.save(root / "genesis.json")

@@ -50,6 +50,19 @@ class WriteBatch:
             self.discard()
 
 
+class Snapshot:
+    """The database as it was when the snapshot was taken: later writes are not seen (LevelDB snapshots)."""
+
+    def __init__(self, db: plyvel.DB) -> None:
+        self._snapshot = db.snapshot()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._snapshot.get(key)
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+
 class KeyValueStore:
     """A LevelDB database. Keys and values are bytes; key layouts live in `storage.keys`."""
 
@@ -80,6 +93,10 @@ class KeyValueStore:
 
     def delete(self, key: bytes, *, sync: bool = False) -> None:
         self._db.delete(key, sync=sync)
+
+    def snapshot(self) -> Snapshot:
+        """A consistent view of the database as of now, for readers that must not see a write land midway."""
+        return Snapshot(self._db)
 
     def batch(self, *, sync: bool = True) -> WriteBatch:
         """A new atomic batch; `sync=True` makes it durable (fsync) when committed."""

@@ -8,7 +8,7 @@ interpreter relies on (known opcodes, arguments in range, jump targets on instru
 calls to existing functions with the right arity), so malformed bytecode is refused at
 deploy with a `BytecodeError`, and the interpreter never meets it.
 
-Gas: every opcode has a base cost (`GAS`); what depends on sizes (storage, hashing, events,
+Gas: every opcode has a base cost (vm/gas.py); what depends on sizes (storage, hashing, events,
 building values) is charged by the interpreter on top (see vm/interpreter.py).
 """
 
@@ -91,14 +91,6 @@ class Op(IntEnum):
     MDEL = 65  # key -> delete map arg [key]
     METHOD = 70  # call method arg >> 8 on the object below its arg & 0xFF arguments
 
-
-GAS: dict[int, int] = {op: 1 for op in Op}
-GAS.update({
-    Op.CALL: 20, Op.BUILTIN: 5, Op.MUL: 3, Op.FLOORDIV: 5, Op.MOD: 5, Op.POW: 10,
-    Op.BUILD_LIST: 3, Op.BUILD_DICT: 5, Op.INDEX: 2, Op.INDEX_CONST: 3, Op.STORE_INDEX: 3, Op.SLICE: 3,
-    Op.SLOAD: 100, Op.SSTORE: 500, Op.MLOAD: 100, Op.MSTORE: 500, Op.MHAS: 100, Op.MDEL: 200, Op.METHOD: 3,
-    Op.IN: 3, Op.NOT_IN: 3,
-})  # fmt: skip
 
 JUMPS = frozenset({Op.JUMP, Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.AND_JUMP, Op.OR_JUMP})
 STORAGE_OPS = frozenset({Op.SLOAD, Op.SSTORE, Op.MLOAD, Op.MSTORE, Op.MHAS, Op.MDEL})

@@ -18,9 +18,11 @@ from typing import Any
 from core.hashing import sha256
 from core.keys import ADDRESS_SIZE
 from vm.bytecode import Module, StorageKind
-from vm.interpreter import Interpreter, VMError
+from vm.faults import Fault, VMError, internal_fault, kind
+from vm.interpreter import Deadline, Interpreter
+from vm.stack_check import check_module
 from vm.state import StateView
-from vm.values import BadValue, decode_stored, encode_value
+from vm.values import MAX_DEPTH, MAX_LIST, MAX_VALUE_BYTES, decode_stored, encode_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"
@@ -38,7 +40,8 @@ def storage_key(address: bytes, var: int, key: Any = None, kind: int = StorageKi
 
 
 def install(view: StateView, address: bytes, module: Module) -> None:
-    """Store `module` as the code of `address` (deploy and genesis)."""
+    """Store `module` as the code of `address` (deploy and genesis); `VMError` if its code breaks the stack rule."""
+    check_module(module)
     code = module.encode()
     code_hash = sha256(code)
     view.set(CODE_PREFIX + code_hash, code)
@@ -58,6 +61,7 @@ def load_module(view: StateView, address: bytes) -> Module | None:
         if raw is None:
             return None
         module = Module.decode(raw)
+        check_module(module)  # it passed at deploy: this only re-derives what the cache forgot
         _MODULE_CACHE[code_hash] = module
     return module
 
@@ -71,7 +75,13 @@ class CallContext:
     block_time_ms: int
     read_only: bool = False
     chain_id: int = 0
+    deadline: Deadline | None = None  # read-only calls only: a transaction's outcome never depends on time
     events: list[tuple[bytes, str, list[tuple[str, Any]]]] = field(default_factory=list)
+    # Storage keys this transaction already touched: a key costs its full read or write price once
+    # per transaction, then the warm price (as EIP-2929); which keys are warm follows from the
+    # transaction alone, so gas stays deterministic.
+    read_keys: set[bytes] = field(default_factory=set)
+    written_keys: set[bytes] = field(default_factory=set)
 
 
 class ContractHost:
@@ -89,30 +99,46 @@ class ContractHost:
         self.chain_id = ctx.chain_id
         self.read_only = ctx.read_only
 
-    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> Any:
-        raw = self.view.get(self._key(var, kind, key))
-        return zero if raw is None else decode_stored(raw)
-
-    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> int:
+    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> tuple[Any, bool, int]:
+        """(value, first access in this transaction, bytes of key and value)."""
         storage = self._key(var, kind, key)
-        try:
-            raw = encode_value(value)
-        except BadValue as exc:
-            raise VMError(f"cannot store this value: {exc}") from exc
+        raw = self.view.get(storage)
+        cold = self._first(self.ctx.read_keys, storage)
+        return (zero if raw is None else decode_stored(raw)), cold, len(storage) + (0 if raw is None else len(raw))
+
+    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]:
+        """(first write of the key in this transaction, bytes of key and value written)."""
+        storage = self._key(var, kind, key)
+        check_storable(value, Fault.CANNOT_STORE)
+        raw = encode_value(value)
         self.view.set(storage, raw)
-        return len(storage) + len(raw)
+        self.ctx.read_keys.add(storage)
+        return self._first(self.ctx.written_keys, storage), len(storage) + len(raw)
 
-    def storage_has(self, var: int, key: Any) -> bool:
-        return self.view.get(self._key(var, StorageKind.MAP, key)) is not None
+    def storage_has(self, var: int, key: Any) -> tuple[bool, bool, int]:
+        """(present, first access in this transaction, bytes of the key)."""
+        storage = self._key(var, StorageKind.MAP, key)
+        present = self.view.get(storage) is not None
+        return present, self._first(self.ctx.read_keys, storage), len(storage)
 
-    def storage_delete(self, var: int, key: Any) -> None:
-        self.view.set(self._key(var, StorageKind.MAP, key), None)
+    def storage_delete(self, var: int, key: Any) -> tuple[bool, int]:
+        """(first write of the key in this transaction, bytes of the key)."""
+        storage = self._key(var, StorageKind.MAP, key)
+        self.view.set(storage, None)
+        self.ctx.read_keys.add(storage)
+        return self._first(self.ctx.written_keys, storage), len(storage)
+
+    @staticmethod
+    def _first(seen: set[bytes], key: bytes) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     def _key(self, var: int, kind: int, key: Any) -> bytes:
-        try:
-            return storage_key(self.address, var, key, kind)
-        except BadValue as exc:
-            raise VMError(f"a map key must be an int, bytes, str, bool or a list of them: {exc}") from exc
+        if kind == StorageKind.MAP:
+            check_storable(key, Fault.BAD_MAP_KEY)
+        return storage_key(self.address, var, key, kind)
 
     def balance(self, address: bytes) -> int:
         return self.view.account(address).balance
@@ -127,7 +153,7 @@ class ContractHost:
         self, address: bytes, function: str, args: list[Any], value: int, gas: int, depth: int
     ) -> tuple[Any, int]:
         if depth >= MAX_CALL_DEPTH:
-            raise VMError(f"contract calls nest at most {MAX_CALL_DEPTH} deep")
+            raise VMError(Fault.CALL_DEPTH, limit=MAX_CALL_DEPTH)
         result, used, _ = run_call(self.view, self.ctx, self.address, address, function, args, value, gas, depth)
         return result, used
 
@@ -137,10 +163,10 @@ def move(view: StateView, sender: bytes, to: bytes, amount: int) -> None:
         return
     source = view.account(sender)
     if source.balance < amount:
-        raise VMError(f"balance {source.balance} is less than the {amount} units to transfer")
+        raise VMError(Fault.BALANCE_LOW, balance=source.balance, amount=amount)
     target = view.account(to)
     if target.balance + amount >= 1 << 64:
-        raise VMError("recipient balance would exceed 2^64-1 units")
+        raise VMError(Fault.BALANCE_OVERFLOW)
     source.balance -= amount
     target.balance += amount
     view.touch(sender)
@@ -158,18 +184,44 @@ def run_call(
     """
     branch = view.branch()
     events_before = len(ctx.events)
-    module = load_module(branch, address)
     interpreter = None
     try:
-        if module is None:
-            raise VMError(f"there is no contract at 0x{address.hex()}")
-        move(branch, caller, address, value)
-        host = ContractHost(branch, ctx, address, caller, value)
-        interpreter = Interpreter(module, host, gas, depth)
-        result = interpreter.run(function, args, internal=internal)
+        try:
+            module = load_module(branch, address)
+            if module is None:
+                raise VMError(Fault.NO_CONTRACT, address=address.hex())
+            move(branch, caller, address, value)
+            host = ContractHost(branch, ctx, address, caller, value)
+            interpreter = Interpreter(module, host, gas, depth, ctx.deadline)
+            result = interpreter.run(function, args, internal=internal)
+        except VMError:
+            raise
+        except Exception as exc:  # stored code that no longer decodes, a host bug: never the contract's doing
+            raise internal_fault(exc, f"a call to 0x{address.hex()}") from exc
     except VMError as exc:
         del ctx.events[events_before:]
-        exc.gas_used = gas if interpreter is None or interpreter.gas < 0 else gas - interpreter.gas  # type: ignore[attr-defined]
+        left = None if interpreter is None else interpreter.remaining
+        exc.gas_used = gas if left is None or left < 0 else gas - left  # type: ignore[attr-defined]
         raise
     branch.merge()
-    return result, gas - interpreter.gas, branch
+    return result, gas - interpreter.remaining, branch
+
+
+def check_storable(value: Any, fault: Fault, depth: int = 0) -> None:
+    """Raise `VMError` unless `value` can be stored (or key a map): no dicts, within the value limits."""
+    kind_ = type(value)
+    if kind_ is bytes:
+        if len(value) > MAX_VALUE_BYTES:
+            raise VMError(Fault.VALUE_TOO_LARGE, limit=MAX_VALUE_BYTES)
+    elif kind_ is str:
+        if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode()) > MAX_VALUE_BYTES:
+            raise VMError(Fault.VALUE_TOO_LARGE, limit=MAX_VALUE_BYTES)
+    elif kind_ is list:
+        if len(value) > MAX_LIST:
+            raise VMError(Fault.LIST_TOO_LONG, limit=MAX_LIST)
+        if depth >= MAX_DEPTH:
+            raise VMError(Fault.TOO_DEEP, limit=MAX_DEPTH)
+        for item in value:
+            check_storable(item, fault, depth + 1)
+    elif kind_ not in (int, bool) and value is not None:
+        raise VMError(fault, kind=kind(value))

@@ -37,6 +37,7 @@ from core.transaction import MAX_TX_BYTES, MAX_TX_DATA, Transaction, TxKind
 from core.units import U64_MAX
 from vm import validators
 from vm.contract_tx import contract_transaction
+from vm.faults import Fault
 from vm.gas import intrinsic_gas
 from vm.state import StateView
 
@@ -112,16 +113,18 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
         status, error, events = outcome.status, outcome.error, outcome.events
     elif tx.kind == TxKind.VALIDATOR_VOTE:
         if tx.value or tx.to:
-            status, error = STATUS_FAILED, "a validator vote carries no value and no recipient"
+            status, error = STATUS_FAILED, Fault.VOTE_SHAPE.value
         else:
             try:
                 events = validators.vote(view, sender_address, tx.data, ctx.height)
-            except (DecodeError, PermissionError) as exc:
-                status, error = STATUS_FAILED, str(exc)
+            except DecodeError:  # the decoder's words are not consensus text: the expected form is
+                status, error = STATUS_FAILED, Fault.VOTE_MALFORMED.value
+            except PermissionError:
+                status, error = STATUS_FAILED, Fault.VOTE_NOT_VALIDATOR.value
     elif recipient is None:
-        status, error = STATUS_FAILED, "a transfer needs a 20-byte recipient address"
+        status, error = STATUS_FAILED, Fault.NO_RECIPIENT.value
     elif recipient.balance + tx.value > U64_MAX:
-        status, error = STATUS_FAILED, "recipient balance would exceed 2^64-1 units"
+        status, error = STATUS_FAILED, Fault.BALANCE_OVERFLOW.value
     else:
         sender.balance -= tx.value
         recipient.balance += tx.value

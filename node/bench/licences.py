@@ -36,7 +36,7 @@ from vm.system import LICENSING, MODELS
 PRICE = 10_000
 UPSTREAM_BPS = 1_000
 ROYALTY = PRICE * UPSTREAM_BPS // 10_000  # what the upstream owner earns per purchase
-BUY_GAS = 200_000
+BUY_GAS = 500_000  # a purchase uses about 340,000
 OWNERS = 4  # account_key(0..2): the three owners of "tuned"; account_key(3): the owner of "base"
 
 
@@ -50,7 +50,7 @@ def setup_calls() -> list[Transaction]:
         (b, MODELS, "publish_version", ["tuned", b"\x03" * 32, [["base", 1]], []]),
         (c, LICENSING, "make_offer", ["tuned", 2, PRICE, 3600, 0, 0, [], UPSTREAM_BPS]),
     ]  # fmt: skip
-    calls = [(key, Transaction(BENCH_CHAIN_ID, key.public_key, 0, 1_000_000, 1, TxKind.CALL, to, 0,
+    calls = [(key, Transaction(BENCH_CHAIN_ID, key.public_key, 0, 2_000_000, 1, TxKind.CALL, to, 0,
                                encode_call(function, args))) for key, to, function, args in steps]  # fmt: skip
     return [tx.signed_by(key) for key, tx in calls]
 
@@ -127,10 +127,11 @@ def measure_block_execution(blocks: int = 6, block_txs: int = 2000) -> dict[str,
                 build_and_commit(purchases[b * block_txs : (b + 1) * block_txs])
                 seconds.append(time.perf_counter() - started)
             succeeded = (chain.account(upstream).balance - before) // ROYALTY
+            gas_per_purchase = chain.head.gas_used // max(1, chain.head.tx_count)
         finally:
             kv.close()
     return {"rate": block_txs / statistics.median(seconds), "block_s": seconds, "succeeded": succeeded,
-            "purchases": blocks * block_txs}  # fmt: skip
+            "purchases": blocks * block_txs, "gas_per_purchase": gas_per_purchase}  # fmt: skip
 
 
 def measure_purchases(duration: float = 20.0, buyers: int = 2000, rate_hint: int = 4000,

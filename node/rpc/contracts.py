@@ -3,6 +3,11 @@
 Contract values in JSON: integers as numbers, bytes as 0x-hex strings, other strings as
 they are (a string that itself starts with 0x is written `{"str": "0x…"}`), true/false,
 null, arrays. Results come back the same way.
+
+A read-only call (`contract_call`) is free, so it is bounded instead (node.toml `[rpc]`): at
+most `call_gas_cap` gas, `call_time_budget_s` of wall time from its arrival, and a few at
+once (node/rpc/read_calls.py). It runs on its own threads against a snapshot of the head's
+state, so blocks commit undisturbed while it reads.
 """
 
 from __future__ import annotations
@@ -12,45 +17,67 @@ from typing import TYPE_CHECKING, Any
 from core.block import Header
 from core.errors import AichainError
 from node.rpc import params as p
+from node.rpc.caller import client
 from node.rpc.errors import InvalidParams
 from node.rpc.eth import HistoricalStateUnavailable
+from node.rpc.read_calls import ReadOnlyCalls
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import hx
 from vm.bytecode import StorageKind
 from vm.contracts import CallContext, load_module, run_call, storage_key
-from vm.interpreter import VMError
+from vm.faults import Fault
+from vm.interpreter import Deadline, VMError
 from vm.state import StateView
-from vm.values import BadValue, decode_value, to_wire
+from vm.values import MAX_DEPTH, BadValue, decode_value, to_wire
 
 if TYPE_CHECKING:
     from node.node import Node
 
-READ_GAS = 100_000_000  # a read-only call may use this much gas (nothing is charged)
 MAX_EVENT_BLOCKS = 10_000
+MAX_RESULT_BYTES = 4 * 1024 * 1024  # the JSON of a call's result, about
+MAX_RESULT_DEPTH = 16
 
 
-def value_from_json(value: Any) -> Any:
+def value_from_json(value: Any, depth: int = 0) -> Any:
     """A contract value from its JSON form (see the module docstring)."""
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
-        return p.data(value) if value.startswith(("0x", "0X")) else value
+        return p.data(value) if value.startswith(("0x", "0X")) else _text(value)
     if isinstance(value, list):
-        return [value_from_json(v) for v in value]
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"contract values nest at most {MAX_DEPTH} arrays deep")
+        return [value_from_json(v, depth + 1) for v in value]
     if isinstance(value, dict) and set(value) == {"str"} and isinstance(value["str"], str):
-        return value["str"]
+        return _text(value["str"])
     raise ValueError("contract values are numbers, 0x-hex bytes, strings, booleans, null or arrays")
 
 
-def value_to_json(value: Any) -> Any:
+def _text(value: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff): it is not Unicode text") from None
+    return value
+
+
+def value_to_json(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """The JSON form of a contract value; `budget` ([bytes left]) bounds the size of a call's result."""
+    if budget is not None:
+        budget[0] -= len(value) * 2 + 4 if isinstance(value, bytes | str) else 8
+        if budget[0] < 0:
+            raise ResultTooLarge(f"the result is over {MAX_RESULT_BYTES:,} bytes of JSON: ask for less at a time")
+        if depth > MAX_RESULT_DEPTH:
+            raise ResultTooLarge(f"the result nests more than {MAX_RESULT_DEPTH} lists deep")
     if isinstance(value, bytes):
         return hx(value)
     if isinstance(value, str) and value.startswith(("0x", "0X")):
         return {"str": value}
     if isinstance(value, list):
-        return [value_to_json(v) for v in value]
+        return [value_to_json(v, budget, depth + 1) for v in value]
     if isinstance(value, dict):
-        return [[value_to_json(k), value_to_json(v)] for k, v in value.items()]
+        return [[value_to_json(k, budget, depth + 1), value_to_json(v, budget, depth + 1)] for k, v in value.items()]
     return value
 
 
@@ -76,6 +103,12 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
             )
         return head
 
+    rpc = node.config.rpc
+    calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
+                          rpc.call_max_in_flight)  # fmt: skip
+    node.contract_calls = calls
+    node.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
+
     @registry.method(
         "contract_call",
         Param("address", p.address, doc="the contract"),
@@ -84,20 +117,37 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
         Param("from", p.address, default=b"\x00" * 20, doc="the caller it sees (default: the zero address)"),
         Param("block", p.block_ref, default="latest", doc="the block whose state to run against: the head"),
         doc="Run a contract function read-only against the head state and return its result; nothing is "
-        "stored or charged. Writing storage, emitting or paying fails the call.",
-        example={"params": ["0x5fc5…", "balance_of", ["0x9ba4…"]], "result": {"result": 990, "gas_used": 312}},
+        "stored or charged. Writing storage, emitting or paying fails the call. A call may use at most "
+        f"{rpc.call_gas_cap:,} gas and {rpc.call_time_budget_s:g} s ([rpc] call_gas_cap, call_time_budget_s); "
+        f"{rpc.call_max_per_client} run at once per client, more wait (-32096 beyond {rpc.call_max_queued_per_client} "
+        f"per client or {rpc.call_max_in_flight} in all).",
+        example={"params": ["0x5fc5…", "balance_of", ["0x9ba4…"]], "result": {"result": 990, "gas_used": 7812}},
     )
-    def contract_call(
+    async def contract_call(
         address: bytes, function: str, args: list[Any], caller: bytes, block: str | int
     ) -> dict[str, Any]:
-        head = head_state(block)
-        view = StateView(chain.state)
-        ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True, chain_id=node.genesis.chain_id)
+        head_state(block)
+        deadline = Deadline(rpc.call_time_budget_s)  # from the call's arrival: waiting for a thread counts
+
+        def run() -> dict[str, Any]:
+            deadline.check()
+            head, state = chain.state_snapshot()
+            try:
+                ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True,
+                                  chain_id=node.genesis.chain_id, deadline=deadline)  # fmt: skip
+                result, used, _ = run_call(StateView(state), ctx, caller, address, function, list(args), 0,
+                                           rpc.call_gas_cap)  # fmt: skip
+            finally:
+                state.close()
+            return {"result": value_to_json(result, [MAX_RESULT_BYTES]), "gas_used": used, "height": head.height}
+
         try:
-            result, used, _ = run_call(view, ctx, caller, address, function, list(args), 0, READ_GAS)
+            answer = await calls.run(client(), run)
         except VMError as exc:
-            raise ContractCallFailed(str(exc), gas_used=getattr(exc, "gas_used", 0)) from exc
-        return {"result": value_to_json(result), "gas_used": used, "height": head.height}
+            calls.count("failed")
+            raise ContractCallFailed(_reason(exc, rpc.call_gas_cap), gas_used=getattr(exc, "gas_used", 0)) from exc
+        calls.count("answered")
+        return answer
 
     @registry.method(
         "contract_getStorage",
@@ -167,10 +217,23 @@ def _function_name(value: Any) -> str:
     return value
 
 
+def _reason(exc: VMError, gas_cap: int) -> str:
+    """The VM's reason, with what bounds a read-only call on this node when it ran into one."""
+    if exc.fault is Fault.OUT_OF_GAS:
+        return f"out of gas: a read-only call may use at most {gas_cap:,} gas on this node ([rpc] call_gas_cap)"
+    if exc.fault is Fault.TIME_BUDGET:
+        return f"{exc} on this node ([rpc] call_time_budget_s)"
+    return str(exc)
+
+
 class ContractCallFailed(AichainError):
     """The read-only call failed: the message is the VM's (a failed require says the contract's words)."""
 
     rpc_code = -32094
+
+
+class ResultTooLarge(ContractCallFailed):
+    """The call's result is too large or too deeply nested to send back."""
 
 
 class NotAContract(AichainError):

@@ -36,6 +36,7 @@ from aiohttp import hdrs, web
 # aiohttp's own Expect handler (sends "100 Continue"); private, but stable since aiohttp 1.x.
 from aiohttp.web_urldispatcher import _default_expect_handler
 
+from node.rpc.caller import set_client
 from node.rpc.jsonrpc import Dispatcher, InvalidRequest, RpcError, body_too_large, encode_error
 
 __all__ = ["JSON_CONTENT_TYPES", "add_rpc_routes"]
@@ -104,6 +105,7 @@ class _RpcEndpoint:
             )
             response.force_close()
             return response
+        set_client(request.remote)  # per-client limits (read-only contract calls)
         answer = await self._dispatcher.handle_bytes(body)
         if answer is None:
             return web.Response(status=204, headers=cors)

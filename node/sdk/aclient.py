@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from node.sdk.models import AsyncModels
 
 DEFAULT_URL = "http://127.0.0.1:8545"
-DEFAULT_GAS = 2_000_000
+DEFAULT_GAS = 5_000_000
 TRANSFER_GAS = 21_000
 WAIT_S = 60.0
 STREAM_BLOCK = 1 << 20

@@ -20,7 +20,7 @@ ALICE = b"\x0a" * 20
 
 def send(node: NodeProcess, kind: TxKind, to: bytes, data: bytes) -> dict:
     nonce = pending_nonce(node, DEV_KEY.address)
-    tx = Transaction(7777, DEV_KEY.public_key, nonce, 900_000, MIN_GAS_PRICE, kind, to, 0, data).signed_by(DEV_KEY)
+    tx = Transaction(7777, DEV_KEY.public_key, nonce, 5_000_000, MIN_GAS_PRICE, kind, to, 0, data).signed_by(DEV_KEY)
     tx_hash = node.rpc.send(tx)
     receipt = node.rpc.call("tx_wait", tx_hash, 30)
     assert receipt is not None

@@ -25,7 +25,7 @@ from vm.system import KEYS, LICENSING, MODELS, PAYMENTS
 from vm.system.receipts import sign_usage_receipt
 
 ARTIFACT = b"\x11" * 32
-GAS = 900_000
+GAS = 5_000_000
 
 
 def buy(node: NodeProcess, key: PrivateKey, model: str, offer: int, value: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ DATASET = b"\x22" * 32
 def send_to(contract: bytes, node: NodeProcess, key: PrivateKey, function: str, *args: Any) -> dict[str, Any]:
     """Call a system contract by transaction; its receipt."""
     nonce = pending_nonce(node, key.address)
-    tx = Transaction(7777, key.public_key, nonce, 900_000, MIN_GAS_PRICE, TxKind.CALL, contract, 0,
+    tx = Transaction(7777, key.public_key, nonce, 5_000_000, MIN_GAS_PRICE, TxKind.CALL, contract, 0,
                      encode_call(function, list(args))).signed_by(key)  # fmt: skip
     receipt = node.rpc.call("tx_wait", node.rpc.send(tx), 30)
     assert receipt is not None

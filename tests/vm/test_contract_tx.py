@@ -14,7 +14,7 @@ from vm.execution import apply_transaction
 from vm.gas import intrinsic_gas
 from vm.state import StateView
 
-GAS = 900_000
+GAS = 5_000_000
 
 
 def total(view: StateView, addresses: list[bytes]) -> int:

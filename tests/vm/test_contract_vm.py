@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from core import codec
 from vm.bytecode import BytecodeError, Module, Op
 from vm.compiler import CompileError, compile_contract
 from vm.contracts import CallContext, install, run_call
+from vm.faults import Fault, InternalVMError, internal_errors
 from vm.interpreter import OutOfGas, Revert, VMError
 from vm.state import StateView
 from vm.values import INT_MAX, decode_value, encode_value, to_wire
@@ -297,16 +297,29 @@ def wire_functions(draw: st.DrawFn) -> list[object]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(wire_functions(), st.lists(st.one_of(st.integers(), st.binary(max_size=4)), max_size=2))
-def test_random_bytecode_and_arguments_never_raise_a_python_exception(function: list[object], args: list[Any]) -> None:
+def test_random_bytecode_and_arguments_never_reach_the_unexpected_exception_path(
+    function: list[object], args: list[Any]
+) -> None:
+    """Decode or the stack rule refuses the mutant, or it runs and fails (if it fails) with one of the
+    VM's own faults: never the fixed message of an exception the VM did not expect."""
     raw = codec.encode([20, 1, [function], [["v", 0, 0], ["m", 1, None]]])
     try:
         module = Module.decode(raw)
     except BytecodeError:
         return
+    bugs = internal_errors()
     view = StateView(Empty())
-    install(view, CONTRACT, module)
-    with contextlib.suppress(VMError):  # the only way a call may fail
+    try:
+        install(view, CONTRACT, module)
+    except VMError as exc:
+        assert exc.fault is Fault.BAD_STACK
+        return
+    try:
         run_call(view, CallContext(DEPLOYER, 1, 0), DEPLOYER, CONTRACT, "f", args, 0, 20_000)
+    except VMError as exc:
+        assert not isinstance(exc, InternalVMError), f"the mutant reached the unexpected-exception path: {exc}"
+        assert str(exc) == exc.fault.render(exc.params)
+    assert internal_errors() == bugs
 
 
 @given(
@@ -346,7 +359,7 @@ def bad(n: int) -> int:
     return 0
 """)
     assert call(view, "walk", [1, 2, 3, 4, 5], "ab", b"\x07") == [1, 3, "a", "b", 7]
-    with pytest.raises(VMError, match="a for loop runs over a list, bytes or a string, not a int"):
+    with pytest.raises(VMError, match="a for loop runs over a list, bytes or a string, not an int"):
         call(view, "bad", 3)
     failing = compile_contract('@public\ndef f(x: int) -> int:\n    require(x > 1, "x must exceed 1")\n    return x\n')
     install(view, ALICE, failing)

@@ -33,7 +33,7 @@ from vm.state import StateView
 from vm.validators import genesis_entries
 
 CHAIN = 7777
-PARAMS = ChainParams(min_gas_price=2, block_gas_limit=1_000_000, max_block_txs=50, block_reward=0)
+PARAMS = ChainParams(min_gas_price=2, block_gas_limit=10_000_000, max_block_txs=50, block_reward=0)
 
 
 def key(i: int) -> PrivateKey:
