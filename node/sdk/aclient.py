@@ -20,25 +20,38 @@ import base64
 import contextlib
 import hashlib
 import itertools
+import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 
 from core.artifact import format_id, parse_id
 from core.keys import PrivateKey, address_hex
+from core.read_request import sign_read
 from core.sealing import ChunkDecryptionFailed
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
-from node.sdk.errors import ArtifactMismatch, NodeUnreachable, NoKey, NotFinalized, TransactionFailed, error_from_rpc
-from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, tar_stream
+from node.sdk.errors import (
+    AccessRefused,
+    ArtifactMismatch,
+    NodeUnreachable,
+    NoKey,
+    NotFinalized,
+    TransactionFailed,
+    error_from_rpc,
+)
+from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 from vm.contract_tx import encode_call
 
 if TYPE_CHECKING:
     from node.sdk.models import AsyncModels
 
+ReadAs = tuple[str, int]  # (model, version): the licence or ownership a signed read of private plaintext relies on
 DEFAULT_URL = "http://127.0.0.1:8545"
 DEFAULT_GAS = 2_000_000
 TRANSFER_GAS = 21_000
@@ -201,13 +214,15 @@ class AsyncClient:
 
     async def upload(
         self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
-        content_key: bytes | None = None, artifact_id: bytes | None = None,
+        content_key: bytes | None = None, artifact_id: bytes | None = None, publisher: bytes | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         """Store a file (or bytes) on the node; its manifest summary (`id`, `size`, …).
 
         With `encrypt`, the node keeps it encrypted under a content key (the id stays the
         plaintext's): `content_key` if given, else one the node makes; the file is hashed here
-        first, since the node must be told the id (unless the caller gives it, `artifact_id`)."""
+        first, since the node must be told the id (unless the caller gives it, `artifact_id`).
+        `publisher` is the account that will publish the versions naming it: the node releases
+        its key, and serves its plaintext, for those versions only."""
         query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
         headers = {"Content-Type": "application/octet-stream"}
         if encrypt:
@@ -216,6 +231,8 @@ class AsyncClient:
             headers["X-Artifact-Id"] = format_id(digest)
             if content_key is not None:
                 headers["X-Content-Key"] = base64.b64encode(content_key).decode()
+            if publisher is not None:
+                headers["X-Content-Publisher"] = address_hex(publisher)
         if isinstance(source, Path) and source.is_dir():
             headers["Content-Type"] = "application/x-tar"
             body: AsyncIterator[bytes] = tar_stream(source, progress)
@@ -233,21 +250,36 @@ class AsyncClient:
         result: dict[str, Any] = answer
         return result
 
-    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None) -> Path:
+    async def read_headers(self, artifact: bytes, read_as: ReadAs, method: str, path: str,
+                           range_header: str = "") -> dict[str, str]:  # fmt: skip
+        """The headers of one signed read of a private artifact's plaintext (`core.read_request`), by this
+        account, relying on its licence to (or ownership of) `read_as` = (model, version)."""
+        key = self.key_or_fail()
+        signed = sign_read(key, await self.chain_id(), artifact, read_as[0], read_as[1], method, path, range_header,
+                           timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        headers = {"Authorization": signed.header()}
+        if range_header:
+            headers["Range"] = range_header
+        return headers
+
+    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
+                       read_as: ReadAs | None = None) -> Path:  # fmt: skip
         """Stream an artifact the node stores into `dest`, checking its SHA-256 against the id.
 
         The bytes go to `dest.part` first and are renamed only when the digest matches, so a
-        wrong or cut-off download never sits under the real name."""
+        wrong or cut-off download never sits under the real name. The plaintext of a private
+        artifact is served only to a signed request: `read_as` = (model, version) names the licence
+        (or ownership) it relies on; it is written readable by this user only."""
         digest = parse_id(artifact) if isinstance(artifact, str) else artifact
         part = dest.with_name(dest.name + ".part")
         hasher = hashlib.sha256()
+        path = f"/artifacts/{format_id(digest)}"
+        headers = {} if read_as is None else await self.read_headers(digest, read_as, "GET", path)
         try:
-            async with self._http().get(f"{self.url}/artifacts/{format_id(digest)}") as response:
+            async with self._http().get(self.url + path, headers=headers) as response:
                 if response.status != 200:
-                    text = await response.text()
-                    raise error_from_rpc(-32111 if response.status == 404 else -32110,
-                                         f"HTTP {response.status}: {text.strip()[:200]}")  # fmt: skip
-                with part.open("wb") as out:
+                    await _raise_for(response)
+                with part.open("wb") if read_as is None else private_file(part) as out:
                     async for block in response.content.iter_chunked(STREAM_BLOCK):
                         hasher.update(block)
                         await asyncio.to_thread(out.write, block)
@@ -267,6 +299,46 @@ class AsyncClient:
         part.replace(dest)
         return dest
 
+    async def download_plaintext(
+        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        progress: Progress | None = None,
+    ) -> Path:  # fmt: skip
+        """A private artifact's plaintext, decrypted by the node that keeps its content key, for an owner or
+        licensee of `read_as` = (model, version): each request signed by this account. Written for this
+        user only (0600 files, 0700 directories) and put at `dest` once its digests match `expected`.
+
+        Raises `AccessRefused` if the node will not serve it (the node's message says why)."""
+        job = StoredDownload(summary, expected, None, dest, private=True)
+        artifact = format_id(expected)
+        if job.summary["kind"] == "directory":
+            paths = [f"/artifacts/{artifact}/files/{entry['path']}" for entry in summary["files"]]
+        else:
+            paths = [f"/artifacts/{artifact}"]
+        await asyncio.to_thread(job.begin)
+        try:
+            for path in paths:
+                headers = await self.read_headers(expected, read_as, "GET", path)
+                async with self._http().get(self.url + quote(path), headers=headers) as response:
+                    if response.status != 200:
+                        await _raise_for(response)
+                    async for block in response.content.iter_chunked(STREAM_BLOCK):
+                        await asyncio.to_thread(job.take_plain, block)
+                        if progress is not None:
+                            progress(len(block))
+            return await asyncio.to_thread(job.finish)
+        except aiohttp.ClientPayloadError:
+            job.abort()
+            raise ArtifactMismatch(f"the node's stream of {artifact} ended early; nothing was kept") from None
+        except aiohttp.ClientConnectionError as exc:
+            job.abort()
+            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+        except DigestMismatch as exc:
+            job.abort()
+            raise ArtifactMismatch(describe_mismatch(exc, expected)) from None
+        except BaseException:
+            job.abort()
+            raise
+
     async def download_stored(
         self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
         progress: Progress | None = None, follow: bool = False,
@@ -277,7 +349,7 @@ class AsyncClient:
         the node is still fetching it from peers and sends each chunk as it lands.
 
         Raises `ArtifactMismatch` when the bytes are not that artifact; nothing is left behind."""
-        job = StoredDownload(summary, expected, content_key, dest)
+        job = StoredDownload(summary, expected, content_key, dest)  # an encrypted one's plaintext: for this user only
         if job.encrypted and content_key is None:
             raise ValueError(f"{format_id(expected)} is encrypted: a content key is needed to read it")
         await asyncio.to_thread(job.begin)
@@ -286,9 +358,7 @@ class AsyncClient:
             url = f"{self.url}/artifacts/{format_id(expected)}/stored" + ("?follow=true" if follow else "")
             async with self._http().get(url) as response:
                 if response.status != 200:
-                    text = await response.text()
-                    raise error_from_rpc(-32111 if response.status == 404 else -32110,
-                                         f"HTTP {response.status}: {text.strip()[:200]}")  # fmt: skip
+                    await _raise_for(response)
                 for index in range(job.chunks):
                     want = job.stored_size(index)
                     chunk = await response.content.readexactly(want)
@@ -332,6 +402,18 @@ class AsyncClient:
             "artifact_fetch", artifact, pin, False, wait_s, timeout=wait_s + self.timeout
         )
         return result
+
+
+async def _raise_for(response: aiohttp.ClientResponse) -> None:
+    """The node's refusal of a download as an error: AccessRefused (401/403), else the node's own type."""
+    text = (await response.text()).strip()
+    try:
+        message = str(json.loads(text).get("error", text))
+    except (ValueError, AttributeError):
+        message = text
+    if response.status in (401, 403, 429):
+        raise AccessRefused(f"the node refused the plaintext (HTTP {response.status}): {message}", response.status)
+    raise error_from_rpc(-32111 if response.status == 404 else -32110, f"HTTP {response.status}: {message[:300]}")
 
 
 async def _settle(pending: asyncio.Future[None] | None) -> None:
