@@ -181,8 +181,8 @@ def get(
     store it, the node first fetches it from its peers (chunks from all of them, each checked).
 
     A private artifact's plaintext: decrypted here with the content key this machine kept when it
-    added or published it; else served by the node that keeps the key, to requests signed --from
-    an owner or licensee."""
+    added or published it; or, --from an owner or licensee, served by the node that keeps the key
+    to requests signed with that key."""
     digest = _parse(artifact)
     node = client(rpc)
     artifact_id = format_id(digest)
@@ -200,7 +200,7 @@ def get(
     dest = output or Path(digest.hex())
     sign: private.Signer | None = None
     if info.get("encrypted"):
-        key = private.kept_key(digest)
+        key = private.kept_key(digest) if sender is None else None  # --from: as that account, through the node
         if key is not None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with _progress(info["size"], f"decrypting {dest.name}", quiet) as advance:

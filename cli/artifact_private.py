@@ -1,9 +1,9 @@
 """`aichain-node artifact get` of a private (encrypted) artifact: who may have its plaintext, and how.
 
-- On the machine that added or published it, the content key kept there
+- Without `--from`, on the machine that added or published it, the content key kept there
   (`~/.aichain/content-keys`) decrypts the public ciphertext here: the node is asked for nothing
   secret.
-- Elsewhere, with `--from KEY`, each request is signed by that account (`core.read_request`) and
+- With `--from KEY`, as that account, each request is signed by that account (`core.read_request`) and
   names the model version whose licence or ownership it relies on (`--model M@V`, or the first
   version on chain naming the artifact that the account may read); the node that keeps the
   content key checks it on chain and serves the plaintext.
