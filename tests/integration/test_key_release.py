@@ -3,7 +3,8 @@
 A validator and a full node of real processes. Alice publishes a private model on the full node, which keeps the
 content key and is named its releaser. The issue's reproducer: the releaser's node is killed, Bob buys, Alice
 posts his envelope herself from the machine she published on, and the node comes back and syncs: it must not
-post a second envelope, nor send a transaction the contract would refuse. The validator, which fetched only the
+post a second envelope, nor send a transaction the contract would refuse; nor for a licence that ran out while
+it was down. The validator, which fetched only the
 ciphertext, has no plaintext to give even to a licensee.
 """
 
@@ -38,14 +39,14 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
 
 
 def test_one_envelope_per_licensee_when_the_owner_posts_while_the_releaser_is_down(tmp_path: Path) -> None:
-    alice, bob, carol = (PrivateKey.generate() for _ in range(3))
+    alice, bob, carol, dan = (PrivateKey.generate() for _ in range(4))
     source = build_mlp(tmp_path / "m.onnx", seed=31)
     with Testnet(tmp_path / "net", validators=1, full_nodes=1, start=False) as net:
         net.start(VALIDATOR, KEEPER)
         url = [node.rpc_url for node in net.nodes]
         wait_for(lambda: net.call(KEEPER, "node_status")["peers"] >= 1, 30, "the full node to connect")
         with Client(url[VALIDATOR], DEV_ACCOUNT_KEY) as dev:
-            for sent in [dev.transfer(k.address, 50 * AIC, wait=False) for k in (alice, bob, carol)]:
+            for sent in [dev.transfer(k.address, 50 * AIC, wait=False) for k in (alice, bob, carol, dan)]:
                 dev.wait_ok(sent["tx_hash"])
         with Client(url[KEEPER], alice) as owner:
             published = owner.models.publish(source, "m", private=True, offer=Offer.parse("price=1"))
@@ -63,6 +64,8 @@ def test_one_envelope_per_licensee_when_the_owner_posts_while_the_releaser_is_do
 
         releaser = published.releaser
         assert releaser is not None
+        with Client(url[VALIDATOR], alice) as owner:
+            brief = owner.models.make_offer("m@1", Offer.parse("price=1,duration=1s"))
         net.kill(KEEPER)
         nonce_before = int(net.call(VALIDATOR, "state_getAccount", releaser)["nonce"])
         with Client(url[VALIDATOR], bob) as buyer:
@@ -70,10 +73,13 @@ def test_one_envelope_per_licensee_when_the_owner_posts_while_the_releaser_is_do
         with Client(url[VALIDATOR], alice) as owner:  # this machine kept the content key when it published
             assert owner.models.release("m@1", [bob.address]) == [address_hex(bob.address)]
         assert envelopes(bob) == 1
+        with Client(url[VALIDATOR], dan) as buyer:  # a licence that is over before the releaser is back
+            buyer.models.buy("m", offer=brief)
+        time.sleep(1.5)
         net.start(KEEPER)
         wait_for(lambda: net.height(KEEPER) >= net.height(VALIDATOR), 60, "the releaser's node to catch up")
-        time.sleep(3)  # fifteen blocks more: time for it to act on Bob's licence, which it synced
-        assert envelopes(bob) == 1 and envelopes(carol) == 1
+        time.sleep(3)  # fifteen blocks more: time for it to act on the licences it synced
+        assert envelopes(bob) == 1 and envelopes(carol) == 1 and envelopes(dan) == 0
         assert int(net.call(VALIDATOR, "state_getAccount", releaser)["nonce"]) == nonce_before  # nothing sent
 
         # Bob's machine opens its envelope and pulls through the validator, which fetches the ciphertext only.
