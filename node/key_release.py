@@ -44,6 +44,7 @@ POST_GAS = 400_000
 MAX_QUEUED = 4_096  # blocks' worth of licences waiting to be looked at
 MAX_WAITING = 10_000  # licences waiting for their buyer to publish an encryption key
 SYNC_POLL_S = 0.5
+SYNC_WAIT_S = 60.0  # longest a release waits for the node to catch up
 Licence = tuple[str, int, bytes]  # (model, version, licensee)
 
 
@@ -101,9 +102,14 @@ class KeyRelease:
                                   address_hex(licence[2]))  # fmt: skip
 
     async def _caught_up(self) -> None:
-        """Wait while the node syncs: the head it has may lack the envelope the owners posted meanwhile."""
+        """Wait while the node syncs: the head it has may lack the envelope the owners posted meanwhile.
+
+        At most `SYNC_WAIT_S` at a time, so a peer that claims a head nobody has cannot stop releases for
+        good (the contract still refuses a second envelope; at worst one transaction fails)."""
         network = self.node.network
-        while network is not None and network.sync.syncing():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNC_WAIT_S
+        while network is not None and network.sync.syncing() and loop.time() < deadline:
             await asyncio.sleep(SYNC_POLL_S)
 
     async def _release(self, licence: Licence) -> None:

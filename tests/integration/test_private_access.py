@@ -25,6 +25,7 @@ from core.keys import PrivateKey, address_hex, write_key_file
 from core.read_request import sign_read
 from node.bench.onnx_model import build_mlp
 from node.sdk import Client
+from node.sdk.terms import Offer
 from tests.harness import CLI, NodeProcess
 from tests.integration.support import fund
 from vm.system import KEYS, LICENSING, MODELS
@@ -195,6 +196,16 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
     b.cli("licence", "buy", "tuned", "--from", str(b.key_file))
     status, _, body = http(node, weights, headers=signed(bob, artifact, "tuned", 1, weights))
     assert status == 200 and body == (model / "weights.bin").read_bytes()
+
+    carol = fund(node, 10 * AIC)  # a licence that runs out: served while it lasts, refused after
+    with Client(node.url, alice) as owner:
+        brief = owner.models.make_offer("tuned@1", Offer.parse("price=1,duration=2s"))
+    with Client(node.url, carol) as licensee:
+        licensee.models.buy("tuned@1", offer=brief)
+        assert http(node, weights, headers=signed(carol, artifact, "tuned", 1, weights))[0] == 200
+        time.sleep(2.5)
+        status, _, body = http(node, weights, headers=signed(carol, artifact, "tuned", 1, weights))
+        assert status == 403 and "holds no valid licence to tuned@1" in json.loads(body)["error"]
 
     out = tmp_path / "bob" / "out"
     b.cli("artifact", "get", artifact, "-o", str(out), "--from", str(b.key_file), "--quiet")
