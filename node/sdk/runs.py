@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +43,7 @@ from node.sdk.content_keys import load_content_key
 from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
 from node.sdk.inference import Session, model_file_in, tensor_digest
 from node.sdk.models import AsyncModels, event_field
+from node.sdk.stamps import still_verified, verified_stamp, write_stamp
 from node.sdk.terms import ModelRef
 from node.sdk.transfer import local_id, private_dir
 from vm.system import INFERENCE, KEYS
@@ -88,39 +88,6 @@ class Inference:
                 "output_hash": "0x" + self.output_hash.hex(), "receipt": self.receipt, "charged": self.charged,
                 "outputs": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in self.outputs.items()},
                 "timings_s": self.timings_s}  # fmt: skip
-
-
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _fingerprint(path: Path) -> list[list[Any]]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    # ctime and inode as well as mtime: a write, or a reset of the mtime after one, changes the ctime.
-    stats = [(f, f.stat()) for f in files]
-    return [[str(f.relative_to(path.parent)), s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino] for f, s in stats]
-
-
-def write_stamp(path: Path, artifact: bytes, *, encrypted: bool = False) -> None:
-    stamp = {"artifact": format_id(artifact), "encrypted": encrypted, "files": _fingerprint(path),
-             "verified_at": int(time.time())}  # fmt: skip
-    _stamp_path(path).write_text(json.dumps(stamp))
-
-
-def verified_stamp(path: Path, artifact: bytes) -> dict[str, Any] | None:
-    """The stamp of `path` if it is unchanged since it was verified to be `artifact`, else None."""
-    try:
-        stamp: dict[str, Any] = json.loads(_stamp_path(path).read_text())
-        if stamp["artifact"] == format_id(artifact) and stamp["files"] == _fingerprint(path):
-            return stamp
-    except (OSError, ValueError, KeyError):
-        pass
-    return None
-
-
-def still_verified(path: Path, artifact: bytes) -> bool:
-    """True if `path` is unchanged since it was verified to be `artifact` (sizes, times, inodes)."""
-    return verified_stamp(path, artifact) is not None
 
 
 class AsyncModelRuns(AsyncModels):
