@@ -3,13 +3,13 @@
 Bytes move over the node's HTTP endpoints (streamed, with a progress bar on stderr); the
 rest is the `artifact_` RPC namespace. A download is checked end to end on this side too:
 the file's SHA-256 must equal its id (each file of a directory: its listed digest), else
-nothing is left at the destination.
+nothing is left at the destination. A private (encrypted) artifact's plaintext is for its
+owners and licensees only (`cli.artifact_private`), and is written readable by this user only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import base64
 import json
 import os
 import tarfile
@@ -18,65 +18,71 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
 
 import typer
 
-from cli.common import JsonOption, QuietOption, RpcOption, client, emit, fail, rpc_url, run_guarded
+from cli import artifact_download as http_io
+from cli import artifact_private as private
+from cli.common import (
+    JsonOption,
+    KeystoreOption,
+    PasswordFileOption,
+    QuietOption,
+    RpcOption,
+    client,
+    emit,
+    fail,
+    load_key,
+    resolve_address,
+    rpc_url,
+    run_guarded,
+)
 from cli.common import progress_bar as _progress
 from core.artifact import format_id, parse_id
-from core.errors import ArtifactErased, ArtifactNotFound
+from core.errors import AichainError, ArtifactErased, ArtifactNotFound
+from core.keys import address_hex
+from core.sealing import new_content_key
 from node.rpc.client import NodeUnreachable, RpcCallError
+from node.sdk.content_keys import save_content_key
+from node.sdk.transfer import private_dir
 from storage.artifact_io import plaintext_listing
 
 artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",
                            no_args_is_help=True)  # fmt: skip
-BLOCK = 1024 * 1024
+BLOCK = http_io.BLOCK
 IdArgument = typer.Argument(..., help="Artifact id, sha256:<hex>")
-
-
-def _connection(rpc: str | None) -> http.client.HTTPConnection:
-    url = urlparse(rpc_url(rpc))
-    if url.scheme == "https":
-        return http.client.HTTPSConnection(url.hostname or "127.0.0.1", url.port, timeout=120)
-    return http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=120)
-
-
-def _answer(connection: http.client.HTTPConnection, what: str) -> http.client.HTTPResponse:
-    try:
-        return connection.getresponse()
-    except (OSError, http.client.HTTPException) as exc:
-        fail(f"{what}: the node did not answer ({exc}); is it running? (--rpc / AICHAIN_RPC)")
-
-
-def _refused(answer: http.client.HTTPResponse, what: str) -> None:
-    body = answer.read()
-    try:
-        message = json.loads(body).get("error", body.decode(errors="replace"))
-    except ValueError:
-        message = body.decode(errors="replace")
-    fail(f"{what}: HTTP {answer.status}: {message.strip()}")
 
 
 @artifact_app.command("add")
 def add(
     path: Path = typer.Argument(..., help="A file, or a directory (one artifact of all its files)"),
     pin: bool = typer.Option(True, "--pin/--no-pin", help="Keep it through garbage collection"),
-    encrypt: bool = typer.Option(False, "--encrypt", help="Store it encrypted under a new content key kept by the "
-                                 "node (AES-256-GCM per chunk); the id stays the plaintext's sha256"),
+    encrypt: bool = typer.Option(False, "--encrypt", help="Store it encrypted under a new content key, made here and "
+                                 "kept here and on the node (AES-256-GCM per chunk); the id stays the plaintext's "
+                                 "sha256"),
+    publisher: str | None = typer.Option(None, "--publisher", help="With --encrypt: the account (key name or "
+                                         "address) that will publish it as a model version; the node releases its "
+                                         "key and serves its plaintext for that account's versions only"),
     rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Store a file or directory in the node's artifact store; prints its id (sha256:… of the file)."""
     if not path.exists():
         fail(f"{path} does not exist")
-    connection = _connection(rpc)
+    if publisher is not None and not encrypt:
+        fail("--publisher names who publishes an encrypted artifact: add --encrypt")
+    connection = http_io.open_connection(rpc)
     query = [] if pin else ["pin=false"]
     announced: dict[str, str] = {}
     if encrypt:  # the chunks' encryption binds the id, so it is computed here first (one read of the file)
         digest = plaintext_listing(path)[0]
+        key = new_content_key()  # kept here too (once stored): this machine can always decrypt what it added
         announced["X-Artifact-Id"] = format_id(digest)
+        announced["X-Content-Key"] = base64.b64encode(key).decode()
+        if publisher is not None:
+            announced["X-Content-Publisher"] = address_hex(_guarded(lambda: resolve_address(publisher, keystore)))
         query.append("encrypt=true")
     target = "/artifacts" + ("?" + "&".join(query) if query else "")
     try:
@@ -106,10 +112,12 @@ def add(
                     advance(len(block))
     except OSError as exc:
         fail(f"adding {path}: the upload failed ({exc}); is the node running? (--rpc / AICHAIN_RPC)")
-    answer = _answer(connection, f"adding {path}")
+    answer = http_io.response_of(connection, f"adding {path}")
     if answer.status != 201:
-        _refused(answer, f"adding {path}")
+        http_io.refuse(answer, f"adding {path}")
     summary = json.loads(answer.read())
+    if encrypt:
+        save_content_key(digest, key)
     emit(summary, as_json, summary["id"])
 
 
@@ -159,12 +167,22 @@ def get(
     artifact: str = IdArgument,
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write it [./<id hex>]"),
     force: bool = typer.Option(False, "--force", help="Fetch it from peers even if it was erased on the node"),
+    sender: str | None = typer.Option(None, "--from", help="A private artifact: sign the requests with this key "
+                                      "(an owner or licensee of a version naming it)"),
+    model: str | None = typer.Option(None, "--model", help="With --from: the MODEL@VERSION whose licence or "
+                                     "ownership the requests rely on [the first naming the artifact you may read]"),
     rpc: str | None = RpcOption,
+    keystore: Path | None = KeystoreOption,
+    password_file: Path | None = PasswordFileOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Download an artifact, checking its SHA-256 (each file's, for a directory). If the node does not
-    store it, the node first fetches it from its peers (chunks from all of them, each checked)."""
+    store it, the node first fetches it from its peers (chunks from all of them, each checked).
+
+    A private artifact's plaintext: decrypted here with the content key this machine kept when it
+    added or published it; or, --from an owner or licensee, served by the node that keeps the key
+    to requests signed with that key."""
     digest = _parse(artifact)
     node = client(rpc)
     artifact_id = format_id(digest)
@@ -180,16 +198,44 @@ def get(
     except NodeUnreachable as exc:
         fail(str(exc))
     dest = output or Path(digest.hex())
+    sign: private.Signer | None = None
+    if info.get("encrypted"):
+        key = private.kept_key(digest) if sender is None else None  # --from: as that account, through the node
+        if key is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with _progress(info["size"], f"decrypting {dest.name}", quiet) as advance:
+                _guarded(lambda: private.decrypt_here(rpc_url(rpc), info, digest, key, dest, advance))
+            emit({"id": info["id"], "path": str(dest), "size": info["size"], "decrypted_here": True}, as_json,
+                 str(dest))  # fmt: skip
+            return
+        if sender is not None:
+            signing_key = load_key(sender, keystore, password_file)
+            version = _guarded(lambda: private.choose_version(rpc_url(rpc), digest, signing_key, model))
+            chain_id = int(run_guarded(node.call, "node_status")["chain_id"])
+            sign = private.signer(signing_key, chain_id, digest, version)
     if info["kind"] == "directory":
-        dest.mkdir(parents=True, exist_ok=True)
+        if info.get("encrypted"):
+            private_dir(dest)
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
         with _progress(info["size"], f"getting {dest.name}/", quiet) as advance:
             for entry in info["files"]:
-                path = f"/artifacts/{info['id']}/files/{quote(entry['path'])}"
-                _download(rpc, path, dest / entry["path"], bytes.fromhex(entry["sha256"]), advance)
+                path = f"/artifacts/{info['id']}/files/{entry['path']}"
+                http_io.download(rpc, path, dest / entry["path"], bytes.fromhex(entry["sha256"]), advance, sign,
+                                 bool(info.get("encrypted")))  # fmt: skip
     else:
         with _progress(info["size"], f"getting {dest.name}", quiet) as advance:
-            _download(rpc, f"/artifacts/{info['id']}", dest, digest, advance)
+            http_io.download(rpc, f"/artifacts/{info['id']}", dest, digest, advance, sign, bool(info.get("encrypted")))
     emit({"id": info["id"], "path": str(dest), "size": info["size"]}, as_json, str(dest))
+
+
+def _guarded(fn: Any) -> Any:
+    try:
+        return fn()
+    except (AichainError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
 
 
 def _fetch_to_node(node: Any, artifact: str, force: bool, quiet: bool) -> None:
@@ -204,49 +250,6 @@ def _fetch_to_node(node: Any, artifact: str, force: bool, quiet: bool) -> None:
             done = status["bytes_fetched"]
     if status["state"] == "failed":
         fail(f"the node could not fetch {artifact} from its peers: {status['error']}")
-
-
-def _download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Any) -> None:
-    """Stream `path` to `dest` via `<dest>.part`, resuming a part left by an interrupted download."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    hasher = hashlib.sha256()
-    have = 0
-    if part.exists():
-        with part.open("rb") as stream:
-            while block := stream.read(BLOCK):
-                hasher.update(block)
-                have += len(block)
-        advance(have)
-    connection = _connection(rpc)
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    try:
-        connection.request("GET", path, headers=headers)
-    except OSError as exc:
-        fail(f"getting {dest}: {exc}; is the node running? (--rpc / AICHAIN_RPC)")
-    answer = _answer(connection, f"getting {dest}")
-    if answer.status == 416 and have:  # the part is already whole
-        answer.read()
-    elif answer.status not in (200, 206):
-        _refused(answer, f"getting {dest}")
-    else:
-        if answer.status == 200 and have:  # the node sent everything: start over
-            hasher, have = hashlib.sha256(), 0
-        with part.open("ab" if have else "wb") as out:
-            try:
-                while block := answer.read(BLOCK):
-                    out.write(block)
-                    hasher.update(block)
-                    advance(len(block))
-            except (OSError, http.client.HTTPException) as exc:
-                fail(f"getting {dest}: the transfer broke off ({exc}); run the same command again to resume")
-            out.flush()
-            os.fsync(out.fileno())
-    if hasher.digest() != digest:
-        part.unlink(missing_ok=True)
-        fail(f"getting {dest}: the bytes received hash to sha256:{hasher.hexdigest()}, not sha256:{digest.hex()}; "
-             "nothing was kept")  # fmt: skip
-    os.replace(part, dest)
 
 
 @artifact_app.command("ls")

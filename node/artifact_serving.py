@@ -7,8 +7,11 @@ Messages (application types 23-26; the fetching side is `node.artifact_exchange`
 - `[26, artifact id, index, chunk bytes | nil]` CHUNK: one chunk as stored (nil: not here).
 
 A node answers WANT only for artifacts it stores whole, and GET with the chunks as stored, each
-checked as it is read (a damaged chunk is answered nil, never sent). At most `SERVING_PER_PEER`
-GETs per peer are served at once, each peer at most `serve_mb_s_per_peer` (0: no limit).
+checked as it is read (a damaged chunk is answered nil, never sent). As stored means an encrypted
+artifact's ciphertext: nothing here decrypts, even on the node that keeps the content key (the
+plaintext leaves a node only over HTTP, to signed owners and licensees: `node.artifact_access`).
+At most `SERVING_PER_PEER` GETs per peer are served at once, each peer at most
+`serve_mb_s_per_peer` (0: no limit).
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ Routes:
   RFC 9530, for a single file): a mismatch answers 422 and keeps nothing that was new.
   `?encrypt=true` (with the id announced) stores it encrypted under a new content key that
   stays on this node (AES-256-GCM per chunk; the id stays the plaintext's); a client that keeps
-  the key itself (to post envelopes on its own) sends it in `X-Content-Key` (base64).
+  the key itself (to post envelopes on its own) sends it in `X-Content-Key` (base64), and names
+  the account that will publish it in `X-Content-Publisher` (`node.artifact_access`).
 - `GET`/`HEAD /artifacts/{id}` streams a single-file artifact;
-  `GET`/`HEAD /artifacts/{id}/files/{path}` one file of a directory artifact. Both honour one
+  `GET`/`HEAD /artifacts/{id}/files/{path}` one file of a directory artifact. The plaintext of an
+  encrypted artifact only to a request signed by an owner or licensee (`node.artifact_access`:
+  401 unsigned, 403 not allowed, each with a JSON body saying what is needed). Both honour one
   `Range: bytes=a-b` (206 with Content-Range; 416 if unsatisfiable) and send Content-Length,
   `ETag: "sha256:<hex>"`, `Repr-Digest` (of the whole representation) and `Accept-Ranges`.
   Every chunk is checked against its id as it is read; a corrupt chunk ends the response
@@ -44,6 +47,7 @@ from aiohttp import web
 from core.artifact import KIND_DIRECTORY, Manifest, format_id, parse_id
 from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
 from core.sealing import ChunkDecryptionFailed, new_content_key
+from node.artifact_access import AccessDenied, ArtifactAccess, publisher_header
 from storage.artifact_store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -59,8 +63,10 @@ InFlight = Callable[[bytes], "FetchInFlight | None"]
 FOLLOW_STALL_S = 120.0  # longest a followed fetch may go without storing a chunk
 
 
-def add_artifact_routes(app: web.Application, store: ArtifactStore, in_flight: InFlight | None = None) -> None:
-    endpoints = _Endpoints(store, in_flight or (lambda artifact: None))
+def add_artifact_routes(app: web.Application, store: ArtifactStore, in_flight: InFlight | None = None,
+                        access: ArtifactAccess | None = None) -> None:  # fmt: skip
+    """The routes; without `access`, the plaintext of an encrypted artifact is served to no one."""
+    endpoints = _Endpoints(store, in_flight or (lambda artifact: None), access)
     app.router.add_put("/artifacts", endpoints.upload)
     app.router.add_get("/artifacts/{id}", endpoints.download)  # GET also answers HEAD
     app.router.add_get("/artifacts/{id}/files/{path:.+}", endpoints.download_file)
@@ -105,9 +111,10 @@ class _BodyReader(IO[bytes]):
 
 
 class _Endpoints:
-    def __init__(self, store: ArtifactStore, in_flight: InFlight) -> None:
+    def __init__(self, store: ArtifactStore, in_flight: InFlight, access: ArtifactAccess | None) -> None:
         self.store = store
         self.in_flight = in_flight
+        self.access = access
 
     async def upload(self, request: web.Request) -> web.Response:
         expected = _expected_id(request)
@@ -117,6 +124,10 @@ class _Endpoints:
             return _error(400, "encrypt=true needs the plaintext's id in X-Artifact-Id: the chunks' encryption "
                                "binds it, and it is checked as the bytes arrive")  # fmt: skip
         seal = None
+        try:
+            publisher = publisher_header(request.headers.get("X-Content-Publisher")) if encrypt else None
+        except ValueError as exc:
+            return _error(400, f"{exc} (the account that will publish the artifact, 0x + 40 hex digits)")
         already_stored = encrypt and expected is not None and self.store.has(expected)
         if already_stored and expected is not None and not self.store.manifest(expected).encrypted:
             return _error(409, f"{format_id(expected)} is already stored here unencrypted (the same bytes were added "
@@ -158,6 +169,8 @@ class _Endpoints:
                                "nothing new was kept")  # fmt: skip
         if expected is not None and pin:
             self.store.pin(manifest.id)
+        if seal is not None and publisher is not None and self.access is not None:
+            await asyncio.to_thread(self.access.bindings.bind, manifest.id, publisher)
         log.info("artifact %s stored (%d bytes, %d chunks%s)", manifest.artifact_id, manifest.size,
                  len(manifest.chunks), ", encrypted" if manifest.encrypted else "")  # fmt: skip
         return web.json_response(manifest_summary(manifest), status=201, headers=_digest_headers(manifest.id, None))
@@ -185,12 +198,18 @@ class _Endpoints:
                                f"/artifacts/{manifest.artifact_id}/files/<path>; its listing: {listing}")  # fmt: skip
         if manifest.encrypted and self.store.content_key(manifest.id) is None:
             return _error(409, f"{manifest.artifact_id} is encrypted and this node has not got its content key")
+        refused = self._refuse_plaintext(request, manifest)
+        if refused is not None:
+            return refused
         return await self._send(request, manifest, 0, manifest.size, manifest.id)
 
     async def download_file(self, request: web.Request) -> web.StreamResponse:
         manifest = await self._manifest(request)
         if manifest.encrypted and self.store.content_key(manifest.id) is None:
             return _error(409, f"{manifest.artifact_id} is encrypted and this node has not got its content key")
+        refused = self._refuse_plaintext(request, manifest)
+        if refused is not None:
+            return refused
         wanted = request.match_info["path"]
         offset = 0
         for entry in manifest.files:
@@ -198,6 +217,23 @@ class _Endpoints:
                 return await self._send(request, manifest, offset, offset + entry.size, entry.sha256)
             offset += entry.size
         raise web.HTTPNotFound(text=f"{manifest.artifact_id} has no file {wanted!r}")
+
+    def _refuse_plaintext(self, request: web.Request, manifest: Manifest) -> web.Response | None:
+        """The answer refusing this request an encrypted artifact's plaintext, or None if it may have it."""
+        if not manifest.encrypted:
+            return None
+        if self.access is None:
+            return _error(403, f"{manifest.artifact_id} is private and this server serves no private plaintext")
+        try:
+            grant = self.access.authorize(manifest, request.method, request.path, request.headers.get("Range", ""),
+                                          request.headers.get("Authorization"))  # fmt: skip
+        except AccessDenied as exc:
+            headers = {"WWW-Authenticate": 'AichainRead realm="aichain"'} if exc.status == 401 else None
+            return web.json_response({"error": exc.message, "artifact": manifest.artifact_id, "private": True},
+                                     status=exc.status, headers=headers)  # fmt: skip
+        log.info("private %s of %s to %s (%s@%d)", request.method, request.path, "0x" + grant.account.hex(),
+                 grant.model, grant.version)  # fmt: skip
+        return None
 
     async def download_stored(self, request: web.Request) -> web.StreamResponse:
         """The chunks as stored, one after another: the ciphertext of an encrypted artifact, which anyone

@@ -7,9 +7,14 @@ published X25519 key and posts the envelope (`keys.post_envelope`), signed with 
 A buyer who had not published a key yet is served when its `KeyPublished` event arrives.
 
 The rule it follows is the contracts' own: an envelope is posted only while the buyer
-`is_licensed`, only once per (model, version, buyer), and only by an account the owners
-named. The owners' own keys never sit on the node. `[models] release_keys = false` turns it
-off; `node_status` then shows no releaser.
+`is_licensed`, only once per (model, version, buyer) and key, and only by an account the
+owners named. The node checks each of these at the head before it sends anything, once it has
+caught up with its peers (a licence it reads while syncing may have been served meanwhile, by
+the owners themselves), and never sends a post again: the contract would refuse it. One more
+rule is the node's own: it seals a key only for versions published by the account that uploaded
+the bytes (`node.artifact_access.PublisherBindings`), because anyone can register a model naming
+a public artifact id and name this node its releaser. The owners' own keys never sit on the
+node. `[models] release_keys = false` turns it off; `node_status` then shows no releaser.
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ from core.errors import AichainError
 from core.keys import PrivateKey, address_hex
 from core.receipt import Event
 from core.transaction import Transaction, TxKind
+from node.head_view import HeadView
 from vm.contract_tx import encode_call
-from vm.contracts import CallContext, run_call
-from vm.state import StateView
 from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
@@ -36,8 +40,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aichain.keyrelease")
 
-READ_GAS = 10_000_000
-POST_GAS = 1_000_000
+POST_GAS = 2_000_000  # a post_envelope with its licence check uses a few hundred thousand
+MAX_QUEUED = 4_096  # blocks' worth of licences waiting to be looked at
+MAX_WAITING = 10_000  # licences waiting for their buyer to publish an encryption key
+SYNC_POLL_S = 0.5
+SYNC_WAIT_S = 60.0  # longest a release waits for the node to catch up
 Licence = tuple[str, int, bytes]  # (model, version, licensee)
 
 
@@ -50,7 +57,10 @@ class KeyRelease:
         self.address = key.address
         self.waiting_for_key: dict[bytes, set[Licence]] = {}  # buyer -> licences waiting for its X25519 key
         self.posted = 0
-        self._queue: asyncio.Queue[list[Licence]] = asyncio.Queue()
+        self.skipped = 0  # licences looked at and found served already, lapsed, or not this node's to serve
+        self._view = HeadView(node.chain, node.genesis.chain_id, self.address)
+        self._sent: dict[Licence, bytes] = {}  # licences this node sent an envelope for -> the key it sealed to
+        self._queue: asyncio.Queue[list[Licence]] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task[None] | None = None
         self._next_nonce: int | None = None
 
@@ -73,7 +83,11 @@ class KeyRelease:
             elif event.emitter == KEYS and event.name == "KeyPublished":
                 found.extend(self.waiting_for_key.pop(bytes(fields["account"]), ()))  # type: ignore[arg-type]
         if found:
-            self._queue.put_nowait(found)
+            try:
+                self._queue.put_nowait(found)
+            except asyncio.QueueFull:
+                log.error("key release is %d blocks behind: %d licence(s) not looked at (the owners can release "
+                          "them with `aichain-node model release`)", MAX_QUEUED, len(found))  # fmt: skip
 
     async def _run(self) -> None:
         while True:
@@ -87,38 +101,69 @@ class KeyRelease:
                     log.exception("releasing the content key of %s@%d to %s failed", licence[0], licence[1],
                                   address_hex(licence[2]))  # fmt: skip
 
-    def _view(self, contract: bytes, function: str, *args: Any) -> Any:
-        chain = self.node.chain
-        head = chain.head
-        ctx = CallContext(self.address, head.height + 1, head.timestamp_ms, read_only=True,
-                          chain_id=self.node.genesis.chain_id)  # fmt: skip
-        return run_call(StateView(chain.state), ctx, self.address, contract, function, list(args), 0, READ_GAS)[0]
+    async def _caught_up(self) -> None:
+        """Wait while the node syncs: the head it has may lack the envelope the owners posted meanwhile.
+
+        At most `SYNC_WAIT_S` at a time, so a peer that claims a head nobody has cannot stop releases for
+        good (the contract still refuses a second envelope; at worst one transaction fails)."""
+        network = self.node.network
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNC_WAIT_S
+        while network is not None and network.sync.syncing() and loop.time() < deadline:
+            await asyncio.sleep(SYNC_POLL_S)
 
     async def _release(self, licence: Licence) -> None:
+        await self._caught_up()
+        sealing = self._sealing(licence)
+        if sealing is None:
+            self.skipped += 1
+            return
         model, version, buyer = licence
+        artifact, content_key, public = sealing
+        envelope = seal_for(content_key, artifact, public)
+        if await self._post(encode_call("post_envelope", [model, version, buyer, envelope])):
+            self._sent[licence] = public
+            while len(self._sent) > MAX_WAITING:
+                del self._sent[next(iter(self._sent))]
+            self.posted += 1
+            log.info("released the content key of %s@%d (%s) to %s", model, version, format_id(artifact)[:19],
+                     address_hex(buyer))  # fmt: skip
+
+    def _sealing(self, licence: Licence) -> tuple[bytes, bytes, bytes] | None:
+        """(artifact, content key, buyer's X25519 key) if the contract would take this node's envelope for
+        `licence` now and it is this node's to post; else None (and why is logged where it is news)."""
+        model, version, buyer = licence
+        ref = f"{model}@{version}"
         if self._view(KEYS, "releaser_of", model) != self.address:
-            return  # the owners did not name this node: not ours to post
-        artifact = bytes(self._view(MODELS, "version_info", model, version)[0])
+            return None  # the owners did not name this node: not ours to post
+        info = self._view(MODELS, "version_info", model, version)
+        artifact, publisher = bytes(info[0]), bytes(info[3])
         content_key = self.node.artifacts.content_key(artifact)
         if content_key is None:
-            return  # another node holds this model's key
-        if self._view(KEYS, "envelope_for", model, version, buyer):
-            return  # posted already
+            return None  # another node holds this model's key
+        bound = self.node.artifact_access.bindings.publisher_of(artifact)
+        if bound != publisher:
+            log.warning("not releasing the key of %s to %s: %s was published by %s, but this node keeps the key of %s "
+                        "for %s", ref, address_hex(buyer), ref, address_hex(publisher), format_id(artifact),
+                        "no publisher" if bound is None else f"versions published by {address_hex(bound)}")  # fmt: skip
+            return None
         if not self._view(LICENSING, "is_licensed", buyer, model, version):
-            return
+            return None  # lapsed (or ended) before its turn came
         public = bytes(self._view(KEYS, "key_of", buyer) or b"")
         if not public:
-            log.info("%s bought a licence to %s@%d but has published no encryption key yet; its envelope is posted "
-                     "when it does", address_hex(buyer), model, version)  # fmt: skip
-            self.waiting_for_key.setdefault(buyer, set()).add(licence)
-            return
-        envelope = seal_for(content_key, artifact, public)
-        await self._post(encode_call("post_envelope", [model, version, buyer, envelope]))
-        self.posted += 1
-        log.info("released the content key of %s@%d (%s) to %s", model, version, format_id(artifact)[:19],
-                 address_hex(buyer))  # fmt: skip
+            log.info("%s bought a licence to %s but has published no encryption key yet; its envelope is posted "
+                     "when it does", address_hex(buyer), ref)  # fmt: skip
+            if len(self.waiting_for_key) < MAX_WAITING or buyer in self.waiting_for_key:
+                self.waiting_for_key.setdefault(buyer, set()).add(licence)
+            return None
+        if self._sent.get(licence) == public:
+            return None  # this node sent it already (it may not be in a block yet)
+        if bytes(self._view(KEYS, "sealed_key_of", model, version, buyer) or b"") == public:
+            return None  # posted already, for the key the buyer has now (by this node or by the owners)
+        return artifact, content_key, public
 
-    async def _post(self, data: bytes) -> None:
+    async def _post(self, data: bytes) -> bool:
+        """Send a post_envelope call; True if the node admitted it."""
         node = self.node
         committed_nonce, balance = node._account_nonce_balance(self.address)
         pending = node.mempool.pending_nonce(self.address)
@@ -127,7 +172,7 @@ class KeyRelease:
         if balance < POST_GAS * price:
             log.warning("cannot post a content-key envelope: the releaser %s holds %d units, a post needs up to %d "
                         "(send it some AIC)", address_hex(self.address), balance, POST_GAS * price)  # fmt: skip
-            return
+            return False
         tx = Transaction(node.genesis.chain_id, self.key.public_key, nonce, POST_GAS, price, TxKind.CALL, KEYS, 0,
                          data).signed_by(self.key)  # fmt: skip
         try:
@@ -135,8 +180,9 @@ class KeyRelease:
         except AichainError as exc:
             self._next_nonce = None
             log.warning("the node refused its own envelope transaction: %s", exc)
-            return
+            return False
         self._next_nonce = nonce + 1
+        return True
 
 
 def events_of(receipts: list[Any]) -> list[Event]:

@@ -27,11 +27,13 @@ from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
 from node.admission import TxAdmission, now_ms
+from node.artifact_access import ArtifactAccess, PublisherBindings
 from node.artifact_flight import FetchInFlight
 from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
+from node.head_view import HeadView
 from node.key_release import KeyRelease, events_of
 from node.loop_lag import LoopLag
 from node.mempool import Mempool, MempoolLimits
@@ -76,6 +78,7 @@ class Node(TxAdmission):
         self.driver: ConsensusDriver | None = None
         self.network: Network | None = None
         self.key_release: KeyRelease | None = None
+        self.artifact_access: ArtifactAccess
         self.commit_lock = asyncio.Lock()
         self._evidence: dict[bytes, bytes] = {}
         self._last_block_at: float | None = None
@@ -95,6 +98,9 @@ class Node(TxAdmission):
         except BaseException:
             self.kv.close()
             raise
+        bindings = PublisherBindings(config.artifacts_path / "publishers")
+        self.artifact_access = ArtifactAccess(self.genesis.chain_id, HeadView(self.chain, self.genesis.chain_id),
+                                              bindings)  # fmt: skip
         self.mempool = Mempool(
             self.genesis.chain_id,
             self.genesis.params,
@@ -215,7 +221,7 @@ class Node(TxAdmission):
             RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
         )
         add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
-        add_artifact_routes(app, self.artifacts, self._fetch_in_flight)
+        add_artifact_routes(app, self.artifacts, self._fetch_in_flight, self.artifact_access)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -1,6 +1,8 @@
 """The `artifact_` RPC namespace: what this node stores, and keeping it (pins, checks, gc, removal).
 
-The bytes themselves move over plain HTTP (node/artifacts_http.py), which streams.
+The bytes themselves move over plain HTTP (node/artifacts_http.py), which streams. No method here
+returns an artifact's bytes: a private one's plaintext is only for signed owners and licensees
+(`node.artifact_access`); `artifact_verify` decrypts to check the digest but answers only yes or no.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 from node.sdk.aclient import DEFAULT_URL, AsyncClient
 from node.sdk.client import Client
 from node.sdk.errors import (
+    AccessRefused,
     ArtifactMismatch,
     KeyNotReleased,
     ModelNotFound,
@@ -28,6 +29,7 @@ from node.sdk.terms import ModelRef, Offer
 
 __all__ = [
     "DEFAULT_URL",
+    "AccessRefused",
     "ArtifactMismatch",
     "AsyncClient",
     "Client",

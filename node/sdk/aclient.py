@@ -10,30 +10,23 @@ strings. Errors are the node's own types (`node.sdk.errors`).
         receipt = await node.transfer(recipient, 10**9)
         owners = await node.view(MODELS, "owners_of", "resnet")
 
-Every request has a timeout; a node that does not answer raises `NodeUnreachable`.
+Every request has a timeout; a node that does not answer raises `NodeUnreachable`. Artifact
+bytes (upload, download, signed reads of private plaintext) are `node.sdk.artifact_transfers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import hashlib
 import itertools
-import os
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from core.artifact import format_id, parse_id
 from core.keys import PrivateKey, address_hex
-from core.sealing import ChunkDecryptionFailed
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
-from node.sdk.errors import ArtifactMismatch, NodeUnreachable, NoKey, NotFinalized, TransactionFailed, error_from_rpc
-from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, tar_stream
+from node.sdk.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
+from node.sdk.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, error_from_rpc
 from vm.contract_tx import encode_call
 
 if TYPE_CHECKING:
@@ -43,11 +36,9 @@ DEFAULT_URL = "http://127.0.0.1:8545"
 DEFAULT_GAS = 5_000_000
 TRANSFER_GAS = 21_000
 WAIT_S = 60.0
-STREAM_BLOCK = 1 << 20
-Progress = Callable[[int], None]  # told how many more bytes moved
 
 
-class AsyncClient:
+class AsyncClient(ArtifactTransfers):
     def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.key = key
@@ -197,173 +188,5 @@ class AsyncClient:
         answer = await self.rpc("contract_call", *params)
         return value_from_json(answer["result"])
 
-    # --- artifacts ---------------------------------------------------------------------------
 
-    async def upload(
-        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
-        content_key: bytes | None = None, artifact_id: bytes | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        """Store a file (or bytes) on the node; its manifest summary (`id`, `size`, …).
-
-        With `encrypt`, the node keeps it encrypted under a content key (the id stays the
-        plaintext's): `content_key` if given, else one the node makes; the file is hashed here
-        first, since the node must be told the id (unless the caller gives it, `artifact_id`)."""
-        query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
-        headers = {"Content-Type": "application/octet-stream"}
-        if encrypt:
-            digest = artifact_id or await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id,
-                                                            source)  # fmt: skip
-            headers["X-Artifact-Id"] = format_id(digest)
-            if content_key is not None:
-                headers["X-Content-Key"] = base64.b64encode(content_key).decode()
-        if isinstance(source, Path) and source.is_dir():
-            headers["Content-Type"] = "application/x-tar"
-            body: AsyncIterator[bytes] = tar_stream(source, progress)
-        else:
-            headers["Content-Length"] = str(len(source) if isinstance(source, bytes) else os.path.getsize(source))
-            body = _body(source, progress)
-        try:
-            async with self._http().put(self.url + "/artifacts" + query, data=body,
-                                        headers=headers) as response:  # fmt: skip
-                answer = await response.json(content_type=None)
-        except aiohttp.ClientConnectionError as exc:
-            raise NodeUnreachable(f"the upload to {self.url} broke off: {exc}") from exc
-        if response.status != 201:
-            raise ArtifactMismatch(f"the node refused the upload (HTTP {response.status}): {answer.get('error')}")
-        result: dict[str, Any] = answer
-        return result
-
-    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None) -> Path:
-        """Stream an artifact the node stores into `dest`, checking its SHA-256 against the id.
-
-        The bytes go to `dest.part` first and are renamed only when the digest matches, so a
-        wrong or cut-off download never sits under the real name."""
-        digest = parse_id(artifact) if isinstance(artifact, str) else artifact
-        part = dest.with_name(dest.name + ".part")
-        hasher = hashlib.sha256()
-        try:
-            async with self._http().get(f"{self.url}/artifacts/{format_id(digest)}") as response:
-                if response.status != 200:
-                    text = await response.text()
-                    raise error_from_rpc(-32111 if response.status == 404 else -32110,
-                                         f"HTTP {response.status}: {text.strip()[:200]}")  # fmt: skip
-                with part.open("wb") as out:
-                    async for block in response.content.iter_chunked(STREAM_BLOCK):
-                        hasher.update(block)
-                        await asyncio.to_thread(out.write, block)
-                        if progress is not None:
-                            progress(len(block))
-        except aiohttp.ClientPayloadError:
-            part.unlink(missing_ok=True)
-            raise ArtifactMismatch(f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
-                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
-        except aiohttp.ClientConnectionError as exc:
-            part.unlink(missing_ok=True)
-            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
-        if hasher.digest() != digest:
-            part.unlink(missing_ok=True)
-            raise ArtifactMismatch(f"the bytes served for {format_id(digest)} hash to "
-                                   f"{format_id(hasher.digest())}; nothing was kept")  # fmt: skip
-        part.replace(dest)
-        return dest
-
-    async def download_stored(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None, follow: bool = False,
-    ) -> Path:  # fmt: skip
-        """Stream an artifact's chunks as the node stores them, decrypt them here (with `content_key`),
-        and write the file or directory to `dest` once its digests match `expected`, the id the caller
-        trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`). With `follow`,
-        the node is still fetching it from peers and sends each chunk as it lands.
-
-        Raises `ArtifactMismatch` when the bytes are not that artifact; nothing is left behind."""
-        job = StoredDownload(summary, expected, content_key, dest)
-        if job.encrypted and content_key is None:
-            raise ValueError(f"{format_id(expected)} is encrypted: a content key is needed to read it")
-        await asyncio.to_thread(job.begin)
-        pending: asyncio.Future[None] | None = None
-        try:
-            url = f"{self.url}/artifacts/{format_id(expected)}/stored" + ("?follow=true" if follow else "")
-            async with self._http().get(url) as response:
-                if response.status != 200:
-                    text = await response.text()
-                    raise error_from_rpc(-32111 if response.status == 404 else -32110,
-                                         f"HTTP {response.status}: {text.strip()[:200]}")  # fmt: skip
-                for index in range(job.chunks):
-                    want = job.stored_size(index)
-                    chunk = await response.content.readexactly(want)
-                    if pending is not None:
-                        await pending  # the previous chunk is decrypted and written while this one arrived
-                    pending = asyncio.ensure_future(asyncio.to_thread(job.take, chunk))
-                    if progress is not None:
-                        progress(want)
-                if pending is not None:
-                    await pending
-                    pending = None
-                if await response.content.read(1):
-                    raise DigestMismatch(expected, b"", "the node sent more bytes than the artifact holds")
-            return await asyncio.to_thread(job.finish)
-        except (asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
-            await _settle(pending)
-            job.abort()
-            raise ArtifactMismatch(f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
-                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
-        except aiohttp.ClientConnectionError as exc:
-            await _settle(pending)
-            job.abort()
-            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
-        except ChunkDecryptionFailed:
-            await _settle(pending)
-            job.abort()
-            raise ArtifactMismatch(f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
-                                   "served other or altered ciphertext; nothing was kept") from None
-        except DigestMismatch as exc:
-            await _settle(pending)
-            job.abort()
-            raise ArtifactMismatch(describe_mismatch(exc, expected)) from None
-        except BaseException:
-            await _settle(pending)
-            job.abort()
-            raise
-
-    async def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
-        """Have the node fetch an artifact from its peers (every chunk checked); the fetch's status."""
-        result: dict[str, Any] = await self.rpc(
-            "artifact_fetch", artifact, pin, False, wait_s, timeout=wait_s + self.timeout
-        )
-        return result
-
-
-async def _settle(pending: asyncio.Future[None] | None) -> None:
-    """Let a chunk still being written finish (or fail) before its download is cleaned up."""
-    if pending is not None:
-        with contextlib.suppress(BaseException):
-            await pending
-
-
-def _sha256_of(source: Path | bytes) -> bytes:
-    if isinstance(source, bytes):
-        return hashlib.sha256(source).digest()
-    hasher = hashlib.sha256()
-    with open(source, "rb") as stream:
-        while block := stream.read(STREAM_BLOCK):
-            hasher.update(block)
-    return hasher.digest()
-
-
-async def _body(source: Path | bytes, progress: Progress | None) -> AsyncIterator[bytes]:
-    if isinstance(source, bytes):
-        for offset in range(0, len(source), STREAM_BLOCK):
-            block = source[offset : offset + STREAM_BLOCK]
-            if progress is not None:
-                progress(len(block))
-            yield block
-        return
-    with open(source, "rb") as stream:
-        while block := await asyncio.to_thread(stream.read, STREAM_BLOCK):
-            if progress is not None:
-                progress(len(block))
-            yield block
-
-
-__all__ = ["DEFAULT_URL", "AsyncClient"]
+__all__ = ["DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]

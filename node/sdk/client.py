@@ -112,8 +112,18 @@ class Client:
     ) -> dict[str, Any]:
         return self._run(self.aio.upload(source, pin=pin, encrypt=encrypt, progress=progress))
 
-    def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None) -> Path:
-        return self._run(self.aio.download(artifact, dest, progress=progress))
+    def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
+                 read_as: tuple[str, int] | None = None) -> Path:  # fmt: skip
+        """See `AsyncClient.download`: a private artifact's plaintext needs `read_as` = (model, version)."""
+        return self._run(self.aio.download(artifact, dest, progress=progress, read_as=read_as))
+
+    def download_plaintext(self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: tuple[str, int], *,
+                           progress: Progress | None = None) -> Path:  # fmt: skip
+        return self._run(self.aio.download_plaintext(summary, expected, dest, read_as, progress=progress))
+
+    def download_stored(self, summary: dict[str, Any], expected: bytes, dest: Path, *,
+                        content_key: bytes | None = None, progress: Progress | None = None) -> Path:  # fmt: skip
+        return self._run(self.aio.download_stored(summary, expected, dest, content_key=content_key, progress=progress))
 
     def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
         return self._run(self.aio.fetch(artifact, pin=pin, wait_s=wait_s))

@@ -72,6 +72,15 @@ class KeyNotReleased(AichainError):
     """The account is licensed, but no content-key envelope for it is on chain yet."""
 
 
+class AccessRefused(AichainError):
+    """The node refused a private artifact's plaintext: unsigned or badly signed (`status` 401), not an owner or
+    licensee of the version named (403), or too many signed reads at once (429). The message is the node's."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _known_types() -> dict[int, type[AichainError]]:
     found: dict[int, type[AichainError]] = {}
     pending: list[type[AichainError]] = [AichainError]
@@ -99,6 +108,7 @@ def error_from_rpc(code: int, message: str, data: Any = None) -> AichainError:
 
 
 __all__ = [
+    "AccessRefused",
     "AichainError",
     "ArtifactMismatch",
     "ContractCallFailed",

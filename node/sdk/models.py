@@ -172,9 +172,10 @@ class AsyncModels:
         """Store `source` (a file or a directory) on the node, encrypted if `private`, and register it as
         the next version of `name` (a new model if the name is free), with its parents and datasets.
 
-        A private model's content key stays on the node it was stored on; with `release`, that node's
-        releaser account is named for the model and given `release_fund` for gas, so it posts each
-        buyer's envelope when a licence is bought. With `offer`, licences are offered at once."""
+        A private model's content key stays on the node it was stored on, for versions this account
+        publishes (the upload names it); with `release`, that node's releaser account is named for the
+        model and given `release_fund` for gas, so it posts each buyer's envelope when a licence is
+        bought. With `offer`, licences are offered at once."""
         client = self.client
         links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
         if any(version is None for _, version in links):
@@ -184,8 +185,9 @@ class AsyncModels:
             artifact_id = await asyncio.to_thread(local_id, source)
             content_key = new_content_key()
             await asyncio.to_thread(save_content_key, artifact_id, content_key)
+        publisher = client.address if private else None  # the node keeps the key for versions this account publishes
         stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
-                                     artifact_id=artifact_id)  # fmt: skip
+                                     artifact_id=artifact_id, publisher=publisher)  # fmt: skip
         artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
         trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
         try:
@@ -228,7 +230,8 @@ class AsyncModels:
 
     async def release(self, ref: ModelRef | str, licensees: Sequence[bytes] | None = None) -> list[str]:
         """Post, as an owner, the envelope of each licensee of a private version (default: every buyer
-        on record) that holds a valid licence and a published key but no envelope yet; who was served.
+        on record) that holds a valid licence and a published key but no envelope sealed to that key yet
+        (one was, if the node's releaser served it); who was served.
 
         Needs the content key this machine kept when it published the version (`content_keys`)."""
         version = await self.version(ref)
@@ -243,11 +246,11 @@ class AsyncModels:
             licensees = [parse_address(e["fields"]["licensee"]) for e in await self.events(LICENSING, "Licensed")
                          if e["fields"]["model"] == name and int(e["fields"]["version"]) == number]  # fmt: skip
         sent, served = [], []
-        for who in dict.fromkeys(licensees):
-            if await self._view(KEYS, "envelope_for", name, number, who):
-                continue
+        for who in dict.fromkeys(licensees):  # the contract's rules, asked first: no transaction it would refuse
             public = bytes(await self._view(KEYS, "key_of", who) or b"")
-            if not public or not await self.is_licensed(name, number, who):
+            if not public or bytes(await self._view(KEYS, "sealed_key_of", name, number, who) or b"") == public:
+                continue  # no key to seal to, or an envelope sealed to this key is posted already
+            if not await self.is_licensed(name, number, who):
                 continue
             envelope = seal_for(content_key, artifact, public)
             sent.append(await self.client.send(KEYS, "post_envelope", name, number, who, envelope, wait=False))

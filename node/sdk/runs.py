@@ -10,17 +10,21 @@ the content key from this account's envelope, and written under a temporary name
 the SHA-256 (or a directory's listing id) equals the chain's id does the model appear under
 its name, and only then is onnxruntime allowed to read it.
 
+An owner pulling on a machine that did not publish the version (so keeps no content key) asks
+the node that keeps the key for the plaintext instead, in requests signed by its account
+(`AsyncClient.download_plaintext`); the node checks on chain that it owns the model.
+
 Pulled models are cached under `~/.aichain/models/NAME/VERSION/` (or `$AICHAIN_MODEL_CACHE`). A
 cached model is used again if its files still have the size and modification time they had
 when they were verified (and the same inode and change time, which no
-write can keep); otherwise it is hashed again before it is loaded.
+write can keep); otherwise it is hashed again before it is loaded. A private model's plaintext
+is readable by its user only: files 0600 in a 0700 directory (`node.sdk.transfer`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -32,15 +36,16 @@ import numpy as np
 
 from core.account_encryption import open_for
 from core.artifact import format_id, parse_id
-from core.errors import ArtifactNotFound
+from core.errors import ArtifactError, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import EnvelopeInvalid
 from node.sdk.content_keys import load_content_key
 from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
 from node.sdk.inference import Session, model_file_in, tensor_digest
 from node.sdk.models import AsyncModels, event_field
+from node.sdk.stamps import still_verified, verified_stamp, write_stamp
 from node.sdk.terms import ModelRef
-from node.sdk.transfer import local_id
+from node.sdk.transfer import local_id, private_dir
 from vm.system import INFERENCE, KEYS
 
 RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
@@ -85,39 +90,6 @@ class Inference:
                 "timings_s": self.timings_s}  # fmt: skip
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _fingerprint(path: Path) -> list[list[Any]]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    # ctime and inode as well as mtime: a write, or a reset of the mtime after one, changes the ctime.
-    stats = [(f, f.stat()) for f in files]
-    return [[str(f.relative_to(path.parent)), s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino] for f, s in stats]
-
-
-def write_stamp(path: Path, artifact: bytes, *, encrypted: bool = False) -> None:
-    stamp = {"artifact": format_id(artifact), "encrypted": encrypted, "files": _fingerprint(path),
-             "verified_at": int(time.time())}  # fmt: skip
-    _stamp_path(path).write_text(json.dumps(stamp))
-
-
-def verified_stamp(path: Path, artifact: bytes) -> dict[str, Any] | None:
-    """The stamp of `path` if it is unchanged since it was verified to be `artifact`, else None."""
-    try:
-        stamp: dict[str, Any] = json.loads(_stamp_path(path).read_text())
-        if stamp["artifact"] == format_id(artifact) and stamp["files"] == _fingerprint(path):
-            return stamp
-    except (OSError, ValueError, KeyError):
-        pass
-    return None
-
-
-def still_verified(path: Path, artifact: bytes) -> bool:
-    """True if `path` is unchanged since it was verified to be `artifact` (sizes, times, inodes)."""
-    return verified_stamp(path, artifact) is not None
-
-
 class AsyncModelRuns(AsyncModels):
     """The models API with pulling, verification, inference and receipts."""
 
@@ -131,6 +103,14 @@ class AsyncModelRuns(AsyncModels):
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
         return models_dir() / name / str(version) / ("model" if directory else "model.onnx")
 
+    async def is_owner(self, name: str) -> bool:
+        return address_hex(self.client.address) in {o["address"] for o in (await self.info(name))["owners"]}
+
+    async def kept_key(self, name: str, artifact: bytes) -> bytes | None:
+        """The content key this machine kept when it published the artifact, if this account owns the model."""
+        kept = await asyncio.to_thread(load_content_key, artifact)  # usually none: only publishers keep one
+        return kept if kept is not None and await self.is_owner(name) else None
+
     async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
         """This account's content key for a private version: for an owner, the one this machine kept when
         it published it; else the one in its envelope on chain (waiting up to `wait_s`, default
@@ -140,8 +120,8 @@ class AsyncModelRuns(AsyncModels):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         await self.require_licence(name, version)  # an envelope outlives its licence; the key is for licensees
-        kept = await asyncio.to_thread(load_content_key, artifact)  # usually none: only publishers keep one
-        if kept is not None and address_hex(me) in {o["address"] for o in (await self.info(name))["owners"]}:
+        kept = await self.kept_key(name, artifact)
+        if kept is not None:
             return kept
         while True:
             envelope = bytes(await self.client.view(KEYS, "envelope_for", name, version, me) or b"")
@@ -247,12 +227,36 @@ class AsyncModelRuns(AsyncModels):
         summary = await self.stored_summary(artifact, progress=fetch_progress, follow=True)
         directory = summary["kind"] == "directory"
         target = dest or self.cache_path(name, number, directory)
-        key = await self.content_key(name, number, artifact) if summary["encrypted"] else None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress,
-                                          follow=bool(summary.get("following")))  # fmt: skip
-        await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=key is not None))
-        return Pulled(name, number, format_id(artifact), target, key is not None, False)
+        private = bool(summary["encrypted"])
+        if private and dest is None:
+            await asyncio.to_thread(private_dir, target.parent)  # the cache's directory of a private version: 0700
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        if private and not await self._pull_as_owner(summary, name, number, artifact, target, progress):
+            key = await self.content_key(name, number, artifact)
+            await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress,
+                                              follow=bool(summary.get("following")))  # fmt: skip
+        elif not private:
+            await self.client.download_stored(summary, artifact, target, progress=progress,
+                                              follow=bool(summary.get("following")))  # fmt: skip
+        await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=private))
+        return Pulled(name, number, format_id(artifact), target, private, False)
+
+    async def _pull_as_owner(self, summary: dict[str, Any], name: str, number: int, artifact: bytes, target: Path,
+                             progress: Progress | None) -> bool:  # fmt: skip
+        """An owner without the content key here reads the plaintext from the node that keeps it, in signed
+        requests; True if it did. False (the envelope path follows) for a licensee, for an owner who kept
+        the key here, and when this node keeps no key for it (it answers 409)."""
+        await self.require_licence(name, number)
+        if summary.get("following") or not await self.is_owner(name) or await self.kept_key(name, artifact):
+            return False
+        try:
+            await self.client.download_plaintext(summary, artifact, target, (name, number), progress=progress)
+        except ArtifactError as exc:  # 409: the node has not got the content key
+            if "content key" not in str(exc):
+                raise
+            return False
+        return True
 
     async def verify(self, path: Path, ref: ModelRef | str) -> dict[str, Any]:
         """Hash a local file or directory and compare it with the version's artifact id on chain."""

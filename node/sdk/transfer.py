@@ -8,7 +8,8 @@
   appears under the destination's name until every digest holds.
 
 A licensee's content key never leaves this process: the node serves ciphertext, which anyone
-may have.
+may have. A private artifact's plaintext is written readable by its user only: files 0600 (the
+temporary ones too), the directories made for it 0700 (`private_file`, `private_dir`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import shutil
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.artifact import FileEntry, check_path, directory_id, format_id
 from core.sealing import AEAD_TAG_SIZE, decrypt_chunk
@@ -29,6 +30,25 @@ from storage.artifact_io import directory_files, plaintext_listing
 Progress = Callable[[int], None]
 BLOCK = 1 << 20
 TAR_BLOCK = 512
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def private_file(path: Path) -> BinaryIO:
+    """A new file (truncated if it exists) that only its user can read, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode through O_CREAT
+    return os.fdopen(fd, "wb")
+
+
+def private_dir(path: Path) -> None:
+    """`path` as a directory only its user can enter: made if missing (with any missing parents, each
+    private too), narrowed if it exists wider."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(PRIVATE_DIR_MODE)
 
 
 async def tar_stream(root: Path, progress: Progress | None = None) -> AsyncIterator[bytes]:
@@ -64,13 +84,14 @@ class DigestMismatch(Exception):
 class _Writer:
     """Plaintext in order → the file (or the directory's files) under a temporary name, hashed as it goes."""
 
-    def __init__(self, summary: dict[str, Any], temp: Path) -> None:
+    def __init__(self, summary: dict[str, Any], temp: Path, private: bool = False) -> None:
         self.temp = temp
+        self.private = private  # a private artifact's plaintext: 0600 files in 0700 directories
         self.directory = summary["kind"] == "directory"
         if self.directory:
             self.entries = [FileEntry(check_path(f["path"]), int(f["size"]), bytes.fromhex(f["sha256"]))
                             for f in summary["files"]]  # fmt: skip
-            temp.mkdir(parents=True)
+            temp.mkdir(mode=PRIVATE_DIR_MODE if private else 0o777)
         else:
             self.entries = [FileEntry("", int(summary["size"]), b"")]
         self._index = -1
@@ -86,8 +107,13 @@ class _Writer:
             self._index += 1
             entry = self.entries[self._index]
             target = self.temp / entry.path if self.directory else self.temp
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._out = target.open("wb")
+            if self.private:
+                if self.directory:
+                    private_dir(target.parent)
+                self._out = private_file(target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._out = target.open("wb")
             self._hasher = hashlib.sha256()
             self._left = entry.size
             if self._left:
@@ -146,9 +172,12 @@ def remove(path: Path) -> None:
 
 
 class StoredDownload:
-    """Receive an artifact's stored chunks, decrypt them (given the key), write and check them."""
+    """Receive an artifact's stored chunks, decrypt them (given the key), write and check them.
 
-    def __init__(self, summary: dict[str, Any], expected: bytes, content_key: bytes | None, dest: Path) -> None:
+    The plaintext of an encrypted artifact (or any, with `private`) is written for its user only."""
+
+    def __init__(self, summary: dict[str, Any], expected: bytes, content_key: bytes | None, dest: Path, *,
+                 private: bool = False) -> None:  # fmt: skip
         self.summary = summary
         self.expected = expected
         self.key = content_key
@@ -157,6 +186,7 @@ class StoredDownload:
         self.size = int(summary["size"])
         self.chunk_size = int(summary["chunk_size"])
         self.encrypted = bool(summary["encrypted"])
+        self.private = private or self.encrypted
         self._writer: _Writer | None = None
         self._index = 0
 
@@ -170,7 +200,7 @@ class StoredDownload:
 
     def begin(self) -> None:
         remove(self.temp)
-        self._writer = _Writer(self.summary, self.temp)
+        self._writer = _Writer(self.summary, self.temp, self.private)
 
     def take(self, stored_chunk: bytes) -> None:
         """One stored chunk, in order (runs on a worker thread: AES-GCM, SHA-256 and writes release the GIL)."""
@@ -181,6 +211,11 @@ class StoredDownload:
             data = decrypt_chunk(self.key, self.expected, self._index, stored_chunk)
         self._writer.write(data)
         self._index += 1
+
+    def take_plain(self, data: bytes) -> None:
+        """Plaintext bytes of the artifact, in order (a directory's files one after the other)."""
+        assert self._writer is not None
+        self._writer.write(data)
 
     def finish(self) -> Path:
         assert self._writer is not None
@@ -205,4 +240,5 @@ def describe_mismatch(error: DigestMismatch, artifact: bytes) -> str:
             "the node served something else; nothing was kept")  # fmt: skip
 
 
-__all__ = ["DigestMismatch", "StoredDownload", "describe_mismatch", "local_id", "remove", "tar_stream"]
+__all__ = ["DigestMismatch", "StoredDownload", "describe_mismatch", "local_id", "private_dir", "private_file", "remove",
+           "tar_stream"]

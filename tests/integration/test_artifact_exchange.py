@@ -4,6 +4,7 @@ a fetch killed -9 resumed after restart, a damaged chunk repaired from a peer.""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -157,9 +158,14 @@ def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path
         net.rpc(1).call("artifact_fetch", sealed, True, False, 60)
         assert fetched(net.rpc(1), sealed)["chunks"] == 2
         assert net.call(1, "artifact_verify", sealed)["ok"] is True
+        elsewhere = {**os.environ, "AICHAIN_CONTENT_KEYS": str(tmp_path / "no-keys")}  # another machine
         refused = subprocess.run([CLI, "artifact", "get", sealed, "-o", str(tmp_path / "x"), "--quiet", *rpc],
-                                 capture_output=True, text=True)  # fmt: skip
+                                 capture_output=True, text=True, env=elsewhere)  # fmt: skip
         assert refused.returncode == 1 and "content key" in refused.stderr
+        # the machine that added it kept the content key: it decrypts node 1's ciphertext itself
+        subprocess.run([CLI, "artifact", "get", sealed, "-o", str(tmp_path / "mine"), "--quiet", *rpc], check=True,
+                       timeout=120)  # fmt: skip
+        assert (tmp_path / "mine").read_bytes() == data[: 2 * MiB] and (tmp_path / "mine").stat().st_mode & 0o077 == 0
 
 
 def test_a_fetch_can_be_read_while_it_is_running(tmp_path: Path) -> None:

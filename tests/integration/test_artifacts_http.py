@@ -142,5 +142,8 @@ def test_encrypting_needs_the_announced_id_and_checks_it(dev_node: NodeProcess) 
     right = "sha256:" + hashlib.sha256(b"secret").hexdigest()
     status, _, body = request(dev_node, "PUT", "/artifacts?encrypt=true", b"secret", {"X-Artifact-Id": right})
     assert status == 201 and json.loads(body)["encrypted"] is True
-    assert request(dev_node, "GET", f"/artifacts/{right}")[2] == b"secret"
+    status, _, body = request(dev_node, "GET", f"/artifacts/{right}")  # no signature: no plaintext
+    assert status == 401 and "is private" in json.loads(body)["error"] and b"secret" not in body
+    stored = request(dev_node, "GET", f"/artifacts/{right}/stored")[2]  # the ciphertext is public
+    assert len(stored) == len(b"secret") + 16 and b"secret" not in stored
     assert [a["id"] for a in dev_node.rpc.call("artifact_list")] == [right]

@@ -59,6 +59,9 @@ def test_docs_models_walkthrough_runs(shared_node: NodeProcess, tmp_path: Path) 
     everything = "\n".join(outputs)
     (tmp_path / "walkthrough.log").write_text(everything)  # to read when an assertion below fails
     assert "holds no licence to iris@1" in everything and "refused, as it should be" in everything
+    # The node that keeps the key serves no plaintext to an unsigned request, nor to Bob's before he buys.
+    assert "plaintext: HTTP 401" in everything and "ciphertext: HTTP 200" in everything
+    assert "holds no valid licence to the versions naming" in everything and "licence buy iris@1" in everything
     assert "scikit-learn says [0 0 1 1 2]" in everything
     assert "label int64 [5]:\n[0 0 1 1 2]" in everything  # the pulled, decrypted model agrees with scikit-learn
     assert "charged 0.1 AIC" in everything

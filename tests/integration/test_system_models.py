@@ -9,7 +9,7 @@ from core.transaction import Transaction, TxKind
 from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, MIN_GAS_PRICE, fund, pending_nonce
 from vm.contract_tx import encode_call
-from vm.system import KEYS, MODELS
+from vm.system import KEYS, LICENSING, MODELS
 
 ARTIFACT = b"\x11" * 32
 DATASET = b"\x22" * 32
@@ -80,7 +80,13 @@ def test_keys_and_envelopes_only_from_a_models_owners_to_a_published_key(dev_nod
     assert stranger["status"] == "failed" and "only the model's owners" in stranger["error"]
     no_version = call_keys(dev_node, owner, "post_envelope", "sealed", 9, licensee.address, envelope)
     assert no_version["status"] == "failed" and "no such version" in no_version["error"]
+    unlicensed = call_keys(dev_node, owner, "post_envelope", "sealed", 1, licensee.address, envelope)
+    assert unlicensed["status"] == "failed" and "holds no valid licence" in unlicensed["error"]
+    assert send_to(LICENSING, dev_node, owner, "make_offer", "sealed", 1, 0, 0, 0, 0, [], 0)["status"] == "success"
+    assert send_to(LICENSING, dev_node, licensee, "buy", "sealed", 1)["status"] == "success"
     assert call_keys(dev_node, owner, "post_envelope", "sealed", 1, licensee.address, envelope)["status"] == "success"
+    again = call_keys(dev_node, owner, "post_envelope", "sealed", 1, licensee.address, envelope)
+    assert again["status"] == "failed" and "already posted" in again["error"]
     keys = "0x" + KEYS.hex()
     got = dev_node.rpc.call("contract_call", keys, "envelope_for", ["sealed", 1, "0x" + licensee.address.hex()])
     assert got["result"] == "0x" + envelope.hex()

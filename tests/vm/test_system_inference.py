@@ -62,6 +62,7 @@ def test_a_models_releaser_posts_its_envelopes_and_only_owners_name_it(world: tu
     chain, keys = world
     a, _, _, _, buyer, node = (k.address for k in keys)
     chain.call(KEYS, buyer, "publish_key", b"\x09" * 32)
+    chain.license(buyer, "buy", "tuned", chain.license(a, "make_offer", "tuned", 1, 5, 0, 0, 0, [], 0), value=5)
     with pytest.raises(Revert, match="only the model's owners or its releaser"):
         chain.call(KEYS, node, "post_envelope", "tuned", 1, buyer, b"\x07" * 80)
     with pytest.raises(Revert, match="only the model's owners name its releaser"):
@@ -72,6 +73,7 @@ def test_a_models_releaser_posts_its_envelopes_and_only_owners_name_it(world: tu
     assert chain.call(KEYS, buyer, "envelope_for", "tuned", 1, buyer) == b"\x07" * 80
     with pytest.raises(Revert, match="only the model's owners or its releaser"):
         chain.call(KEYS, node, "post_envelope", "base", 1, buyer, b"\x07" * 80)  # another model's
+    chain.call(KEYS, buyer, "publish_key", b"\x0a" * 32)  # a new key: a new envelope may be sealed to it
     chain.call(KEYS, a, "set_releaser", "tuned", bytes(20))
     with pytest.raises(Revert, match="only the model's owners or its releaser"):
         chain.call(KEYS, node, "post_envelope", "tuned", 1, buyer, b"\x07" * 80)

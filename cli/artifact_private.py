@@ -1,0 +1,87 @@
+"""`aichain-node artifact get` of a private (encrypted) artifact: who may have its plaintext, and how.
+
+- Without `--from`, on the machine that added or published it, the content key kept there
+  (`~/.aichain/content-keys`) decrypts the public ciphertext here: the node is asked for nothing
+  secret.
+- With `--from KEY`, as that account, each request is signed by that account (`core.read_request`) and
+  names the model version whose licence or ownership it relies on (`--model M@V`, or the first
+  version on chain naming the artifact that the account may read); the node that keeps the
+  content key checks it on chain and serves the plaintext.
+- Without either, the node's refusal says what is needed.
+
+The plaintext is written readable by this user only (0600 files, 0700 directories).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.artifact import format_id
+from core.keys import PrivateKey, address_hex
+from core.read_request import sign_read
+from node.sdk.client import Client
+from node.sdk.content_keys import load_content_key
+from node.sdk.terms import ModelRef
+
+Signer = Callable[[str, str], dict[str, str]]  # (path, Range header) -> the headers of one signed GET
+
+
+def kept_key(artifact: bytes) -> bytes | None:
+    return load_content_key(artifact)
+
+
+def decrypt_here(url: str, summary: dict[str, Any], artifact: bytes, key: bytes, dest: Path,
+                 advance: Callable[[int], None]) -> Path:  # fmt: skip
+    """The ciphertext from the node, decrypted with the content key kept here, checked, put at `dest`."""
+    with Client(url) as node:
+        return node.download_stored(summary, artifact, dest, content_key=key, progress=advance)
+
+
+def versions_naming(url: str, artifact: bytes) -> list[tuple[str, int]]:
+    """Every (model, version) on chain whose artifact is `artifact`, oldest first."""
+    from vm.system import MODELS
+
+    wanted = "0x" + artifact.hex()
+    with Client(url) as node:
+        events = node.models.events(MODELS, "VersionPublished")
+    return [(e["fields"]["model"], int(e["fields"]["version"])) for e in events if e["fields"]["artifact"] == wanted]
+
+
+def choose_version(url: str, artifact: bytes, key: PrivateKey, model: str | None) -> tuple[str, int]:
+    """The version a signed read names: `model` (MODEL@VERSION) if given, else the first version naming the
+    artifact that the account owns or holds a valid licence to. ValueError saying why there is none."""
+    if model is not None:
+        ref = ModelRef.parse(model)
+        if ref.version is None:
+            raise ValueError(f"--model names a version: {ref.name}@N")
+        return ref.name, ref.version
+    found = versions_naming(url, artifact)
+    if not found:
+        raise ValueError(f"no model version on chain names {format_id(artifact)}: its plaintext is for the owners and "
+                         "licensees of one, so the node serves it to no one (the machine that added it decrypts it "
+                         "with the key it kept)")  # fmt: skip
+    with Client(url, key) as node:
+        for name, version in found:
+            if node.models.is_licensed(name, version):
+                return name, version
+    listed = ", ".join(f"{n}@{v}" for n, v in found)
+    raise ValueError(f"{address_hex(key.address)} owns none of and holds no valid licence to the versions naming "
+                     f"{format_id(artifact)} ({listed}): buy one with `aichain-node licence buy {found[0][0]}@"
+                     f"{found[0][1]} --from KEY`")  # fmt: skip
+
+
+def signer(key: PrivateKey, chain_id: int, artifact: bytes, version: tuple[str, int]) -> Signer:
+    """Headers for each GET of the plaintext: a fresh signature (timestamp, nonce) for that path and Range."""
+
+    def headers(path: str, range_header: str) -> dict[str, str]:
+        signed = sign_read(key, chain_id, artifact, version[0], version[1], "GET", path, range_header,
+                           timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        return {"Authorization": signed.header()}
+
+    return headers
+
+
+__all__ = ["Signer", "choose_version", "decrypt_here", "kept_key", "signer", "versions_naming"]

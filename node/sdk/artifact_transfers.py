@@ -1,0 +1,293 @@
+"""Artifact bytes between a node and this machine, for `AsyncClient`: upload, download, fetch.
+
+Every download is checked here against the id the caller trusts before the file gets its name.
+A private (encrypted) artifact arrives as ciphertext (`download_stored`, decrypted here with the
+content key), or as plaintext from the node that keeps its key, in requests signed by this
+account (`download`/`download_plaintext` with `read_as`); either way its plaintext is written
+readable by this user only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from core.artifact import format_id, parse_id
+from core.keys import PrivateKey, address_hex
+from core.read_request import sign_read
+from core.sealing import ChunkDecryptionFailed
+from node.sdk.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
+from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
+
+STREAM_BLOCK = 1 << 20
+Progress = Callable[[int], None]  # told how many more bytes moved
+ReadAs = tuple[str, int]  # (model, version): the licence or ownership a signed read of private plaintext relies on
+
+
+class ArtifactTransfers:
+    """The artifact half of `AsyncClient` (which provides the session, the key and the chain id)."""
+
+    url: str
+    timeout: float
+
+    def _http(self) -> aiohttp.ClientSession:
+        raise NotImplementedError
+
+    def key_or_fail(self) -> PrivateKey:
+        raise NotImplementedError
+
+    async def chain_id(self) -> int:
+        raise NotImplementedError
+
+    async def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    async def upload(
+        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
+        content_key: bytes | None = None, artifact_id: bytes | None = None, publisher: bytes | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Store a file (or bytes) on the node; its manifest summary (`id`, `size`, …).
+
+        With `encrypt`, the node keeps it encrypted under a content key (the id stays the
+        plaintext's): `content_key` if given, else one the node makes; the file is hashed here
+        first, since the node must be told the id (unless the caller gives it, `artifact_id`).
+        `publisher` is the account that will publish the versions naming it: the node releases
+        its key, and serves its plaintext, for those versions only."""
+        query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
+        headers = {"Content-Type": "application/octet-stream"}
+        if encrypt:
+            digest = artifact_id or await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id,
+                                                            source)  # fmt: skip
+            headers["X-Artifact-Id"] = format_id(digest)
+            if content_key is not None:
+                headers["X-Content-Key"] = base64.b64encode(content_key).decode()
+            if publisher is not None:
+                headers["X-Content-Publisher"] = address_hex(publisher)
+        if isinstance(source, Path) and source.is_dir():
+            headers["Content-Type"] = "application/x-tar"
+            body: AsyncIterator[bytes] = tar_stream(source, progress)
+        else:
+            headers["Content-Length"] = str(len(source) if isinstance(source, bytes) else os.path.getsize(source))
+            body = _body(source, progress)
+        try:
+            async with self._http().put(self.url + "/artifacts" + query, data=body,
+                                        headers=headers) as response:  # fmt: skip
+                answer = await response.json(content_type=None)
+        except aiohttp.ClientConnectionError as exc:
+            raise NodeUnreachable(f"the upload to {self.url} broke off: {exc}") from exc
+        if response.status != 201:
+            raise ArtifactMismatch(f"the node refused the upload (HTTP {response.status}): {answer.get('error')}")
+        result: dict[str, Any] = answer
+        return result
+
+    async def read_headers(self, artifact: bytes, read_as: ReadAs, method: str, path: str,
+                           range_header: str = "") -> dict[str, str]:  # fmt: skip
+        """The headers of one signed read of a private artifact's plaintext (`core.read_request`), by this
+        account, relying on its licence to (or ownership of) `read_as` = (model, version)."""
+        key = self.key_or_fail()
+        signed = sign_read(key, await self.chain_id(), artifact, read_as[0], read_as[1], method, path, range_header,
+                           timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        headers = {"Authorization": signed.header()}
+        if range_header:
+            headers["Range"] = range_header
+        return headers
+
+    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
+                       read_as: ReadAs | None = None) -> Path:  # fmt: skip
+        """Stream an artifact the node stores into `dest`, checking its SHA-256 against the id.
+
+        The bytes go to `dest.part` first and are renamed only when the digest matches, so a
+        wrong or cut-off download never sits under the real name. The plaintext of a private
+        artifact is served only to a signed request: `read_as` = (model, version) names the licence
+        (or ownership) it relies on; it is written readable by this user only."""
+        digest = parse_id(artifact) if isinstance(artifact, str) else artifact
+        part = dest.with_name(dest.name + ".part")
+        hasher = hashlib.sha256()
+        path = f"/artifacts/{format_id(digest)}"
+        headers = {} if read_as is None else await self.read_headers(digest, read_as, "GET", path)
+        try:
+            async with self._http().get(self.url + path, headers=headers) as response:
+                if response.status != 200:
+                    await _raise_for(response)
+                with part.open("wb") if read_as is None else private_file(part) as out:
+                    async for block in response.content.iter_chunked(STREAM_BLOCK):
+                        hasher.update(block)
+                        await asyncio.to_thread(out.write, block)
+                        if progress is not None:
+                            progress(len(block))
+        except aiohttp.ClientPayloadError:
+            part.unlink(missing_ok=True)
+            raise ArtifactMismatch(f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
+                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+        except aiohttp.ClientConnectionError as exc:
+            part.unlink(missing_ok=True)
+            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+        if hasher.digest() != digest:
+            part.unlink(missing_ok=True)
+            raise ArtifactMismatch(f"the bytes served for {format_id(digest)} hash to "
+                                   f"{format_id(hasher.digest())}; nothing was kept")  # fmt: skip
+        part.replace(dest)
+        return dest
+
+    async def download_plaintext(
+        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        progress: Progress | None = None,
+    ) -> Path:  # fmt: skip
+        """A private artifact's plaintext, decrypted by the node that keeps its content key, for an owner or
+        licensee of `read_as` = (model, version): each request signed by this account. Written for this
+        user only (0600 files, 0700 directories) and put at `dest` once its digests match `expected`.
+
+        Raises `AccessRefused` if the node will not serve it (the node's message says why)."""
+        job = StoredDownload(summary, expected, None, dest, private=True)
+        artifact = format_id(expected)
+        if job.summary["kind"] == "directory":
+            paths = [f"/artifacts/{artifact}/files/{entry['path']}" for entry in summary["files"]]
+        else:
+            paths = [f"/artifacts/{artifact}"]
+        await asyncio.to_thread(job.begin)
+        try:
+            for path in paths:
+                headers = await self.read_headers(expected, read_as, "GET", path)
+                async with self._http().get(self.url + quote(path), headers=headers) as response:
+                    if response.status != 200:
+                        await _raise_for(response)
+                    async for block in response.content.iter_chunked(STREAM_BLOCK):
+                        await asyncio.to_thread(job.take_plain, block)
+                        if progress is not None:
+                            progress(len(block))
+            return await asyncio.to_thread(job.finish)
+        except aiohttp.ClientPayloadError:
+            job.abort()
+            raise ArtifactMismatch(f"the node's stream of {artifact} ended early; nothing was kept") from None
+        except aiohttp.ClientConnectionError as exc:
+            job.abort()
+            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+        except DigestMismatch as exc:
+            job.abort()
+            raise ArtifactMismatch(describe_mismatch(exc, expected)) from None
+        except BaseException:
+            job.abort()
+            raise
+
+    async def download_stored(
+        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
+        progress: Progress | None = None, follow: bool = False,
+    ) -> Path:  # fmt: skip
+        """Stream an artifact's chunks as the node stores them, decrypt them here (with `content_key`),
+        and write the file or directory to `dest` once its digests match `expected`, the id the caller
+        trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`). With `follow`,
+        the node is still fetching it from peers and sends each chunk as it lands.
+
+        Raises `ArtifactMismatch` when the bytes are not that artifact; nothing is left behind."""
+        job = StoredDownload(summary, expected, content_key, dest)  # an encrypted one's plaintext: for this user only
+        if job.encrypted and content_key is None:
+            raise ValueError(f"{format_id(expected)} is encrypted: a content key is needed to read it")
+        await asyncio.to_thread(job.begin)
+        pending: asyncio.Future[None] | None = None
+        try:
+            url = f"{self.url}/artifacts/{format_id(expected)}/stored" + ("?follow=true" if follow else "")
+            async with self._http().get(url) as response:
+                if response.status != 200:
+                    await _raise_for(response)
+                for index in range(job.chunks):
+                    want = job.stored_size(index)
+                    chunk = await response.content.readexactly(want)
+                    if pending is not None:
+                        await pending  # the previous chunk is decrypted and written while this one arrived
+                    pending = asyncio.ensure_future(asyncio.to_thread(job.take, chunk))
+                    if progress is not None:
+                        progress(want)
+                if pending is not None:
+                    await pending
+                    pending = None
+                if await response.content.read(1):
+                    raise DigestMismatch(expected, b"", "the node sent more bytes than the artifact holds")
+            return await asyncio.to_thread(job.finish)
+        except (asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
+            await _settle(pending)
+            job.abort()
+            raise ArtifactMismatch(f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
+                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+        except aiohttp.ClientConnectionError as exc:
+            await _settle(pending)
+            job.abort()
+            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+        except ChunkDecryptionFailed:
+            await _settle(pending)
+            job.abort()
+            raise ArtifactMismatch(f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
+                                   "served other or altered ciphertext; nothing was kept") from None
+        except DigestMismatch as exc:
+            await _settle(pending)
+            job.abort()
+            raise ArtifactMismatch(describe_mismatch(exc, expected)) from None
+        except BaseException:
+            await _settle(pending)
+            job.abort()
+            raise
+
+    async def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
+        """Have the node fetch an artifact from its peers (every chunk checked); the fetch's status."""
+        result: dict[str, Any] = await self.rpc(
+            "artifact_fetch", artifact, pin, False, wait_s, timeout=wait_s + self.timeout
+        )
+        return result
+
+
+
+async def _raise_for(response: aiohttp.ClientResponse) -> None:
+    """The node's refusal of a download as an error: AccessRefused (401/403), else the node's own type."""
+    text = (await response.text()).strip()
+    try:
+        message = str(json.loads(text).get("error", text))
+    except (ValueError, AttributeError):
+        message = text
+    if response.status in (401, 403, 429):
+        raise AccessRefused(f"the node refused the plaintext (HTTP {response.status}): {message}", response.status)
+    raise error_from_rpc(-32111 if response.status == 404 else -32110, f"HTTP {response.status}: {message[:300]}")
+
+
+async def _settle(pending: asyncio.Future[None] | None) -> None:
+    """Let a chunk still being written finish (or fail) before its download is cleaned up."""
+    if pending is not None:
+        with contextlib.suppress(BaseException):
+            await pending
+
+
+def _sha256_of(source: Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).digest()
+    hasher = hashlib.sha256()
+    with open(source, "rb") as stream:
+        while block := stream.read(STREAM_BLOCK):
+            hasher.update(block)
+    return hasher.digest()
+
+
+async def _body(source: Path | bytes, progress: Progress | None) -> AsyncIterator[bytes]:
+    if isinstance(source, bytes):
+        for offset in range(0, len(source), STREAM_BLOCK):
+            block = source[offset : offset + STREAM_BLOCK]
+            if progress is not None:
+                progress(len(block))
+            yield block
+        return
+    with open(source, "rb") as stream:
+        while block := await asyncio.to_thread(stream.read, STREAM_BLOCK):
+            if progress is not None:
+                progress(len(block))
+            yield block
+
+
+__all__ = ["STREAM_BLOCK", "ArtifactTransfers", "Progress", "ReadAs"]
