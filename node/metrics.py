@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from node.p2p.metrics import P2PMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class NodeMetrics:
@@ -77,6 +78,44 @@ class NodeMetrics:
             registry=r,
         )
         self.artifact_bytes = Gauge("aichain_artifact_bytes", "Bytes held in the artifact store", registry=r)
+        self._loop_metrics(r)
+
+    def _loop_metrics(self, r: CollectorRegistry) -> None:
+        """The event-loop lag monitor's figures (node/loop_monitor.py)."""
+        self.loop_lag = Histogram(
+            "aichain_event_loop_lag_seconds",
+            "How late the event loop woke from a 10 ms sleep",
+            buckets=LOOP_BUCKETS,
+            registry=r,
+        )
+        self.loop_blocked = Histogram(
+            "aichain_event_loop_blocked_seconds",
+            "The lag less the time the loop's thread waited for a CPU: how long the node itself blocked its loop",
+            buckets=LOOP_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_max = Gauge("aichain_event_loop_lag_max_seconds", "Largest event-loop lag since start",
+                                  registry=r)  # fmt: skip
+        self.loop_blocked_max = Gauge(
+            "aichain_event_loop_blocked_max_seconds", "Largest event-loop blocked time since start", registry=r
+        )
+        self.loop_stalls = Counter(
+            "aichain_event_loop_stalls", "Times the event loop was blocked for more than 100 ms", registry=r
+        )
+        self._lag_max = self._blocked_max = 0.0
+
+    def loop_tick(self, lag_s: float, blocked_s: float) -> None:
+        self.loop_lag.observe(lag_s)
+        self.loop_blocked.observe(blocked_s)
+        if lag_s > self._lag_max:
+            self._lag_max = lag_s
+            self.loop_lag_max.set(lag_s)
+        if blocked_s > self._blocked_max:
+            self._blocked_max = blocked_s
+            self.loop_blocked_max.set(blocked_s)
+
+    def loop_stall(self) -> None:
+        self.loop_stalls.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -33,6 +33,7 @@ from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
 from node.key_release import KeyRelease, events_of
+from node.loop_monitor import LoopMonitor
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.network import Network
@@ -54,6 +55,7 @@ class Node(TxAdmission):
     def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
         self.config = config
         self.metrics = NodeMetrics()
+        self.loop_monitor = LoopMonitor(self.metrics)
         self.genesis = Genesis.load(config.genesis_path)
         # A block-time override changes when this node proposes, never the genesis (and so its hash).
         self.timing = self.genesis.params
@@ -83,6 +85,7 @@ class Node(TxAdmission):
 
     async def start(self) -> None:
         config = self.config
+        self.loop_monitor.start()
         self.kv = KeyValueStore(config.chaindata)
         try:
             self.chain = Chain(self.kv, self.genesis)
@@ -151,6 +154,7 @@ class Node(TxAdmission):
             self.artifacts.close()
         with contextlib.suppress(FileNotFoundError):
             (self.config.datadir / "node.json").unlink()
+        await self.loop_monitor.stop()
         log.info("node stopped")
 
     def _load_node_key(self) -> PrivateKey:
