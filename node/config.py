@@ -36,6 +36,7 @@ path = "/srv/aichain/artifacts"   # default: <datadir>/artifacts
 chunk_size = 4194304              # bytes per chunk of newly added artifacts
 max_fetches = 4                   # fetches from peers at once
 serve_mb_s_per_peer = 0           # upload cap per peer, MB/s (0: none)
+max_uploads = 4                   # PUT /artifacts at once; more are answered 503 + Retry-After
 
 [models]
 release_keys = true               # post content-key envelopes for buyers of models this node holds keys for
@@ -127,6 +128,10 @@ class ArtifactsConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_fetches: int = 4  # fetches from peers running at once
     serve_mb_s_per_peer: float = 0.0  # what one peer is sent at most, MB/s (0: no limit)
+    max_uploads: int = 4  # PUT /artifacts bodies read at once (each holds an ingest thread); more get 503
+    upload_idle_timeout_s: float = 15.0  # an upload body with no byte for this long is cut (408)
+    upload_min_bytes_s: int = 16 * 1024  # ... and one slower than this on average after the grace time
+    upload_grace_s: float = 10.0
     test_corrupt_chunks: bool = False  # test-only: serve every chunk with a flipped bit
 
     def __post_init__(self) -> None:
@@ -134,6 +139,11 @@ class ArtifactsConfig:
             raise ConfigError(f"artifacts.chunk_size must be {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} bytes")
         if self.max_fetches < 1 or self.serve_mb_s_per_peer < 0:
             raise ConfigError("artifacts.max_fetches must be at least 1 and serve_mb_s_per_peer at least 0")
+        if self.max_uploads < 1 or self.upload_min_bytes_s < 1:
+            raise ConfigError("artifacts.max_uploads and upload_min_bytes_s must be at least 1")
+        if not 0 < self.upload_idle_timeout_s <= 3600 or not 0 <= self.upload_grace_s <= 3600:
+            raise ConfigError("artifacts.upload_idle_timeout_s must be above 0 and upload_grace_s at least 0 "
+                              "(both at most 3600 s)")  # fmt: skip
 
 
 @dataclass(frozen=True)

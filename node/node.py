@@ -32,6 +32,7 @@ from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
+from node.http_log import server_logger
 from node.key_release import KeyRelease, events_of
 from node.loop_monitor import LoopMonitor
 from node.mempool import Mempool, MempoolLimits
@@ -42,6 +43,7 @@ from node.process_tuning import tune_gc, tune_malloc
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.signstate import Signer
+from node.upload_body import UploadLimits
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
@@ -210,10 +212,13 @@ class Node(TxAdmission):
             RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
         )
         add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
-        add_artifact_routes(app, self.artifacts, self._fetch_in_flight)
+        a = self.config.artifacts
+        uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
+                               min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
+        add_artifact_routes(app, self.artifacts, self._fetch_in_flight, uploads)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.rpc.addr, self.config.rpc.port, reuse_address=True)
         try:
