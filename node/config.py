@@ -81,6 +81,9 @@ class P2PConfig:
     allow_list: list[str] = field(default_factory=list)  # node keys (hex); empty: anyone on our chain
     max_inbound: int = 32
     max_outbound: int = 16
+    max_pending_handshakes: int = 64  # inbound connections not through the handshake yet, in all ...
+    max_pending_per_ip: int = 8  # ... and from one IP; beyond either, the oldest of them is dropped
+    handshake_timeout_s: float = 3.0  # TLS and the Hello must finish within this
     sync_answer_bytes: int = 8 * 1024 * 1024  # most block bytes sent in one answer to a syncing peer
     enabled: bool = True
 

@@ -181,6 +181,9 @@ class Node(TxAdmission):
             allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in config.p2p.allow_list) or None,
             max_inbound=config.p2p.max_inbound,
             max_outbound=config.p2p.max_outbound,
+            max_pending_handshakes=config.p2p.max_pending_handshakes,
+            max_pending_per_ip=config.p2p.max_pending_per_ip,
+            handshake_timeout=config.p2p.handshake_timeout_s,
             # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
             ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
         )
