@@ -17,7 +17,10 @@ those are registered on a `MethodRegistry` by other modules. Rules:
 * A batch is a non-empty array of requests, at most `RpcLimits.max_batch` long; otherwise one
   -32600 error object (not an array) answers it. Elements are handled one after another, in
   order, each independently; invalid elements get their own error, notifications get nothing,
-  and a batch of notifications only gets no response at all (None).
+  and a batch of notifications only gets no response at all (None). The loop gets a turn between
+  elements (a batch of 1000 slow methods never holds it), and once the answers of a batch pass
+  `RpcLimits.max_batch_response_bytes` the elements after are not run: each gets -32600
+  saying so (as geth's --rpc.batch-response-max-size).
 * Unknown method -> -32601 naming it. Params nested more than `RpcLimits.max_param_depth`
   arrays or objects deep -> -32602 before any method sees them (no parser recurses that far).
   Parameters are bound by `Param` declarations, given by
@@ -34,6 +37,7 @@ those are registered on a `MethodRegistry` by other modules. Rules:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -88,10 +92,12 @@ class RpcLimits:
     max_body_bytes: int = 5 * MiB
     max_batch: int = 1000
     max_json_values: int = 250_000  # about 30 ms of parsing on the event loop
+    max_batch_response_bytes: int = 25 * MiB
     max_param_depth: int = 32  # contract values nest 8 deep; nothing a method takes nests further
 
     def __post_init__(self) -> None:
-        if min(self.max_body_bytes, self.max_batch, self.max_json_values, self.max_param_depth) < 1:
+        if min(self.max_body_bytes, self.max_batch, self.max_json_values, self.max_param_depth,
+               self.max_batch_response_bytes) < 1:
             raise ValueError("RpcLimits values must be positive")
 
 
@@ -161,11 +167,29 @@ class Dispatcher:
                 ),
             )
         answers = []
+        size = 0
+        limit = self.limits.max_batch_response_bytes
         for item in obj:
-            answer = await self._handle_one(item)
+            if size > limit:
+                answer = self._over_budget(item, limit)
+            else:
+                answer = await self._handle_one(item)
+                await asyncio.sleep(0)  # the loop's turn: other clients, consensus, timers
             if answer is not None:
                 answers.append(answer)
+                size += len(answer[1])
         return answers or None
+
+    def _over_budget(self, item: object, limit: int) -> _Answer | None:
+        """The answer of a batch element left unrun because the batch's answers passed `limit` bytes."""
+        checked = _check_request(item)
+        if isinstance(checked, tuple):
+            return self._error(*checked)
+        if checked.notification:
+            return None
+        error = InvalidRequest(f"invalid request: the answers of this batch passed {limit} bytes, so this request "
+                               "was not run; send it again in a smaller batch", {"limit": limit})  # fmt: skip
+        return self._error(checked.id, error)
 
     async def _handle_one(self, item: object) -> _Answer | None:
         checked = _check_request(item)
