@@ -79,13 +79,15 @@ FOLLOW_STALL_S = 120.0  # longest a followed fetch may go without storing a chun
 
 
 def add_artifact_routes(app: web.Application, store: ArtifactStore, in_flight: InFlight | None = None,
-                        limits: UploadLimits | None = None) -> None:  # fmt: skip
+                        limits: UploadLimits | None = None) -> Callable[[], dict[str, int]]:  # fmt: skip
+    """Serve the artifact routes; returns what /metrics reads of the uploads (in progress, refused by reason)."""
     endpoints = _Endpoints(store, in_flight or (lambda artifact: None), limits or UploadLimits())
     app.on_cleanup.append(endpoints.close)
     app.router.add_put("/artifacts", endpoints.upload)
     app.router.add_get("/artifacts/{id}", endpoints.download)  # GET also answers HEAD
     app.router.add_get("/artifacts/{id}/files/{path:.+}", endpoints.download_file)
     app.router.add_get("/artifacts/{id}/stored", endpoints.download_stored)
+    return lambda: {"uploading": endpoints.uploading, **endpoints.refused}
 
 
 def _stored_headers(manifest: Manifest) -> dict[str, str]:
@@ -112,6 +114,7 @@ class _Endpoints:
         self.in_flight = in_flight
         self.limits = limits
         self.uploading = 0
+        self.refused = {"busy": 0, "too_slow": 0}  # uploads answered 503 and 408
         self._ingest = ThreadPoolExecutor(max_workers=limits.max_uploads, thread_name_prefix="artifact-ingest")
         self._reads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="artifact-read")
 
@@ -127,6 +130,7 @@ class _Endpoints:
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
         if self.uploading >= self.limits.max_uploads:
+            self.refused["busy"] += 1
             response = _error(503, f"all {self.limits.max_uploads} upload slots of this node are taken; try again "
                                    f"in {RETRY_AFTER_S} s")  # fmt: skip
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
@@ -171,6 +175,7 @@ class _Endpoints:
                 manifest = await self._on_ingest(functools.partial(self.store.add_stream, pin=pin_now, seal=seal),
                                                  reader)  # fmt: skip
         except UploadTooSlow as exc:
+            self.refused["too_slow"] += 1
             log.info("upload from %s refused: %s", request.remote, exc)
             response = _error(408, f"{exc}; nothing was stored")
             response.force_close()

@@ -31,6 +31,7 @@ class NodeMetrics:
         self.p2p_source: Callable[[], P2PMetrics | None] = lambda: None  # set when the network starts
         self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
         self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
+        self.upload_source: Callable[[], dict[str, int] | None] = lambda: None  # PUT /artifacts: slots, refusals
         r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
@@ -138,6 +139,16 @@ class _LiveCollector(Collector):
         artifacts = self.metrics.artifact_source()
         if artifacts is not None:
             yield from _artifact_families(artifacts)
+        uploads = self.metrics.upload_source()
+        if uploads is not None:
+            yield GaugeMetricFamily("aichain_artifact_uploads", "PUT /artifacts bodies being read now",
+                                    value=uploads["uploading"])  # fmt: skip
+            refused = CounterMetricFamily("aichain_artifact_uploads_refused",
+                                          "Uploads refused: busy (all slots taken, 503), too_slow (408)",
+                                          labels=["reason"])  # fmt: skip
+            for reason in ("busy", "too_slow"):
+                refused.add_metric([reason], uploads[reason])
+            yield refused
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:

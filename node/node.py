@@ -218,7 +218,7 @@ class Node(TxAdmission):
         a = self.config.artifacts
         uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
                                min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
-        add_artifact_routes(app, self.artifacts, self._fetch_in_flight, uploads)
+        self.metrics.upload_source = add_artifact_routes(app, self.artifacts, self._fetch_in_flight, uploads)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())

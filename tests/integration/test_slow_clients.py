@@ -116,6 +116,10 @@ def test_eight_trickling_uploads_stall_neither_downloads_nor_metrics(node: NodeP
             trickle.close()
     status, body = put(node, b"an honest upload after the slow ones were cut")
     assert status == 201, body
+    metrics = timed_get(node, "/metrics", timeout=10)[1].decode()
+    assert 'aichain_artifact_uploads_refused_total{reason="busy"} 4.0' in metrics
+    assert 'aichain_artifact_uploads_refused_total{reason="too_slow"} 4.0' in metrics
+    assert "aichain_artifact_uploads 0.0" in metrics
     assert not tracebacks(node.log_path.read_text())
 
 

@@ -100,3 +100,20 @@ def test_the_installed_cli_on_a_non_utf8_file_exits_1_without_a_traceback(tmp_pa
     assert result.returncode == 1
     assert result.stderr.strip() == (f"error: {path}: line 3: the source is not UTF-8 text (byte 0xe9); save it as "
                                      "UTF-8 (column 16)"), result.stderr  # fmt: skip
+
+
+def test_deploying_or_calling_with_hostile_input_ends_in_one_line_before_any_rpc(tmp_path: Path) -> None:
+    runner = CliRunner()
+    nowhere = "http://127.0.0.1:9"  # nothing listens: each refusal must come before the node is asked
+    path = tmp_path / "deep.py"
+    path.write_bytes(fn("f", "return " + "+".join(["1"] * 20_000)).encode())
+    result = runner.invoke(app, ["contract", "deploy", str(path), "--from", "dev", "--rpc", nowhere])
+    assert result.exit_code == 1 and f"error: {path}: line 3: " in result.output, result.output
+    fine = tmp_path / "fine.py"
+    fine.write_text(fn("constructor", "pass", "n"))
+    for bad in ("7" * 5000, str(2**256), "[" * 20 + "]" * 20):
+        for args in (["deploy", str(fine), bad, "--from", "dev"], ["call", "0x" + "00" * 20, "f", bad]):
+            result = runner.invoke(app, ["contract", *args, "--rpc", nowhere])
+            assert result.exit_code == 1, (args, result.output, result.exception)
+            assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+            assert "Traceback" not in result.output and "sys." not in result.output
