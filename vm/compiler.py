@@ -140,8 +140,8 @@ def _parse(text: str) -> ast.Module:
                            "integers are 256-bit: at most 78 digits)")  # fmt: skip
             raise CompileError(f"syntax error: {message}", exc.lineno or 1, exc.offset or None) from None
         except (RecursionError, MemoryError):
-            raise CompileError("an expression too long or too deeply nested for Python's parser; split it with "
-                               "local variables", _busiest_line(text)) from None  # fmt: skip
+            raise CompileError("nested too deeply for Python's parser (an expression too long, or an elif chain); "
+                               "split it with local variables or helper functions", _busiest_line(text)) from None
 
 
 def _busiest_line(text: str) -> int:

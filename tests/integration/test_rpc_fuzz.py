@@ -172,7 +172,7 @@ def test_hostile_bytecode_deploys_are_refused_cleanly(node: NodeProcess, baselin
             elif how == "grow":
                 mutated += bytes(edits[0][1] for _ in range(edits[0][0] % 64))
             data = encode_deploy_data(bytes(mutated))
-            tx = Transaction(DEV_CHAIN_ID, DEV_ACCOUNT_KEY.public_key, nonce + len(raws), 2_000_000, 1, TxKind.DEPLOY,
+            tx = Transaction(DEV_CHAIN_ID, DEV_ACCOUNT_KEY.public_key, nonce + len(raws), 5_000_000, 1, TxKind.DEPLOY,
                              b"", 0, data)  # fmt: skip
             raws.append("0x" + tx.signed_by(DEV_ACCOUNT_KEY).encoded.hex())
         COUNTS["hostile deploy"] += len(raws)
@@ -223,6 +223,7 @@ def test_artifact_routes_with_fuzzed_methods_paths_headers_and_bodies(node: Node
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_soak_rpc_and_artifacts(node: NodeProcess, methods: dict[str, list[str]], stored: list[str],
                                 baseline: Health) -> None:  # fmt: skip
     """The same properties for about 20,000 inputs, with RSS sampled as it goes: it must level off."""

@@ -158,6 +158,11 @@ def _fn(body: str, name: str = "f", params: str = "") -> str:
     return f"@public\ndef {name}({params}):\n    {body}\n"
 
 
+def _nested_ifs(n: int) -> str:
+    ifs = "".join("    " * (i + 1) + "if x:\n" for i in range(n))
+    return "@public\ndef f(x):\n" + ifs + "    " * (n + 1) + "return 1\n"
+
+
 _SHAPES = {
     "sum": lambda n: _fn("return " + "+".join(["1"] * n)),
     "parens": lambda n: _fn("return " + "(" * n + "1" + ")" * n),
@@ -166,8 +171,7 @@ _SHAPES = {
     "nots": lambda n: _fn("return " + "not " * n + "True"),
     "negs": lambda n: _fn("return " + "-" * n + "1"),
     "const_negs": lambda n: "X = " + "-" * n + "1\n" + _fn("return X"),
-    "ifs": lambda n: "@public\ndef f(x):\n" + "".join("    " * (i + 1) + "if x:\n" for i in range(n))
-                     + "    " * (n + 1) + "return 1\n",
+    "ifs": lambda n: _nested_ifs(min(n, 128)),  # Python stops at 100 levels; the source grows as n squared
     "elifs": lambda n: "@public\ndef f(x):\n    if x == 0:\n        return 0\n"
                        + "".join(f"    elif x == {i}:\n        return {i}\n" for i in range(1, n)),
     "functions": lambda n: "".join(_fn(f"return {i}", f"f{i}") for i in range(n)),

@@ -14,7 +14,7 @@ from vm.bytecode import Module
 from vm.compiler import CompileError, compile_contract
 
 QUICK = settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-SOAK = settings(max_examples=5000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+SOAK = settings(max_examples=20_000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
 def check(source: str | bytes) -> Module | CompileError:
@@ -71,7 +71,9 @@ def test_every_system_contract_still_compiles() -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 @SOAK
-@given(st.one_of(generated_sources, mutated_sources(), extreme_sources().map(lambda s: s[1]), st.binary(max_size=2000)))
+@given(st.one_of(generated_sources, mutated_sources(), extreme_sources(max_size=20_000).map(lambda s: s[1]),
+                 st.binary(max_size=2000)))  # fmt: skip
 def test_soak_compiler(source: str | bytes) -> None:
     check(source)
