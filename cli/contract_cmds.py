@@ -7,6 +7,7 @@ Arguments on the command line are JSON where they parse as JSON (`25`, `true`, `
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,27 @@ from vm.contracts import contract_address
 
 contract_app = typer.Typer(help="Compile, deploy and call contracts; read their events.", no_args_is_help=True)
 GAS_OPTION = typer.Option(5_000_000, "--gas", help="Gas limit of the transaction")
+MAX_INT_DIGITS = 78  # 2^255 has 77 digits; a sign makes 78 characters
 
 
 def _compile(path: Path) -> Any:
+    """The compiled contract at `path`; any problem ends the command with one line naming the file and line."""
     try:
-        return compile_contract(path.read_text())
+        source = path.read_bytes()
     except FileNotFoundError:
         fail(f"no contract source at {path}")
+    except OSError as exc:
+        fail(f"cannot read the contract source {path}: {exc.strerror or exc}")
+    try:
+        return compile_contract(source)
     except CompileError as exc:
         fail(f"{path}: {exc}")
 
 
 def _arg(text: str) -> Any:
+    if re.fullmatch(r"-?[0-9]+", text.strip()) and len(text.strip()) > MAX_INT_DIGITS:
+        fail(f"argument {text[:20]}… has {len(text.strip())} digits: contract integers are 256-bit (at most "
+             f"{MAX_INT_DIGITS} digits)")  # fmt: skip
     try:
         value = json.loads(text)
     except ValueError:
@@ -118,7 +128,7 @@ def deploy(
 ) -> None:
     """Deploy a contract and print its address once the deploy is finalized."""
     module = _compile(source)
-    data = encode_deploy(module, [_arg(a) for a in args or []])
+    data = run_guarded(encode_deploy, module, [_arg(a) for a in args or []])  # values no contract can take: one line
     receipt, deployer, nonce = _send(rpc, sender, keystore, password_file, TxKind.DEPLOY, b"", parse_amount(value),
                                      data, gas)  # fmt: skip
     address = address_hex(contract_address(deployer, nonce))
@@ -155,7 +165,7 @@ def call(
         return
     if sender is None:
         fail("--send needs --from KEY")
-    data = encode_call(function, values)
+    data = run_guarded(encode_call, function, values)
     receipt, _, _ = _send(rpc, sender, keystore, password_file, TxKind.CALL, target, parse_amount(value), data, gas)
     _report(receipt, receipt, as_json, "")
 

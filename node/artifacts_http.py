@@ -28,6 +28,18 @@ Routes:
 
 Disk work (hashing, writing, reading chunks) runs on threads; the event loop only moves
 buffers. Uploads stream: the ingest thread pulls the body from the loop as it needs it.
+Slow or idle clients cannot starve the others (`UploadLimits`):
+- uploads run on their own pool of `max_uploads` threads, downloads read chunks on another, and
+  everything else (`/metrics`, RPC) keeps the default executor: an upload never waits for a
+  download's thread, nor a download or a scrape for an upload's;
+- at most `max_uploads` uploads at once: one more is answered 503 with `Retry-After` before its
+  body is read;
+- an upload body must keep arriving: no gap longer than `idle_timeout_s`, and after the first
+  `grace_s` seconds at least `min_bytes_s` bytes a second on average; otherwise 408 and nothing is
+  stored, and its thread is free again.
+
+Header values are parsed with bounds: Range positions of more than 18 digits are beyond any
+artifact (never converted), a `Repr-Digest` whose sha-256 member is not base64 of 32 bytes is 400.
 """
 
 from __future__ import annotations
@@ -35,11 +47,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import re
 import tarfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -48,6 +62,7 @@ from core.artifact import KIND_DIRECTORY, Manifest, format_id, parse_id
 from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
 from core.sealing import ChunkDecryptionFailed, new_content_key
 from node.artifact_access import AccessDenied, ArtifactAccess, publisher_header
+from node.upload_body import BodyReader, UploadLimits, UploadTooSlow
 from storage.artifact_store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -55,8 +70,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aichain.artifacts")
 
-READ_TIMEOUT_S = 60.0  # longest wait for the next piece of an upload body
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)$")
+_MAX_POSITION_DIGITS = 18  # 10^18 bytes: far beyond any artifact, and int() of it is cheap
+_BEYOND = 1 << 62  # what a longer position means
+_REPR_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([^:]*):")
+RETRY_AFTER_S = 5
+DOWNLOAD_THREADS = 4
 
 
 InFlight = Callable[[bytes], "FetchInFlight | None"]
@@ -64,13 +83,17 @@ FOLLOW_STALL_S = 120.0  # longest a followed fetch may go without storing a chun
 
 
 def add_artifact_routes(app: web.Application, store: ArtifactStore, in_flight: InFlight | None = None,
-                        access: ArtifactAccess | None = None) -> None:  # fmt: skip
-    """The routes; without `access`, the plaintext of an encrypted artifact is served to no one."""
-    endpoints = _Endpoints(store, in_flight or (lambda artifact: None), access)
+                        access: ArtifactAccess | None = None,
+                        limits: UploadLimits | None = None) -> Callable[[], dict[str, int]]:  # fmt: skip
+    """Serve the artifact routes; returns what /metrics reads of the uploads (in progress, refused by
+    reason). Without `access`, the plaintext of an encrypted artifact is served to no one."""
+    endpoints = _Endpoints(store, in_flight or (lambda artifact: None), access, limits or UploadLimits())
+    app.on_cleanup.append(endpoints.close)
     app.router.add_put("/artifacts", endpoints.upload)
     app.router.add_get("/artifacts/{id}", endpoints.download)  # GET also answers HEAD
     app.router.add_get("/artifacts/{id}/files/{path:.+}", endpoints.download_file)
     app.router.add_get("/artifacts/{id}/stored", endpoints.download_stored)
+    return lambda: {"uploading": endpoints.uploading, **endpoints.refused}
 
 
 def _stored_headers(manifest: Manifest) -> dict[str, str]:
@@ -91,32 +114,44 @@ def manifest_summary(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-class _BodyReader(IO[bytes]):
-    """A blocking file-like view of a request body, for the ingest thread: each read asks the loop."""
-
-    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
-        self._content = request.content
-        self._loop = loop
-        self.received = 0
-
-    def read(self, n: int = -1) -> bytes:
-        size = n if n and n > 0 else 1 << 20
-        future = asyncio.run_coroutine_threadsafe(self._content.read(size), self._loop)
-        data = future.result(READ_TIMEOUT_S)
-        self.received += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-
 class _Endpoints:
-    def __init__(self, store: ArtifactStore, in_flight: InFlight, access: ArtifactAccess | None) -> None:
+    def __init__(
+        self, store: ArtifactStore, in_flight: InFlight, access: ArtifactAccess | None, limits: UploadLimits
+    ) -> None:
         self.store = store
         self.in_flight = in_flight
         self.access = access
+        self.limits = limits
+        self.uploading = 0
+        self.refused = {"busy": 0, "too_slow": 0}  # uploads answered 503 and 408
+        self._ingest = ThreadPoolExecutor(max_workers=limits.max_uploads, thread_name_prefix="artifact-ingest")
+        self._reads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="artifact-read")
 
-    async def upload(self, request: web.Request) -> web.Response:
+    async def close(self, app: web.Application | None = None) -> None:
+        self._ingest.shutdown(wait=False, cancel_futures=True)
+        self._reads.shutdown(wait=False, cancel_futures=True)
+
+    def _on_ingest(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._ingest, functools.partial(fn, *args))
+
+    def _read(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._reads, functools.partial(fn, *args))
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        if self.uploading >= self.limits.max_uploads:
+            self.refused["busy"] += 1
+            response = _error(503, f"all {self.limits.max_uploads} upload slots of this node are taken; try again "
+                                   f"in {RETRY_AFTER_S} s")  # fmt: skip
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            response.force_close()  # the body is not read: the connection cannot carry another request
+            return response
+        self.uploading += 1
+        try:
+            return await self._upload(request)
+        finally:
+            self.uploading -= 1
+
+    async def _upload(self, request: web.Request) -> web.Response:
         expected = _expected_id(request)
         pin = request.query.get("pin", "true").lower() not in ("false", "0", "no")
         encrypt = request.query.get("encrypt", "false").lower() in ("true", "1", "yes")
@@ -144,15 +179,26 @@ class _Endpoints:
                                    "then makes one)")  # fmt: skip
             seal = (key, expected)
         is_tar = request.content_type == "application/x-tar"
-        reader = _BodyReader(request, asyncio.get_running_loop())
+        reader = BodyReader(request, asyncio.get_running_loop(), self.limits)
         pin_now = pin and expected is None  # with an announced id: pinned only once the bytes match it
         try:
             if is_tar:
-                manifest = await asyncio.to_thread(self._ingest_tar, reader, pin_now, seal)
+                manifest = await self._on_ingest(self._ingest_tar, reader, pin_now, seal)
             else:
-                manifest = await asyncio.to_thread(self.store.add_stream, reader, pin=pin_now, seal=seal)
+                manifest = await self._on_ingest(functools.partial(self.store.add_stream, pin=pin_now, seal=seal),
+                                                 reader)  # fmt: skip
+        except UploadTooSlow as exc:
+            self.refused["too_slow"] += 1
+            log.info("upload from %s refused: %s", request.remote, exc)
+            response = _error(408, f"{exc}; nothing was stored")
+            response.force_close()
+            return response
         except (TimeoutError, ConnectionError) as exc:
             return _error(408, f"the upload stopped arriving ({exc or 'timeout'}); nothing was stored")
+        except web.RequestPayloadError:
+            encoding = request.headers.get("Content-Encoding", "").strip()[:40]
+            what = f"valid {encoding!r} data (Content-Encoding)" if encoding else "readable (broken chunked framing)"
+            return _error(400, f"the body is not {what}; nothing was stored")
         except OSError as exc:  # a full or failing disk: the chunks written so far are unreferenced (gc)
             log.error("upload failed: %s", exc)
             return _error(507, f"the artifact store could not write: {exc.strerror or exc}; nothing was stored")
@@ -164,7 +210,7 @@ class _Endpoints:
             return _error(400, str(exc))
         if expected is not None and manifest.id != expected:
             if not self.store.is_pinned(manifest.id):  # not kept before this upload either
-                await asyncio.to_thread(self.store.remove, manifest.id)
+                await self._on_ingest(self.store.remove, manifest.id)
             return _error(422, f"the body hashes to {manifest.artifact_id}, not {format_id(expected)} as announced; "
                                "nothing new was kept")  # fmt: skip
         if expected is not None and pin:
@@ -175,7 +221,7 @@ class _Endpoints:
                  len(manifest.chunks), ", encrypted" if manifest.encrypted else "")  # fmt: skip
         return web.json_response(manifest_summary(manifest), status=201, headers=_digest_headers(manifest.id, None))
 
-    def _ingest_tar(self, reader: _BodyReader, pin: bool, seal: tuple[bytes, bytes] | None) -> Manifest:
+    def _ingest_tar(self, reader: BodyReader, pin: bool, seal: tuple[bytes, bytes] | None) -> Manifest:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 20) as archive:
 
             def members() -> Iterator[tuple[str, IO[bytes]]]:
@@ -256,7 +302,7 @@ class _Endpoints:
         chunks = self.store.read_stored(manifest)
         while True:
             try:
-                chunk = await asyncio.to_thread(next, chunks, None)
+                chunk = await self._read(next, chunks, None)
             except CorruptChunk as exc:
                 log.error("download of the stored chunks of %s stopped: %s", manifest.artifact_id, exc)
                 if request.transport is not None:
@@ -283,7 +329,7 @@ class _Endpoints:
                 try:
                     if not await flight.wait_for(index, FOLLOW_STALL_S):
                         raise ArtifactError(f"the fetch ended without chunk {index}: {flight.error or 'stopped'}")
-                    chunk = flight.take(index) or await asyncio.to_thread(self.store.chunks.read, chunk_id)
+                    chunk = flight.take(index) or await self._read(self.store.chunks.read, chunk_id)
                 except (TimeoutError, ArtifactError, CorruptChunk, OSError) as exc:
                     log.warning("following the fetch of %s stopped at chunk %d: %s", manifest.artifact_id, index,
                                 exc or "no chunk stored for a long time")  # fmt: skip
@@ -330,7 +376,7 @@ class _Endpoints:
         pieces = self.store.read_range(manifest, first + start, first + stop)
         while True:
             try:
-                piece = await asyncio.to_thread(next, pieces, None)
+                piece = await self._read(next, pieces, None)
             except (CorruptChunk, ChunkDecryptionFailed) as exc:
                 log.error("download of %s stopped: %s", manifest.artifact_id, exc)
                 if request.transport is not None:
@@ -350,13 +396,17 @@ def _expected_id(request: web.Request) -> bytes | None:
             return parse_id(announced)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-    digest = request.headers.get("Repr-Digest", "")
-    match = re.search(r"sha-256=:([A-Za-z0-9+/=]+):", digest)
-    if match:
-        raw = base64.b64decode(match.group(1))
-        if len(raw) == 32:
-            return raw
-    return None
+    match = _REPR_DIGEST.search(request.headers.get("Repr-Digest", ""))
+    if match is None:
+        return None  # no sha-256 member: nothing announced (other algorithms are not checked)
+    try:
+        raw = base64.b64decode(match.group(1), validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise web.HTTPBadRequest(text="Repr-Digest: sha-256 must be the base64 of 32 bytes between colons, as "
+                                      "sha-256=:<base64>: (RFC 9530); or announce the id in X-Artifact-Id")  # fmt: skip
+    return raw
 
 
 def _digest_headers(digest: bytes, manifest: Manifest | None) -> dict[str, str]:
@@ -377,13 +427,18 @@ def _parse_range(value: str, length: int) -> tuple[int, int] | None:
         return _WHOLE
     first, last = match.groups()
     if first == "":
-        start, stop = max(0, length - int(last)), length
+        start, stop = max(0, length - _position(last)), length
     else:
-        start = int(first)
-        stop = length if last == "" else min(int(last) + 1, length)
+        start = _position(first)
+        stop = length if last == "" else min(_position(last) + 1, length)
     if start >= length or start >= stop:
         return None
     return start, stop
+
+
+def _position(digits: str) -> int:
+    """A Range position; one of more digits than any artifact's size has is `_BEYOND` (never converted)."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else _BEYOND
 
 
 def _error(status: int, message: str) -> web.Response:

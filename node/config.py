@@ -42,6 +42,7 @@ path = "/srv/aichain/artifacts"   # default: <datadir>/artifacts
 chunk_size = 4194304              # bytes per chunk of newly added artifacts
 max_fetches = 4                   # fetches from peers at once
 serve_mb_s_per_peer = 0           # upload cap per peer, MB/s (0: none)
+max_uploads = 4                   # PUT /artifacts at once; more are answered 503 + Retry-After
 
 [models]
 release_keys = true               # post content-key envelopes for buyers of models this node holds keys for
@@ -101,6 +102,9 @@ class P2PConfig:
     allow_list: list[str] = field(default_factory=list)  # node keys (hex); empty: anyone on our chain
     max_inbound: int = 32
     max_outbound: int = 16
+    max_pending_handshakes: int = 64  # inbound connections not through the handshake yet, in all ...
+    max_pending_per_ip: int = 8  # ... and from one IP; beyond either, the oldest of them is dropped
+    handshake_timeout_s: float = 3.0  # TLS and the Hello must finish within this
     sync_answer_bytes: int = 8 * 1024 * 1024  # most block bytes sent in one answer to a syncing peer
     enabled: bool = True
 
@@ -148,6 +152,10 @@ class ArtifactsConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_fetches: int = 4  # fetches from peers running at once
     serve_mb_s_per_peer: float = 0.0  # what one peer is sent at most, MB/s (0: no limit)
+    max_uploads: int = 4  # PUT /artifacts bodies read at once (each holds an ingest thread); more get 503
+    upload_idle_timeout_s: float = 15.0  # an upload body with no byte for this long is cut (408)
+    upload_min_bytes_s: int = 16 * 1024  # ... and one slower than this on average after the grace time
+    upload_grace_s: float = 10.0
     test_corrupt_chunks: bool = False  # test-only: serve every chunk with a flipped bit
 
     def __post_init__(self) -> None:
@@ -155,6 +163,11 @@ class ArtifactsConfig:
             raise ConfigError(f"artifacts.chunk_size must be {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} bytes")
         if self.max_fetches < 1 or self.serve_mb_s_per_peer < 0:
             raise ConfigError("artifacts.max_fetches must be at least 1 and serve_mb_s_per_peer at least 0")
+        if self.max_uploads < 1 or self.upload_min_bytes_s < 1:
+            raise ConfigError("artifacts.max_uploads and upload_min_bytes_s must be at least 1")
+        if not 0 < self.upload_idle_timeout_s <= 3600 or not 0 <= self.upload_grace_s <= 3600:
+            raise ConfigError("artifacts.upload_idle_timeout_s must be above 0 and upload_grace_s at least 0 "
+                              "(both at most 3600 s)")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from node.p2p.metrics import P2PMetrics
 from vm.faults import internal_errors
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class NodeMetrics:
@@ -32,7 +33,7 @@ class NodeMetrics:
         self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
         self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
         self.contract_call_source: Callable[[], dict[str, int] | None] = lambda: None  # read-only calls
-        self.loop_lag_max: Callable[[], float] = lambda: 0.0  # the largest event loop lag since start
+        self.upload_source: Callable[[], dict[str, int] | None] = lambda: None  # PUT /artifacts: slots, refusals
         r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
@@ -80,12 +81,44 @@ class NodeMetrics:
             registry=r,
         )
         self.artifact_bytes = Gauge("aichain_artifact_bytes", "Bytes held in the artifact store", registry=r)
+        self._loop_metrics(r)
+
+    def _loop_metrics(self, r: CollectorRegistry) -> None:
+        """The event-loop lag monitor's figures (node/loop_monitor.py)."""
         self.loop_lag = Histogram(
             "aichain_event_loop_lag_seconds",
-            "How much later than asked the event loop ran a timer (sampled every 20 ms)",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            "How late the event loop woke from a 10 ms sleep",
+            buckets=LOOP_BUCKETS,
             registry=r,
         )
+        self.loop_blocked = Histogram(
+            "aichain_event_loop_blocked_seconds",
+            "The lag less the time the loop's thread waited for a CPU: how long the node itself blocked its loop",
+            buckets=LOOP_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag_max = Gauge("aichain_event_loop_lag_max_seconds", "Largest event-loop lag since start",
+                                  registry=r)  # fmt: skip
+        self.loop_blocked_max = Gauge(
+            "aichain_event_loop_blocked_max_seconds", "Largest event-loop blocked time since start", registry=r
+        )
+        self.loop_stalls = Counter(
+            "aichain_event_loop_stalls", "Times the event loop was blocked for more than 100 ms", registry=r
+        )
+        self._lag_max = self._blocked_max = 0.0
+
+    def loop_tick(self, lag_s: float, blocked_s: float) -> None:
+        self.loop_lag.observe(lag_s)
+        self.loop_blocked.observe(blocked_s)
+        if lag_s > self._lag_max:
+            self._lag_max = lag_s
+            self.loop_lag_max.set(lag_s)
+        if blocked_s > self._blocked_max:
+            self._blocked_max = blocked_s
+            self.loop_blocked_max.set(blocked_s)
+
+    def loop_stall(self) -> None:
+        self.loop_stalls.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -108,8 +141,6 @@ class _LiveCollector(Collector):
         artifacts = self.metrics.artifact_source()
         if artifacts is not None:
             yield from _artifact_families(artifacts)
-        yield GaugeMetricFamily("aichain_event_loop_lag_max_seconds", "The largest event loop lag since start",
-                                value=self.metrics.loop_lag_max())  # fmt: skip
         calls = self.metrics.contract_call_source()
         if calls is not None:
             yield GaugeMetricFamily("aichain_rpc_contract_calls_in_flight",
@@ -124,6 +155,16 @@ class _LiveCollector(Collector):
             "Exceptions the VM did not expect (bugs), each turned into the receipt error 'internal VM error'",
             value=internal_errors(),
         )
+        uploads = self.metrics.upload_source()
+        if uploads is not None:
+            yield GaugeMetricFamily("aichain_artifact_uploads", "PUT /artifacts bodies being read now",
+                                    value=uploads["uploading"])  # fmt: skip
+            refused = CounterMetricFamily("aichain_artifact_uploads_refused",
+                                          "Uploads refused: busy (all slots taken, 503), too_slow (408)",
+                                          labels=["reason"])  # fmt: skip
+            for reason in ("busy", "too_slow"):
+                refused.add_metric([reason], uploads[reason])
+            yield refused
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:

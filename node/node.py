@@ -34,8 +34,9 @@ from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
 from node.head_view import HeadView
+from node.http_log import server_logger
 from node.key_release import KeyRelease, events_of
-from node.loop_lag import LoopLag
+from node.loop_monitor import LoopMonitor
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.network import Network
@@ -45,6 +46,7 @@ from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.rpc.read_calls import ReadOnlyCalls
 from node.signstate import Signer
+from node.upload_body import UploadLimits
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
@@ -58,6 +60,7 @@ class Node(TxAdmission):
     def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
         self.config = config
         self.metrics = NodeMetrics()
+        self.loop_monitor = LoopMonitor(self.metrics)
         self.genesis = Genesis.load(config.genesis_path)
         # A block-time override changes when this node proposes, never the genesis (and so its hash).
         self.timing = self.genesis.params
@@ -73,8 +76,6 @@ class Node(TxAdmission):
         self.started_at = 0.0
         self._runner: web.AppRunner | None = None
         self.contract_calls: ReadOnlyCalls | None = None  # set by node/rpc/contracts.py
-        self.loop_lag = LoopLag(self.metrics.loop_lag)
-        self.metrics.loop_lag_max = lambda: self.loop_lag.max_s
         self.driver: ConsensusDriver | None = None
         self.network: Network | None = None
         self.key_release: KeyRelease | None = None
@@ -91,6 +92,7 @@ class Node(TxAdmission):
 
     async def start(self) -> None:
         config = self.config
+        self.loop_monitor.start()
         self.kv = KeyValueStore(config.chaindata)
         try:
             self.chain = Chain(self.kv, self.genesis)
@@ -130,7 +132,6 @@ class Node(TxAdmission):
         self.metrics.head_height.set(self.chain.head.height)
         self.metrics.finalized_height.set(self.chain.head.height)
         await self._start_rpc()
-        self.loop_lag.start()
         self.started_at = time.time()
         self._write_node_file()
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
@@ -158,7 +159,6 @@ class Node(TxAdmission):
             await self._runner.cleanup()
         if self.contract_calls is not None:
             await self.contract_calls.close()  # its threads read the database: before it closes
-        await self.loop_lag.stop()
         self.block_worker.shutdown(wait=True)
         self._verifiers.shutdown(wait=True)
         if self.kv is not None:
@@ -166,6 +166,7 @@ class Node(TxAdmission):
             self.artifacts.close()
         with contextlib.suppress(FileNotFoundError):
             (self.config.datadir / "node.json").unlink()
+        await self.loop_monitor.stop()
         log.info("node stopped")
 
     def _load_node_key(self) -> PrivateKey:
@@ -190,6 +191,9 @@ class Node(TxAdmission):
             allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in config.p2p.allow_list) or None,
             max_inbound=config.p2p.max_inbound,
             max_outbound=config.p2p.max_outbound,
+            max_pending_handshakes=config.p2p.max_pending_handshakes,
+            max_pending_per_ip=config.p2p.max_pending_per_ip,
+            handshake_timeout=config.p2p.handshake_timeout_s,
             # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
             ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
         )
@@ -221,10 +225,14 @@ class Node(TxAdmission):
             RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
         )
         add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
-        add_artifact_routes(app, self.artifacts, self._fetch_in_flight, self.artifact_access)
+        a = self.config.artifacts
+        uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
+                               min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
+        self.metrics.upload_source = add_artifact_routes(app, self.artifacts, self._fetch_in_flight,
+                                                         self.artifact_access, uploads)  # fmt: skip
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.rpc.addr, self.config.rpc.port, reuse_address=True)
         try:

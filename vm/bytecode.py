@@ -273,8 +273,10 @@ def _is_const(value: object) -> bool:
 
 def verify(module: Module) -> None:
     """The structural rules the interpreter relies on; raise `BytecodeError` naming the first broken one."""
-    if len(module.functions) > MAX_FUNCTIONS or len(module.storage) > MAX_STORAGE_VARS:
-        raise BytecodeError(f"at most {MAX_FUNCTIONS} functions and {MAX_STORAGE_VARS} storage variables")
+    if len(module.functions) > MAX_FUNCTIONS:
+        raise BytecodeError(f"{len(module.functions)} functions, more than {MAX_FUNCTIONS}")
+    if len(module.storage) > MAX_STORAGE_VARS:
+        raise BytecodeError(f"{len(module.storage)} storage variables, more than {MAX_STORAGE_VARS}")
     names = [f.name for f in module.functions]
     if len(set(names)) != len(names):
         raise BytecodeError("two functions share a name")
@@ -286,8 +288,12 @@ def verify(module: Module) -> None:
 
 def _verify_function(module: Module, f: Function) -> None:
     where = f"function {f.name}"
-    if f.n_params > f.n_locals or f.n_locals > MAX_LOCALS or len(f.consts) > MAX_CONSTS:
-        raise BytecodeError(f"{where}: parameters, locals or constants out of bounds")
+    if f.n_params > f.n_locals:
+        raise BytecodeError(f"{where}: {f.n_params} parameters but {f.n_locals} locals (parameters are locals)")
+    if f.n_locals > MAX_LOCALS:
+        raise BytecodeError(f"{where}: {f.n_locals} locals, more than {MAX_LOCALS}")
+    if len(f.consts) > MAX_CONSTS:
+        raise BytecodeError(f"{where}: {len(f.consts)} constants, more than {MAX_CONSTS}")
     code = f.code
     if not code or len(code) % 2 or len(code) > 2 * MAX_INSTRUCTIONS:
         raise BytecodeError(f"{where}: code must be a non-empty list of (opcode, argument) pairs")

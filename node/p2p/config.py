@@ -63,9 +63,10 @@ class P2PConfig:
     allow_list: frozenset[bytes] | None = None  # node keys; None = anyone on our chain
     max_inbound: int = 32
     max_outbound: int = 16
-    max_pending_handshakes: int = 64
+    max_pending_handshakes: int = 64  # inbound connections still in TLS or the Hello, in all ...
+    max_pending_per_ip: int = 8  # ... and from one IP; beyond either, the oldest of them is dropped
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    handshake_timeout: float = 5.0
+    handshake_timeout: float = 3.0  # TLS and the Hello, which honest peers finish in milliseconds
     idle_timeout: float | None = None  # no complete frame for this long ends a connection;
     # None: 2 x ping_interval + ping_timeout (a live peer answers our pings well within that)
     write_timeout: float = 30.0  # for one flush of the send queue
@@ -107,5 +108,8 @@ class P2PConfig:
             raise ConfigError("max_frame_size must be at least 1024 bytes")
         if self.max_inbound < 0 or self.max_outbound < 0:
             raise ConfigError("peer limits must not be negative")
+        if self.max_pending_handshakes < 1 or self.max_pending_per_ip < 1 or not self.handshake_timeout > 0:
+            raise ConfigError("max_pending_handshakes and max_pending_per_ip must be at least 1, handshake_timeout "
+                              "above 0")  # fmt: skip
         for text in self.bootnodes:
             Bootnode.parse(text)

@@ -1,10 +1,15 @@
 """PeerManager: listens, dials, authenticates, deduplicates, bans and routes messages.
 
 Rules:
-- Inbound: a connection from a banned IP, or beyond `max_pending_handshakes`, is closed
-  before TLS. TLS and the Hello exchange share one deadline (`handshake_timeout`). A banned
-  node key, or an inbound peer beyond `max_inbound`, is refused in the handshake with that
-  reason.
+- Inbound: a connection from a banned IP is closed before TLS. TLS and the Hello exchange
+  share one deadline (`handshake_timeout`). A banned node key, or an inbound peer beyond
+  `max_inbound`, is refused in the handshake with that reason.
+- Pending handshakes (inbound connections not through TLS and the Hello yet) are bounded per
+  IP (`max_pending_per_ip`) and in all (`max_pending_handshakes`). A connection beyond either
+  bound is not refused: the oldest pending handshake (of its IP, or of all) is dropped for it
+  (`pending_evicted`). An honest peer finishes its handshake in milliseconds, so the oldest is
+  the likeliest to be idle; idle connections cannot lock new peers out, and on loopback, where a
+  local testnet's nodes all share 127.0.0.1, honest peers still get through.
 - Outbound: a dial loop keeps up to `max_outbound` outbound peers (dials in flight count)
   from the address book (bootnodes, peer exchange, `add_address`), with the book's backoff.
 - One connection per node key. When two exist (simultaneous dials), both ends keep the one
@@ -81,7 +86,7 @@ class PeerManager:
         self._server: asyncio.Server | None = None
         self._listen_port = 0
         self._head = (0, config.genesis_hash)
-        self._pending_inbound = 0
+        self._pending: dict[asyncio.StreamWriter, tuple[str, asyncio.Task[None]]] = {}  # oldest first
         self._dialing = 0
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -289,13 +294,24 @@ class PeerManager:
             writer.transport.abort()
             return
         host, port = peername[:2]
-        if self._stopping or self._pending_inbound >= self.config.max_pending_handshakes or (
-            self.config.ban_ip and self.bans.ip_banned(host)
-        ):
+        if self._stopping or (self.config.ban_ip and self.bans.ip_banned(host)):
             writer.transport.abort()
             return
-        self._pending_inbound += 1
-        self._spawn(self._serve_inbound(reader, writer, host, port), f"p2p-inbound-{host}:{port}")
+        same_ip = [w for w, (h, _) in self._pending.items() if h == host]
+        if len(same_ip) >= self.config.max_pending_per_ip:
+            self._evict(same_ip[0])
+        elif len(self._pending) >= self.config.max_pending_handshakes:
+            self._evict(next(iter(self._pending)))
+        task = self._spawn(self._serve_inbound(reader, writer, host, port), f"p2p-inbound-{host}:{port}")
+        self._pending[writer] = (host, task)
+
+    def _evict(self, writer: asyncio.StreamWriter) -> None:
+        """Drop a pending handshake to make room for a newer connection."""
+        host, task = self._pending.pop(writer)
+        self.metrics.refused_by_us["pending_evicted"] += 1
+        log.debug("dropped the pending handshake of %s (the oldest) for a newer connection", host)
+        writer.transport.abort()
+        task.cancel()
 
     async def _serve_inbound(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
@@ -311,11 +327,11 @@ class PeerManager:
             log.debug("inbound %s:%s failed: %s", host, port, exc)
             await self._close_stream(writer)
             return
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # stopping, or evicted for a newer connection
             writer.transport.abort()
             raise
         finally:
-            self._pending_inbound -= 1
+            self._pending.pop(writer, None)
         await self._run_peer(peer, None)
 
     async def _dial(self, entry: AddressEntry, ready: asyncio.Future[Peer] | None = None) -> None:

@@ -13,7 +13,8 @@ Rules of the endpoint at `path` (default "/"):
   Content-Length before any of the body is read (before "100 Continue" when the client asks
   for it); a body without Content-Length (chunked) is read incrementally and refused as soon
   as it passes the limit. The body must arrive within `read_timeout` seconds (else 408).
-  Compressed bodies count decompressed bytes.
+  Compressed bodies count decompressed bytes; a body that does not decode as its
+  Content-Encoding says (or whose chunked framing is broken) -> 400 with a -32700 error body.
 * An answer -> 200 application/json; no answer (notifications only) -> 204 with no body.
   JSON-RPC errors are still HTTP 200, as usual for JSON-RPC over HTTP.
 * GET -> 405 (Allow: POST, OPTIONS) with a -32600 error body explaining how to call the
@@ -37,7 +38,7 @@ from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from node.rpc.caller import set_client
-from node.rpc.jsonrpc import Dispatcher, InvalidRequest, RpcError, body_too_large, encode_error
+from node.rpc.jsonrpc import Dispatcher, InvalidRequest, ParseError, RpcError, body_too_large, encode_error
 
 __all__ = ["JSON_CONTENT_TYPES", "add_rpc_routes"]
 
@@ -103,6 +104,10 @@ class _RpcEndpoint:
             response = _error_response(
                 408, InvalidRequest(f"invalid request: body not received within {self._read_timeout:g} s"), cors
             )
+            response.force_close()
+            return response
+        except web.RequestPayloadError:
+            response = _error_response(400, unreadable_body(request), cors)
             response.force_close()
             return response
         set_client(request.remote)  # per-client limits (read-only contract calls)
@@ -186,6 +191,15 @@ class _RpcEndpoint:
         response = _error_response(415, InvalidRequest(message), self._cors_headers(request))
         response.force_close()
         return response
+
+
+def unreadable_body(request: web.Request) -> ParseError:
+    """The error for a body aiohttp could not decode: say which encoding it claimed."""
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip()[:40]
+    if encoding:
+        return ParseError(f"parse error: the body is not valid {encoding!r} data (Content-Encoding); "
+                          "send it compressed that way, or uncompressed without the header")  # fmt: skip
+    return ParseError("parse error: the body's chunked framing is broken (Transfer-Encoding: chunked)")
 
 
 def _error_response(status: int, error: RpcError, headers: dict[str, str]) -> web.Response:

@@ -3,8 +3,11 @@
 Follows https://www.jsonrpc.org/specification strictly and knows nothing of blockchain methods;
 those are registered on a `MethodRegistry` by other modules. Rules:
 
-* Bytes that are not UTF-8 JSON (a leading BOM is ignored; NaN/Infinity are not JSON) -> -32700
-  "parse error" with id null. Bodies over `RpcLimits.max_body_bytes` -> -32600, id null.
+* Bytes that are not UTF-8 JSON (a leading BOM is ignored; NaN/Infinity are not JSON; a number
+  of more than 4300 digits is refused) -> -32700 "parse error" with id null. Bodies over
+  `RpcLimits.max_body_bytes`, or with more than `RpcLimits.max_json_values` values (counted,
+  before parsing, by their separators `,` and `:`, those inside strings included) -> -32600,
+  id null: parsing is work on the event loop, and its cost is the number of values.
 * A request is an object with "jsonrpc" exactly "2.0", "method" a string, "params" (optional) an
   array or an object, and "id" (optional) a string, a number or null. Anything else -> -32600
   "invalid request"; its id is echoed when it has a valid one, null otherwise. Other members are
@@ -14,8 +17,13 @@ those are registered on a `MethodRegistry` by other modules. Rules:
 * A batch is a non-empty array of requests, at most `RpcLimits.max_batch` long; otherwise one
   -32600 error object (not an array) answers it. Elements are handled one after another, in
   order, each independently; invalid elements get their own error, notifications get nothing,
-  and a batch of notifications only gets no response at all (None).
-* Unknown method -> -32601 naming it. Parameters are bound by `Param` declarations, given by
+  and a batch of notifications only gets no response at all (None). The loop gets a turn between
+  elements (a batch of 1000 slow methods never holds it), and once the answers of a batch pass
+  `RpcLimits.max_batch_response_bytes` the elements after are not run: each gets -32600
+  saying so (as geth's --rpc.batch-response-max-size).
+* Unknown method -> -32601 naming it. Params nested more than `RpcLimits.max_param_depth`
+  arrays or objects deep -> -32602 before any method sees them (no parser recurses that far).
+  Parameters are bound by `Param` declarations, given by
   position (array) or by name (object); too many, missing required, unknown names or values
   rejected by a parser -> -32602 naming the parameter, its position and the reason. A null or
   absent optional parameter takes its default (as geth does).
@@ -29,10 +37,12 @@ those are registered on a `MethodRegistry` by other modules. Rules:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -81,9 +91,13 @@ class RpcLimits:
 
     max_body_bytes: int = 5 * MiB
     max_batch: int = 1000
+    max_json_values: int = 250_000  # about 30 ms of parsing on the event loop
+    max_batch_response_bytes: int = 25 * MiB
+    max_param_depth: int = 32  # contract values nest 8 deep; nothing a method takes nests further
 
     def __post_init__(self) -> None:
-        if self.max_body_bytes < 1 or self.max_batch < 1:
+        if min(self.max_body_bytes, self.max_batch, self.max_json_values, self.max_param_depth,
+               self.max_batch_response_bytes) < 1:
             raise ValueError("RpcLimits values must be positive")
 
 
@@ -112,6 +126,13 @@ class Dispatcher:
         """Answer a raw body; None means no response at all (notifications only)."""
         if len(body) > self.limits.max_body_bytes:
             return self._error(None, body_too_large(self.limits.max_body_bytes))[1]
+        values = body.count(b",") + body.count(b":") + 1
+        if values > self.limits.max_json_values:
+            limit = self.limits.max_json_values
+            error = InvalidRequest(f"invalid request: the body holds about {values} JSON values, more than the limit "
+                                   f"of {limit} (counted by their separators); split it into several requests",
+                                   {"limit": limit})  # fmt: skip
+            return self._error(None, error)[1]
         try:
             obj = _loads(body)
         except ParseError as exc:
@@ -146,11 +167,29 @@ class Dispatcher:
                 ),
             )
         answers = []
+        size = 0
+        limit = self.limits.max_batch_response_bytes
         for item in obj:
-            answer = await self._handle_one(item)
+            if size > limit:
+                answer = self._over_budget(item, limit)
+            else:
+                answer = await self._handle_one(item)
+                await asyncio.sleep(0)  # the loop's turn: other clients, consensus, timers
             if answer is not None:
                 answers.append(answer)
+                size += len(answer[1])
         return answers or None
+
+    def _over_budget(self, item: object, limit: int) -> _Answer | None:
+        """The answer of a batch element left unrun because the batch's answers passed `limit` bytes."""
+        checked = _check_request(item)
+        if isinstance(checked, tuple):
+            return self._error(*checked)
+        if checked.notification:
+            return None
+        error = InvalidRequest(f"invalid request: the answers of this batch passed {limit} bytes, so this request "
+                               "was not run; send it again in a smaller batch", {"limit": limit})  # fmt: skip
+        return self._error(checked.id, error)
 
     async def _handle_one(self, item: object) -> _Answer | None:
         checked = _check_request(item)
@@ -158,6 +197,9 @@ class Dispatcher:
             return self._error(*checked)
         request = checked
         try:
+            if _deeper_than(request.params, self.limits.max_param_depth):
+                raise InvalidParams(f"invalid params: nested more than {self.limits.max_param_depth} arrays or "
+                                    "objects deep", {"limit": self.limits.max_param_depth})  # fmt: skip
             result = await self._call(request)
         except RpcError as exc:
             error: RpcError = exc
@@ -219,7 +261,22 @@ def _loads(body: bytes) -> Any:
     except RecursionError:
         raise ParseError("parse error: JSON nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        if "integer string conversion" in str(exc):  # CPython's guard against quadratic int() parsing
+            raise ParseError(f"parse error: a number has more than {sys.get_int_max_str_digits()} digits; "
+                             "numbers in requests have at most 78 (256 bits)") from None  # fmt: skip
         raise ParseError(f"parse error: {exc}") from None
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels in `value`; iterative, so any depth is safe."""
+    level: list[object] = [value]
+    for _ in range(limit):
+        level = [child for node in level
+                 for child in (node if type(node) is list else node.values() if type(node) is dict else ())
+                 if type(child) is list or type(child) is dict]  # fmt: skip
+        if not level:
+            return False
+    return bool(level)
 
 
 def _valid_id(value: object) -> bool:

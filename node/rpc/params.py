@@ -3,6 +3,7 @@ or raises ValueError saying what was expected."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core.keys import parse_address
@@ -32,16 +33,18 @@ def data(value: Any) -> bytes:
         raise ValueError("expected 0x-prefixed hex data (found a non-hex character)") from exc
 
 
+QUANTITY_BITS = 256
+_HEX_QUANTITY = re.compile(rf"0x[0-9a-fA-F]{{1,{QUANTITY_BITS // 4}}}")
+
+
 def quantity(value: Any) -> int:
-    """An Ethereum QUANTITY (0x-prefixed hex, no leading zeros) or a plain non-negative JSON integer."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """An Ethereum QUANTITY (0x-prefixed hex digits, nothing else) or a plain non-negative JSON integer;
+    either at most 256 bits, so that no number a client sends is costly to convert or print."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0 and value.bit_length() <= QUANTITY_BITS:
         return value
-    if isinstance(value, str) and value.startswith("0x") and len(value) > 2:
-        try:
-            return int(value, 16)
-        except ValueError:
-            pass
-    raise ValueError("expected a non-negative integer or 0x-prefixed hex quantity")
+    if isinstance(value, str) and _HEX_QUANTITY.fullmatch(value):
+        return int(value, 16)
+    raise ValueError(f"expected a non-negative integer or 0x-prefixed hex quantity of at most {QUANTITY_BITS} bits")
 
 
 def block_ref(value: Any) -> str | int:
