@@ -213,3 +213,9 @@ class ArtifactErased(ArtifactError):
     """The artifact was erased on request; it is not fetched again unless asked explicitly."""
 
     rpc_code = -32113
+
+
+class ArtifactKeyConflict(ArtifactError):
+    """Bytes stored encrypted here under one content key, offered again under another: the first stays."""
+
+    rpc_code = -32114

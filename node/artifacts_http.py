@@ -59,7 +59,7 @@ from typing import IO, TYPE_CHECKING, Any
 from aiohttp import web
 
 from core.artifact import KIND_DIRECTORY, Manifest, format_id, parse_id
-from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
+from core.errors import AichainError, ArtifactErased, ArtifactError, ArtifactKeyConflict, ArtifactNotFound, CorruptChunk
 from core.sealing import ChunkDecryptionFailed, new_content_key
 from node.artifact_access import AccessDenied, ArtifactAccess, publisher_header
 from node.upload_body import BodyReader, UploadLimits, UploadTooSlow
@@ -177,6 +177,14 @@ class _Endpoints:
             if len(key) != 32:
                 return _error(400, "X-Content-Key must be a 32-byte AES-256 key in base64 (or left out: the node "
                                    "then makes one)")  # fmt: skip
+            held = self.store.content_key(expected) if already_stored else None
+            if already_stored and held != key:
+                response = _error(409, f"{format_id(expected)} is already stored here encrypted under "
+                                       f"{'another' if held else 'a content key this node does not hold'}; an upload "
+                                       "cannot replace it (envelopes already sealed open that copy). Nothing was "
+                                       "stored")  # fmt: skip
+                response.force_close()  # the body is not read
+                return response
             seal = (key, expected)
         is_tar = request.content_type == "application/x-tar"
         reader = BodyReader(request, asyncio.get_running_loop(), self.limits)
@@ -204,6 +212,8 @@ class _Endpoints:
             return _error(507, f"the artifact store could not write: {exc.strerror or exc}; nothing was stored")
         except tarfile.TarError as exc:
             return _error(400, f"the body is not a readable tar stream: {exc}")
+        except ArtifactKeyConflict as exc:  # another upload of the same bytes stored them first
+            return _error(409, str(exc))
         except ArtifactError as exc:
             return _error(422 if "as announced" in str(exc) else 400, str(exc))
         except AichainError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.artifact import KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, check_path, directory_id, format_id
-from core.errors import ArtifactError
+from core.errors import ArtifactError, ArtifactKeyConflict
 from core.hashing import sha256
 from core.sealing import encrypt_chunk
 from storage.artifact_io import directory_files, plaintext_blocks, plaintext_listing, read_blocks, split_blocks
@@ -143,8 +143,20 @@ class Ingest:
             if manifest.id != seal[1]:
                 raise ArtifactError(f"the bytes are {manifest.artifact_id}, not {format_id(seal[1])} as announced: "
                                     "their chunks were encrypted for the wrong id, nothing was kept")  # fmt: skip
-            self.set_content_key(manifest.id, seal[0])
+            self._keep_key(manifest.id, seal[0])
         self._commit(manifest, pin)
+
+    def _keep_key(self, artifact: bytes, content_key: bytes) -> None:
+        """Keep the content key of a new encrypted artifact; never replace another one: envelopes
+        sealed with it open the chunks stored here, and whoever re-uploads the bytes must not
+        spoil them."""
+        held = self.content_key(artifact)
+        if held is None and self.has(artifact) and self.manifest(artifact).encrypted:
+            held = b""  # stored encrypted (fetched from peers) under a key this store never had
+        if held is not None and held != content_key:
+            raise ArtifactKeyConflict(f"{format_id(artifact)} is already stored encrypted under another content key, "
+                                 "which is kept; nothing new was kept")  # fmt: skip
+        self.set_content_key(artifact, content_key)
 
     def add_encrypted(
         self, path: Path, content_key: bytes, *, pin: bool = True, progress: Progress | None = None
@@ -159,7 +171,7 @@ class Ingest:
         chunk_ids = self._write_chunks(sealed, progress)
         try:
             manifest = Manifest(digest, kind, size, self.chunk_size, tuple(chunk_ids), files, encrypted=True)
-            self.set_content_key(digest, content_key)
+            self._keep_key(digest, content_key)
             self._commit(manifest, pin)
         finally:
             self._release(chunk_ids)

@@ -147,3 +147,25 @@ def test_encrypting_needs_the_announced_id_and_checks_it(dev_node: NodeProcess) 
     stored = request(dev_node, "GET", f"/artifacts/{right}/stored")[2]  # the ciphertext is public
     assert len(stored) == len(b"secret") + 16 and b"secret" not in stored
     assert [a["id"] for a in dev_node.rpc.call("artifact_list")] == [right]
+
+
+def test_an_encrypted_copy_cannot_be_replaced_by_another_upload_of_the_same_bytes(dev_node: NodeProcess) -> None:
+    """Whoever else holds the bytes (a licensee, say) must not re-encrypt this node's copy under a key of
+    its own: envelopes already sealed with the first key must keep opening what this node serves."""
+    data = b"weights" * 1000
+    right = "sha256:" + hashlib.sha256(data).hexdigest()
+    first_key = base64.b64encode(bytes(range(32))).decode()
+    headers = {"X-Artifact-Id": right, "X-Content-Key": first_key}
+    status, _, _ = request(dev_node, "PUT", "/artifacts?encrypt=true", data, headers)
+    assert status == 201
+    stored = request(dev_node, "GET", f"/artifacts/{right}/stored")[2]
+    # The same bytes again under another key, or with the node asked to make one: refused, nothing replaced.
+    other_key = base64.b64encode(bytes(32)).decode()
+    for extra in ({"X-Content-Key": other_key}, {}):
+        status, _, body = request(dev_node, "PUT", "/artifacts?encrypt=true", data, {"X-Artifact-Id": right, **extra})
+        assert status == 409 and "cannot replace it" in json.loads(body)["error"], body
+        assert request(dev_node, "GET", f"/artifacts/{right}/stored")[2] == stored
+    # The publisher sending the same upload again (a retry) is answered as before: the same ciphertext.
+    status, _, _ = request(dev_node, "PUT", "/artifacts?encrypt=true", data, headers)
+    assert status == 201
+    assert request(dev_node, "GET", f"/artifacts/{right}/stored")[2] == stored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import signal
@@ -252,3 +253,25 @@ def test_encrypted_artifacts_keep_the_plaintext_id_and_read_only_with_their_key(
     directory = store.add_encrypted(model, key)
     assert directory.kind == KIND_DIRECTORY and directory.encrypted
     assert store.read_bytes(directory.id) == sized(CHUNK + 3) + b"tokens"
+
+
+def test_an_encrypted_artifact_keeps_its_first_content_key(store: ArtifactStore, tmp_path: Path) -> None:
+    from core.errors import ArtifactKeyConflict
+    from core.sealing import new_content_key
+
+    data = sized(2 * CHUNK + 7)
+    source = tmp_path / "secret.onnx"
+    source.write_bytes(data)
+    key = new_content_key()
+    first = store.add_encrypted(source, key)
+    assert store.add_encrypted(source, key) == first  # the same key again: the same chunks
+    with pytest.raises(ArtifactKeyConflict, match="another content key"):
+        store.add_encrypted(source, new_content_key())
+    with pytest.raises(ArtifactKeyConflict):
+        store.add_stream(io.BytesIO(data), seal=(new_content_key(), first.id))
+    assert store.content_key(first.id) == key and store.manifest(first.id) == first
+    assert store.read_bytes(first.id) == data
+    # Stored encrypted without its key (as fetched from peers): no upload can attach a key to it.
+    (store.root / "keys" / f"{first.id.hex()}.key").unlink()
+    with pytest.raises(ArtifactKeyConflict):
+        store.add_encrypted(source, key)
