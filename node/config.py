@@ -106,12 +106,13 @@ class ConsensusConfig:
     timeout_precommit_s: float = _TIMEOUTS.precommit_s
     timeout_precommit_delta_s: float = _TIMEOUTS.precommit_delta_s
     timeout_cap_s: float = _TIMEOUTS.cap_s
+    test_exit_after_prevote_at: int = 0  # test-only: at the first height >= this that it proposes, exit after prevoting
 
     def timeouts(self) -> TimeoutConfig:
-        return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in fields(self)})
+        return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in _timeout_fields()})
 
     def __post_init__(self) -> None:
-        for f in fields(self):
+        for f in _timeout_fields():
             value = getattr(self, f.name)
             if not value >= 0 or value > 3600:
                 raise ConfigError(f"consensus.{f.name} must be between 0 and 3600 s, not {value}")
@@ -119,6 +120,10 @@ class ConsensusConfig:
             raise ConfigError("consensus timeouts at round 0 must be above 0 s")
         if self.timeout_cap_s < max(self.timeout_propose_s, self.timeout_prevote_s, self.timeout_precommit_s):
             raise ConfigError("consensus.timeout_cap_s must be at least every round-0 timeout")
+
+
+def _timeout_fields() -> list[Any]:
+    return [f for f in fields(ConsensusConfig) if f.name.startswith("timeout_")]
 
 
 @dataclass(frozen=True)

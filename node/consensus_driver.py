@@ -10,10 +10,9 @@ runs in the node's block thread while the task awaits it. Rules:
 - messages for the next height are kept (bounded) and replayed when that height starts;
 - between heights it waits as `node.prebuild.wait_for_next_height` says (the next proposer
   executes transactions meanwhile);
-- gossip sends a message once, so a peer that was down, restarting or syncing misses it:
-  while a height lasts longer than `RESEND_AFTER_S`, what this validator signed at it is
-  sent again every `RESEND_AFTER_S` (without it, validators that come back after a loss of
-  quorum wait forever for prevotes that were sent while they were away).
+- what it signs is flooded once; a peer that was down, restarting or syncing gets it (and
+  every other vote it lacks) from `node.vote_gossip`, which reads the machine's votes and is
+  told (`on_state_changed`) when the height, round or step may have moved.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
+from consensus.proposer import proposer_for
 from consensus.tendermint import Tendermint
 from core.block import Block, Vote, VoteType
 from core.errors import AichainError, InvalidBlock
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.consensus")
 
 MAX_BUFFERED = 20_000
-RESEND_AFTER_S = 1.0
 Broadcast = Callable[[object], Awaitable[None]]
 
 
@@ -70,12 +70,11 @@ class ConsensusDriver:
         self.signer = signer
         self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
         self.broadcast: Broadcast | None = None  # set by the network layer
-        self.resend: Broadcast | None = None  # set by the network layer: send again, to every peer
-        self._signed: list[object] = []  # what we sent at the current height (proposal, votes)
-        self._resender: asyncio.Task[None] | None = None
+        self.on_state_changed: Callable[[], None] | None = None  # set by the network layer (vote gossip)
         self.on_committed: list[Callable[[Block], None]] = []
         self.double_sign = False  # test-only switch: a Byzantine validator that equivocates
         self.commit_delay_s = 0.0  # test-only switch: a validator a height behind the others at every other height
+        self.exit_after_prevote_at = 0  # test-only switch: die after the round-0 prevote of a height it proposes
         self.writing_height: int | None = None  # decided here and being written (sync need not fetch it)
         self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._pending: dict[bytes, PendingBlock] = {}
@@ -94,16 +93,14 @@ class ConsensusDriver:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="consensus")
         self._task.add_done_callback(_report_crash)
-        self._resender = asyncio.create_task(self._resend_forever(), name="consensus-resend")
 
     async def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        for task in (self._task, self._resender):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     # --- inputs from the network ----------------------------------------------------------
 
@@ -125,7 +122,6 @@ class ConsensusDriver:
             await wait_for_next_height(self.node, self.signer, self.prebuilder, self._inbox, self._stash)
             head = self.node.chain.head
             self._pending.clear()
-            self._signed = []
             self.round_started_at = time.monotonic()
             self._marks = {}
             height = head.height + 1
@@ -143,9 +139,9 @@ class ConsensusDriver:
                 actions = await self._replay_kept(*resume.kept, actions)
             if resume.last_vote is not None:  # it may never have left; peers may wait for exactly it
                 await self._send(("vote", resume.last_vote))
-                self._signed.append(("vote", resume.last_vote))
                 self._inbox.put_nowait(VoteReceived(resume.last_vote))
             committed = await self._carry_out(actions)
+            self._changed()
             while not committed:
                 event = await self._inbox.get()
                 if event is None:
@@ -153,6 +149,11 @@ class ConsensusDriver:
                         break  # sync imported this height: start over at the new head
                     continue
                 committed = await self._handle(event)
+                self._changed()
+
+    def _changed(self) -> None:
+        if self.on_state_changed is not None:
+            self.on_state_changed()
 
     async def _handle(self, event: Event | _UnvalidatedProposal) -> bool:
         height = self.machine.height
@@ -203,7 +204,6 @@ class ConsensusDriver:
                 if signed is None:
                     continue
                 await self._send(("proposal", signed, action.block))
-                self._signed.append(("proposal", signed, action.block))
                 self._proposal_of[action.block.hash] = signed
                 queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
             elif isinstance(action, SignVote):
@@ -213,12 +213,12 @@ class ConsensusDriver:
                     continue
                 await self._send(("vote", signed))
                 self._mark("prevoted" if signed.vote_type == VoteType.PREVOTE else "precommitted")
-                self._signed.append(("vote", signed))
+                if self.exit_after_prevote_at and signed.vote_type == VoteType.PREVOTE:
+                    await self._test_exit_after_prevote(signed)
                 if self.double_sign:
                     await self._equivocate(signed)
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
-                self._signed = []
                 self._mark("decided")
                 await self._commit(action)
                 return True
@@ -289,17 +289,6 @@ class ConsensusDriver:
         if self.broadcast is not None:
             await self.broadcast(message)
 
-    async def _resend_forever(self) -> None:
-        """Every RESEND_AFTER_S, if the height did not change meanwhile, send again what we signed at it."""
-        last = -1
-        while True:
-            await asyncio.sleep(RESEND_AFTER_S)
-            height = self.machine.height
-            if height == last and self.resend is not None:
-                for message in list(self._signed):
-                    await self.resend(message)
-            last = height
-
     async def _replay_kept(self, proposal: Proposal, block: Block, actions: list[Action]) -> list[Action]:
         """After a restart: give the machine the proposal whose block it voted for (see consensus_wal)."""
         event = await self._validate(proposal, block)
@@ -308,10 +297,22 @@ class ConsensusDriver:
         log.info("restored the block voted for at height %d round %d", proposal.height, proposal.round)
         if self.signer is not None and proposal.proposer == self.signer.address:
             await self._send(("proposal", proposal, block))
-            self._signed.append(("proposal", proposal, block))
         # Its own proposal for that round is restored: building another would be wasted.
         kept = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
         return kept + self.machine.handle(event)
+
+    async def _test_exit_after_prevote(self, vote: Vote) -> None:
+        """Test-only (`[consensus] test_exit_after_prevote_at`): at the first height from that one on
+        whose round 0 this validator proposes, die as kill -9 would, right after its round-0 prevote
+        went out (the others can lock on its block; its precommit never comes)."""
+        assert self.node.chain.validators is not None
+        if vote.round != 0 or vote.height < self.exit_after_prevote_at:
+            return
+        if proposer_for(self.node.chain.validators, vote.height, 0).address != vote.validator:
+            return
+        log.warning("test_exit_after_prevote_at: exiting after the round-0 prevote at height %d", vote.height)
+        await asyncio.sleep(0.5)  # the frames go out meanwhile; this task handles nothing more
+        os._exit(137)
 
     async def _equivocate(self, vote: Vote) -> None:
         """Test-only Byzantine behaviour: also sign and send a conflicting vote."""

@@ -49,6 +49,12 @@ class NodeMetrics:
             "Proposals and votes for the height after ours, kept until this node reached it",
             registry=r,
         )
+        self.gossip_sent = Counter(
+            "aichain_consensus_gossip_sent",
+            "Proposals and votes sent to a peer that lacked them (vote gossip), by kind",
+            ["kind"],
+            registry=r,
+        )
         self.blocks_proposed = Counter(
             "aichain_blocks_proposed",
             "Blocks this validator proposed: prebuilt (executed while the block time ran) or built when due",

@@ -110,6 +110,7 @@ class Node(TxAdmission):
         self.metrics.consensus_source = self.driver.machine.round_state
         self.driver.double_sign = config.test_double_sign
         self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
+        self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
         node_key = self._load_node_key()
         if config.p2p.enabled:
             await self._start_network(node_key, signer is not None)
@@ -183,7 +184,7 @@ class Node(TxAdmission):
         self.metrics.artifact_source = lambda: self.network.artifacts.counters() if self.network is not None else None
         assert self.driver is not None
         self.driver.broadcast = self.network.broadcast_consensus
-        self.driver.resend = self.network.resend_consensus
+        self.driver.on_state_changed = self.network.votes.state_changed
         try:
             await self.network.start()
         except OSError as exc:
