@@ -342,6 +342,13 @@ class Tendermint:
             return {}
         return {validator: next(iter(by_hash.values())) for validator, by_hash in vote_set.votes.items()}
 
+    def equivocations(self, round_: int, vote_type: int) -> dict[bytes, list[Vote]]:
+        """The validators that signed more than one vote of `vote_type` at `round_`, with all of them."""
+        vote_set = self._votes.get((round_, vote_type))
+        if vote_set is None:
+            return {}
+        return {v: list(by_hash.values()) for v, by_hash in vote_set.votes.items() if len(by_hash) > 1}
+
     def proposal_in(self, round_: int) -> tuple[Proposal, Block] | None:
         """The first proposal of `round_` at this height with its block, if both are here and the block is valid."""
         proposal = self._proposals.get(round_)

@@ -21,15 +21,16 @@ validators' votes included. What a peer at (h, r) is sent, from a node at (h, r'
 
 A peer further behind gets blocks by block sync. Bounds: a peer's state holds a few bit sets
 (`MAX_TRACKED_SETS`) and rounds; an announcement carries at most `MAX_ANNOUNCED_SETS`; `pick`
-returns at most `max_votes` votes and re-sends a proposal to a peer at most every
-`PROPOSAL_RESEND_S`, so a Byzantine peer's claims cannot make a node store or send without
+returns at most `max_votes` votes and `max_proposals` proposals, and re-sends a proposal to a
+peer at most every `PROPOSAL_RESEND_S`, so a Byzantine peer's claims cannot make a node store or send without
 bound. Marks only ever grow while a peer moves on; when a peer stays at one (height, round,
 step) for `STUCK_RESET_S`, what we think it holds is cut back to what it announced, so a vote
 lost on the way is sent again.
 
-Votes are identified per validator (bit i: validator i of the height's set, in address order):
-a peer that holds one vote of a validator for a (round, type) is not sent its other ones
-(conflicting votes travel by flooding; see `consensus.tendermint` on counting them).
+Votes are identified per validator (bit i: validator i of the height's set, in address order),
+except an equivocator's: each of its conflicting votes counts for the block it names (see
+`consensus.tendermint`), and one of them may complete a polka, so each is sent by itself to
+each peer that did not send it to us (at most `MAX_TRACKED_TWINS` remembered a peer).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ PREVOTE, PRECOMMIT = int(VoteType.PREVOTE), int(VoteType.PRECOMMIT)
 MAX_ANNOUNCED_SETS = 4  # (round, type) bit sets in one announcement
 MAX_TRACKED_SETS = 16  # (round, type) bit sets kept per peer
 MAX_TRACKED_PROPOSALS = 8  # rounds whose proposal we remember a peer holds
-PROPOSAL_RESEND_S = 2.0
+MAX_TRACKED_TWINS = 64  # an equivocator's votes we remember a peer holds
+PROPOSAL_RESEND_S = 5.0
 STUCK_RESET_S = 5.0
 _HELD = -1.0  # in PeerRoundState._proposals: the peer holds it (times are >= 0)
 
@@ -87,6 +89,7 @@ class HeightView(Protocol):
     @property
     def validators(self) -> ValidatorSet | None: ...
     def held_votes(self, round_: int, vote_type: int) -> Mapping[bytes, Vote]: ...
+    def equivocations(self, round_: int, vote_type: int) -> Mapping[bytes, list[Vote]]: ...
     def proposal_in(self, round_: int) -> tuple[Proposal, Block] | None: ...
 
 
@@ -143,11 +146,17 @@ class _Marks:
     """What a peer holds at one height: vote bits per (round, type), and proposals per round
     (when we sent it, or `_HELD`). Bounded: the entries farthest from `round` go first."""
 
-    __slots__ = ("proposals", "votes")
+    __slots__ = ("proposals", "twins", "votes")
 
     def __init__(self) -> None:
         self.votes: dict[tuple[int, int], int] = {}
         self.proposals: dict[int, float] = {}
+        self.twins: dict[tuple[int, int, bytes, bytes], None] = {}  # (round, type, validator, hash), oldest first
+
+    def add_twin(self, vote: Vote) -> None:
+        if len(self.twins) >= MAX_TRACKED_TWINS:
+            self.twins.pop(next(iter(self.twins)))
+        self.twins[(vote.round, vote.vote_type, vote.validator, vote.block_hash)] = None
 
     def add_bits(self, round_: int, vote_type: int, bits: int, here: int) -> None:
         key = (round_, vote_type)
@@ -200,7 +209,19 @@ class PeerRoundState:
         """The peer holds `vote` (it sent it to us, or we sent it to it); ignored at other heights."""
         marks, here = self._marks_at(vote.height)
         if marks is not None:
+            if marks.votes.get((vote.round, vote.vote_type), 0) >> index & 1:
+                marks.add_twin(vote)  # a second vote of that validator: remember which
             marks.add_bits(vote.round, vote.vote_type, 1 << index, here)
+
+    def mark_twin(self, vote: Vote, index: int) -> None:
+        """The peer holds this very vote of an equivocator."""
+        marks, here = self._marks_at(vote.height)
+        if marks is not None:
+            marks.add_twin(vote)
+            marks.add_bits(vote.round, vote.vote_type, 1 << index, here)
+
+    def holds_twin(self, vote: Vote) -> bool:
+        return (vote.round, vote.vote_type, vote.validator, vote.block_hash) in self._here.twins
 
     def mark_proposal(self, height: int, round_: int, now: float | None = None) -> None:
         """The peer holds the proposal of (height, round_): it sent it (`now` None), or we did at `now`."""
@@ -237,16 +258,17 @@ class PeerRoundState:
 
 
 def pick(
-    view: HeightView, peer: PeerRoundState, last_commit: LastCommit | None, now: float, max_votes: int
-) -> Picked:
-    """What `peer` lacks of what `view` holds (see the module docstring), at most `max_votes` votes;
-    everything picked is marked as held by the peer."""
+    view: HeightView, peer: PeerRoundState, last_commit: LastCommit | None, now: float, max_votes: int,
+    max_proposals: int = MAX_TRACKED_PROPOSALS,
+) -> Picked:  # fmt: skip
+    """What `peer` lacks of what `view` holds (see the module docstring), at most `max_votes` votes
+    and `max_proposals` proposals; everything picked is marked as held by the peer."""
     picked = Picked()
     step = peer.step
     if step is None or max_votes <= 0:
         return picked
     if view.step != Step.NEW_HEIGHT and view.validators is not None and step.height == view.height:
-        _pick_same_height(view, view.validators, peer, step, now, max_votes, picked)
+        _pick_same_height(view, view.validators, peer, step, now, max_votes, max_proposals, picked)
     elif last_commit is not None and step.height == last_commit.commit.height:
         commit = last_commit.commit
         precommits = {s.validator: commit.precommit_of(s) for s in commit.signatures}
@@ -256,7 +278,7 @@ def pick(
 
 def _pick_same_height(
     view: HeightView, validators: ValidatorSet, peer: PeerRoundState, step: RoundStep, now: float,
-    max_votes: int, picked: Picked,
+    max_votes: int, max_proposals: int, picked: Picked,
 ) -> None:  # fmt: skip
     index = index_of(validators)
     ours = view.round
@@ -276,6 +298,8 @@ def _pick_same_height(
     if theirs < ours:
         rounds += [(ours, PREVOTE), (ours, PRECOMMIT)]
     for round_ in dict.fromkeys(proposal_rounds):
+        if len(picked.proposals) >= max_proposals:
+            break
         held = view.proposal_in(round_)
         if held is not None and peer.wants_proposal(round_, now):
             picked.proposals.append(held)
@@ -283,22 +307,32 @@ def _pick_same_height(
     for round_, vote_type in dict.fromkeys(rounds):
         if len(picked.votes) >= max_votes:
             break
-        _pick_votes(view.held_votes(round_, vote_type), index, peer, round_, vote_type, max_votes, picked)
+        twins = view.equivocations(round_, vote_type)
+        _pick_votes(view.held_votes(round_, vote_type), index, peer, round_, vote_type, max_votes, picked, twins)
 
 
 def _pick_votes(
     votes: Mapping[bytes, Vote], index: Mapping[bytes, int], peer: PeerRoundState, round_: int, vote_type: int,
-    max_votes: int, picked: Picked,
+    max_votes: int, picked: Picked, twins: Mapping[bytes, list[Vote]] | None = None,
 ) -> None:  # fmt: skip
     held = peer.holds(round_, vote_type)
     for address, vote in votes.items():
         if len(picked.votes) >= max_votes:
             return
         i = index.get(address)
-        if i is None or held >> i & 1:
+        if i is None or address in (twins or ()) or held >> i & 1:
             continue
         picked.votes.append(vote)
         peer.mark_vote(vote, i)
+    for address, conflicting in (twins or {}).items():
+        i = index.get(address)
+        for vote in conflicting:
+            if len(picked.votes) >= max_votes:
+                return
+            if i is None or peer.holds_twin(vote):
+                continue
+            picked.votes.append(vote)
+            peer.mark_twin(vote, i)
 
 
 __all__ = [

@@ -10,6 +10,8 @@ runs in the node's block thread while the task awaits it. Rules:
 - messages for the next height are kept (bounded) and replayed when that height starts;
 - between heights it waits as `node.prebuild.wait_for_next_height` says (the next proposer
   executes transactions meanwhile);
+- while the double-sign guard (`node.double_sign_guard`) holds, the machine's requests to sign
+  are kept and carried out when it lets go, if the machine is still in that round;
 - what it signs is flooded once; a peer that was down, restarting or syncing gets it (and
   every other vote it lacks) from `node.vote_gossip`, which reads the machine's votes and is
   told (`on_state_changed`) when the height, round or step may have moved.
@@ -48,6 +50,7 @@ from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
 from node.chain import PendingBlock
 from node.consensus_wal import ConsensusWal, resume_point
+from node.double_sign_guard import DoubleSignGuard
 from node.prebuild import Prebuilder, wait_for_next_height
 from node.signstate import DoubleSignRefused, Signer
 
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.consensus")
 
 MAX_BUFFERED = 20_000
+WITHHELD_RETRY_S = 0.25
+MAX_WITHHELD = 8
 Broadcast = Callable[[object], Awaitable[None]]
 
 
@@ -69,6 +74,9 @@ class ConsensusDriver:
         self.node = node
         self.signer = signer
         self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
+        self.guard: DoubleSignGuard | None = None  # set by the node: may this validator sign yet?
+        self._withheld: list[SignProposal | SignVote] = []  # requests to sign the guard held back
+        self._retry: asyncio.TimerHandle | None = None
         self.broadcast: Broadcast | None = None  # set by the network layer
         self.on_state_changed: Callable[[], None] | None = None  # set by the network layer (vote gossip)
         self.on_committed: list[Callable[[Block], None]] = []
@@ -122,6 +130,7 @@ class ConsensusDriver:
             await wait_for_next_height(self.node, self.signer, self.prebuilder, self._inbox, self._stash)
             head = self.node.chain.head
             self._pending.clear()
+            self._withheld, self._retry = [], None  # a late retry finds nothing to do
             self.round_started_at = time.monotonic()
             self._marks = {}
             height = head.height + 1
@@ -148,7 +157,10 @@ class ConsensusDriver:
                     if self.node.chain.head.height >= self.machine.height:
                         break  # sync imported this height: start over at the new head
                     continue
-                committed = await self._handle(event)
+                if event is _RETRY:
+                    committed = await self._release_withheld()
+                else:
+                    committed = await self._handle(event)
                 self._changed()
 
     def _changed(self) -> None:
@@ -200,6 +212,8 @@ class ConsensusDriver:
                 self._mark("built")
                 queue.extend(self.machine.handle(BlockBuilt(action.height, action.round, block)))
             elif isinstance(action, SignProposal):
+                if self._withhold(action):
+                    continue
                 signed = self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
                 if signed is None:
                     continue
@@ -208,6 +222,8 @@ class ConsensusDriver:
                 queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
             elif isinstance(action, SignVote):
                 self._keep(action.vote.block_hash)
+                if self._withhold(action):
+                    continue
                 signed = self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
                 if signed is None:
                     continue
@@ -275,6 +291,30 @@ class ConsensusDriver:
         proposal, pending = self._proposal_of.get(block_hash), self._pending.get(block_hash)
         if self.signer is not None and proposal is not None and pending is not None:
             self.wal.save(proposal, pending.block)
+
+    def _withhold(self, action: SignProposal | SignVote) -> bool:
+        """Keep a request to sign while the double-sign guard holds (True), and look again soon."""
+        guard, validators = self.guard, self.machine.validators
+        if guard is None or validators is None or guard.may_sign(self.node.chain.head.height, validators):
+            return False
+        self._withheld = [*self._withheld[-(MAX_WITHHELD - 1):], action]
+        if self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(WITHHELD_RETRY_S, self._inbox.put_nowait, _RETRY)
+        return True
+
+    async def _release_withheld(self) -> bool:
+        """Carry out the kept requests of the current round once the guard lets go; True if committed."""
+        self._retry = None
+        if not self._withheld:
+            return False
+        guard, validators = self.guard, self.machine.validators
+        if guard is not None and validators is not None and not guard.may_sign(self.node.chain.head.height, validators):
+            self._retry = asyncio.get_running_loop().call_later(WITHHELD_RETRY_S, self._inbox.put_nowait, _RETRY)
+            return False
+        here = (self.machine.height, self.machine.round)
+        due = [a for a in self._withheld if _position(a) == here]
+        self._withheld = []
+        return await self._carry_out(due)  # type: ignore[arg-type]
 
     def _sign(self, make: Callable[[], Any]) -> Any:
         if self.signer is None:
@@ -377,6 +417,7 @@ class ConsensusDriver:
         state = self.machine.round_state()
         state["round_duration_s"] = round(time.monotonic() - self.round_started_at, 3)
         state["signer"] = None if self.signer is None else "0x" + self.signer.address.hex()
+        state["signing"] = None if self.signer is None else "yes" if self.guard is None else self.guard.status()
         return state
 
 
@@ -385,6 +426,15 @@ def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.critical("consensus stopped on an internal error; restart the node and report this",
                      exc_info=task.exception())  # fmt: skip
+
+
+_RETRY = object()  # in the inbox: look again at the requests to sign the guard held back
+
+
+def _position(action: SignProposal | SignVote) -> tuple[int, int]:
+    if isinstance(action, SignProposal):
+        return action.proposal.height, action.proposal.round
+    return action.vote.height, action.vote.round
 
 
 class _UnvalidatedProposal:

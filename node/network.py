@@ -7,6 +7,9 @@ Message types (application range of `node.p2p.messages`):
 - 17 `[17, proposal, block bytes]`: for the height we decide; the proposer's signature is
   checked; forwarded once.
 - 18 `[18, vote]`: for the height we decide, from a validator, signature checked; forwarded once.
+  A precommit for a height we committed (at most `EVIDENCE_LOOKBACK` back) whose signer's
+  precommit in our stored commit, at the same round, names another block is equivocation:
+  it becomes evidence like a conflict at the current height.
 - 19 `[19, evidence bytes]`: checked against the validator set; forwarded once.
 - 20 `[20, height, head hash]`: a peer's head, announced after each block (drives sync).
 - 21, 22: block ranges, see `node.sync`.
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from consensus.events import VoteReceived
 from core import codec
-from core.block import Block, Vote
+from core.block import Block, Vote, VoteType
 from core.errors import AichainError, AlreadyKnown, DecodeError
 from core.evidence import DuplicateVote
 from core.hashing import sha256
@@ -58,6 +61,7 @@ TX_BATCH = 2000
 TX_FLUSH_S = 0.02
 PENALTY_MALFORMED = 20.0
 PENALTY_BAD_SIGNATURE = 40.0
+EVIDENCE_LOOKBACK = 1000  # heights back that a late precommit is checked against our stored commit
 
 
 class Network:
@@ -106,6 +110,16 @@ class Network:
 
     def peer_count(self) -> int:
         return len(self.manager.connected_peers())
+
+    def peer_heads(self) -> list[int] | None:
+        """The heads the connected peers announced; None while one of them has not yet."""
+        heads = []
+        for peer in self.manager.connected_peers():
+            height = self.sync.head_of(peer)
+            if height is None:
+                return None
+            heads.append(height)
+        return heads
 
     # --- outbound -------------------------------------------------------------------------
 
@@ -218,6 +232,9 @@ class Network:
         if vote.height == chain.head.height + 2:
             self.held.hold(peer, VOTE, vote.height, vote.signature, payload, VOTE_SIZE)
             return
+        if vote.height <= chain.head.height:
+            self._check_against_commit(peer, vote, payload)
+            return
         if vote.height != chain.head.height + 1:
             return  # another height
         if message_id(VOTE, payload) in self.gossip.seen:
@@ -232,7 +249,27 @@ class Network:
             return
         self.votes.sent_vote(vote, exclude=peer)
         assert self.node.driver is not None
+        if self.node.driver.guard is not None:
+            self.node.driver.guard.observe_vote(vote)
         self.node.driver.deliver(VoteReceived(vote))
+
+    def _check_against_commit(self, peer: Peer, vote: Vote, payload: Any) -> None:
+        """A precommit for a committed height that contradicts our stored commit is evidence (a validator
+        whose data was wiped, or a second instance of its key, may sign again at heights long decided)."""
+        chain = self.node.chain
+        if vote.vote_type != VoteType.PRECOMMIT or chain.head.height - vote.height > EVIDENCE_LOOKBACK:
+            return
+        commit = chain.last_commit if vote.height == chain.head.height else chain.blocks.commit(vote.height)
+        if commit is None or commit.round != vote.round or commit.block_hash == vote.block_hash:
+            return
+        sig = next((s for s in commit.signatures if s.validator == vote.validator), None)
+        validator = chain.validators.by_address.get(vote.validator)
+        if sig is None or validator is None or not self.gossip.seen.add(message_id(VOTE, payload)):
+            return  # it did not sign our commit, is no longer a validator, or this was checked before
+        if not vote.verify(validator.public_key, chain.chain_id):
+            peer.penalize(PENALTY_BAD_SIGNATURE, "vote with a bad signature")
+            return
+        self.node.evidence_found(commit.precommit_of(sig), vote)
 
     async def _on_evidence(self, peer: Peer, payload: Any) -> None:
         try:

@@ -15,7 +15,8 @@ as CometBFT's consensus reactor does; the rules of what a peer lacks are in
   proposal it sends us (it holds them) and from every one we send it;
 - every `GOSSIP_EVERY_S`, and at once (at most every `MIN_PICK_GAP_S`) when a peer announces,
   each peer is sent what it lacks: proposals with their blocks, then votes, at most
-  `VOTES_PER_S` votes a second per peer (a token bucket), whatever it claims.
+  `VOTES_PER_S` votes and `PROPOSALS_PER_S` proposals a second per peer (token buckets),
+  whatever it claims (a peer that keeps changing its height would otherwise get a block each time).
 
 A malformed announcement costs the peer score, like any malformed message.
 """
@@ -58,6 +59,8 @@ GOSSIP_EVERY_S = 0.1
 ANNOUNCE_EVERY_S = 1.0
 MIN_PICK_GAP_S = 0.02
 VOTES_PER_S = 400.0
+PROPOSALS_PER_S = 1.0
+PROPOSAL_BURST = 2.0
 MAX_BITS_BYTES = 1024  # a validator set of up to 8192
 PENALTY_MALFORMED = 20.0
 
@@ -65,19 +68,22 @@ PENALTY_MALFORMED = 20.0
 class _Peer:
     """Our view of one connected peer: its round state and its vote budget."""
 
-    __slots__ = ("budget", "last_pick", "peer", "refilled", "state")
+    __slots__ = ("budget", "last_pick", "peer", "proposal_budget", "refilled", "state")
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
         self.state = PeerRoundState()
         self.budget = VOTES_PER_S / 4  # a quarter of a second's worth at first
+        self.proposal_budget = PROPOSAL_BURST
         self.refilled = time.monotonic()
         self.last_pick = 0.0
 
-    def refill(self, now: float) -> int:
-        self.budget = min(VOTES_PER_S, self.budget + (now - self.refilled) * VOTES_PER_S)
+    def refill(self, now: float) -> tuple[int, int]:
+        elapsed = now - self.refilled
+        self.budget = min(VOTES_PER_S, self.budget + elapsed * VOTES_PER_S)
+        self.proposal_budget = min(PROPOSAL_BURST, self.proposal_budget + elapsed * PROPOSALS_PER_S)
         self.refilled = now
-        return int(self.budget)
+        return int(self.budget), int(self.proposal_budget)
 
 
 class VoteGossip:
@@ -216,13 +222,14 @@ class VoteGossip:
         if driver is None or entry.state.step is None or entry.peer.closing:
             return
         entry.last_pick = now
-        budget = entry.refill(now)
-        picked = pick(driver.machine, entry.state, self._last_commit(), now, budget)
+        votes, proposals = entry.refill(now)
+        picked = pick(driver.machine, entry.state, self._last_commit(), now, votes, proposals)
         if not picked:
             return
         for proposal, block in picked.proposals:
             if not entry.peer.offer(encode_frame(PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()])):
                 return
+            entry.proposal_budget -= 1
             self.node.metrics.gossip_sent.labels("proposal").inc()
         for vote in picked.votes:
             if not entry.peer.offer(encode_frame(VOTE, [VOTE, vote.to_wire()])):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from consensus.events import Action, SignVote
 from consensus.proposer import proposer_for
 from core.block import VoteType
-from tests.consensus.simnet import NetworkConfig, SimNet, SimNode
+from tests.consensus.simnet import Byzantine, NetworkConfig, SimNet, SimNode
 from tests.consensus.test_safety import (
     CRASH_BETWEEN_PREVOTE_AND_PRECOMMIT,
     FAST,
@@ -84,9 +84,21 @@ def test_without_vote_gossip_the_three_stall_for_good() -> None:
     assert not any(height in sim.nodes[i].decided for i in (B, C, D))
 
 
+# Found by hypothesis: the Byzantine n0 prevoted two blocks at round 1 while n1 was down; n2 and n3
+# locked on the second (a polka with n0's second prevote); n1 held only n0's first. Tracking "holds a
+# vote of n0" kept n0's second prevote from n1 for good: every re-proposal of the locked block got nil.
+EQUIVOCATOR_COMPLETES_A_POLKA = Scenario(
+    seed=2263696, byzantine_index=0, byzantine=Byzantine(double_sign=1.0, withhold=0.0, invalid_proposal=0.0),
+    net=NetworkConfig(min_delay=0.0, max_delay=0.4, drop_rate=0.0, duplicate_rate=0.1, gst=27.7, delta=0.1,
+                      gossip_interval=0.5, block_interval=0.0, sync_after=5.0),
+    timeouts=FAST, crashes=((0, 15.8, 11.2),), max_down=1, partitions=(), wal=False, gossip="peers",
+)  # fmt: skip
+
+
 @PROPERTY
 @given(scenarios(gst=tenths(50, 300), max_down=st.just(1), gossip=PEERS))
 @example(replace(CRASH_BETWEEN_PREVOTE_AND_PRECOMMIT, gossip="peers"))
+@example(EQUIVOCATOR_COMPLETES_A_POLKA)
 def test_honest_nodes_progress_after_gst_with_vote_gossip(scenario: Scenario) -> None:
     """Liveness as in test_safety, nodes gossiping as the node does: validators crashed before GST
     come back having missed messages (dropped, cut off, or sent while they were down) and catch up

@@ -125,6 +125,9 @@ class _Ahead:
     def held_votes(self, round_: int, vote_type: int) -> dict[bytes, Vote]:
         return {}
 
+    def equivocations(self, round_: int, vote_type: int) -> dict[bytes, list[Vote]]:
+        return {}
+
     def proposal_in(self, round_: int) -> None:
         return None
 
@@ -206,3 +209,23 @@ def test_what_a_peer_got_one_height_early_counts_once_it_gets_there() -> None:
     peer.apply(RoundStep(1, 0, int(Step.NEW_HEIGHT)), now=0.5)
     assert not pick(d.machine, peer, None, now=0.5, max_votes=100)
     assert proposal.block_hash == block_hash
+
+
+def test_each_vote_of_an_equivocator_is_sent_since_either_may_complete_a_polka() -> None:
+    """Found by the liveness property: a Byzantine validator prevoted v and v'; the peer had its
+    prevote for v only (the other went out while it was down), and the polka for v' needed the other.
+    A bit "holds a vote of that validator" would have kept it from ever getting it."""
+    d = Driver()
+    d.start()
+    v, v2 = d.block(), d.block()
+    d.propose(0, v)
+    first = d.signed_vote(D, PREVOTE, 0, v.hash)
+    second = d.signed_vote(D, PREVOTE, 0, v2.hash)
+    d.deliver(first)
+    d.deliver(second)
+    assert set(d.machine.equivocations(0, PREVOTE)) == {d.keys[D].address}
+    peer = peer_at(1, 0, proposal=True, votes=(VoteBits(0, PREVOTE, bits(D)),))  # it holds one of D's two
+    peer.mark_vote(first, D)  # ... the first: it sent it to us
+    picked = pick(d.machine, peer, None, now=0.0, max_votes=100)
+    assert second in picked.votes and first not in picked.votes
+    assert not pick(d.machine, peer, None, now=0.1, max_votes=100)
