@@ -19,7 +19,8 @@ Rules (as CometBFT's `double_sign_check_height`, N below, `[consensus] double_si
   decides, or every connected peer told its head and none is more than one block ahead.
   Only then does it know which recent commits carry its key.
 - A foreign signature at a height decided after it caught up means another instance with
-  this key is running now. It is logged as critical, with what to do.
+  this key is running now. It is logged as critical, with what to do. (A validator with its
+  record learns when it caught up the same way, but signs meanwhile: its record protects it.)
 - A validator that is the whole validator set has nobody to wait for, and never waits.
 - N = 0 turns the guard off.
 
@@ -47,7 +48,8 @@ class DoubleSignGuard:
         self.check_height = check_height
         self.peer_heads = peer_heads or (lambda: [])
         self.off = check_height == 0 or signer.unsafe_allow_double_sign
-        self.caught_up_at: int | None = 0 if self.off or not signer.started_without_state else None
+        self.must_catch_up = signer.started_without_state  # before it signs; others learn it as they go
+        self.caught_up_at: int | None = None  # our head when we first knew we had caught up
         self.last_foreign: int | None = None  # the latest height at which a foreign signature was seen
         self._voters: tuple[int, set[bytes]] = (0, set())  # other validators heard at one height
         self._held: str | None = None  # why signing is held, as last logged
@@ -108,12 +110,13 @@ class DoubleSignGuard:
         me = self.signer.address
         if me in validators.by_address and len(validators) == 1:
             return self._hold(None, head)
-        if self.caught_up_at is None:
-            if not self._caught_up(head, validators):
-                return self._hold("catching up with its peers first (it started without its sign state)", head)
+        if self.caught_up_at is None and self._caught_up(head, validators):
             self.caught_up_at = head
-            log.info("caught up at height %d; it signs once the last %d heights carry no signature of its key "
-                     "it did not make", head, self.check_height)  # fmt: skip
+            if self.must_catch_up:
+                log.info("caught up at height %d; it signs once the last %d heights carry no signature of its key "
+                         "it did not make", head, self.check_height)  # fmt: skip
+        if self.caught_up_at is None and self.must_catch_up:
+            return self._hold("catching up with its peers first (it started without its sign state)", head)
         if self.last_foreign is not None and head - self.last_foreign < self.check_height:
             others = sum(v.power for v in validators.validators if v.address != me)
             if others < validators.quorum():

@@ -459,6 +459,14 @@ class SimNet:
             if message_height(msg) == node.height:
                 node.log.setdefault(node.height, {})[message_key(msg)] = msg
         self._start_height(node, replay)
+        last = [m for m in node.signed if isinstance(m, Vote) and m.height == node.height]
+        if self.gossip != "relay" and last and node.honest:
+            # As the node does (node/consensus_wal.py: resume_point): its last vote, which its signer
+            # keeps, is handed to its machine (and so to gossip) and sent again.
+            self._self_deliver(node, last[-1])
+            for peer in self.nodes:
+                if peer is not node:
+                    self._send(node, peer, last[-1])
 
     def _start_height(self, node: SimNode, replay: bool = False) -> None:
         assert node.machine is not None

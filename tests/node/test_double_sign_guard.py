@@ -94,14 +94,18 @@ def test_another_instance_signing_after_it_caught_up_is_critical_and_holds_it(
     assert g.may_sign(18, SET)
 
 
-def test_a_validator_restored_from_an_old_backup_waits_too(tmp_path: Path) -> None:
+def test_a_validator_restored_from_an_old_backup_waits_too(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     Signer(ME, CHAIN, tmp_path / "sign_state.json").sign_vote(Vote(VoteType.PREVOTE, 20, 0, BLOCK, ME.address))
     g = guard(tmp_path, heads=[50])
     g.observe_commit(commit(20, KEYS))  # height 20: a precommit after its last prevote there: not its own
     assert g.last_foreign == 20
-    g.observe_commit(commit(48, KEYS))
+    g.observe_commit(commit(48, KEYS))  # synced: its key signed before the backup was restored
     assert not g.may_sign(50, SET)
     assert g.may_sign(53, SET)
+    assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL], "no second instance: an old one"
+    g.observe_commit(commit(55, KEYS))  # but after it caught up (at 50): another instance signs now
+    assert [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert not g.may_sign(55, SET)
 
 
 def test_its_own_vote_coming_back_is_not_foreign_but_other_bytes_at_its_last_position_are(tmp_path: Path) -> None:
