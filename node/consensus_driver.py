@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -43,14 +42,14 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
-from consensus.proposer import proposer_for
 from consensus.tendermint import Tendermint
-from core.block import Block, Vote, VoteType
+from core.block import Block, VoteType
 from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
+from node import fault_injection
 from node.chain import PendingBlock
 from node.consensus_wal import ConsensusWal, resume_point
-from node.double_sign_guard import DoubleSignGuard
+from node.double_sign_guard import DoubleSignGuard, Withheld
 from node.prebuild import Prebuilder, wait_for_next_height
 from node.signstate import DoubleSignRefused, Signer
 
@@ -60,8 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.consensus")
 
 MAX_BUFFERED = 20_000
-WITHHELD_RETRY_S = 0.25
-MAX_WITHHELD = 8
 Broadcast = Callable[[object], Awaitable[None]]
 
 
@@ -74,15 +71,16 @@ class ConsensusDriver:
         self.node = node
         self.signer = signer
         self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
-        self.guard: DoubleSignGuard | None = None  # set by the node: may this validator sign yet?
-        self._withheld: list[SignProposal | SignVote] = []  # requests to sign the guard held back
-        self._retry: asyncio.TimerHandle | None = None
+        self.guard: DoubleSignGuard | None = None  # may this validator sign yet? (`use_guard`)
+        self._withheld: Withheld | None = None  # requests to sign the guard held back
         self.broadcast: Broadcast | None = None  # set by the network layer
         self.on_state_changed: Callable[[], None] | None = None  # set by the network layer (vote gossip)
         self.on_committed: list[Callable[[Block], None]] = []
-        self.double_sign = False  # test-only switch: a Byzantine validator that equivocates
-        self.commit_delay_s = 0.0  # test-only switch: a validator a height behind the others at every other height
-        self.exit_after_prevote_at = 0  # test-only switch: die after the round-0 prevote of a height it proposes
+        # Test-only switches (node/fault_injection.py): a Byzantine validator that equivocates, one a
+        # height behind the others at every other height, one that dies after a round-0 prevote.
+        self.double_sign = False
+        self.commit_delay_s = 0.0
+        self.exit_after_prevote_at = 0
         self.writing_height: int | None = None  # decided here and being written (sync need not fetch it)
         self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._pending: dict[bytes, PendingBlock] = {}
@@ -110,6 +108,10 @@ class ConsensusDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def use_guard(self, guard: DoubleSignGuard) -> None:
+        self.guard = guard
+        self._withheld = Withheld(guard, lambda: self._inbox.put_nowait(_RETRY))  # type: ignore[arg-type]
+
     # --- inputs from the network ----------------------------------------------------------
 
     def deliver(self, event: Event) -> None:
@@ -130,7 +132,8 @@ class ConsensusDriver:
             await wait_for_next_height(self.node, self.signer, self.prebuilder, self._inbox, self._stash)
             head = self.node.chain.head
             self._pending.clear()
-            self._withheld, self._retry = [], None  # a late retry finds nothing to do
+            if self._withheld is not None:
+                self._withheld.clear()
             self.round_started_at = time.monotonic()
             self._marks = {}
             height = head.height + 1
@@ -230,9 +233,10 @@ class ConsensusDriver:
                 await self._send(("vote", signed))
                 self._mark("prevoted" if signed.vote_type == VoteType.PREVOTE else "precommitted")
                 if self.exit_after_prevote_at and signed.vote_type == VoteType.PREVOTE:
-                    await self._test_exit_after_prevote(signed)
+                    at = self.exit_after_prevote_at
+                    await fault_injection.exit_after_prevote(signed, self.node.chain.validators, at)
                 if self.double_sign:
-                    await self._equivocate(signed)
+                    await fault_injection.equivocate(self.signer, signed, self._send)  # type: ignore[arg-type]
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
                 self._mark("decided")
@@ -293,28 +297,18 @@ class ConsensusDriver:
             self.wal.save(proposal, pending.block)
 
     def _withhold(self, action: SignProposal | SignVote) -> bool:
-        """Keep a request to sign while the double-sign guard holds (True), and look again soon."""
-        guard, validators = self.guard, self.machine.validators
-        if guard is None or validators is None or guard.may_sign(self.node.chain.head.height, validators):
-            return False
-        self._withheld = [*self._withheld[-(MAX_WITHHELD - 1):], action]
-        if self._retry is None:
-            self._retry = asyncio.get_running_loop().call_later(WITHHELD_RETRY_S, self._inbox.put_nowait, _RETRY)
-        return True
+        validators = self.machine.validators
+        return self._withheld is not None and validators is not None and self._withheld.hold(
+            action, self.node.chain.head.height, validators
+        )
 
     async def _release_withheld(self) -> bool:
         """Carry out the kept requests of the current round once the guard lets go; True if committed."""
-        self._retry = None
-        if not self._withheld:
+        validators = self.machine.validators
+        if self._withheld is None or validators is None:
             return False
-        guard, validators = self.guard, self.machine.validators
-        if guard is not None and validators is not None and not guard.may_sign(self.node.chain.head.height, validators):
-            self._retry = asyncio.get_running_loop().call_later(WITHHELD_RETRY_S, self._inbox.put_nowait, _RETRY)
-            return False
-        here = (self.machine.height, self.machine.round)
-        due = [a for a in self._withheld if _position(a) == here]
-        self._withheld = []
-        return await self._carry_out(due)  # type: ignore[arg-type]
+        head, m = self.node.chain.head.height, self.machine
+        return await self._carry_out(self._withheld.release(head, validators, m.height, m.round))  # type: ignore[arg-type]
 
     def _sign(self, make: Callable[[], Any]) -> Any:
         if self.signer is None:
@@ -340,26 +334,6 @@ class ConsensusDriver:
         # Its own proposal for that round is restored: building another would be wasted.
         kept = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
         return kept + self.machine.handle(event)
-
-    async def _test_exit_after_prevote(self, vote: Vote) -> None:
-        """Test-only (`[consensus] test_exit_after_prevote_at`): at the first height from that one on
-        whose round 0 this validator proposes, die as kill -9 would, right after its round-0 prevote
-        went out (the others can lock on its block; its precommit never comes)."""
-        assert self.node.chain.validators is not None
-        if vote.round != 0 or vote.height < self.exit_after_prevote_at:
-            return
-        if proposer_for(self.node.chain.validators, vote.height, 0).address != vote.validator:
-            return
-        log.warning("test_exit_after_prevote_at: exiting after the round-0 prevote at height %d", vote.height)
-        await asyncio.sleep(0.5)  # the frames go out meanwhile; this task handles nothing more
-        os._exit(137)
-
-    async def _equivocate(self, vote: Vote) -> None:
-        """Test-only Byzantine behaviour: also sign and send a conflicting vote."""
-        assert self.signer is not None
-        other = b"" if vote.block_hash else b"\xee" * 32
-        conflicting = Vote(vote.vote_type, vote.height, vote.round, other, vote.validator)
-        await self._send(("vote", conflicting.signed_by(self.signer.key, self.signer.chain_id)))
 
     async def _commit(self, action: CommitBlock) -> None:
         block = action.block
@@ -429,12 +403,6 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 
 _RETRY = object()  # in the inbox: look again at the requests to sign the guard held back
-
-
-def _position(action: SignProposal | SignVote) -> tuple[int, int]:
-    if isinstance(action, SignProposal):
-        return action.proposal.height, action.proposal.round
-    return action.vote.height, action.vote.round
 
 
 class _UnvalidatedProposal:

@@ -29,9 +29,11 @@ While it waits, the node follows consensus and commits blocks, but signs nothing
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
+from consensus.events import SignProposal, SignVote
 from core.block import Commit, Vote, VoteType
 from core.keys import address_hex
 from core.validators import ValidatorSet
@@ -40,6 +42,8 @@ from node.signstate import STEP_PRECOMMIT, Signer
 log = logging.getLogger("aichain.consensus")
 
 PeerHeads = Callable[[], list[int] | None]  # heads announced by the connected peers (None: some not yet)
+RETRY_S = 0.25
+MAX_WITHHELD = 8
 
 
 class DoubleSignGuard:
@@ -151,3 +155,51 @@ class DoubleSignGuard:
 
     def status(self) -> str:
         return "yes" if self._held is None else f"held: {self._held}"
+
+
+class Withheld:
+    """The machine's requests to sign that the guard held back. They are kept (the last
+    `MAX_WITHHELD`) and looked at every `RETRY_S` (`wake`); once the guard lets go, those of the
+    round the machine is still in are carried out. Dropping them instead deadlocks a network whose
+    validators all start without their sign state: every prevote of round 0 is held, and without
+    2f+1 prevotes nobody ever times out to the next round."""
+
+    def __init__(self, guard: DoubleSignGuard, wake: Callable[[], None]) -> None:
+        self.guard = guard
+        self._wake = wake
+        self._requests: list[SignProposal | SignVote] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def hold(self, action: SignProposal | SignVote, head: int, validators: ValidatorSet) -> bool:
+        """Keep `action` if the guard holds (True), and look again soon."""
+        if self.guard.may_sign(head, validators):
+            return False
+        self._requests = [*self._requests[-(MAX_WITHHELD - 1):], action]
+        self._schedule()
+        return True
+
+    def release(self, head: int, validators: ValidatorSet, height: int, round_: int) -> list[SignProposal | SignVote]:
+        """The kept requests of (height, round_) to carry out now, if the guard lets go."""
+        self._timer = None
+        if not self._requests:
+            return []
+        if not self.guard.may_sign(head, validators):
+            self._schedule()
+            return []
+        due = [a for a in self._requests if _position(a) == (height, round_)]
+        self._requests = []
+        return due
+
+    def clear(self) -> None:
+        """A new height: what was kept is for a height gone (a late wake finds nothing to do)."""
+        self._requests, self._timer = [], None
+
+    def _schedule(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(RETRY_S, self._wake)
+
+
+def _position(action: SignProposal | SignVote) -> tuple[int, int]:
+    if isinstance(action, SignProposal):
+        return action.proposal.height, action.proposal.round
+    return action.vote.height, action.vote.round

@@ -203,7 +203,7 @@ class Node(TxAdmission):
         head = self.chain.head.height
         for height in range(max(1, head - guard.check_height + 1), head + 1):
             guard.observe_commit(self.chain.blocks.commit(height))
-        self.driver.guard = guard
+        self.driver.use_guard(guard)
 
     def _load_validator_key(self) -> PrivateKey | None:
         path = self.config.validator_key_path
