@@ -134,3 +134,20 @@ def test_a_lone_validator_and_a_zero_check_height_never_wait(tmp_path: Path) -> 
     off = guard(tmp_path, heads=None, n=0)
     off.observe_commit(commit(3, KEYS))
     assert off.may_sign(3, SET)
+
+
+def test_the_check_height_comes_from_node_toml_and_the_environment_and_bad_values_are_refused(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+    from node.config import load_config
+
+    toml = tmp_path / "node.toml"
+    toml.write_text("[consensus]\ndouble_sign_check_height = 25\n")
+    assert load_config(toml, environ={}).consensus.double_sign_check_height == 25
+    assert load_config(None, environ={}).consensus.double_sign_check_height == 10, "on by default"
+    env = {"AICHAIN_CONSENSUS_DOUBLE_SIGN_CHECK_HEIGHT": "0"}
+    assert load_config(toml, environ=env).consensus.double_sign_check_height == 0
+    for bad, message in (("-1", "must be 0 to 10000 blocks"), ("10001", "must be 0 to 10000 blocks"),
+                         ('"ten"', "not a valid value")):  # fmt: skip
+        toml.write_text(f"[consensus]\ndouble_sign_check_height = {bad}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(toml, environ={})
