@@ -118,9 +118,9 @@ class VoteGossip:
         key = (step.height, step.round, step.step, step.proposal, step.pol_round)
         if key != self._announced:
             self._announced = key
-            self.manager_broadcast(step)
+            self._broadcast_step(step)
 
-    def manager_broadcast(self, step: RoundStep) -> None:
+    def _broadcast_step(self, step: RoundStep) -> None:
         payload = encode_round_step(step)
         frame = encode_frame(ROUND_STEP, payload)
         for peer in self.manager.connected_peers():
@@ -210,11 +210,14 @@ class VoteGossip:
         while True:
             await asyncio.sleep(GOSSIP_EVERY_S)
             now = time.monotonic()
-            if now - last_announce >= ANNOUNCE_EVERY_S:
-                last_announce = now
-                self.manager_broadcast(self._our_step())
-            for entry in list(self._peers.values()):
-                self._serve(entry, now)
+            try:
+                if now - last_announce >= ANNOUNCE_EVERY_S:
+                    last_announce = now
+                    self._broadcast_step(self._our_step())
+                for entry in list(self._peers.values()):
+                    self._serve(entry, now)
+            except Exception:  # a bug must not end vote gossip for good: say so and go on
+                log.exception("vote gossip failed; trying again in %.1f s", GOSSIP_EVERY_S)
 
     def _serve(self, entry: _Peer, now: float) -> None:
         """Send `entry` what it lacks, within its budget."""
