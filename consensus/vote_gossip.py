@@ -23,9 +23,9 @@ A peer further behind gets blocks by block sync. Bounds: a peer's state holds a 
 (`MAX_TRACKED_SETS`) and rounds; an announcement carries at most `MAX_ANNOUNCED_SETS`; `pick`
 returns at most `max_votes` votes and `max_proposals` proposals, and re-sends a proposal to a
 peer at most every `PROPOSAL_RESEND_S`, so a Byzantine peer's claims cannot make a node store or send without
-bound. Marks only ever grow while a peer moves on; when a peer stays at one (height, round,
-step) for `STUCK_RESET_S`, what we think it holds is cut back to what it announced, so a vote
-lost on the way is sent again.
+bound. Marks of a peer's own round only grow (a vote may be on its way); for earlier rounds its
+announcement says exactly what it holds; and every `STUCK_RESET_S` of one height, what we think
+it holds is cut back to what it announces, so a vote lost on the way is sent again.
 
 Votes are identified per validator (bit i: validator i of the height's set, in address order),
 except an equivocator's: each of its conflicting votes counts for the block it names (see
@@ -187,20 +187,23 @@ class PeerRoundState:
         return None if self.step is None else self.step.height
 
     def apply(self, step: RoundStep, now: float) -> None:
-        """Take a peer's announcement: a new height forgets the old one; the bits it lists are held."""
+        """Take a peer's announcement: a new height forgets the old one; the bits it lists are held.
+        For rounds before its own (its POL and valid rounds) the bits are what it holds, no more:
+        nothing of those rounds is on its way to it any longer, so a vote it lacks there was lost."""
         old = self.step
         if old is None or step.height != old.height:
             self._here = self._next if old is not None and step.height == old.height + 1 else _Marks()
             self._next = _Marks()
             self._since = now
-        elif (step.round, step.step) != (old.round, old.step):
-            self._since = now
         elif now - self._since >= STUCK_RESET_S:
-            self._here.votes.clear()  # stuck: send again whatever it does not say it holds
+            self._here.votes.clear()  # a long height: send again whatever it does not say it holds
             self._here.proposals = {r: t for r, t in self._here.proposals.items() if t == _HELD}
+            self._here.twins.clear()
             self._since = now
         self.step = step
         for entry in step.votes[:MAX_ANNOUNCED_SETS]:
+            if entry.round < step.round:
+                self._here.votes.pop((entry.round, entry.vote_type), None)
             self._here.add_bits(entry.round, entry.vote_type, entry.bits, step.round)
         if step.proposal:
             self._here.add_proposal(step.round, _HELD, step.round)

@@ -102,7 +102,8 @@ class DoubleSignGuard:
                 )  # fmt: skip
         elif self._held is None:
             log.warning("validator %s signed %s at height %d that this node has no record of (its sign state is "
-                        "missing or older): it signs nothing until %d heights pass without that key signing "
+                        "missing or older, as after a wipe or a restore; if another node may still run with this "
+                        "key, stop it): it signs nothing until %d heights pass without that key signing "
                         "([consensus] double_sign_check_height)", me, where, height, self.check_height)  # fmt: skip
 
     # --- the decision ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from consensus.events import Action, SignVote
+from consensus.events import Action, SignVote, TimeoutConfig
 from consensus.proposer import proposer_for
 from core.block import VoteType
 from tests.consensus.simnet import Byzantine, NetworkConfig, SimNet, SimNode
@@ -95,10 +95,22 @@ EQUIVOCATOR_COMPLETES_A_POLKA = Scenario(
 )  # fmt: skip
 
 
+# Found by hypothesis: n2's round-0 prevote (one of the polka n2 locked on) was lost on its way to n1
+# and n3 before GST; they moved on from round to round, so n2 never thought them stuck, and every
+# re-proposal of the locked block with POL round 0 got their nil.
+A_POLKA_PREVOTE_LOST_BEFORE_GST = Scenario(
+    seed=79, byzantine_index=0, byzantine=Byzantine(double_sign=0.0, withhold=0.3, invalid_proposal=0.0),
+    net=NetworkConfig(min_delay=0.0, max_delay=0.5, drop_rate=0.5, duplicate_rate=0.0, gst=8.1, delta=0.1,
+                      gossip_interval=1.0, block_interval=0.5, sync_after=5.0),
+    timeouts=TimeoutConfig(), crashes=(), max_down=1, partitions=(), wal=False, gossip="peers",
+)  # fmt: skip
+
+
 @PROPERTY
 @given(scenarios(gst=tenths(50, 300), max_down=st.just(1), gossip=PEERS))
 @example(replace(CRASH_BETWEEN_PREVOTE_AND_PRECOMMIT, gossip="peers"))
 @example(EQUIVOCATOR_COMPLETES_A_POLKA)
+@example(A_POLKA_PREVOTE_LOST_BEFORE_GST)
 def test_honest_nodes_progress_after_gst_with_vote_gossip(scenario: Scenario) -> None:
     """Liveness as in test_safety, nodes gossiping as the node does: validators crashed before GST
     come back having missed messages (dropped, cut off, or sent while they were down) and catch up

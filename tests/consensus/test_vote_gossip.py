@@ -229,3 +229,27 @@ def test_each_vote_of_an_equivocator_is_sent_since_either_may_complete_a_polka()
     picked = pick(d.machine, peer, None, now=0.0, max_votes=100)
     assert second in picked.votes and first not in picked.votes
     assert not pick(d.machine, peer, None, now=0.1, max_votes=100)
+
+
+def test_what_a_peer_says_it_lacks_of_an_earlier_round_is_sent_again_and_a_long_height_resets_marks() -> None:
+    """Found by the liveness property: B's round-0 prevote to C was lost before GST; C moved on from
+    round to round (never stuck at one step), with a re-proposal whose POL round is 0, and B went on
+    believing C held it. C's announcement of the POL round's prevotes is what C holds, no more."""
+    d, _ = locked_after_a_polka()
+    peer = peer_at(1, 0, now=0.0)
+    pick(d.machine, peer, None, now=0.0, max_votes=100)  # all of round 0 sent; say B's own prevote is lost
+    lacking = RoundStep(1, 3, int(Step.PROPOSE), True, 0, (VoteBits(0, PREVOTE, bits(A, C)),))
+    peer.apply(lacking, now=1.0)
+    again = pick(d.machine, peer, None, now=1.0, max_votes=100)
+    assert voters(again.votes, d) == {(ME, 0, PREVOTE)}
+    # Its own round's bits only add to what we know (a vote may be on its way): no resend there.
+    peer.apply(RoundStep(1, 4, int(Step.PREVOTE), False, -1, (VoteBits(4, PREVOTE, 0),)), now=2.0)
+    assert not pick(d.machine, peer, None, now=2.0, max_votes=100).votes
+    # But a height that lasts STUCK_RESET_S cuts every mark back to the announcement, rounds moving or
+    # not: the polka of our valid round (all we send a peer ahead of us in rounds) goes out again.
+    peer.apply(RoundStep(1, 5, int(Step.PROPOSE)), now=STUCK_RESET_S - 0.1)
+    assert not pick(d.machine, peer, None, now=STUCK_RESET_S - 0.1, max_votes=100)
+    peer.apply(RoundStep(1, 6, int(Step.PROPOSE)), now=STUCK_RESET_S)
+    assert voters(pick(d.machine, peer, None, now=STUCK_RESET_S, max_votes=100).votes, d) == {
+        (A, 0, PREVOTE), (C, 0, PREVOTE), (ME, 0, PREVOTE),
+    }  # fmt: skip
