@@ -22,8 +22,8 @@ validators' votes included. What a peer at (h, r) is sent, from a node at (h, r'
 A peer further behind gets blocks by block sync. Bounds: a peer's state holds a few bit sets
 (`MAX_TRACKED_SETS`) and rounds; an announcement carries at most `MAX_ANNOUNCED_SETS`; `pick`
 returns at most `max_votes` votes and `max_proposals` proposals, and re-sends a proposal to a
-peer at most every `PROPOSAL_RESEND_S`, so a Byzantine peer's claims cannot make a node store or send without
-bound. Marks of a peer's own round only grow (a vote may be on its way); for earlier rounds its
+peer at most every `PROPOSAL_RESEND_S`, so a Byzantine peer's claims cannot make a node store
+or send without bound. Marks of a peer's own round only grow (a vote may be on its way); for earlier rounds its
 announcement says exactly what it holds; and every `STUCK_RESET_S` of one height, what we think
 it holds is cut back to what it announces, so a vote lost on the way is sent again.
 
@@ -51,7 +51,7 @@ MAX_TRACKED_PROPOSALS = 8  # rounds whose proposal we remember a peer holds
 MAX_TRACKED_TWINS = 64  # an equivocator's votes we remember a peer holds
 PROPOSAL_RESEND_S = 5.0
 STUCK_RESET_S = 5.0
-_HELD = -1.0  # in PeerRoundState._proposals: the peer holds it (times are >= 0)
+_HELD = -1.0  # in _Marks.proposals: the peer holds it (times are >= 0)
 
 
 @dataclass(frozen=True, slots=True)
