@@ -335,6 +335,26 @@ class Tendermint:
 
     # --- observation ------------------------------------------------------------------------
 
+    def held_votes(self, round_: int, vote_type: int) -> dict[bytes, Vote]:
+        """The votes of `vote_type` at `round_` of this height, one per validator (the first that came)."""
+        vote_set = self._votes.get((round_, vote_type))
+        if vote_set is None:
+            return {}
+        return {validator: next(iter(by_hash.values())) for validator, by_hash in vote_set.votes.items()}
+
+    def equivocations(self, round_: int, vote_type: int) -> dict[bytes, list[Vote]]:
+        """The validators that signed more than one vote of `vote_type` at `round_`, with all of them."""
+        vote_set = self._votes.get((round_, vote_type))
+        if vote_set is None:
+            return {}
+        return {v: list(by_hash.values()) for v, by_hash in vote_set.votes.items() if len(by_hash) > 1}
+
+    def proposal_in(self, round_: int) -> tuple[Proposal, Block] | None:
+        """The first proposal of `round_` at this height with its block, if both are here and the block is valid."""
+        proposal = self._proposals.get(round_)
+        known = None if proposal is None else self._blocks.get(proposal.block_hash)
+        return None if known is None or not known[1] else (proposal, known[0])  # type: ignore[union-attr]
+
     def round_state(self) -> dict[str, Any]:
         """Height, round, step, lock, and who has (not) voted in this round: for status and logs."""
         validators = self.validators.validators if self.validators is not None else ()

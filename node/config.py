@@ -36,6 +36,7 @@ ttl_s = 600
 [consensus]
 timeout_propose_s = 3.0
 timeout_cap_s = 30.0
+double_sign_check_height = 10   # without its signing record, wait this many blocks without its key before signing
 
 [artifacts]
 path = "/srv/aichain/artifacts"   # default: <datadir>/artifacts
@@ -122,7 +123,10 @@ _TIMEOUTS = TimeoutConfig()
 
 @dataclass(frozen=True)
 class ConsensusConfig:
-    """Round timeouts in seconds (`timeout_` + a field of `TimeoutConfig`, whose defaults they keep)."""
+    """Round timeouts in seconds (`timeout_` + a field of `TimeoutConfig`, whose defaults they keep),
+    and the double-sign guard: a validator whose key signed one of the last `double_sign_check_height`
+    blocks without this node remembering it (its sign state was lost) waits until that many blocks
+    pass without its key before it signs (0: never wait; see node/double_sign_guard.py)."""
 
     timeout_propose_s: float = _TIMEOUTS.propose_s
     timeout_propose_delta_s: float = _TIMEOUTS.propose_delta_s
@@ -131,12 +135,14 @@ class ConsensusConfig:
     timeout_precommit_s: float = _TIMEOUTS.precommit_s
     timeout_precommit_delta_s: float = _TIMEOUTS.precommit_delta_s
     timeout_cap_s: float = _TIMEOUTS.cap_s
+    double_sign_check_height: int = 10
+    test_exit_after_prevote_at: int = 0  # test-only: at the first height >= this that it proposes, exit after prevoting
 
     def timeouts(self) -> TimeoutConfig:
-        return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in fields(self)})
+        return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in _timeout_fields()})
 
     def __post_init__(self) -> None:
-        for f in fields(self):
+        for f in _timeout_fields():
             value = getattr(self, f.name)
             if not value >= 0 or value > 3600:
                 raise ConfigError(f"consensus.{f.name} must be between 0 and 3600 s, not {value}")
@@ -144,6 +150,18 @@ class ConsensusConfig:
             raise ConfigError("consensus timeouts at round 0 must be above 0 s")
         if self.timeout_cap_s < max(self.timeout_propose_s, self.timeout_prevote_s, self.timeout_precommit_s):
             raise ConfigError("consensus.timeout_cap_s must be at least every round-0 timeout")
+        if not 0 <= self.double_sign_check_height <= MAX_DOUBLE_SIGN_CHECK_HEIGHT:
+            raise ConfigError(
+                f"consensus.double_sign_check_height must be 0 to {MAX_DOUBLE_SIGN_CHECK_HEIGHT} blocks, "
+                f"not {self.double_sign_check_height}"
+            )
+
+
+MAX_DOUBLE_SIGN_CHECK_HEIGHT = 10_000
+
+
+def _timeout_fields() -> list[Any]:
+    return [f for f in fields(ConsensusConfig) if f.name.startswith("timeout_")]
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ runs in the node's block thread while the task awaits it. Rules:
 - messages for the next height are kept (bounded) and replayed when that height starts;
 - between heights it waits as `node.prebuild.wait_for_next_height` says (the next proposer
   executes transactions meanwhile);
-- gossip sends a message once, so a peer that was down, restarting or syncing misses it:
-  while a height lasts longer than `RESEND_AFTER_S`, what this validator signed at it is
-  sent again every `RESEND_AFTER_S` (without it, validators that come back after a loss of
-  quorum wait forever for prevotes that were sent while they were away).
+- while the double-sign guard (`node.double_sign_guard`) holds, the machine's requests to sign
+  are kept and carried out when it lets go, if the machine is still in that round;
+- what it signs is flooded once; a peer that was down, restarting or syncing gets it (and
+  every other vote it lacks) from `node.vote_gossip`, which reads the machine's votes and is
+  told (`on_state_changed`) when the height, round or step may have moved.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.tendermint import Tendermint
-from core.block import Block, Vote, VoteType
+from core.block import Block, VoteType
 from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
+from node import fault_injection
 from node.chain import PendingBlock
 from node.consensus_wal import ConsensusWal, resume_point
+from node.double_sign_guard import DoubleSignGuard, Withheld
 from node.prebuild import Prebuilder, wait_for_next_height
 from node.signstate import DoubleSignRefused, Signer
 
@@ -56,7 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.consensus")
 
 MAX_BUFFERED = 20_000
-RESEND_AFTER_S = 1.0
 Broadcast = Callable[[object], Awaitable[None]]
 
 
@@ -69,13 +71,16 @@ class ConsensusDriver:
         self.node = node
         self.signer = signer
         self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
+        self.guard: DoubleSignGuard | None = None  # may this validator sign yet? (`use_guard`)
+        self._withheld: Withheld | None = None  # requests to sign the guard held back
         self.broadcast: Broadcast | None = None  # set by the network layer
-        self.resend: Broadcast | None = None  # set by the network layer: send again, to every peer
-        self._signed: list[object] = []  # what we sent at the current height (proposal, votes)
-        self._resender: asyncio.Task[None] | None = None
+        self.on_state_changed: Callable[[], None] | None = None  # set by the network layer (vote gossip)
         self.on_committed: list[Callable[[Block], None]] = []
-        self.double_sign = False  # test-only switch: a Byzantine validator that equivocates
-        self.commit_delay_s = 0.0  # test-only switch: a validator a height behind the others at every other height
+        # Test-only switches (node/fault_injection.py): a Byzantine validator that equivocates, one a
+        # height behind the others at every other height, one that dies after a round-0 prevote.
+        self.double_sign = False
+        self.commit_delay_s = 0.0
+        self.exit_after_prevote_at = 0
         self.writing_height: int | None = None  # decided here and being written (sync need not fetch it)
         self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._pending: dict[bytes, PendingBlock] = {}
@@ -94,16 +99,18 @@ class ConsensusDriver:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="consensus")
         self._task.add_done_callback(_report_crash)
-        self._resender = asyncio.create_task(self._resend_forever(), name="consensus-resend")
 
     async def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        for task in (self._task, self._resender):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def use_guard(self, guard: DoubleSignGuard) -> None:
+        self.guard = guard
+        self._withheld = Withheld(guard, lambda: self._inbox.put_nowait(_RETRY))  # type: ignore[arg-type]
 
     # --- inputs from the network ----------------------------------------------------------
 
@@ -125,7 +132,8 @@ class ConsensusDriver:
             await wait_for_next_height(self.node, self.signer, self.prebuilder, self._inbox, self._stash)
             head = self.node.chain.head
             self._pending.clear()
-            self._signed = []
+            if self._withheld is not None:
+                self._withheld.clear()
             self.round_started_at = time.monotonic()
             self._marks = {}
             height = head.height + 1
@@ -143,16 +151,24 @@ class ConsensusDriver:
                 actions = await self._replay_kept(*resume.kept, actions)
             if resume.last_vote is not None:  # it may never have left; peers may wait for exactly it
                 await self._send(("vote", resume.last_vote))
-                self._signed.append(("vote", resume.last_vote))
                 self._inbox.put_nowait(VoteReceived(resume.last_vote))
             committed = await self._carry_out(actions)
+            self._changed()
             while not committed:
                 event = await self._inbox.get()
                 if event is None:
                     if self.node.chain.head.height >= self.machine.height:
                         break  # sync imported this height: start over at the new head
                     continue
-                committed = await self._handle(event)
+                if event is _RETRY:
+                    committed = await self._release_withheld()
+                else:
+                    committed = await self._handle(event)
+                self._changed()
+
+    def _changed(self) -> None:
+        if self.on_state_changed is not None:
+            self.on_state_changed()
 
     async def _handle(self, event: Event | _UnvalidatedProposal) -> bool:
         height = self.machine.height
@@ -199,26 +215,30 @@ class ConsensusDriver:
                 self._mark("built")
                 queue.extend(self.machine.handle(BlockBuilt(action.height, action.round, block)))
             elif isinstance(action, SignProposal):
+                if self._withhold(action):
+                    continue
                 signed = self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
                 if signed is None:
                     continue
                 await self._send(("proposal", signed, action.block))
-                self._signed.append(("proposal", signed, action.block))
                 self._proposal_of[action.block.hash] = signed
                 queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
             elif isinstance(action, SignVote):
                 self._keep(action.vote.block_hash)
+                if self._withhold(action):
+                    continue
                 signed = self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
                 if signed is None:
                     continue
                 await self._send(("vote", signed))
                 self._mark("prevoted" if signed.vote_type == VoteType.PREVOTE else "precommitted")
-                self._signed.append(("vote", signed))
+                if self.exit_after_prevote_at and signed.vote_type == VoteType.PREVOTE:
+                    at = self.exit_after_prevote_at
+                    await fault_injection.exit_after_prevote(signed, self.node.chain.validators, at)
                 if self.double_sign:
-                    await self._equivocate(signed)
+                    await fault_injection.equivocate(self.signer, signed, self._send)  # type: ignore[arg-type]
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
-                self._signed = []
                 self._mark("decided")
                 await self._commit(action)
                 return True
@@ -276,6 +296,20 @@ class ConsensusDriver:
         if self.signer is not None and proposal is not None and pending is not None:
             self.wal.save(proposal, pending.block)
 
+    def _withhold(self, action: SignProposal | SignVote) -> bool:
+        validators = self.machine.validators
+        return self._withheld is not None and validators is not None and self._withheld.hold(
+            action, self.node.chain.head.height, validators
+        )
+
+    async def _release_withheld(self) -> bool:
+        """Carry out the kept requests of the current round once the guard lets go; True if committed."""
+        validators = self.machine.validators
+        if self._withheld is None or validators is None:
+            return False
+        head, m = self.node.chain.head.height, self.machine
+        return await self._carry_out(self._withheld.release(head, validators, m.height, m.round))  # type: ignore[arg-type]
+
     def _sign(self, make: Callable[[], Any]) -> Any:
         if self.signer is None:
             return None
@@ -289,17 +323,6 @@ class ConsensusDriver:
         if self.broadcast is not None:
             await self.broadcast(message)
 
-    async def _resend_forever(self) -> None:
-        """Every RESEND_AFTER_S, if the height did not change meanwhile, send again what we signed at it."""
-        last = -1
-        while True:
-            await asyncio.sleep(RESEND_AFTER_S)
-            height = self.machine.height
-            if height == last and self.resend is not None:
-                for message in list(self._signed):
-                    await self.resend(message)
-            last = height
-
     async def _replay_kept(self, proposal: Proposal, block: Block, actions: list[Action]) -> list[Action]:
         """After a restart: give the machine the proposal whose block it voted for (see consensus_wal)."""
         event = await self._validate(proposal, block)
@@ -308,17 +331,9 @@ class ConsensusDriver:
         log.info("restored the block voted for at height %d round %d", proposal.height, proposal.round)
         if self.signer is not None and proposal.proposer == self.signer.address:
             await self._send(("proposal", proposal, block))
-            self._signed.append(("proposal", proposal, block))
         # Its own proposal for that round is restored: building another would be wasted.
         kept = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
         return kept + self.machine.handle(event)
-
-    async def _equivocate(self, vote: Vote) -> None:
-        """Test-only Byzantine behaviour: also sign and send a conflicting vote."""
-        assert self.signer is not None
-        other = b"" if vote.block_hash else b"\xee" * 32
-        conflicting = Vote(vote.vote_type, vote.height, vote.round, other, vote.validator)
-        await self._send(("vote", conflicting.signed_by(self.signer.key, self.signer.chain_id)))
 
     async def _commit(self, action: CommitBlock) -> None:
         block = action.block
@@ -376,6 +391,7 @@ class ConsensusDriver:
         state = self.machine.round_state()
         state["round_duration_s"] = round(time.monotonic() - self.round_started_at, 3)
         state["signer"] = None if self.signer is None else "0x" + self.signer.address.hex()
+        state["signing"] = None if self.signer is None else "yes" if self.guard is None else self.guard.status()
         return state
 
 
@@ -384,6 +400,9 @@ def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.critical("consensus stopped on an internal error; restart the node and report this",
                      exc_info=task.exception())  # fmt: skip
+
+
+_RETRY = object()  # in the inbox: look again at the requests to sign the guard held back
 
 
 class _UnvalidatedProposal:

@@ -20,7 +20,7 @@ class HeldForNextHeight:
     part again only after block sync brought it h+1, seconds later; when it is the next proposer,
     the whole network waits for it. Signatures are checked when the messages are handled at their
     height (only then is its validator set known). Bounded per peer and in bytes; the excess is
-    dropped (validators resend what they signed while a height lasts).
+    dropped (vote gossip sends each peer what it lacks once it gets there; see node.vote_gossip).
     """
 
     def __init__(self, per_peer: int = HELD_PER_PEER, max_bytes: int = HELD_MAX_BYTES) -> None:

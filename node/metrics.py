@@ -53,6 +53,16 @@ class NodeMetrics:
             "Proposals and votes for the height after ours, kept until this node reached it",
             registry=r,
         )
+        self.evidence_found = Counter(
+            "aichain_evidence_found", "Equivocations this node found (two conflicting votes of one validator)",
+            registry=r,
+        )
+        self.gossip_sent = Counter(
+            "aichain_consensus_gossip_sent",
+            "Proposals and votes sent to a peer that lacked them (vote gossip), by kind",
+            ["kind"],
+            registry=r,
+        )
         self.blocks_proposed = Counter(
             "aichain_blocks_proposed",
             "Blocks this validator proposed: prebuilt (executed while the block time ran) or built when due",
@@ -222,6 +232,9 @@ def _consensus_families(state: dict[str, Any]) -> Iterator[Any]:
     if state.get("prevotes"):
         yield GaugeMetricFamily("aichain_consensus_total_power", "Voting power of the validator set",
                                 value=state["prevotes"]["of"])  # fmt: skip
+    if state.get("signing") is not None:
+        yield GaugeMetricFamily("aichain_consensus_signing_held", "1 while the double-sign guard keeps this "
+                                "validator from signing", value=0 if state["signing"] == "yes" else 1)  # fmt: skip
 
 
 def _artifact_families(counts: dict[str, Any]) -> Iterator[Any]:

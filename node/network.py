@@ -7,10 +7,15 @@ Message types (application range of `node.p2p.messages`):
 - 17 `[17, proposal, block bytes]`: for the height we decide; the proposer's signature is
   checked; forwarded once.
 - 18 `[18, vote]`: for the height we decide, from a validator, signature checked; forwarded once.
+  A precommit for a height we committed (at most `EVIDENCE_LOOKBACK` back) whose signer's
+  precommit in our stored commit, at the same round, names another block is equivocation:
+  it becomes evidence like a conflict at the current height.
 - 19 `[19, evidence bytes]`: checked against the validator set; forwarded once.
 - 20 `[20, height, head hash]`: a peer's head, announced after each block (drives sync).
 - 21, 22: block ranges, see `node.sync`.
 - 23-26: artifacts (want, have, get chunks, chunk), see `node.artifact_exchange`.
+- 27 `[27, height, round, step, ...]`: where a node is in consensus and which votes it holds;
+  each peer is sent the proposals and votes it lacks, see `node.vote_gossip`.
 
 A message that cannot be decoded, or whose signature fails, lowers the sender's score (the
 P2P layer bans a peer whose score falls too low). Proposals and votes for the height after
@@ -28,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from consensus.events import VoteReceived
 from core import codec
-from core.block import Block, Vote
+from core.block import Block, Vote, VoteType
 from core.errors import AichainError, AlreadyKnown, DecodeError
 from core.evidence import DuplicateVote
 from core.hashing import sha256
@@ -43,6 +48,7 @@ from node.p2p.gossip import Gossip, message_id
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
 from node.sync import BlockSync
+from node.vote_gossip import ROUND_STEP, VoteGossip
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -50,11 +56,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("aichain.network")
 
 TXS, PROPOSAL, VOTE, EVIDENCE, STATUS = 16, 17, 18, 19, 20
-URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS})
+URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS, ROUND_STEP})
 TX_BATCH = 2000
 TX_FLUSH_S = 0.02
 PENALTY_MALFORMED = 20.0
 PENALTY_BAD_SIGNATURE = 40.0
+EVIDENCE_LOOKBACK = 1000  # heights back that a late precommit is checked against our stored commit
 
 
 class Network:
@@ -68,6 +75,7 @@ class Network:
         self.gossip = Gossip(self.manager)
         self.sync = BlockSync(node, self.manager, node.config.p2p.sync_answer_bytes)
         self.artifacts = ArtifactExchange(node, self.manager, node.config.artifacts)
+        self.votes = VoteGossip(node, self.manager)
         self._outgoing_txs: list[bytes] = []
         self._flusher: asyncio.Task[None] | None = None
         self.held = HeldForNextHeight()
@@ -78,6 +86,7 @@ class Network:
             self.manager.register(msg_type, handler)
         self.sync.register()
         self.artifacts.register()
+        self.votes.register()
         self.manager.on_peer_connected(self._on_connected)
 
     async def start(self) -> None:
@@ -86,6 +95,7 @@ class Network:
         await self.manager.start()
         self.sync.start()
         self.artifacts.start()
+        self.votes.start()
         self._flusher = asyncio.create_task(self._flush_txs_forever(), name="tx-gossip")
 
     async def stop(self) -> None:
@@ -93,6 +103,7 @@ class Network:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        await self.votes.stop()
         await self.sync.stop()
         await self.artifacts.stop()
         await self.manager.stop()
@@ -100,18 +111,27 @@ class Network:
     def peer_count(self) -> int:
         return len(self.manager.connected_peers())
 
+    def peer_heads(self) -> list[int] | None:
+        """The heads the connected peers announced; None while one of them has not yet."""
+        heads = []
+        for peer in self.manager.connected_peers():
+            height = self.sync.head_of(peer)
+            if height is None:
+                return None
+            heads.append(height)
+        return heads
+
     # --- outbound -------------------------------------------------------------------------
 
     async def broadcast_consensus(self, message: object) -> None:
-        """Called by the consensus driver for what it signed: ("proposal", p, block) or ("vote", v)."""
+        """Called by the consensus driver for what it signed: ("proposal", p, block) or ("vote", v).
+        A peer that misses it (down, restarting or syncing) gets it later from `node.vote_gossip`."""
         msg_type, payload = _consensus_payload(message)
         await self.gossip.publish(msg_type, payload)
-
-    async def resend_consensus(self, message: object) -> None:
-        """Send a message the driver signed again, to every peer, past gossip de-duplication: peers
-        that have it drop it; one that missed it (down, restarting or syncing when it was sent) gets it."""
-        msg_type, payload = _consensus_payload(message)
-        await self.manager.broadcast(msg_type, payload)
+        if msg_type == VOTE:
+            self.votes.sent_vote(message[1])  # type: ignore[index]
+        else:
+            self.votes.sent_proposal(message[1])  # type: ignore[index]
 
     async def broadcast_evidence(self, raw: bytes) -> None:
         await self.gossip.publish(EVIDENCE, [EVIDENCE, raw])
@@ -177,8 +197,11 @@ class Network:
         if proposal.height == chain.head.height + 2:
             self.held.hold(peer, PROPOSAL, proposal.height, proposal.signature, payload, len(raw_block))
             return
-        if proposal.height != chain.head.height + 1 or message_id(PROPOSAL, payload) in self.gossip.seen:
-            return  # another height (normal around height changes; sync handles a peer far ahead), or seen
+        if proposal.height != chain.head.height + 1:
+            return  # another height (normal around height changes; sync handles a peer far ahead)
+        if message_id(PROPOSAL, payload) in self.gossip.seen:
+            self.votes.received_proposal(peer, proposal)
+            return
         validator = chain.validators.by_address.get(proposal.proposer)
         if validator is None or not proposal.verify(validator.public_key, chain.chain_id):
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal with a bad signature")
@@ -191,8 +214,10 @@ class Network:
         if block.hash != proposal.block_hash:
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal names another block")
             return
+        self.votes.received_proposal(peer, proposal)
         if not await self.gossip.publish(PROPOSAL, payload, origin=peer):
             return  # seen before
+        self.votes.sent_proposal(proposal, exclude=peer)
         assert self.node.driver is not None
         self.node.driver.proposal_from_peer(proposal, block)
 
@@ -207,16 +232,44 @@ class Network:
         if vote.height == chain.head.height + 2:
             self.held.hold(peer, VOTE, vote.height, vote.signature, payload, VOTE_SIZE)
             return
-        if vote.height != chain.head.height + 1 or message_id(VOTE, payload) in self.gossip.seen:
-            return  # another height, or already seen: no signature check needed
+        if vote.height <= chain.head.height:
+            self._check_against_commit(peer, vote, payload)
+            return
+        if vote.height != chain.head.height + 1:
+            return  # another height
+        if message_id(VOTE, payload) in self.gossip.seen:
+            self.votes.received_vote(peer, vote)  # the very bytes we checked before: no signature check needed
+            return
         validator = chain.validators.by_address.get(vote.validator)
         if validator is None or not vote.verify(validator.public_key, chain.chain_id):
             peer.penalize(PENALTY_BAD_SIGNATURE, "vote with a bad signature")
             return
+        self.votes.received_vote(peer, vote)
         if not await self.gossip.publish(VOTE, payload, origin=peer):
             return
+        self.votes.sent_vote(vote, exclude=peer)
         assert self.node.driver is not None
+        if self.node.driver.guard is not None:
+            self.node.driver.guard.observe_vote(vote)
         self.node.driver.deliver(VoteReceived(vote))
+
+    def _check_against_commit(self, peer: Peer, vote: Vote, payload: Any) -> None:
+        """A precommit for a committed height that contradicts our stored commit is evidence (a validator
+        whose data was wiped, or a second instance of its key, may sign again at heights long decided)."""
+        chain = self.node.chain
+        if vote.vote_type != VoteType.PRECOMMIT or chain.head.height - vote.height > EVIDENCE_LOOKBACK:
+            return
+        commit = chain.last_commit if vote.height == chain.head.height else chain.blocks.commit(vote.height)
+        if commit is None or commit.round != vote.round or commit.block_hash == vote.block_hash:
+            return
+        sig = next((s for s in commit.signatures if s.validator == vote.validator), None)
+        validator = chain.validators.by_address.get(vote.validator)
+        if sig is None or validator is None or not self.gossip.seen.add(message_id(VOTE, payload)):
+            return  # it did not sign our commit, is no longer a validator, or this was checked before
+        if not vote.verify(validator.public_key, chain.chain_id):
+            peer.penalize(PENALTY_BAD_SIGNATURE, "vote with a bad signature")
+            return
+        self.node.evidence_found(commit.precommit_of(sig), vote)
 
     async def _on_evidence(self, peer: Peer, payload: Any) -> None:
         try:

@@ -33,6 +33,7 @@ from node.artifacts_http import add_artifact_routes
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
+from node.double_sign_guard import DoubleSignGuard
 from node.head_view import HeadView
 from node.http_log import server_logger
 from node.key_release import KeyRelease, events_of
@@ -120,12 +121,15 @@ class Node(TxAdmission):
             signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json",
                             unsafe_allow_double_sign=config.test_double_sign)  # fmt: skip
         self.driver = ConsensusDriver(self, signer, self.timeouts)
-        self.metrics.consensus_source = self.driver.machine.round_state
+        self.metrics.consensus_source = self.driver.status
         self.driver.double_sign = config.test_double_sign
         self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
+        self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
         node_key = self._load_node_key()
         if config.p2p.enabled:
             await self._start_network(node_key, signer is not None)
+        if signer is not None:
+            self._start_guard(signer)
         if config.models.release_keys:
             self.key_release = KeyRelease(self, node_key)
             self.key_release.start()
@@ -202,12 +206,23 @@ class Node(TxAdmission):
         self.metrics.artifact_source = lambda: self.network.artifacts.counters() if self.network is not None else None
         assert self.driver is not None
         self.driver.broadcast = self.network.broadcast_consensus
-        self.driver.resend = self.network.resend_consensus
+        self.driver.on_state_changed = self.network.votes.state_changed
         try:
             await self.network.start()
         except OSError as exc:
             where = f"{config.p2p.addr}:{config.p2p.port}"
             raise ConfigError(f"cannot listen for peers on {where}: {exc.strerror}; choose another --p2p-port") from exc
+
+    def _start_guard(self, signer: Signer) -> None:
+        """The double-sign guard (node/double_sign_guard.py), shown the last commits this node holds."""
+        assert self.driver is not None
+        network = self.network
+        guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height,
+                                network.peer_heads if network is not None else None)  # fmt: skip
+        head = self.chain.head.height
+        for height in range(max(1, head - guard.check_height + 1), head + 1):
+            guard.observe_commit(self.chain.blocks.commit(height))
+        self.driver.use_guard(guard)
 
     def _load_validator_key(self) -> PrivateKey | None:
         path = self.config.validator_key_path
@@ -297,6 +312,7 @@ class Node(TxAdmission):
     def evidence_found(self, first: Vote, second: Vote) -> None:
         """The consensus machine saw a validator sign two different votes for one (height, round, type)."""
         evidence = DuplicateVote.of(first, second)
+        self.metrics.evidence_found.inc()
         log.warning("validator 0x%s equivocated at height %d round %d: evidence %s",
                     evidence.validator.hex(), evidence.height, first.round, evidence.hash().hex()[:16])  # fmt: skip
         if self.add_evidence(evidence) and self.network is not None:
@@ -312,6 +328,9 @@ class Node(TxAdmission):
     async def block_committed(self, pending: PendingBlock) -> None:
         """Bookkeeping after a block is committed: mempool, evidence, metrics, peers, waiters."""
         block = pending.block
+        if self.driver is not None and self.driver.guard is not None:
+            self.driver.guard.observe_commit(block.last_commit)
+            self.driver.guard.observe_commit(self.chain.last_commit)
         for raw in block.evidence:
             self._evidence.pop(DuplicateVote.decode(raw).hash(), None)
         if self._evidence:

@@ -7,6 +7,11 @@ written to `<datadir>/sign_state.json` and fsynced before a signature is returne
 a crash — even kill -9 between signing and broadcasting — a restarted validator can never
 sign a conflicting vote or proposal.
 
+It guards only while the file survives: a validator whose data directory was wiped (keys
+kept) or restored from an old backup has no record of what it signed since. The node then
+relies on `node.double_sign_guard`, which reads the chain for signatures of its key that
+this signer cannot have made (`could_have_signed`).
+
 The same write records the validator's lock: a precommit for a block locks the validator on
 it (Tendermint's lockedValue/lockedRound). A restarted validator restores that lock, or it
 could prevote another block in a later round and help decide a conflicting block.
@@ -53,6 +58,7 @@ class Signer:
         self.path = path
         self.unsafe_allow_double_sign = unsafe_allow_double_sign  # test-only: a Byzantine validator
         self._last = self._load()
+        self.started_without_state = self._last is None  # a first start, or its record was lost
 
     @property
     def address(self) -> bytes:
@@ -149,3 +155,17 @@ class Signer:
 
     def last_signed(self) -> tuple[int, int, int] | None:
         return None if self._last is None else (self._last.height, self._last.round, self._last.step)
+
+    def could_have_signed(self, height: int, round_: int, step: int, payload: bytes) -> bool:
+        """Whether a signature of this key over `payload` at (height, round_, step) may be this
+        signer's: it signed there (the same bytes) or later. Only the last signature is kept, so an
+        earlier position cannot be checked; a later one, or other bytes at the last, cannot be ours."""
+        last = self._last
+        if last is None:
+            return False
+        position, last_position = (height, round_, step), (last.height, last.round, last.step)
+        return position < last_position or (position == last_position and payload == last.payload)
+
+    def could_have_signed_vote(self, vote: Vote) -> bool:
+        step = STEP_PREVOTE if vote.vote_type == VoteType.PREVOTE else STEP_PRECOMMIT
+        return self.could_have_signed(vote.height, vote.round, step, vote.signing_payload())

@@ -94,6 +94,10 @@ class BlockSync:
             self._one_behind_since = (head, now)
         return now - self._one_behind_since[1] >= ONE_BEHIND_GRACE_S
 
+    def head_of(self, peer: Peer) -> int | None:
+        """The head `peer` announced, if it did."""
+        return self._heads.get(peer.node_key)
+
     def peer_head(self, peer: Peer, height: int, head_hash: bytes) -> None:
         self._heads[peer.node_key] = height
         peer.set_head(height, head_hash)
@@ -101,7 +105,9 @@ class BlockSync:
             self._wake.set()
 
     def _on_disconnected(self, peer: Peer) -> None:
-        self._heads.pop(peer.node_key, None)
+        current = self.manager.peer(peer.node_key)
+        if current is None or current is peer:  # not a duplicate connection replaced by a newer one
+            self._heads.pop(peer.node_key, None)
 
     # --- serving --------------------------------------------------------------------------
 

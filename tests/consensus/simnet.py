@@ -9,10 +9,18 @@ several validators at once, on a simulated clock:
 - per-message delays, drops, duplicates and partitions before the global stabilisation time
   (GST); after GST every message arrives within `NetworkConfig.delta` (the partially
   synchronous model of the paper);
-- gossip: every `gossip_interval` each honest node re-sends to each peer the messages of the
-  peer's current height that the peer has not received (what the consensus reactor of
-  CometBFT does), so dropped messages are eventually delivered and a lagging or restarted
-  node catches up from the precommits of a height it missed;
+- gossip, in one of three ways (`SimNet(gossip=...)`):
+  - "relay" (idealised): every `gossip_interval` each honest node re-sends to each peer the
+    messages of the peer's current height that the peer has not received (known by magic),
+    so dropped messages are eventually delivered and a lagging or restarted node catches up
+    from the precommits of a height it missed;
+  - "peers" (what the node does, `consensus.vote_gossip`): honest nodes forward each message
+    the first time they see it (flooding), and every `gossip_interval` announce their
+    `RoundStep` to each peer (a message like any other: delayed, dropped, cut) and send each
+    peer what `pick` says it lacks, from what they learnt of it (announcements, messages it
+    sent them, messages they sent it; forgotten when either side crashes);
+  - "own" (the node before vote gossip): flooding, and every `gossip_interval` each node
+    re-sends what it signed at its current height to peers that lack it;
 - block sync: a node two heights behind an honest peer, or stuck for `sync_after` seconds at
   a height that peer has committed, gets blocks and their commits from the peer's store
   (messages live only in memory: after crashes nobody may hold those of a height), checks
@@ -56,6 +64,7 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.validation import verify_commit
+from consensus.vote_gossip import LastCommit, PeerRoundState, RoundStep, announce, index_of, pick
 from core.block import Block, Commit, Header, Vote, VoteType
 from core.errors import InvalidCommit
 from core.hashing import EMPTY_MERKLE_ROOT, ZERO_HASH, sha256
@@ -66,6 +75,9 @@ from core.validators import Validator, ValidatorSet
 CHAIN_ID = 4242
 DEFAULT_TIMEOUTS = TimeoutConfig()
 SYNC_BATCH = 20
+GOSSIP_MODES = ("relay", "peers", "own")
+PICK_VOTES = 64  # votes one node sends one peer per gossip round (gossip "peers")
+MAX_AHEAD = 256  # next-height messages a node keeps (gossip "peers" and "own"), as the node's held messages
 
 
 def validator_keys(n: int) -> list[PrivateKey]:
@@ -115,6 +127,13 @@ class ProposalMsg:
 
     proposal: Proposal
     block: Block
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """A node's `RoundStep`, sent to one peer (gossip "peers")."""
+
+    step: RoundStep
 
 
 Message = ProposalMsg | Vote
@@ -296,6 +315,10 @@ class SimNode:
     seen: set[Proposal | Vote] = field(default_factory=set)
     # per instance: votes delivered while the machine was at their height, undecided
     live_votes: dict[tuple[bytes, int, int, int], dict[bytes, Vote]] = field(default_factory=dict)
+    # per instance (gossip "peers"): what each peer holds, as far as this node knows
+    peers: dict[int, PeerRoundState] = field(default_factory=dict)
+    # per instance (gossip "peers" and "own"): messages of the next height, handled when it starts
+    ahead: list[Message] = field(default_factory=list)
 
     @property
     def address(self) -> bytes | None:
@@ -337,7 +360,11 @@ class SimNet:
         wal: bool = False,
         factory: MachineFactory = default_factory,
         trace_size: int = 400,
+        gossip: str = "relay",
     ) -> None:
+        if gossip not in GOSSIP_MODES:
+            raise ValueError(f"gossip must be one of {GOSSIP_MODES}, not {gossip!r}")
+        self.gossip = gossip
         self.rng = random.Random(seed)
         self.net = net
         self.timeouts = timeouts
@@ -402,7 +429,9 @@ class SimNet:
         node.up = False
         node.machine = None
         node.instance += 1
-        node.log, node.seen, node.live_votes = {}, set(), {}
+        node.log, node.seen, node.live_votes, node.peers, node.ahead = {}, set(), {}, {}, []
+        for other in self.nodes:  # its connections are gone: the others forget what it held
+            other.peers.pop(node.index, None)
 
     def restart(self, index: int) -> None:
         node = self.nodes[index]
@@ -425,11 +454,19 @@ class SimNet:
         node.up = True
         node.height_since = self.now
         node.machine = self.factory(CHAIN_ID, node.address, self.timeouts)
-        node.log, node.seen, node.live_votes = {}, set(), {}
+        node.log, node.seen, node.live_votes, node.peers, node.ahead = {}, set(), {}, {}, []
         for msg in node.signed:  # what it signed before a crash is gossiped again (it may never have left)
             if message_height(msg) == node.height:
                 node.log.setdefault(node.height, {})[message_key(msg)] = msg
         self._start_height(node, replay)
+        last = [m for m in node.signed if isinstance(m, Vote) and m.height == node.height]
+        if self.gossip != "relay" and last and node.honest:
+            # As the node does (node/consensus_wal.py: resume_point): its last vote, which its signer
+            # keeps, is handed to its machine (and so to gossip) and sent again.
+            self._self_deliver(node, last[-1])
+            for peer in self.nodes:
+                if peer is not node:
+                    self._send(node, peer, last[-1])
 
     def _start_height(self, node: SimNode, replay: bool = False) -> None:
         assert node.machine is not None
@@ -443,6 +480,7 @@ class SimNet:
             actions = node.machine.start_height(node.height, self.validators, first_round, locked)
         if not replay:
             self._perform(node, actions)
+            self._release_ahead(node)
             return
         # Replay: re-handle the logged events so the machine regains its state (lock, valid value,
         # round). A deterministic machine asks again for exactly what it had signed: nothing is sent.
@@ -460,6 +498,18 @@ class SimNet:
             to_build |= self._replay_actions(node, node.machine.handle(event))
         self.log(f"{node.name} replayed {len(wal)} events: round {node.machine.round}")
         self._perform(node, sorted(to_build, key=lambda b: b.round))  # asked for before the crash, never built
+        self._release_ahead(node)
+
+    def _release_ahead(self, node: SimNode) -> None:
+        """Handle the kept messages of the height the machine just started (older ones are dropped)."""
+        kept, node.ahead = node.ahead, []
+        for msg in kept:
+            if node.machine is None:
+                return
+            if message_height(msg) == node.machine.height:
+                self._deliver(node, msg)
+            elif message_height(msg) > node.machine.height:
+                node.ahead.append(msg)
 
     def _replay_actions(self, node: SimNode, actions: list[Action]) -> set[BuildBlock]:
         """Carry out what a replay must (timeouts); check signing requests; return blocks to build."""
@@ -728,19 +778,32 @@ class SimNet:
                     return True
         return False
 
-    def _send(self, sender: SimNode, receiver: SimNode, msg: Message) -> None:
+    def _send(self, sender: SimNode, receiver: SimNode, msg: Message | Announce) -> None:
         net = self.net
+        if self.gossip == "peers" and not isinstance(msg, Announce):
+            known = sender.peers.get(receiver.index)
+            if known is not None:
+                self._mark(known, msg, sent=True)
+        frm = sender.index
         if self.now >= net.gst:
-            self.after(
-                self.rng.uniform(net.min_delay, max(net.min_delay, net.delta)), lambda: self._deliver(receiver, msg)
-            )
+            delay = self.rng.uniform(net.min_delay, max(net.min_delay, net.delta))
+            self.after(delay, lambda: self._deliver(receiver, msg, sender=frm))
             return
         if self._cut(sender.index, receiver.index) or self.rng.random() < net.drop_rate:
             return
         copies = 2 if self.rng.random() < net.duplicate_rate else 1
         for _ in range(copies):
             delay = self.rng.uniform(net.min_delay, net.max_delay)
-            self.after(delay, lambda dup=copies > 1: self._deliver(receiver, msg, dup))
+            self.after(delay, lambda dup=copies > 1: self._deliver(receiver, msg, dup, sender=frm))
+
+    def _mark(self, known: PeerRoundState, msg: Message, sent: bool) -> None:
+        """A peer holds `msg` (it sent it to us, or we sent it to it)."""
+        if isinstance(msg, ProposalMsg):
+            known.mark_proposal(msg.proposal.height, msg.proposal.round, self.now if sent else None)
+        else:
+            i = index_of(self.validators).get(msg.validator)
+            if i is not None:
+                known.mark_vote(msg, i)
 
     def _gossip(self) -> None:
         sync_after = self.net.sync_after
@@ -756,10 +819,32 @@ class SimNet:
                 if sync_after is not None and ahead and not asked:
                     self._send_stored(a, b)
                     asked = True
-                for key, msg in a.log.get(b.height, {}).items():
-                    if key not in b.seen:
-                        self._send(a, b, msg)
+                if self.gossip == "relay":
+                    for key, msg in a.log.get(b.height, {}).items():
+                        if key not in b.seen:
+                            self._send(a, b, msg)
+                elif self.gossip == "own":
+                    for msg in a.signed:
+                        if message_height(msg) == a.height == b.height and message_key(msg) not in b.seen:
+                            self._send(a, b, msg)
+                else:
+                    self._gossip_to_peer(a, b)
         self.after(self.net.gossip_interval, self._gossip)
+
+    def _gossip_to_peer(self, a: SimNode, b: SimNode) -> None:
+        """Gossip "peers": `a` tells `b` where it is and sends it what `pick` says it lacks."""
+        assert a.machine is not None
+        self._send(a, b, Announce(announce(a.machine)))
+        known = a.peers.get(b.index)
+        if known is None:
+            return
+        last = a.commits.get(a.height - 1)
+        last_commit = None if last is None else LastCommit(last[1], self.validators)
+        picked = pick(a.machine, known, last_commit, self.now, PICK_VOTES)
+        for proposal, block in picked.proposals:
+            self._send(a, b, ProposalMsg(proposal, block))
+        for vote in picked.votes:
+            self._send(a, b, vote)
 
     def _send_stored(self, sender: SimNode, receiver: SimNode) -> None:
         """Up to `SYNC_BATCH` stored blocks with their commits, from the receiver's height on."""
@@ -771,15 +856,32 @@ class SimNet:
         top = net.delta if self.now >= net.gst else net.max_delay
         self.after(self.rng.uniform(net.min_delay, max(net.min_delay, top)), lambda: self._synced(receiver, batch))
 
-    def _deliver(self, node: SimNode, msg: Message, duplicate: bool = False) -> None:
+    def _deliver(
+        self, node: SimNode, msg: Message | Announce, duplicate: bool = False, sender: int | None = None
+    ) -> None:
         if node.machine is None:
             return
+        if isinstance(msg, Announce):
+            if sender is not None:
+                node.peers.setdefault(sender, PeerRoundState()).apply(msg.step, self.now)
+            return
+        if self.gossip == "peers" and sender is not None and sender in node.peers:
+            self._mark(node.peers[sender], msg, sent=False)
         key = message_key(msg)
         if key in node.seen and not duplicate:
             return
+        if self.gossip != "relay" and message_height(msg) > node.machine.height:
+            if message_height(msg) <= node.height + 1 and len(node.ahead) < MAX_AHEAD:
+                node.ahead.append(msg)  # as the node keeps them (held messages, the driver's stash)
+            return
+        fresh = key not in node.seen
         if message_height(msg) <= node.machine.height:  # a future-height message is gossiped again later
             node.seen.add(key)
         node.log.setdefault(message_height(msg), {})[key] = msg
+        if fresh and self.gossip != "relay" and node.honest and message_height(msg) == node.height:
+            for peer in self.nodes:  # flooding: forwarded the first time it is seen
+                if peer is not node and peer.index != sender:
+                    self._send(node, peer, msg)
         if isinstance(msg, ProposalMsg):
             event: Event = ProposalReceived(msg.proposal, msg.block, msg.block.hash not in self.invalid_blocks)
         else:

@@ -84,3 +84,19 @@ def test_the_last_vote_is_rebuilt_after_a_restart_to_be_sent_again(tmp_path: Pat
     assert Signer(KEY, CHAIN, path).last_vote() is None  # a proposal is not a vote
     path.write_text('{"height": 8, "round": 0, "step": 3, "payload": "00", "signature": "' + "00" * 64 + '"}')
     assert Signer(KEY, CHAIN, path).last_vote() is None  # bytes that are no vote: nothing to resend
+
+
+def test_which_signatures_of_its_key_the_signer_can_have_made(tmp_path: Path) -> None:
+    """The double-sign guard asks this of every signature of its key it sees on the chain."""
+    path = tmp_path / "s.json"
+    fresh = Signer(KEY, CHAIN, path)
+    assert fresh.started_without_state
+    assert not fresh.could_have_signed_vote(vote(1, 0, VoteType.PREVOTE, b""))
+    made = fresh.sign_vote(vote(6, 2, VoteType.PREVOTE, b"\x01" * 32))
+    restarted = Signer(KEY, CHAIN, path)
+    assert not restarted.started_without_state
+    assert restarted.could_have_signed_vote(made)
+    assert restarted.could_have_signed_vote(vote(6, 1, VoteType.PRECOMMIT, b"\x09" * 32))  # earlier: unknowable
+    assert not restarted.could_have_signed_vote(vote(6, 2, VoteType.PREVOTE, b""))  # other bytes, same position
+    assert not restarted.could_have_signed_vote(vote(6, 2, VoteType.PRECOMMIT, b"\x01" * 32))  # later
+    assert not restarted.could_have_signed_vote(vote(7, 0, VoteType.PREVOTE, b"\x01" * 32))
