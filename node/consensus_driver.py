@@ -265,8 +265,7 @@ class ConsensusDriver:
                 pending = await loop.run_in_executor(
                     node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), evidence
                 )
-        for tx, _error in pending.dropped:
-            node.mempool.remove_from(tx.sender_address, tx.nonce)
+        node.mempool.evict_invalid(pending.dropped, action.height)
         self._pending[pending.block.hash] = pending
         return pending.block
 

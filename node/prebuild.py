@@ -15,7 +15,10 @@ Rules:
 - the block's time is the time it was due (head time + block time), fixed when it starts,
   so the transactions see the same block time as validators will;
 - transactions are executed in admission order (each sender's nonces in order, as the
-  mempool admits them); ones that turn out invalid are dropped from the mempool, as at build;
+  mempool admits them); one that does not fit the block is skipped with its sender's later
+  nonces, which stay pending for the next block (never dropped for the gap: see
+  `BlockBuilder`); ones that turn out invalid are evicted from the mempool with their error
+  as the reason, as at build;
 - a builder whose head was replaced (sync imported a block) is discarded.
 """
 
@@ -71,8 +74,7 @@ class Prebuilder:
         builder = self._builder
         loop = asyncio.get_running_loop()
         dropped = await loop.run_in_executor(node.block_worker, builder.add, txs)
-        for tx, _error in dropped:
-            node.mempool.remove_from(tx.sender_address, tx.nonce)
+        node.mempool.evict_invalid(dropped, builder.height)
 
     async def finish(self, height: int, evidence: tuple[bytes, ...]) -> PendingBlock | None:
         """The prebuilt block for `height` with the last arrivals, or None if there is none usable."""
