@@ -22,6 +22,7 @@ from node.sdk.errors import (
     NoOffer,
     NotFinalized,
     NotLicensed,
+    TransactionEvicted,
     TransactionFailed,
 )
 from node.sdk.terms import ModelRef, Offer
@@ -40,5 +41,6 @@ __all__ = [
     "NotFinalized",
     "NotLicensed",
     "Offer",
+    "TransactionEvicted",
     "TransactionFailed",
 ]
