@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import AichainError, DecodeError, NotFound, TransactionEvicted
 from core.keys import address_hex
 from core.transaction import Transaction
-from node.evictions import Eviction
+from node.evictions import Eviction, EvictionReason
 from node.rpc import params as p
 from node.rpc.artifacts import register_artifacts
 from node.rpc.contracts import register_contracts
@@ -136,9 +136,15 @@ def build_registry(node: Node) -> MethodRegistry:
                 out.append({"hash": hx(result)})
         return out
 
-    def evicted(tx_hash: bytes) -> Eviction | None:
-        """Why this node evicted the transaction, if it did and it is neither pending nor committed."""
-        return None if tx_hash in node.mempool else node.mempool.eviction(tx_hash)
+    def finally_evicted(tx_hash: bytes) -> Eviction | None:
+        """Why this node evicted the transaction, once that is final here. A replaced transaction
+        may still be committed while its nonce is unused (a block being built held it already)."""
+        eviction = None if tx_hash in node.mempool else node.mempool.eviction(tx_hash)
+        if eviction is None:
+            return None
+        if eviction.reason == EvictionReason.REPLACED and chain.account(eviction.sender).nonce <= eviction.nonce:
+            return None
+        return eviction
 
     @registry.method(
         "tx_get",
@@ -179,15 +185,16 @@ def build_registry(node: Node) -> MethodRegistry:
         TX_HASH,
         Param("timeout_s", p.quantity, default=30, doc="seconds to wait, at most 120"),
         doc="Wait until a transaction is committed and return its receipt (null on timeout). If this node "
-        "evicts it uncommitted (see `tx_get`), the answer is error -32017 at once, its `data` saying why.",
+        "evicts it uncommitted (see `tx_get`), the answer is error -32017, its `data` saying why: at once, or "
+        "for a replaced transaction once its nonce is used (a block may have held it before its replacement).",
     )
     async def tx_wait(tx_hash: bytes, timeout_s: int) -> dict[str, Any] | None:
         deadline = asyncio.get_running_loop().time() + min(timeout_s, 120)
         while True:
+            eviction = finally_evicted(tx_hash)  # first: a nonce seen used implies its block is readable
             receipt = tx_get_receipt(tx_hash)
             if receipt is not None:
                 return receipt
-            eviction = evicted(tx_hash)
             if eviction is not None:
                 view = eviction_view(eviction)
                 raise TransactionEvicted(
