@@ -375,14 +375,9 @@ def run_random_traffic(tmp_path: Path, seed: int, blocks: int) -> Counter[str]:
     return outcome
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_traffic_commits_or_explains_every_admitted_transaction(tmp_path: Path, seed: int) -> None:
-    outcome = run_random_traffic(tmp_path, seed, blocks=40)
-    assert outcome["committed"] > 0
-
-
-def test_random_traffic_exercises_every_path(tmp_path: Path) -> None:
-    """The random runs above are not vacuous: together they skip, replace, fill, expire and reuse nonces."""
+def test_random_traffic_commits_or_explains_every_admitted_transaction(tmp_path: Path) -> None:
+    """Six seeded runs; together they skip, replace, fill the pool, expire, find transactions
+    invalid and see nonces used by another proposer (so the assertions are not vacuous)."""
     total: Counter[str] = Counter()
     for seed in range(6):
         total += run_random_traffic(tmp_path, seed, blocks=40)
