@@ -22,6 +22,7 @@ from core.hashing import EMPTY_MERKLE_ROOT, ZERO_HASH
 from core.receipt import Receipt
 from core.transaction import Transaction
 from core.validators import ValidatorSet
+from node.p2p.framing import DEFAULT_MAX_FRAME_SIZE
 from storage import keys
 from storage.blockstore import BlockStore
 from storage.kv import KeyValueStore
@@ -34,6 +35,10 @@ from vm.state import StateView
 from vm.validators import PREVIOUS, USED_EVIDENCE, validator_set
 
 ZERO_ADDRESS = bytes(20)
+# The encoded transactions of a block this node proposes, at most. The proposal carries the block
+# in one P2P frame (peers refuse a larger frame, and this node could not even send it): half a
+# frame leaves room for the header, the last commit and evidence. Not a validity rule.
+BLOCK_TX_BYTES = DEFAULT_MAX_FRAME_SIZE // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +254,9 @@ class BlockBuilder:
       nonce is included already (a replacement that arrived later does not displace it) or used
       at the head (the mempool evicts it when it learns of that commit); a higher one waits on an
       earlier nonce that is not in this block;
-    - one that does not fit the gas or transaction count left is skipped; its sender's later
-      nonces then leave a gap in this block, so they are skipped too, and all stay pending;
+    - one that does not fit the gas, transaction count or bytes (`BLOCK_TX_BYTES`) left is
+      skipped; its sender's later nonces then leave a gap in this block, so they are skipped too,
+      and all stay pending;
     - only one that fails an inclusion rule when applied (e.g. its sender cannot pay) is dropped,
       and returned to the caller, which evicts it from the mempool with the error as its reason.
     """
@@ -261,6 +267,7 @@ class BlockBuilder:
         self.parent = chain.head
         self.view = StateView(chain.state)
         self.result = BlockResult()
+        self.tx_bytes = 0  # encoded bytes of the included transactions
 
     @property
     def height(self) -> int:
@@ -281,10 +288,14 @@ class BlockBuilder:
         for tx in txs:
             if len(result.transactions) >= max_txs or result.gas_reserved + TX_BASE > max_gas:
                 break  # full: nothing else fits
-            if tx.nonce != view.account(tx.sender_address).nonce:
+            size = len(tx.encoded)
+            if tx.nonce != view.account(tx.sender_address).nonce or self.tx_bytes + size > BLOCK_TX_BYTES:
                 continue
             # One at a time: a candidate that does not fit is skipped, not the end of the list.
+            included = len(result.transactions)
             apply_transactions(view, [tx], ctx, drop_invalid=True, into=result)
+            if len(result.transactions) > included:
+                self.tx_bytes += size
         return result.dropped[dropped_before:]
 
     def finish(self, evidence: tuple[bytes, ...] = ()) -> PendingBlock:

@@ -45,7 +45,7 @@ from consensus.tendermint import Tendermint
 from core.block import Block, Vote, VoteType
 from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
-from node.chain import PendingBlock
+from node.chain import BLOCK_TX_BYTES, PendingBlock
 from node.consensus_wal import ConsensusWal, resume_point
 from node.prebuild import Prebuilder, wait_for_next_height
 from node.signstate import DoubleSignRefused, Signer
@@ -260,7 +260,7 @@ class ConsensusDriver:
             self.prebuilder.discard()
             node.metrics.blocks_proposed.labels("built" if pending is None else "prebuilt").inc()
             if pending is None:
-                candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+                candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
                 loop = asyncio.get_running_loop()
                 pending = await loop.run_in_executor(
                     node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), evidence

@@ -63,7 +63,7 @@ class MempoolLimits:
     ttl_ms: int = 10 * 60 * 1000
     replace_bump_percent: int = 10
     verified_cache: int = 500_000
-    evictions_kept: int = 50_000  # the last evictions `tx_get` can explain (about 200 bytes each)
+    evictions_kept: int = 50_000  # the last evictions `tx_get` can explain (about 620 bytes each)
 
 
 @dataclass(slots=True)
@@ -269,11 +269,11 @@ class Mempool:
         queue = self._senders.get(sender)
         return None if queue is None else queue.highest() + 1
 
-    def select(self, max_txs: int, max_gas: int) -> list[Transaction]:
+    def select(self, max_txs: int, max_gas: int, max_bytes: int | None = None) -> list[Transaction]:
         """Up to `max_txs` transactions for a block: best gas price first, each sender in nonce order.
 
-        A transaction that does not fit the gas left is skipped with its sender's later nonces
-        (they would leave a gap); they stay pending for a later block."""
+        A transaction that does not fit the gas (or encoded bytes) left is skipped with its
+        sender's later nonces (they would leave a gap); they stay pending for a later block."""
         heap: list[tuple[int, int, bytes, int]] = []
         for sender, queue in self._senders.items():
             nonce = queue.lowest()
@@ -281,14 +281,16 @@ class Mempool:
             heap.append((-entry.tx.gas_price, entry.seq, sender, nonce))
         heapq.heapify(heap)
         chosen: list[Transaction] = []
-        gas = 0
+        gas = size = 0
+        byte_limit = self.limits.max_bytes if max_bytes is None else max_bytes
         while heap and len(chosen) < max_txs:
             _, _, sender, nonce = heapq.heappop(heap)
             queue = self._senders[sender]
             tx = queue.entries[nonce].tx
-            if gas + tx.gas_limit > max_gas:
+            if gas + tx.gas_limit > max_gas or size + len(tx.encoded) > byte_limit:
                 continue
             gas += tx.gas_limit
+            size += len(tx.encoded)
             chosen.append(tx)
             following = queue.entries.get(nonce + 1)
             if following is not None:

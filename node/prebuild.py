@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from consensus.proposer import proposer_for
 from core.transaction import Transaction
-from node.chain import BlockBuilder, PendingBlock
+from node.chain import BLOCK_TX_BYTES, BlockBuilder, PendingBlock
 from node.signstate import Signer
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Prebuilder:
             self.discard()
         if self._builder is None:
             params = node.genesis.params
-            self._arrivals = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+            self._arrivals = node.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
             self._builder = node.chain.start_block(proposer, timestamp_ms)
         if not self._arrivals:
             return

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 from core.keys import PrivateKey, address_hex
-from core.transaction import Transaction
+from core.transaction import MAX_TX_DATA, Transaction, TxKind
 from node.rpc.client import RpcClient
 from node.sdk import AsyncClient, TransactionEvicted
 from tests.harness import NodeProcess
 from tests.integration.support import CHAIN_ID, DEV_KEY, TRANSFER_GAS, batch, pending_nonce, raw, transfer
 from tests.integration.testnet_support import CHAIN_ID as TESTNET_CHAIN_ID
 from tests.integration.testnet_support import Testnet, wait_for
+from vm.gas import intrinsic_gas
 
 RECIPIENT = b"\x42" * 20
 
@@ -111,6 +112,31 @@ def test_a_replaced_transaction_is_reported_evicted_and_waiting_for_it_stops(tmp
         assert node.rpc.call("tx_get", big_hash)["status"] == "evicted"
         metrics = _metrics(node.url)
         assert 'aichain_transactions_evicted_total{reason="replaced"} 1.0' in metrics
+
+
+def test_more_transaction_bytes_than_one_proposal_can_carry_all_commit(tmp_path: Path) -> None:
+    """130 transactions of the largest size (17 MB) arrive within one block time: they fit one
+    block's gas but not one 16 MiB P2P frame. Before, the proposal could not be broadcast and the
+    node's consensus stopped for good; now blocks take what fits, the rest waits."""
+    node = NodeProcess(tmp_path, block_time_ms=1_500)
+    with node:
+        sender = PrivateKey.generate()
+        fund_all(node.url, CHAIN_ID, [sender], 1_000 * 10**9)
+        data = bytes(MAX_TX_DATA)
+        txs = [Transaction(CHAIN_ID, sender.public_key, n, intrinsic_gas(data), 1, TxKind.TRANSFER, RECIPIENT, 1,
+                           data).signed_by(sender) for n in range(130)]  # fmt: skip
+        first_height = pace(node.url, CHAIN_ID) + 1
+        for start in range(0, len(txs), 15):  # 15 hex-encoded transactions: under the 5 MiB body limit
+            answers = batch(node.url, [("tx_send", [raw(tx)]) for tx in txs[start : start + 15]], timeout=60)
+            assert all("result" in a for a in answers), answers
+        receipt = node.rpc.call("tx_wait", "0x" + txs[-1].hash.hex(), 30)
+        assert receipt is not None, node.log()
+        blocks = [node.rpc.call("chain_getBlockByHeight", h, False)["transactions"]
+                  for h in range(first_height, receipt["block_height"] + 1)]  # fmt: skip
+        assert sorted(h for b in blocks for h in b) == sorted("0x" + tx.hash.hex() for tx in txs)
+        assert len([b for b in blocks if b]) >= 3  # 8 MiB of transactions in a block at most
+        assert pending_nonce(node, sender.address) == 130
+        assert "internal error" not in node.log()
 
 
 async def _sdk_wait(url: str, tx_hash: str) -> dict[str, Any]:
@@ -256,7 +282,7 @@ def test_random_traffic_on_a_dev_node_commits_or_explains_every_accepted_transac
 def test_random_traffic_on_four_validators_commits_or_explains_every_accepted_transaction(tmp_path: Path) -> None:
     """Each transaction goes to a random validator: the proposer of a block holds it by gossip."""
     with Testnet(tmp_path / "net", validators=4, block_time_ms=300) as net:
-        run_traffic([n.rpc_url for n in net.nodes], TESTNET_CHAIN_ID, seed=7, seconds=4)
+        run_traffic([n.rpc_url for n in net.nodes], TESTNET_CHAIN_ID, seed=7, seconds=3)
 
 
 @pytest.mark.soak

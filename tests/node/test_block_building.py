@@ -20,12 +20,13 @@ from consensus.single import single_validator_commit
 from core.errors import AichainError, InsufficientBalance
 from core.genesis import ChainParams, Genesis
 from core.keys import PrivateKey
-from core.transaction import Transaction, TxKind
+from core.transaction import MAX_TX_DATA, Transaction, TxKind
 from core.validators import Validator, ValidatorSet
 from node.chain import BlockBuilder, Chain, PendingBlock
 from node.evictions import Eviction, EvictionReason
 from node.mempool import Mempool, MempoolLimits
 from storage.kv import KeyValueStore
+from vm.gas import intrinsic_gas
 
 CHAIN = 4343
 T0 = 1_767_225_600_000
@@ -43,7 +44,7 @@ S, OTHER, THIRD = key(11), key(12), key(13)
 TO = key(99).address
 
 
-def genesis(max_block_txs: int = 100, balances: dict[bytes, int] | None = None) -> Genesis:
+def genesis(max_block_txs: int = 100, balances: dict[bytes, int] | None = None, block_gas: int = BLOCK_GAS) -> Genesis:
     funded = balances or {S.address: RICH, OTHER.address: RICH, THIRD.address: RICH}
     return Genesis(
         chain_id=CHAIN,
@@ -51,7 +52,7 @@ def genesis(max_block_txs: int = 100, balances: dict[bytes, int] | None = None) 
         timestamp_ms=T0,
         validators=ValidatorSet((Validator(VALIDATOR.public_key, 1),)),
         allocations=tuple(sorted(funded.items())),
-        params=ChainParams(min_gas_price=1, block_gas_limit=BLOCK_GAS, max_block_txs=max_block_txs, block_reward=0),
+        params=ChainParams(min_gas_price=1, block_gas_limit=block_gas, max_block_txs=max_block_txs, block_reward=0),
     )
 
 
@@ -64,8 +65,10 @@ def open_chain(path: Path, gen: Genesis) -> Iterator[Chain]:
         kv.close()
 
 
-def transfer(sender: PrivateKey, nonce: int, *, gas: int = TRANSFER_GAS, price: int = 1, value: int = 1) -> Transaction:
-    return Transaction(CHAIN, b"", nonce, gas, price, int(TxKind.TRANSFER), TO, value, b"").signed_by(sender)
+def transfer(
+    sender: PrivateKey, nonce: int, *, gas: int = TRANSFER_GAS, price: int = 1, value: int = 1, data: bytes = b""
+) -> Transaction:
+    return Transaction(CHAIN, b"", nonce, gas, price, int(TxKind.TRANSFER), TO, value, data).signed_by(sender)
 
 
 class Proposer:
@@ -178,6 +181,30 @@ def test_the_reproducer_commits_every_transaction_exactly_once(tmp_path: Path) -
         assert proposer.block() == [after]
         assert proposer.evicted == [] and len(proposer.mempool) == 0
         assert chain.account(S.address).nonce == 2
+
+
+def test_a_block_fits_one_p2p_frame_and_what_does_not_fit_stays_pending(tmp_path: Path) -> None:
+    """130 transactions of the largest size (17 MB) fit the block's gas but not one 16 MiB P2P
+    frame: a proposal that large could not be sent. They go in several blocks, none dropped."""
+    frame = 16 * 1024 * 1024
+    data = bytes(MAX_TX_DATA)
+    with open_chain(tmp_path / "db", genesis(block_gas=10**9)) as chain:
+        proposer = Proposer(chain)
+        proposer.start()
+        txs = [transfer(S, n, gas=intrinsic_gas(data), data=data) for n in range(130)]
+        for tx in txs[:60]:
+            proposer.send(tx)
+        proposer.send(transfer(OTHER, 0))
+        for tx in txs[60:]:
+            proposer.send(tx)
+        committed: list[Transaction] = []
+        for fresh in (False, True, False):
+            pending = proposer.propose(fresh=fresh)
+            assert len(pending.block.encode()) < frame // 2 + 64 * 1024, len(pending.block.encode())
+            proposer.commit(pending)
+            committed += pending.block.transactions
+        assert [tx for tx in committed if tx.sender == S.public_key] == txs
+        assert len(committed) == 131 and proposer.evicted == [] and len(proposer.mempool) == 0
 
 
 # --- evictions are recorded with their reason ----------------------------------------------------
