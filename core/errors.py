@@ -140,6 +140,13 @@ class AlreadyKnown(AichainError):
     rpc_code = -32016
 
 
+class TransactionEvicted(AichainError):
+    """The node admitted the transaction but evicted it from its mempool uncommitted; `data`
+    says why (`reason`, `evicted_at_ms`, and `by`: the transaction that caused it, if one did)."""
+
+    rpc_code = -32017
+
+
 # --- blocks and chain -----------------------------------------------------------------------------
 
 

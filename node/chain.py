@@ -22,17 +22,23 @@ from core.hashing import EMPTY_MERKLE_ROOT, ZERO_HASH
 from core.receipt import Receipt
 from core.transaction import Transaction
 from core.validators import ValidatorSet
+from node.p2p.framing import DEFAULT_MAX_FRAME_SIZE
 from storage import keys
 from storage.blockstore import BlockStore
 from storage.kv import KeyValueStore, Snapshot
 from storage.state_tree import Proof, StateTree, TreeUpdate
 from vm.account import Account, account_key
 from vm.execution import BlockContext, BlockResult, apply_transactions, finalize_block
+from vm.gas import TX_BASE
 from vm.genesis import genesis_state
 from vm.state import StateView
 from vm.validators import PREVIOUS, USED_EVIDENCE, validator_set
 
 ZERO_ADDRESS = bytes(20)
+# The encoded transactions of a block this node proposes, at most. The proposal carries the block
+# in one P2P frame (peers refuse a larger frame, and this node could not even send it): half a
+# frame leaves room for the header, the last commit and evidence. Not a validity rule.
+BLOCK_TX_BYTES = DEFAULT_MAX_FRAME_SIZE // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +267,18 @@ class BlockBuilder:
     """A block being built on one head: execute candidates as they arrive, assemble it at the end.
 
     The next proposer starts one while it waits out the block time, so when its turn comes the
-    transactions are already executed and proposing costs only the state root. Transactions are
-    applied in the order added; a sender's nonce already included is skipped (a replacement that
-    arrived later does not displace it). Not thread-safe: use it from one thread (the block worker).
+    transactions are already executed and proposing costs only the state root. Not thread-safe:
+    use it from one thread (the block worker). Candidates are applied in the order added, except:
+
+    - one whose nonce is not its sender's next in this block is skipped, never dropped: a lower
+      nonce is included already (a replacement that arrived later does not displace it) or used
+      at the head (the mempool evicts it when it learns of that commit); a higher one waits on an
+      earlier nonce that is not in this block;
+    - one that does not fit the gas, transaction count or bytes (`BLOCK_TX_BYTES`) left is
+      skipped; its sender's later nonces then leave a gap in this block, so they are skipped too,
+      and all stay pending;
+    - only one that fails an inclusion rule when applied (e.g. its sender cannot pay) is dropped,
+      and returned to the caller, which evicts it from the mempool with the error as its reason.
     """
 
     def __init__(self, chain: Chain, ctx: BlockContext) -> None:
@@ -272,7 +287,7 @@ class BlockBuilder:
         self.parent = chain.head
         self.view = StateView(chain.state)
         self.result = BlockResult()
-        self._included: set[tuple[bytes, int]] = set()
+        self.tx_bytes = 0  # encoded bytes of the included transactions
 
     @property
     def height(self) -> int:
@@ -284,14 +299,24 @@ class BlockBuilder:
         return self.chain.head.hash != self.parent.hash
 
     def add(self, txs: list[Transaction]) -> list[tuple[Transaction, AichainError]]:
-        """Execute the candidates not yet included; return the ones dropped as invalid now."""
-        fresh = [tx for tx in txs if (tx.sender_address, tx.nonce) not in self._included]
-        dropped_before = len(self.result.dropped)
-        included_before = len(self.result.transactions)
-        apply_transactions(self.view, fresh, self.ctx, drop_invalid=True, into=self.result)
-        for tx in self.result.transactions[included_before:]:
-            self._included.add((tx.sender_address, tx.nonce))
-        return self.result.dropped[dropped_before:]
+        """Execute the candidates that can go in now (see the class); return the ones dropped as invalid."""
+        if self.stale:
+            return []  # the head moved: the view no longer reads one state, and the block is discarded
+        result, view, ctx = self.result, self.view, self.ctx
+        max_txs, max_gas = ctx.params.max_block_txs, ctx.params.block_gas_limit
+        dropped_before = len(result.dropped)
+        for tx in txs:
+            if len(result.transactions) >= max_txs or result.gas_reserved + TX_BASE > max_gas:
+                break  # full: nothing else fits
+            size = len(tx.encoded)
+            if tx.nonce != view.account(tx.sender_address).nonce or self.tx_bytes + size > BLOCK_TX_BYTES:
+                continue
+            # One at a time: a candidate that does not fit is skipped, not the end of the list.
+            included = len(result.transactions)
+            apply_transactions(view, [tx], ctx, drop_invalid=True, into=result)
+            if len(result.transactions) > included:
+                self.tx_bytes += size
+        return result.dropped[dropped_before:]
 
     def finish(self, evidence: tuple[bytes, ...] = ()) -> PendingBlock:
         """Act on evidence, pay the proposer, compute the state root and assemble the block."""

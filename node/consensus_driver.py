@@ -47,7 +47,7 @@ from core.block import Block, VoteType
 from core.errors import AichainError, InvalidBlock
 from core.proposal import Proposal
 from node import fault_injection
-from node.chain import PendingBlock
+from node.chain import BLOCK_TX_BYTES, PendingBlock
 from node.consensus_wal import ConsensusWal, resume_point
 from node.double_sign_guard import DoubleSignGuard, Withheld
 from node.prebuild import Prebuilder, wait_for_next_height
@@ -280,13 +280,12 @@ class ConsensusDriver:
             self.prebuilder.discard()
             node.metrics.blocks_proposed.labels("built" if pending is None else "prebuilt").inc()
             if pending is None:
-                candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+                candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
                 loop = asyncio.get_running_loop()
                 pending = await loop.run_in_executor(
                     node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), evidence
                 )
-        for tx, _error in pending.dropped:
-            node.mempool.remove_from(tx.sender_address, tx.nonce)
+        node.mempool.evict_invalid(pending.dropped, action.height)
         self._pending[pending.block.hash] = pending
         return pending.block
 

@@ -12,15 +12,21 @@ Rules:
 - the pool is bounded in count and bytes, overall and per sender; when full, a better-paying
   transaction evicts the lowest-paying last transaction of another sender;
 - transactions older than the time-to-live expire;
-- blocks take transactions by gas price, each sender's in nonce order.
+- blocks take transactions by gas price, each sender's in nonce order; a sender whose
+  transaction does not fit a block has none of its later nonces in that block (they stay);
+- a pending transaction leaves either committed or evicted, and every eviction is recorded
+  with its reason (node/evictions.py): replaced, pool full, expired, invalid when executed,
+  nonce used by another committed transaction, or an earlier nonce of its sender evicted
+  (the later ones could never be next). Nothing leaves the pool unrecorded.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from core.errors import (
@@ -34,9 +40,19 @@ from core.errors import (
 )
 from core.genesis import ChainParams
 from core.transaction import Transaction
+from node.evictions import Eviction, EvictionLog, EvictionReason
 from vm.execution import check_stateless
 
 AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
+CommittedReader = Callable[[bytes], bool]  # tx hash -> whether a committed block holds it
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _never_committed(tx_hash: bytes) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +63,7 @@ class MempoolLimits:
     ttl_ms: int = 10 * 60 * 1000
     replace_bump_percent: int = 10
     verified_cache: int = 500_000
+    evictions_kept: int = 50_000  # the last evictions `tx_get` can explain (about 620 bytes each)
 
 
 @dataclass(slots=True)
@@ -79,12 +96,17 @@ class _SenderQueue:
 
 class Mempool:
     def __init__(
-        self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None
-    ) -> None:
+        self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None,
+        *, is_committed: CommittedReader = _never_committed, clock: Callable[[], int] = _wall_ms,
+    ) -> None:  # fmt: skip
         self.chain_id = chain_id
         self.params = params
         self.limits = limits or MempoolLimits()
         self._accounts = accounts
+        self._is_committed = is_committed
+        self._clock = clock
+        self.evictions = EvictionLog(self.limits.evictions_kept)
+        self.on_evicted: Callable[[Eviction], None] | None = None  # told of each eviction (metrics)
         self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
         self._senders: dict[bytes, _SenderQueue] = {}
         self._bytes = 0
@@ -163,10 +185,14 @@ class Mempool:
             queue.cost -= replaced.tx.value + replaced.tx.max_fee
             self._by_hash.pop(replaced.tx.hash, None)
             self._bytes -= len(replaced.tx.encoded)
+            self._record(replaced.tx, EvictionReason.REPLACED, tx.hash,
+                         f"replaced by 0x{tx.hash.hex()} (the same nonce {tx.nonce} at gas price {tx.gas_price}, "
+                         f"up from {replaced.tx.gas_price})")  # fmt: skip
         queue.entries[tx.nonce] = _Entry(tx, now_ms, next(self._seq))
         queue.cost += cost
         self._by_hash[tx.hash] = (sender, tx.nonce)
         self._bytes += len(tx.encoded)
+        self.evictions.forget(tx.hash)
         return tx.hash
 
     def _make_room(self, tx: Transaction, sender: bytes) -> None:
@@ -195,9 +221,12 @@ class Mempool:
             count -= 1
             used -= len(self._senders[victim_sender].entries[victim_nonce].tx.encoded)
         for victim_sender, victim_nonce in victims:
-            self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
+            victim = self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
+            self._record(victim, EvictionReason.POOL_FULL, tx.hash,
+                         f"the mempool was full and 0x{tx.hash.hex()} pays a higher gas price "
+                         f"({tx.gas_price} > {victim.gas_price}); send it again at a higher price")  # fmt: skip
 
-    def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> None:
+    def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> Transaction:
         entry = queue.entries.pop(nonce)
         if nonce == queue.low:
             queue.low += 1
@@ -206,6 +235,13 @@ class Mempool:
         self._bytes -= len(entry.tx.encoded)
         if not queue.entries:
             del self._senders[sender]
+        return entry.tx
+
+    def _record(self, tx: Transaction, reason: EvictionReason, by: bytes | None, message: str) -> None:
+        eviction = Eviction(tx.hash, tx.sender_address, tx.nonce, reason, message, self._clock(), by)
+        self.evictions.record(eviction)
+        if self.on_evicted is not None:
+            self.on_evicted(eviction)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -225,12 +261,19 @@ class Mempool:
             return None
         return self._senders[where[0]].entries[where[1]].tx
 
+    def eviction(self, tx_hash: bytes) -> Eviction | None:
+        """Why this node evicted a transaction it had admitted (None if it did not, or forgot it)."""
+        return self.evictions.get(tx_hash)
+
     def pending_nonce(self, sender: bytes) -> int | None:
         queue = self._senders.get(sender)
         return None if queue is None else queue.highest() + 1
 
-    def select(self, max_txs: int, max_gas: int) -> list[Transaction]:
-        """Up to `max_txs` transactions for a block: best gas price first, each sender in nonce order."""
+    def select(self, max_txs: int, max_gas: int, max_bytes: int | None = None) -> list[Transaction]:
+        """Up to `max_txs` transactions for a block: best gas price first, each sender in nonce order.
+
+        A transaction that does not fit the gas (or encoded bytes) left is skipped with its
+        sender's later nonces (they would leave a gap); they stay pending for a later block."""
         heap: list[tuple[int, int, bytes, int]] = []
         for sender, queue in self._senders.items():
             nonce = queue.lowest()
@@ -238,14 +281,16 @@ class Mempool:
             heap.append((-entry.tx.gas_price, entry.seq, sender, nonce))
         heapq.heapify(heap)
         chosen: list[Transaction] = []
-        gas = 0
+        gas = size = 0
+        byte_limit = self.limits.max_bytes if max_bytes is None else max_bytes
         while heap and len(chosen) < max_txs:
             _, _, sender, nonce = heapq.heappop(heap)
             queue = self._senders[sender]
             tx = queue.entries[nonce].tx
-            if gas + tx.gas_limit > max_gas:
+            if gas + tx.gas_limit > max_gas or size + len(tx.encoded) > byte_limit:
                 continue
             gas += tx.gas_limit
+            size += len(tx.encoded)
             chosen.append(tx)
             following = queue.entries.get(nonce + 1)
             if following is not None:
@@ -254,38 +299,94 @@ class Mempool:
 
     # --- upkeep ------------------------------------------------------------------------------
 
-    def remove_committed(self, senders: Iterable[bytes]) -> None:
-        """Drop what the new head made stale: nonces below each sender's account nonce."""
-        for sender in set(senders):
-            queue = self._senders.get(sender)
-            if queue is None:
-                continue
-            account_nonce, _ = self._accounts(sender)
-            for nonce in sorted(n for n in queue.entries if n < account_nonce):  # bottom first
-                self._remove_entry(sender, queue, nonce)
-                if sender not in self._senders:
-                    break
+    def remove_committed(self, senders: Iterable[bytes], used: Mapping[tuple[bytes, int], bytes] | None = None) -> None:
+        """Drop what the new head made stale: nonces below each sender's account nonce.
 
-    def remove_from(self, sender: bytes, nonce: int) -> None:
-        """Drop `sender`'s transactions from `nonce` upwards (one became invalid; the rest would gap)."""
+        `used` maps the (sender, nonce) of the transactions just committed to their hashes. A
+        stale entry that is not the transaction that used its nonce (one this node never saw
+        committed) was evicted: recorded as `nonce_used`."""
+        for tx_hash in (used or {}).values():
+            self.evictions.forget(tx_hash)  # e.g. replaced here, but the original was in the block
+        for sender in set(senders):
+            self._remove_stale(sender, used or {})
+
+    def _remove_stale(self, sender: bytes, used: Mapping[tuple[bytes, int], bytes]) -> None:
         queue = self._senders.get(sender)
         if queue is None:
             return
-        for n in sorted(k for k in queue.entries if k >= nonce):
-            self._remove_entry(sender, queue, n)
+        account_nonce, balance = self._accounts(sender)
+        for nonce in sorted(n for n in queue.entries if n < account_nonce):  # bottom first
+            tx = self._remove_entry(sender, queue, nonce)
+            user = used.get((sender, nonce))
+            if user != tx.hash and (user is not None or not self._is_committed(tx.hash)):
+                by = f"0x{user.hex()}" if user is not None else "another transaction"
+                self._record(tx, EvictionReason.NONCE_USED, user,
+                             f"nonce {nonce} was used by {by}, committed: this one can never be included")  # fmt: skip
             if sender not in self._senders:
                 return
+        # What the sender committed may have cost more than what this node had pending for those
+        # nonces (another node's transaction used one): the rest must still be payable, else the
+        # latest nonces go, so that no node keeps a transaction no block can include.
+        while queue.cost > balance:
+            top = queue.highest()
+            cost = queue.cost
+            tx = self._remove_entry(sender, queue, top)
+            self._record(tx, EvictionReason.INVALID, None,
+                         f"the sender's balance ({balance}) no longer pays for its pending transactions up to "
+                         f"nonce {top} ({cost}); send it again once the account can pay")  # fmt: skip
+            if sender not in self._senders:
+                return
+
+    def remove_from(
+        self, sender: bytes, nonce: int, reason: EvictionReason = EvictionReason.INVALID, message: str = "",
+        by: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Evict `sender`'s transactions from `nonce` upwards (that one for `reason`; the later ones
+        because they would wait on a gap for ever), recording each."""
+        queue = self._senders.get(sender)
+        if queue is None:
+            return
+        first: Transaction | None = None
+        for n in sorted(k for k in queue.entries if k >= nonce):
+            tx = self._remove_entry(sender, queue, n)
+            if first is None:
+                first = tx
+                self._record(tx, reason, by, message or f"evicted ({reason})")
+            else:
+                self._record(tx, EvictionReason.EARLIER_EVICTED, first.hash,
+                             f"nonce {first.nonce} of the sender (0x{first.hash.hex()}) was evicted ({reason}), "
+                             f"so nonce {n} could never be next; send both again")  # fmt: skip
+            if sender not in self._senders:
+                return
+
+    def evict_invalid(self, dropped: Iterable[tuple[Transaction, Exception]], height: int) -> None:
+        """Evict transactions that failed an inclusion rule when executed for block `height`.
+
+        Only the very transaction is evicted (a replacement admitted meanwhile is judged on its
+        own), with its sender's later nonces; one whose nonce the chain has used meanwhile is
+        stale, and its later nonces stay."""
+        for tx, error in dropped:
+            sender = tx.sender_address
+            where = self._by_hash.get(tx.hash)
+            if where is None:
+                continue  # gone already (committed, replaced or evicted meanwhile)
+            if tx.nonce < self._accounts(sender)[0]:
+                self._remove_stale(sender, {})
+                continue
+            self.remove_from(sender, tx.nonce, EvictionReason.INVALID,
+                             f"invalid when executed for block {height}: {type(error).__name__}: {error}")  # fmt: skip
 
     def expire(self, now_ms: int) -> int:
         """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
         cutoff = now_ms - self.limits.ttl_ms
-        stale = [
-            (sender, nonce)
-            for sender, queue in self._senders.items()
-            for nonce, entry in queue.entries.items()
-            if entry.arrival_ms < cutoff
-        ]
+        oldest: dict[bytes, int] = {}  # sender -> its lowest expired nonce
+        for sender, queue in self._senders.items():
+            for nonce, entry in queue.entries.items():
+                if entry.arrival_ms < cutoff and nonce < oldest.get(sender, nonce + 1):
+                    oldest[sender] = nonce
         before = len(self._by_hash)
-        for sender, nonce in stale:
-            self.remove_from(sender, nonce)
+        ttl_s = self.limits.ttl_ms / 1000
+        for sender, nonce in oldest.items():
+            self.remove_from(sender, nonce, EvictionReason.EXPIRED,
+                             f"pending longer than this node's mempool keeps transactions ({ttl_s:g} s)")  # fmt: skip
         return before - len(self._by_hash)

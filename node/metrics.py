@@ -41,6 +41,15 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "aichain_transactions_rejected", "Transactions refused at admission", ["reason"], registry=r
         )
+        self.txs_evicted = Counter(
+            "aichain_transactions_evicted",
+            "Admitted transactions that left the mempool uncommitted, by reason (tx_get reports each)",
+            ["reason"],
+            registry=r,
+        )
+        self.evictions_kept = Gauge(
+            "aichain_mempool_evictions_kept", "Evictions this node can still explain to tx_get (bounded)", registry=r
+        )
         self.signatures_verified = Counter(
             "aichain_transaction_signatures_verified", "Transaction signatures checked at admission", registry=r
         )

@@ -114,7 +114,9 @@ class Node(TxAdmission):
                 max_per_sender=config.mempool.max_per_sender,
                 ttl_ms=config.mempool.ttl_s * 1000,
             ),
+            is_committed=lambda tx_hash: self.chain.blocks.tx_location(tx_hash) is not None,
         )
+        self.mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
         key = self._validator_key or self._load_validator_key()
         signer = None
         if key is not None:
@@ -277,6 +279,7 @@ class Node(TxAdmission):
     async def _metrics_handler(self, request: web.Request) -> web.Response:
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        self.metrics.evictions_kept.set(len(self.mempool.evictions))
         self.metrics.artifact_bytes.set(await asyncio.to_thread(self.artifacts.stored_bytes))
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -340,7 +343,8 @@ class Node(TxAdmission):
             await self.network.head_changed()
         if self.driver is not None:
             self.driver.wake()
-        self.mempool.remove_committed({tx.sender_address for tx in block.transactions})
+        used = {(tx.sender_address, tx.nonce): tx.hash for tx in block.transactions}
+        self.mempool.remove_committed({sender for sender, _ in used}, used)
         self.mempool.expire(now_ms())
         now = time.monotonic()
         if self._last_block_at is not None:

@@ -15,7 +15,10 @@ Rules:
 - the block's time is the time it was due (head time + block time), fixed when it starts,
   so the transactions see the same block time as validators will;
 - transactions are executed in admission order (each sender's nonces in order, as the
-  mempool admits them); ones that turn out invalid are dropped from the mempool, as at build;
+  mempool admits them); one that does not fit the block is skipped with its sender's later
+  nonces, which stay pending for the next block (never dropped for the gap: see
+  `BlockBuilder`); ones that turn out invalid are evicted from the mempool with their error
+  as the reason, as at build;
 - a builder whose head was replaced (sync imported a block) is discarded.
 """
 
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from consensus.proposer import proposer_for
 from core.transaction import Transaction
-from node.chain import BlockBuilder, PendingBlock
+from node.chain import BLOCK_TX_BYTES, BlockBuilder, PendingBlock
 from node.signstate import Signer
 
 if TYPE_CHECKING:
@@ -63,7 +66,7 @@ class Prebuilder:
             self.discard()
         if self._builder is None:
             params = node.genesis.params
-            self._arrivals = node.mempool.select(params.max_block_txs, params.block_gas_limit)
+            self._arrivals = node.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
             self._builder = node.chain.start_block(proposer, timestamp_ms)
         if not self._arrivals:
             return
@@ -71,8 +74,7 @@ class Prebuilder:
         builder = self._builder
         loop = asyncio.get_running_loop()
         dropped = await loop.run_in_executor(node.block_worker, builder.add, txs)
-        for tx, _error in dropped:
-            node.mempool.remove_from(tx.sender_address, tx.nonce)
+        node.mempool.evict_invalid(dropped, builder.height)
 
     async def finish(self, height: int, evidence: tuple[bytes, ...]) -> PendingBlock | None:
         """The prebuilt block for `height` with the last arrivals, or None if there is none usable."""

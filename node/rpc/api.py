@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from core.errors import AichainError, DecodeError, NotFound
+from core.errors import AichainError, DecodeError, NotFound, TransactionEvicted
 from core.keys import address_hex
 from core.transaction import Transaction
+from node.evictions import Eviction, EvictionReason
 from node.rpc import params as p
 from node.rpc.artifacts import register_artifacts
 from node.rpc.contracts import register_contracts
@@ -37,16 +38,33 @@ def decode_tx(raw: bytes) -> Transaction:
         raise type(exc)(f"not a signed transaction: {exc}", **exc.data) from exc
 
 
+def eviction_view(eviction: Eviction) -> dict[str, Any]:
+    """What `tx_get` answers for a transaction this node evicted from its mempool uncommitted."""
+    return {
+        "hash": hx(eviction.tx_hash),
+        "from": address_hex(eviction.sender),
+        "nonce": eviction.nonce,
+        "status": "evicted",
+        "pending": False,
+        "reason": eviction.reason.value,
+        "message": eviction.message,
+        "evicted_at_ms": eviction.at_ms,
+        "by": None if eviction.by is None else hx(eviction.by),
+    }
+
+
 def build_registry(node: Node) -> MethodRegistry:
     registry = MethodRegistry()
     chain = node.chain
 
     def locate(tx_hash: bytes) -> tuple[int, int, bytes] | None:
+        """(height, index, block hash) of a committed transaction; the hash comes from the block's
+        commit, so a receipt or a wait does not decode a block of up to 8 MiB on the event loop."""
         where = chain.blocks.tx_location(tx_hash)
         if where is None:
             return None
-        block = chain.blocks.block(where[0])
-        return (where[0], where[1], block.hash) if block is not None else None
+        commit = chain.blocks.commit(where[0])
+        return (where[0], where[1], commit.block_hash) if commit is not None else None
 
     @registry.method("chain_head", doc="The header of the head (latest finalized) block.")
     def chain_head() -> dict[str, Any]:
@@ -120,15 +138,41 @@ def build_registry(node: Node) -> MethodRegistry:
                 out.append({"hash": hx(result)})
         return out
 
-    @registry.method("tx_get", TX_HASH, doc="A transaction by hash: committed (with its block) or pending; or null.")
+    def finally_evicted(tx_hash: bytes) -> Eviction | None:
+        """Why this node evicted the transaction, once that is final here. A replaced transaction
+        may still be committed while its nonce is unused (a block being built held it already)."""
+        eviction = None if tx_hash in node.mempool else node.mempool.eviction(tx_hash)
+        if eviction is None:
+            return None
+        if eviction.reason == EvictionReason.REPLACED and chain.account(eviction.sender).nonce <= eviction.nonce:
+            return None
+        return eviction
+
+    @registry.method(
+        "tx_get",
+        TX_HASH,
+        doc="A transaction by hash, with its `status`: `committed` (with its block), `pending` (in this node's "
+        "mempool), or `evicted` (this node admitted it but dropped it uncommitted: `reason`, `message`, "
+        "`evicted_at_ms`, and `by`, the transaction that caused it, if one did); or null if this node does not "
+        "know it (never sent here, or evicted longer ago than it remembers, or before a restart).",
+        example={
+            "params": ["0x5c1f…"],
+            "result": {"hash": "0x5c1f…", "from": "0x8d9a…", "nonce": 1, "status": "evicted", "pending": False,
+                       "reason": "replaced", "message": "replaced by 0x77e0… (the same nonce 1 at gas price 2, "
+                       "up from 1)", "evicted_at_ms": 1767225613042, "by": "0x77e0…"},
+        },
+    )
     def tx_get(tx_hash: bytes) -> dict[str, Any] | None:
         where = locate(tx_hash)
         if where is not None:
             block = chain.blocks.block(where[0])
             assert block is not None
-            return {**tx_view(block.transactions[where[1]], where), "pending": False}
+            return {**tx_view(block.transactions[where[1]], where), "status": "committed", "pending": False}
         pending = node.mempool.get(tx_hash)
-        return None if pending is None else {**tx_view(pending), "pending": True}
+        if pending is not None:
+            return {**tx_view(pending), "status": "pending", "pending": True}
+        eviction = node.mempool.eviction(tx_hash)
+        return None if eviction is None else eviction_view(eviction)
 
     @registry.method("tx_getReceipt", TX_HASH, doc="The receipt of a committed transaction, or null.")
     def tx_get_receipt(tx_hash: bytes) -> dict[str, Any] | None:
@@ -142,14 +186,24 @@ def build_registry(node: Node) -> MethodRegistry:
         "tx_wait",
         TX_HASH,
         Param("timeout_s", p.quantity, default=30, doc="seconds to wait, at most 120"),
-        doc="Wait until a transaction is committed and return its receipt (null on timeout).",
+        doc="Wait until a transaction is committed and return its receipt (null on timeout). If this node "
+        "evicts it uncommitted (see `tx_get`), the answer is error -32017, its `data` saying why: at once, or "
+        "for a replaced transaction once its nonce is used (a block may have held it before its replacement).",
     )
     async def tx_wait(tx_hash: bytes, timeout_s: int) -> dict[str, Any] | None:
         deadline = asyncio.get_running_loop().time() + min(timeout_s, 120)
         while True:
+            eviction = finally_evicted(tx_hash)  # first: a nonce seen used implies its block is readable
             receipt = tx_get_receipt(tx_hash)
             if receipt is not None:
                 return receipt
+            if eviction is not None:
+                view = eviction_view(eviction)
+                raise TransactionEvicted(
+                    f"transaction {view['hash']} was evicted from this node's mempool uncommitted "
+                    f"({eviction.reason.value}): {eviction.message}",
+                    reason=view["reason"], evicted_at_ms=view["evicted_at_ms"], by=view["by"],
+                )
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return None

@@ -23,6 +23,7 @@ from node.sdk.errors import (
     NoOffer,
     NotFinalized,
     NotLicensed,
+    TransactionEvicted,
     TransactionFailed,
 )
 from node.sdk.terms import ModelRef, Offer
@@ -42,5 +43,6 @@ __all__ = [
     "NotFinalized",
     "NotLicensed",
     "Offer",
+    "TransactionEvicted",
     "TransactionFailed",
 ]

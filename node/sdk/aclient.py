@@ -150,7 +150,10 @@ class AsyncClient(ArtifactTransfers):
         return receipt
 
     async def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
-        """The receipt of a transaction once it is in a finalized block (instant finality: one block)."""
+        """The receipt of a transaction once it is in a finalized block (instant finality: one block).
+
+        Raises `TransactionEvicted` (its `data["reason"]` says why) as soon as the node drops it from
+        its mempool uncommitted, and `NotFinalized` if it is still pending after `timeout` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:

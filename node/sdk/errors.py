@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import AichainError
+from core.errors import AichainError, TransactionEvicted
 from node.rpc.client import NodeUnreachable
 
 # Imported for their codes: the node raises them; so must the SDK.
@@ -121,6 +121,7 @@ __all__ = [
     "NodeUnreachable",
     "NotFinalized",
     "NotLicensed",
+    "TransactionEvicted",
     "TransactionFailed",
     "error_from_rpc",
 ]
