@@ -4,6 +4,12 @@ A transaction is refused cheaply first (a nonce the chain has used, a mempool pr
 its signature is verified (on two threads for a batch: libsodium frees the GIL), then the
 mempool admits it. While consensus executes or commits a block, new verifications wait (at most
 `ADMISSION_HOLD_MAX_S`), so the finality path has the CPU to itself. `Node` is a `TxAdmission`.
+
+Admissions take effect in the order they arrived, whatever order their verifications finish
+in: a sender's nonce n in a large gossip batch (verified on threads) and its n+1 in a small one
+right behind it (verified at once) must not meet the mempool as n+1 first, which it refuses as
+a gap, and the peer never sends it again. Transactions a restarted node finds in its mempool
+journal (`node.tx_journal`) are admitted again with `readmit`.
 """
 
 from __future__ import annotations
@@ -11,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from core.block import Block
-from core.errors import AichainError, AlreadyKnown, InvalidBlock, InvalidSignature, NonceTooLow
+from core.errors import AichainError, AlreadyKnown, DecodeError, InvalidBlock, InvalidSignature, NonceTooLow
 from core.transaction import Transaction
 
 if TYPE_CHECKING:
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
     from node.mempool import Mempool
     from node.metrics import NodeMetrics
     from node.network import Network
+    from node.tx_journal import JournalRecord
 
 PARALLEL_VERIFY_MIN = 64
 ADMISSION_HOLD_MAX_S = 1.0
@@ -51,6 +58,7 @@ class TxAdmission:
         # Hashes whose signatures are being verified now. Gossip brings each transaction from
         # several peers at once; without this each copy would be verified (3x the work on 4 nodes).
         self._verifying: set[bytes] = set()
+        self._last_turn: asyncio.Future[None] | None = None  # the latest admission to take effect
 
     def _reject_spent_nonce(self, tx: Transaction) -> None:
         """Refuse, before its signature is checked, a transaction whose nonce the chain has used:
@@ -64,15 +72,34 @@ class TxAdmission:
             raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already in block {where[0]}")
         raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {next_nonce}")
 
+    @contextlib.asynccontextmanager
+    async def _arrival_order(self) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """Take a turn: `await turn()` returns once every admission that arrived earlier took effect."""
+        previous, mine = self._last_turn, asyncio.get_running_loop().create_future()
+        self._last_turn = mine
+
+        async def turn() -> None:
+            if previous is not None and not previous.done():
+                await previous
+
+        try:
+            yield turn
+        finally:
+            mine.set_result(None)
+            if self._last_turn is mine:
+                self._last_turn = None
+
     async def submit(self, tx: Transaction) -> bytes:
         """Admit one transaction to the mempool (signature verified here) or raise why not."""
-        try:
-            self._reject_spent_nonce(tx)
-            tx_hash = self.mempool.add(tx, now_ms())
-        except AichainError as exc:
-            self.metrics.txs_rejected.labels(type(exc).__name__).inc()
-            raise
-        self._admitted([tx])
+        async with self._arrival_order() as turn:
+            await turn()
+            try:
+                self._reject_spent_nonce(tx)
+                tx_hash = self.mempool.add(tx, now_ms())
+            except AichainError as exc:
+                self.metrics.txs_rejected.labels(type(exc).__name__).inc()
+                raise
+            self._admitted([tx])
         if self.network is not None:
             self.network.announce_txs([tx])
         return tx_hash
@@ -92,29 +119,66 @@ class TxAdmission:
                 verifying.add(tx.hash)
             except AichainError as exc:
                 results[i] = exc
-        try:
-            valid = await self._verify([txs[i] for i in candidates])
-        finally:
-            verifying.difference_update(txs[i].hash for i in candidates)
-        now = now_ms()
-        for i, ok in zip(candidates, valid, strict=True):
-            tx = txs[i]
-            if not ok:
-                results[i] = InvalidSignature(f"signature of 0x{tx.hash.hex()} does not verify for its sender")
-                continue
-            self.mempool.mark_verified(tx.hash)
+        async with self._arrival_order() as turn:
             try:
-                results[i] = self.mempool.admit(tx, now)
-            except AichainError as exc:
-                results[i] = exc
+                valid = await self._verify([txs[i] for i in candidates])
+                await turn()
+            finally:
+                verifying.difference_update(txs[i].hash for i in candidates)
+            now = now_ms()
+            for i, ok in zip(candidates, valid, strict=True):
+                tx = txs[i]
+                if not ok:
+                    results[i] = InvalidSignature(f"signature of 0x{tx.hash.hex()} does not verify for its sender")
+                    continue
+                self.mempool.mark_verified(tx.hash)
+                try:
+                    results[i] = self.mempool.admit(tx, now)
+                except AichainError as exc:
+                    results[i] = exc
+            admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
+            self._admitted(admitted)
         for r in results:
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
-        self._admitted(admitted)
         if gossip and self.network is not None:
             self.network.announce_txs(admitted)
         return results  # type: ignore[return-value]
+
+    async def readmit(self, records: list[JournalRecord], ttl_ms: int) -> list[Transaction]:
+        """Admit again what the mempool journal kept (at start, before peers and clients are served):
+        each sender's transactions in nonce order, with their first arrival time; those that
+        expired, were committed meanwhile or no longer pass admission stay out. Returns those admitted."""
+        cutoff = now_ms() - ttl_ms
+        txs: dict[bytes, tuple[int, Transaction]] = {}
+        for record in records:
+            if record.arrival_ms < cutoff:
+                continue
+            try:
+                tx = Transaction.decode(record.raw)
+            except DecodeError:
+                continue
+            txs.setdefault(tx.hash, (record.arrival_ms, tx))
+        ordered = sorted(txs.values(), key=lambda item: (item[1].sender_address, item[1].nonce, item[0]))
+        candidates: list[tuple[int, Transaction]] = []
+        for arrival, tx in ordered:
+            try:
+                self._reject_spent_nonce(tx)
+                self.mempool.precheck(tx)
+            except AichainError:
+                continue
+            candidates.append((arrival, tx))
+        valid = await self._verify([tx for _, tx in candidates])
+        admitted: list[Transaction] = []
+        for (arrival, tx), ok in zip(candidates, valid, strict=True):
+            if not ok:
+                continue
+            self.mempool.mark_verified(tx.hash)
+            with contextlib.suppress(AichainError):
+                self.mempool.admit(tx, arrival)
+                admitted.append(tx)
+        self._admitted(admitted)
+        return admitted
 
     def _admitted(self, txs: list[Transaction]) -> None:
         self.tx_arrived.set()

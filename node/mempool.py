@@ -261,6 +261,11 @@ class Mempool:
             return None
         return self._senders[where[0]].entries[where[1]].tx
 
+    def records(self) -> list[tuple[int, bytes]]:
+        """Every pending transaction as (arrival ms, encoded bytes): what the journal keeps."""
+        return [(entry.arrival_ms, entry.tx.encoded) for queue in self._senders.values()
+                for entry in queue.entries.values()]  # fmt: skip
+
     def eviction(self, tx_hash: bytes) -> Eviction | None:
         """Why this node evicted a transaction it had admitted (None if it did not, or forgot it)."""
         return self.evictions.get(tx_hash)

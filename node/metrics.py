@@ -34,6 +34,7 @@ class NodeMetrics:
         self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
         self.contract_call_source: Callable[[], dict[str, int] | None] = lambda: None  # read-only calls
         self.upload_source: Callable[[], dict[str, int] | None] = lambda: None  # PUT /artifacts: slots, refusals
+        self.journal_source: Callable[[], dict[str, int] | None] = lambda: None  # the mempool journal
         r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
@@ -184,6 +185,15 @@ class _LiveCollector(Collector):
             for reason in ("busy", "too_slow"):
                 refused.add_metric([reason], uploads[reason])
             yield refused
+        journal = self.metrics.journal_source()
+        if journal is not None:
+            yield GaugeMetricFamily("aichain_mempool_journal_bytes", "Bytes in the mempool journal's files",
+                                    value=journal["bytes"])  # fmt: skip
+            yield CounterMetricFamily("aichain_mempool_journal_compactions", "Compactions of the mempool journal",
+                                      value=journal["compactions"])  # fmt: skip
+            yield CounterMetricFamily("aichain_mempool_journal_write_errors",
+                                      "Admissions the mempool journal could not write (disk full?)",
+                                      value=journal["write_errors"])  # fmt: skip
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:

@@ -26,6 +26,7 @@ from core.errors import ConfigError
 from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
+from core.transaction import Transaction
 from node.admission import TxAdmission, now_ms
 from node.artifact_access import ArtifactAccess, PublisherBindings
 from node.artifact_flight import FetchInFlight
@@ -47,6 +48,7 @@ from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.rpc.read_calls import ReadOnlyCalls
 from node.signstate import Signer
+from node.tx_journal import JournalKeeper, TxJournal
 from node.upload_body import UploadLimits
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
@@ -80,6 +82,7 @@ class Node(TxAdmission):
         self.driver: ConsensusDriver | None = None
         self.network: Network | None = None
         self.key_release: KeyRelease | None = None
+        self.journal: JournalKeeper | None = None
         self.artifact_access: ArtifactAccess
         self.commit_lock = asyncio.Lock()
         self._evidence: dict[bytes, bytes] = {}
@@ -117,6 +120,7 @@ class Node(TxAdmission):
             is_committed=lambda tx_hash: self.chain.blocks.tx_location(tx_hash) is not None,
         )
         self.mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
+        restored = await self._open_journal()
         key = self._validator_key or self._load_validator_key()
         signer = None
         if key is not None:
@@ -130,6 +134,8 @@ class Node(TxAdmission):
         node_key = self._load_node_key()
         if config.p2p.enabled:
             await self._start_network(node_key, signer is not None)
+            if restored and self.network is not None:
+                self.network.announce_txs(restored)  # peers that lost them too get them back
         if signer is not None:
             self._start_guard(signer)
         if config.models.release_keys:
@@ -165,6 +171,8 @@ class Node(TxAdmission):
             await self._runner.cleanup()
         if self.contract_calls is not None:
             await self.contract_calls.close()  # its threads read the database: before it closes
+        if self.journal is not None:
+            await self.journal.close()
         self.block_worker.shutdown(wait=True)
         self._verifiers.shutdown(wait=True)
         if self.kv is not None:
@@ -174,6 +182,22 @@ class Node(TxAdmission):
             (self.config.datadir / "node.json").unlink()
         await self.loop_monitor.stop()
         log.info("node stopped")
+
+    async def _open_journal(self) -> list[Transaction]:
+        """Open the mempool journal, admit again what it kept (see node.tx_journal), and journal
+        every admission from now on."""
+        journal = JournalKeeper(TxJournal(self.config.datadir / "mempool"), self.mempool.records,
+                                lambda: self.mempool.size_bytes)  # fmt: skip
+        self.journal = journal
+        self.metrics.journal_source = lambda: {"write_errors": journal.write_errors, "compactions": journal.compactions,
+                                               "bytes": journal.journal.bytes_written}  # fmt: skip
+        records = journal.load()
+        restored = await self.readmit(records, self.mempool.limits.ttl_ms) if records else []
+        self.tx_listeners.append(journal.admitted)
+        if records:
+            log.info("mempool: %d of %d journaled transactions admitted again", len(restored), len(records))
+            journal.compact()  # what was not admitted again leaves the journal
+        return restored
 
     def _load_node_key(self) -> PrivateKey:
         """The node's own key: its P2P identity and the account that releases content keys."""
@@ -346,6 +370,8 @@ class Node(TxAdmission):
         used = {(tx.sender_address, tx.nonce): tx.hash for tx in block.transactions}
         self.mempool.remove_committed({sender for sender, _ in used}, used)
         self.mempool.expire(now_ms())
+        if self.journal is not None:
+            self.journal.block_committed()
         now = time.monotonic()
         if self._last_block_at is not None:
             self.metrics.block_interval.observe(now - self._last_block_at)

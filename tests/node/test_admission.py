@@ -36,3 +36,21 @@ async def test_copies_arriving_together_are_verified_once(tmp_path: Path) -> Non
         assert node.metrics.signatures_verified._value.get() == len(raws)
     finally:
         await node.stop()
+
+
+async def test_admissions_take_effect_in_arrival_order(tmp_path: Path) -> None:
+    """A sender's nonce 0 in a big gossip batch (verified on threads) and its nonce 1 in a small batch
+    right behind it (verified at once): the mempool must see nonce 0 first, not refuse nonce 1 as a gap."""
+    validator = PrivateKey.generate()
+    node = await start_bench_node(tmp_path / "node", bench_genesis(validator, SENDERS), validator)
+    try:
+        raws = signed_transfers(SENDERS, 2, [bytes(20)])  # nonce-major: every nonce 0, then every nonce 1
+        first = [Transaction.decode(raw) for raw in raws[:SENDERS]]
+        follower = Transaction.decode(raws[SENDERS])  # sender 0's nonce 1
+        assert (follower.sender_address, follower.nonce) == (first[0].sender_address, 1)
+        big, small = await asyncio.gather(node.submit_many(first), node.submit_many([follower]))
+        assert all(isinstance(r, bytes) for r in big)
+        assert small == [follower.hash], small
+        assert node.mempool.pending_nonce(follower.sender_address) == 2
+    finally:
+        await node.stop()
