@@ -219,8 +219,9 @@ def build_registry(node: Node) -> MethodRegistry:
             "result": {"balance": "1000000000", "nonce": 0, "height": 12, "state_root": "0x…", "proof": "0x…"},
         },
     )
-    def state_get_account(address: bytes) -> dict[str, Any]:
-        header, value, proof = chain.prove_account(address)
+    async def state_get_account(address: bytes) -> dict[str, Any]:
+        # On a thread: the proof waits for a commit in progress (its lock), never on the event loop.
+        header, value, proof = await asyncio.to_thread(chain.prove_account, address)
         account = Account() if value is None else Account.decode(value)
         pending = node.mempool.pending_nonce(address)
         return {

@@ -12,6 +12,7 @@ state, so blocks commit undisturbed while it reads.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from core.block import Header
@@ -31,6 +32,7 @@ from vm.state import StateView
 from vm.values import MAX_DEPTH, BadValue, decode_value, to_wire
 
 if TYPE_CHECKING:
+    from node.chain import Chain
     from node.node import Node
 
 MAX_EVENT_BLOCKS = 10_000
@@ -159,7 +161,7 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
         example={"params": ["0x5fc5…", "balances", "0x9ba4…"],
                  "result": {"value": 990, "present": True, "height": 12, "state_root": "0x…", "proof": "0x…"}},
     )  # fmt: skip
-    def contract_get_storage(address: bytes, name: str, key: Any, block: str | int) -> dict[str, Any]:
+    async def contract_get_storage(address: bytes, name: str, key: Any, block: str | int) -> dict[str, Any]:
         head_state(block)
         module = load_module(StateView(chain.state), address)
         if module is None:
@@ -176,7 +178,8 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
             state_key = storage_key(address, index, key, decl.kind)
         except BadValue as exc:
             raise InvalidParams(f"the key is not a contract value: {exc}") from exc
-        header, raw, proof = chain.prove_key(state_key)
+        # On a thread: the proof waits for a commit in progress (its lock), never on the event loop.
+        header, raw, proof = await asyncio.to_thread(chain.prove_key, state_key)
         value = decl.zero if raw is None else decode_value(raw)
         return {
             "value": value_to_json(value), "present": raw is not None, "height": header.height,
@@ -193,22 +196,30 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
         example={"params": ["0x5fc5…", 1, 20, "Sent"],
                  "result": [{"height": 3, "tx_hash": "0x…", "name": "Sent", "fields": {"amount": 10}}]},
     )  # fmt: skip
-    def contract_get_events(address: bytes, first: int, last: int | None, name: str | None) -> list[dict[str, Any]]:
+    async def contract_get_events(
+        address: bytes, first: int, last: int | None, name: str | None
+    ) -> list[dict[str, Any]]:
         last = chain.head.height if last is None else min(last, chain.head.height)
         if last - first >= MAX_EVENT_BLOCKS:
             raise InvalidParams(f"ask for at most {MAX_EVENT_BLOCKS:,} blocks at a time")
-        found = []
-        for height in range(max(first, 1), last + 1):
-            block = chain.blocks.block(height)
-            if block is None:
-                continue
-            for index, tx in enumerate(block.transactions):
-                receipt = chain.blocks.receipt(height, index)
-                for event in () if receipt is None else receipt.events:
-                    if event.emitter == address and (name is None or event.name == name):
-                        found.append({"height": height, "tx_hash": hx(tx.hash), "name": event.name,
-                                      "fields": {k: value_to_json(v) for k, v in event.fields}})  # fmt: skip
-        return found
+        # Reading and decoding up to MAX_EVENT_BLOCKS blocks is seconds of work: a thread's, not the loop's.
+        return await asyncio.to_thread(_scan_events, chain, address, first, last, name)
+
+
+def _scan_events(chain: Chain, address: bytes, first: int, last: int, name: str | None) -> list[dict[str, Any]]:
+    """The events `address` emitted in blocks first..last (named `name`, if given)."""
+    found = []
+    for height in range(max(first, 1), last + 1):
+        block = chain.blocks.block(height)
+        if block is None:
+            continue
+        for index, tx in enumerate(block.transactions):
+            receipt = chain.blocks.receipt(height, index)
+            for event in () if receipt is None else receipt.events:
+                if event.emitter == address and (name is None or event.name == name):
+                    found.append({"height": height, "tx_hash": hx(tx.hash), "name": event.name,
+                                  "fields": {k: value_to_json(v) for k, v in event.fields}})  # fmt: skip
+    return found
 
 
 def _function_name(value: Any) -> str:
