@@ -80,11 +80,17 @@ def transfer(
 
 @tx_app.command("get")
 def tx_get(tx_hash: str = typer.Argument(...), rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
-    """A transaction by hash (committed or pending)."""
+    """A transaction by hash: committed (with its block), pending, or evicted (with the reason)."""
     info = run_guarded(client(rpc).call, "tx_get", tx_hash)
     if info is None:
-        fail(f"no transaction {tx_hash} on chain or in the mempool")
-    emit(info, as_json)
+        fail(f"no transaction {tx_hash} on chain or in the mempool, and this node evicted none by that hash "
+             "(sent to another node? send it again)")
+    if as_json or info.get("status") != "evicted":
+        emit(info, as_json)
+        return
+    by = f" (by {info['by']})" if info.get("by") else ""
+    emit(info, False, f"{tx_hash}\n  evicted uncommitted: {info['reason']}{by}\n  {info['message']}")
+    raise typer.Exit(1)
 
 
 @tx_app.command("receipt")

@@ -263,8 +263,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         if "int" in text:
             if value is None:
                 return None
-            if isinstance(value, bool):
-                raise ConfigError(f"{where} must be an integer")
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ConfigError(f"{where} must be a whole number, not {value!r}")
             return int(value)
         return None if value is None else str(value)
     except ValueError as exc:

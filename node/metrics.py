@@ -35,6 +35,7 @@ class NodeMetrics:
         self.contract_call_source: Callable[[], dict[str, int] | None] = lambda: None  # read-only calls
         self.upload_source: Callable[[], dict[str, int] | None] = lambda: None  # PUT /artifacts: slots, refusals
         self.journal_source: Callable[[], dict[str, int] | None] = lambda: None  # the mempool journal
+        self.private_reads_source: Callable[[], dict[str, int] | None] = lambda: None  # signed plaintext reads
         r.register(_LiveCollector(self))
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
@@ -185,6 +186,14 @@ class _LiveCollector(Collector):
             for reason in ("busy", "too_slow"):
                 refused.add_metric([reason], uploads[reason])
             yield refused
+        reads = self.metrics.private_reads_source()
+        if reads is not None:
+            family = CounterMetricFamily("aichain_private_reads",
+                                         "Requests for the plaintext of a private artifact, by outcome",
+                                         labels=["outcome"])  # fmt: skip
+            for outcome in ("granted", "refused"):
+                family.add_metric([outcome], reads[outcome])
+            yield family
         journal = self.metrics.journal_source()
         if journal is not None:
             yield GaugeMetricFamily("aichain_mempool_journal_bytes", "Bytes in the mempool journal's files",

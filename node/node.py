@@ -107,6 +107,8 @@ class Node(TxAdmission):
         bindings = PublisherBindings(config.artifacts_path / "publishers")
         self.artifact_access = ArtifactAccess(self.genesis.chain_id, HeadView(self.chain, self.genesis.chain_id),
                                               bindings)  # fmt: skip
+        access = self.artifact_access
+        self.metrics.private_reads_source = lambda: {"granted": access.granted, "refused": access.refused}
         self.mempool = Mempool(
             self.genesis.chain_id,
             self.genesis.params,

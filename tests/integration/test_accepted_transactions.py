@@ -110,6 +110,8 @@ def test_a_replaced_transaction_is_reported_evicted_and_waiting_for_it_stops(tmp
         for tx in (first, cheaper, after):
             assert node.rpc.call("tx_wait", "0x" + tx.hash.hex(), 20) is not None
         assert node.rpc.call("tx_get", big_hash)["status"] == "evicted"
+        shown = node.cli("tx", "get", big_hash, check=False)  # the CLI says why, and exits 1
+        assert shown.returncode == 1 and "evicted uncommitted: replaced (by 0x" + cheaper.hash.hex() in shown.stdout
         metrics = _metrics(node.url)
         assert 'aichain_transactions_evicted_total{reason="replaced"} 1.0' in metrics
 

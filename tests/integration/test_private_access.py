@@ -181,6 +181,19 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     status, _, body = http(node, path, headers=signed(alice, artifact, "m", 1, path))
     assert status == 403 and "does not own it" in json.loads(body)["error"]
     assert http(node, path, headers=signed(carol, artifact, "m", 1, path))[0] == 200
+    reads = _private_reads(node)  # /metrics counts what was granted and refused
+    assert reads["granted"] >= 2 and reads["refused"] >= 5, reads
+
+
+def _private_reads(node: NodeProcess) -> dict[str, float]:
+    with urllib.request.urlopen(node.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out = {}
+    for outcome in ("granted", "refused"):
+        prefix = f'aichain_private_reads_total{{outcome="{outcome}"}}'
+        line = next(row for row in text.splitlines() if row.startswith(prefix))
+        out[outcome] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: NodeProcess, tmp_path: Path) -> None:

@@ -58,3 +58,13 @@ def test_a_relative_artifacts_path_is_relative_to_the_config_file(tmp_path: Path
     path.write_text('datadir = "data"\n[artifacts]\npath = "../blobs"\n')
     config = load_config(config_file=path, environ={})
     assert config.datadir == tmp_path / "conf" / "data" and config.artifacts_path == tmp_path / "blobs"
+
+
+@pytest.mark.parametrize("value", ["2.5", '"2.5"', "true"])
+def test_a_whole_number_setting_refuses_fractions_instead_of_truncating(tmp_path: Path, value: str) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text(f"[mempool]\nmax_per_sender = {value}\n")
+    with pytest.raises(ConfigError, match=r"mempool\.max_per_sender"):
+        load_config(toml, environ={})
+    toml.write_text("[mempool]\nmax_per_sender = 2.0\n")  # a whole number written as a float is fine
+    assert load_config(toml, environ={}).mempool.max_per_sender == 2
