@@ -111,7 +111,9 @@ def test_a_precommit_contradicting_a_stored_commit_is_evidence_and_the_signer_le
     with Testnet(tmp_path, validators=4) as net:
         net.wait_height(range(4), 4, 30)
         me = net.validator_address(3)
-        height = next(h for h in range(2, net.height(0) + 1) if me in net.commit_signers(0, h))
+        # A commit holds the first 2f+1 precommits that arrived: on a loaded machine node3's may miss a few.
+        height = wait_for(lambda: next((h for h in range(2, net.height(0) + 1) if me in net.commit_signers(0, h)),
+                                       None), 30, "a stored commit that node3 signed")  # fmt: skip
         commit = net.call(0, "chain_getCommit", height)
         key = read_key_file(net.validator_key(3), None)
         conflicting = Vote(VoteType.PRECOMMIT, height, int(commit["round"]), b"", key.address).signed_by(
