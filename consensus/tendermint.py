@@ -335,6 +335,21 @@ class Tendermint:
 
     # --- observation ------------------------------------------------------------------------
 
+    def decided_without_block(self) -> bool:
+        """2f+1 precommits name a block this machine does not hold as valid: the height was decided
+        by the others (a node that was down sees the commit's precommits, not the proposal), and
+        only block sync can bring the block."""
+        if self.validators is None or self.step == Step.NEW_HEIGHT:
+            return False
+        quorum = self._quorum()
+        for (_, vote_type), vote_set in self._votes.items():
+            if vote_type != VoteType.PRECOMMIT or vote_set.total < quorum:
+                continue
+            for block_hash, power in vote_set.power.items():
+                if block_hash != NIL and power >= quorum and not self._blocks.get(block_hash, (None, False))[1]:
+                    return True
+        return False
+
     def held_votes(self, round_: int, vote_type: int) -> dict[bytes, Vote]:
         """The votes of `vote_type` at `round_` of this height, one per validator (the first that came)."""
         vote_set = self._votes.get((round_, vote_type))

@@ -78,8 +78,11 @@ class BlockSync:
         return self.target > self.node.chain.head.height + 1
 
     def _behind(self) -> bool:
-        """Consensus catches up one block by itself; sync when further behind, or one behind for long.
-        A block consensus decided and is writing counts as ours (fetching it too would be wasted)."""
+        """Consensus catches up one block by itself; sync when further behind, one behind for long, or
+        one behind with the commit's precommits in hand but not the block (a validator back from a
+        crash gets the precommits from its peers' vote gossip, never the proposal: waiting out the
+        grace there only delays the height the others wait at). A block consensus decided and is
+        writing counts as ours (fetching it too would be wasted)."""
         head = self.node.chain.head.height
         driver = self.node.driver
         if driver is not None and driver.writing_height is not None:
@@ -88,6 +91,8 @@ class BlockSync:
             self._one_behind_since = None
             return False
         if self.target > head + 1:
+            return True
+        if driver is not None and driver.machine.height == head + 1 and driver.machine.decided_without_block():
             return True
         now = time.monotonic()
         if self._one_behind_since is None or self._one_behind_since[0] != head:

@@ -713,3 +713,22 @@ def test_restarted_validator_must_restore_its_lock(wal: bool) -> None:
         # A resumed in round 1 (after round 0, where it signed) still locked on v: no prevote for v'
         assert all(vote.block_hash != v2.hash for vote in net.sent[a] if vote.round == 1)
     assert net.decided.get(d) is None
+
+
+def test_a_machine_knows_when_a_height_was_decided_with_a_block_it_lacks() -> None:
+    """A validator back from a crash receives the commit's precommits (vote gossip sends a peer one
+    height behind our last commit) but not the proposal: block sync must fetch the block at once."""
+    d = Driver()
+    d.start()
+    v = d.block()
+    assert not d.machine.decided_without_block()
+    d.vote(1, PRECOMMIT, 2, v.hash)
+    d.vote(2, PRECOMMIT, 2, v.hash)
+    assert not d.machine.decided_without_block()  # 2 of 4: not decided
+    d.vote(3, PRECOMMIT, 2, v.hash)
+    assert d.machine.decided_without_block()
+    d.vote(1, PRECOMMIT, 3, b"")  # nil precommits never mean a block is missing
+    assert d.machine.decided_without_block()
+    actions = d.propose(2, v)  # the block arrives (here as round 2's proposal): decided, nothing missing
+    assert any(isinstance(a, CommitBlock) for a in actions)
+    assert not d.machine.decided_without_block()

@@ -20,7 +20,8 @@ node up again:
   quorum never left, continued within that time of the fault).
 
 `test_chaos_quick` runs a few events in `make test`; `test_chaos_campaign` (`make soak`) runs
-the issue's campaign: 30 kills (a third of them breaking quorum) and 10 pauses. Set
+30 kills (a third of them breaking quorum), 10 pauses, and three times the stall of a polka
+whose proposer dies right after its prevote while another validator is down (`run_stall`). Set
 AICHAIN_CHAOS_SEED to replay a run's random choices (the seed is printed).
 """
 
@@ -144,7 +145,7 @@ class ChaosLoad(threading.Thread):
 
 @dataclass
 class Event:
-    kind: str  # "kill", "kill-quorum", "pause"
+    kind: str  # "kill", "kill-quorum", "pause", "stall" (finding 5's scenario)
     nodes: tuple[int, ...]
     down_s: float
     resume_s: float = -1.0
@@ -158,7 +159,7 @@ class Campaign:
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
-        for kind in ("kill", "kill-quorum", "pause"):
+        for kind in ("kill", "kill-quorum", "pause", "stall"):
             for figure in ("resume_s", "catchup_s"):
                 times = [getattr(e, figure) for e in self.events if e.kind == kind]
                 if times:
@@ -192,9 +193,10 @@ def _top(net: Testnet, nodes: list[int]) -> int:
     return best
 
 
-def _wait_new_height(net: Testnet, nodes: list[int], above: int, limit: float) -> float:
-    """Seconds until some node in `nodes` finalizes a height above `above` (fails after `limit`)."""
-    start = time.monotonic()
+def _wait_new_height(net: Testnet, nodes: list[int], above: int, limit: float, since: float | None = None) -> float:
+    """Seconds from `since` (default: now) until some node in `nodes` finalizes a height above `above`
+    (fails after `limit`)."""
+    start = time.monotonic() if since is None else since
     wait_for(lambda: _top(net, nodes) > above, limit, f"a height above {above} on {nodes}", interval=0.05)
     return time.monotonic() - start
 
@@ -207,13 +209,14 @@ def _wait_caught_up(net: Testnet, i: int, others: list[int], limit: float) -> fl
     return time.monotonic() - start
 
 
-def run_event(net: Testnet, load: ChaosLoad, event: Event, rng: random.Random) -> None:
+def run_event(net: Testnet, load: ChaosLoad, event: Event, rng: random.Random | None = None) -> None:
     """Carry out one fault and measure it.
 
     `resume_s` is, for a quorum loss, the time from quorum returning (the first killed validator
-    answering again) to the next finalized block; for a single kill or a pause (quorum never
-    left), the time from the fault to the next finalized block among the others. `catchup_s`
-    is how long the faulty validator took, once back, to reach the head.
+    started again; its start-up counts, so this is an upper bound) to the next finalized block;
+    for a single kill or a pause (quorum never left), the time from the fault to the next
+    finalized block among the others. `catchup_s` is how long the faulty validator took, once
+    back, to reach the head.
     """
     everyone = list(range(len(net.nodes)))
     others = [i for i in everyone if i not in event.nodes]
@@ -242,19 +245,57 @@ def run_event(net: Testnet, load: ChaosLoad, event: Event, rng: random.Random) -
         event.catchup_s = _wait_caught_up(net, first, others, limit)
         load.mark(first, True)
         return
-    time.sleep(rng.uniform(0.0, 1.0))
+    time.sleep((rng or random).uniform(0.0, 1.0))
     for i in rest:
         load.mark(i, False)
         net.kill(i)
     time.sleep(event.down_s)
     event.height_before = _top(net, others)
+    back = time.monotonic()  # counted from the restart, the process's start-up included: an upper bound
     net.start(first, timeout=60)  # 3 of 4: quorum is back
-    event.resume_s = _wait_new_height(net, [first, *others], event.height_before, limit)
+    event.resume_s = _wait_new_height(net, [first, *others], event.height_before, limit, since=back)
     load.mark(first, True)
     net.start(*rest, timeout=60)
     event.catchup_s = max(_wait_caught_up(net, i, [first, *others], limit) for i in rest)
     for i in rest:
         load.mark(i, True)
+
+
+def _set_exit_after_prevote(net: Testnet, i: int, height: int | None) -> None:
+    """Switch validator i into (or out of) the test fault `[consensus] test_exit_after_prevote_at`."""
+    path = net.nodes[i].dir / "node.toml"
+    text = path.read_text().split("\n# chaos: exit after prevote\n")[0]
+    if height is not None:
+        text += f"\n# chaos: exit after prevote\n[consensus]\ntest_exit_after_prevote_at = {height}\n"
+    path.write_text(text)
+
+
+def run_stall(net: Testnet, load: ChaosLoad, event: Event, rng: random.Random | None = None) -> None:
+    """Finding 5's scenario under load: D down; A, proposing, dies right after its round-0 prevote
+    while B and C lock on its block; D comes back. B, C and D must finalize (`resume_s`: from D's
+    restart, its start-up included, to the next block); then A comes back and catches up (`catchup_s`)."""
+    a, b, c, d = event.nodes
+    load.mark(d, False)
+    net.kill(d)
+    load.mark(a, False)
+    net.kill(a)
+    event.height_before = _top(net, [b, c])
+    _set_exit_after_prevote(net, a, event.height_before + 2)
+    try:
+        net.start(a, timeout=60)
+        wait_for(lambda: not net.running(a), 60, "A to exit after its round-0 prevote at a height it proposes")
+    finally:
+        _set_exit_after_prevote(net, a, None)
+    for i in (b, c):
+        wait_for(lambda i=i: net.call(i, "consensus_status")["locked_round"] >= 0, 20, f"node{i} locked on A's block")
+    event.height_before = _top(net, [b, c])
+    back = time.monotonic()
+    net.start(d, timeout=60)
+    event.resume_s = _wait_new_height(net, [b, c, d], event.height_before, 3 * RESUME_LIMIT_S, since=back)
+    load.mark(d, True)
+    net.start(a, timeout=60)
+    event.catchup_s = _wait_caught_up(net, a, [b, c, d], 3 * RESUME_LIMIT_S)
+    load.mark(a, True)
 
 
 def fund(net: Testnet, senders: list[PrivateKey]) -> None:
@@ -308,11 +349,12 @@ def check_outcome(net: Testnet, load: ChaosLoad, campaign: Campaign, report: Pat
     assert not load.failures, load.failures[:10]
 
 
-def chaos(tmp_path: Path, singles: int, pairs: int, pauses: int) -> Campaign:
+def chaos(tmp_path: Path, singles: int, pairs: int, pauses: int, stalls: int = 0) -> Campaign:
     seed = int(os.environ.get("AICHAIN_CHAOS_SEED") or secrets.randbits(32))
     print(f"AICHAIN_CHAOS_SEED={seed}")
     rng = random.Random(seed)
     campaign = Campaign(plan(rng, singles, pairs, pauses))
+    campaign.events += [Event("stall", tuple(rng.sample(range(4), 4)), 0.0) for _ in range(stalls)]
     with Testnet(tmp_path, validators=4, block_time_ms=BLOCK_TIME_MS) as net:
         net.wait_height(range(4), 2, 30)
         senders = [PrivateKey.generate() for _ in range(SENDERS)]
@@ -322,7 +364,7 @@ def chaos(tmp_path: Path, singles: int, pairs: int, pauses: int) -> Campaign:
         try:
             time.sleep(2)
             for event in campaign.events:
-                run_event(net, load, event, rng)
+                (run_stall if event.kind == "stall" else run_event)(net, load, event, rng)
                 time.sleep(rng.uniform(0.5, 2.0))
         finally:
             load.stop()
@@ -339,7 +381,8 @@ def test_chaos_quick(tmp_path: Path) -> None:
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
 def test_chaos_campaign(tmp_path: Path) -> None:
-    """30 kill -9s (10 of them breaking quorum) and 10 SIGSTOP pauses under load."""
-    campaign = chaos(tmp_path, singles=10, pairs=10, pauses=10)
-    kills = sum(len(e.nodes) for e in campaign.events if e.kind != "pause")
+    """30 kill -9s (10 of them breaking quorum), 10 SIGSTOP pauses and 3 runs of finding 5's stall
+    scenario, under load."""
+    campaign = chaos(tmp_path, singles=10, pairs=10, pauses=10, stalls=3)
+    kills = sum(len(e.nodes) for e in campaign.events if e.kind in ("kill", "kill-quorum"))
     assert kills == 30
