@@ -35,7 +35,6 @@ from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
 from node.double_sign_guard import DoubleSignGuard
-from node.evictions import Eviction
 from node.head_view import HeadView
 from node.http_log import server_logger
 from node.key_release import KeyRelease, events_of
@@ -192,14 +191,7 @@ class Node(TxAdmission):
         self.journal = journal
         self.metrics.journal_source = lambda: {"write_errors": journal.write_errors, "compactions": journal.compactions,
                                                "bytes": journal.journal.bytes_written}  # fmt: skip
-        count_eviction = self.mempool.on_evicted
-
-        def evicted(eviction: Eviction) -> None:  # journaled, so a restart does not admit it again
-            if count_eviction is not None:
-                count_eviction(eviction)
-            journal.evicted(eviction.tx_hash)
-
-        self.mempool.on_evicted = evicted
+        journal.follow_evictions(self.mempool)
         records = journal.load()
         restored = await self.readmit(records, self.mempool.limits.ttl_ms) if records else []
         self.tx_listeners.append(journal.admitted)

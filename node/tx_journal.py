@@ -41,6 +41,8 @@ from core.hashing import sha256
 
 if TYPE_CHECKING:
     from core.transaction import Transaction
+    from node.evictions import Eviction
+    from node.mempool import Mempool
 
 log = logging.getLogger("aichain.mempool")
 
@@ -176,6 +178,17 @@ class JournalKeeper:
         """A mempool listener: called with each batch the mempool admitted, before admission answers."""
         now = time.time_ns() // 1_000_000
         self._append([(now, tx.encoded) for tx in txs])
+
+    def follow_evictions(self, mempool: Mempool) -> None:
+        """Journal each eviction of `mempool` (besides whatever it told of them before)."""
+        told = mempool.on_evicted
+
+        def evicted(eviction: Eviction) -> None:
+            if told is not None:
+                told(eviction)
+            self.evicted(eviction.tx_hash)
+
+        mempool.on_evicted = evicted
 
     def evicted(self, tx_hash: bytes) -> None:
         """The mempool evicted this transaction: a restart must not admit it again (a tombstone)."""
