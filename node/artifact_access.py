@@ -6,7 +6,8 @@ plaintext. It does so only for a request signed by an account that may read it
 
 1. the header is well formed, its timestamp within `WINDOW_MS` of this node's clock, and its
    signature verifies for this chain, this artifact, this method, path and Range;
-2. its nonce was not used by that account within the window (a bounded replay cache);
+2. its nonce was not used by that account within the window (a bounded replay cache,
+   `node.replay_cache`, in which an account that floods crowds out only itself);
 3. at the head: the version it names (`model@version`) exists and its artifact is this one;
 4. that version was published by the account this node keeps the content key for (the uploader
    names it in `X-Content-Publisher` with the encrypted upload). Anyone may register a model
@@ -23,7 +24,6 @@ a JSON body saying what is needed. Ciphertext (`/stored`) stays public. The node
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections.abc import Callable
@@ -35,11 +35,10 @@ from core.artifact import Manifest, format_id
 from core.errors import AichainError
 from core.keys import ADDRESS_SIZE, address_hex, parse_address
 from core.read_request import SCHEME, WINDOW_MS, ReadRequestInvalid, SignedRead, parse_read
+from node.replay_cache import MAX_NONCES, MAX_NONCES_PER_ACCOUNT, ReplayCache
 from vm.system import LICENSING, MODELS
 
 PUBLISHER_HEADER = "X-Content-Publisher"
-MAX_NONCES = 65_536  # signed reads remembered at once (each for at most 2 x WINDOW_MS)
-MAX_NONCES_PER_ACCOUNT = 4_096
 
 View = Callable[..., Any]  # view(contract, function, *args, time_ms=...) -> result, at the head; raises on failure
 
@@ -107,45 +106,6 @@ def publisher_header(value: str | None) -> bytes | None:
         raise ValueError(f"{PUBLISHER_HEADER}: {exc}") from None
 
 
-class ReplayCache:
-    """The nonces of signed reads granted within the window, so none is granted twice.
-
-    Bounded: at most `max_entries` in all and `per_account` per account; beyond that new reads are
-    refused (429) until old ones expire, rather than forgetting a nonce that could then be replayed."""
-
-    def __init__(self, max_entries: int = MAX_NONCES, per_account: int = MAX_NONCES_PER_ACCOUNT) -> None:
-        self.max_entries = max_entries
-        self.per_account = per_account
-        self._expiry: dict[tuple[bytes, bytes], int] = {}
-        self._heap: list[tuple[int, bytes, bytes]] = []
-        self._per_account: dict[bytes, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def _prune(self, now_ms: int) -> None:
-        while self._heap and self._heap[0][0] < now_ms:
-            _, account, nonce = heapq.heappop(self._heap)
-            del self._expiry[(account, nonce)]
-            left = self._per_account[account] - 1
-            if left:
-                self._per_account[account] = left
-            else:
-                del self._per_account[account]
-
-    def seen(self, account: bytes, nonce: bytes, now_ms: int) -> bool:
-        self._prune(now_ms)
-        return (account, nonce) in self._expiry
-
-    def room_for(self, account: bytes) -> bool:
-        return len(self._expiry) < self.max_entries and self._per_account.get(account, 0) < self.per_account
-
-    def add(self, account: bytes, nonce: bytes, expires_ms: int) -> None:
-        self._expiry[(account, nonce)] = expires_ms
-        heapq.heappush(self._heap, (expires_ms, account, nonce))
-        self._per_account[account] = self._per_account.get(account, 0) + 1
-
-
 class ArtifactAccess:
     """Decides whether a request may have a private artifact's plaintext (see the module's docstring)."""
 
@@ -201,13 +161,18 @@ class ArtifactAccess:
                                     f"({method}), the path ({path}) and the Range header; sign each request "
                                     "anew")  # fmt: skip
         account = signed.account
+        expires_ms = request.timestamp_ms + self.window_ms
         if self.replays.seen(account, request.nonce, now_ms):
             raise AccessDenied(401, "this signed read was used already (its nonce is spent): sign each request anew")
+        if self.replays.below_floor(account, expires_ms):
+            raise AccessDenied(429, f"{address_hex(account)} made so many signed reads within {self.window_ms // 1000} "
+                                    "s that this node forgot the nonces of the oldest, and this read is dated no "
+                                    "later than those: sign it anew")  # fmt: skip
         if not self.replays.room_for(account):
-            raise AccessDenied(429, f"too many signed reads by {address_hex(account)} (or by all) within "
+            raise AccessDenied(429, f"too many signed reads by {address_hex(account)} within "
                                     f"{self.window_ms // 1000} s; try again shortly")  # fmt: skip
         self._check_chain(signed, manifest, now_ms)
-        self.replays.add(account, request.nonce, request.timestamp_ms + self.window_ms)
+        self.replays.add(account, request.nonce, expires_ms)
         return Grant(account, request.model, request.version)
 
     def _check_chain(self, signed: SignedRead, manifest: Manifest, now_ms: int) -> None:
@@ -236,5 +201,5 @@ class ArtifactAccess:
                                     f"buy one with `aichain-node licence buy {ref} --from KEY`")  # fmt: skip
 
 
-__all__ = ["PUBLISHER_HEADER", "AccessDenied", "ArtifactAccess", "Grant", "PublisherBindings", "ReplayCache",
-           "publisher_header"]  # fmt: skip
+__all__ = ["MAX_NONCES", "MAX_NONCES_PER_ACCOUNT", "PUBLISHER_HEADER", "AccessDenied", "ArtifactAccess", "Grant",
+           "PublisherBindings", "ReplayCache", "publisher_header"]  # fmt: skip

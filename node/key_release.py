@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,8 @@ POST_GAS = 2_000_000  # a post_envelope with its licence check uses a few hundre
 MAX_QUEUED = 4_096  # blocks' worth of licences waiting to be looked at
 MAX_WAITING = 10_000  # licences waiting for their buyer to publish an encryption key
 SYNC_POLL_S = 0.5
-SYNC_WAIT_S = 60.0  # longest a release waits for the node to catch up
+SYNC_WAIT_S = 60.0  # longest releases wait for the node to catch up, in all, while it keeps syncing
+FRESH_HEAD_S = 2.0  # a head this recent (two block times by default) is the tip, whatever a peer claims
 Licence = tuple[str, int, bytes]  # (model, version, licensee)
 
 
@@ -63,6 +65,7 @@ class KeyRelease:
         self._queue: asyncio.Queue[list[Licence]] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task[None] | None = None
         self._next_nonce: int | None = None
+        self._gave_up = False  # releases stopped waiting for a sync that has gone on since
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="key-release")
@@ -104,13 +107,23 @@ class KeyRelease:
     async def _caught_up(self) -> None:
         """Wait while the node syncs: the head it has may lack the envelope the owners posted meanwhile.
 
-        At most `SYNC_WAIT_S` at a time, so a peer that claims a head nobody has cannot stop releases for
-        good (the contract still refuses a second envelope; at worst one transaction fails)."""
+        Not while its head is recent (`FRESH_HEAD_S`): it is at the tip, whatever head a peer
+        claims; and at most `SYNC_WAIT_S` for one stretch of syncing, not for each licence. A peer
+        that claims a head nobody has kept the node "syncing" for as long as it stayed connected,
+        and made each licence wait the whole time: one envelope a minute. (If the owners did post
+        one meanwhile, the contract refuses the second: one transaction fails, nothing worse.)"""
         network = self.node.network
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + SYNC_WAIT_S
-        while network is not None and network.sync.syncing() and loop.time() < deadline:
+        started = loop.time()
+        while network is not None and network.sync.syncing() and not self._head_is_fresh():
+            if self._gave_up or loop.time() - started >= SYNC_WAIT_S:
+                self._gave_up = True
+                return
             await asyncio.sleep(SYNC_POLL_S)
+        self._gave_up = False
+
+    def _head_is_fresh(self) -> bool:
+        return time.time() * 1000 - self.node.chain.head.timestamp_ms < FRESH_HEAD_S * 1000
 
     async def _release(self, licence: Licence) -> None:
         await self._caught_up()

@@ -193,6 +193,7 @@ class Node(TxAdmission):
         self.journal = journal
         self.metrics.journal_source = lambda: {"write_errors": journal.write_errors, "compactions": journal.compactions,
                                                "bytes": journal.journal.bytes_written}  # fmt: skip
+        journal.follow_evictions(self.mempool)
         records = journal.load()
         restored = await self.readmit(records, self.mempool.limits.ttl_ms) if records else []
         self.tx_listeners.append(journal.admitted)

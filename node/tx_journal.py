@@ -11,6 +11,11 @@ answers), and a restarted node admits what its journal holds again.
   machine may lose the last records (their senders get no receipt and send again).
 - A record is `[u32 length][u64 arrival ms][transaction bytes]`; a torn record at the end of
   a file (a write cut short) and anything that does not decode are skipped on load.
+- An eviction is journaled too, as a record `[32][2^64 - 1][transaction hash]` (a tombstone):
+  on load it removes what came before it with that hash, and the same transaction sent again
+  after it counts again. Without it a restart admitted again what the node had evicted (and
+  told `tx_get` so), and that one then took its nonce from the transaction the sender had sent
+  in its place, which had been acknowledged.
 - The journal is a numbered series of files, appended to only in the newest. Compaction
   starts a new file for appends, then writes what is pending at that moment over the file
   before it and deletes the older ones (in a thread: the event loop only takes the snapshot).
@@ -32,8 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.hashing import sha256
+
 if TYPE_CHECKING:
     from core.transaction import Transaction
+    from node.evictions import Eviction
+    from node.mempool import Mempool
 
 log = logging.getLogger("aichain.mempool")
 
@@ -41,6 +50,7 @@ _HEADER = struct.Struct(">IQ")
 MAX_RECORD = 1 << 20  # larger than any transaction the mempool admits
 SUFFIX = ".journal"
 SLACK_BYTES = 8 << 20  # compact once the journal holds this much more than twice what is pending
+TOMBSTONE = (1 << 64) - 1  # the arrival field of a record whose bytes are the hash of an evicted transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,19 +105,20 @@ class TxJournal:
         return os.open(self._path(index), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def load(self) -> list[JournalRecord]:
-        """Every record in the journal (oldest file first), de-duplicated by transaction bytes."""
-        seen: set[bytes] = set()
-        out: list[JournalRecord] = []
+        """Every transaction the journal holds (oldest file first), each once, less those a later
+        tombstone removed (an eviction)."""
+        kept: dict[bytes, JournalRecord] = {}  # transaction hash -> its first record since it was last removed
         for index in self._files:
             try:
                 data = self._path(index).read_bytes()
             except FileNotFoundError:
                 continue
             for record in decode_records(data):
-                if record.raw not in seen:
-                    seen.add(record.raw)
-                    out.append(record)
-        return out
+                if record.arrival_ms == TOMBSTONE:
+                    kept.pop(record.raw, None)
+                else:
+                    kept.setdefault(sha256(record.raw), record)
+        return list(kept.values())
 
     def append(self, records: Iterable[tuple[int, bytes]]) -> None:
         """Write admitted transactions (arrival ms, encoded bytes); returns once the kernel has them."""
@@ -166,8 +177,26 @@ class JournalKeeper:
     def admitted(self, txs: list[Transaction]) -> None:
         """A mempool listener: called with each batch the mempool admitted, before admission answers."""
         now = time.time_ns() // 1_000_000
+        self._append([(now, tx.encoded) for tx in txs])
+
+    def follow_evictions(self, mempool: Mempool) -> None:
+        """Journal each eviction of `mempool` (besides whatever it told of them before)."""
+        told = mempool.on_evicted
+
+        def evicted(eviction: Eviction) -> None:
+            if told is not None:
+                told(eviction)
+            self.evicted(eviction.tx_hash)
+
+        mempool.on_evicted = evicted
+
+    def evicted(self, tx_hash: bytes) -> None:
+        """The mempool evicted this transaction: a restart must not admit it again (a tombstone)."""
+        self._append([(TOMBSTONE, tx_hash)])
+
+    def _append(self, records: list[tuple[int, bytes]]) -> None:
         try:
-            self.journal.append((now, tx.encoded) for tx in txs)
+            self.journal.append(records)
         except OSError as exc:  # a full disk must not stop admission; these are lost to a crash only
             self.write_errors += 1
             if self.write_errors == 1 or self.write_errors % 1000 == 0:
@@ -202,4 +231,4 @@ class JournalKeeper:
         self.journal.close()
 
 
-__all__ = ["JournalKeeper", "JournalRecord", "TxJournal", "decode_records", "encode_records"]
+__all__ = ["TOMBSTONE", "JournalKeeper", "JournalRecord", "TxJournal", "decode_records", "encode_records"]

@@ -139,19 +139,28 @@ class Ingest:
         return manifest
 
     def _commit_sealed(self, manifest: Manifest, pin: bool, seal: Seal | None) -> None:
-        if seal is not None:
-            if manifest.id != seal[1]:
-                raise ArtifactError(f"the bytes are {manifest.artifact_id}, not {format_id(seal[1])} as announced: "
-                                    "their chunks were encrypted for the wrong id, nothing was kept")  # fmt: skip
-            self._keep_key(manifest.id, seal[0])
-        self._commit(manifest, pin)
+        if seal is not None and manifest.id != seal[1]:
+            raise ArtifactError(f"the bytes are {manifest.artifact_id}, not {format_id(seal[1])} as announced: "
+                                "their chunks were encrypted for the wrong id, nothing was kept")  # fmt: skip
+        self._commit_keyed(manifest, pin, None if seal is None else seal[0])
+
+    def _commit_keyed(self, manifest: Manifest, pin: bool, content_key: bytes | None) -> None:
+        """Keep the content key (if encrypted) and make the manifest visible, as one step: two ingests of the
+        same bytes at once must not leave the key of one beside the chunks of the other."""
+        with self._lock:
+            if content_key is not None:
+                self._keep_key(manifest.id, content_key)
+            self._commit(manifest, pin)
 
     def _keep_key(self, artifact: bytes, content_key: bytes) -> None:
         """Keep the content key of a new encrypted artifact; never replace another one: envelopes
         sealed with it open the chunks stored here, and whoever re-uploads the bytes must not
-        spoil them."""
+        spoil them. Nor give one to bytes stored in the clear: anyone can fetch those."""
         held = self.content_key(artifact)
-        if held is None and self.has(artifact) and self.manifest(artifact).encrypted:
+        if held is None and self.has(artifact):
+            if not self.manifest(artifact).encrypted:
+                raise ArtifactKeyConflict(f"{format_id(artifact)} is already stored here unencrypted, so anyone can "
+                                          "fetch it: it cannot be made private; nothing new was kept")  # fmt: skip
             held = b""  # stored encrypted (fetched from peers) under a key this store never had
         if held is not None and held != content_key:
             raise ArtifactKeyConflict(f"{format_id(artifact)} is already stored encrypted under another content key, "
@@ -171,8 +180,7 @@ class Ingest:
         chunk_ids = self._write_chunks(sealed, progress)
         try:
             manifest = Manifest(digest, kind, size, self.chunk_size, tuple(chunk_ids), files, encrypted=True)
-            self._keep_key(digest, content_key)
-            self._commit(manifest, pin)
+            self._commit_keyed(manifest, pin, content_key)
         finally:
             self._release(chunk_ids)
         return manifest

@@ -10,19 +10,27 @@ ciphertext, has no plaintext to give even to a licensee.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from core.keys import PrivateKey, address_hex
 from core.read_request import sign_read
 from node.bench.onnx_model import build_mlp
 from node.devnet import DEV_ACCOUNT_KEY
+from node.network import STATUS
+from node.p2p.framing import decode_body, encode_frame, limits_for, read_frame
+from node.p2p.messages import MsgType, pong_frame
 from node.sdk import Client
 from node.sdk.terms import Offer
-from tests.integration.testnet_support import Testnet, wait_for
+from tests.harness import NodeProcess
+from tests.integration.support import fund
+from tests.integration.testnet_support import Testnet, raw_peer, wait_for
 from vm.system import KEYS
 
 AIC = 10**9
@@ -94,3 +102,51 @@ def test_one_envelope_per_licensee_when_the_owner_posts_while_the_releaser_is_do
                          timestamp_ms=int(time.time() * 1000))  # fmt: skip
         status, body = get(url[VALIDATOR] + path, {"Authorization": read.header()})
         assert status == 409 and b"has not got its content key" in body  # a licensee, but no key on that node
+
+
+def test_a_peer_claiming_a_head_nobody_has_does_not_hold_up_releases(tmp_path: Path) -> None:
+    """A peer that completes a handshake, claims a head of 10^9 and answers pings keeps the node "syncing" for as
+    long as it stays. Each licence used to wait out the whole 60 s catch-up budget in turn: two buyers got their
+    envelopes after 60 and 120 s. A node whose head is recent is at the tip, whatever a peer claims."""
+    with NodeProcess(tmp_path, block_time_ms=200) as node:
+        alice, *buyers = (fund(node, 50 * AIC) for _ in range(3))
+        with Client(node.url, alice) as owner:
+            owner.models.publish(build_mlp(tmp_path / "m.onnx", seed=33), "m", private=True,
+                                 offer=Offer.parse("price=1"))  # fmt: skip
+        status = node.rpc.call("node_status")
+        stop = threading.Event()
+        liar = threading.Thread(target=asyncio.run, args=(_claim_a_head(status, 10**9, stop),))
+        liar.start()
+        try:
+            wait_for(lambda: node.rpc.call("node_status")["syncing"], 10, "the claimed head to make the node sync")
+            started = time.monotonic()
+            for buyer in buyers:
+                with Client(node.url, buyer) as licensee:
+                    licensee.models.buy("m@1")
+
+            def served() -> bool:
+                with Client(node.url) as reader:
+                    return all(reader.view(KEYS, "envelope_for", "m", 1, b.address) for b in buyers)
+
+            wait_for(served, 20, "both envelopes")
+            assert node.rpc.call("node_status")["syncing"], "the lying peer was still connected throughout"
+            print(f"both envelopes {time.monotonic() - started:.1f} s after the first purchase (60 and 120 s before)")
+        finally:
+            stop.set()
+            liar.join(10)
+
+
+async def _claim_a_head(status: dict[str, Any], height: int, stop: threading.Event) -> None:
+    """Connect as a peer, claim `height` as its head, answer pings until `stop`."""
+    peer = await raw_peer(status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]),
+                          "127.0.0.1")  # fmt: skip
+    await peer.send_raw(encode_frame(STATUS, [STATUS, height, b"\x07" * 32]))
+    while not stop.is_set():
+        try:
+            frame = await asyncio.wait_for(read_frame(peer.reader, max_frame_size=1 << 26, idle_timeout=None,
+                                                      body_timeout=5), 0.5)  # fmt: skip
+        except TimeoutError:
+            continue
+        if frame.msg_type == MsgType.PING:
+            await peer.send_raw(pong_frame(decode_body(frame.body, limits_for(1 << 26))[1]))
+    peer.close()

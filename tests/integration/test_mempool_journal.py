@@ -56,3 +56,33 @@ def test_what_was_committed_does_not_come_back(tmp_path: Path) -> None:
         assert node.rpc.call("node_status")["mempool_txs"] == 0  # journaled, but committed: left out
         wait_for(lambda: metric(node.url, "aichain_mempool_journal_bytes") == 0, 10, "the journal to be compacted")
         send_and_wait(node, transfer(key, bytes(20), 99, 3))  # and the node goes on
+
+
+def test_an_evicted_transaction_stays_evicted_and_what_took_its_nonce_survives(tmp_path: Path) -> None:
+    """A transaction the node evicted (here: the pool was full) does not come back from the journal
+    after a crash; the transaction its sender sent in its place, at the same nonce and acknowledged
+    after the eviction, is the one pending after the restart (it used to be refused as an
+    under-priced replacement of the resurrected one, so an acknowledged transaction was lost)."""
+    node = NodeProcess(tmp_path, block_time_ms=200)
+    with node:
+        s, t, u = (fund(node, 10**12) for _ in range(3))
+        node.stop()
+        node.block_time_ms = SLOW_BLOCKS_MS
+        node.env["AICHAIN_MEMPOOL_MAX_TXS"] = "2"
+        node.start()
+        first = transfer(s, bytes(20), 1, 0, gas_price=100)
+        node.rpc.send(first)
+        node.rpc.send(transfer(t, bytes(20), 1, 0, gas_price=101))
+        node.rpc.send(transfer(u, bytes(20), 1, 0, gas_price=102))  # the pool is full: `first` makes room
+        evicted = node.rpc.call("tx_get", "0x" + first.hash.hex())
+        assert evicted["status"] == "evicted" and evicted["reason"] == "pool_full", evicted
+        instead = transfer(s, bytes.fromhex("ab" * 20), 2, 0, gas_price=103)  # the sender sends nonce 0 anew
+        assert node.rpc.send(instead) == "0x" + instead.hash.hex()  # acknowledged
+        node.kill()
+
+        del node.env["AICHAIN_MEMPOOL_MAX_TXS"]
+        node.start()
+        got = node.rpc.call("tx_get", "0x" + instead.hash.hex())
+        assert got is not None and got["status"] == "pending", got
+        back = node.rpc.call("tx_get", "0x" + first.hash.hex())
+        assert back is None or back["status"] != "pending", back

@@ -138,18 +138,51 @@ def test_the_first_publisher_bound_stays_and_files_are_private(tmp_path: Path) -
     assert (tmp_path / "publishers" / SECRET.hex()).stat().st_mode & 0o777 == 0o600
 
 
-def test_the_replay_cache_is_bounded_and_refuses_rather_than_forgets(world: World) -> None:
+def test_the_replay_cache_is_bounded_and_what_it_forgets_cannot_be_replayed(world: World) -> None:
     cache = ReplayCache(max_entries=3, per_account=2)
     cache.add(b"a", b"1", 100)
     cache.add(b"a", b"2", 200)
-    assert not cache.room_for(b"a") and cache.room_for(b"b")
+    assert not cache.room_for(b"a") and cache.room_for(b"b")  # an account at its bound waits
     cache.add(b"b", b"1", 300)
-    assert not cache.room_for(b"c")  # full: a new read waits rather than a spent nonce being forgotten
-    assert cache.seen(b"a", b"1", 100) and not cache.seen(b"a", b"1", 101)  # expired: dropped
-    assert cache.room_for(b"a") and len(cache) == 2
+    assert cache.room_for(b"c")  # full: a newcomer does not wait ...
+    cache.add(b"c", b"1", 400)  # ... the account holding the most forgets its oldest nonce
+    assert len(cache) == 3 and not cache.seen(b"a", b"1", 0) and cache.forgotten == 1
+    assert cache.below_floor(b"a", 100) and not cache.below_floor(b"a", 101)  # so a's reads up to it are refused
+    assert not cache.below_floor(b"b", 0) and cache.seen(b"b", b"1", 0) and cache.seen(b"c", b"1", 0)
+    assert cache.seen(b"a", b"2", 200) and not cache.seen(b"a", b"2", 201)  # expired: dropped
+    assert len(cache) == 2
     world.access.replays = ReplayCache(per_account=1)
     world.ask(world.header(world.alice))
     world.refused(world.header(world.alice), 429, "too many signed reads")
     world.clock_ms += WINDOW_MS + 1
     world.ask(world.header(world.alice))
     assert MAX_NONCES_PER_ACCOUNT >= 1_000  # a directory artifact costs one read per file
+
+
+def test_accounts_that_flood_the_replay_cache_crowd_out_only_themselves(world: World) -> None:
+    """Anyone can upload a private artifact of its own and own its model with 16 accounts; granted reads of
+    it fill the node's replay cache (65,536 nonces for up to 2 minutes: about 24 s of reads on a 2-core
+    machine). That used to answer 429 to every other owner and licensee for as long as the flood went
+    on. Now the cache forgets the oldest nonce of the account holding the most, and refuses that
+    account's reads signed up to it: a replay is still refused, the flooders are slowed, no one else is."""
+    world.access.replays = ReplayCache(max_entries=4, per_account=2)
+    carol = world.carol.address
+    world.chain.call(MODELS, world.alice.address, "set_owners", "m", [[world.alice.address, 5_000], [carol, 5_000]])
+    floods = [world.header(who, at_ms=NOW_MS + WINDOW_MS) for who in (world.alice, world.carol) for _ in range(2)]
+    for header in floods:  # dated as late as the node allows: remembered for two windows
+        world.ask(header)
+    world.chain.license(world.bob.address, "buy", "m", world.offer, value=5)
+    honest = world.header(world.bob)
+    assert world.ask(honest).account == world.bob.address  # used to be 429: the cache was full
+    world.refused(honest, 401, "used already")  # still remembered
+    world.refused(floods[0], 429, "sign it anew")  # forgotten, but not replayable: below Alice's floor
+    for header in floods[1:]:
+        world.refused(header, 401, "used already")
+    assert len(world.access.replays) <= 4
+    world.ask(world.header(world.bob))  # Bob again: Carol, who now holds the most, gives way, not he
+    world.refused(floods[2], 429, "sign it anew")
+    world.refused(world.header(world.alice, at_ms=NOW_MS + WINDOW_MS - 1), 429, "sign it anew")  # below her floor
+    world.refused(world.header(world.alice, at_ms=NOW_MS + WINDOW_MS), 429, "sign it anew")  # dated her future
+    world.clock_ms += 2 * WINDOW_MS + 1  # everything expired, floors included
+    for who in (world.alice, world.bob, world.carol):
+        world.ask(world.header(who))

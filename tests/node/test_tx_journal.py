@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node.tx_journal import JournalRecord, TxJournal, decode_records, encode_records
+from core.hashing import sha256
+from node.tx_journal import TOMBSTONE, JournalRecord, TxJournal, decode_records, encode_records
 
 
 def test_appended_records_come_back_in_order_across_a_reopen(tmp_path: Path) -> None:
@@ -59,3 +60,19 @@ def test_journal_files_are_for_the_node_user_only(tmp_path: Path) -> None:
     journal.append([(1, b"a")])
     assert (tmp_path / "mempool").stat().st_mode & 0o777 == 0o700
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "mempool").glob("*.journal"))
+
+
+
+def test_an_eviction_removes_what_came_before_it_and_a_transaction_sent_again_counts_again(tmp_path: Path) -> None:
+    journal = TxJournal(tmp_path)
+    journal.append([(1, b"evicted"), (2, b"kept"), (3, b"evicted-then-sent-again")])
+    journal.append([(TOMBSTONE, sha256(b"evicted")), (TOMBSTONE, sha256(b"evicted-then-sent-again"))])
+    journal.append([(4, b"evicted-then-sent-again")])
+    assert journal.load() == [JournalRecord(2, b"kept"), JournalRecord(4, b"evicted-then-sent-again")]
+
+
+def test_an_eviction_during_a_compaction_holds_across_a_crash_that_left_a_covered_file(tmp_path: Path) -> None:
+    (tmp_path / "0000000000.journal").write_bytes(encode_records([(2, b"kept")]))  # not deleted before the crash
+    (tmp_path / "0000000001.journal").write_bytes(encode_records([(2, b"kept"), (4, b"other")]))  # the snapshot
+    (tmp_path / "0000000002.journal").write_bytes(encode_records([(TOMBSTONE, sha256(b"kept"))]))  # evicted after
+    assert TxJournal(tmp_path).load() == [JournalRecord(4, b"other")]

@@ -275,3 +275,48 @@ def test_an_encrypted_artifact_keeps_its_first_content_key(store: ArtifactStore,
     (store.root / "keys" / f"{first.id.hex()}.key").unlink()
     with pytest.raises(ArtifactKeyConflict):
         store.add_encrypted(source, key)
+
+
+def test_two_uploads_of_the_same_bytes_at_once_leave_one_consistent_copy(store: ArtifactStore) -> None:
+    """Two ingests of the same plaintext at the same moment, under two content keys (or one in the clear): one
+    wins whole, the other is refused. They used to interleave: the key of one with the chunks of the other
+    (no envelope opened them), a copy in the clear with a content key (the node served as public what an
+    encrypted upload had been told was private), or a crash on the shared temporary key file."""
+    import threading
+
+    from core.errors import ArtifactKeyConflict
+    from core.sealing import decrypt_chunk, new_content_key
+
+    for round_ in range(120):
+        data = os.urandom(3 * CHUNK)
+        artifact = hashlib.sha256(data).digest()
+        clear = round_ % 2 == 1  # every other round, the second upload is in the clear
+        outcomes: list[object] = [None, None]
+        start = threading.Barrier(2)
+
+        def upload(i: int, data: bytes = data, artifact: bytes = artifact, clear: bool = clear,
+                   outcomes: list[object] = outcomes, start: threading.Barrier = start) -> None:  # fmt: skip
+            seal = None if clear and i == 1 else (new_content_key(), artifact)
+            start.wait()
+            try:
+                outcomes[i] = store.add_stream(io.BytesIO(data), seal=seal)
+            except ArtifactKeyConflict as exc:
+                outcomes[i] = exc
+
+        threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(outcome is not None for outcome in outcomes), f"round {round_}: an upload crashed"
+        manifest, key = store.manifest(artifact), store.content_key(artifact)
+        if manifest.encrypted:
+            assert key is not None
+            for index, chunk_id in enumerate(manifest.chunks):  # the kept key opens the kept chunks
+                decrypt_chunk(key, artifact, index, store.chunks.read(chunk_id))
+        else:
+            assert key is None, f"round {round_}: a copy in the clear beside a content key"
+        accepted = [o for o in outcomes if not isinstance(o, ArtifactKeyConflict)]
+        if not clear:  # two keys for one artifact: exactly one is kept
+            assert len(accepted) == 1, f"round {round_}: both encrypted uploads were accepted"
+            assert accepted[0] == manifest
