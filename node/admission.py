@@ -149,7 +149,8 @@ class TxAdmission:
         """Admit again what the mempool journal kept (at start, before peers and clients are served):
         each sender's transactions in nonce order, with their first arrival time; those that
         expired, were committed meanwhile or no longer pass admission stay out. Returns those admitted."""
-        cutoff = now_ms() - ttl_ms
+        now = now_ms()
+        cutoff = now - ttl_ms
         txs: dict[bytes, tuple[int, Transaction]] = {}
         for record in records:
             if record.arrival_ms < cutoff:
@@ -158,7 +159,8 @@ class TxAdmission:
                 tx = Transaction.decode(record.raw)
             except DecodeError:
                 continue
-            txs.setdefault(tx.hash, (record.arrival_ms, tx))
+            # A time ahead of the clock (a damaged record, a clock stepped back) would never expire.
+            txs.setdefault(tx.hash, (min(record.arrival_ms, now), tx))
         ordered = sorted(txs.values(), key=lambda item: (item[1].sender_address, item[1].nonce, item[0]))
         candidates: list[tuple[int, Transaction]] = []
         for arrival, tx in ordered:

@@ -113,6 +113,10 @@ class TxJournal:
                 data = self._path(index).read_bytes()
             except FileNotFoundError:
                 continue
+            except OSError as exc:  # an unreadable file costs what it held, not the node's start
+                log.error("cannot read the mempool journal file %s (%s): its transactions are not admitted "
+                          "again", self._path(index), exc.strerror or exc)  # fmt: skip
+                continue
             for record in decode_records(data):
                 if record.arrival_ms == TOMBSTONE:
                     kept.pop(record.raw, None)
@@ -142,7 +146,8 @@ class TxJournal:
         data = encode_records(records)
         target = self._path(covered)
         tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "wb") as out:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, target)
         for index in [i for i in self._files if i < covered]:

@@ -54,3 +54,21 @@ async def test_admissions_take_effect_in_arrival_order(tmp_path: Path) -> None:
         assert node.mempool.pending_nonce(follower.sender_address) == 2
     finally:
         await node.stop()
+
+
+async def test_a_journal_record_dated_ahead_of_the_clock_is_readmitted_as_arriving_now(tmp_path: Path) -> None:
+    """A damaged record (or a clock stepped back) must not make a transaction that never expires."""
+    from node.admission import now_ms
+    from node.tx_journal import JournalRecord
+
+    validator = PrivateKey.generate()
+    node = await start_bench_node(tmp_path / "node", bench_genesis(validator, 1), validator)
+    try:
+        raw = signed_transfers(1, 1, [bytes(20)])[0]
+        far = now_ms() + 10 * 365 * 86_400_000
+        admitted = await node.readmit([JournalRecord(far, raw)], node.mempool.limits.ttl_ms)
+        assert [tx.encoded for tx in admitted] == [raw]
+        ((arrival, _),) = node.mempool.records()
+        assert arrival <= now_ms()
+    finally:
+        await node.stop()

@@ -76,3 +76,22 @@ def test_an_eviction_during_a_compaction_holds_across_a_crash_that_left_a_covere
     (tmp_path / "0000000001.journal").write_bytes(encode_records([(2, b"kept"), (4, b"other")]))  # the snapshot
     (tmp_path / "0000000002.journal").write_bytes(encode_records([(TOMBSTONE, sha256(b"kept"))]))  # evicted after
     assert TxJournal(tmp_path).load() == [JournalRecord(4, b"other")]
+
+
+def test_an_unreadable_file_costs_its_records_not_the_start(tmp_path: Path) -> None:
+    (tmp_path / "0000000000.journal").write_bytes(encode_records([(1, b"kept")]))
+    (tmp_path / "0000000001.journal").mkdir()  # reading it fails (IsADirectoryError)
+    assert [r.raw for r in TxJournal(tmp_path).load()] == [b"kept"]
+
+
+def test_a_compaction_snapshot_is_for_the_node_user_only(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        journal = TxJournal(tmp_path)
+        journal.append([(1, b"a")])
+        journal.write_snapshot(journal.rotate(), [(1, b"a")])
+    finally:
+        os.umask(old)
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in tmp_path.glob("*.journal"))
