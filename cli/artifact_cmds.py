@@ -23,6 +23,7 @@ import typer
 
 from cli import artifact_download as http_io
 from cli import artifact_private as private
+from cli.artifact_private import NodeKeyOption
 from cli.common import (
     JsonOption,
     KeystoreOption,
@@ -171,6 +172,7 @@ def get(
                                       "(an owner or licensee of a version naming it)"),
     model: str | None = typer.Option(None, "--model", help="With --from: the MODEL@VERSION whose licence or "
                                      "ownership the requests rely on [the first naming the artifact you may read]"),
+    node_key: str | None = NodeKeyOption,
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
@@ -211,8 +213,9 @@ def get(
         if sender is not None:
             signing_key = load_key(sender, keystore, password_file)
             version = _guarded(lambda: private.choose_version(rpc_url(rpc), digest, signing_key, model))
-            chain_id = int(run_guarded(node.call, "node_status")["chain_id"])
-            sign = private.signer(signing_key, chain_id, digest, version)
+            status = run_guarded(node.call, "node_status")
+            audience = _guarded(lambda: private.audience(status, node_key))
+            sign = private.signer(signing_key, int(status["chain_id"]), audience, digest, version)
     if info["kind"] == "directory":
         if info.get("encrypted"):
             private_dir(dest)

@@ -3,10 +3,11 @@
 - Without `--from`, on the machine that added or published it, the content key kept there
   (`~/.aichain/content-keys`) decrypts the public ciphertext here: the node is asked for nothing
   secret.
-- With `--from KEY`, as that account, each request is signed by that account (`core.read_request`) and
-  names the model version whose licence or ownership it relies on (`--model M@V`, or the first
-  version on chain naming the artifact that the account may read); the node that keeps the
-  content key checks it on chain and serves the plaintext.
+- With `--from KEY`, as that account, each request is signed by that account (`core.read_request`),
+  for the node it is sent to alone (the node key `node_status` reports, or refused if that is not
+  the one `--node-key` pins), and names the model version whose licence or ownership it relies
+  on (`--model M@V`, or the first version on chain naming the artifact that the account may
+  read); the node that keeps the content key checks it on chain and serves the plaintext.
 - Without either, the node's refusal says what is needed.
 
 The plaintext is written readable by this user only (0600 files, 0700 directories).
@@ -19,14 +20,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from core.artifact import format_id
 from core.keys import PrivateKey, address_hex
-from core.read_request import sign_read
+from core.read_request import AUDIENCE_SIZE, sign_read
 from node.sdk.client import Client
 from node.sdk.content_keys import load_content_key
 from node.sdk.terms import ModelRef
 
 Signer = Callable[[str, str], dict[str, str]]  # (path, Range header) -> the headers of one signed GET
+NodeKeyOption = typer.Option(
+    None, "--node-key", envvar="AICHAIN_EXPECT_NODE_KEY",
+    help="With --from: the node key the node must report before a read of private plaintext is signed for it "
+    "(`aichain-node status` on that node shows it) [env AICHAIN_EXPECT_NODE_KEY; default: the one it reports]",
+)
 
 
 def kept_key(artifact: bytes) -> bytes | None:
@@ -73,15 +81,48 @@ def choose_version(url: str, artifact: bytes, key: PrivateKey, model: str | None
                      f"{found[0][1]} --from KEY`")  # fmt: skip
 
 
-def signer(key: PrivateKey, chain_id: int, artifact: bytes, version: tuple[str, int]) -> Signer:
-    """Headers for each GET of the plaintext: a fresh signature (timestamp, nonce) for that path and Range."""
+def parse_node_key(text: str) -> bytes:
+    """A node key given as 0x-hex (`--node-key`); ValueError saying what one looks like."""
+    try:
+        key = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        key = b""
+    if len(key) != AUDIENCE_SIZE:
+        raise ValueError(f"--node-key is a node's public key: 0x and {2 * AUDIENCE_SIZE} hex digits (`aichain-node "
+                         "status` on that node shows it)")  # fmt: skip
+    return key
+
+
+def audience(status: dict[str, Any], pinned: str | None) -> bytes:
+    """The node key signed reads are for: the one the node reports (`node_status`), which must be `pinned`
+    (0x-hex, `--node-key`) if given. ValueError saying why no read may be signed for this node."""
+    reported = status.get("node_key")
+    try:
+        key = bytes.fromhex(str(reported).removeprefix("0x")) if reported else b""
+    except ValueError:
+        key = b""
+    if len(key) != AUDIENCE_SIZE:
+        raise ValueError(f"the node reports no node key ({reported!r}), so no read can be signed for it alone: it is "
+                         "older than this client; upgrade it")  # fmt: skip
+    if pinned is not None:
+        expected = parse_node_key(pinned)
+        if key != expected:
+            raise ValueError(f"the node reports node key 0x{key.hex()}, not 0x{expected.hex()} (--node-key): it is "
+                             "another node, or one that lies about which it is; nothing was signed for it")  # fmt: skip
+    return key
+
+
+def signer(key: PrivateKey, chain_id: int, node_key: bytes, artifact: bytes, version: tuple[str, int]) -> Signer:
+    """Headers for each GET of the plaintext: a fresh signature (timestamp, nonce) for that path and Range, for
+    the node whose key is `node_key` alone."""
 
     def headers(path: str, range_header: str) -> dict[str, str]:
         signed = sign_read(key, chain_id, artifact, version[0], version[1], "GET", path, range_header,
-                           timestamp_ms=int(time.time() * 1000))  # fmt: skip
+                           audience=node_key, timestamp_ms=int(time.time() * 1000))  # fmt: skip
         return {"Authorization": signed.header()}
 
     return headers
 
 
-__all__ = ["Signer", "choose_version", "decrypt_here", "kept_key", "signer", "versions_naming"]
+__all__ = ["NodeKeyOption", "Signer", "audience", "choose_version", "decrypt_here", "kept_key", "parse_node_key",
+           "signer", "versions_naming"]  # fmt: skip

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from cli.artifact_private import NodeKeyOption, parse_node_key
 from cli.common import (
     JsonOption,
     KeystoreOption,
@@ -45,9 +46,12 @@ ModelArgument = typer.Argument(..., help="MODEL or MODEL@VERSION (the latest ver
 FromOption = typer.Option(None, "--from", help="Your key: keystore name or path (signs, and opens your envelopes)")
 
 
-def connect(rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None) -> Client:
+def connect(rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
+            node_key: str | None = None) -> Client:  # fmt: skip
+    """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
     key = None if sender is None else load_key(sender, keystore, password_file)
-    return Client(rpc_url(rpc), key)
+    pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
+    return Client(rpc_url(rpc), key, node_key=pinned)
 
 
 def guarded(fn: Callable[[], Any]) -> Any:
@@ -222,6 +226,7 @@ def pull(
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to put it [~/.aichain/models/NAME/VERSION]"),
     refresh: bool = typer.Option(False, "--refresh", help="Download it again even if a verified copy is here"),
     sender: str | None = FromOption,
+    node_key: str | None = NodeKeyOption,
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
@@ -231,7 +236,7 @@ def pull(
     """Get a model version from the network, verified against its sha256 on chain (and decrypted with
     your envelope, if it is private) before it is put in place."""
     ref = guarded(lambda: ModelRef.parse(model))
-    with connect(rpc, sender, keystore, password_file) as node, phases(quiet) as start:
+    with connect(rpc, sender, keystore, password_file, node_key) as node, phases(quiet) as start:
         fetched = start("fetching from peers", None)
         reading: list[Callable[[int], None]] = []
 
@@ -274,6 +279,7 @@ def run(
     check: int | None = typer.Option(None, "--check", help="Re-run recorded inference #N of this version on "
                                      "these inputs and compare with its receipt (exit code 1 if they differ)"),
     sender: str | None = FromOption,
+    node_key: str | None = NodeKeyOption,
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
@@ -291,11 +297,11 @@ def run(
         fail("--check re-runs a receipt already recorded: drop --record")
     inputs = guarded(lambda: load_inputs(input_path))
     if check is not None:
-        with connect(rpc, sender, keystore, password_file) as node:
+        with connect(rpc, sender, keystore, password_file, node_key) as node:
             checked = guarded(lambda: node.models.check(model, check, inputs, path=model_path))
         _report_check(checked, as_json)
         return
-    with connect(rpc, sender, keystore, password_file) as node:
+    with connect(rpc, sender, keystore, password_file, node_key) as node:
         result = guarded(lambda: node.models.run(model, inputs, record=record, path=model_path))
     report = result.to_json()
     if output is not None:

@@ -6,18 +6,21 @@ plaintext. It does so only for a request signed by an account that may read it
 
 1. the header is well formed, its timestamp within `WINDOW_MS` of this node's clock, and its
    signature verifies for this chain, this artifact, this method, path and Range;
-2. its nonce was not used by that account within the window (a bounded replay cache,
+2. it was signed for this node: its audience is this node's key (the one `node_status` reports as
+   `node_key`). A read is served by the node it was sent to or not at all, so a node that is sent
+   one (any RPC node a user points a client at) cannot replay it to the node that keeps the key;
+3. its nonce was not used by that account within the window (a bounded replay cache,
    `node.replay_cache`, in which an account that floods crowds out only itself);
-3. at the head: the version it names (`model@version`) exists and its artifact is this one;
-4. that version was published by the account this node keeps the content key for (the uploader
+4. at the head: the version it names (`model@version`) exists and its artifact is this one;
+5. that version was published by the account this node keeps the content key for (the uploader
    names it in `X-Content-Publisher` with the encrypted upload). Anyone may register a model
    naming someone else's artifact id, since ids are public; without this check, owning such a
    copy would unlock the bytes;
-5. the signer holds a valid licence to the version or owns the model (`is_licensed`, at the
+6. the signer holds a valid licence to the version or owns the model (`is_licensed`, at the
    head, with the block time no earlier than this node's clock, so a licence that has expired
    is not honoured while the chain is idle).
 
-An unsigned or badly signed request gets 401, a signed one that may not read gets 403, each with
+An unsigned or badly signed request gets 401, a signed one that may not read here gets 403, each with
 a JSON body saying what is needed. Ciphertext (`/stored`) stays public. The node's key release
 (`node.key_release`) asks the same publisher question before sealing a key to anyone.
 """
@@ -109,9 +112,10 @@ def publisher_header(value: str | None) -> bytes | None:
 class ArtifactAccess:
     """Decides whether a request may have a private artifact's plaintext (see the module's docstring)."""
 
-    def __init__(self, chain_id: int, view: View, bindings: PublisherBindings, *,
+    def __init__(self, chain_id: int, node_key: bytes, view: View, bindings: PublisherBindings, *,
                  clock: Callable[[], float] = time.time, window_ms: int = WINDOW_MS) -> None:  # fmt: skip
         self.chain_id = chain_id
+        self.node_key = node_key  # this node's public node key: the audience of the reads it serves
         self.view = view
         self.bindings = bindings
         self.clock = clock
@@ -157,9 +161,15 @@ class ArtifactAccess:
                                     "send it, and check your clock")  # fmt: skip
         if not signed.verifies(self.chain_id):
             raise AccessDenied(401, f"the signature does not verify for this request: it must cover chain "
-                                    f"{self.chain_id}, {artifact}, the model version it names, the method "
-                                    f"({method}), the path ({path}) and the Range header; sign each request "
-                                    "anew")  # fmt: skip
+                                    f"{self.chain_id}, the node it names, {artifact}, the model version it names, "
+                                    f"the method ({method}), the path ({path}) and the Range header; sign each "
+                                    "request anew")  # fmt: skip
+        if request.audience != self.node_key:
+            raise AccessDenied(403, f"this signed read is for node 0x{request.audience.hex()}, and this is node "
+                                    f"0x{self.node_key.hex()}: a node serves only reads signed for itself, so a "
+                                    "node that was sent a read cannot replay it to another. Sign it for this node "
+                                    "(its node key is `node_key` in node_status), as the SDK and `artifact get "
+                                    "--from` do")  # fmt: skip
         account = signed.account
         expires_ms = request.timestamp_ms + self.window_ms
         if self.replays.seen(account, request.nonce, now_ms):

@@ -84,6 +84,7 @@ class Node(TxAdmission):
         self.key_release: KeyRelease | None = None
         self.journal: JournalKeeper | None = None
         self.artifact_access: ArtifactAccess
+        self.node_key: PrivateKey  # its P2P identity, the releaser's account, the audience of signed reads
         self.commit_lock = asyncio.Lock()
         self._evidence: dict[bytes, bytes] = {}
         self._last_block_at: float | None = None
@@ -105,8 +106,9 @@ class Node(TxAdmission):
             self.kv.close()
             raise
         bindings = PublisherBindings(config.artifacts_path / "publishers")
-        self.artifact_access = ArtifactAccess(self.genesis.chain_id, HeadView(self.chain, self.genesis.chain_id),
-                                              bindings)  # fmt: skip
+        self.node_key = self._load_node_key()  # with P2P off too: signed reads name the node they are for
+        self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
+                                              HeadView(self.chain, self.genesis.chain_id), bindings)  # fmt: skip
         access = self.artifact_access
         self.metrics.private_reads_source = lambda: {"granted": access.granted, "refused": access.refused}
         self.mempool = Mempool(
@@ -133,7 +135,7 @@ class Node(TxAdmission):
         self.driver.double_sign = config.test_double_sign
         self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
         self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
-        node_key = self._load_node_key()
+        node_key = self.node_key
         if config.p2p.enabled:
             await self._start_network(node_key, signer is not None)
             if restored and self.network is not None:
@@ -412,7 +414,7 @@ class Node(TxAdmission):
             "mempool_txs": len(self.mempool),
             "peers": 0 if self.network is None else self.network.peer_count(),
             "syncing": False if self.network is None else self.network.sync.syncing(),
-            "node_key": None if self.network is None else "0x" + self.network.manager.node_id.hex(),
+            "node_key": "0x" + self.node_key.public_key.hex(),  # P2P or not: the audience of signed reads
             "releaser": None if self.key_release is None else "0x" + self.key_release.address.hex(),
             "p2p_port": None if self.network is None else self.network.manager.listen_port,
             "uptime_s": round(time.time() - self.started_at, 1),

@@ -25,6 +25,7 @@ from node.sdk.errors import (
     NotLicensed,
     TransactionEvicted,
     TransactionFailed,
+    WrongNode,
 )
 from node.sdk.terms import ModelRef, Offer
 
@@ -45,4 +46,5 @@ __all__ = [
     "Offer",
     "TransactionEvicted",
     "TransactionFailed",
+    "WrongNode",
 ]

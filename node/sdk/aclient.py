@@ -12,6 +12,8 @@ strings. Errors are the node's own types (`node.sdk.errors`).
 
 Every request has a timeout; a node that does not answer raises `NodeUnreachable`. Artifact
 bytes (upload, download, signed reads of private plaintext) are `node.sdk.artifact_transfers`.
+A signed read names the node it is for (its node key, asked of `node_status` once per client);
+`node_key=` pins the key the node must report, for a node run by someone else.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from core.keys import PrivateKey, address_hex
+from core.read_request import AUDIENCE_SIZE
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
 from node.sdk.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
-from node.sdk.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, error_from_rpc
+from node.sdk.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
 from vm.contract_tx import encode_call
 
 if TYPE_CHECKING:
@@ -39,10 +42,17 @@ WAIT_S = 60.0
 
 
 class AsyncClient(ArtifactTransfers):
-    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
+                 node_key: bytes | None = None) -> None:  # fmt: skip
+        """`node_key`: the node key the node at `url` must report before this client signs it a read of private
+        plaintext (`aichain-node status` on that node shows it); None trusts what the node reports."""
+        if node_key is not None and len(node_key) != AUDIENCE_SIZE:
+            raise ValueError(f"node_key is a node's public key of {AUDIENCE_SIZE} bytes, not {len(node_key)}")
         self.url = url.rstrip("/")
         self.key = key
         self.timeout = timeout
+        self.pinned_node_key = node_key
+        self._node_key: bytes | None = None  # what the node reported (and the pin allowed), asked once
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
         self._chain: tuple[int, int] | None = None  # (chain id, minimum gas price)
@@ -106,6 +116,27 @@ class AsyncClient(ArtifactTransfers):
 
     async def chain_id(self) -> int:
         return (await self._chain_params())[0]
+
+    async def node_key(self) -> bytes:
+        """The node key of the node this client talks to: the audience its signed reads name. Asked of
+        `node_status` once; with a pinned `node_key`, the node must report that one (else `WrongNode`, and
+        nothing is signed for it)."""
+        if self._node_key is None:
+            reported = (await self.rpc("node_status")).get("node_key")
+            try:
+                key = bytes.fromhex(str(reported).removeprefix("0x")) if reported else b""
+            except ValueError:
+                key = b""
+            if len(key) != AUDIENCE_SIZE:
+                raise WrongNode(f"the node at {self.url} reports no node key ({reported!r}), so no read can be signed "
+                                "for it alone: it is older than this client; upgrade it")  # fmt: skip
+            pinned = self.pinned_node_key
+            if pinned is not None and key != pinned:
+                raise WrongNode(f"the node at {self.url} reports node key 0x{key.hex()}, not 0x{pinned.hex()} as this "
+                                "client was told to expect (node_key=): it is another node, or one that lies about "
+                                "which it is, so no read of private plaintext is signed for it")  # fmt: skip
+            self._node_key = key
+        return self._node_key
 
     async def _chain_params(self) -> tuple[int, int]:
         if self._chain is None:

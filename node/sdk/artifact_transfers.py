@@ -3,8 +3,8 @@
 Every download is checked here against the id the caller trusts before the file gets its name.
 A private (encrypted) artifact arrives as ciphertext (`download_stored`, decrypted here with the
 content key), or as plaintext from the node that keeps its key, in requests signed by this
-account (`download`/`download_plaintext` with `read_as`); either way its plaintext is written
-readable by this user only.
+account for that node alone (`download`/`download_plaintext` with `read_as`); either way its
+plaintext is written readable by this user only.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class ArtifactTransfers:
         raise NotImplementedError
 
     async def chain_id(self) -> int:
+        raise NotImplementedError
+
+    async def node_key(self) -> bytes:
         raise NotImplementedError
 
     async def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any:
@@ -94,10 +97,12 @@ class ArtifactTransfers:
     async def read_headers(self, artifact: bytes, read_as: ReadAs, method: str, path: str,
                            range_header: str = "") -> dict[str, str]:  # fmt: skip
         """The headers of one signed read of a private artifact's plaintext (`core.read_request`), by this
-        account, relying on its licence to (or ownership of) `read_as` = (model, version)."""
+        account, relying on its licence to (or ownership of) `read_as` = (model, version), for this client's
+        node alone (`node_key`)."""
         key = self.key_or_fail()
+        audience = await self.node_key()
         signed = sign_read(key, await self.chain_id(), artifact, read_as[0], read_as[1], method, path, range_header,
-                           timestamp_ms=int(time.time() * 1000))  # fmt: skip
+                           audience=audience, timestamp_ms=int(time.time() * 1000))  # fmt: skip
         headers = {"Authorization": signed.header()}
         if range_header:
             headers["Range"] = range_header

@@ -27,11 +27,13 @@ T = TypeVar("T")
 
 
 class Client:
-    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0) -> None:
-        self._loop = asyncio.new_event_loop()
+    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
+                 node_key: bytes | None = None) -> None:  # fmt: skip
+        """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it."""
+        self.aio = AsyncClient(url, key, timeout=timeout, node_key=node_key)  # the async client, run on this loop:
+        self._loop = asyncio.new_event_loop()  # (made after it, so that bad arguments leave no thread behind)
         self._thread = threading.Thread(target=self._loop.run_forever, name="aichain-sdk", daemon=True)
         self._thread.start()
-        self.aio = AsyncClient(url, key, timeout=timeout)  # the async client underneath, on that loop
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._loop.is_closed():
@@ -76,6 +78,10 @@ class Client:
 
     def chain_id(self) -> int:
         return self._run(self.aio.chain_id())
+
+    def node_key(self) -> bytes:
+        """See `AsyncClient.node_key`: the node key signed reads from this client name."""
+        return self._run(self.aio.node_key())
 
     def head(self) -> dict[str, Any]:
         return self._run(self.aio.head())

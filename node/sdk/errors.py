@@ -81,6 +81,12 @@ class AccessRefused(AichainError):
         self.status = status
 
 
+class WrongNode(AichainError):
+    """The client will not sign a read of private plaintext for this node: it reports no node key, or not the one
+    the client was told to expect (`node_key=`). A signed read names the node it is for (`core.read_request`);
+    a pinned key is what keeps a node that lies about its identity from collecting reads meant for another."""
+
+
 def _known_types() -> dict[int, type[AichainError]]:
     found: dict[int, type[AichainError]] = {}
     pending: list[type[AichainError]] = [AichainError]
@@ -123,5 +129,6 @@ __all__ = [
     "NotLicensed",
     "TransactionEvicted",
     "TransactionFailed",
+    "WrongNode",
     "error_from_rpc",
 ]

@@ -98,7 +98,8 @@ def test_one_envelope_per_licensee_when_the_owner_posts_while_the_releaser_is_do
         assert stored == get(f"{url[KEEPER]}/artifacts/{artifact}/stored")[1]
         assert hashlib.sha256(stored).hexdigest() != artifact[7:] and source.read_bytes()[:64] not in stored
         path = f"/artifacts/{artifact}"
-        read = sign_read(bob, net.chain_id, bytes.fromhex(artifact[7:]), "m", 1, "GET", path,
+        validator = bytes.fromhex(net.call(VALIDATOR, "node_status")["node_key"][2:])
+        read = sign_read(bob, net.chain_id, bytes.fromhex(artifact[7:]), "m", 1, "GET", path, audience=validator,
                          timestamp_ms=int(time.time() * 1000))  # fmt: skip
         status, body = get(url[VALIDATOR] + path, {"Authorization": read.header()})
         assert status == 409 and b"has not got its content key" in body  # a licensee, but no key on that node

@@ -3,8 +3,8 @@ licensee, checked against the chain; the ciphertext stays public; decrypted copi
 
 Against a real dev node, as users type it: Alice publishes `m.onnx --private --offer price=5`; then every other
 way in is tried: no signature, HEAD, a Range, a directory's files, the CLI without a key, a stranger's key, a
-replayed or re-aimed signature, a licence to another version, a copy of the model registered by Mallory under
-her own name (and named to the same releaser), the former owner after a transfer.
+replayed or re-aimed signature, one signed for another node, a licence to another version, a copy of the model
+registered by Mallory under her own name (and named to the same releaser), the former owner after a transfer.
 """
 
 from __future__ import annotations
@@ -66,9 +66,11 @@ def http(node: NodeProcess, path: str, *, method: str = "GET", headers: dict[str
 
 
 def signed(key: PrivateKey, artifact: str, model: str, version: int, path: str, *, method: str = "GET",
-           range_header: str = "", chain_id: int = CHAIN_ID) -> dict[str, str]:  # fmt: skip
+           range_header: str = "", chain_id: int = CHAIN_ID, node: bytes | NodeProcess) -> dict[str, str]:  # fmt: skip
+    """The headers of one read signed for `node` (a running node, or another node's key)."""
+    audience = node if isinstance(node, bytes) else bytes.fromhex(node.rpc.call("node_status")["node_key"][2:])
     read = sign_read(key, chain_id, bytes.fromhex(artifact.removeprefix("sha256:")), model, version, method, path,
-                     range_header, timestamp_ms=int(time.time() * 1000))  # fmt: skip
+                     range_header, audience=audience, timestamp_ms=int(time.time() * 1000))  # fmt: skip
     return {"Authorization": read.header(), **({"Range": range_header} if range_header else {})}
 
 
@@ -111,7 +113,7 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     got = b.cli("artifact", "get", artifact, "-o", str(tmp_path / "x"), "--from", str(b.key_file), "--quiet",
                 check=False)  # fmt: skip
     assert got.returncode == 1 and "holds no valid licence" in got.stderr and "licence buy m@1" in got.stderr
-    status, _, body = http(node, path, headers=signed(bob, artifact, "m", 1, path))
+    status, _, body = http(node, path, headers=signed(bob, artifact, "m", 1, path, node=node))
     assert status == 403 and f"{address_hex(bob.address)} holds no valid licence to m@1" in json.loads(body)["error"]
 
     # Bob buys; his signed reads are served, each once, for the request it was signed for.
@@ -119,22 +121,26 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     out = tmp_path / "bob" / "copy.onnx"
     got = b.cli_json("artifact", "get", artifact, "-o", str(out), "--from", str(b.key_file), "--quiet")
     assert out.read_bytes() == plaintext and got["id"] == artifact and mode(out) == 0o600
-    once = signed(bob, artifact, "m", 1, path, range_header="bytes=10-19")
+    once = signed(bob, artifact, "m", 1, path, range_header="bytes=10-19", node=node)
     status, _, body = http(node, path, headers=once)
     assert status == 206 and body == plaintext[10:20]
     status, _, body = http(node, path, headers=once)  # replayed
     assert status == 401 and "used already" in json.loads(body)["error"]
     aimed = [
-        signed(bob, artifact, "m", 1, path + "/stored"),  # another path
-        signed(bob, artifact, "m", 1, path, method="HEAD"),  # another method
-        signed(bob, artifact, "m", 1, path, chain_id=CHAIN_ID + 1),  # another chain
-        signed(bob, "sha256:" + "ab" * 32, "m", 1, path),  # another artifact
-        {**signed(bob, artifact, "m", 1, path, range_header="bytes=0-9"), "Range": "bytes=0-"},  # another Range
+        signed(bob, artifact, "m", 1, path + "/stored", node=node),  # another path
+        signed(bob, artifact, "m", 1, path, method="HEAD", node=node),  # another method
+        signed(bob, artifact, "m", 1, path, chain_id=CHAIN_ID + 1, node=node),  # another chain
+        signed(bob, "sha256:" + "ab" * 32, "m", 1, path, node=node),  # another artifact
+        {**signed(bob, artifact, "m", 1, path, range_header="bytes=0-9", node=node), "Range": "bytes=0-"},  # a Range
     ]
     for headers in aimed:
         status, _, body = http(node, path, headers=headers)
         assert status == 401 and "does not verify" in json.loads(body)["error"], headers
-    status, _, body = http(node, path, method="HEAD", headers=signed(bob, artifact, "m", 1, path, method="HEAD"))
+    elsewhere_key = PrivateKey.generate().public_key  # another node's: a read sent there, relayed here
+    status, _, body = http(node, path, headers=signed(bob, artifact, "m", 1, path, node=elsewhere_key))
+    assert status == 403 and f"this signed read is for node 0x{elsewhere_key.hex()}" in json.loads(body)["error"]
+    status, _, body = http(node, path, method="HEAD", headers=signed(bob, artifact, "m", 1, path, method="HEAD",
+                                                                     node=node))  # fmt: skip
     assert status == 200 and body == b""
 
     # A licence is for its version: m@2 (other bytes) gives nothing on m@1's artifact, nor on its own.
@@ -142,7 +148,7 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
           "--offer", "price=1", "--from", str(a.key_file), "--quiet")  # fmt: skip
     with Client(node.url, mallory) as mal:
         mal.models.buy("m@2")
-        status, _, body = http(node, path, headers=signed(mallory, artifact, "m", 2, path))
+        status, _, body = http(node, path, headers=signed(mallory, artifact, "m", 2, path, node=node))
         assert status == 403 and "m@2 is sha256:" in json.loads(body)["error"]
 
         # Mallory registers her own model naming Alice's artifact (its id is public), names the node's releaser
@@ -153,7 +159,7 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
         mal.send(KEYS, "set_releaser", "copycat", bytes.fromhex(releaser[2:]))
         mal.send(LICENSING, "make_offer", "copycat", 1, 0, 0, 0, 0, [], 0)
         mal.models.buy("copycat")
-        status, _, body = http(node, path, headers=signed(mallory, artifact, "copycat", 1, path))
+        status, _, body = http(node, path, headers=signed(mallory, artifact, "copycat", 1, path, node=node))
         assert status == 403 and "copycat@1 was published by" in json.loads(body)["error"]
     with Client(node.url, bob) as buyer:  # a later, honest sale is served: the releaser has looked at Mallory's
         buyer.models.buy("m@2")
@@ -178,9 +184,9 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     carol = fund(node, 10 * AIC)
     with Client(node.url, alice) as owner:
         owner.send(MODELS, "set_owners", "m", [[carol.address, 10_000]])
-    status, _, body = http(node, path, headers=signed(alice, artifact, "m", 1, path))
+    status, _, body = http(node, path, headers=signed(alice, artifact, "m", 1, path, node=node))
     assert status == 403 and "does not own it" in json.loads(body)["error"]
-    assert http(node, path, headers=signed(carol, artifact, "m", 1, path))[0] == 200
+    assert http(node, path, headers=signed(carol, artifact, "m", 1, path, node=node))[0] == 200
     reads = _private_reads(node)  # /metrics counts what was granted and refused
     assert reads["granted"] >= 2 and reads["refused"] >= 5, reads
 
@@ -205,9 +211,9 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
     artifact = published["artifact"]
     weights = f"/artifacts/{artifact}/files/weights.bin"
     assert http(node, weights)[0] == 401 and http(node, weights, method="HEAD")[0] == 401
-    assert http(node, weights, headers=signed(bob, artifact, "tuned", 1, weights))[0] == 403
+    assert http(node, weights, headers=signed(bob, artifact, "tuned", 1, weights, node=node))[0] == 403
     b.cli("licence", "buy", "tuned", "--from", str(b.key_file))
-    status, _, body = http(node, weights, headers=signed(bob, artifact, "tuned", 1, weights))
+    status, _, body = http(node, weights, headers=signed(bob, artifact, "tuned", 1, weights, node=node))
     assert status == 200 and body == (model / "weights.bin").read_bytes()
 
     carol = fund(node, 10 * AIC)  # a licence that runs out: served while it lasts, refused after
@@ -215,9 +221,9 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
         brief = owner.models.make_offer("tuned@1", Offer.parse("price=1,duration=2s"))
     with Client(node.url, carol) as licensee:
         licensee.models.buy("tuned@1", offer=brief)
-        assert http(node, weights, headers=signed(carol, artifact, "tuned", 1, weights))[0] == 200
+        assert http(node, weights, headers=signed(carol, artifact, "tuned", 1, weights, node=node))[0] == 200
         time.sleep(2.5)
-        status, _, body = http(node, weights, headers=signed(carol, artifact, "tuned", 1, weights))
+        status, _, body = http(node, weights, headers=signed(carol, artifact, "tuned", 1, weights, node=node))
         assert status == 403 and "holds no valid licence to tuned@1" in json.loads(body)["error"]
 
     out = tmp_path / "bob" / "out"
@@ -234,7 +240,7 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
     added = a.cli_json("artifact", "add", str(secret), "--encrypt", "--publisher", address_hex(alice.address),
                        "--quiet")  # fmt: skip
     path = f"/artifacts/{added['id']}"
-    status, _, body = http(node, path, headers=signed(alice, added["id"], "tuned", 1, path))
+    status, _, body = http(node, path, headers=signed(alice, added["id"], "tuned", 1, path, node=node))
     assert status == 403 and "tuned@1 is sha256:" in json.loads(body)["error"]
     got = b.cli("artifact", "get", added["id"], "-o", str(tmp_path / "z"), "--from", str(b.key_file), check=False)
     assert got.returncode == 1 and "no model version on chain names" in got.stderr

@@ -4,11 +4,13 @@ test_private_access.py. Each hostile request below is refused with the status an
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core import codec
 from core.artifact import KIND_FILE, Manifest
 from core.keys import PrivateKey
 from core.read_request import WINDOW_MS, sign_read
@@ -17,6 +19,7 @@ from tests.vm.system_chain import CHAIN, Chain
 from vm.system import LICENSING, MODELS
 
 SECRET = b"\x51" * 32
+THIS_NODE, OTHER_NODE = PrivateKey.from_seed(b"\x0a" * 32).public_key, PrivateKey.from_seed(b"\x0b" * 32).public_key
 COPY = "copycat"  # Mallory's model naming Alice's artifact id, which is public on chain
 NOW_MS = 1_700_000_000_000
 
@@ -34,7 +37,7 @@ class World:
         self.manifest = Manifest(SECRET, KIND_FILE, 10, 4 * 1024 * 1024, (b"\x00" * 32,), encrypted=True)
         self.bindings = PublisherBindings(root / "publishers")
         self.bindings.bind(SECRET, a)  # Alice uploaded the bytes, naming herself the publisher
-        self.access = ArtifactAccess(CHAIN, self.view, self.bindings, clock=lambda: self.clock_ms / 1000)
+        self.access = ArtifactAccess(CHAIN, THIS_NODE, self.view, self.bindings, clock=lambda: self.clock_ms / 1000)
 
     def view(self, contract: bytes, function: str, *args: Any, time_ms: int | None = None) -> Any:
         saved = self.chain.time_ms
@@ -46,9 +49,10 @@ class World:
 
     def header(self, key: PrivateKey, model: str = "m", version: int = 1, *, path: str | None = None,
                method: str = "GET", range_header: str = "", at_ms: int | None = None, chain_id: int = CHAIN,
-               artifact: bytes = SECRET, nonce: bytes | None = None) -> str:  # fmt: skip
+               artifact: bytes = SECRET, nonce: bytes | None = None, node: bytes = THIS_NODE) -> str:  # fmt: skip
         signed = sign_read(key, chain_id, artifact, model, version, method, path or self.path, range_header,
-                           timestamp_ms=self.clock_ms if at_ms is None else at_ms, nonce=nonce)  # fmt: skip
+                           audience=node, timestamp_ms=self.clock_ms if at_ms is None else at_ms,
+                           nonce=nonce)  # fmt: skip
         return signed.header()
 
     @property
@@ -93,6 +97,24 @@ def test_a_signed_read_is_good_for_its_own_request_once(world: World) -> None:
     world.refused("AichainRead ???", 401, "not base64")
 
 
+def test_a_read_signed_for_another_node_is_refused_here(world: World) -> None:
+    """The relay: a licensee's read sent to another node (one without the key, run by someone else) is replayed
+    here by that node's operator, within the window and before its nonce is spent here. It names the other node."""
+    world.chain.license(world.bob.address, "buy", "m", world.offer, value=5)
+    nonce = b"\x07" * 16
+    relayed = world.header(world.bob, node=OTHER_NODE, nonce=nonce)
+    world.refused(relayed, 403, f"this signed read is for node 0x{OTHER_NODE.hex()}, and this is node "
+                                f"0x{THIS_NODE.hex()}: a node serves only reads signed for itself")  # fmt: skip
+    world.refused(relayed, 403, "is for node 0x")  # again: refused for what it is, not as a replay
+    token = codec.decode(base64.b64decode(relayed.split(" ", 1)[1]))  # re-addressed here: its signature fails
+    token[1] = THIS_NODE
+    world.refused(f"AichainRead {base64.b64encode(codec.encode(token)).decode()}", 401, "does not verify")
+    grant = world.ask(world.header(world.bob, nonce=nonce))  # the licensee's own read, for this node: served
+    assert grant.account == world.bob.address and world.access.granted == 1
+    old = codec.encode([world.bob.public_key, "m", 1, NOW_MS, b"\x08" * 16, b"s" * 64])  # a client from before
+    world.refused(f"AichainRead {base64.b64encode(old).decode()}", 401, "names no node.*Upgrade aichain-node")
+
+
 def test_a_licence_that_expired_ended_or_is_for_another_version_reads_nothing(world: World) -> None:
     world.chain.license(world.bob.address, "buy", "m", world.offer, value=5)
     world.ask(world.header(world.bob))
@@ -124,7 +146,8 @@ def test_owning_a_copy_that_names_someone_elses_artifact_unlocks_nothing(world: 
     unbound = World.__new__(World)  # the same chain, but this node kept the key without a publisher
     unbound.__dict__.update(world.__dict__)
     unbound.bindings = PublisherBindings(world.bindings.root.parent / "none")
-    unbound.access = ArtifactAccess(CHAIN, world.view, unbound.bindings, clock=lambda: world.clock_ms / 1000)
+    unbound.access = ArtifactAccess(CHAIN, THIS_NODE, world.view, unbound.bindings,
+                                    clock=lambda: world.clock_ms / 1000)  # fmt: skip
     unbound.refused(world.header(world.alice, nonce=b"\x09" * 16), 403, "without a publisher")
 
 
