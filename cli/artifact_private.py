@@ -32,8 +32,8 @@ from node.sdk.terms import ModelRef
 Signer = Callable[[str, str], dict[str, str]]  # (path, Range header) -> the headers of one signed GET
 NodeKeyOption = typer.Option(
     None, "--node-key", envvar="AICHAIN_EXPECT_NODE_KEY",
-    help="With --from: the node key the node must report before a read of private plaintext is signed for it "
-    "(`aichain-node status` on that node shows it) [env AICHAIN_EXPECT_NODE_KEY; default: the one it reports]",
+    help="With --from: the node key (0x…) the node must report before a read of private plaintext is signed for "
+    "it, as `aichain-node status` on that node shows it; without it, the key the node reports",
 )
 
 

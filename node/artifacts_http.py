@@ -12,8 +12,9 @@ Routes:
   the account that will publish it in `X-Content-Publisher` (`node.artifact_access`).
 - `GET`/`HEAD /artifacts/{id}` streams a single-file artifact;
   `GET`/`HEAD /artifacts/{id}/files/{path}` one file of a directory artifact. The plaintext of an
-  encrypted artifact only to a request signed by an owner or licensee (`node.artifact_access`:
-  401 unsigned, 403 not allowed, each with a JSON body saying what is needed). Both honour one
+  encrypted artifact only to a request signed by an owner or licensee, for this node
+  (`node.artifact_access`: 401 unsigned, 403 not allowed here, each with a JSON body saying
+  what is needed). Both honour one
   `Range: bytes=a-b` (206 with Content-Range; 416 if unsatisfiable) and send Content-Length,
   `ETag: "sha256:<hex>"`, `Repr-Digest` (of the whole representation) and `Accept-Ranges`.
   Every chunk is checked against its id as it is read; a corrupt chunk ends the response

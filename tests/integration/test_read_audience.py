@@ -189,6 +189,12 @@ def test_a_read_sent_to_one_node_cannot_be_relayed_to_the_node_that_keeps_the_ke
             assert got.returncode == 1 and f"reports node key 0x{key[A].hex()}, not 0x{key[B].hex()}" in got.stderr
             with Client(liar.url, bob, node_key=key[B]) as sdk, pytest.raises(WrongNode, match="not 0x"):
                 sdk.download(artifact, home / "pinned.onnx", read_as=("m", 1))
+            laptop = tmp_path / "alice-laptop"  # the owner pulls where she kept no content key: signed reads
+            laptop.mkdir()
+            write_key_file(laptop / "alice.pem", alice, None)
+            got = cli(laptop, "model", "pull", "m@1", "--from", str(laptop / "alice.pem"), "--rpc", liar.url,
+                      "--node-key", "0x" + key[B].hex(), "--quiet")  # fmt: skip
+            assert got.returncode == 1 and f"reports node key 0x{key[A].hex()}, not 0x{key[B].hex()}" in got.stderr
             assert liar.seen == []  # nothing signed was sent
 
 
