@@ -22,6 +22,7 @@ from typing import Any
 
 import typer
 
+from core import read_request
 from core.artifact import format_id
 from core.keys import PrivateKey, address_hex
 from core.read_request import AUDIENCE_SIZE, sign_read
@@ -84,13 +85,10 @@ def choose_version(url: str, artifact: bytes, key: PrivateKey, model: str | None
 def parse_node_key(text: str) -> bytes:
     """A node key given as 0x-hex (`--node-key`); ValueError saying what one looks like."""
     try:
-        key = bytes.fromhex(text.strip().removeprefix("0x"))
+        return read_request.parse_node_key(text)
     except ValueError:
-        key = b""
-    if len(key) != AUDIENCE_SIZE:
         raise ValueError(f"--node-key is a node's public key: 0x and {2 * AUDIENCE_SIZE} hex digits (`aichain-node "
-                         "status` on that node shows it)")  # fmt: skip
-    return key
+                         "status` on that node shows it)") from None  # fmt: skip
 
 
 def audience(status: dict[str, Any], pinned: str | None) -> bytes:
@@ -98,12 +96,10 @@ def audience(status: dict[str, Any], pinned: str | None) -> bytes:
     (0x-hex, `--node-key`) if given. ValueError saying why no read may be signed for this node."""
     reported = status.get("node_key")
     try:
-        key = bytes.fromhex(str(reported).removeprefix("0x")) if reported else b""
+        key = read_request.parse_node_key(reported)
     except ValueError:
-        key = b""
-    if len(key) != AUDIENCE_SIZE:
         raise ValueError(f"the node reports no node key ({reported!r}), so no read can be signed for it alone: it is "
-                         "older than this client; upgrade it")  # fmt: skip
+                         "older than this client; upgrade it") from None  # fmt: skip
     if pinned is not None:
         expected = parse_node_key(pinned)
         if key != expected:

@@ -89,6 +89,17 @@ class SignedRead:
         return f"{SCHEME} {base64.b64encode(token).decode()}"
 
 
+def parse_node_key(text: object) -> bytes:
+    """A node key (an audience) written as 0x-hex, as `node_status` reports it; ValueError if it is not one."""
+    try:
+        key = bytes.fromhex(text.strip().removeprefix("0x")) if isinstance(text, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != AUDIENCE_SIZE:
+        raise ValueError(f"a node key is 0x and {2 * AUDIENCE_SIZE} hex digits, not {str(text)[:80]!r}")
+    return key
+
+
 def sign_read(key: PrivateKey, chain_id: int, artifact: bytes, model: str, version: int, method: str, path: str,
               range_header: str = "", *, audience: bytes, timestamp_ms: int,
               nonce: bytes | None = None) -> SignedRead:  # fmt: skip
@@ -140,4 +151,4 @@ def parse_read(header: str, artifact: bytes, method: str, path: str, range_heade
 
 
 __all__ = ["AUDIENCE_SIZE", "DOMAIN_READ", "SCHEME", "WINDOW_MS", "ReadRequest", "ReadRequestInvalid", "SignedRead",
-           "parse_read", "sign_read"]  # fmt: skip
+           "parse_node_key", "parse_read", "sign_read"]  # fmt: skip

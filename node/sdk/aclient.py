@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from core.keys import PrivateKey, address_hex
-from core.read_request import AUDIENCE_SIZE
+from core.read_request import AUDIENCE_SIZE, parse_node_key
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
 from node.sdk.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
@@ -124,12 +124,10 @@ class AsyncClient(ArtifactTransfers):
         if self._node_key is None:
             reported = (await self.rpc("node_status")).get("node_key")
             try:
-                key = bytes.fromhex(str(reported).removeprefix("0x")) if reported else b""
+                key = parse_node_key(reported)
             except ValueError:
-                key = b""
-            if len(key) != AUDIENCE_SIZE:
                 raise WrongNode(f"the node at {self.url} reports no node key ({reported!r}), so no read can be signed "
-                                "for it alone: it is older than this client; upgrade it")  # fmt: skip
+                                "for it alone: it is older than this client; upgrade it") from None  # fmt: skip
             pinned = self.pinned_node_key
             if pinned is not None and key != pinned:
                 raise WrongNode(f"the node at {self.url} reports node key 0x{key.hex()}, not 0x{pinned.hex()} as this "

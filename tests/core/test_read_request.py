@@ -10,7 +10,7 @@ import pytest
 
 from core import codec
 from core.keys import PrivateKey
-from core.read_request import DOMAIN_READ, SCHEME, ReadRequestInvalid, parse_read, sign_read
+from core.read_request import DOMAIN_READ, SCHEME, ReadRequestInvalid, parse_node_key, parse_read, sign_read
 
 KEY = PrivateKey.from_seed(b"\x05" * 32)
 NODE_A, NODE_B = b"\xaa" * 32, b"\xbb" * 32  # two nodes' keys
@@ -94,3 +94,10 @@ def test_a_token_without_an_audience_is_refused_with_upgrade_advice() -> None:
     old = codec.encode([KEY.public_key, "m", 1, 1_000, b"\x01" * 16, b"s" * 64])
     with pytest.raises(ReadRequestInvalid, match=r"names no node.*Upgrade aichain-node"):
         parse_read(f"{SCHEME} {base64.b64encode(old).decode()}", ART, "GET", PATH, "")
+
+
+def test_a_node_key_is_read_as_node_status_writes_it() -> None:
+    assert parse_node_key("0x" + NODE_A.hex()) == NODE_A == parse_node_key(NODE_A.hex())
+    for bad in (None, "", "0x12", "0x" + "zz" * 32, "0x" + NODE_A.hex() + "00", 5):
+        with pytest.raises(ValueError, match="a node key is 0x and 64 hex digits"):
+            parse_node_key(bad)
