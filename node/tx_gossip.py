@@ -6,10 +6,11 @@ Rules:
   encodings (at most half the frame limit: a batch of the largest transactions stays well inside
   a frame; one transaction is at most ~129 KiB).
 - A received batch holds at most `TX_BATCH` transactions; copies this node already knows are
-  skipped before decoding. The others are admitted as if a client sent them, and those admitted
-  are forwarded to the other peers in the same bounded batches. A batch that cannot be decoded
-  costs the sender `PENALTY_MALFORMED`, a bad signature `PENALTY_BAD_SIGNATURE`; other refusals
-  (nonce used, fee, balance) cost nothing: peers see the chain at slightly different heights.
+  skipped before decoding; the others are decoded in slices (`node.tx_decode`) and admitted as
+  if a client sent them, and those admitted are forwarded to the other peers in the same
+  bounded batches. A batch that cannot be decoded costs the sender `PENALTY_MALFORMED`, a bad
+  signature `PENALTY_BAD_SIGNATURE`; other refusals (nonce used, fee, balance) cost nothing:
+  peers see the chain at slightly different heights.
 - A batch that fails to go out is a bug: it is logged with its traceback and counted
   (`aichain_tx_gossip_failures_total`), and gossip goes on with the next one. (A batch over the
   frame limit once made the broadcast raise and ended gossip for good, silently.)
@@ -29,6 +30,7 @@ from core.hashing import sha256
 from core.transaction import Transaction
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
+from node.tx_decode import decode_each
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -107,10 +109,14 @@ class TxGossip:
                 raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
             knows = self.node.knows_tx
             fresh = [raw for raw in items[1] if type(raw) is not bytes or not knows(sha256(raw))]
-            txs = [Transaction.decode(codec.expect_bytes(raw, "transaction")) for raw in fresh]
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
+        decoded = await decode_each(fresh, _decode, stop_at_error=True)  # in slices: the loop gets turns
+        if decoded and not isinstance(decoded[-1], Transaction):
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {decoded[-1]}")
+            return
+        txs: list[Transaction] = decoded  # type: ignore[assignment]
         if not txs:
             return
         results = await self.node.submit_many(txs, gossip=False)
@@ -118,3 +124,7 @@ class TxGossip:
             peer.penalize(PENALTY_BAD_SIGNATURE, "bad transaction signature")
         admitted = [tx.encoded for tx, result in zip(txs, results, strict=True) if isinstance(result, bytes)]
         await self._broadcast(admitted, exclude=peer)
+
+
+def _decode(raw: object) -> Transaction:
+    return Transaction.decode(codec.expect_bytes(raw, "transaction"))
