@@ -347,6 +347,10 @@ class Peer:
                     await handler(self, decode_body(item[1:], self._limits))
                 except (ProtocolViolation, DecodeError) as exc:
                     self._violation(exc)
+                except (PeerClosed, SendQueueFull) as exc:  # an answer to a peer dropped meanwhile (slow, banned)
+                    if self.closing:
+                        return
+                    log.warning("handler for message type %d on a message from %s: %s", msg_type, self, exc)
                 except Exception:
                     log.exception("handler for message type %d failed on a message from %s", msg_type, self)
 
