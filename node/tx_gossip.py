@@ -30,7 +30,7 @@ from core.hashing import sha256
 from core.transaction import Transaction
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
-from node.tx_decode import decode_each
+from node.tx_decode import decode_each, without_tracebacks
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -112,14 +112,14 @@ class TxGossip:
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
-        decoded = await decode_each(fresh, _decode, stop_at_error=True)  # in slices: the loop gets turns
+        decoded = await decode_each(fresh, _decode, order=self.node, stop_at_error=True)  # in slices, in order
         if decoded and not isinstance(decoded[-1], Transaction):
             peer.penalize(PENALTY_MALFORMED, f"malformed: {decoded[-1]}")
             return
         txs: list[Transaction] = decoded  # type: ignore[assignment]
         if not txs:
             return
-        results = await self.node.submit_many(txs, gossip=False)
+        results = without_tracebacks(await self.node.submit_many(txs, gossip=False))
         if any(isinstance(result, InvalidSignature) for result in results):
             peer.penalize(PENALTY_BAD_SIGNATURE, "bad transaction signature")
         admitted = [tx.encoded for tx, result in zip(txs, results, strict=True) if isinstance(result, bytes)]

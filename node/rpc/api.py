@@ -20,7 +20,7 @@ from node.rpc.contracts import register_contracts
 from node.rpc.eth import register_eth
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import block_view, commit_view, header_view, hx, receipt_view, tx_view
-from node.tx_decode import decode_each
+from node.tx_decode import decode_each, without_tracebacks
 from vm.account import Account
 
 if TYPE_CHECKING:
@@ -121,7 +121,10 @@ def build_registry(node: Node) -> MethodRegistry:
         example={"params": ["0x9b01cd1e61…"], "result": {"hash": "0x5c1f…"}},
     )
     async def tx_send(raw: bytes) -> dict[str, str]:
-        tx_hash = await node.submit(decode_tx(raw))
+        (tx,) = await decode_each([raw], decode_tx, order=node)  # type: ignore[arg-type]  # after earlier batches
+        if isinstance(tx, AichainError):
+            raise tx
+        tx_hash = await node.submit(tx)
         return {"hash": hx(tx_hash)}
 
     @registry.method(
@@ -130,9 +133,10 @@ def build_registry(node: Node) -> MethodRegistry:
         doc="Submit many signed transactions; one result per transaction, a hash or an error.",
     )
     async def tx_send_batch(raws: list[bytes]) -> list[dict[str, Any]]:
-        decoded = await decode_each(raws, decode_tx)  # type: ignore[arg-type]  # in slices: the loop gets turns
+        decoded = await decode_each(raws, decode_tx, order=node)  # type: ignore[arg-type]  # in slices, in order
         valid = [t for t in decoded if isinstance(t, Transaction)]
-        outcomes = iter(await node.submit_many(valid))
+        outcomes = iter(without_tracebacks(await node.submit_many(valid)))
+        await asyncio.sleep(0)  # the answers (10,000 of them) in another turn of the loop than the admissions
         out: list[dict[str, Any]] = []
         for item in decoded:
             result = item if isinstance(item, AichainError) else next(outcomes)
