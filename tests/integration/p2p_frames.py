@@ -130,7 +130,7 @@ def mutate_value(rng: random.Random, value: Any, depth: int = 0) -> Any:
             flipped[at] ^= 1 << rng.randrange(8)
         return bytes(flipped[: rng.choice([len(flipped), len(flipped), rng.randrange(len(flipped) + 1)])])
     if isinstance(value, int) and not isinstance(value, bool):
-        return rng.choice([*BOUNDARY_INTS, value + 1, max(0, value - 1), value * 2**20 % 2**64])
+        return rng.choice([*BOUNDARY_INTS, (value + 1) % 2**64, max(-(2**63), value - 1), value * 2**20 % 2**64])
     return hostile_value(rng)
 
 
