@@ -92,19 +92,18 @@ def check_health(node: NodeProcess, before: Health) -> Health:
     return now
 
 
-def test_mutated_transactions_over_rpc(node: NodeProcess, senders: list[PrivateKey]) -> None:
-    rng = random.Random(SEED)
-    before = Health.of(node)
+def rpc_rounds(node: NodeProcess, senders: list[PrivateKey], rng: random.Random, rounds: int,
+               seen: Counter[str]) -> list[str]:  # fmt: skip
+    """Each round: every sender's next transaction and its mutants, a third by tx_send, the rest in one
+    tx_sendBatch. Returns the hashes acknowledged (each refusal checked on the way)."""
     limit = int(node.rpc.call("node_genesis")["params"]["block_gas_limit"])
-    seen: Counter[str] = Counter()
     acknowledged: list[str] = []
     accepted: list[Transaction] = []
-    for round_ in range(6):
+    for round_ in range(rounds):
         inputs: list[tuple[str, bytes]] = []
         for key in senders:
-            nonce = pending_nonce(node, key.address)
-            tx = transfer(key, CHAIN_ID, nonce, price=1 + round_)
-            inputs += mutants(rng, tx, key, limit, accepted)
+            tx = transfer(key, CHAIN_ID, pending_nonce(node, key.address), price=1 + round_ % 7)
+            inputs += mutants(rng, tx, key, limit, accepted[-50:])
             accepted.append(tx)
         one_by_one, batched = inputs[::3], [x for i, x in enumerate(inputs) if i % 3]
         answers = batch(node.url, [("tx_send", ["0x" + data.hex()]) for _, data in one_by_one])
@@ -116,7 +115,45 @@ def test_mutated_transactions_over_rpc(node: NodeProcess, senders: list[PrivateK
             if (tx_hash := check_outcome(outcome, category, seen)) is not None:
                 acknowledged.append(tx_hash)
         COUNTS["rpc transactions"] += len(inputs)
-    states = settled(node, acknowledged)
+    return acknowledged
+
+
+async def gossip_rounds(node: NodeProcess, senders: list[PrivateKey], rng: random.Random,
+                        rounds: int) -> tuple[list[Transaction], Counter[str]]:  # fmt: skip
+    """Each round: a batch of every sender's next transaction from three peers at once, and the mutants
+    of each from a fourth peer that holds no key of the senders, one to a frame. Returns the valid ones."""
+    target = Target.of_process(node)
+    limit = int(node.rpc.call("node_genesis")["params"]["block_gas_limit"])
+    honest = [Attacker(target, source=f"127.0.5.{i + 1}") for i in range(3)]
+    hostile = Attacker(target, source="127.0.5.9")
+    valid: list[Transaction] = []
+    for _ in range(rounds):
+        batch_: list[bytes] = []
+        for key in senders:
+            tx = transfer(key, CHAIN_ID, pending_nonce(node, key.address))
+            for category, data in mutants(rng, tx, key, limit, valid[-50:]):
+                if category in ("bit flip", "cut", "replay") or "not re-signed" in category:  # no key of theirs
+                    await hostile.send(frame(16, [16, [data]]))
+                    COUNTS["gossiped mutants"] += 1
+            valid.append(tx)
+            batch_.append(tx.encoded)
+        for peer in honest:
+            await peer.send(frame(16, [16, batch_]))
+            COUNTS["gossiped transactions"] += len(batch_)
+        for peer in [*honest, hostile]:
+            await peer.settle()
+    ended = Counter(hostile.ended)
+    ended["hostile sessions"] = hostile.sessions
+    ended["honest sessions"] = sum(peer.sessions for peer in honest)
+    for peer in [*honest, hostile]:
+        await peer.close()
+    return valid, ended
+
+
+def test_mutated_transactions_over_rpc(node: NodeProcess, senders: list[PrivateKey]) -> None:
+    before = Health.of(node)
+    seen: Counter[str] = Counter()
+    states = settled(node, rpc_rounds(node, senders, random.Random(SEED), 6, seen))
     print(dict(sorted(seen.items())), states)
     assert states.get("committed", 0) >= 6 * SENDERS
     check_health(node, before)
@@ -124,42 +161,12 @@ def test_mutated_transactions_over_rpc(node: NodeProcess, senders: list[PrivateK
 
 def test_mutated_transactions_gossiped_by_several_peers(node: NodeProcess, senders: list[PrivateKey]) -> None:
     """Valid batches from three peers at once (each transaction arrives three times), and mutants from a fourth
-    peer that holds no key of the senders, one to a frame (a frame with one malformed transaction is refused
-    whole), banned and back again."""
-    rng = random.Random(SEED + 1)
+    peer, one to a frame (a frame with one malformed transaction is refused whole), banned and back again."""
     before = Health.of(node)
-    target = Target.of_process(node)
-    limit = int(node.rpc.call("node_genesis")["params"]["block_gas_limit"])
-
-    async def gossip() -> tuple[list[Transaction], Counter[str]]:
-        honest = [Attacker(target, source=f"127.0.5.{i + 1}") for i in range(3)]
-        hostile = Attacker(target, source="127.0.5.9")
-        valid: list[Transaction] = []
-        for _ in range(4):
-            batch_: list[bytes] = []
-            for key in senders:
-                tx = transfer(key, CHAIN_ID, pending_nonce(node, key.address))
-                for category, data in mutants(rng, tx, key, limit, valid):
-                    if category in ("bit flip", "cut", "replay") or "not re-signed" in category:  # no key of theirs
-                        await hostile.send(frame(16, [16, [data]]))
-                        COUNTS["gossiped mutants"] += 1
-                valid.append(tx)
-                batch_.append(tx.encoded)
-            for peer in honest:
-                await peer.send(frame(16, [16, batch_]))
-                COUNTS["gossiped transactions"] += len(batch_)
-            for peer in [*honest, hostile]:
-                await peer.settle()
-        ended = Counter(hostile.ended)
-        ended["hostile sessions"] = hostile.sessions
-        ended["honest sessions"] = sum(peer.sessions for peer in honest)
-        for peer in [*honest, hostile]:
-            await peer.close()
-        return valid, ended
-
-    valid, ended = asyncio.run(gossip())
+    valid, ended = asyncio.run(gossip_rounds(node, senders, random.Random(SEED + 1), 4))
     print(ended)
     assert ended["honest sessions"] == 3, ended  # the peers that sent only valid batches were never dropped
+    assert ended["banned"] > 0, ended
     states = settled(node, ["0x" + tx.hash.hex() for tx in valid])
     assert states == {"committed": len(valid)}, states
     check_health(node, before)
@@ -194,3 +201,22 @@ def test_no_sender_left_behind(node: NodeProcess, senders: list[PrivateKey]) -> 
         assert node.rpc.call("tx_wait", node.rpc.send(tx), 30) is not None
         assert pending_nonce(node, key.address) == tx.nonce + 1
     assert node.rpc.call("state_getAccount", address_hex(senders[0].address))["nonce"] > 0
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(3600)
+def test_soak_transactions(node: NodeProcess, senders: list[PrivateKey]) -> None:
+    """The same for longer: 30 times 20 rounds over RPC and 10 of gossip; RSS sampled after each must level off."""
+    before = Health.of(node)
+    samples: list[int] = []
+    seen: Counter[str] = Counter()
+    for n in range(30):
+        rng = random.Random(SEED * 100 + n)
+        acknowledged = rpc_rounds(node, senders, rng, 20, seen)
+        valid, _ = asyncio.run(gossip_rounds(node, senders, rng, 10))
+        settled(node, acknowledged)
+        assert settled(node, ["0x" + tx.hash.hex() for tx in valid]) == {"committed": len(valid)}
+        samples.append(check_health(node, before).rss_kib)
+    print(dict(sorted(seen.items())), f"RSS after each round (KiB): {samples}")
+    third = len(samples) // 3
+    assert max(samples[-third:]) - max(samples[third : 2 * third]) < 32 * 1024, samples
