@@ -10,9 +10,9 @@ requested from different peers in parallel; an answer is decoded (on a worker th
 it is for a window asked of that peer, else it costs the peer score unread; blocks are imported
 strictly in order, each only after its commit verifies against the validator set this node
 tracks for that height (more than 2/3 of the power signed that very block); transaction
-signatures are verified on two threads first. A peer that sends a block whose commit or execution fails is penalised
-and the window is asked of someone else. After each imported block, consensus restarts at
-the new height.
+signatures are verified on two threads first. A peer that sends a block whose commit or
+execution fails is penalised and the window is asked of someone else. After each imported
+block, consensus restarts at the new height.
 """
 
 from __future__ import annotations
