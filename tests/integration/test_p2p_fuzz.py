@@ -476,7 +476,9 @@ def test_soak_every_campaign_again_and_again(net: Net) -> None:
         record("soak chunk flood", run(chunk_flood_campaign(net, 5000)))
         record("soak slow reader", run(slow_reader_campaign(net)))
         record("soak unfunded", run(unfunded_flood_campaign(net, rng, 30)))
-        samples.append(check_node(net, what=f"soak round {round_}").rss_kib)
+        samples.append(net.target.health().rss_kib)
+        print(f"soak round {round_}: {time.monotonic() - started:.0f} s, RSS (KiB) after each round: {samples}")
+        check_node(net, what=f"soak round {round_}")
     print(f"soak: {time.monotonic() - started:.0f} s; RSS after each round (KiB): {samples}")
     third = len(samples) // 3
     assert max(samples[-third:]) - max(samples[third : 2 * third]) < 64 * 1024, samples
