@@ -11,7 +11,10 @@ checked as it is read (a damaged chunk is answered nil, never sent). As stored m
 artifact's ciphertext: nothing here decrypts, even on the node that keeps the content key (the
 plaintext leaves a node only over HTTP, to signed owners and licensees: `node.artifact_access`).
 At most `SERVING_PER_PEER` GETs per peer are served at once, each peer at most
-`serve_mb_s_per_peer` (0: no limit).
+`serve_mb_s_per_peer` (0: no limit). A peer may have at most `MAX_PENDING_CHUNKS` chunks asked
+and not yet sent; a GET beyond that is dropped and costs `PENALTY_TOO_MANY` (a fetch keeps 4
+requests of one chunk each in flight per holder, 4 fetches at most: 16). Without the bound, 1,500
+GETs of 8 chunks each queued 48 GB of reads for one peer, and the node's memory grew with them.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ log = logging.getLogger("aichain.artifacts")
 WANT, HAVE, GET, CHUNK = 23, 24, 25, 26
 MAX_GET = 8
 SERVING_PER_PEER = 4
+MAX_PENDING_CHUNKS = 32
 PENALTY_MALFORMED = 20.0
+PENALTY_TOO_MANY = 5.0
 
 
 class _Bucket:
@@ -67,6 +72,7 @@ class ArtifactServer:
         self._spawn = spawn  # runs a task the exchange cancels when it stops
         self._slots: dict[bytes, asyncio.Semaphore] = {}
         self._buckets: dict[bytes, _Bucket] = {}
+        self._pending: dict[bytes, int] = {}  # peer node key -> chunks asked and not yet sent
         self.chunks_served = 0
 
     async def on_want(self, peer: Peer, payload: Any) -> None:
@@ -92,9 +98,24 @@ class ArtifactServer:
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
+        pending = self._pending.get(peer.node_key, 0)
+        if pending + len(indexes) > MAX_PENDING_CHUNKS:
+            peer.penalize(PENALTY_TOO_MANY, f"too_many_requests: {pending} chunks asked and not yet sent")
+            return
+        self._pending[peer.node_key] = pending + len(indexes)
         self._spawn(self._serve(peer, artifact, indexes))
 
     async def _serve(self, peer: Peer, artifact: bytes, indexes: list[int]) -> None:
+        try:
+            await self._serve_chunks(peer, artifact, indexes)
+        finally:
+            left = self._pending.get(peer.node_key, 0) - len(indexes)
+            if left > 0:
+                self._pending[peer.node_key] = left
+            else:
+                self._pending.pop(peer.node_key, None)
+
+    async def _serve_chunks(self, peer: Peer, artifact: bytes, indexes: list[int]) -> None:
         slots = self._slots.setdefault(peer.node_key, asyncio.Semaphore(SERVING_PER_PEER))
         bucket = self._buckets.setdefault(peer.node_key, _Bucket(self.config.serve_mb_s_per_peer * 1e6))
         async with slots:

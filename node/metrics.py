@@ -52,6 +52,11 @@ class NodeMetrics:
         self.evictions_kept = Gauge(
             "aichain_mempool_evictions_kept", "Evictions this node can still explain to tx_get (bounded)", registry=r
         )
+        self.tx_gossip_failures = Counter(
+            "aichain_tx_gossip_failures",
+            "Batches of transaction gossip that failed to go out (each a bug, logged with its traceback)",
+            registry=r,
+        )
         self.signatures_verified = Counter(
             "aichain_transaction_signatures_verified", "Transaction signatures checked at admission", registry=r
         )

@@ -2,8 +2,7 @@
 
 Message types (application range of `node.p2p.messages`):
 
-- 16 `[16, [tx bytes, ...]]`: transactions; admitted ones are forwarded; a malformed one or a
-  bad signature costs the sender score.
+- 16 `[16, [tx bytes, ...]]`: transactions, see `node.tx_gossip`.
 - 17 `[17, proposal, block bytes]`: for the height we decide; the proposer's signature is
   checked; forwarded once.
 - 18 `[18, vote]`: for the height we decide, from a validator, signature checked; forwarded once.
@@ -25,8 +24,6 @@ dropped without penalty: they are normal around height changes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
@@ -36,7 +33,6 @@ from core import codec
 from core.block import Block, Vote, VoteType
 from core.errors import AichainError, AlreadyKnown, DecodeError
 from core.evidence import DuplicateVote
-from core.hashing import sha256
 from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction
@@ -48,6 +44,7 @@ from node.p2p.gossip import Gossip, message_id
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
 from node.sync import BlockSync
+from node.tx_gossip import TxGossip
 from node.vote_gossip import ROUND_STEP, VoteGossip
 
 if TYPE_CHECKING:
@@ -55,10 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aichain.network")
 
-TXS, PROPOSAL, VOTE, EVIDENCE, STATUS = 16, 17, 18, 19, 20
+PROPOSAL, VOTE, EVIDENCE, STATUS = 17, 18, 19, 20
 URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS, ROUND_STEP})
-TX_BATCH = 2000
-TX_FLUSH_S = 0.02
 PENALTY_MALFORMED = 20.0
 PENALTY_BAD_SIGNATURE = 40.0
 EVIDENCE_LOOKBACK = 1000  # heights back that a late precommit is checked against our stored commit
@@ -76,14 +71,14 @@ class Network:
         self.sync = BlockSync(node, self.manager, node.config.p2p.sync_answer_bytes)
         self.artifacts = ArtifactExchange(node, self.manager, node.config.artifacts)
         self.votes = VoteGossip(node, self.manager)
-        self._outgoing_txs: list[bytes] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self.txs = TxGossip(node, self.manager)
         self.held = HeldForNextHeight()
         for msg_type, handler in (
-            (TXS, self._on_txs), (PROPOSAL, self._on_proposal), (VOTE, self._on_vote),
-            (EVIDENCE, self._on_evidence), (STATUS, self._on_status),
+            (PROPOSAL, self._on_proposal), (VOTE, self._on_vote), (EVIDENCE, self._on_evidence),
+            (STATUS, self._on_status),
         ):  # fmt: skip
             self.manager.register(msg_type, handler)
+        self.txs.register()
         self.sync.register()
         self.artifacts.register()
         self.votes.register()
@@ -96,13 +91,10 @@ class Network:
         self.sync.start()
         self.artifacts.start()
         self.votes.start()
-        self._flusher = asyncio.create_task(self._flush_txs_forever(), name="tx-gossip")
+        self.txs.start()
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        await self.txs.stop()
         await self.votes.stop()
         await self.sync.stop()
         await self.artifacts.stop()
@@ -138,7 +130,7 @@ class Network:
 
     def announce_txs(self, txs: list[Transaction]) -> None:
         """Queue admitted transactions for the next gossip batch."""
-        self._outgoing_txs.extend(tx.encoded for tx in txs)
+        self.txs.announce(txs)
 
     async def head_changed(self) -> None:
         head = self.node.chain.head
@@ -148,42 +140,11 @@ class Network:
             self.node.metrics.held_messages.inc()
             await (self._on_proposal if msg_type == PROPOSAL else self._on_vote)(peer, payload)
 
-    async def _flush_txs_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TX_FLUSH_S)
-            while self._outgoing_txs:
-                batch, self._outgoing_txs = self._outgoing_txs[:TX_BATCH], self._outgoing_txs[TX_BATCH:]
-                await self.manager.broadcast(TXS, [TXS, batch])
-
     # --- inbound --------------------------------------------------------------------------
 
     async def _on_connected(self, peer: Peer) -> None:
         head = self.node.chain.head
         await peer.send(STATUS, [STATUS, head.height, head.hash])
-
-    async def _on_txs(self, peer: Peer, payload: Any) -> None:
-        try:
-            items = codec.expect_list(payload, TXS, 2, "transactions")
-            if not isinstance(items[1], list) or len(items[1]) > TX_BATCH:
-                raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
-            knows = self.node.knows_tx
-            fresh = [raw for raw in items[1] if type(raw) is not bytes or not knows(sha256(raw))]
-            txs = [Transaction.decode(codec.expect_bytes(raw, "transaction")) for raw in fresh]
-        except DecodeError as exc:
-            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
-            return
-        if not txs:
-            return
-        results = await self.node.submit_many(txs, gossip=False)
-        admitted = []
-        for tx, result in zip(txs, results, strict=True):
-            if isinstance(result, bytes):
-                admitted.append(tx.encoded)
-            elif type(result).__name__ == "InvalidSignature":
-                peer.penalize(PENALTY_BAD_SIGNATURE, "bad transaction signature")
-                return
-        if admitted:
-            await self.manager.broadcast(TXS, [TXS, admitted], exclude=peer.node_key)
 
     async def _on_proposal(self, peer: Peer, payload: Any) -> None:
         try:

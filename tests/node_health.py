@@ -21,27 +21,38 @@ STALL_BUCKET = "0.1"  # the histogram bucket of "blocked at most 100 ms"
 class Health:
     ticks: float  # loop wake-ups measured since start
     within_100ms: float  # of them, blocked at most 100 ms
+    within_50ms: float  # of them, blocked at most 50 ms
     blocked_max_s: float
     lag_max_s: float
     rss_kib: int
 
     @classmethod
     def of(cls, node: NodeProcess) -> Health:
-        with urllib.request.urlopen(f"{node.url}/metrics", timeout=30) as response:
+        assert node.proc is not None
+        return cls.at(node.url, node.proc.pid)
+
+    @classmethod
+    def at(cls, url: str, pid: int) -> Health:
+        """The figures of the node serving RPC at `url` and running as process `pid`."""
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
             text = response.read().decode()
         samples = _samples(text)
-        assert node.proc is not None
         return cls(
             ticks=samples["aichain_event_loop_blocked_seconds_count"],
             within_100ms=samples[f'aichain_event_loop_blocked_seconds_bucket{{le="{STALL_BUCKET}"}}'],
+            within_50ms=samples['aichain_event_loop_blocked_seconds_bucket{le="0.05"}'],
             blocked_max_s=samples["aichain_event_loop_blocked_max_seconds"],
             lag_max_s=samples["aichain_event_loop_lag_max_seconds"],
-            rss_kib=rss_kib(node.proc.pid),
+            rss_kib=rss_kib(pid),
         )
 
     def stalls_since(self, before: Health) -> float:
         """Wake-ups blocked for more than 100 ms between `before` and this snapshot."""
         return (self.ticks - self.within_100ms) - (before.ticks - before.within_100ms)
+
+    def over_50ms_since(self, before: Health) -> float:
+        """Wake-ups blocked for more than 50 ms between `before` and this snapshot."""
+        return (self.ticks - self.within_50ms) - (before.ticks - before.within_50ms)
 
 
 def rss_kib(pid: int) -> int:
