@@ -42,6 +42,8 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 REQUEST_TIMEOUT_S = 10.0
 PARALLEL_WINDOWS = 4
 PENALTY_BAD_BLOCK = 50.0
+PENALTY_UNSERVED = 10.0
+UNSERVED_DOUBT_S = 60.0
 ONE_BEHIND_GRACE_S = 2.0
 
 
@@ -56,6 +58,10 @@ class BlockSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._one_behind_since: tuple[int, float] | None = None
+        # peer node key -> (first height it announced but did not serve, since when): its claims from
+        # there on are not believed for a while, or one peer announcing a head nobody has would keep
+        # the node "syncing" for as long as it stays connected
+        self._unserved: dict[bytes, tuple[int, float]] = {}
 
     def register(self) -> None:
         self.manager.register(GET_BLOCKS, self._on_get_blocks)
@@ -105,6 +111,12 @@ class BlockSync:
         return self._heads.get(peer.node_key)
 
     def peer_head(self, peer: Peer, height: int, head_hash: bytes) -> None:
+        doubted = self._unserved.get(peer.node_key)
+        if doubted is not None:
+            if time.monotonic() - doubted[1] > UNSERVED_DOUBT_S or doubted[0] <= self.node.chain.head.height:
+                del self._unserved[peer.node_key]
+            else:
+                height = min(height, doubted[0] - 1)
         self._heads[peer.node_key] = height
         peer.set_head(height, head_hash)
         if height > self.node.chain.head.height:
@@ -164,6 +176,11 @@ class BlockSync:
         except DecodeError as exc:
             peer.penalize(25.0, f"malformed: {exc}")
             return
+        if not received and start <= self._heads.get(peer.node_key, -1):
+            # A node serves at least one block of any range that begins at or below its head.
+            claimed = self._heads[peer.node_key]
+            peer.penalize(PENALTY_UNSERVED, f"unserved: announced head {claimed} but has no block {start}")
+            self._doubt(peer.node_key, start)
         head = self.node.chain.head.height
         for block, commit in received:
             if block.height > head:
@@ -195,13 +212,18 @@ class BlockSync:
         await self._import_ready()
         head = chain.head.height
         now = time.monotonic()
-        for window, (_, asked_at) in list(self._requested.items()):
-            if now - asked_at > REQUEST_TIMEOUT_S or window + WINDOW <= head:
+        for window, (key, asked_at) in list(self._requested.items()):
+            if window + WINDOW <= head:
                 del self._requested[window]
+            elif now - asked_at > REQUEST_TIMEOUT_S:
+                del self._requested[window]
+                self._doubt(key, max(window, head + 1))  # silent: ask the others, believe it less for a while
         first = (head // WINDOW) * WINDOW + 1
-        candidates = [key for key, height in self._heads.items() if height > head and self.manager.peer(key)]
         windows = [first + i * WINDOW for i in range(PARALLEL_WINDOWS) if first + i * WINDOW <= self.target]
         for i, window in enumerate(windows):
+            # only peers that announced the window's first missing block
+            need = max(window, head + 1)
+            candidates = [key for key, height in self._heads.items() if height >= need and self.manager.peer(key)]
             if window in self._requested or not candidates:
                 continue
             key = candidates[(window // WINDOW + i) % len(candidates)]
@@ -215,6 +237,16 @@ class BlockSync:
             await peer.send(GET_BLOCKS, [GET_BLOCKS, start, window + WINDOW - start])
         if self.target > chain.head.height:
             asyncio.get_running_loop().call_later(0.5, self._wake.set)
+
+    def _doubt(self, key: bytes, height: int) -> None:
+        """`key` did not serve `height` although it announced it: lower its announced head below it."""
+        self._unserved[key] = (height, time.monotonic())
+        if self._heads.get(key, -1) >= height:
+            self._heads[key] = height - 1
+        if len(self._unserved) > 1024:  # keys of peers long gone
+            now = time.monotonic()
+            self._unserved = {k: v for k, v in self._unserved.items() if now - v[1] <= UNSERVED_DOUBT_S}
+        self._wake.set()
 
     async def _import_ready(self) -> None:
         chain = self.node.chain

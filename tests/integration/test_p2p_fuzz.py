@@ -333,6 +333,56 @@ async def unfunded_flood_campaign(net: Net, rng: random.Random, seconds: float) 
     return seen
 
 
+async def unserved_head_campaign(net: Net) -> Counter[str]:
+    """Peers announcing a head a million blocks ahead: one answers the node's requests with no blocks, one
+    never answers. Each kept the node "syncing" for as long as it stayed connected (sync's target is the
+    highest head announced)."""
+    seen: Counter[str] = Counter()
+
+    def syncing() -> bool:
+        return bool(net.target.status()["syncing"])
+
+    async def until(condition: Any, seconds: float, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while not await asyncio.to_thread(condition):
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.1)
+
+    async def announce(attacker: Attacker) -> None:
+        head = await asyncio.to_thread(lambda: net.target.status()["head_height"])
+        await attacker.send(frame(STATUS, [STATUS, head + 1_000_000, bytes(32)]))
+
+    before = penalties(net, "unserved")
+    empty = Attacker(net.target)
+    await empty.connect()
+    await announce(empty)
+    await until(syncing, 5, "the node never believed the far head")
+    answered: set[int] = set()
+    deadline = time.monotonic() + 10
+    while not (answered and penalties(net, "unserved") > before):
+        assert time.monotonic() < deadline, "the node never asked, or never penalised, the empty answers"
+        for _, start, _count in captured([empty], GET_BLOCKS):
+            if start not in answered:
+                answered.add(start)
+                await empty.send(frame(BLOCKS, [BLOCKS, start, []]))
+                seen["empty answers"] += 1
+        await asyncio.sleep(0.05)
+    await until(lambda: not syncing(), 5, "a peer that served nothing kept the node syncing")
+    await announce(empty)  # again: no longer believed
+    await asyncio.sleep(1.0)
+    assert not syncing(), "announcing the same far head again made the node sync again"
+    seen["announced again"] += 1
+    silent = Attacker(net.target)
+    await silent.connect()
+    await announce(silent)
+    await until(syncing, 5, "the node never believed the second far head")
+    await until(lambda: not syncing(), 10 + 6, "a peer that never answered kept the node syncing")
+    seen["silent"] += 1
+    for attacker in (empty, silent):
+        await attacker.close()
+    return seen
+
+
 async def handshake_campaign(net: Net, rng: random.Random, rounds: int) -> Counter[str]:
     """Garbage, cut and flipped TLS records before TLS; garbage, bad Hellos and odd frames after it (each until
     the node closes it, at most 5 s); 60 connections left half-open meanwhile; and an honest peer still gets in."""
@@ -444,6 +494,11 @@ def test_a_peer_that_never_reads_is_dropped(net: Net) -> None:
     record("slow reader", seen)
     assert net.target.metric("aichain_p2p_disconnects_total", reason="slow") == before + 1, seen
     check_node(net, what="slow reader")
+
+
+def test_a_peer_announcing_a_head_it_cannot_serve(net: Net) -> None:
+    record("unserved heads", run(unserved_head_campaign(net)))
+    check_node(net, what="unserved heads")
 
 
 def test_a_flood_of_unfunded_transactions(net: Net) -> None:
