@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from consensus.events import (
@@ -93,6 +94,8 @@ class ConsensusDriver:
         self.prebuilder = Prebuilder(node)
         self.wal = ConsensusWal(node.chain.kv)
         self._proposal_of: dict[bytes, Proposal] = {}  # block hash -> the (valid) proposal that carried it
+        # One thread: signatures are made one at a time and in order, as the signer's record requires.
+        self._signing_thread = ThreadPoolExecutor(1, thread_name_prefix="signer")
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -107,6 +110,7 @@ class ConsensusDriver:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await asyncio.to_thread(self._signing_thread.shutdown)  # a signature being recorded is recorded whole
 
     def use_guard(self, guard: DoubleSignGuard) -> None:
         self.guard = guard
@@ -217,7 +221,7 @@ class ConsensusDriver:
             elif isinstance(action, SignProposal):
                 if self._withhold(action):
                     continue
-                signed = self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
+                signed = await self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
                 if signed is None:
                     continue
                 await self._send(("proposal", signed, action.block))
@@ -227,7 +231,7 @@ class ConsensusDriver:
                 self._keep(action.vote.block_hash)
                 if self._withhold(action):
                     continue
-                signed = self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
+                signed = await self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
                 if signed is None:
                     continue
                 await self._send(("vote", signed))
@@ -309,11 +313,13 @@ class ConsensusDriver:
         head, m = self.node.chain.head.height, self.machine
         return await self._carry_out(self._withheld.release(head, validators, m.height, m.round))  # type: ignore[arg-type]
 
-    def _sign(self, make: Callable[[], Any]) -> Any:
+    async def _sign(self, make: Callable[[], Any]) -> Any:
+        """Sign on the signer's own thread: the signing record is fsynced before a signature is returned,
+        which on a busy disk took up to 1.1 s, all of it with the event loop held (P2P, RPC, timers)."""
         if self.signer is None:
             return None
         try:
-            return make()
+            return await asyncio.get_running_loop().run_in_executor(self._signing_thread, make)
         except DoubleSignRefused as exc:
             log.error("%s", exc)
             return None
