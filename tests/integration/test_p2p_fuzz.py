@@ -75,6 +75,8 @@ class Net:
     artifact: bytes
     baseline: Health
     honest_disconnects: float
+    checked: Health | None = None  # the node's health at the end of the last check
+    log_checked: int = 0  # how much of its log the last check read
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +100,14 @@ def run(coro: Any) -> Any:
 
 def check_node(net: Net, *, what: str) -> Health:
     """What every campaign ends with (see the module docstring)."""
-    text = net.target.log()
+    # Each campaign answers for what happened since the last check, not for an earlier campaign's stall.
+    full = net.target.log()
+    text, net.log_checked = full[net.log_checked :], len(full)
+    now = net.target.health()
+    since, net.checked = net.checked or net.baseline, now
     assert not tracebacks(text), (what, tracebacks(text)[:5])
     assert not stall_lines(text), (what, stall_lines(text)[:5])
-    now = net.target.health()
-    assert now.stalls_since(net.baseline) == 0, (what, now)
+    assert now.stalls_since(since) == 0, (what, now)
     assert now.rss_kib - net.baseline.rss_kib < RSS_GROWTH_KIB, (what, net.baseline.rss_kib, now.rss_kib)
     head = net.target.status()["head_height"]
     net.net.wait_height([0, 1], head + 2, 20)  # the chain goes on, and the honest peer follows it
@@ -287,6 +292,8 @@ async def chunk_flood_campaign(net: Net, requests: int) -> Counter[str]:
     for n in range(requests):
         await attacker.send(data)
         seen["requests"] += 1
+        if attacker.session is None or attacker.session.closed.is_set():
+            break  # banned (sending on would open new sessions, which a banned peer is refused)
         if n % 100 == 99:
             await asyncio.sleep(0.01)
     seen[f"ended {await attacker.wait_closed()}"] += 1
@@ -481,10 +488,13 @@ def test_huge_block_ranges_and_many_chunks(net: Net) -> None:
 def test_a_flood_of_chunk_requests_is_bounded(net: Net) -> None:
     """1,500 requests of 8 chunks (4 MiB each) queued 48 GB of reads for one peer, and RSS grew with them: now
     a peer has at most 32 chunks asked and not yet sent, and more costs score."""
-    before = penalties(net, "too_many_requests")
+    before, bans = penalties(net, "too_many_requests"), net.target.metric("aichain_p2p_bans_total")
     seen = run(chunk_flood_campaign(net, 1500))
     record("chunk flood", seen)
-    assert seen["ended banned"] == 1 and penalties(net, "too_many_requests") >= before + 20, seen
+    assert penalties(net, "too_many_requests") >= before + 20, seen
+    # Banned; its Disconnect may never reach it: it waits behind the 32 chunks of 4 MiB already queued, and
+    # the connection is cut when closing takes longer than the close timeout.
+    assert net.target.metric("aichain_p2p_bans_total") >= bans + 1 and seen["ended still open"] == 0, seen
     check_node(net, what="chunk flood")
 
 
