@@ -392,8 +392,10 @@ class Tendermint:
             state[name] = {
                 "power": vote_set.total,
                 "of": self.validators.total_power if self.validators else 0,
-                "votes": {address_hex(a): ["nil" if h == NIL else "0x" + h.hex()[:16] for h in by_hash]
-                          for a, by_hash in vote_set.votes.items()},
+                "votes": {
+                    address_hex(a): ["nil" if h == NIL else "0x" + h.hex()[:16] for h in by_hash]
+                    for a, by_hash in vote_set.votes.items()
+                },
                 "missing": [address_hex(v.address) for v in validators if v.address not in vote_set.votes],
-            }  # fmt: skip
+            }
         return state

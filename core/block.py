@@ -51,10 +51,22 @@ class Header:
 
     def to_wire(self) -> list[object]:
         return [
-            HEADER_TAG, self.chain_id, self.height, self.timestamp_ms, self.parent_hash, self.proposer,
-            self.tx_root, self.state_root, self.receipts_root, self.validators_hash,
-            self.next_validators_hash, self.last_commit_hash, self.evidence_hash, self.gas_used, self.tx_count,
-        ]  # fmt: skip
+            HEADER_TAG,
+            self.chain_id,
+            self.height,
+            self.timestamp_ms,
+            self.parent_hash,
+            self.proposer,
+            self.tx_root,
+            self.state_root,
+            self.receipts_root,
+            self.validators_hash,
+            self.next_validators_hash,
+            self.last_commit_hash,
+            self.evidence_hash,
+            self.gas_used,
+            self.tx_count,
+        ]
 
     @classmethod
     def from_wire(cls, value: object) -> Header:
@@ -140,9 +152,12 @@ class Commit:
 
     def to_wire(self) -> list[object]:
         return [
-            COMMIT_TAG, self.height, self.round, self.block_hash,
+            COMMIT_TAG,
+            self.height,
+            self.round,
+            self.block_hash,
             [[s.validator, s.signature] for s in self.signatures],
-        ]  # fmt: skip
+        ]
 
     def encode(self) -> bytes:
         return codec.encode(self.to_wire())
@@ -198,9 +213,12 @@ class Block:
 
     def to_wire(self) -> list[object]:
         return [
-            BLOCK_TAG, self.header.to_wire(), [tx.encoded for tx in self.transactions],
-            None if self.last_commit is None else self.last_commit.to_wire(), list(self.evidence),
-        ]  # fmt: skip
+            BLOCK_TAG,
+            self.header.to_wire(),
+            [tx.encoded for tx in self.transactions],
+            None if self.last_commit is None else self.last_commit.to_wire(),
+            list(self.evidence),
+        ]
 
     def encode(self) -> bytes:
         return codec.encode(self.to_wire())

@@ -44,9 +44,7 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack extension type {code} is not allowed")
 
 
-def decode(
-    data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = False, check_types: bool = True
-) -> Any:
+def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = False, check_types: bool = True) -> Any:
     """Decode untrusted canonical msgpack; raise a `DecodeError` subtype if it is anything else.
 
     `check_types=False` skips the walk that rejects floats, maps and deep nesting, for callers

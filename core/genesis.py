@@ -46,9 +46,13 @@ class ChainParams:
 
     def to_wire(self) -> list[object]:
         return [
-            self.block_time_ms, self.empty_block_interval_ms, self.min_gas_price,
-            self.block_gas_limit, self.max_block_txs, self.block_reward,
-        ]  # fmt: skip
+            self.block_time_ms,
+            self.empty_block_interval_ms,
+            self.min_gas_price,
+            self.block_gas_limit,
+            self.max_block_txs,
+            self.block_reward,
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,14 @@ class Genesis:
 
     def to_wire(self) -> list[object]:
         return [
-            GENESIS_TAG, self.chain_id, self.chain_name, self.timestamp_ms, self.validators.to_wire(),
-            [[a, b] for a, b in self.allocations], self.params.to_wire(),
-        ]  # fmt: skip
+            GENESIS_TAG,
+            self.chain_id,
+            self.chain_name,
+            self.timestamp_ms,
+            self.validators.to_wire(),
+            [[a, b] for a, b in self.allocations],
+            self.params.to_wire(),
+        ]
 
     def hash(self) -> bytes:
         return sha256(codec.encode(self.to_wire()))
@@ -130,7 +139,7 @@ def _amount(value: Any, what: str) -> int:
             return parse_amount(value)
         except ValueError as exc:
             raise ConfigError(f"{what}: {exc}") from exc
-    raise ConfigError(f"{what}: expected an amount such as \"100 AIC\" or an integer of base units")
+    raise ConfigError(f'{what}: expected an amount such as "100 AIC" or an integer of base units')
 
 
 def _parse(doc: dict[str, Any]) -> Genesis:

@@ -53,9 +53,17 @@ class Transaction:
 
     def _body(self) -> list[object]:
         return [
-            TX_TAG, self.chain_id, self.sender, self.nonce, self.gas_limit, self.gas_price,
-            self.kind, self.to, self.value, self.data,
-        ]  # fmt: skip
+            TX_TAG,
+            self.chain_id,
+            self.sender,
+            self.nonce,
+            self.gas_limit,
+            self.gas_price,
+            self.kind,
+            self.to,
+            self.value,
+            self.data,
+        ]
 
     def signing_payload(self) -> bytes:
         if len(self.signature) == SIGNATURE_SIZE:
@@ -68,14 +76,29 @@ class Transaction:
     def signed_by(self, key: PrivateKey) -> Transaction:
         """A copy of this transaction with `sender` set to `key` and signed by it."""
         unsigned = Transaction(
-            self.chain_id, key.public_key, self.nonce, self.gas_limit, self.gas_price,
-            self.kind, self.to, self.value, self.data,
-        )  # fmt: skip
+            self.chain_id,
+            key.public_key,
+            self.nonce,
+            self.gas_limit,
+            self.gas_price,
+            self.kind,
+            self.to,
+            self.value,
+            self.data,
+        )
         signature = key.sign(DOMAIN_TX, self.chain_id, unsigned.signing_payload())
         return Transaction(
-            self.chain_id, key.public_key, self.nonce, self.gas_limit, self.gas_price,
-            self.kind, self.to, self.value, self.data, signature,
-        )  # fmt: skip
+            self.chain_id,
+            key.public_key,
+            self.nonce,
+            self.gas_limit,
+            self.gas_price,
+            self.kind,
+            self.to,
+            self.value,
+            self.data,
+            signature,
+        )
 
     def signature_valid(self) -> bool:
         """True if the signature verifies for `sender` on this transaction's own chain id."""

@@ -169,8 +169,10 @@ class ArtifactStore(Ingest):
                     digests.update(data)
             digest_ok = manifest.encrypted or digests.matches()
         if not digest_ok:
-            raise CorruptChunk(f"the chunks of {manifest.artifact_id} are each as listed, but together they do "
-                               "not hash to its id: the manifest was wrong")  # fmt: skip
+            raise CorruptChunk(
+                f"the chunks of {manifest.artifact_id} are each as listed, but together they do "
+                "not hash to its id: the manifest was wrong"
+            )
         self.chunks.fsync_files(set(manifest.chunks))
         self.chunks.sync()
         self._commit(manifest, pin)
@@ -351,5 +353,3 @@ class ArtifactStore(Ingest):
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
-
-

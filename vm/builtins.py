@@ -156,8 +156,9 @@ def _to_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
 
 def _from_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
     if type(a[0]) is not bytes or len(a[0]) > 31:
-        raise VMError(Fault.BUILTIN_ARGS, builtin="from_bytes()",
-                      expects="at most 31 bytes (the result is a signed 256-bit int)")  # fmt: skip
+        raise VMError(
+            Fault.BUILTIN_ARGS, builtin="from_bytes()", expects="at most 31 bytes (the result is a signed 256-bit int)"
+        )
     vm._charge(G.SMALL_BUILTIN)
     return int.from_bytes(a[0], "big")
 

@@ -23,8 +23,14 @@ class _Loop:
 
 
 def is_require(e: ast.expr) -> bool:
-    return (isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "require"
-            and not e.keywords and 1 <= len(e.args) <= 2 and not any(isinstance(a, ast.Starred) for a in e.args))
+    return (
+        isinstance(e, ast.Call)
+        and isinstance(e.func, ast.Name)
+        and e.func.id == "require"
+        and not e.keywords
+        and 1 <= len(e.args) <= 2
+        and not any(isinstance(a, ast.Starred) for a in e.args)
+    )
 
 
 class FunctionCompiler(ExpressionCompiler):
@@ -58,8 +64,7 @@ class FunctionCompiler(ExpressionCompiler):
         self.at = node.body[-1]
         self._emit(Op.CONST, self._const(None))
         self._emit(Op.RETURN)
-        return Function(node.name, len(args.args), len(self.locals), public, view, tuple(self.consts),
-                        tuple(self.code))  # fmt: skip
+        return Function(node.name, len(args.args), len(self.locals), public, view, tuple(self.consts), tuple(self.code))
 
     def _declare(self, node: ast.AST, name: str) -> int:
         if name in self.locals:
@@ -300,4 +305,3 @@ class FunctionCompiler(ExpressionCompiler):
         self.loops.pop()
         self._emit(Op.JUMP, loop.start)
         self._close(loop, exit_, continue_to=loop.start)
-

@@ -140,8 +140,9 @@ def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tup
     result, used = None, cost
     if module.function("constructor") is not None:
         try:
-            result, ran, _ = run_call(branch, ctx, tx.sender_address, address, "constructor", args, 0, gas - cost,
-                                      internal=True)  # fmt: skip
+            result, ran, _ = run_call(
+                branch, ctx, tx.sender_address, address, "constructor", args, 0, gas - cost, internal=True
+            )
         except VMError as exc:
             exc.gas_used = cost + getattr(exc, "gas_used", 0)  # type: ignore[attr-defined]
             raise

@@ -174,9 +174,18 @@ def move(view: StateView, sender: bytes, to: bytes, amount: int) -> None:
 
 
 def run_call(
-    view: StateView, ctx: CallContext, caller: bytes, address: bytes, function: str, args: list[Any], value: int,
-    gas: int, depth: int = 0, *, internal: bool = False,
-) -> tuple[Any, int, StateView]:  # fmt: skip
+    view: StateView,
+    ctx: CallContext,
+    caller: bytes,
+    address: bytes,
+    function: str,
+    args: list[Any],
+    value: int,
+    gas: int,
+    depth: int = 0,
+    *,
+    internal: bool = False,
+) -> tuple[Any, int, StateView]:
     """Run `function` of the contract at `address` in a branch of `view`: (result, gas used, branch).
 
     On success the branch is merged into `view`; on failure nothing is kept and the

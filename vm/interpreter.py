@@ -36,8 +36,17 @@ from vm.faults import Fault, InternalVMError, OutOfGas, Revert, VMError, contrac
 from vm.operations import FLAT, OP
 from vm.values import INT_MAX, INT_MIN
 
-__all__ = ["MAX_DEPTH", "MAX_MEMORY", "Deadline", "Host", "InternalVMError", "Interpreter", "OutOfGas", "Revert",
-           "VMError"]  # fmt: skip
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_MEMORY",
+    "Deadline",
+    "Host",
+    "InternalVMError",
+    "Interpreter",
+    "OutOfGas",
+    "Revert",
+    "VMError",
+]
 
 MAX_DEPTH = 64  # nested function calls in one execution (contract calls count too)
 MAX_MEMORY = 64 * 1024 * 1024  # bytes of values built during one execution

@@ -80,8 +80,11 @@ def vote(view: StateView, voter: bytes, data: bytes, height: int) -> tuple[Event
     voted = sum(current.by_address[v].power for v in voters if v in current.by_address)
     name = "add" if action == ADD else "remove"
     fields: tuple[tuple[str, int | bytes | str], ...] = (
-        ("action", name), ("validator", address_of(public_key)), ("power", power), ("voted_power", voted),
-    )  # fmt: skip
+        ("action", name),
+        ("validator", address_of(public_key)),
+        ("power", power),
+        ("voted_power", voted),
+    )
     if voted * 3 > current.total_power * 2:
         view.set(key, None)
         _schedule(view, height + EFFECT_DELAY, [action, public_key, power])
