@@ -367,8 +367,10 @@ class Tendermint:
     def proposal_in(self, round_: int) -> tuple[Proposal, Block] | None:
         """The first proposal of `round_` at this height with its block, if both are here and the block is valid."""
         proposal = self._proposals.get(round_)
-        known = None if proposal is None else self._blocks.get(proposal.block_hash)
-        return None if known is None or not known[1] else (proposal, known[0])  # type: ignore[union-attr]
+        if proposal is None:
+            return None
+        known = self._blocks.get(proposal.block_hash)
+        return None if known is None or not known[1] else (proposal, known[0])
 
     def round_state(self) -> dict[str, Any]:
         """Height, round, step, lock, and who has (not) voted in this round: for status and logs."""

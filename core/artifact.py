@@ -67,7 +67,7 @@ class FileEntry:
     size: int
     sha256: bytes
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [self.path, self.size, self.sha256]
 
 
@@ -115,7 +115,7 @@ class Manifest:
         plain = min(self.chunk_size, self.size - index * self.chunk_size)
         return plain + (GCM_TAG_SIZE if self.encrypted else 0)
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
             MANIFEST_TAG,
             MANIFEST_VERSION,

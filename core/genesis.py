@@ -44,7 +44,7 @@ class ChainParams:
     max_block_txs: int = 20_000
     block_reward: int = 0
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
             self.block_time_ms,
             self.empty_block_interval_ms,
@@ -65,7 +65,7 @@ class Genesis:
     params: ChainParams = field(default_factory=ChainParams)
     validator_names: tuple[tuple[bytes, str], ...] = ()
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
             GENESIS_TAG,
             self.chain_id,

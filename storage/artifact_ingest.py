@@ -47,6 +47,12 @@ class Ingest:
     def _commit(self, manifest: Manifest, pin: bool) -> None:
         raise NotImplementedError
 
+    def has(self, artifact: bytes) -> bool:
+        raise NotImplementedError
+
+    def manifest(self, artifact: bytes) -> Manifest:
+        raise NotImplementedError
+
     # --- ingest ----------------------------------------------------------------------------
 
     def add_bytes(self, data: bytes, *, pin: bool = True) -> Manifest:

@@ -353,6 +353,8 @@ class _Preparer:
             hxs = [hxs[i] for i in kept]
             vhs = [vhs[i] for i in kept]
             lo, hi = 0, len(kept)
+        # vhs[lo:hi] holds no None now, and build reads only that range (vhs outside it may):
+        # a type checker cannot see a range of a list, and a copy would cost the hot path.
         return self.build(path, hxs, vhs, lo, hi)  # type: ignore[arg-type]
 
     def build(self, path: str, hxs: list[str], vhs: list[bytes], lo: int, hi: int) -> bytes:
@@ -457,8 +459,9 @@ class _Preparer:
         if child_key not in writes:  # unchanged by this run
             leaf = self.load(child_key, digest)
         else:
-            leaf = writes[child_key]
-            assert leaf is not None
+            written = writes[child_key]
+            assert written is not None  # a child that was deleted cannot be the one left
+            leaf = written
         if old_bitmap & bit:
             writes[child_key] = None
         else:

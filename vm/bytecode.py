@@ -205,8 +205,8 @@ class Function:
         )
         object.__setattr__(self, "pairs", pairs)
 
-    def to_wire(self) -> list[object]:
-        consts = [to_wire(c) for c in self.consts]  # tagged: 256-bit integers do not fit msgpack's
+    def to_wire(self) -> list[codec.Value]:
+        consts: list[codec.Value] = [to_wire(c) for c in self.consts]  # tagged: 256-bit integers do not fit msgpack's
         return [self.name, self.n_params, self.n_locals, self.public, self.view, consts, list(self.code)]
 
 
@@ -215,7 +215,7 @@ class Module:
     functions: tuple[Function, ...]
     storage: tuple[StorageVar, ...]
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
             MODULE_TAG,
             BYTECODE_VERSION,

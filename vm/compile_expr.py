@@ -125,7 +125,7 @@ class ExpressionCompiler:
             ops = {ast.USub: Op.NEG, ast.Not: Op.NOT, ast.Invert: Op.INVERT}
             if type(e.op) not in ops:
                 raise fail(e, "unary + is not supported")
-            self._emit(ops[type(e.op)])  # type: ignore[index]
+            self._emit(ops[type(e.op)])
         elif isinstance(e, ast.BoolOp):
             jumps = []
             for value in e.values[:-1]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import cast
 
 from core.errors import AichainError
 from vm.bytecode import MAX_NAME, Builtin, Const, Method, Op, StorageVar
@@ -170,7 +171,7 @@ def literal(node: ast.expr) -> Const:
             f"a {type(value).__name__} constant of {size} bytes; bytes and strings hold at most "
             f"{MAX_VALUE_BYTES} (64 KiB)",
         )
-    return value  # type: ignore[no-any-return]
+    return cast(Const, value)  # None or exactly an int, bytes, str or bool: checked above
 
 
 @dataclass

@@ -126,7 +126,7 @@ def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tup
     cost = DEPLOY_BYTE * len(items[0])
     if cost > gas:
         error = OutOfGas(Fault.OUT_OF_GAS_CODE, size=len(items[0]), gas=cost)
-        error.gas_used = gas  # type: ignore[attr-defined]
+        error.gas_used = gas
         raise error
     address = contract_address(tx.sender_address, tx.nonce)
     branch = view.branch()
@@ -144,7 +144,7 @@ def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tup
                 branch, ctx, tx.sender_address, address, "constructor", args, 0, gas - cost, internal=True
             )
         except VMError as exc:
-            exc.gas_used = cost + getattr(exc, "gas_used", 0)  # type: ignore[attr-defined]
+            exc.gas_used = cost + getattr(exc, "gas_used", 0)
             raise
         used += ran
     elif args:

@@ -210,7 +210,7 @@ def run_call(
     except VMError as exc:
         del ctx.events[events_before:]
         left = None if interpreter is None else interpreter.remaining
-        exc.gas_used = gas if left is None or left < 0 else gas - left  # type: ignore[attr-defined]
+        exc.gas_used = gas if left is None or left < 0 else gas - left
         raise
     branch.merge()
     return result, gas - interpreter.remaining, branch

@@ -112,6 +112,9 @@ class VMError(AichainError):
     """A contract call failed; its effects are reverted and its gas is spent. `fault` says which way."""
 
     rpc_code = -32090
+    # Gas the failed call spent, set by `run_call` and `contract_transaction` once they know it;
+    # absent before that (readers use getattr with a default), hence no class-level value.
+    gas_used: int
 
     def __init__(self, fault: Fault, **params: Any) -> None:
         super().__init__(fault.render(params))

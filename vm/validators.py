@@ -18,6 +18,8 @@ Rules:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from core import codec
 from core.errors import DecodeError, InvalidBlock
 from core.evidence import DuplicateVote
@@ -54,8 +56,14 @@ def decode_vote(data: bytes) -> tuple[int, bytes, int]:
     return action, public_key, power
 
 
-def validator_set(view: StateView | object, key: bytes = CURRENT) -> ValidatorSet:
-    raw = view.get(key)  # type: ignore[attr-defined]
+class Readable(Protocol):
+    """Whatever holds the state's entries: a `StateView`, or a node's committed state."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+def validator_set(view: Readable, key: bytes = CURRENT) -> ValidatorSet:
+    raw = view.get(key)
     if raw is None:
         raise DecodeError(f"state has no validator set under {key!r}")
     return ValidatorSet.from_wire(codec.decode(raw))
