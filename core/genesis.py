@@ -27,7 +27,7 @@ from core import codec
 from core.errors import ConfigError, InvalidAddress
 from core.hashing import sha256
 from core.keys import address_hex, parse_address
-from core.units import U64_MAX, format_amount, parse_amount
+from core.units import U64_MAX, parse_amount
 from core.validators import Validator, ValidatorSet
 
 GENESIS_TAG = 9
@@ -122,9 +122,6 @@ class Genesis:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    def describe_allocation(self) -> list[str]:
-        return [f"{address_hex(a)}: {format_amount(x)}" for a, x in self.allocations]
 
 
 def _amount(value: Any, what: str) -> int:

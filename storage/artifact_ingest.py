@@ -19,7 +19,7 @@ from core.artifact import KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, check_
 from core.errors import ArtifactError, ArtifactKeyConflict
 from core.hashing import sha256
 from core.sealing import encrypt_chunk
-from storage.artifact_io import directory_files, plaintext_blocks, plaintext_listing, read_blocks, split_blocks
+from storage.artifact_io import directory_files, plaintext_blocks, plaintext_listing, read_blocks
 from storage.chunk_store import ChunkStore
 
 IN_FLIGHT = 4  # chunks read but not yet written, per ingest (bounds memory)
@@ -54,9 +54,6 @@ class Ingest:
         raise NotImplementedError
 
     # --- ingest ----------------------------------------------------------------------------
-
-    def add_bytes(self, data: bytes, *, pin: bool = True) -> Manifest:
-        return self.add_blocks(split_blocks(data, self.chunk_size), pin=pin)
 
     def add_stream(
         self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None, seal: Seal | None = None

@@ -80,7 +80,7 @@ def node_hash(enc: bytes) -> bytes:
 class StateTree:
     """The state tree stored in `kv` under `prefix`; see the module docstring for the rules.
 
-    Not thread-safe for writers: callers serialise `committed`/`reload` with `prove` and
+    Not thread-safe for writers: callers serialise `committed` with `prove` and
     `prepare` (node.chain holds its commit lock). `prepare` and `prove` only read committed
     nodes, so they may interleave with each other.
     """
@@ -150,11 +150,6 @@ class StateTree:
             cache.pop(self._root_key, None)
             self._trim_cache()
         self._root = update.root
-
-    def reload(self) -> None:
-        """Forget all cached nodes and re-read the committed root from the kv (after a restart)."""
-        self._cache.clear()
-        self._root = self._read_root()
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -49,14 +49,6 @@ def encode_call(function: str, args: list[Any]) -> bytes:
     return codec.encode([function, [to_wire(a) for a in args]])
 
 
-def decode_call(data: bytes) -> tuple[str, list[Any]]:
-    """(function name, arguments) of a call's data; raise `DecodeError` saying what is wrong."""
-    items = codec.decode(data, limits=DATA_LIMITS)
-    if not isinstance(items, list) or len(items) != 2 or not isinstance(items[1], list):
-        raise DecodeError("call data: expected [function name, [arguments]]")
-    return codec.expect_str(items[0], "function name", 64), [from_wire(a) for a in items[1]]
-
-
 def contract_transaction(view: StateView, tx: Transaction, height: int, time_ms: int, gas: int) -> Outcome:
     """Run a deploy or call transaction with `gas` (after the intrinsic gas).
 
