@@ -265,7 +265,7 @@ class Interpreter:
                     b = pop()
                     a = pop()
                     if type(a) is int and type(b) is int:
-                        push(a > b if op == 44 else a >= b)
+                        push(a > b if op == 44 else a >= b)  # GT
                     else:
                         push(ops.order(self, op, a, b))
                 elif op == 41:  # NE
