@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from core import codec
 from core.artifact import KIND_DIRECTORY, Manifest, parse_id
+from core.clock import now_ms
 from core.errors import ArtifactErased, ArtifactNotFound, CorruptChunk, DecodeError
 from core.hashing import merkle_proof, verify_merkle_proof
-from storage.artifact_store import ArtifactStore
+from storage.artifact_store import TOMBSTONE, ArtifactStore
 
 CHUNK = 1024
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +99,10 @@ def test_identical_chunks_are_stored_once_and_outlive_one_of_their_artifacts(sto
     assert len(list(store.chunks.ids())) == 4
     add_bytes(store, common + b"first")  # the same artifact again: nothing new
     assert len(store.artifacts()) == 2 and len(list(store.chunks.ids())) == 4
+    before = now_ms()
     freed = store.erase(first.id)
+    erased_at = store.index.get(TOMBSTONE + first.id)
+    assert erased_at is not None and before <= int.from_bytes(erased_at, "big") <= now_ms()  # ms, core.clock
     assert freed == 5  # only its own last chunk: the shared ones are still listed by the other
     assert store.read_bytes(second.id) == common + b"second!"
     with pytest.raises(ArtifactErased, match="erased"):
