@@ -367,8 +367,10 @@ class Tendermint:
     def proposal_in(self, round_: int) -> tuple[Proposal, Block] | None:
         """The first proposal of `round_` at this height with its block, if both are here and the block is valid."""
         proposal = self._proposals.get(round_)
-        known = None if proposal is None else self._blocks.get(proposal.block_hash)
-        return None if known is None or not known[1] else (proposal, known[0])  # type: ignore[union-attr]
+        if proposal is None:
+            return None
+        known = self._blocks.get(proposal.block_hash)
+        return None if known is None or not known[1] else (proposal, known[0])
 
     def round_state(self) -> dict[str, Any]:
         """Height, round, step, lock, and who has (not) voted in this round: for status and logs."""
@@ -392,8 +394,10 @@ class Tendermint:
             state[name] = {
                 "power": vote_set.total,
                 "of": self.validators.total_power if self.validators else 0,
-                "votes": {address_hex(a): ["nil" if h == NIL else "0x" + h.hex()[:16] for h in by_hash]
-                          for a, by_hash in vote_set.votes.items()},
+                "votes": {
+                    address_hex(a): ["nil" if h == NIL else "0x" + h.hex()[:16] for h in by_hash]
+                    for a, by_hash in vote_set.votes.items()
+                },
                 "missing": [address_hex(v.address) for v in validators if v.address not in vote_set.votes],
-            }  # fmt: skip
+            }
         return state

@@ -255,15 +255,22 @@ class PeerRoundState:
             return True
         step = self.step
         return (
-            sent != _HELD and step is not None and step.round == round_ and not step.proposal
+            sent != _HELD
+            and step is not None
+            and step.round == round_
+            and not step.proposal
             and now - sent >= PROPOSAL_RESEND_S
-        )  # fmt: skip
+        )
 
 
 def pick(
-    view: HeightView, peer: PeerRoundState, last_commit: LastCommit | None, now: float, max_votes: int,
+    view: HeightView,
+    peer: PeerRoundState,
+    last_commit: LastCommit | None,
+    now: float,
+    max_votes: int,
     max_proposals: int = MAX_TRACKED_PROPOSALS,
-) -> Picked:  # fmt: skip
+) -> Picked:
     """What `peer` lacks of what `view` holds (see the module docstring), at most `max_votes` votes
     and `max_proposals` proposals; everything picked is marked as held by the peer."""
     picked = Picked()
@@ -280,9 +287,15 @@ def pick(
 
 
 def _pick_same_height(
-    view: HeightView, validators: ValidatorSet, peer: PeerRoundState, step: RoundStep, now: float,
-    max_votes: int, max_proposals: int, picked: Picked,
-) -> None:  # fmt: skip
+    view: HeightView,
+    validators: ValidatorSet,
+    peer: PeerRoundState,
+    step: RoundStep,
+    now: float,
+    max_votes: int,
+    max_proposals: int,
+    picked: Picked,
+) -> None:
     index = index_of(validators)
     ours = view.round
     theirs = step.round
@@ -315,9 +328,15 @@ def _pick_same_height(
 
 
 def _pick_votes(
-    votes: Mapping[bytes, Vote], index: Mapping[bytes, int], peer: PeerRoundState, round_: int, vote_type: int,
-    max_votes: int, picked: Picked, twins: Mapping[bytes, list[Vote]] | None = None,
-) -> None:  # fmt: skip
+    votes: Mapping[bytes, Vote],
+    index: Mapping[bytes, int],
+    peer: PeerRoundState,
+    round_: int,
+    vote_type: int,
+    max_votes: int,
+    picked: Picked,
+    twins: Mapping[bytes, list[Vote]] | None = None,
+) -> None:
     held = peer.holds(round_, vote_type)
     for address, vote in votes.items():
         if len(picked.votes) >= max_votes:
@@ -339,5 +358,13 @@ def _pick_votes(
 
 
 __all__ = [
-    "LastCommit", "PeerRoundState", "Picked", "RoundStep", "VoteBits", "announce", "bits_of", "index_of", "pick",
-]  # fmt: skip
+    "LastCommit",
+    "PeerRoundState",
+    "Picked",
+    "RoundStep",
+    "VoteBits",
+    "announce",
+    "bits_of",
+    "index_of",
+    "pick",
+]

@@ -35,8 +35,9 @@ MAX_FILES = 10_000
 MAX_PATH = 1024
 GCM_TAG_SIZE = 16
 ID_PREFIX = "sha256:"
-MANIFEST_LIMITS = codec.Limits(max_bytes=64 * 1024 * 1024, max_bin_len=64, max_str_len=MAX_PATH,
-                               max_array_len=MAX_CHUNKS, max_depth=4)  # fmt: skip
+MANIFEST_LIMITS = codec.Limits(
+    max_bytes=64 * 1024 * 1024, max_bin_len=64, max_str_len=MAX_PATH, max_array_len=MAX_CHUNKS, max_depth=4
+)
 
 KIND_FILE = 0
 KIND_DIRECTORY = 1
@@ -66,7 +67,7 @@ class FileEntry:
     size: int
     sha256: bytes
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [self.path, self.size, self.sha256]
 
 
@@ -114,9 +115,19 @@ class Manifest:
         plain = min(self.chunk_size, self.size - index * self.chunk_size)
         return plain + (GCM_TAG_SIZE if self.encrypted else 0)
 
-    def to_wire(self) -> list[object]:
-        return [MANIFEST_TAG, MANIFEST_VERSION, self.id, self.kind, self.size, self.chunk_size, list(self.chunks),
-                self.merkle_root, [f.to_wire() for f in self.files], self.encrypted]  # fmt: skip
+    def to_wire(self) -> list[codec.Value]:
+        return [
+            MANIFEST_TAG,
+            MANIFEST_VERSION,
+            self.id,
+            self.kind,
+            self.size,
+            self.chunk_size,
+            list(self.chunks),
+            self.merkle_root,
+            [f.to_wire() for f in self.files],
+            self.encrypted,
+        ]
 
     def encode(self) -> bytes:
         return codec.encode(self.to_wire())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from core import codec
+from core.errors import DecodeError
 from core.hashing import EMPTY_MERKLE_ROOT, HASH_SIZE, ZERO_HASH, merkle_root, sha256
 from core.keys import ADDRESS_SIZE, DOMAIN_VOTE, SIGNATURE_SIZE, PrivateKey, verify
 from core.transaction import MAX_TX_BYTES, Transaction
@@ -49,12 +50,24 @@ class Header:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hash", sha256(codec.encode(self.to_wire())))
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
-            HEADER_TAG, self.chain_id, self.height, self.timestamp_ms, self.parent_hash, self.proposer,
-            self.tx_root, self.state_root, self.receipts_root, self.validators_hash,
-            self.next_validators_hash, self.last_commit_hash, self.evidence_hash, self.gas_used, self.tx_count,
-        ]  # fmt: skip
+            HEADER_TAG,
+            self.chain_id,
+            self.height,
+            self.timestamp_ms,
+            self.parent_hash,
+            self.proposer,
+            self.tx_root,
+            self.state_root,
+            self.receipts_root,
+            self.validators_hash,
+            self.next_validators_hash,
+            self.last_commit_hash,
+            self.evidence_hash,
+            self.gas_used,
+            self.tx_count,
+        ]
 
     @classmethod
     def from_wire(cls, value: object) -> Header:
@@ -66,7 +79,13 @@ class Header:
             codec.expect_uint(i[3], "header timestamp_ms"),
             h[0],
             codec.expect_bytes(i[5], "header proposer", ADDRESS_SIZE),
-            *h[1:],
+            h[1],
+            h[2],
+            h[3],
+            h[4],
+            h[5],
+            h[6],
+            h[7],
             codec.expect_uint(i[13], "header gas_used"),
             codec.expect_uint(i[14], "header tx_count"),
         )
@@ -98,7 +117,7 @@ class Vote:
     def verify(self, public_key: bytes, chain_id: int) -> bool:
         return verify(public_key, self.signature, DOMAIN_VOTE, chain_id, self.signing_payload())
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [VOTE_TAG, self.vote_type, self.height, self.round, self.block_hash, self.validator, self.signature]
 
     @classmethod
@@ -106,10 +125,10 @@ class Vote:
         i = codec.expect_list(value, VOTE_TAG, 7, "vote")
         vote_type = codec.expect_uint(i[1], "vote type", bits=8)
         if vote_type not in (VoteType.PREVOTE, VoteType.PRECOMMIT):
-            raise codec.DecodeError(f"vote type {vote_type} is unknown")
+            raise DecodeError(f"vote type {vote_type} is unknown")
         block_hash = codec.expect_bytes(i[4], "vote block_hash", max_size=HASH_SIZE)
         if block_hash and len(block_hash) != HASH_SIZE:
-            raise codec.DecodeError("vote block_hash: expected 32 bytes or empty (nil)")
+            raise DecodeError("vote block_hash: expected 32 bytes or empty (nil)")
         return cls(
             vote_type,
             codec.expect_uint(i[2], "vote height"),
@@ -138,11 +157,14 @@ class Commit:
     def precommit_of(self, sig: CommitSig) -> Vote:
         return Vote(VoteType.PRECOMMIT, self.height, self.round, self.block_hash, sig.validator, sig.signature)
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
-            COMMIT_TAG, self.height, self.round, self.block_hash,
+            COMMIT_TAG,
+            self.height,
+            self.round,
+            self.block_hash,
             [[s.validator, s.signature] for s in self.signatures],
-        ]  # fmt: skip
+        ]
 
     def encode(self) -> bytes:
         return codec.encode(self.to_wire())
@@ -154,11 +176,11 @@ class Commit:
     def from_wire(cls, value: object) -> Commit:
         i = codec.expect_list(value, COMMIT_TAG, 5, "commit")
         if not isinstance(i[4], list):
-            raise codec.DecodeError("commit signatures: expected an array")
+            raise DecodeError("commit signatures: expected an array")
         sigs = []
         for entry in i[4]:
             if not isinstance(entry, list) or len(entry) != 2:
-                raise codec.DecodeError("commit signature: expected [validator, signature]")
+                raise DecodeError("commit signature: expected [validator, signature]")
             sigs.append(
                 CommitSig(
                     codec.expect_bytes(entry[0], "commit validator", ADDRESS_SIZE),
@@ -196,11 +218,14 @@ class Block:
     def height(self) -> int:
         return self.header.height
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
-            BLOCK_TAG, self.header.to_wire(), [tx.encoded for tx in self.transactions],
-            None if self.last_commit is None else self.last_commit.to_wire(), list(self.evidence),
-        ]  # fmt: skip
+            BLOCK_TAG,
+            self.header.to_wire(),
+            [tx.encoded for tx in self.transactions],
+            None if self.last_commit is None else self.last_commit.to_wire(),
+            list(self.evidence),
+        ]
 
     def encode(self) -> bytes:
         return codec.encode(self.to_wire())
@@ -211,7 +236,7 @@ class Block:
         `known` (tx hash -> transaction) lets a node reuse ones it already decoded and checked."""
         i = codec.expect_list(value, BLOCK_TAG, 5, "block")
         if not isinstance(i[2], list) or not isinstance(i[4], list):
-            raise codec.DecodeError("block: transactions and evidence are arrays")
+            raise DecodeError("block: transactions and evidence are arrays")
         return cls(
             Header.from_wire(i[1]),
             tuple(_transaction(raw, known) for raw in i[2]),

@@ -9,6 +9,7 @@ exactly what `encode` would produce for the decoded value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ import msgpack
 from core.errors import DecodeError, EncodingTooLarge, NonCanonicalEncoding
 
 Value = int | bytes | str | bool | None | list["Value"] | dict[Any, "Value"]
+# What `encode` takes: a Value, or lists, tuples and dicts of narrower element types (a list of
+# bytes is not a `list[Value]` to a type checker: lists are invariant). msgpack packs tuples as arrays.
+Encodable = int | bytes | str | bool | None | Sequence["Encodable"] | Mapping[Any, "Encodable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,7 @@ DEFAULT_LIMITS = Limits()
 _SCALARS = (int, bytes, str, bool, type(None))
 
 
-def encode(value: Value) -> bytes:
+def encode(value: Encodable) -> bytes:
     """The canonical encoding of `value` (ints, bytes, str, bool, None, lists; maps if allowed)."""
     return msgpack.packb(value, use_bin_type=True)
 
@@ -44,9 +48,7 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack extension type {code} is not allowed")
 
 
-def decode(
-    data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = False, check_types: bool = True
-) -> Any:
+def decode(data: bytes, *, limits: Limits = DEFAULT_LIMITS, allow_maps: bool = False, check_types: bool = True) -> Any:
     """Decode untrusted canonical msgpack; raise a `DecodeError` subtype if it is anything else.
 
     `check_types=False` skips the walk that rejects floats, maps and deep nesting, for callers

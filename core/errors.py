@@ -192,12 +192,6 @@ class ConfigError(AichainError):
     rpc_code = -32060
 
 
-class InvalidProof(AichainError):
-    """A Merkle proof that does not verify against the given root."""
-
-    rpc_code = -32070
-
-
 class ArtifactError(AichainError):
     """An artifact store operation that cannot be done (base of the artifact errors)."""
 

@@ -27,7 +27,7 @@ from core import codec
 from core.errors import ConfigError, InvalidAddress
 from core.hashing import sha256
 from core.keys import address_hex, parse_address
-from core.units import U64_MAX, format_amount, parse_amount
+from core.units import U64_MAX, parse_amount
 from core.validators import Validator, ValidatorSet
 
 GENESIS_TAG = 9
@@ -44,11 +44,15 @@ class ChainParams:
     max_block_txs: int = 20_000
     block_reward: int = 0
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
-            self.block_time_ms, self.empty_block_interval_ms, self.min_gas_price,
-            self.block_gas_limit, self.max_block_txs, self.block_reward,
-        ]  # fmt: skip
+            self.block_time_ms,
+            self.empty_block_interval_ms,
+            self.min_gas_price,
+            self.block_gas_limit,
+            self.max_block_txs,
+            self.block_reward,
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +65,16 @@ class Genesis:
     params: ChainParams = field(default_factory=ChainParams)
     validator_names: tuple[tuple[bytes, str], ...] = ()
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
-            GENESIS_TAG, self.chain_id, self.chain_name, self.timestamp_ms, self.validators.to_wire(),
-            [[a, b] for a, b in self.allocations], self.params.to_wire(),
-        ]  # fmt: skip
+            GENESIS_TAG,
+            self.chain_id,
+            self.chain_name,
+            self.timestamp_ms,
+            self.validators.to_wire(),
+            [[a, b] for a, b in self.allocations],
+            self.params.to_wire(),
+        ]
 
     def hash(self) -> bytes:
         return sha256(codec.encode(self.to_wire()))
@@ -114,9 +123,6 @@ class Genesis:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
-    def describe_allocation(self) -> list[str]:
-        return [f"{address_hex(a)}: {format_amount(x)}" for a, x in self.allocations]
-
 
 def _amount(value: Any, what: str) -> int:
     if isinstance(value, bool):
@@ -130,7 +136,7 @@ def _amount(value: Any, what: str) -> int:
             return parse_amount(value)
         except ValueError as exc:
             raise ConfigError(f"{what}: {exc}") from exc
-    raise ConfigError(f"{what}: expected an amount such as \"100 AIC\" or an integer of base units")
+    raise ConfigError(f'{what}: expected an amount such as "100 AIC" or an integer of base units')
 
 
 def _parse(doc: dict[str, Any]) -> Genesis:

@@ -46,8 +46,10 @@ def merkle_proof(leaves: list[bytes], index: int) -> list[bytes]:
         sibling = index ^ 1
         if sibling < len(level):
             proof.append(level[sibling])
-        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() if i + 1 < len(level) else level[i]
-                 for i in range(0, len(level), 2)]  # fmt: skip
+        level = [
+            _sha256(b"\x01" + level[i] + level[i + 1]).digest() if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
         index //= 2
     return proof
 

@@ -17,7 +17,7 @@ import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from core.errors import InvalidAddress, InvalidSignature, KeyFileError, WrongPassword
+from core.errors import InvalidAddress, KeyFileError, WrongPassword
 from core.hashing import sha256
 
 PUBLIC_KEY_SIZE = 32
@@ -73,14 +73,6 @@ def verify_raw(public_key: bytes, signature: bytes, message: bytes) -> bool:
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
         return False
     return True
-
-
-def require_signature(public_key: bytes, signature: bytes, domain: bytes, chain_id: int, payload: bytes) -> None:
-    if not verify(public_key, signature, domain, chain_id, payload):
-        raise InvalidSignature(
-            f"signature does not verify for key {public_key.hex()[:16]}… on chain {chain_id}; "
-            "was it signed for another chain id or with another key?"
-        )
 
 
 class PrivateKey:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import codec
+from core.errors import DecodeError
 from core.hashing import HASH_SIZE
 from core.keys import ADDRESS_SIZE, DOMAIN_PROPOSAL, SIGNATURE_SIZE, PrivateKey, verify
 
@@ -34,7 +35,7 @@ class Proposal:
     def verify(self, public_key: bytes, chain_id: int) -> bool:
         return verify(public_key, self.signature, DOMAIN_PROPOSAL, chain_id, self.signing_payload())
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [PROPOSAL_TAG, self.height, self.round, self.pol_round, self.block_hash, self.proposer, self.signature]
 
     @classmethod
@@ -42,7 +43,7 @@ class Proposal:
         i = codec.expect_list(value, PROPOSAL_TAG, 7, "proposal")
         pol_round = i[3]
         if type(pol_round) is not int or not -1 <= pol_round < 2**32:
-            raise codec.DecodeError("proposal pol_round: expected -1 or a round number")
+            raise DecodeError("proposal pol_round: expected -1 or a round number")
         return cls(
             codec.expect_uint(i[1], "proposal height"),
             codec.expect_uint(i[2], "proposal round", bits=32),

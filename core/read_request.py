@@ -64,8 +64,20 @@ class ReadRequest:
     nonce: bytes
 
     def payload(self) -> bytes:
-        return codec.encode([READ_TAG, self.audience, self.artifact, self.model, self.version, self.method.upper(),
-                             self.path, self.range, self.timestamp_ms, self.nonce])  # fmt: skip
+        return codec.encode(
+            [
+                READ_TAG,
+                self.audience,
+                self.artifact,
+                self.model,
+                self.version,
+                self.method.upper(),
+                self.path,
+                self.range,
+                self.timestamp_ms,
+                self.nonce,
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,7 @@ class SignedRead:
     def header(self) -> str:
         """The `Authorization` header's value."""
         r = self.request
-        token = codec.encode([self.public_key, r.audience, r.model, r.version, r.timestamp_ms, r.nonce,
-                              self.signature])  # fmt: skip
+        token = codec.encode([self.public_key, r.audience, r.model, r.version, r.timestamp_ms, r.nonce, self.signature])
         return f"{SCHEME} {base64.b64encode(token).decode()}"
 
 
@@ -100,15 +111,35 @@ def parse_node_key(text: object) -> bytes:
     return key
 
 
-def sign_read(key: PrivateKey, chain_id: int, artifact: bytes, model: str, version: int, method: str, path: str,
-              range_header: str = "", *, audience: bytes, timestamp_ms: int,
-              nonce: bytes | None = None) -> SignedRead:  # fmt: skip
+def sign_read(
+    key: PrivateKey,
+    chain_id: int,
+    artifact: bytes,
+    model: str,
+    version: int,
+    method: str,
+    path: str,
+    range_header: str = "",
+    *,
+    audience: bytes,
+    timestamp_ms: int,
+    nonce: bytes | None = None,
+) -> SignedRead:
     """Sign one read of `artifact`'s plaintext at the node whose node key is `audience` (`path` as the server
     will see it, unquoted, without a query)."""
     if len(audience) != AUDIENCE_SIZE:
         raise ValueError(f"a signed read's audience is a node key of {AUDIENCE_SIZE} bytes, not {len(audience)}")
-    request = ReadRequest(audience, artifact, model, version, method.upper(), path, range_header, timestamp_ms,
-                          os.urandom(NONCE_SIZE) if nonce is None else nonce)  # fmt: skip
+    request = ReadRequest(
+        audience,
+        artifact,
+        model,
+        version,
+        method.upper(),
+        path,
+        range_header,
+        timestamp_ms,
+        os.urandom(NONCE_SIZE) if nonce is None else nonce,
+    )
     return SignedRead(request, key.public_key, key.sign(DOMAIN_READ, chain_id, request.payload()))
 
 
@@ -127,12 +158,15 @@ def parse_read(header: str, artifact: bytes, method: str, path: str, range_heade
     except (binascii.Error, ValueError, DecodeError) as exc:
         raise ReadRequestInvalid(f"the {SCHEME} token is not base64 of a canonical msgpack array: {exc}") from None
     if isinstance(fields, list) and len(fields) == 6:
-        raise ReadRequestInvalid(f"this {SCHEME} token names no node (it has no audience): it was made by a client "
-                                 "older than this node, whose signed reads could be replayed by any node they were "
-                                 "sent to. Upgrade aichain-node (CLI and SDK) and sign again")  # fmt: skip
+        raise ReadRequestInvalid(
+            f"this {SCHEME} token names no node (it has no audience): it was made by a client "
+            "older than this node, whose signed reads could be replayed by any node they were "
+            "sent to. Upgrade aichain-node (CLI and SDK) and sign again"
+        )
     if not isinstance(fields, list) or len(fields) != 7:
-        raise ReadRequestInvalid(f"the {SCHEME} token must hold [public key, audience, model, version, timestamp ms, "
-                                 "nonce, signature]")  # fmt: skip
+        raise ReadRequestInvalid(
+            f"the {SCHEME} token must hold [public key, audience, model, version, timestamp ms, nonce, signature]"
+        )
     try:
         public_key = codec.expect_bytes(fields[0], "public key", 32)
         audience = codec.expect_bytes(fields[1], "audience", AUDIENCE_SIZE)
@@ -145,10 +179,19 @@ def parse_read(header: str, artifact: bytes, method: str, path: str, range_heade
         raise ReadRequestInvalid(f"the {SCHEME} token: {exc}") from None
     if len(path) > MAX_PATH:
         raise ReadRequestInvalid(f"a signed read's path has at most {MAX_PATH} characters")
-    request = ReadRequest(audience, artifact, model, version, method.upper(), path, range_header, timestamp_ms,
-                          nonce)  # fmt: skip
+    request = ReadRequest(audience, artifact, model, version, method.upper(), path, range_header, timestamp_ms, nonce)
     return SignedRead(request, public_key, signature)
 
 
-__all__ = ["AUDIENCE_SIZE", "DOMAIN_READ", "SCHEME", "WINDOW_MS", "ReadRequest", "ReadRequestInvalid", "SignedRead",
-           "parse_node_key", "parse_read", "sign_read"]  # fmt: skip
+__all__ = [
+    "AUDIENCE_SIZE",
+    "DOMAIN_READ",
+    "SCHEME",
+    "WINDOW_MS",
+    "ReadRequest",
+    "ReadRequestInvalid",
+    "SignedRead",
+    "parse_node_key",
+    "parse_read",
+    "sign_read",
+]

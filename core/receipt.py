@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import codec
+from core.errors import DecodeError
 from core.keys import ADDRESS_SIZE
 
 RECEIPT_TAG = 3
@@ -24,7 +25,7 @@ class Event:
     name: str
     fields: tuple[tuple[str, EventValue], ...] = ()
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [EVENT_TAG, self.emitter, self.name, [[k, v] for k, v in self.fields]]
 
     @classmethod
@@ -33,13 +34,13 @@ class Event:
         emitter = codec.expect_bytes(items[1], "event emitter", ADDRESS_SIZE)
         name = codec.expect_str(items[2], "event name")
         if not isinstance(items[3], list):
-            raise codec.DecodeError("event fields: expected an array")
+            raise DecodeError("event fields: expected an array")
         fields: list[tuple[str, EventValue]] = []
         for pair in items[3]:
             if not isinstance(pair, list) or len(pair) != 2 or type(pair[0]) is not str:
-                raise codec.DecodeError("event field: expected [name, value]")
+                raise DecodeError("event field: expected [name, value]")
             if type(pair[1]) not in (int, bytes, str, bool):
-                raise codec.DecodeError("event field value: expected an int, bytes, str or bool")
+                raise DecodeError("event field value: expected an int, bytes, str or bool")
             fields.append((pair[0], pair[1]))
         return cls(emitter, name, tuple(fields))
 
@@ -58,7 +59,7 @@ class Receipt:
     def succeeded(self) -> bool:
         return self.status == STATUS_SUCCESS
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [RECEIPT_TAG, self.tx_hash, self.status, self.gas_used, [e.to_wire() for e in self.events], self.error]
 
     def encode(self) -> bytes:
@@ -68,7 +69,7 @@ class Receipt:
     def from_wire(cls, value: object) -> Receipt:
         items = codec.expect_list(value, RECEIPT_TAG, 6, "receipt")
         if not isinstance(items[4], list):
-            raise codec.DecodeError("receipt events: expected an array")
+            raise DecodeError("receipt events: expected an array")
         return cls(
             codec.expect_bytes(items[1], "receipt tx_hash", 32),
             _status(items[2]),
@@ -84,5 +85,5 @@ class Receipt:
 
 def _status(value: object) -> int:
     if value not in (STATUS_FAILED, STATUS_SUCCESS) or type(value) is not int:
-        raise codec.DecodeError(f"receipt status: expected 0 (failed) or 1 (success), got {value!r}")
+        raise DecodeError(f"receipt status: expected 0 (failed) or 1 (success), got {value!r}")
     return value

@@ -120,12 +120,6 @@ def labeled_expand(suite_id: bytes, prk: bytes, label: bytes, info: bytes, lengt
 # --- X25519 and DHKEM(X25519, HKDF-SHA256) (§4.1) -------------------------------------------------
 
 
-def generate_x25519() -> tuple[bytes, bytes]:
-    """A new random X25519 key pair as (private key, public key), 32 raw bytes each."""
-    private = X25519PrivateKey.generate()
-    return private.private_bytes_raw(), private.public_key().public_bytes_raw()
-
-
 def _private_key(raw: bytes, role: str) -> X25519PrivateKey:
     if len(raw) != X25519_KEY_SIZE:
         raise KeyFileError(f"the {role} X25519 private key is {len(raw)} bytes, expected {X25519_KEY_SIZE}")

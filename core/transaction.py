@@ -51,11 +51,19 @@ class Transaction:
         object.__setattr__(self, "hash", sha256(encoded))
         object.__setattr__(self, "sender_address", address_of(self.sender))
 
-    def _body(self) -> list[object]:
+    def _body(self) -> list[codec.Value]:
         return [
-            TX_TAG, self.chain_id, self.sender, self.nonce, self.gas_limit, self.gas_price,
-            self.kind, self.to, self.value, self.data,
-        ]  # fmt: skip
+            TX_TAG,
+            self.chain_id,
+            self.sender,
+            self.nonce,
+            self.gas_limit,
+            self.gas_price,
+            self.kind,
+            self.to,
+            self.value,
+            self.data,
+        ]
 
     def signing_payload(self) -> bytes:
         if len(self.signature) == SIGNATURE_SIZE:
@@ -68,14 +76,29 @@ class Transaction:
     def signed_by(self, key: PrivateKey) -> Transaction:
         """A copy of this transaction with `sender` set to `key` and signed by it."""
         unsigned = Transaction(
-            self.chain_id, key.public_key, self.nonce, self.gas_limit, self.gas_price,
-            self.kind, self.to, self.value, self.data,
-        )  # fmt: skip
+            self.chain_id,
+            key.public_key,
+            self.nonce,
+            self.gas_limit,
+            self.gas_price,
+            self.kind,
+            self.to,
+            self.value,
+            self.data,
+        )
         signature = key.sign(DOMAIN_TX, self.chain_id, unsigned.signing_payload())
         return Transaction(
-            self.chain_id, key.public_key, self.nonce, self.gas_limit, self.gas_price,
-            self.kind, self.to, self.value, self.data, signature,
-        )  # fmt: skip
+            self.chain_id,
+            key.public_key,
+            self.nonce,
+            self.gas_limit,
+            self.gas_price,
+            self.kind,
+            self.to,
+            self.value,
+            self.data,
+            signature,
+        )
 
     def signature_valid(self) -> bool:
         """True if the signature verifies for `sender` on this transaction's own chain id."""
@@ -85,7 +108,7 @@ class Transaction:
     def max_fee(self) -> int:
         return self.gas_limit * self.gas_price
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [*self._body(), self.signature]
 
     @classmethod
@@ -110,7 +133,7 @@ class Transaction:
         fields = (chain_id, sender, nonce, gas_limit, gas_price, kind, to, value_, data, signature)
         if encoded is not None:
             return cls._with_encoding(fields, encoded)
-        return cls(*fields)  # type: ignore[arg-type]
+        return cls(*fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> Transaction:
@@ -121,18 +144,20 @@ class Transaction:
         return tx
 
     @classmethod
-    def _with_encoding(cls, fields: tuple[object, ...], encoded: bytes) -> Transaction:
+    def _with_encoding(cls, fields: _Fields, encoded: bytes) -> Transaction:
         """Build from checked fields whose canonical encoding is already known."""
         tx = object.__new__(cls)
         for name, value in zip(_FIELDS, fields, strict=True):
             object.__setattr__(tx, name, value)
         object.__setattr__(tx, "encoded", encoded)
         object.__setattr__(tx, "hash", sha256(encoded))
-        object.__setattr__(tx, "sender_address", address_of(fields[1]))  # type: ignore[arg-type]
+        object.__setattr__(tx, "sender_address", address_of(fields[1]))
         return tx
 
 
 _KINDS = {int(k) for k in TxKind}
+# chain_id, sender, nonce, gas_limit, gas_price, kind, to, value, data, signature (as `_FIELDS` names them)
+_Fields = tuple[int, bytes, int, int, int, int, bytes, int, bytes, bytes]
 _FIELDS = ("chain_id", "sender", "nonce", "gas_limit", "gas_price", "kind", "to", "value", "data", "signature")
 _ARRAY_OF_10 = b"\x9a"  # msgpack fixarray header, 10 elements
 _SIGNATURE_ENCODED = 2 + SIGNATURE_SIZE  # bin8 header and the signature

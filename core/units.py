@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import re
 
-from core.errors import AmountOverflow
-
 SYMBOL = "AIC"
 DECIMALS = 9
 UNIT = 10**DECIMALS
 U64_MAX = 2**64 - 1
 _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+")
-
-
-def checked_add(a: int, b: int, what: str = "amount") -> int:
-    total = a + b
-    if total > U64_MAX:
-        raise AmountOverflow(f"{what} would exceed the 64-bit limit ({total} > {U64_MAX})")
-    return total
-
-
-def checked_sub(a: int, b: int, what: str = "amount") -> int:
-    if b > a:
-        raise AmountOverflow(f"{what} would go below zero ({a} - {b})")
-    return a - b
 
 
 def _digits(text: str) -> bool:

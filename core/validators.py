@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core import codec
+from core.errors import DecodeError
 from core.hashing import sha256
 from core.keys import PUBLIC_KEY_SIZE, address_of
 
@@ -46,7 +47,7 @@ class ValidatorSet:
         """The least voting power that is more than 2/3 of the total."""
         return self.total_power * 2 // 3 + 1
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [VALIDATOR_SET_TAG, [[v.public_key, v.power] for v in self.validators]]
 
     def hash(self) -> bytes:
@@ -56,11 +57,11 @@ class ValidatorSet:
     def from_wire(cls, value: object) -> ValidatorSet:
         items = codec.expect_list(value, VALIDATOR_SET_TAG, 2, "validator set")
         if not isinstance(items[1], list):
-            raise codec.DecodeError("validator set: expected an array of validators")
+            raise DecodeError("validator set: expected an array of validators")
         validators = []
         for entry in items[1]:
             if not isinstance(entry, list) or len(entry) != 2:
-                raise codec.DecodeError("validator: expected [public_key, power]")
+                raise DecodeError("validator: expected [public_key, power]")
             validators.append(
                 Validator(
                     codec.expect_bytes(entry[0], "validator public_key", PUBLIC_KEY_SIZE),
@@ -69,8 +70,8 @@ class ValidatorSet:
             )
         addresses = [v.address for v in validators]
         if addresses != sorted(addresses):
-            raise codec.DecodeError("validator set: validators must be listed in address order (canonical form)")
+            raise DecodeError("validator set: validators must be listed in address order (canonical form)")
         try:
             return cls(tuple(validators))
         except ValueError as exc:
-            raise codec.DecodeError(f"validator set: {exc}") from exc
+            raise DecodeError(f"validator set: {exc}") from exc

@@ -19,7 +19,7 @@ from core.artifact import KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, check_
 from core.errors import ArtifactError, ArtifactKeyConflict
 from core.hashing import sha256
 from core.sealing import encrypt_chunk
-from storage.artifact_io import directory_files, plaintext_blocks, plaintext_listing, read_blocks, split_blocks
+from storage.artifact_io import directory_files, plaintext_blocks, plaintext_listing, read_blocks
 from storage.chunk_store import ChunkStore
 
 IN_FLIGHT = 4  # chunks read but not yet written, per ingest (bounds memory)
@@ -47,10 +47,13 @@ class Ingest:
     def _commit(self, manifest: Manifest, pin: bool) -> None:
         raise NotImplementedError
 
-    # --- ingest ----------------------------------------------------------------------------
+    def has(self, artifact: bytes) -> bool:
+        raise NotImplementedError
 
-    def add_bytes(self, data: bytes, *, pin: bool = True) -> Manifest:
-        return self.add_blocks(split_blocks(data, self.chunk_size), pin=pin)
+    def manifest(self, artifact: bytes) -> Manifest:
+        raise NotImplementedError
+
+    # --- ingest ----------------------------------------------------------------------------
 
     def add_stream(
         self, stream: BinaryIO, *, pin: bool = True, progress: Progress | None = None, seal: Seal | None = None
@@ -83,8 +86,9 @@ class Ingest:
         stream = (hashed(b) for b in blocks)
         chunk_ids = self._write_chunks(stream if seal is None else _sealed(stream, seal), progress)
         try:
-            manifest = Manifest(whole.digest(), KIND_FILE, size, self.chunk_size, tuple(chunk_ids),
-                                encrypted=seal is not None)  # fmt: skip
+            manifest = Manifest(
+                whole.digest(), KIND_FILE, size, self.chunk_size, tuple(chunk_ids), encrypted=seal is not None
+            )
             self._commit_sealed(manifest, pin, seal)
         finally:
             self._release(chunk_ids)
@@ -102,7 +106,11 @@ class Ingest:
         return self.add_files(opened(), pin=pin, progress=progress)
 
     def add_files(
-        self, files: Iterable[tuple[str, BinaryIO]], *, pin: bool = True, progress: Progress | None = None,
+        self,
+        files: Iterable[tuple[str, BinaryIO]],
+        *,
+        pin: bool = True,
+        progress: Progress | None = None,
         seal: Seal | None = None,
     ) -> Manifest:
         """Ingest (relative path, stream) pairs, given in path order, as one directory artifact."""
@@ -131,8 +139,15 @@ class Ingest:
         try:
             listing = tuple(entries)
             size = sum(f.size for f in listing)
-            manifest = Manifest(directory_id(listing), KIND_DIRECTORY, size, self.chunk_size, tuple(chunk_ids), listing,
-                                encrypted=seal is not None)  # fmt: skip
+            manifest = Manifest(
+                directory_id(listing),
+                KIND_DIRECTORY,
+                size,
+                self.chunk_size,
+                tuple(chunk_ids),
+                listing,
+                encrypted=seal is not None,
+            )
             self._commit_sealed(manifest, pin, seal)
         finally:
             self._release(chunk_ids)
@@ -140,8 +155,10 @@ class Ingest:
 
     def _commit_sealed(self, manifest: Manifest, pin: bool, seal: Seal | None) -> None:
         if seal is not None and manifest.id != seal[1]:
-            raise ArtifactError(f"the bytes are {manifest.artifact_id}, not {format_id(seal[1])} as announced: "
-                                "their chunks were encrypted for the wrong id, nothing was kept")  # fmt: skip
+            raise ArtifactError(
+                f"the bytes are {manifest.artifact_id}, not {format_id(seal[1])} as announced: "
+                "their chunks were encrypted for the wrong id, nothing was kept"
+            )
         self._commit_keyed(manifest, pin, None if seal is None else seal[0])
 
     def _commit_keyed(self, manifest: Manifest, pin: bool, content_key: bytes | None) -> None:
@@ -159,12 +176,16 @@ class Ingest:
         held = self.content_key(artifact)
         if held is None and self.has(artifact):
             if not self.manifest(artifact).encrypted:
-                raise ArtifactKeyConflict(f"{format_id(artifact)} is already stored here unencrypted, so anyone can "
-                                          "fetch it: it cannot be made private; nothing new was kept")  # fmt: skip
+                raise ArtifactKeyConflict(
+                    f"{format_id(artifact)} is already stored here unencrypted, so anyone can "
+                    "fetch it: it cannot be made private; nothing new was kept"
+                )
             held = b""  # stored encrypted (fetched from peers) under a key this store never had
         if held is not None and held != content_key:
-            raise ArtifactKeyConflict(f"{format_id(artifact)} is already stored encrypted under another content key, "
-                                 "which is kept; nothing new was kept")  # fmt: skip
+            raise ArtifactKeyConflict(
+                f"{format_id(artifact)} is already stored encrypted under another content key, "
+                "which is kept; nothing new was kept"
+            )
         self.set_content_key(artifact, content_key)
 
     def add_encrypted(
@@ -244,4 +265,3 @@ class Ingest:
                 self._writing[chunk_id] -= 1
                 if self._writing[chunk_id] <= 0:
                     del self._writing[chunk_id]
-

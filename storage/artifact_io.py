@@ -47,11 +47,6 @@ class Digests:
         return all(h.digest() == f.sha256 for h, f in zip(self.files, self.manifest.files, strict=True))
 
 
-def split_blocks(data: bytes, size: int) -> Iterator[bytes]:
-    for offset in range(0, len(data), size):
-        yield data[offset : offset + size]
-
-
 def read_blocks(stream: BinaryIO, size: int) -> Iterator[bytes]:
     """Blocks of exactly `size` bytes (the last one shorter), however the stream returns them."""
     while True:

@@ -32,7 +32,6 @@ re-reads the whole before the artifact becomes visible like an ingested one.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from core.artifact import (
     Manifest,
     format_id,
 )
+from core.clock import now_ms
 from core.errors import ArtifactErased, ArtifactError, ArtifactNotFound, CorruptChunk
 from core.sealing import decrypt_chunk
 from storage.artifact_ingest import Ingest
@@ -169,8 +169,10 @@ class ArtifactStore(Ingest):
                     digests.update(data)
             digest_ok = manifest.encrypted or digests.matches()
         if not digest_ok:
-            raise CorruptChunk(f"the chunks of {manifest.artifact_id} are each as listed, but together they do "
-                               "not hash to its id: the manifest was wrong")  # fmt: skip
+            raise CorruptChunk(
+                f"the chunks of {manifest.artifact_id} are each as listed, but together they do "
+                "not hash to its id: the manifest was wrong"
+            )
         self.chunks.fsync_files(set(manifest.chunks))
         self.chunks.sync()
         self._commit(manifest, pin)
@@ -317,7 +319,7 @@ class ArtifactStore(Ingest):
                     freed += self.chunks.size(chunk_id)
                     self.chunks.delete(chunk_id)
             if tombstone:
-                self.index.put(TOMBSTONE + artifact, _u64(time.time_ns() // 1_000_000), sync=True)
+                self.index.put(TOMBSTONE + artifact, _u64(now_ms()), sync=True)
         return freed
 
     def _drop(self, artifact: bytes) -> list[bytes]:
@@ -351,5 +353,3 @@ class ArtifactStore(Ingest):
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
-
-

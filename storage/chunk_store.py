@@ -56,8 +56,8 @@ def _write_direct(fd: int, view: memoryview) -> bool:
     buffer = _aligned_buffer(whole)
     buffer[:whole] = view[:whole]
     aligned = memoryview(buffer)
+    done = 0
     try:
-        done = 0
         while done < whole:
             done += os.write(fd, aligned[done:whole])
     except OSError as exc:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from core import codec
 from core.errors import DecodeError
@@ -182,7 +182,9 @@ def _verify(root: bytes, key: bytes, value: bytes | None, proof: Proof) -> bool:
     return node == root
 
 
-def _terminal_hash(kh: bytes, value: bytes | None, leaf: tuple[bytes, bytes] | None, depth: int) -> bytes | bool | None:
+def _terminal_hash(
+    kh: bytes, value: bytes | None, leaf: tuple[bytes, bytes] | None, depth: int
+) -> bytes | Literal[False] | None:
     """Hash of the node at the end of the path (None = empty slot), or False if the terminal cannot hold."""
     if value is not None:
         if leaf is None or leaf[0] != kh or leaf[1] != value_hash(value):

@@ -80,7 +80,7 @@ def node_hash(enc: bytes) -> bytes:
 class StateTree:
     """The state tree stored in `kv` under `prefix`; see the module docstring for the rules.
 
-    Not thread-safe for writers: callers serialise `committed`/`reload` with `prove` and
+    Not thread-safe for writers: callers serialise `committed` with `prove` and
     `prepare` (node.chain holds its commit lock). `prepare` and `prove` only read committed
     nodes, so they may interleave with each other.
     """
@@ -150,11 +150,6 @@ class StateTree:
             cache.pop(self._root_key, None)
             self._trim_cache()
         self._root = update.root
-
-    def reload(self) -> None:
-        """Forget all cached nodes and re-read the committed root from the kv (after a restart)."""
-        self._cache.clear()
-        self._root = self._read_root()
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -353,6 +348,8 @@ class _Preparer:
             hxs = [hxs[i] for i in kept]
             vhs = [vhs[i] for i in kept]
             lo, hi = 0, len(kept)
+        # vhs[lo:hi] holds no None now, and build reads only that range (vhs outside it may):
+        # a type checker cannot see a range of a list, and a copy would cost the hot path.
         return self.build(path, hxs, vhs, lo, hi)  # type: ignore[arg-type]
 
     def build(self, path: str, hxs: list[str], vhs: list[bytes], lo: int, hi: int) -> bytes:
@@ -457,8 +454,9 @@ class _Preparer:
         if child_key not in writes:  # unchanged by this run
             leaf = self.load(child_key, digest)
         else:
-            leaf = writes[child_key]
-            assert leaf is not None
+            written = writes[child_key]
+            assert written is not None  # a child that was deleted cannot be the one left
+            leaf = written
         if old_bitmap & bit:
             writes[child_key] = None
         else:

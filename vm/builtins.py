@@ -94,7 +94,7 @@ def _sha256(vm: Interpreter, a: list[Any], depth: int) -> Any:
         raise VMError(Fault.BUILTIN_ARGS, builtin="sha256()", expects="bytes or a string")
     vm._charge(G.SHA256 + G.SHA256_WORD * (nbytes(data) >> 5))
     vm._alloc(32)
-    return sha256(data.encode() if type(data) is str else data)
+    return sha256(data.encode() if isinstance(data, str) else data)  # exactly str or bytes, checked above
 
 
 def _verify(vm: Interpreter, a: list[Any], depth: int) -> Any:
@@ -156,8 +156,9 @@ def _to_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
 
 def _from_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
     if type(a[0]) is not bytes or len(a[0]) > 31:
-        raise VMError(Fault.BUILTIN_ARGS, builtin="from_bytes()",
-                      expects="at most 31 bytes (the result is a signed 256-bit int)")  # fmt: skip
+        raise VMError(
+            Fault.BUILTIN_ARGS, builtin="from_bytes()", expects="at most 31 bytes (the result is a signed 256-bit int)"
+        )
     vm._charge(G.SMALL_BUILTIN)
     return int.from_bytes(a[0], "big")
 

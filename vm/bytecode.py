@@ -31,8 +31,9 @@ MAX_LOCALS = 256
 MAX_CONSTS = 1024
 MAX_STORAGE_VARS = 128
 MAX_NAME = 64
-CODE_LIMITS = codec.Limits(max_bytes=MAX_CODE_BYTES, max_bin_len=MAX_CODE_BYTES, max_array_len=2 * MAX_INSTRUCTIONS,
-                           max_depth=6)  # fmt: skip
+CODE_LIMITS = codec.Limits(
+    max_bytes=MAX_CODE_BYTES, max_bin_len=MAX_CODE_BYTES, max_array_len=2 * MAX_INSTRUCTIONS, max_depth=6
+)
 
 
 class BytecodeError(DecodeError):
@@ -126,13 +127,30 @@ class Builtin(IntEnum):
 
 # (min args, max args) of each builtin; EMIT and CALL_CONTRACT take a variable number.
 BUILTIN_ARITY: dict[int, tuple[int, int]] = {
-    Builtin.LEN: (1, 1), Builtin.REQUIRE: (1, 2), Builtin.EMIT: (1, 65), Builtin.CALLER: (0, 0),
-    Builtin.VALUE: (0, 0), Builtin.SELF: (0, 0), Builtin.BLOCK_HEIGHT: (0, 0), Builtin.BLOCK_TIME: (0, 0),
-    Builtin.BALANCE: (1, 1), Builtin.TRANSFER: (2, 2), Builtin.SHA256: (1, 1), Builtin.VERIFY_ED25519: (3, 3),
-    Builtin.CALL_CONTRACT: (2, 18), Builtin.MIN: (2, 8), Builtin.MAX: (2, 8), Builtin.ABS: (1, 1),
-    Builtin.TO_BYTES: (2, 2), Builtin.FROM_BYTES: (1, 1), Builtin.STR: (1, 1), Builtin.ORIGIN: (0, 0),
-    Builtin.ADDRESS_OF: (1, 1), Builtin.CALL_WITH_VALUE: (3, 19), Builtin.CHAIN_ID: (0, 0),
-}  # fmt: skip
+    Builtin.LEN: (1, 1),
+    Builtin.REQUIRE: (1, 2),
+    Builtin.EMIT: (1, 65),
+    Builtin.CALLER: (0, 0),
+    Builtin.VALUE: (0, 0),
+    Builtin.SELF: (0, 0),
+    Builtin.BLOCK_HEIGHT: (0, 0),
+    Builtin.BLOCK_TIME: (0, 0),
+    Builtin.BALANCE: (1, 1),
+    Builtin.TRANSFER: (2, 2),
+    Builtin.SHA256: (1, 1),
+    Builtin.VERIFY_ED25519: (3, 3),
+    Builtin.CALL_CONTRACT: (2, 18),
+    Builtin.MIN: (2, 8),
+    Builtin.MAX: (2, 8),
+    Builtin.ABS: (1, 1),
+    Builtin.TO_BYTES: (2, 2),
+    Builtin.FROM_BYTES: (1, 1),
+    Builtin.STR: (1, 1),
+    Builtin.ORIGIN: (0, 0),
+    Builtin.ADDRESS_OF: (1, 1),
+    Builtin.CALL_WITH_VALUE: (3, 19),
+    Builtin.CHAIN_ID: (0, 0),
+}
 
 
 class Method(IntEnum):
@@ -144,8 +162,12 @@ class Method(IntEnum):
 
 
 METHOD_ARITY: dict[int, tuple[int, int]] = {
-    Method.APPEND: (1, 1), Method.POP: (0, 0), Method.GET: (1, 2), Method.KEYS: (0, 0), Method.VALUES: (0, 0),
-}  # fmt: skip
+    Method.APPEND: (1, 1),
+    Method.POP: (0, 0),
+    Method.GET: (1, 2),
+    Method.KEYS: (0, 0),
+    Method.VALUES: (0, 0),
+}
 
 Const = int | bytes | str | bool | None
 
@@ -183,8 +205,8 @@ class Function:
         )
         object.__setattr__(self, "pairs", pairs)
 
-    def to_wire(self) -> list[object]:
-        consts = [to_wire(c) for c in self.consts]  # tagged: 256-bit integers do not fit msgpack's
+    def to_wire(self) -> list[codec.Value]:
+        consts: list[codec.Value] = [to_wire(c) for c in self.consts]  # tagged: 256-bit integers do not fit msgpack's
         return [self.name, self.n_params, self.n_locals, self.public, self.view, consts, list(self.code)]
 
 
@@ -193,11 +215,13 @@ class Module:
     functions: tuple[Function, ...]
     storage: tuple[StorageVar, ...]
 
-    def to_wire(self) -> list[object]:
+    def to_wire(self) -> list[codec.Value]:
         return [
-            MODULE_TAG, BYTECODE_VERSION, [f.to_wire() for f in self.functions],
+            MODULE_TAG,
+            BYTECODE_VERSION,
+            [f.to_wire() for f in self.functions],
             [[v.name, v.kind, v.zero] for v in self.storage],
-        ]  # fmt: skip
+        ]
 
     def encode(self) -> bytes:
         return codec.encode(self.to_wire())

@@ -51,8 +51,11 @@ class ExpressionCompiler:
 
     def _emit(self, op: Op, arg: int = 0) -> int:
         if len(self.code) >= 2 * MAX_INSTRUCTIONS:
-            raise fail(self.at, f"function {self.node.name} compiles to more than {MAX_INSTRUCTIONS} instructions; "
-                                "split it into smaller functions")  # fmt: skip
+            raise fail(
+                self.at,
+                f"function {self.node.name} compiles to more than {MAX_INSTRUCTIONS} instructions; "
+                "split it into smaller functions",
+            )
         self.code += (int(op), arg)
         return len(self.code) - 2
 
@@ -67,15 +70,21 @@ class ExpressionCompiler:
             if type(existing) is type(value) and existing == value:
                 return i
         if len(self.consts) >= MAX_CONSTS:
-            raise fail(self.at, f"function {self.node.name} uses more than {MAX_CONSTS} distinct constants; "
-                                "split it into smaller functions")  # fmt: skip
+            raise fail(
+                self.at,
+                f"function {self.node.name} uses more than {MAX_CONSTS} distinct constants; "
+                "split it into smaller functions",
+            )
         self.consts.append(value)
         return len(self.consts) - 1
 
     def _new_local(self, node: ast.AST, name: str) -> int:
         if len(self.locals) >= MAX_LOCALS:
-            raise fail(node, f"function {self.node.name} needs more than {MAX_LOCALS} local variables (parameters, "
-                             "variables, and one or two hidden ones per loop and chained comparison)")  # fmt: skip
+            raise fail(
+                node,
+                f"function {self.node.name} needs more than {MAX_LOCALS} local variables (parameters, "
+                "variables, and one or two hidden ones per loop and chained comparison)",
+            )
         self.locals[name] = len(self.locals)
         return self.locals[name]
 
@@ -116,7 +125,7 @@ class ExpressionCompiler:
             ops = {ast.USub: Op.NEG, ast.Not: Op.NOT, ast.Invert: Op.INVERT}
             if type(e.op) not in ops:
                 raise fail(e, "unary + is not supported")
-            self._emit(ops[type(e.op)])  # type: ignore[index]
+            self._emit(ops[type(e.op)])
         elif isinstance(e, ast.BoolOp):
             jumps = []
             for value in e.values[:-1]:

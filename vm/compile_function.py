@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from vm.bytecode import Builtin, Function, Op, StorageKind
 from vm.compile_expr import ExpressionCompiler
@@ -22,9 +23,15 @@ class _Loop:
     continues: list[int] = field(default_factory=list)
 
 
-def is_require(e: ast.expr) -> bool:
-    return (isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == "require"
-            and not e.keywords and 1 <= len(e.args) <= 2 and not any(isinstance(a, ast.Starred) for a in e.args))
+def is_require(e: ast.expr) -> TypeGuard[ast.Call]:
+    return (
+        isinstance(e, ast.Call)
+        and isinstance(e.func, ast.Name)
+        and e.func.id == "require"
+        and not e.keywords
+        and 1 <= len(e.args) <= 2
+        and not any(isinstance(a, ast.Starred) for a in e.args)
+    )
 
 
 class FunctionCompiler(ExpressionCompiler):
@@ -51,15 +58,17 @@ class FunctionCompiler(ExpressionCompiler):
                 raise fail(arg, f"{node.name}: the parameter {arg.arg} is declared twice")
             self._declare(arg, arg.arg)
         for statement in ast.walk(node):  # Python scoping: any assigned name is a local of the function
-            stored = isinstance(statement, ast.Name) and isinstance(statement.ctx, ast.Store)
-            if stored and statement.id not in self.scope.storage:  # type: ignore[attr-defined]
-                self._declare(statement, statement.id)  # type: ignore[attr-defined]
+            if (
+                isinstance(statement, ast.Name)
+                and isinstance(statement.ctx, ast.Store)
+                and statement.id not in self.scope.storage
+            ):
+                self._declare(statement, statement.id)
         self._body(node.body)
         self.at = node.body[-1]
         self._emit(Op.CONST, self._const(None))
         self._emit(Op.RETURN)
-        return Function(node.name, len(args.args), len(self.locals), public, view, tuple(self.consts),
-                        tuple(self.code))  # fmt: skip
+        return Function(node.name, len(args.args), len(self.locals), public, view, tuple(self.consts), tuple(self.code))
 
     def _declare(self, node: ast.AST, name: str) -> int:
         if name in self.locals:
@@ -88,7 +97,7 @@ class FunctionCompiler(ExpressionCompiler):
         elif isinstance(s, ast.AugAssign):
             self._augassign(s)
         elif isinstance(s, ast.Expr) and is_require(s.value):
-            self._require(s.value)  # type: ignore[arg-type]
+            self._require(s.value)
         elif isinstance(s, ast.Expr):
             self._expr(s.value)
             self._emit(Op.POP)
@@ -111,9 +120,9 @@ class FunctionCompiler(ExpressionCompiler):
         elif isinstance(s, ast.Delete):
             for target in s.targets:
                 var = self._map_target(target)
-                if var is None:
+                if var is None or not isinstance(target, ast.Subscript):  # (a map entry is a Subscript)
                     raise fail(s, "del works on storage map entries only")
-                self._map_key(target)  # type: ignore[arg-type]
+                self._map_key(target)
                 self._emit(Op.MDEL, var)
         else:
             raise fail(s, f"{what(s)} is not supported in contracts")
@@ -300,4 +309,3 @@ class FunctionCompiler(ExpressionCompiler):
         self.loops.pop()
         self._emit(Op.JUMP, loop.start)
         self._close(loop, exit_, continue_to=loop.start)
-

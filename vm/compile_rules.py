@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import cast
 
 from core.errors import AichainError
 from vm.bytecode import MAX_NAME, Builtin, Const, Method, Op, StorageVar
@@ -19,22 +20,60 @@ MAX_EXPR_DEPTH = 100  # operands within operands; a deeper expression is split w
 MAX_LITERAL_ITEMS = 4096  # items of one list or dict literal (BUILD_LIST / BUILD_DICT)
 
 BUILTINS: dict[str, Builtin] = {
-    "len": Builtin.LEN, "require": Builtin.REQUIRE, "emit": Builtin.EMIT, "caller": Builtin.CALLER,
-    "origin": Builtin.ORIGIN, "call_value": Builtin.VALUE, "self_address": Builtin.SELF,
-    "block_height": Builtin.BLOCK_HEIGHT, "block_time": Builtin.BLOCK_TIME, "native_balance": Builtin.BALANCE,
-    "pay": Builtin.TRANSFER, "sha256": Builtin.SHA256, "verify_ed25519": Builtin.VERIFY_ED25519,
-    "call": Builtin.CALL_CONTRACT, "min": Builtin.MIN, "max": Builtin.MAX, "abs": Builtin.ABS,
-    "to_bytes": Builtin.TO_BYTES, "from_bytes": Builtin.FROM_BYTES, "str": Builtin.STR,
-    "address_of": Builtin.ADDRESS_OF, "chain_id": Builtin.CHAIN_ID,
-}  # fmt: skip
-METHODS: dict[str, Method] = {"append": Method.APPEND, "pop": Method.POP, "get": Method.GET,
-                              "keys": Method.KEYS, "values": Method.VALUES}  # fmt: skip
+    "len": Builtin.LEN,
+    "require": Builtin.REQUIRE,
+    "emit": Builtin.EMIT,
+    "caller": Builtin.CALLER,
+    "origin": Builtin.ORIGIN,
+    "call_value": Builtin.VALUE,
+    "self_address": Builtin.SELF,
+    "block_height": Builtin.BLOCK_HEIGHT,
+    "block_time": Builtin.BLOCK_TIME,
+    "native_balance": Builtin.BALANCE,
+    "pay": Builtin.TRANSFER,
+    "sha256": Builtin.SHA256,
+    "verify_ed25519": Builtin.VERIFY_ED25519,
+    "call": Builtin.CALL_CONTRACT,
+    "min": Builtin.MIN,
+    "max": Builtin.MAX,
+    "abs": Builtin.ABS,
+    "to_bytes": Builtin.TO_BYTES,
+    "from_bytes": Builtin.FROM_BYTES,
+    "str": Builtin.STR,
+    "address_of": Builtin.ADDRESS_OF,
+    "chain_id": Builtin.CHAIN_ID,
+}
+METHODS: dict[str, Method] = {
+    "append": Method.APPEND,
+    "pop": Method.POP,
+    "get": Method.GET,
+    "keys": Method.KEYS,
+    "values": Method.VALUES,
+}
 ZEROS: dict[str, Const] = {"int": 0, "bytes": b"", "Address": b"", "str": "", "bool": False}
-BINOPS = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.FloorDiv: Op.FLOORDIV, ast.Mod: Op.MOD,
-          ast.Pow: Op.POW, ast.BitAnd: Op.BITAND, ast.BitOr: Op.BITOR, ast.BitXor: Op.BITXOR,
-          ast.LShift: Op.LSHIFT, ast.RShift: Op.RSHIFT}  # fmt: skip
-COMPARE = {ast.Eq: Op.EQ, ast.NotEq: Op.NE, ast.Lt: Op.LT, ast.LtE: Op.LE, ast.Gt: Op.GT, ast.GtE: Op.GE,
-           ast.In: Op.IN, ast.NotIn: Op.NOT_IN}  # fmt: skip
+BINOPS = {
+    ast.Add: Op.ADD,
+    ast.Sub: Op.SUB,
+    ast.Mult: Op.MUL,
+    ast.FloorDiv: Op.FLOORDIV,
+    ast.Mod: Op.MOD,
+    ast.Pow: Op.POW,
+    ast.BitAnd: Op.BITAND,
+    ast.BitOr: Op.BITOR,
+    ast.BitXor: Op.BITXOR,
+    ast.LShift: Op.LSHIFT,
+    ast.RShift: Op.RSHIFT,
+}
+COMPARE = {
+    ast.Eq: Op.EQ,
+    ast.NotEq: Op.NE,
+    ast.Lt: Op.LT,
+    ast.LtE: Op.LE,
+    ast.Gt: Op.GT,
+    ast.GtE: Op.GE,
+    ast.In: Op.IN,
+    ast.NotIn: Op.NOT_IN,
+}
 RESERVED = set(BUILTINS) | {"range", "public", "view", "Map", "True", "False", "None"}
 
 
@@ -60,13 +99,32 @@ def fail(node: ast.AST, rule: str) -> CompileError:
 
 def what(node: ast.AST) -> str:
     """How the language reference names a construct, for errors."""
-    names = {ast.Import: "import", ast.ImportFrom: "import", ast.ClassDef: "class", ast.Lambda: "lambda",
-             ast.ListComp: "list comprehension", ast.DictComp: "dict comprehension", ast.SetComp: "set",
-             ast.GeneratorExp: "generator expression", ast.Set: "set", ast.Global: "global",
-             ast.Nonlocal: "nonlocal", ast.Try: "try", ast.With: "with", ast.Raise: "raise (use require)",
-             ast.Assert: "assert (use require)", ast.Attribute: "attribute access", ast.Starred: "*args",
-             ast.AsyncFunctionDef: "async def", ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
-             ast.JoinedStr: "f-string", ast.NamedExpr: "the := operator", ast.Match: "match"}  # fmt: skip
+    names = {
+        ast.Import: "import",
+        ast.ImportFrom: "import",
+        ast.ClassDef: "class",
+        ast.Lambda: "lambda",
+        ast.ListComp: "list comprehension",
+        ast.DictComp: "dict comprehension",
+        ast.SetComp: "set",
+        ast.GeneratorExp: "generator expression",
+        ast.Set: "set",
+        ast.Global: "global",
+        ast.Nonlocal: "nonlocal",
+        ast.Try: "try",
+        ast.With: "with",
+        ast.Raise: "raise (use require)",
+        ast.Assert: "assert (use require)",
+        ast.Attribute: "attribute access",
+        ast.Starred: "*args",
+        ast.AsyncFunctionDef: "async def",
+        ast.Await: "await",
+        ast.Yield: "yield",
+        ast.YieldFrom: "yield",
+        ast.JoinedStr: "f-string",
+        ast.NamedExpr: "the := operator",
+        ast.Match: "match",
+    }
     return names.get(type(node), type(node).__name__)
 
 
@@ -75,8 +133,11 @@ def check_name(node: ast.AST, name: str, *, stored: bool = False) -> None:
     if name in RESERVED or name.startswith("_"):
         raise fail(node, f"{name!r} is reserved (builtins and names starting with _)")
     if stored and len(name.encode()) > MAX_NAME:
-        raise fail(node, f"the name {name[:20]}… is {len(name.encode())} bytes long; names of functions and storage "
-                         f"variables have at most {MAX_NAME}")  # fmt: skip
+        raise fail(
+            node,
+            f"the name {name[:20]}… is {len(name.encode())} bytes long; names of functions and storage "
+            f"variables have at most {MAX_NAME}",
+        )
 
 
 def literal(node: ast.expr) -> Const:
@@ -99,14 +160,18 @@ def literal(node: ast.expr) -> Const:
         try:
             size = len(value.encode())
         except UnicodeEncodeError:
-            raise fail(node, "a str constant must be valid Unicode text (it has a lone surrogate, such as \\ud800)") \
-                from None
+            raise fail(
+                node, "a str constant must be valid Unicode text (it has a lone surrogate, such as \\ud800)"
+            ) from None
     else:
         size = len(value) if type(value) is bytes else 0
     if size > MAX_VALUE_BYTES:
-        raise fail(node, f"a {type(value).__name__} constant of {size} bytes; bytes and strings hold at most "
-                         f"{MAX_VALUE_BYTES} (64 KiB)")  # fmt: skip
-    return value  # type: ignore[no-any-return]
+        raise fail(
+            node,
+            f"a {type(value).__name__} constant of {size} bytes; bytes and strings hold at most "
+            f"{MAX_VALUE_BYTES} (64 KiB)",
+        )
+    return cast(Const, value)  # None or exactly an int, bytes, str or bool: checked above
 
 
 @dataclass

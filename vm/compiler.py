@@ -105,16 +105,16 @@ def source_text(source: str | bytes) -> str:
             text = source.decode("utf-8")
         except UnicodeDecodeError as exc:
             line, column = _position(source[: exc.start].decode("utf-8", "replace"))
-            raise CompileError(f"the source is not UTF-8 text (byte 0x{source[exc.start]:02x}); save it as UTF-8",
-                               line, column) from None  # fmt: skip
+            raise CompileError(
+                f"the source is not UTF-8 text (byte 0x{source[exc.start]:02x}); save it as UTF-8", line, column
+            ) from None
     else:
         text = source
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             line, column = _position(text[: exc.start])
-            raise CompileError("the source holds a lone surrogate character, which is not text", line, column) \
-                from None
+            raise CompileError("the source holds a lone surrogate character, which is not text", line, column) from None
     text = text.removeprefix("\ufeff")
     nul = text.find("\x00")
     if nul >= 0:
@@ -136,12 +136,17 @@ def _parse(text: str) -> ast.Module:
         except SyntaxError as exc:
             message = exc.msg
             if "integer string conversion" in message:  # CPython's guard against quadratic int() parsing
-                message = (f"an integer literal of more than {sys.get_int_max_str_digits()} digits (contract "
-                           "integers are 256-bit: at most 78 digits)")  # fmt: skip
+                message = (
+                    f"an integer literal of more than {sys.get_int_max_str_digits()} digits (contract "
+                    "integers are 256-bit: at most 78 digits)"
+                )
             raise CompileError(f"syntax error: {message}", exc.lineno or 1, exc.offset or None) from None
         except (RecursionError, MemoryError):
-            raise CompileError("nested too deeply for Python's parser (an expression too long, or an elif chain); "
-                               "split it with local variables or helper functions", _busiest_line(text)) from None
+            raise CompileError(
+                "nested too deeply for Python's parser (an expression too long, or an elif chain); "
+                "split it with local variables or helper functions",
+                _busiest_line(text),
+            ) from None
 
 
 def _busiest_line(text: str) -> int:
@@ -172,8 +177,11 @@ def _check_size(module: Module, defs: list[ast.FunctionDef]) -> None:
         running += len(codec.encode(function.to_wire()))
         if running > MAX_CODE_BYTES:
             break
-    raise fail(node, f"the contract compiles to {total} bytes of code, over the limit of {MAX_CODE_BYTES} "
-                     f"({MAX_CODE_BYTES // 1024} KiB); it passes it at function {node.name}")  # fmt: skip
+    raise fail(
+        node,
+        f"the contract compiles to {total} bytes of code, over the limit of {MAX_CODE_BYTES} "
+        f"({MAX_CODE_BYTES // 1024} KiB); it passes it at function {node.name}",
+    )
 
 
 def _storage_var(node: ast.AnnAssign, name: str) -> StorageVar:

@@ -49,14 +49,6 @@ def encode_call(function: str, args: list[Any]) -> bytes:
     return codec.encode([function, [to_wire(a) for a in args]])
 
 
-def decode_call(data: bytes) -> tuple[str, list[Any]]:
-    """(function name, arguments) of a call's data; raise `DecodeError` saying what is wrong."""
-    items = codec.decode(data, limits=DATA_LIMITS)
-    if not isinstance(items, list) or len(items) != 2 or not isinstance(items[1], list):
-        raise DecodeError("call data: expected [function name, [arguments]]")
-    return codec.expect_str(items[0], "function name", 64), [from_wire(a) for a in items[1]]
-
-
 def contract_transaction(view: StateView, tx: Transaction, height: int, time_ms: int, gas: int) -> Outcome:
     """Run a deploy or call transaction with `gas` (after the intrinsic gas).
 
@@ -126,7 +118,7 @@ def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tup
     cost = DEPLOY_BYTE * len(items[0])
     if cost > gas:
         error = OutOfGas(Fault.OUT_OF_GAS_CODE, size=len(items[0]), gas=cost)
-        error.gas_used = gas  # type: ignore[attr-defined]
+        error.gas_used = gas
         raise error
     address = contract_address(tx.sender_address, tx.nonce)
     branch = view.branch()
@@ -140,10 +132,11 @@ def _deploy(view: StateView, tx: Transaction, ctx: CallContext, gas: int) -> tup
     result, used = None, cost
     if module.function("constructor") is not None:
         try:
-            result, ran, _ = run_call(branch, ctx, tx.sender_address, address, "constructor", args, 0, gas - cost,
-                                      internal=True)  # fmt: skip
+            result, ran, _ = run_call(
+                branch, ctx, tx.sender_address, address, "constructor", args, 0, gas - cost, internal=True
+            )
         except VMError as exc:
-            exc.gas_used = cost + getattr(exc, "gas_used", 0)  # type: ignore[attr-defined]
+            exc.gas_used = cost + getattr(exc, "gas_used", 0)
             raise
         used += ran
     elif args:

@@ -174,9 +174,18 @@ def move(view: StateView, sender: bytes, to: bytes, amount: int) -> None:
 
 
 def run_call(
-    view: StateView, ctx: CallContext, caller: bytes, address: bytes, function: str, args: list[Any], value: int,
-    gas: int, depth: int = 0, *, internal: bool = False,
-) -> tuple[Any, int, StateView]:  # fmt: skip
+    view: StateView,
+    ctx: CallContext,
+    caller: bytes,
+    address: bytes,
+    function: str,
+    args: list[Any],
+    value: int,
+    gas: int,
+    depth: int = 0,
+    *,
+    internal: bool = False,
+) -> tuple[Any, int, StateView]:
     """Run `function` of the contract at `address` in a branch of `view`: (result, gas used, branch).
 
     On success the branch is merged into `view`; on failure nothing is kept and the
@@ -201,7 +210,7 @@ def run_call(
     except VMError as exc:
         del ctx.events[events_before:]
         left = None if interpreter is None else interpreter.remaining
-        exc.gas_used = gas if left is None or left < 0 else gas - left  # type: ignore[attr-defined]
+        exc.gas_used = gas if left is None or left < 0 else gas - left
         raise
     branch.merge()
     return result, gas - interpreter.remaining, branch

@@ -134,9 +134,13 @@ def apply_transaction(view: StateView, tx: Transaction, ctx: BlockContext) -> Re
 
 
 def apply_transactions(
-    view: StateView, txs: list[Transaction], ctx: BlockContext, *, drop_invalid: bool,
+    view: StateView,
+    txs: list[Transaction],
+    ctx: BlockContext,
+    *,
+    drop_invalid: bool,
     into: BlockResult | None = None,
-) -> BlockResult:  # fmt: skip
+) -> BlockResult:
     """Apply `txs` in order. A proposer drops invalid ones (`drop_invalid`); a verifier rejects the block.
 
     A proposer may build a block in several steps: `into` is the result of the earlier ones, on the same view.

@@ -92,8 +92,10 @@ class Fault(Enum):
     # transactions that are not contract calls
     NO_RECIPIENT = "a transfer needs a 20-byte recipient address"
     VOTE_SHAPE = "a validator vote carries no value and no recipient"
-    VOTE_MALFORMED = ("malformed validator vote: expected [13, action (0 add, 1 remove), 32-byte public key, "
-                      "power (positive to add)] in canonical msgpack")  # fmt: skip
+    VOTE_MALFORMED = (
+        "malformed validator vote: expected [13, action (0 add, 1 remove), 32-byte public key, "
+        "power (positive to add)] in canonical msgpack"
+    )
     VOTE_NOT_VALIDATOR = "only a current validator may vote on the validator set"
     # the contract's own words, and the VM's bugs
     REVERT = "{reason}"
@@ -110,6 +112,9 @@ class VMError(AichainError):
     """A contract call failed; its effects are reverted and its gas is spent. `fault` says which way."""
 
     rpc_code = -32090
+    # Gas the failed call spent, set by `run_call` and `contract_transaction` once they know it;
+    # absent before that (readers use getattr with a default), hence no class-level value.
+    gas_used: int
 
     def __init__(self, fault: Fault, **params: Any) -> None:
         super().__init__(fault.render(params))
@@ -142,8 +147,15 @@ class InternalVMError(VMError):
 
 # --- the VM's own names for what it shows in messages ----------------------------------------------
 
-_KINDS: dict[type, str] = {int: "an int", bool: "a bool", bytes: "bytes", str: "a string", type(None): "None",
-                           list: "a list", dict: "a dict"}  # fmt: skip
+_KINDS: dict[type, str] = {
+    int: "an int",
+    bool: "a bool",
+    bytes: "bytes",
+    str: "a string",
+    type(None): "None",
+    list: "a list",
+    dict: "a dict",
+}
 
 
 def kind(value: Any) -> str:

@@ -22,15 +22,46 @@ _FAST = 110  # the loop's own simple instructions: locals, constants, jumps
 _FAST_OP = 290  # the loop's arithmetic, comparisons and indexing
 _SLOW_OP = 1_450  # instructions dispatched out of the loop (`Interpreter._slow`)
 INSTRUCTION_GAS: dict[int, int] = {int(op): _SLOW_OP for op in Op}
-INSTRUCTION_GAS.update({
-    Op.LOAD: _FAST, Op.CONST: _FAST, Op.STORE: _FAST, Op.POP: _FAST, Op.JUMP: _FAST, Op.JUMP_IF_FALSE: _FAST,
-    Op.JUMP_IF_TRUE: _FAST, Op.AND_JUMP: _FAST, Op.RETURN: _FAST_OP,
-    Op.ADD: _FAST_OP, Op.SUB: _FAST_OP, Op.EQ: _FAST_OP, Op.NE: _FAST_OP, Op.LT: _FAST_OP, Op.GT: _FAST_OP,
-    Op.GE: _FAST_OP, Op.INDEX: _FAST_OP, Op.ITER_NEXT: _FAST_OP, Op.INDEX_CONST: 500, Op.BUILD_LIST: 800,
-    Op.NOP: 550, Op.DUP: 750, Op.OR_JUMP: 700, Op.BUILTIN: 650, Op.CALL: 1_700,
-    Op.BUILD_DICT: 3_000, Op.STORE_INDEX: 1_200, Op.SLICE: 1_600, Op.METHOD: 1_600, Op.POW: 2_100,
-    Op.SLOAD: 3_500, Op.MLOAD: 4_900, Op.MHAS: 4_100, Op.SSTORE: 3_100, Op.MSTORE: 3_700, Op.MDEL: 3_700,
-})  # fmt: skip
+INSTRUCTION_GAS.update(
+    {
+        Op.LOAD: _FAST,
+        Op.CONST: _FAST,
+        Op.STORE: _FAST,
+        Op.POP: _FAST,
+        Op.JUMP: _FAST,
+        Op.JUMP_IF_FALSE: _FAST,
+        Op.JUMP_IF_TRUE: _FAST,
+        Op.AND_JUMP: _FAST,
+        Op.RETURN: _FAST_OP,
+        Op.ADD: _FAST_OP,
+        Op.SUB: _FAST_OP,
+        Op.EQ: _FAST_OP,
+        Op.NE: _FAST_OP,
+        Op.LT: _FAST_OP,
+        Op.GT: _FAST_OP,
+        Op.GE: _FAST_OP,
+        Op.INDEX: _FAST_OP,
+        Op.ITER_NEXT: _FAST_OP,
+        Op.INDEX_CONST: 500,
+        Op.BUILD_LIST: 800,
+        Op.NOP: 550,
+        Op.DUP: 750,
+        Op.OR_JUMP: 700,
+        Op.BUILTIN: 650,
+        Op.CALL: 1_700,
+        Op.BUILD_DICT: 3_000,
+        Op.STORE_INDEX: 1_200,
+        Op.SLICE: 1_600,
+        Op.METHOD: 1_600,
+        Op.POW: 2_100,
+        Op.SLOAD: 3_500,
+        Op.MLOAD: 4_900,
+        Op.MHAS: 4_100,
+        Op.SSTORE: 3_100,
+        Op.MSTORE: 3_700,
+        Op.MDEL: 3_700,
+    }
+)
 INSTRUCTION_GAS = {int(op): cost for op, cost in INSTRUCTION_GAS.items()}
 
 # --- sizes ------------------------------------------------------------------------------------------

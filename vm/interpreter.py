@@ -36,8 +36,17 @@ from vm.faults import Fault, InternalVMError, OutOfGas, Revert, VMError, contrac
 from vm.operations import FLAT, OP
 from vm.values import INT_MAX, INT_MIN
 
-__all__ = ["MAX_DEPTH", "MAX_MEMORY", "Deadline", "Host", "InternalVMError", "Interpreter", "OutOfGas", "Revert",
-           "VMError"]  # fmt: skip
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_MEMORY",
+    "Deadline",
+    "Host",
+    "InternalVMError",
+    "Interpreter",
+    "OutOfGas",
+    "Revert",
+    "VMError",
+]
 
 MAX_DEPTH = 64  # nested function calls in one execution (contract calls count too)
 MAX_MEMORY = 64 * 1024 * 1024  # bytes of values built during one execution
@@ -256,7 +265,7 @@ class Interpreter:
                     b = pop()
                     a = pop()
                     if type(a) is int and type(b) is int:
-                        push(a > b if op == 44 else a >= b)
+                        push(a > b if op == 44 else a >= b)  # GT
                     else:
                         push(ops.order(self, op, a, b))
                 elif op == 41:  # NE

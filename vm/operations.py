@@ -28,10 +28,26 @@ SMALL = frozenset({int, bool, type(None)})  # kinds `==` compares in constant ti
 NUMBER = frozenset({int, bool})
 MAX_COMPARE_DEPTH = 64  # nesting of the lists and dicts `==` and `in` walk
 _OP_NAMES = {
-    OP.ADD: "+", OP.SUB: "-", OP.MUL: "*", OP.FLOORDIV: "//", OP.MOD: "%", OP.POW: "**", OP.NEG: "unary -",
-    OP.INVERT: "~", OP.BITAND: "&", OP.BITOR: "|", OP.BITXOR: "^", OP.LSHIFT: "<<", OP.RSHIFT: ">>",
-    OP.LT: "<", OP.LE: "<=", OP.GT: ">", OP.GE: ">=", OP.IN: "in", OP.NOT_IN: "not in",
-}  # fmt: skip
+    OP.ADD: "+",
+    OP.SUB: "-",
+    OP.MUL: "*",
+    OP.FLOORDIV: "//",
+    OP.MOD: "%",
+    OP.POW: "**",
+    OP.NEG: "unary -",
+    OP.INVERT: "~",
+    OP.BITAND: "&",
+    OP.BITOR: "|",
+    OP.BITXOR: "^",
+    OP.LSHIFT: "<<",
+    OP.RSHIFT: ">>",
+    OP.LT: "<",
+    OP.LE: "<=",
+    OP.GT: ">",
+    OP.GE: ">=",
+    OP.IN: "in",
+    OP.NOT_IN: "not in",
+}
 _METHOD_NAMES = {M.APPEND: "append()", M.POP: "pop()", M.GET: "get()", M.KEYS: "keys()", M.VALUES: "values()"}
 
 

@@ -20,10 +20,30 @@ from vm.faults import Fault, VMError
 _PUSH1 = frozenset({Op.CONST, Op.LOAD, Op.DUP, Op.SLOAD})
 _POP1 = frozenset({Op.STORE, Op.POP, Op.SSTORE, Op.MDEL})
 _ONE_FOR_ONE = frozenset({Op.NEG, Op.NOT, Op.INVERT, Op.INDEX_CONST, Op.MLOAD, Op.MHAS})
-_TWO_FOR_ONE = frozenset({
-    Op.ADD, Op.SUB, Op.MUL, Op.FLOORDIV, Op.MOD, Op.POW, Op.BITAND, Op.BITOR, Op.BITXOR, Op.LSHIFT, Op.RSHIFT,
-    Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE, Op.IN, Op.NOT_IN, Op.INDEX,
-})  # fmt: skip
+_TWO_FOR_ONE = frozenset(
+    {
+        Op.ADD,
+        Op.SUB,
+        Op.MUL,
+        Op.FLOORDIV,
+        Op.MOD,
+        Op.POW,
+        Op.BITAND,
+        Op.BITOR,
+        Op.BITXOR,
+        Op.LSHIFT,
+        Op.RSHIFT,
+        Op.EQ,
+        Op.NE,
+        Op.LT,
+        Op.LE,
+        Op.GT,
+        Op.GE,
+        Op.IN,
+        Op.NOT_IN,
+        Op.INDEX,
+    }
+)
 
 
 def check_module(module: Module) -> None:

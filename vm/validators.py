@@ -18,6 +18,8 @@ Rules:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from core import codec
 from core.errors import DecodeError, InvalidBlock
 from core.evidence import DuplicateVote
@@ -54,8 +56,14 @@ def decode_vote(data: bytes) -> tuple[int, bytes, int]:
     return action, public_key, power
 
 
-def validator_set(view: StateView | object, key: bytes = CURRENT) -> ValidatorSet:
-    raw = view.get(key)  # type: ignore[attr-defined]
+class Readable(Protocol):
+    """Whatever holds the state's entries: a `StateView`, or a node's committed state."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+def validator_set(view: Readable, key: bytes = CURRENT) -> ValidatorSet:
+    raw = view.get(key)
     if raw is None:
         raise DecodeError(f"state has no validator set under {key!r}")
     return ValidatorSet.from_wire(codec.decode(raw))
@@ -80,8 +88,11 @@ def vote(view: StateView, voter: bytes, data: bytes, height: int) -> tuple[Event
     voted = sum(current.by_address[v].power for v in voters if v in current.by_address)
     name = "add" if action == ADD else "remove"
     fields: tuple[tuple[str, int | bytes | str], ...] = (
-        ("action", name), ("validator", address_of(public_key)), ("power", power), ("voted_power", voted),
-    )  # fmt: skip
+        ("action", name),
+        ("validator", address_of(public_key)),
+        ("power", power),
+        ("voted_power", voted),
+    )
     if voted * 3 > current.total_power * 2:
         view.set(key, None)
         _schedule(view, height + EFFECT_DELAY, [action, public_key, power])

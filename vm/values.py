@@ -22,8 +22,13 @@ INT_MAX = (1 << (INT_BITS - 1)) - 1
 MAX_VALUE_BYTES = 64 * 1024
 MAX_LIST = 4096
 MAX_DEPTH = 8
-VALUE_LIMITS = codec.Limits(max_bytes=4 * 1024 * 1024, max_bin_len=MAX_VALUE_BYTES, max_str_len=MAX_VALUE_BYTES,
-                            max_array_len=MAX_LIST, max_depth=2 * MAX_DEPTH + 2)  # fmt: skip
+VALUE_LIMITS = codec.Limits(
+    max_bytes=4 * 1024 * 1024,
+    max_bin_len=MAX_VALUE_BYTES,
+    max_str_len=MAX_VALUE_BYTES,
+    max_array_len=MAX_LIST,
+    max_depth=2 * MAX_DEPTH + 2,
+)
 
 T_INT, T_BIGINT, T_BYTES, T_STR, T_BOOL, T_NONE, T_LIST = range(7)
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1

@@ -28,7 +28,6 @@ from core.sealing import (
     decrypt_chunk,
     encap,
     encrypt_chunk,
-    generate_x25519,
     hpke_open_base,
     hpke_seal_base,
     key_schedule_base,
@@ -182,6 +181,13 @@ def test_gcm_spec_test_case_16() -> None:
 
 
 # --- content-key envelopes ------------------------------------------------------------------------
+
+
+def generate_x25519() -> tuple[bytes, bytes]:
+    """A new random X25519 key pair as (private key, public key), 32 raw bytes each."""
+    private = X25519PrivateKey.generate()
+    return private.private_bytes_raw(), private.public_key().public_bytes_raw()
+
 
 RECIPIENT_PRIVATE, RECIPIENT_PUBLIC = generate_x25519()
 OTHER_PRIVATE, _ = generate_x25519()

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from core import codec
 from core.artifact import KIND_DIRECTORY, Manifest, parse_id
+from core.clock import now_ms
 from core.errors import ArtifactErased, ArtifactNotFound, CorruptChunk, DecodeError
 from core.hashing import merkle_proof, verify_merkle_proof
-from storage.artifact_store import ArtifactStore
+from storage.artifact_store import TOMBSTONE, ArtifactStore
 
 CHUNK = 1024
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,11 @@ def sized(n: int) -> bytes:
     return random.Random(n).randbytes(n)
 
 
+def add_bytes(store: ArtifactStore, data: bytes, *, pin: bool = True) -> Manifest:
+    """Ingest `data` as the node ingests an upload: as a stream."""
+    return store.add_stream(io.BytesIO(data), pin=pin)
+
+
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArtifactStore]:
     with ArtifactStore(tmp_path_factory.mktemp("shared") / "artifacts", chunk_size=CHUNK) as opened:
@@ -52,7 +58,7 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArtifactS
 @example(b"")
 @example(b"\x00")
 def test_any_bytes_round_trip_and_the_id_is_their_sha256(shared_store: ArtifactStore, data: bytes) -> None:
-    manifest = shared_store.add_bytes(data)
+    manifest = add_bytes(shared_store, data)
     assert manifest.id == hashlib.sha256(data).digest()
     assert manifest.artifact_id == "sha256:" + hashlib.sha256(data).hexdigest()
     assert len(manifest.chunks) == -(-len(data) // CHUNK)
@@ -63,7 +69,7 @@ def test_any_bytes_round_trip_and_the_id_is_their_sha256(shared_store: ArtifactS
 
 def test_a_flipped_bit_is_caught_on_read_and_by_verify(store: ArtifactStore) -> None:
     data = sized(3 * CHUNK + 10)
-    manifest = store.add_bytes(data)
+    manifest = add_bytes(store, data)
     path = store.chunks.path(manifest.chunks[1])
     raw = bytearray(path.read_bytes())
     raw[100] ^= 0x04
@@ -79,7 +85,7 @@ def test_a_flipped_bit_is_caught_on_read_and_by_verify(store: ArtifactStore) -> 
 
 def test_ranges_read_exactly_the_bytes_asked(store: ArtifactStore) -> None:
     data = sized(4 * CHUNK + 7)
-    artifact = store.add_bytes(data).id
+    artifact = add_bytes(store, data).id
     for start, stop in [(0, 0), (0, 1), (5, CHUNK), (CHUNK - 1, CHUNK + 1), (CHUNK, 3 * CHUNK), (100, len(data)),
                         (len(data) - 1, len(data) + 50)]:  # fmt: skip
         assert b"".join(store.read(artifact, start, stop)) == data[start:stop]
@@ -87,25 +93,28 @@ def test_ranges_read_exactly_the_bytes_asked(store: ArtifactStore) -> None:
 
 def test_identical_chunks_are_stored_once_and_outlive_one_of_their_artifacts(store: ArtifactStore) -> None:
     common = sized(2 * CHUNK)
-    first = store.add_bytes(common + b"first")
-    second = store.add_bytes(common + b"second!")
+    first = add_bytes(store, common + b"first")
+    second = add_bytes(store, common + b"second!")
     assert first.chunks[:2] == second.chunks[:2]
     assert len(list(store.chunks.ids())) == 4
-    store.add_bytes(common + b"first")  # the same artifact again: nothing new
+    add_bytes(store, common + b"first")  # the same artifact again: nothing new
     assert len(store.artifacts()) == 2 and len(list(store.chunks.ids())) == 4
+    before = now_ms()
     freed = store.erase(first.id)
+    erased_at = store.index.get(TOMBSTONE + first.id)
+    assert erased_at is not None and before <= int.from_bytes(erased_at, "big") <= now_ms()  # ms, core.clock
     assert freed == 5  # only its own last chunk: the shared ones are still listed by the other
     assert store.read_bytes(second.id) == common + b"second!"
     with pytest.raises(ArtifactErased, match="erased"):
         store.manifest(first.id)
     assert store.is_erased(first.id)
-    assert store.add_bytes(common + b"first").id == first.id  # adding the bytes again is asking for them
+    assert add_bytes(store, common + b"first").id == first.id  # adding the bytes again is asking for them
     assert not store.is_erased(first.id)
 
 
 def test_gc_drops_unpinned_artifacts_and_stray_chunks_only(store: ArtifactStore) -> None:
-    kept = store.add_bytes(sized(3 * CHUNK))
-    cached = store.add_bytes(sized(2 * CHUNK + 1), pin=False)
+    kept = add_bytes(store, sized(3 * CHUNK))
+    cached = add_bytes(store, sized(2 * CHUNK + 1), pin=False)
     stray = hashlib.sha256(b"stray").digest()
     store.chunks.put(stray, b"stray")
     report = store.gc()
@@ -138,7 +147,7 @@ def test_a_directory_is_one_artifact_listing_its_files(store: ArtifactStore, tmp
 
 
 def test_manifests_that_do_not_add_up_are_refused(store: ArtifactStore) -> None:
-    manifest = store.add_bytes(sized(3 * CHUNK))
+    manifest = add_bytes(store, sized(3 * CHUNK))
     wire = manifest.to_wire()
     for index, value, message in [(6, wire[6][:2], "chunk ids for"), (7, b"\x00" * 32, "Merkle root"),
                                   (5, 10, "chunk size"), (4, 3 * CHUNK + 5, "chunk ids for")]:  # fmt: skip
@@ -197,7 +206,7 @@ store.add_stream(Slow())
 def test_kill_9_during_ingest_leaves_no_partial_artifact(tmp_path: Path) -> None:
     root = tmp_path / "artifacts"
     with ArtifactStore(root, chunk_size=CHUNK) as before:
-        kept = before.add_bytes(sized(5 * CHUNK))
+        kept = add_bytes(before, sized(5 * CHUNK))
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CRASHING_INGEST), str(root)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     try:
@@ -230,7 +239,7 @@ def test_encrypted_artifacts_keep_the_plaintext_id_and_read_only_with_their_key(
     key = new_content_key()
     manifest = store.add_encrypted(source, key)
     assert manifest.encrypted and manifest.id == hashlib.sha256(data).digest()
-    plain = store.add_bytes(data, pin=False)  # the same bytes unencrypted: other chunks entirely
+    plain = add_bytes(store, data, pin=False)  # the same bytes unencrypted: other chunks entirely
     assert not set(manifest.chunks) & set(plain.chunks)
     stored = store.chunks.read(manifest.chunks[0])
     assert len(stored) == CHUNK + 16 and data[:CHUNK] not in stored

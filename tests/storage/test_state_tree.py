@@ -307,7 +307,7 @@ def test_persistence_across_reopen(tmp_path: Path) -> None:
         assert_proves(tree, model, [b"k1", b"k7", b"k8", b"k499"])
         assert tree.warm() > 0 and tree.warm(leaves=True) > 0
         commit(kv, tree, {b"k9": None})
-        tree.reload()
+        tree = StateTree(kv, PREFIX)  # a fresh tree: nothing cached, the root read from the kv
         del model[b"k9"]
         assert tree.root == reference_root(model)
         assert_proves(tree, model, [b"k9", b"k10"])
@@ -321,12 +321,12 @@ def test_corrupt_node_is_detected(tmp_path: Path) -> None:
         good = kv.get(leaf_key)
         assert good is not None
         kv.put(leaf_key, good[:-1] + bytes([good[-1] ^ 1]))
-        tree.reload()
+        tree = StateTree(kv, PREFIX)  # a fresh tree: nothing cached, the root read from the kv
         with pytest.raises(StorageError):
             for key in model:
                 tree.prove(key)
         kv.delete(leaf_key)
-        tree.reload()
+        tree = StateTree(kv, PREFIX)  # a fresh tree: nothing cached, the root read from the kv
         with pytest.raises(StorageError):
             tree.prepare(dict.fromkeys(model, b"new"))
 

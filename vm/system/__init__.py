@@ -22,8 +22,13 @@ LICENSING = bytes(19) + b"\xa2"
 PAYMENTS = bytes(19) + b"\xa3"
 KEYS = bytes(19) + b"\xa4"
 INFERENCE = bytes(19) + b"\xa5"
-SOURCES = {MODELS: "models.contract", LICENSING: "licensing.contract", PAYMENTS: "payments.contract",
-           KEYS: "keys.contract", INFERENCE: "inference.contract"}  # fmt: skip
+SOURCES = {
+    MODELS: "models.contract",
+    LICENSING: "licensing.contract",
+    PAYMENTS: "payments.contract",
+    KEYS: "keys.contract",
+    INFERENCE: "inference.contract",
+}
 
 
 @cache

@@ -1,0 +1,54 @@
+"""Report code in the checked floors that nothing in the product uses (vulture), for `make lint`.
+
+Usage: python tools/dead_code.py   (from the repository root; exit 1 if anything is reported)
+
+Every production package is read, so a definition counts as used if any floor uses it, but only
+definitions in CHECKED are reported: the floors held to the check so far. The tests are not read:
+a definition only a test reaches is reported too (a helper for tests belongs in tests/). What is
+used in ways vulture cannot see, or kept on purpose, is named in tools/vulture_whitelist.py with
+the reason beside it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from vulture import Vulture
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT = ("core", "storage", "vm", "consensus", "node", "cli", "aichain_node")  # as present
+CHECKED = ("core", "storage", "vm", "consensus")
+WHITELIST = ROOT / "tools" / "vulture_whitelist.py"
+MIN_CONFIDENCE = 60  # vulture's lowest: unused functions, methods, classes, attributes, variables
+
+
+def unused(root: Path = ROOT) -> list[str]:
+    """One line per unused definition in CHECKED, as `path:line: message (confidence)`."""
+    vulture = Vulture()
+    vulture.scavenge([str(root / p) for p in PRODUCT if (root / p).is_dir()] + [str(WHITELIST)])
+    checked = tuple(root / p for p in CHECKED)
+    found = []
+    for item in vulture.get_unused_code(min_confidence=MIN_CONFIDENCE):
+        path = Path(item.filename).resolve()
+        if any(path.is_relative_to(floor) for floor in checked):
+            found.append(f"{path.relative_to(root)}:{item.first_lineno}: {item.message} ({item.confidence}%)")
+    return sorted(found)
+
+
+def main() -> int:
+    found = unused()
+    for line in found:
+        print(line)
+    if found:
+        print(
+            f"{len(found)} unused definition(s) in {', '.join(CHECKED)}: remove them, or name them in "
+            f"{WHITELIST.relative_to(ROOT)} with the reason they stay"
+        )
+        return 1
+    print(f"dead code: nothing unused in {', '.join(CHECKED)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
