@@ -21,6 +21,8 @@ from typing import Any
 
 import typer
 
+from aichain_node.content_keys import save_content_key
+from aichain_node.transfer import private_dir
 from cli import artifact_download as http_io
 from cli import artifact_private as private
 from cli.artifact_private import NodeKeyOption
@@ -44,8 +46,6 @@ from core.errors import AichainError, ArtifactErased, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import new_content_key
 from node.rpc.client import NodeUnreachable, RpcCallError
-from node.sdk.content_keys import save_content_key
-from node.sdk.transfer import private_dir
 from storage.artifact_io import plaintext_listing
 
 artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",

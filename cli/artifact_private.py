@@ -22,13 +22,13 @@ from typing import Any
 
 import typer
 
+from aichain_node.client import Client
+from aichain_node.content_keys import load_content_key
+from aichain_node.terms import ModelRef
 from core import read_request
 from core.artifact import format_id
 from core.keys import PrivateKey, address_hex
 from core.read_request import AUDIENCE_SIZE, sign_read
-from node.sdk.client import Client
-from node.sdk.content_keys import load_content_key
-from node.sdk.terms import ModelRef
 
 Signer = Callable[[str, str], dict[str, str]]  # (path, Range header) -> the headers of one signed GET
 NodeKeyOption = typer.Option(

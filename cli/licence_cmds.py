@@ -14,12 +14,12 @@ from typing import Any
 
 import typer
 
+from aichain_node.client import Client
+from aichain_node.terms import ModelRef
 from cli.common import JsonOption, KeystoreOption, PasswordFileOption, RpcOption, emit, fail, resolve_address, rpc_url
 from cli.model_cmds import ModelArgument, connect, guarded
 from core.keys import address_hex
 from core.units import format_amount, parse_amount
-from node.sdk.client import Client
-from node.sdk.terms import ModelRef
 
 licence_app = typer.Typer(help="Buy licences to models, and see the ones an account holds.", no_args_is_help=True)
 

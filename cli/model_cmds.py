@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from aichain_node.client import Client
+from aichain_node.terms import ModelRef, Offer, TermsError, parse_owners
 from cli.artifact_private import NodeKeyOption, parse_node_key
 from cli.common import (
     JsonOption,
@@ -37,8 +39,6 @@ from cli.common import (
 from core.errors import AichainError
 from core.units import format_amount
 from node.rpc.client import NodeUnreachable
-from node.sdk.client import Client
-from node.sdk.terms import ModelRef, Offer, TermsError, parse_owners
 
 model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI models on chain.", no_args_is_help=True)
 
@@ -206,7 +206,7 @@ def lineage(
     as_json: bool = JsonOption,
 ) -> None:
     """The provenance DAG: versions, parents (across models), datasets, owners, licences, receipts."""
-    from node.sdk.provenance import render_image, to_dot, to_text
+    from aichain_node.provenance import render_image, to_dot, to_text
 
     with Client(rpc_url(rpc)) as node:
         graph = guarded(lambda: node.models.lineage(model))
@@ -289,7 +289,7 @@ def run(
 
     With --check N it re-runs a recorded inference instead: anyone holding the model and the
     inputs can confirm that receipt #N (`model receipts`) is what the model gives."""
-    from node.sdk.inference import load_inputs, save_outputs
+    from aichain_node.inference import load_inputs, save_outputs
 
     if record and sender is None:
         fail("--record signs a receipt: give --from KEY")

@@ -107,7 +107,7 @@ def run_models_bench(size_mb: int = 500, runs: int = 30, batch: int = 8, datadir
 
 
 async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int) -> dict[str, Any]:
-    from node.sdk import AsyncClient, Offer
+    from aichain_node import AsyncClient, Offer
 
     buyer_key = PrivateKey.generate()
     async with AsyncClient(urls[0], DEV_ACCOUNT_KEY) as owner, AsyncClient(urls[2], buyer_key) as buyer:

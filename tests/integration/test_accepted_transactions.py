@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from aichain_node import AsyncClient, TransactionEvicted
 from core.keys import PrivateKey, address_hex
 from core.transaction import MAX_TX_DATA, Transaction, TxKind
 from node.rpc.client import RpcClient
-from node.sdk import AsyncClient, TransactionEvicted
 from tests.harness import NodeProcess
 from tests.integration.support import CHAIN_ID, DEV_KEY, TRANSFER_GAS, batch, pending_nonce, raw, transfer
 from tests.integration.testnet_support import CHAIN_ID as TESTNET_CHAIN_ID

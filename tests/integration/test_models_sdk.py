@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.keys import address_hex
-from node.bench.onnx_model import build_mlp
-from node.sdk import AsyncClient, Client
-from node.sdk.errors import (
+from aichain_node import AsyncClient, Client
+from aichain_node.errors import (
     ArtifactMismatch,
     KeyNotReleased,
     ModelNotFound,
@@ -21,9 +19,11 @@ from node.sdk.errors import (
     ReceiptNotFound,
     TransactionFailed,
 )
-from node.sdk.inference import Session, tensor_digest
-from node.sdk.runs import Inference, Pulled
-from node.sdk.terms import Offer
+from aichain_node.inference import Session, tensor_digest
+from aichain_node.runs import Inference, Pulled
+from aichain_node.terms import Offer
+from core.keys import address_hex
+from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
 from tests.integration.support import fund
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aichain_node import Client, NotLicensed, TransactionFailed
+from aichain_node.inference import Session, tensor_digest
+from aichain_node.terms import Offer
 from core.keys import PrivateKey, address_hex, write_key_file
 from node.bench.onnx_model import build_mlp
 from node.devnet import DEV_ACCOUNT_KEY
-from node.sdk import Client, NotLicensed, TransactionFailed
-from node.sdk.inference import Session, tensor_digest
-from node.sdk.terms import Offer
 from tests.integration.testnet_support import CLI, Testnet, wait_for
 
 AIC = 10**9

@@ -5,8 +5,8 @@
                                               offer=Offer(price=10 * AIC))
         licence = await buyer.models.buy("net")
 
-Pulling, verifying and running a model are in `node.sdk.runs`; the lineage views in
-`node.sdk.provenance`. Values come back as plain dicts with 0x-hex addresses and `sha256:`
+Pulling, verifying and running a model are in `aichain_node.runs`; the lineage views in
+`aichain_node.provenance`. Values come back as plain dicts with 0x-hex addresses and `sha256:`
 ids, ready for JSON.
 """
 
@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aichain_node.content_keys import load_content_key, save_content_key
+from aichain_node.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
+from aichain_node.terms import ModelRef, Offer, TermsError
+from aichain_node.transfer import local_id
 from core.account_encryption import encryption_public_key, seal_for
 from core.artifact import format_id, parse_id
 from core.keys import address_hex, parse_address
 from core.sealing import new_content_key
-from node.sdk.content_keys import load_content_key, save_content_key
-from node.sdk.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
-from node.sdk.terms import ModelRef, Offer, TermsError
-from node.sdk.transfer import local_id
 from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
-    from node.sdk.aclient import AsyncClient, Progress
+    from aichain_node.aclient import AsyncClient, Progress
 
 AIC = 10**9
 RELEASE_FUND = 1 * AIC  # what a publisher gives its node's releaser for the gas of posting envelopes

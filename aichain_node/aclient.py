@@ -4,14 +4,14 @@ It holds an optional signing key. With one, it builds transactions (chain id and
 price asked of the node once, nonces tracked locally so that several sends in a row do not
 collide), signs them, sends them and waits until they are in a finalized block. Contract
 values cross as the node's JSON form (`node.rpc.contracts`): bytes as 0x-hex, lists, ints,
-strings. Errors are the node's own types (`node.sdk.errors`).
+strings. Errors are the node's own types (`aichain_node.errors`).
 
     async with AsyncClient("http://127.0.0.1:8545", key) as node:
         receipt = await node.transfer(recipient, 10**9)
         owners = await node.view(MODELS, "owners_of", "resnet")
 
 Every request has a timeout; a node that does not answer raises `NodeUnreachable`. Artifact
-bytes (upload, download, signed reads of private plaintext) are `node.sdk.artifact_transfers`.
+bytes (upload, download, signed reads of private plaintext) are `aichain_node.artifact_transfers`.
 A signed read names the node it is for (its node key, asked of `node_status` once per client);
 `node_key=` pins the key the node must report, for a node run by someone else.
 """
@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from aichain_node.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
+from aichain_node.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
 from core.keys import PrivateKey, address_hex
 from core.read_request import AUDIENCE_SIZE, parse_node_key
 from core.transaction import Transaction, TxKind
 from node.rpc.contracts import value_from_json, value_to_json
-from node.sdk.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
-from node.sdk.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
 from vm.contract_tx import encode_call
 
 if TYPE_CHECKING:
-    from node.sdk.models import AsyncModels
+    from aichain_node.models import AsyncModels
 
 DEFAULT_URL = "http://127.0.0.1:8545"
 DEFAULT_GAS = 5_000_000
@@ -83,9 +83,9 @@ class AsyncClient(ArtifactTransfers):
 
     @property
     def models(self) -> AsyncModels:
-        """Models and licences: publish, buy, pull, verify, run, record (node.sdk.models, node.sdk.runs)."""
+        """Models and licences: publish, buy, pull, verify, run, record (aichain_node.models, aichain_node.runs)."""
         if self._models is None:
-            from node.sdk.runs import AsyncModelRuns  # the models API with pull and run (onnxruntime) on top
+            from aichain_node.runs import AsyncModelRuns  # the models API with pull and run (onnxruntime) on top
 
             self._models = AsyncModelRuns(self)
         return self._models

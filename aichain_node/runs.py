@@ -18,7 +18,7 @@ Pulled models are cached under `~/.aichain/models/NAME/VERSION/` (or `$AICHAIN_M
 cached model is used again if its files still have the size and modification time they had
 when they were verified (and the same inode and change time, which no
 write can keep); otherwise it is hashed again before it is loaded. A private model's plaintext
-is readable by its user only: files 0600 in a 0700 directory (`node.sdk.transfer`).
+is readable by its user only: files 0600 in a 0700 directory (`aichain_node.transfer`).
 """
 
 from __future__ import annotations
@@ -34,18 +34,18 @@ from typing import Any
 
 import numpy as np
 
+from aichain_node.content_keys import load_content_key
+from aichain_node.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
+from aichain_node.inference import Session, model_file_in, tensor_digest
+from aichain_node.models import AsyncModels, event_field
+from aichain_node.stamps import still_verified, verified_stamp, write_stamp
+from aichain_node.terms import ModelRef
+from aichain_node.transfer import local_id, private_dir
 from core.account_encryption import open_for
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import EnvelopeInvalid
-from node.sdk.content_keys import load_content_key
-from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
-from node.sdk.inference import Session, model_file_in, tensor_digest
-from node.sdk.models import AsyncModels, event_field
-from node.sdk.stamps import still_verified, verified_stamp, write_stamp
-from node.sdk.terms import ModelRef
-from node.sdk.transfer import local_id, private_dir
 from vm.system import INFERENCE, KEYS
 
 RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
@@ -340,9 +340,9 @@ class AsyncModelRuns(AsyncModels):
                 "tx_hash": receipt["tx_hash"]}  # fmt: skip
 
     async def lineage(self, name: str) -> dict[str, Any]:
-        """The provenance DAG of a model (node.sdk.provenance): versions, parents, datasets, owners, licences,
+        """The provenance DAG of a model (aichain_node.provenance): versions, parents, datasets, owners, licences,
         receipts."""
-        from node.sdk.provenance import lineage_graph
+        from aichain_node.provenance import lineage_graph
 
         return await lineage_graph(self, name)
 

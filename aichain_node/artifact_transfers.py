@@ -23,12 +23,12 @@ from urllib.parse import quote
 
 import aiohttp
 
+from aichain_node.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
+from aichain_node.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 from core.artifact import format_id, parse_id
 from core.keys import PrivateKey, address_hex
 from core.read_request import sign_read
 from core.sealing import ChunkDecryptionFailed
-from node.sdk.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
-from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 
 STREAM_BLOCK = 1 << 20
 Progress = Callable[[int], None]  # told how many more bytes moved

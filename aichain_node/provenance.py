@@ -26,7 +26,7 @@ from core.keys import address_hex, parse_address
 from vm.system import INFERENCE, LICENSING
 
 if TYPE_CHECKING:
-    from node.sdk.runs import AsyncModelRuns
+    from aichain_node.runs import AsyncModelRuns
 
 MAX_RECEIPTS = 50  # per version, newest first; the count is always complete
 

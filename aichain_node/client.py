@@ -19,9 +19,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aichain_node.aclient import DEFAULT_GAS, DEFAULT_URL, WAIT_S, AsyncClient, Progress
 from core.keys import PrivateKey
 from core.transaction import TxKind
-from node.sdk.aclient import DEFAULT_GAS, DEFAULT_URL, WAIT_S, AsyncClient, Progress
 
 T = TypeVar("T")
 
