@@ -16,6 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from core.block import Header
+from core.contract_values import MAX_DEPTH, BadValue, decode_value, to_wire
 from core.errors import AichainError
 from node.rpc import params as p
 from node.rpc.caller import client
@@ -29,7 +30,6 @@ from vm.contracts import CallContext, load_module, run_call, storage_key
 from vm.faults import Fault
 from vm.interpreter import Deadline, VMError
 from vm.state import StateView
-from vm.values import MAX_DEPTH, BadValue, decode_value, to_wire
 
 if TYPE_CHECKING:
     from node.chain import Chain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.contract_values import encode_value
 from core.transaction import Transaction, TxKind
 from node.rpc.client import RpcCallError
 from storage.state_proof import Proof, verify_proof
@@ -13,7 +14,6 @@ from tests.vm.test_contract_vm import TOKEN
 from vm.compiler import compile_contract
 from vm.contract_tx import encode_call, encode_deploy
 from vm.contracts import contract_address
-from vm.values import encode_value
 
 ALICE = b"\x0a" * 20
 

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from core import codec
+from core.contract_values import to_wire
 from core.receipt import STATUS_FAILED
 from core.transaction import TxKind
 from node.metrics import NodeMetrics
@@ -27,7 +28,6 @@ from vm.execution import apply_transaction
 from vm.faults import Fault, InternalVMError, Revert, VMError, internal_errors
 from vm.stack_check import check_module
 from vm.state import StateView
-from vm.values import to_wire
 
 GAS = 5_000_000
 
