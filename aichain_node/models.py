@@ -26,7 +26,7 @@ from core.account_encryption import encryption_public_key, seal_for
 from core.artifact import format_id, parse_id
 from core.keys import address_hex, parse_address
 from core.sealing import new_content_key
-from vm.system import KEYS, LICENSING, MODELS
+from core.system_addresses import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
     from aichain_node.aclient import AsyncClient, Progress

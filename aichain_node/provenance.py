@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from core.artifact import format_id
 from core.errors import AichainError
 from core.keys import address_hex, parse_address
-from vm.system import INFERENCE, LICENSING
+from core.system_addresses import INFERENCE, LICENSING
 
 if TYPE_CHECKING:
     from aichain_node.runs import AsyncModelRuns

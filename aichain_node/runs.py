@@ -46,7 +46,7 @@ from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import EnvelopeInvalid
-from vm.system import INFERENCE, KEYS
+from core.system_addresses import INFERENCE, KEYS
 
 RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
 LICENCE_RECHECK_S = 10.0  # a licence seen valid is asked for again after this (or at its expiry, if sooner)

@@ -25,12 +25,13 @@ from cli.common import (
     load_key,
     run_guarded,
 )
+from core.contract_values import encode_call
 from core.keys import address_hex, parse_address
 from core.transaction import Transaction, TxKind
 from core.units import parse_amount
 from node.rpc.contracts import value_from_json, value_to_json
 from vm.compiler import CompileError, compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
 
 contract_app = typer.Typer(help="Compile, deploy and call contracts; read their events.", no_args_is_help=True)

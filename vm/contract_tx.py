@@ -45,10 +45,6 @@ def encode_deploy(module: Module, args: list[Any]) -> bytes:
     return codec.encode([module.encode(), [to_wire(a) for a in args]])
 
 
-def encode_call(function: str, args: list[Any]) -> bytes:
-    return codec.encode([function, [to_wire(a) for a in args]])
-
-
 def decode_call(data: bytes) -> tuple[str, list[Any]]:
     """(function name, arguments) of a call's data; raise `DecodeError` saying what is wrong."""
     items = codec.decode(data, limits=DATA_LIMITS)

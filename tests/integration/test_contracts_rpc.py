@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.contract_values import encode_value
+from core.contract_values import encode_call, encode_value
 from core.transaction import Transaction, TxKind
 from node.rpc.client import RpcCallError
 from storage.state_proof import Proof, verify_proof
@@ -12,7 +12,7 @@ from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, MIN_GAS_PRICE, pending_nonce
 from tests.vm.test_contract_vm import TOKEN
 from vm.compiler import compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
 
 ALICE = b"\x0a" * 20
