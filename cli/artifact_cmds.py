@@ -42,11 +42,11 @@ from cli.common import (
 )
 from cli.common import progress_bar as _progress
 from core.artifact import format_id, parse_id
+from core.artifact_listing import plaintext_listing
 from core.errors import AichainError, ArtifactErased, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import new_content_key
 from node.rpc.client import NodeUnreachable, RpcCallError
-from storage.artifact_io import plaintext_listing
 
 artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",
                            no_args_is_help=True)  # fmt: skip
