@@ -26,11 +26,11 @@ import aiohttp
 
 from aichain_node.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
 from aichain_node.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
+from core.contract_json import value_from_json, value_to_json
 from core.contract_values import encode_call
 from core.keys import PrivateKey, address_hex
 from core.read_request import AUDIENCE_SIZE, parse_node_key
 from core.transaction import Transaction, TxKind
-from node.rpc.contracts import value_from_json, value_to_json
 
 if TYPE_CHECKING:
     from aichain_node.models import AsyncModels

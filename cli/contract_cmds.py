@@ -25,11 +25,11 @@ from cli.common import (
     load_key,
     run_guarded,
 )
+from core.contract_json import value_from_json, value_to_json
 from core.contract_values import encode_call
 from core.keys import address_hex, parse_address
 from core.transaction import Transaction, TxKind
 from core.units import parse_amount
-from node.rpc.contracts import value_from_json, value_to_json
 from vm.compiler import CompileError, compile_contract
 from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
