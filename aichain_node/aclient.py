@@ -103,15 +103,23 @@ class AsyncClient(ArtifactTransfers):
         try:
             async with asyncio.timeout(timeout or self.timeout):
                 async with self._http().post(self.url, json=body) as response:
-                    answer = await response.json(content_type=None)
+                    try:
+                        answer = await response.json(content_type=None)
+                    except ValueError:  # not JSON: a web server, not a node's RPC endpoint
+                        raise NodeUnreachable(f"{self.url} answered HTTP {response.status}, not JSON-RPC: is it a "
+                                              "node's RPC URL?") from None  # fmt: skip
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise NodeUnreachable(f"no node answers at {self.url} ({exc.__class__.__name__}: {exc}); start one "
-                                  "with `aichain-node start --dev` or give its RPC URL") from exc  # fmt: skip
+                                  "with `aichain-node start --dev` or give its RPC URL (--rpc URL on the command "
+                                  "line)") from exc  # fmt: skip
         if not isinstance(answer, dict):
             raise NodeUnreachable(f"{self.url} did not answer JSON-RPC")
         if "error" in answer:
             error = answer["error"]
-            raise error_from_rpc(int(error.get("code", -32000)), str(error.get("message", "")), error.get("data"))
+            code = error.get("code") if isinstance(error, dict) else None
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise NodeUnreachable(f"{self.url} answered a malformed JSON-RPC error: {str(error)[:200]}")
+            raise error_from_rpc(code, str(error.get("message", "")), error.get("data"))
         return answer.get("result")
 
     async def chain_id(self) -> int:
@@ -169,7 +177,7 @@ class AsyncClient(ArtifactTransfers):
             pending = int((await self.rpc("state_getAccount", address_hex(key.address)))["pending_nonce"])
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
             tx = Transaction(chain_id, key.public_key, nonce, gas, price, kind, to, value, data).signed_by(key)
-            tx_hash = (await self.rpc("tx_send", "0x" + tx.encoded.hex()))["hash"]
+            tx_hash = await self.send_transaction(tx)
             self._next_nonce = nonce + 1
         if not wait:
             return {"tx_hash": tx_hash}
@@ -177,6 +185,11 @@ class AsyncClient(ArtifactTransfers):
         if check and receipt["status"] != "success":
             raise TransactionFailed(receipt)
         return receipt
+
+    async def send_transaction(self, tx: Transaction) -> str:
+        """Send a transaction signed already (by any key); its hash (0x-hex) once the node admitted it."""
+        tx_hash: str = (await self.rpc("tx_send", "0x" + tx.encoded.hex()))["hash"]
+        return tx_hash
 
     async def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         """The receipt of a transaction once it is in a finalized block (instant finality: one block).

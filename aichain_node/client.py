@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from aichain_node.aclient import DEFAULT_GAS, DEFAULT_URL, WAIT_S, AsyncClient, Progress
 from core.keys import PrivateKey
-from core.transaction import TxKind
+from core.transaction import Transaction, TxKind
 
 T = TypeVar("T")
 
@@ -94,6 +94,10 @@ class Client:
         wait: bool = True, check: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         return self._run(self.aio.transact(kind, to, value, data, gas=gas, wait=wait, check=check))
+
+    def send_transaction(self, tx: Transaction) -> str:
+        """See `AsyncClient.send_transaction`: a transaction signed already; its hash once admitted."""
+        return self._run(self.aio.send_transaction(tx))
 
     def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         return self._run(self.aio.wait(tx_hash, timeout))

@@ -1,7 +1,8 @@
-"""Shared CLI plumbing: output (human or --json), errors, the RPC endpoint, key loading."""
+"""Shared CLI plumbing: output (human or --json), errors, the RPC endpoint and its client, key loading."""
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import json
 import os
@@ -15,11 +16,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from aichain_node import Client, NodeError, NodeUnreachable
 from core.errors import AichainError, KeyFileError, WrongPassword
 from core.keys import PrivateKey, parse_address, read_key_file
 from node.config import DEFAULT_RPC_PORT
 from node.keystore import key_path, keystore_dir
-from node.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 
 DEFAULT_RPC = f"http://127.0.0.1:{DEFAULT_RPC_PORT}"
 
@@ -36,8 +37,30 @@ def rpc_url(explicit: str | None) -> str:
     return explicit or os.environ.get("AICHAIN_RPC") or DEFAULT_RPC
 
 
-def client(explicit: str | None) -> RpcClient:
-    return RpcClient(rpc_url(explicit))
+_clients: dict[str, Client] = {}
+
+
+def client(explicit: str | None) -> Client:
+    """The SDK's client of the node at the RPC URL (`--rpc`, else AICHAIN_RPC, else the default): one per URL for
+    the command, closed when it exits."""
+    url = rpc_url(explicit)
+    if url not in _clients:
+        _clients[url] = Client(url)
+        atexit.register(_clients[url].close)
+    return _clients[url]
+
+
+def rpc_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run `fn`, a call of the node's client: no node answering, or the node refusing, is one line and exit
+    code 1 (a refusal with the node's words and its JSON-RPC code)."""
+    try:
+        return fn(*args, **kwargs)
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except NodeError as exc:  # its message ends with the code already
+        fail(f"the node refused: {exc}")
+    except AichainError as exc:
+        fail(f"the node refused: {exc} (code {exc.rpc_code})")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -84,10 +107,6 @@ def run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run `fn`, turning the errors a user can meet into one clear line and exit code 1."""
     try:
         return fn(*args, **kwargs)
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcCallError as exc:
-        fail(f"the node refused: {exc.message} (code {exc.code})")
     except AichainError as exc:
         fail(str(exc))
 

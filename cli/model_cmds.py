@@ -38,7 +38,6 @@ from cli.common import (
 )
 from core.errors import AichainError
 from core.units import format_amount
-from node.rpc.client import NodeUnreachable
 
 model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI models on chain.", no_args_is_help=True)
 
@@ -58,9 +57,7 @@ def guarded(fn: Callable[[], Any]) -> Any:
     """Run `fn`, turning what a user can meet into one line and exit code 1."""
     try:
         return fn()
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except (AichainError, TermsError) as exc:
+    except (AichainError, TermsError) as exc:  # NodeUnreachable too
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")

@@ -39,7 +39,6 @@ from node.bench.onnx_model import build_mlp, hidden_for_size
 from node.bench.report import Report
 from node.devnet import DEV_ACCOUNT_KEY
 from node.p2p.bench import stream_throughput
-from node.rpc.client import RpcClient
 from vm.system import KEYS
 
 MB = 1_000_000
@@ -113,8 +112,8 @@ async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int) -> dic
     async with AsyncClient(urls[0], DEV_ACCOUNT_KEY) as owner, AsyncClient(urls[2], buyer_key) as buyer:
         await owner.transfer(buyer_key.address, 10 * UNIT)
         published = await owner.models.publish(model, NAME, private=True, offer=Offer(price=0))
-        await asyncio.to_thread(RpcClient(urls[1], timeout=900).call, "artifact_fetch", published.artifact, True,
-                                False, 600)  # fmt: skip
+        async with AsyncClient(urls[1], timeout=900) as fetcher:
+            await fetcher.rpc("artifact_fetch", published.artifact, True, False, 600)
         await _connected(buyer, 2)
         await buyer.models.buy(NAME)
         while not await buyer.view(KEYS, "envelope_for", NAME, published.version, buyer_key.address):
