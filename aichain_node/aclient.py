@@ -3,7 +3,7 @@
 It holds an optional signing key. With one, it builds transactions (chain id and minimum gas
 price asked of the node once, nonces tracked locally so that several sends in a row do not
 collide), signs them, sends them and waits until they are in a finalized block. Contract
-values cross as the node's JSON form (`node.rpc.contracts`): bytes as 0x-hex, lists, ints,
+values cross as the node's JSON form (`core.contract_json`): bytes as 0x-hex, lists, ints,
 strings. Errors are the node's own types (`aichain_node.errors`).
 
     async with AsyncClient("http://127.0.0.1:8545", key) as node:
@@ -14,17 +14,23 @@ Every request has a timeout; a node that does not answer raises `NodeUnreachable
 bytes (upload, download, signed reads of private plaintext) are `aichain_node.artifact_transfers`.
 A signed read names the node it is for (its node key, asked of `node_status` once per client);
 `node_key=` pins the key the node must report, for a node run by someone else.
+
+What the client keeps on this machine goes where it is told, read nowhere else (no environment
+variable): pulled models under `model_cache_dir` (default `~/.aichain/models`), the content keys
+of the private models it publishes under `content_key_dir` (default `~/.aichain/content-keys`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from aichain_node.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
+from aichain_node.content_keys import DEFAULT_CONTENT_KEY_DIR
 from aichain_node.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
 from core.contract_json import value_from_json, value_to_json
 from core.contract_values import encode_call
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from aichain_node.models import AsyncModels
 
 DEFAULT_URL = "http://127.0.0.1:8545"
+DEFAULT_MODEL_CACHE_DIR = Path("~/.aichain/models")
 DEFAULT_GAS = 5_000_000
 TRANSFER_GAS = 21_000
 WAIT_S = 60.0
@@ -43,14 +50,20 @@ WAIT_S = 60.0
 
 class AsyncClient(ArtifactTransfers):
     def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None) -> None:  # fmt: skip
+                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
+                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
         """`node_key`: the node key the node at `url` must report before this client signs it a read of private
-        plaintext (`aichain-node status` on that node shows it); None trusts what the node reports."""
+        plaintext (`aichain-node status` on that node shows it); None trusts what the node reports.
+        `model_cache_dir`: where pulled models are kept (default `DEFAULT_MODEL_CACHE_DIR`, ~/.aichain/models);
+        `content_key_dir`: where the content keys of the private models this client publishes are kept (default
+        `DEFAULT_CONTENT_KEY_DIR`, ~/.aichain/content-keys)."""
         if node_key is not None and len(node_key) != AUDIENCE_SIZE:
             raise ValueError(f"node_key is a node's public key of {AUDIENCE_SIZE} bytes, not {len(node_key)}")
         self.url = url.rstrip("/")
         self.key = key
         self.timeout = timeout
+        self.model_cache_dir = Path(model_cache_dir or DEFAULT_MODEL_CACHE_DIR).expanduser()
+        self.content_key_dir = Path(content_key_dir or DEFAULT_CONTENT_KEY_DIR).expanduser()
         self.pinned_node_key = node_key
         self._node_key: bytes | None = None  # what the node reported (and the pin allowed), asked once
         self._session: aiohttp.ClientSession | None = None
@@ -234,4 +247,4 @@ class AsyncClient(ArtifactTransfers):
         return value_from_json(answer["result"])
 
 
-__all__ = ["DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]
+__all__ = ["DEFAULT_MODEL_CACHE_DIR", "DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]

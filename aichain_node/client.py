@@ -28,9 +28,13 @@ T = TypeVar("T")
 
 class Client:
     def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None) -> None:  # fmt: skip
-        """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it."""
-        self.aio = AsyncClient(url, key, timeout=timeout, node_key=node_key)  # the async client, run on this loop:
+                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
+                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
+        """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it;
+        `model_cache_dir` and `content_key_dir` are where pulled models and kept content keys go."""
+        # The async client, run on this loop:
+        self.aio = AsyncClient(url, key, timeout=timeout, node_key=node_key, model_cache_dir=model_cache_dir,
+                               content_key_dir=content_key_dir)  # fmt: skip
         self._loop = asyncio.new_event_loop()  # (made after it, so that bad arguments leave no thread behind)
         self._thread = threading.Thread(target=self._loop.run_forever, name="aichain-sdk", daemon=True)
         self._thread.start()

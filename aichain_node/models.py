@@ -184,7 +184,7 @@ class AsyncModels:
         if private:  # the key is made here and kept here too, so the owners can post envelopes themselves
             artifact_id = await asyncio.to_thread(local_id, source)
             content_key = new_content_key()
-            await asyncio.to_thread(save_content_key, artifact_id, content_key)
+            await asyncio.to_thread(save_content_key, client.content_key_dir, artifact_id, content_key)
         publisher = client.address if private else None  # the node keeps the key for versions this account publishes
         stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
                                      artifact_id=artifact_id, publisher=publisher)  # fmt: skip
@@ -237,7 +237,7 @@ class AsyncModels:
         version = await self.version(ref)
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
-        content_key = await asyncio.to_thread(load_content_key, artifact)
+        content_key = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
         if content_key is None:
             raise NoContentKey(f"this machine keeps no content key for {name}@{number} ({version['artifact']}): it "
                                "was published elsewhere; release from there, or let the node that stores it "

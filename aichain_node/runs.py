@@ -14,7 +14,8 @@ An owner pulling on a machine that did not publish the version (so keeps no cont
 the node that keeps the key for the plaintext instead, in requests signed by its account
 (`AsyncClient.download_plaintext`); the node checks on chain that it owns the model.
 
-Pulled models are cached under `~/.aichain/models/NAME/VERSION/` (or `$AICHAIN_MODEL_CACHE`). A
+Pulled models are cached under the client's `model_cache_dir` (default `~/.aichain/models`), in
+`NAME/VERSION/`. A
 cached model is used again if its files still have the size and modification time they had
 when they were verified (and the same inode and change time, which no
 write can keep); otherwise it is hashed again before it is loaded. A private model's plaintext
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,10 +53,6 @@ LICENCE_RECHECK_S = 10.0  # a licence seen valid is asked for again after this (
 FETCH_WAIT_S = 3600
 FETCH_POLL_S = 0.1
 Progress = Callable[[int], None]
-
-
-def models_dir() -> Path:
-    return Path(os.environ.get("AICHAIN_MODEL_CACHE") or Path.home() / ".aichain" / "models")
 
 
 @dataclass(frozen=True)
@@ -101,14 +97,15 @@ class AsyncModelRuns(AsyncModels):
         self._licensed_until: dict[tuple[str, int], float] = {}  # monotonic time a valid licence is trusted to
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
-        return models_dir() / name / str(version) / ("model" if directory else "model.onnx")
+        return self.client.model_cache_dir / name / str(version) / ("model" if directory else "model.onnx")
 
     async def is_owner(self, name: str) -> bool:
         return address_hex(self.client.address) in {o["address"] for o in (await self.info(name))["owners"]}
 
     async def kept_key(self, name: str, artifact: bytes) -> bytes | None:
         """The content key this machine kept when it published the artifact, if this account owns the model."""
-        kept = await asyncio.to_thread(load_content_key, artifact)  # usually none: only publishers keep one
+        # Usually none: only the machine a version was published from keeps its key.
+        kept = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
         return kept if kept is not None and await self.is_owner(name) else None
 
     async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
@@ -376,4 +373,4 @@ class AsyncModelRuns(AsyncModels):
                 "rerun_output_hash": "0x" + result.output_hash.hex(), "outputs": result.outputs}  # fmt: skip
 
 
-__all__ = ["AsyncModelRuns", "Inference", "Pulled", "models_dir", "still_verified"]
+__all__ = ["AsyncModelRuns", "Inference", "Pulled", "still_verified"]

@@ -33,6 +33,7 @@ from cli.common import (
     QuietOption,
     RpcOption,
     client,
+    content_key_dir,
     emit,
     fail,
     load_key,
@@ -117,7 +118,7 @@ def add(
         http_io.refuse(answer, f"adding {path}")
     summary = json.loads(answer.read())
     if encrypt:
-        save_content_key(digest, key)
+        save_content_key(content_key_dir(), digest, key)
     emit(summary, as_json, summary["id"])
 
 

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from aichain_node import Client, NodeError, NodeUnreachable
+from aichain_node.aclient import DEFAULT_MODEL_CACHE_DIR
+from aichain_node.content_keys import DEFAULT_CONTENT_KEY_DIR
 from core.errors import AichainError, KeyFileError, WrongPassword
 from core.keys import PrivateKey, parse_address, read_key_file
 from node.config import DEFAULT_RPC_PORT
@@ -37,15 +39,31 @@ def rpc_url(explicit: str | None) -> str:
     return explicit or os.environ.get("AICHAIN_RPC") or DEFAULT_RPC
 
 
+def model_cache_dir() -> Path:
+    """Where pulled models go: AICHAIN_MODEL_CACHE, else the SDK's default (~/.aichain/models)."""
+    return Path(os.environ.get("AICHAIN_MODEL_CACHE") or DEFAULT_MODEL_CACHE_DIR).expanduser()
+
+
+def content_key_dir() -> Path:
+    """Where the content keys this machine made are kept: AICHAIN_CONTENT_KEYS, else the SDK's default
+    (~/.aichain/content-keys)."""
+    return Path(os.environ.get("AICHAIN_CONTENT_KEYS") or DEFAULT_CONTENT_KEY_DIR).expanduser()
+
+
+def sdk_client(url: str, key: PrivateKey | None = None, *, node_key: bytes | None = None) -> Client:
+    """The SDK's client of the node at `url`, as `key`, keeping models and content keys where this command does."""
+    return Client(url, key, node_key=node_key, model_cache_dir=model_cache_dir(), content_key_dir=content_key_dir())
+
+
 _clients: dict[str, Client] = {}
 
 
 def client(explicit: str | None) -> Client:
-    """The SDK's client of the node at the RPC URL (`--rpc`, else AICHAIN_RPC, else the default): one per URL for
-    the command, closed when it exits."""
+    """The SDK's client of the node at the RPC URL (`--rpc`, else AICHAIN_RPC, else the default), for JSON-RPC
+    calls: one per URL for the command, closed when it exits."""
     url = rpc_url(explicit)
     if url not in _clients:
-        _clients[url] = Client(url)
+        _clients[url] = sdk_client(url)
         atexit.register(_clients[url].close)
     return _clients[url]
 

@@ -16,7 +16,17 @@ import typer
 
 from aichain_node.client import Client
 from aichain_node.terms import ModelRef
-from cli.common import JsonOption, KeystoreOption, PasswordFileOption, RpcOption, emit, fail, resolve_address, rpc_url
+from cli.common import (
+    JsonOption,
+    KeystoreOption,
+    PasswordFileOption,
+    RpcOption,
+    emit,
+    fail,
+    resolve_address,
+    rpc_url,
+    sdk_client,
+)
 from cli.model_cmds import ModelArgument, connect, guarded
 from core.keys import address_hex
 from core.units import format_amount, parse_amount
@@ -42,7 +52,7 @@ def _describe(licence: dict[str, Any]) -> str:
 def _whose(account: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
            rpc: str | None) -> tuple[Client, bytes]:  # fmt: skip
     if account is not None:
-        return Client(rpc_url(rpc)), guarded(lambda: resolve_address(account, keystore))
+        return sdk_client(rpc_url(rpc)), guarded(lambda: resolve_address(account, keystore))
     if sender is None:
         fail("say whose licences: --from KEY or --account 0x…")
     node = connect(rpc, sender, keystore, password_file)

@@ -35,6 +35,7 @@ from cli.common import (
     load_key,
     resolve_address,
     rpc_url,
+    sdk_client,
 )
 from core.errors import AichainError
 from core.units import format_amount
@@ -50,7 +51,7 @@ def connect(rpc: str | None, sender: str | None, keystore: Path | None, password
     """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
     key = None if sender is None else load_key(sender, keystore, password_file)
     pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
-    return Client(rpc_url(rpc), key, node_key=pinned)
+    return sdk_client(rpc_url(rpc), key, node_key=pinned)
 
 
 def guarded(fn: Callable[[], Any]) -> Any:
@@ -153,7 +154,7 @@ def info(
     as_json: bool = JsonOption,
 ) -> None:
     """A model's owners, versions and licence offers."""
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         details = guarded(lambda: node.models.info(model))
         details["version_list"] = guarded(lambda: node.models.versions(model))
         details["offers"] = guarded(lambda: node.models.offers(model))
@@ -183,7 +184,7 @@ def info(
 def versions(model: str = typer.Argument(..., help="Model name"), rpc: str | None = RpcOption,
              as_json: bool = JsonOption) -> None:  # fmt: skip
     """Every version of a model: artifact, parents, datasets, publisher, height."""
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         found = guarded(lambda: node.models.versions(model))
     lines = []
     for v in found:
@@ -205,7 +206,7 @@ def lineage(
     """The provenance DAG: versions, parents (across models), datasets, owners, licences, receipts."""
     from aichain_node.provenance import render_image, to_dot, to_text
 
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         graph = guarded(lambda: node.models.lineage(model))
     if image is not None:
         guarded(lambda: render_image(to_dot(graph), image))
@@ -259,7 +260,7 @@ def verify(
     """Check that a local copy is exactly a version on chain (exit code 1 if not)."""
     if not path.exists():
         fail(f"{path} does not exist")
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         result = guarded(lambda: node.models.verify(path, model))
     emit(result, as_json, f"ok: {path} is {result['model']}@{result['version']} ({result['artifact']})")
 
@@ -369,7 +370,7 @@ def receipts(
     as_json: bool = JsonOption,
 ) -> None:
     """The inference receipts recorded for a version: number, hash, digests, runner, height, charge."""
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         rows = guarded(lambda: node.models.receipts(model, first=first, count=count))
     lines = [f"#{r['number']}  {r['receipt']}  by {r['runner']} at height {r['height']}  in {r['input_hash'][:18]}…  "
              f"out {r['output_hash'][:18]}…" + (f"  charged {_amount(r['charged'])}" if r["charged"] else "")
