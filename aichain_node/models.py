@@ -22,6 +22,7 @@ from aichain_node.content_keys import load_content_key, save_content_key
 from aichain_node.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
 from aichain_node.terms import ModelRef, Offer, TermsError
 from aichain_node.transfer import local_id
+from aichain_node.views import event_field, licence_view, offer_view, version_view
 from core.account_encryption import encryption_public_key, seal_for
 from core.artifact import format_id, parse_id
 from core.keys import address_hex, parse_address
@@ -47,34 +48,6 @@ class Published:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def version_view(name: str, number: int, raw: list[Any]) -> dict[str, Any]:
-    artifact, parents, trained_on, publisher, height = raw
-    return {"model": name, "version": number, "artifact": format_id(artifact),
-            "parents": [f"{p[0]}@{p[1]}" for p in parents], "datasets": [format_id(d) for d in trained_on],
-            "publisher": address_hex(publisher), "height": height}  # fmt: skip
-
-
-def offer_view(name: str, number: int, raw: list[Any]) -> dict[str, Any]:
-    version, price, duration, per_use, max_licensees, allow, upstream_bps, upstream, is_open, licensees = raw
-    return {"model": name, "offer": number, "version": version, "price": price, "duration_s": duration,
-            "per_use_price": per_use, "max_licensees": max_licensees, "allow": [address_hex(a) for a in allow],
-            "upstream_bps": upstream_bps, "upstream_models": list(upstream), "open": bool(is_open),
-            "licensees": licensees}  # fmt: skip
-
-
-def licence_view(name: str, version: int, who: bytes, raw: list[Any]) -> dict[str, Any]:
-    offer, expires, uses, deposit, valid = raw
-    return {"model": name, "version": version, "licensee": address_hex(who), "offer": offer,
-            "expires_ms": expires, "uses_charged": uses, "deposit": deposit, "valid": bool(valid)}  # fmt: skip
-
-
-def event_field(receipt: dict[str, Any], name: str, field: str) -> Any:
-    for event in receipt["events"]:
-        if event["name"] == name:
-            return event["fields"][field]
-    raise KeyError(f"the receipt of {receipt['tx_hash']} has no {name} event")
 
 
 class AsyncModels:
@@ -305,4 +278,4 @@ class AsyncModels:
         return licence | {"price": chosen["price"], "deposit_sent": deposit}
 
 
-__all__ = ["AIC", "AsyncModels", "Published", "event_field"]
+__all__ = ["AIC", "AsyncModels", "Published"]

@@ -37,10 +37,11 @@ import numpy as np
 from aichain_node.content_keys import load_content_key
 from aichain_node.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
 from aichain_node.inference import Session, model_file_in, tensor_digest
-from aichain_node.models import AsyncModels, event_field
+from aichain_node.models import AsyncModels
 from aichain_node.stamps import still_verified, verified_stamp, write_stamp
 from aichain_node.terms import ModelRef
 from aichain_node.transfer import local_id, private_dir
+from aichain_node.views import event_field
 from core.account_encryption import open_for
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
