@@ -98,9 +98,9 @@ class AsyncClient(ArtifactTransfers):
     def models(self) -> AsyncModels:
         """Models and licences: publish, buy, pull, verify, run, record (aichain_node.models, aichain_node.runs)."""
         if self._models is None:
-            from aichain_node.runs import AsyncModelRuns  # the models API with pull and run (onnxruntime) on top
+            from aichain_node.models import AsyncModels
 
-            self._models = AsyncModelRuns(self)
+            self._models = AsyncModels(self)
         return self._models
 
     def _http(self) -> aiohttp.ClientSession:
