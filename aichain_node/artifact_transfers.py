@@ -70,8 +70,12 @@ class ArtifactTransfers:
         query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
         headers = {"Content-Type": "application/octet-stream"}
         if encrypt:
-            digest = artifact_id or await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id,
-                                                            source)  # fmt: skip
+            if artifact_id is not None:
+                digest = artifact_id
+            elif isinstance(source, bytes):
+                digest = await asyncio.to_thread(_sha256_of, source)
+            else:
+                digest = await asyncio.to_thread(local_id, source)
             headers["X-Artifact-Id"] = format_id(digest)
             if content_key is not None:
                 headers["X-Content-Key"] = base64.b64encode(content_key).decode()

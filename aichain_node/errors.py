@@ -44,7 +44,7 @@ class NodeError(AichainError):
     def __init__(self, message: str, code: int, data: Any = None) -> None:
         super().__init__(f"{message} (code {code})")
         self.rpc_code = code
-        self.data = data  # type: ignore[assignment]
+        self.data = data
 
 
 class TransactionFailed(AichainError):
