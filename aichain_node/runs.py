@@ -15,11 +15,10 @@ the node that keeps the key for the plaintext instead, in requests signed by its
 (`AsyncClient.download_plaintext`); the node checks on chain that it owns the model.
 
 Pulled models are cached under the client's `model_cache_dir` (default `~/.aichain/models`), in
-`NAME/VERSION/`. A
-cached model is used again if its files still have the size and modification time they had
-when they were verified (and the same inode and change time, which no
-write can keep); otherwise it is hashed again before it is loaded. A private model's plaintext
-is readable by its user only: files 0600 in a 0700 directory (`aichain_node.transfer`).
+`NAME/VERSION/`. A cached model is used again if its files still have the size and modification
+time they had when they were verified (and the same inode and change time, which no write can
+keep); otherwise it is hashed again before it is loaded. A private model's plaintext is readable
+by its user only: files 0600 in a 0700 directory (`aichain_node.transfer`).
 """
 
 from __future__ import annotations
@@ -91,8 +90,6 @@ class Inference:
 
 class Registry(Protocol):
     """What pulling and running need of the model registry (`aichain_node.models.AsyncModels`)."""
-
-    async def info(self, name: str) -> dict[str, Any]: ...
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]: ...
 

@@ -34,7 +34,7 @@ def test_the_models_api_offers_the_runs_calls_as_they_are(name: str) -> None:
 
 def test_the_registry_port_is_what_models_provide() -> None:
     port = {n for n, v in vars(Registry).items() if inspect.iscoroutinefunction(v)}
-    assert port == {"info", "version", "licence", "is_licensed", "is_owner"}
+    assert port == {"version", "licence", "is_licensed", "is_owner"}
     for name in port:
         assert inspect.signature(getattr(AsyncModels, name)) == inspect.signature(getattr(Registry, name))
 
@@ -45,9 +45,6 @@ class OneVersion:
     def __init__(self, artifact: bytes) -> None:
         self.artifact = artifact
         self.asked: list[str] = []
-
-    async def info(self, name: str) -> dict[str, Any]:
-        raise AssertionError("verify needs no model info")
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]:
         self.asked.append(str(ref))
