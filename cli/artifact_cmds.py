@@ -21,6 +21,8 @@ from typing import Any
 
 import typer
 
+from aichain_node.content_keys import save_content_key
+from aichain_node.transfer import private_dir
 from cli import artifact_download as http_io
 from cli import artifact_private as private
 from cli.artifact_private import NodeKeyOption
@@ -31,22 +33,20 @@ from cli.common import (
     QuietOption,
     RpcOption,
     client,
+    content_key_dir,
     emit,
     fail,
     load_key,
     resolve_address,
+    rpc_guarded,
     rpc_url,
-    run_guarded,
 )
 from cli.common import progress_bar as _progress
 from core.artifact import format_id, parse_id
+from core.artifact_listing import plaintext_listing
 from core.errors import AichainError, ArtifactErased, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import new_content_key
-from node.rpc.client import NodeUnreachable, RpcCallError
-from node.sdk.content_keys import save_content_key
-from node.sdk.transfer import private_dir
-from storage.artifact_io import plaintext_listing
 
 artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",
                            no_args_is_help=True)  # fmt: skip
@@ -118,7 +118,7 @@ def add(
         http_io.refuse(answer, f"adding {path}")
     summary = json.loads(answer.read())
     if encrypt:
-        save_content_key(digest, key)
+        save_content_key(content_key_dir(), digest, key)
     emit(summary, as_json, summary["id"])
 
 
@@ -188,17 +188,22 @@ def get(
     digest = _parse(artifact)
     node = client(rpc)
     artifact_id = format_id(digest)
-    try:
-        info = node.call("artifact_info", artifact_id)
-    except RpcCallError as exc:
-        if exc.code == ArtifactErased.rpc_code and not force:
-            fail(f"{exc.message}; to get it again from peers, add --force")
-        if exc.code not in (ArtifactNotFound.rpc_code, ArtifactErased.rpc_code):
-            fail(f"the node refused: {exc.message} (code {exc.code})")
+
+    def stored_info() -> Any:
+        """The node's manifest summary, or None if it must fetch the artifact from its peers first."""
+        try:
+            return node.rpc("artifact_info", artifact_id)
+        except ArtifactNotFound:
+            return None
+        except ArtifactErased as exc:
+            if not force:
+                fail(f"{exc.message}; to get it again from peers, add --force")
+            return None
+
+    info = rpc_guarded(stored_info)
+    if info is None:
         _fetch_to_node(node, artifact_id, force, quiet)
-        info = run_guarded(node.call, "artifact_info", artifact_id)
-    except NodeUnreachable as exc:
-        fail(str(exc))
+        info = rpc_guarded(node.rpc, "artifact_info", artifact_id)
     dest = output or Path(digest.hex())
     sign: private.Signer | None = None
     if info.get("encrypted"):
@@ -213,7 +218,7 @@ def get(
         if sender is not None:
             signing_key = load_key(sender, keystore, password_file)
             version = _guarded(lambda: private.choose_version(rpc_url(rpc), digest, signing_key, model))
-            status = run_guarded(node.call, "node_status")
+            status = rpc_guarded(node.rpc, "node_status")
             audience = _guarded(lambda: private.audience(status, node_key))
             sign = private.signer(signing_key, int(status["chain_id"]), audience, digest, version)
     if info["kind"] == "directory":
@@ -243,12 +248,12 @@ def _guarded(fn: Any) -> Any:
 
 def _fetch_to_node(node: Any, artifact: str, force: bool, quiet: bool) -> None:
     """Have the node fetch the artifact from its peers, showing the progress."""
-    status = run_guarded(node.call, "artifact_fetch", artifact, True, force, 0)
+    status = rpc_guarded(node.rpc, "artifact_fetch", artifact, True, force, 0)
     with _progress(None, "fetching from peers", quiet) as advance:
         done = 0
         while status["state"] not in ("done", "failed"):
             time.sleep(0.2)
-            status = run_guarded(node.call, "artifact_fetchStatus", artifact)
+            status = rpc_guarded(node.rpc, "artifact_fetchStatus", artifact)
             advance(status["bytes_fetched"] - done)
             done = status["bytes_fetched"]
     if status["state"] == "failed":
@@ -258,7 +263,7 @@ def _fetch_to_node(node: Any, artifact: str, force: bool, quiet: bool) -> None:
 @artifact_app.command("ls")
 def ls(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """The artifacts stored on the node."""
-    artifacts = run_guarded(client(rpc).call, "artifact_list")
+    artifacts = rpc_guarded(client(rpc).rpc, "artifact_list")
     lines = [f"{a['id']}  {a['size']:>14,}  {a['kind']:<9} {'pinned' if a['pinned'] else 'cached'}" for a in artifacts]
     emit(artifacts, as_json, "\n".join(lines) if lines else "no artifacts")
 
@@ -266,7 +271,7 @@ def ls(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
 @artifact_app.command("info")
 def info(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """An artifact's manifest: size, chunks, Merkle root, files."""
-    details = run_guarded(client(rpc).call, "artifact_info", _canonical(artifact))
+    details = rpc_guarded(client(rpc).rpc, "artifact_info", _canonical(artifact))
     human = "\n".join(f"{k}: {v}" for k, v in details.items() if k not in ("chunk_ids", "files"))
     for entry in details["files"]:
         human += f"\n  {entry['path']}  {entry['size']:,}  sha256:{entry['sha256']}"
@@ -276,14 +281,14 @@ def info(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool 
 @artifact_app.command("pin")
 def pin(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Keep an artifact through garbage collection."""
-    run_guarded(client(rpc).call, "artifact_pin", _canonical(artifact))
+    rpc_guarded(client(rpc).rpc, "artifact_pin", _canonical(artifact))
     emit({"pinned": True}, as_json, "pinned")
 
 
 @artifact_app.command("unpin")
 def unpin(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Let garbage collection remove an artifact."""
-    run_guarded(client(rpc).call, "artifact_unpin", _canonical(artifact))
+    rpc_guarded(client(rpc).rpc, "artifact_unpin", _canonical(artifact))
     emit({"pinned": False}, as_json, "unpinned")
 
 
@@ -295,7 +300,7 @@ def rm(
     as_json: bool = JsonOption,
 ) -> None:
     """Delete an artifact's bytes from the node now."""
-    freed = run_guarded(client(rpc).call, "artifact_remove", _canonical(artifact), erase)
+    freed = rpc_guarded(client(rpc).rpc, "artifact_remove", _canonical(artifact), erase)
     emit(freed, as_json, f"removed ({freed['bytes_freed']:,} bytes freed){' and erased' if erase else ''}")
 
 
@@ -308,9 +313,9 @@ def verify(
 ) -> None:
     """Re-read and re-hash an artifact on the node; exit code 1 if anything is (still) damaged."""
     node = client(rpc)
-    report = run_guarded(node.call, "artifact_verify", _canonical(artifact), repair)
+    report = rpc_guarded(node.rpc, "artifact_verify", _canonical(artifact), repair)
     if report.get("repaired"):
-        report = {**run_guarded(node.call, "artifact_verify", report["id"]), "repaired": report["repaired"]}
+        report = {**rpc_guarded(node.rpc, "artifact_verify", report["id"]), "repaired": report["repaired"]}
     human = (f"{report['id']}: ok ({report['chunks']} chunks)" if report["ok"] else
              f"{report['id']}: DAMAGED: chunks {report['bad_chunks']} of {report['chunks']}, "
              f"digest {'ok' if report['digest_ok'] else 'wrong'}")  # fmt: skip
@@ -324,7 +329,7 @@ def verify(
 @artifact_app.command("gc")
 def gc(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Remove unpinned artifacts and chunk files nothing lists."""
-    report = run_guarded(client(rpc).call, "artifact_gc")
+    report = rpc_guarded(client(rpc).rpc, "artifact_gc")
     emit(report, as_json, f"removed {report['artifacts_removed']} artifacts, {report['chunks_removed']} chunks, "
                           f"{report['bytes_freed']:,} bytes")  # fmt: skip
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
+from aichain_node.transfer import PRIVATE_FILE_MODE, private_dir
 from cli.artifact_private import Signer
 from cli.common import fail, rpc_url
-from node.sdk.transfer import PRIVATE_FILE_MODE, private_dir
 
 BLOCK = 1024 * 1024
 

@@ -1,8 +1,8 @@
 """`aichain-node artifact get` of a private (encrypted) artifact: who may have its plaintext, and how.
 
 - Without `--from`, on the machine that added or published it, the content key kept there
-  (`~/.aichain/content-keys`) decrypts the public ciphertext here: the node is asked for nothing
-  secret.
+  (`~/.aichain/content-keys`, or `$AICHAIN_CONTENT_KEYS`) decrypts the public ciphertext here: the
+  node is asked for nothing secret.
 - With `--from KEY`, as that account, each request is signed by that account (`core.read_request`),
   for the node it is sent to alone (the node key `node_status` reports, or refused if that is not
   the one `--node-key` pins), and names the model version whose licence or ownership it relies
@@ -22,13 +22,14 @@ from typing import Any
 
 import typer
 
+from aichain_node.content_keys import load_content_key
+from aichain_node.terms import ModelRef
+from cli.common import content_key_dir, sdk_client
 from core import read_request
 from core.artifact import format_id
 from core.keys import PrivateKey, address_hex
 from core.read_request import AUDIENCE_SIZE, sign_read
-from node.sdk.client import Client
-from node.sdk.content_keys import load_content_key
-from node.sdk.terms import ModelRef
+from core.system_addresses import MODELS
 
 Signer = Callable[[str, str], dict[str, str]]  # (path, Range header) -> the headers of one signed GET
 NodeKeyOption = typer.Option(
@@ -39,22 +40,20 @@ NodeKeyOption = typer.Option(
 
 
 def kept_key(artifact: bytes) -> bytes | None:
-    return load_content_key(artifact)
+    return load_content_key(content_key_dir(), artifact)
 
 
 def decrypt_here(url: str, summary: dict[str, Any], artifact: bytes, key: bytes, dest: Path,
                  advance: Callable[[int], None]) -> Path:  # fmt: skip
     """The ciphertext from the node, decrypted with the content key kept here, checked, put at `dest`."""
-    with Client(url) as node:
+    with sdk_client(url) as node:
         return node.download_stored(summary, artifact, dest, content_key=key, progress=advance)
 
 
 def versions_naming(url: str, artifact: bytes) -> list[tuple[str, int]]:
     """Every (model, version) on chain whose artifact is `artifact`, oldest first."""
-    from vm.system import MODELS
-
     wanted = "0x" + artifact.hex()
-    with Client(url) as node:
+    with sdk_client(url) as node:
         events = node.models.events(MODELS, "VersionPublished")
     return [(e["fields"]["model"], int(e["fields"]["version"])) for e in events if e["fields"]["artifact"] == wanted]
 
@@ -72,7 +71,7 @@ def choose_version(url: str, artifact: bytes, key: PrivateKey, model: str | None
         raise ValueError(f"no model version on chain names {format_id(artifact)}: its plaintext is for the owners and "
                          "licensees of one, so the node serves it to no one (the machine that added it decrypts it "
                          "with the key it kept)")  # fmt: skip
-    with Client(url, key) as node:
+    with sdk_client(url, key) as node:
         for name, version in found:
             if node.models.is_licensed(name, version):
                 return name, version

@@ -1,7 +1,8 @@
-"""Shared CLI plumbing: output (human or --json), errors, the RPC endpoint, key loading."""
+"""Shared CLI plumbing: output (human or --json), errors, the RPC endpoint and its client, key loading."""
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import json
 import os
@@ -15,11 +16,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from aichain_node import Client, NodeError, NodeUnreachable
+from aichain_node.aclient import DEFAULT_MODEL_CACHE_DIR
+from aichain_node.content_keys import DEFAULT_CONTENT_KEY_DIR
 from core.errors import AichainError, KeyFileError, WrongPassword
 from core.keys import PrivateKey, parse_address, read_key_file
 from node.config import DEFAULT_RPC_PORT
 from node.keystore import key_path, keystore_dir
-from node.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 
 DEFAULT_RPC = f"http://127.0.0.1:{DEFAULT_RPC_PORT}"
 
@@ -36,8 +39,46 @@ def rpc_url(explicit: str | None) -> str:
     return explicit or os.environ.get("AICHAIN_RPC") or DEFAULT_RPC
 
 
-def client(explicit: str | None) -> RpcClient:
-    return RpcClient(rpc_url(explicit))
+def model_cache_dir() -> Path:
+    """Where pulled models go: AICHAIN_MODEL_CACHE, else the SDK's default (~/.aichain/models)."""
+    return Path(os.environ.get("AICHAIN_MODEL_CACHE") or DEFAULT_MODEL_CACHE_DIR).expanduser()
+
+
+def content_key_dir() -> Path:
+    """Where the content keys this machine made are kept: AICHAIN_CONTENT_KEYS, else the SDK's default
+    (~/.aichain/content-keys)."""
+    return Path(os.environ.get("AICHAIN_CONTENT_KEYS") or DEFAULT_CONTENT_KEY_DIR).expanduser()
+
+
+def sdk_client(url: str, key: PrivateKey | None = None, *, node_key: bytes | None = None) -> Client:
+    """The SDK's client of the node at `url`, as `key`, keeping models and content keys where this command does."""
+    return Client(url, key, node_key=node_key, model_cache_dir=model_cache_dir(), content_key_dir=content_key_dir())
+
+
+_clients: dict[str, Client] = {}
+
+
+def client(explicit: str | None) -> Client:
+    """The SDK's client of the node at the RPC URL (`--rpc`, else AICHAIN_RPC, else the default), for JSON-RPC
+    calls: one per URL for the command, closed when it exits."""
+    url = rpc_url(explicit)
+    if url not in _clients:
+        _clients[url] = sdk_client(url)
+        atexit.register(_clients[url].close)
+    return _clients[url]
+
+
+def rpc_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run `fn`, a call of the node's client: no node answering, or the node refusing, is one line and exit
+    code 1 (a refusal with the node's words and its JSON-RPC code)."""
+    try:
+        return fn(*args, **kwargs)
+    except NodeUnreachable as exc:
+        fail(str(exc))
+    except NodeError as exc:  # its message ends with the code already
+        fail(f"the node refused: {exc}")
+    except AichainError as exc:
+        fail(f"the node refused: {exc} (code {exc.rpc_code})")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -84,10 +125,6 @@ def run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run `fn`, turning the errors a user can meet into one clear line and exit code 1."""
     try:
         return fn(*args, **kwargs)
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except RpcCallError as exc:
-        fail(f"the node refused: {exc.message} (code {exc.code})")
     except AichainError as exc:
         fail(str(exc))
 

@@ -23,14 +23,16 @@ from cli.common import (
     emit,
     fail,
     load_key,
+    rpc_guarded,
     run_guarded,
 )
+from core.contract_json import value_from_json, value_to_json
+from core.contract_values import encode_call
 from core.keys import address_hex, parse_address
 from core.transaction import Transaction, TxKind
 from core.units import parse_amount
-from node.rpc.contracts import value_from_json, value_to_json
 from vm.compiler import CompileError, compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
 
 contract_app = typer.Typer(help="Compile, deploy and call contracts; read their events.", no_args_is_help=True)
@@ -92,14 +94,14 @@ def _send(rpc: str | None, sender: str, keystore: Path | None, password_file: Pa
     """Sign, send and wait for a transaction: (receipt, sender address, nonce)."""
     key = run_guarded(load_key, sender, keystore, password_file)
     node = client(rpc)
-    status = run_guarded(node.call, "node_status")
-    genesis = run_guarded(node.call, "node_genesis")
-    nonce = run_guarded(node.call, "state_getAccount", address_hex(key.address))["pending_nonce"]
+    status = rpc_guarded(node.rpc, "node_status")
+    genesis = rpc_guarded(node.rpc, "node_genesis")
+    nonce = rpc_guarded(node.rpc, "state_getAccount", address_hex(key.address))["pending_nonce"]
     price = int(genesis["params"]["min_gas_price"])
     tx = Transaction(status["chain_id"], key.public_key, nonce, gas, price, kind, to, value, data).signed_by(key)
     started = time.monotonic()
-    tx_hash = run_guarded(node.send, tx)
-    receipt = run_guarded(node.call, "tx_wait", tx_hash, 60)
+    tx_hash = rpc_guarded(node.send_transaction, tx)
+    receipt = rpc_guarded(node.rpc, "tx_wait", tx_hash, 60, timeout=90)
     if receipt is None:
         fail(f"{tx_hash} was accepted but is not in a block after 60 s; check `aichain-node tx get {tx_hash}`")
     receipt["seconds"] = round(time.monotonic() - started, 3)
@@ -160,7 +162,7 @@ def call(
         if sender is not None:
             key = run_guarded(load_key, sender, keystore, password_file)
             params.append(address_hex(key.address))
-        answer = run_guarded(client(rpc).call, "contract_call", *params)
+        answer = rpc_guarded(client(rpc).rpc, "contract_call", *params)
         emit(answer, as_json, json.dumps(answer["result"]))
         return
     if sender is None:
@@ -180,6 +182,6 @@ def events(
     as_json: bool = JsonOption,
 ) -> None:
     """Events a contract emitted, oldest first."""
-    found = run_guarded(client(rpc).call, "contract_getEvents", address, from_height, to_height, name)
+    found = rpc_guarded(client(rpc).rpc, "contract_getEvents", address, from_height, to_height, name)
     lines = [f"{e['height']:>8}  {e['name']}  " + " ".join(f"{k}={v}" for k, v in e["fields"].items()) for e in found]
     emit(found, as_json, "\n".join(lines) if lines else "no events")

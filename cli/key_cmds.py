@@ -17,6 +17,7 @@ from cli.common import (
     fail,
     password_from,
     resolve_address,
+    rpc_guarded,
     run_guarded,
 )
 from core.errors import AichainError
@@ -79,7 +80,7 @@ def keys_show(
 def _account(who: str, rpc: str | None, keystore: Path | None) -> tuple[bytes, dict[str, Any]]:
     """The address `who` names, and the node's `state_getAccount` answer for it."""
     address = run_guarded(resolve_address, who, keystore)
-    return address, run_guarded(client(rpc).call, "state_getAccount", address_hex(address))
+    return address, rpc_guarded(client(rpc).rpc, "state_getAccount", address_hex(address))
 
 
 @account_app.command("balance")

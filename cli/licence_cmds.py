@@ -14,12 +14,22 @@ from typing import Any
 
 import typer
 
-from cli.common import JsonOption, KeystoreOption, PasswordFileOption, RpcOption, emit, fail, resolve_address, rpc_url
+from aichain_node.client import Client
+from aichain_node.terms import ModelRef
+from cli.common import (
+    JsonOption,
+    KeystoreOption,
+    PasswordFileOption,
+    RpcOption,
+    emit,
+    fail,
+    resolve_address,
+    rpc_url,
+    sdk_client,
+)
 from cli.model_cmds import ModelArgument, connect, guarded
 from core.keys import address_hex
 from core.units import format_amount, parse_amount
-from node.sdk.client import Client
-from node.sdk.terms import ModelRef
 
 licence_app = typer.Typer(help="Buy licences to models, and see the ones an account holds.", no_args_is_help=True)
 
@@ -42,7 +52,7 @@ def _describe(licence: dict[str, Any]) -> str:
 def _whose(account: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
            rpc: str | None) -> tuple[Client, bytes]:  # fmt: skip
     if account is not None:
-        return Client(rpc_url(rpc)), guarded(lambda: resolve_address(account, keystore))
+        return sdk_client(rpc_url(rpc)), guarded(lambda: resolve_address(account, keystore))
     if sender is None:
         fail("say whose licences: --from KEY or --account 0x…")
     node = connect(rpc, sender, keystore, password_file)

@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from aichain_node.client import Client
+from aichain_node.terms import ModelRef, Offer, TermsError, parse_owners
 from cli.artifact_private import NodeKeyOption, parse_node_key
 from cli.common import (
     JsonOption,
@@ -33,12 +35,10 @@ from cli.common import (
     load_key,
     resolve_address,
     rpc_url,
+    sdk_client,
 )
 from core.errors import AichainError
 from core.units import format_amount
-from node.rpc.client import NodeUnreachable
-from node.sdk.client import Client
-from node.sdk.terms import ModelRef, Offer, TermsError, parse_owners
 
 model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI models on chain.", no_args_is_help=True)
 
@@ -51,16 +51,14 @@ def connect(rpc: str | None, sender: str | None, keystore: Path | None, password
     """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
     key = None if sender is None else load_key(sender, keystore, password_file)
     pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
-    return Client(rpc_url(rpc), key, node_key=pinned)
+    return sdk_client(rpc_url(rpc), key, node_key=pinned)
 
 
 def guarded(fn: Callable[[], Any]) -> Any:
     """Run `fn`, turning what a user can meet into one line and exit code 1."""
     try:
         return fn()
-    except NodeUnreachable as exc:
-        fail(str(exc))
-    except (AichainError, TermsError) as exc:
+    except (AichainError, TermsError) as exc:  # NodeUnreachable too
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
@@ -156,7 +154,7 @@ def info(
     as_json: bool = JsonOption,
 ) -> None:
     """A model's owners, versions and licence offers."""
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         details = guarded(lambda: node.models.info(model))
         details["version_list"] = guarded(lambda: node.models.versions(model))
         details["offers"] = guarded(lambda: node.models.offers(model))
@@ -186,7 +184,7 @@ def info(
 def versions(model: str = typer.Argument(..., help="Model name"), rpc: str | None = RpcOption,
              as_json: bool = JsonOption) -> None:  # fmt: skip
     """Every version of a model: artifact, parents, datasets, publisher, height."""
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         found = guarded(lambda: node.models.versions(model))
     lines = []
     for v in found:
@@ -206,9 +204,9 @@ def lineage(
     as_json: bool = JsonOption,
 ) -> None:
     """The provenance DAG: versions, parents (across models), datasets, owners, licences, receipts."""
-    from node.sdk.provenance import render_image, to_dot, to_text
+    from aichain_node.provenance import render_image, to_dot, to_text
 
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         graph = guarded(lambda: node.models.lineage(model))
     if image is not None:
         guarded(lambda: render_image(to_dot(graph), image))
@@ -262,7 +260,7 @@ def verify(
     """Check that a local copy is exactly a version on chain (exit code 1 if not)."""
     if not path.exists():
         fail(f"{path} does not exist")
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         result = guarded(lambda: node.models.verify(path, model))
     emit(result, as_json, f"ok: {path} is {result['model']}@{result['version']} ({result['artifact']})")
 
@@ -289,7 +287,7 @@ def run(
 
     With --check N it re-runs a recorded inference instead: anyone holding the model and the
     inputs can confirm that receipt #N (`model receipts`) is what the model gives."""
-    from node.sdk.inference import load_inputs, save_outputs
+    from aichain_node.inference import load_inputs, save_outputs
 
     if record and sender is None:
         fail("--record signs a receipt: give --from KEY")
@@ -372,7 +370,7 @@ def receipts(
     as_json: bool = JsonOption,
 ) -> None:
     """The inference receipts recorded for a version: number, hash, digests, runner, height, charge."""
-    with Client(rpc_url(rpc)) as node:
+    with sdk_client(rpc_url(rpc)) as node:
         rows = guarded(lambda: node.models.receipts(model, first=first, count=count))
     lines = [f"#{r['number']}  {r['receipt']}  by {r['runner']} at height {r['height']}  in {r['input_hash'][:18]}…  "
              f"out {r['output_hash'][:18]}…" + (f"  charged {_amount(r['charged'])}" if r["charged"] else "")

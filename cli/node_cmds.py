@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import JsonOption, RpcOption, client, emit, fail, run_guarded
+from cli.common import JsonOption, RpcOption, client, emit, fail, rpc_guarded
 from core.errors import AichainError
 from core.genesis import Genesis
 from core.keys import PrivateKey, address_hex, write_key_file
@@ -150,6 +150,6 @@ def _banner(node: object, cfg: NodeConfig, as_json: bool) -> None:
 
 def status(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Show the node's chain, head, validator, mempool and peers."""
-    info = run_guarded(client(rpc).call, "node_status")
+    info = rpc_guarded(client(rpc).rpc, "node_status")
     human = "\n".join(f"{k:18} {v}" for k, v in info.items())
     emit(info, as_json, human)

@@ -17,6 +17,7 @@ from cli.common import (
     fail,
     load_key,
     resolve_address,
+    rpc_guarded,
     run_guarded,
 )
 from core.keys import address_hex
@@ -48,22 +49,22 @@ def transfer(
     recipient = run_guarded(resolve_address, to, keystore)
     key = run_guarded(load_key, sender, keystore, password_file)
     node = client(rpc)
-    status = run_guarded(node.call, "node_status")
-    genesis = run_guarded(node.call, "node_genesis")
+    status = rpc_guarded(node.rpc, "node_status")
+    genesis = rpc_guarded(node.rpc, "node_genesis")
     if nonce is None:
-        nonce = run_guarded(node.call, "state_getAccount", address_hex(key.address))["pending_nonce"]
+        nonce = rpc_guarded(node.rpc, "state_getAccount", address_hex(key.address))["pending_nonce"]
     price = gas_price if gas_price is not None else int(genesis["params"]["min_gas_price"])
     tx = Transaction(
         status["chain_id"], key.public_key, nonce, intrinsic_gas(b""), price, TxKind.TRANSFER, recipient, value, b""
     ).signed_by(key)
     started = time.monotonic()
-    tx_hash = run_guarded(node.send, tx)
+    tx_hash = rpc_guarded(node.send_transaction, tx)
     result: dict[str, object] = {"hash": tx_hash, "from": address_hex(key.address), "to": address_hex(recipient),
                                  "value": str(value), "nonce": nonce}  # fmt: skip
     if not wait:
         emit(result, as_json, tx_hash)
         return
-    receipt = run_guarded(node.call, "tx_wait", tx_hash, 60)
+    receipt = rpc_guarded(node.rpc, "tx_wait", tx_hash, 60, timeout=90)
     if receipt is None:
         fail(f"{tx_hash} was accepted but is not in a block after 60 s; check `aichain-node tx get {tx_hash}`")
     result["receipt"] = receipt
@@ -81,7 +82,7 @@ def transfer(
 @tx_app.command("get")
 def tx_get(tx_hash: str = typer.Argument(...), rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """A transaction by hash: committed (with its block), pending, or evicted (with the reason)."""
-    info = run_guarded(client(rpc).call, "tx_get", tx_hash)
+    info = rpc_guarded(client(rpc).rpc, "tx_get", tx_hash)
     if info is None:
         fail(f"no transaction {tx_hash} on chain or in the mempool, and this node evicted none by that hash "
              "(sent to another node? send it again)")
@@ -96,7 +97,7 @@ def tx_get(tx_hash: str = typer.Argument(...), rpc: str | None = RpcOption, as_j
 @tx_app.command("receipt")
 def tx_receipt(tx_hash: str = typer.Argument(...), rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """The receipt of a committed transaction."""
-    info = run_guarded(client(rpc).call, "tx_getReceipt", tx_hash)
+    info = rpc_guarded(client(rpc).rpc, "tx_getReceipt", tx_hash)
     if info is None:
         fail(f"no receipt for {tx_hash}: not committed (yet?)")
     emit(info, as_json)

@@ -15,6 +15,7 @@ from cli.common import (
     emit,
     fail,
     load_key,
+    rpc_guarded,
     run_guarded,
 )
 from core.keys import address_hex
@@ -32,7 +33,7 @@ validator_app = typer.Typer(
 @validator_app.command("list")
 def list_validators(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """The current validators with their voting power."""
-    rows = run_guarded(client(rpc).call, "validator_list")
+    rows = rpc_guarded(client(rpc).rpc, "validator_list")
     human = "\n".join(f"{r['address']}  power {r['power']}  key {r['public_key']}" for r in rows)
     emit(rows, as_json, human)
 
@@ -47,13 +48,13 @@ def _vote(action: int, public_key: str, power: int, sender: str, rpc: str | None
         fail("the validator public key must be 32 bytes (64 hex digits)")
     key = run_guarded(load_key, sender, keystore, password_file)
     node = client(rpc)
-    status = run_guarded(node.call, "node_status")
-    nonce = run_guarded(node.call, "state_getAccount", address_hex(key.address))["pending_nonce"]
+    status = rpc_guarded(node.rpc, "node_status")
+    nonce = rpc_guarded(node.rpc, "state_getAccount", address_hex(key.address))["pending_nonce"]
     data = encode_vote(action, key_bytes, power)
     tx = Transaction(status["chain_id"], key.public_key, nonce, intrinsic_gas(data), 1, TxKind.VALIDATOR_VOTE,
                      b"", 0, data).signed_by(key)  # fmt: skip
-    tx_hash = run_guarded(node.send, tx)
-    receipt = run_guarded(node.call, "tx_wait", tx_hash, 60)
+    tx_hash = rpc_guarded(node.send_transaction, tx)
+    receipt = rpc_guarded(node.rpc, "tx_wait", tx_hash, 60, timeout=90)
     if receipt is None:
         fail(f"vote {tx_hash} was accepted but is not in a block after 60 s")
     events = receipt.get("events", [])

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.account_encryption import seal_for
 from core.artifact import format_id
+from core.contract_values import encode_call
 from core.errors import AichainError
 from core.keys import PrivateKey, address_hex
 from core.receipt import Event
 from core.transaction import Transaction, TxKind
 from node.head_view import HeadView
-from vm.contract_tx import encode_call
 from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:

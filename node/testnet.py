@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aichain_node import Client, NodeUnreachable
 from core.errors import ConfigError
 from core.genesis import ChainParams, Genesis
 from core.keys import PrivateKey, write_key_file
 from core.units import UNIT
 from core.validators import Validator, ValidatorSet
 from node.devnet import DEV_ACCOUNT_KEY, GENESIS_TIME_MS
-from node.rpc.client import NodeUnreachable, RpcClient
 from vm.gas import TX_BASE
 
 MANIFEST = "testnet.json"
@@ -176,7 +176,8 @@ def wait_ready(nodes: list[TestnetNode], timeout: float = 30.0) -> None:
     for node in nodes:
         while True:
             try:
-                RpcClient(node.rpc_url, timeout=2).call("node_status")
+                with Client(node.rpc_url, timeout=2) as client:
+                    client.rpc("node_status")
                 break
             except NodeUnreachable:
                 if time.monotonic() > deadline:
@@ -206,9 +207,9 @@ def stop_node(node: TestnetNode, grace: float = 15.0) -> bool:
 def node_status(node: TestnetNode) -> dict[str, Any]:
     row: dict[str, Any] = {"name": node.name, "rpc": node.rpc_url, "running": _pid(node) is not None}
     try:
-        client = RpcClient(node.rpc_url, timeout=2)
-        status = client.call("node_status")
-        consensus = client.call("consensus_status")
+        with Client(node.rpc_url, timeout=2) as client:
+            status = client.rpc("node_status")
+            consensus = client.rpc("consensus_status")
     except (NodeUnreachable, Exception) as exc:  # a node that is down or starting
         row["error"] = str(exc)
         return row

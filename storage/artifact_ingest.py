@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.artifact import KIND_DIRECTORY, KIND_FILE, FileEntry, Manifest, check_path, directory_id, format_id
+from core.artifact_listing import directory_files, plaintext_listing
 from core.errors import ArtifactError, ArtifactKeyConflict
 from core.hashing import sha256
 from core.sealing import encrypt_chunk
-from storage.artifact_io import directory_files, plaintext_blocks, plaintext_listing, read_blocks
+from storage.artifact_io import plaintext_blocks, read_blocks
 from storage.chunk_store import ChunkStore
 
 IN_FLIGHT = 4  # chunks read but not yet written, per ingest (bounds memory)

@@ -17,9 +17,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node.rpc.client import NodeUnreachable, RpcClient
+from aichain_node import Client, NodeUnreachable
+from core.transaction import Transaction
 
 CLI = str(Path(sys.executable).with_name("aichain-node"))
+
+
+class Rpc:
+    """JSON-RPC calls from a test through the SDK's client (`aichain_node.Client`), one client a call, so
+    there is nothing to close. Errors are the SDK's typed ones (`NodeUnreachable`, `NonceTooLow`, …)."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def call(self, method: str, *params: Any) -> Any:
+        with Client(self.url, timeout=self.timeout) as client:
+            return client.rpc(method, *params)
+
+    def send(self, tx: Transaction) -> str:
+        """Send a signed transaction; its hash once the node admitted it."""
+        with Client(self.url, timeout=self.timeout) as client:
+            return client.send_transaction(tx)
 
 
 def free_port() -> int:
@@ -47,8 +66,8 @@ class NodeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def rpc(self) -> RpcClient:
-        return RpcClient(self.url, timeout=30)
+    def rpc(self) -> Rpc:
+        return Rpc(self.url, timeout=30)
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
         args = [CLI, "start", "--dev", "--datadir", str(self.datadir), "--rpc-port", str(self.port),

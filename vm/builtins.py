@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from core.contract_values import INT_MIN
 from core.hashing import sha256
 from core.keys import address_of, verify_raw
 from vm import gas as G
 from vm.bytecode import Builtin
 from vm.faults import Fault, Revert, VMError, contract_text, kind
 from vm.operations import nbytes
-from vm.values import INT_MIN
 
 if TYPE_CHECKING:
     from vm.interpreter import Interpreter

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from core import codec
+from core.contract_values import BadValue, from_wire, to_wire
 from core.errors import DecodeError
 from core.hashing import sha256
-from vm.values import BadValue, from_wire, to_wire
 
 MODULE_TAG = 20
 BYTECODE_VERSION = 1

@@ -1,7 +1,7 @@
 """What the contract compiler shares: its error, the names of the language, literals and the limits.
 
 Every `CompileError` names the line (and the column, when the construct has one) and the
-rule broken. The limits are the bytecode's (vm/bytecode.py) and the values' (vm/values.py),
+rule broken. The limits are the bytecode's (vm/bytecode.py) and the values' (core/contract_values.py),
 checked where the source breaks them, so that a contract that compiles also deploys; plus
 one of the compiler's own: expressions nest at most `MAX_EXPR_DEPTH` deep.
 """
@@ -12,9 +12,9 @@ import ast
 from dataclasses import dataclass
 from typing import cast
 
+from core.contract_values import INT_MAX, INT_MIN, MAX_VALUE_BYTES
 from core.errors import AichainError
 from vm.bytecode import MAX_NAME, Builtin, Const, Method, Op, StorageVar
-from vm.values import INT_MAX, INT_MIN, MAX_VALUE_BYTES
 
 MAX_EXPR_DEPTH = 100  # operands within operands; a deeper expression is split with local variables
 MAX_LITERAL_ITEMS = 4096  # items of one list or dict literal (BUILD_LIST / BUILD_DICT)

@@ -1,7 +1,7 @@
 """Deploy and call transactions: what their data means and what they leave in the receipt.
 
 - DEPLOY: `data` = `[code, [arguments]]` (canonical msgpack; code is a module's bytecode,
-  arguments are values as in vm/values.py). The contract's address follows from the sender
+  arguments are values as in core/contract_values.py). The contract's address follows from the sender
   and the transaction's nonce (`vm.contracts.contract_address`); `value` is sent to it; if
   the module has a function named `constructor`, it runs once with the arguments. The
   receipt carries a `Deployed` event with the address and the code hash.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import codec
+from core.contract_values import BadValue, from_wire, to_wire
 from core.errors import DecodeError
 from core.receipt import STATUS_FAILED, STATUS_SUCCESS, Event
 from core.transaction import Transaction, TxKind
@@ -27,7 +28,6 @@ from vm.contracts import CallContext, contract_address, install, move, run_call
 from vm.faults import Fault, OutOfGas, VMError, internal_fault
 from vm.gas import DEPLOY_BYTE
 from vm.state import StateView
-from vm.values import BadValue, from_wire, to_wire
 
 DATA_LIMITS = codec.Limits(max_bytes=256 * 1024, max_bin_len=256 * 1024, max_array_len=16_384, max_depth=20)
 
@@ -45,8 +45,6 @@ def encode_deploy(module: Module, args: list[Any]) -> bytes:
     return codec.encode([module.encode(), [to_wire(a) for a in args]])
 
 
-def encode_call(function: str, args: list[Any]) -> bytes:
-    return codec.encode([function, [to_wire(a) for a in args]])
 
 
 def contract_transaction(view: StateView, tx: Transaction, height: int, time_ms: int, gas: int) -> Outcome:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.contract_values import MAX_DEPTH, MAX_LIST, MAX_VALUE_BYTES, decode_stored, encode_value
 from core.hashing import sha256
 from core.keys import ADDRESS_SIZE
 from vm.bytecode import Module, StorageKind
@@ -22,7 +23,6 @@ from vm.faults import Fault, VMError, internal_fault, kind
 from vm.interpreter import Deadline, Interpreter
 from vm.stack_check import check_module
 from vm.state import StateView
-from vm.values import MAX_DEPTH, MAX_LIST, MAX_VALUE_BYTES, decode_stored, encode_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"

@@ -28,13 +28,13 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from core.contract_values import INT_MAX, INT_MIN
 from vm import gas as G
 from vm import operations as ops
 from vm.builtins import BUILTINS
 from vm.bytecode import Function, Module, StorageKind
 from vm.faults import Fault, InternalVMError, OutOfGas, Revert, VMError, contract_text, internal_fault, kind
 from vm.operations import FLAT, OP
-from vm.values import INT_MAX, INT_MIN
 
 __all__ = [
     "MAX_DEPTH",

@@ -11,10 +11,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from core.contract_values import INT_MAX, INT_MIN, MAX_LIST, MAX_VALUE_BYTES
 from vm import gas as G
 from vm.bytecode import Method, Op
 from vm.faults import Fault, VMError, kind
-from vm.values import INT_MAX, INT_MIN, MAX_LIST, MAX_VALUE_BYTES
 
 if TYPE_CHECKING:
     from vm.interpreter import Interpreter

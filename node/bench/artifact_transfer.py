@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aichain_node import Client
 from node import testnet
 from node.p2p.bench import stream_throughput
-from node.rpc.client import RpcClient
 
 MB = 1_000_000
 
@@ -54,14 +54,14 @@ def measure_transfer(path: Path, size: int, tls_seconds: float = 2.0) -> dict[st
                 testnet.start_node(node)
             testnet.wait_ready(nodes)
             artifact = _upload(nodes[0].rpc_url, path)
-            fetcher = RpcClient(nodes[1].rpc_url, timeout=900)
-            deadline = time.monotonic() + 30
-            while fetcher.call("node_status")["peers"] < 1:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the two nodes did not connect")
-                time.sleep(0.1)
-            fetcher.call("artifact_fetch", artifact, True, False, 600)
-            status = fetcher.call("artifact_fetchStatus", artifact)
+            with Client(nodes[1].rpc_url, timeout=900) as fetcher:
+                deadline = time.monotonic() + 30
+                while fetcher.rpc("node_status")["peers"] < 1:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the two nodes did not connect")
+                    time.sleep(0.1)
+                fetcher.rpc("artifact_fetch", artifact, True, False, 600)
+                status = fetcher.rpc("artifact_fetchStatus", artifact)
             if status["state"] != "done":
                 raise RuntimeError(f"the fetch did not finish: {status}")
         finally:

@@ -27,6 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from core.contract_values import encode_call
 from core.genesis import ChainParams, Genesis
 from core.hashing import sha256
 from core.keys import PrivateKey
@@ -35,7 +36,7 @@ from core.transaction import MAX_TX_DATA, Transaction, TxKind
 from core.units import UNIT
 from core.validators import Validator, ValidatorSet
 from vm.compiler import compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import CallContext, contract_address, run_call
 from vm.gas import DEPLOY_BYTE, intrinsic_gas
 from vm.state import StateView

@@ -39,7 +39,6 @@ from node.bench.onnx_model import build_mlp, hidden_for_size
 from node.bench.report import Report
 from node.devnet import DEV_ACCOUNT_KEY
 from node.p2p.bench import stream_throughput
-from node.rpc.client import RpcClient
 from vm.system import KEYS
 
 MB = 1_000_000
@@ -70,18 +69,12 @@ def run_models_bench(size_mb: int = 500, runs: int = 30, batch: int = 8, datadir
         base = testnet.free_port_block(6)
         nodes = testnet.init_testnet(root / "net", 3, rpc_base_port=base, p2p_base_port=base + 3,
                                      block_time_ms=200, empty_block_interval_ms=200)  # fmt: skip
-        previous_cache = os.environ.get("AICHAIN_MODEL_CACHE")
-        os.environ["AICHAIN_MODEL_CACHE"] = str(root / "cache")
         try:
             for node in nodes:
                 testnet.start_node(node)
             testnet.wait_ready(nodes)
-            figures = asyncio.run(_lifecycle([n.rpc_url for n in nodes], model, runs, batch))
+            figures = asyncio.run(_lifecycle([n.rpc_url for n in nodes], model, runs, batch, root))
         finally:
-            if previous_cache is None:
-                os.environ.pop("AICHAIN_MODEL_CACHE", None)
-            else:
-                os.environ["AICHAIN_MODEL_CACHE"] = previous_cache
             for node in nodes:
                 testnet.stop_node(node)
     pull_s = figures["pull_s"]
@@ -106,15 +99,17 @@ def run_models_bench(size_mb: int = 500, runs: int = 30, batch: int = 8, datadir
     return report
 
 
-async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int) -> dict[str, Any]:
-    from node.sdk import AsyncClient, Offer
+async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int, root: Path) -> dict[str, Any]:
+    """Publish, fetch, buy, pull and run; the owner's content key and the buyer's cache stay under `root`."""
+    from aichain_node import AsyncClient, Offer
 
     buyer_key = PrivateKey.generate()
-    async with AsyncClient(urls[0], DEV_ACCOUNT_KEY) as owner, AsyncClient(urls[2], buyer_key) as buyer:
+    async with (AsyncClient(urls[0], DEV_ACCOUNT_KEY, content_key_dir=root / "keys") as owner,
+                AsyncClient(urls[2], buyer_key, model_cache_dir=root / "cache") as buyer):  # fmt: skip
         await owner.transfer(buyer_key.address, 10 * UNIT)
         published = await owner.models.publish(model, NAME, private=True, offer=Offer(price=0))
-        await asyncio.to_thread(RpcClient(urls[1], timeout=900).call, "artifact_fetch", published.artifact, True,
-                                False, 600)  # fmt: skip
+        async with AsyncClient(urls[1], timeout=900) as fetcher:
+            await fetcher.rpc("artifact_fetch", published.artifact, True, False, 600)
         await _connected(buyer, 2)
         await buyer.models.buy(NAME)
         while not await buyer.view(KEYS, "envelope_for", NAME, published.version, buyer_key.address):

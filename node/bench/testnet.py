@@ -22,11 +22,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from aichain_node import Client
 from node import testnet
 from node.bench import limits
 from node.bench.report import Report
 from node.bench.workload import FUNDING, account_key, signed_transfers
-from node.rpc.client import RpcClient
 
 BATCH = 100  # per request: clients send steadily, not in bursts
 
@@ -187,8 +187,13 @@ def run_testnet_bench(
 
 
 def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float) -> dict[str, float]:
-    watcher = RpcClient(nodes[0].rpc_url, timeout=30)
-    start_height = watcher.call("chain_head")["height"]
+    with Client(nodes[0].rpc_url, timeout=30) as watcher:
+        return _measure_with(watcher, nodes, raws, rate, duration)
+
+
+def _measure_with(watcher: Client, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float,
+                  duration: float) -> dict[str, float]:  # fmt: skip
+    start_height = watcher.rpc("chain_head")["height"]
     load = _Load(nodes, raws, rate, duration)
     load.start()
     seen: list[tuple[float, int, list[str], float]] = []  # (seen, height, txs, block timestamp, seen wall)
@@ -196,12 +201,12 @@ def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, d
     deadline = time.monotonic() + duration + 15
     while time.monotonic() < deadline:
         # A long poll answers the moment the next block is committed (no polling load on node0).
-        header = watcher.call("chain_waitForHeight", height + 1, 5)
+        header = watcher.rpc("chain_waitForHeight", height + 1, 5)
         finalized_at, finalized_wall = time.monotonic(), time.time()  # when the node first reported it
         head = height if header is None else header["height"]
         while height < head:
             height += 1
-            block = watcher.call("chain_getBlockByHeight", height, False)
+            block = watcher.rpc("chain_getBlockByHeight", height, False)
             seen.append((finalized_at, height, block["transactions"], block["timestamp_ms"] / 1000, finalized_wall))
         if not load.is_alive() and seen and not seen[-1][2] and height > start_height + 2:
             break
@@ -233,7 +238,7 @@ def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, d
         "inclusion_wait_p50": statistics.median(waits) if waits else float("nan"),
         "decide_p50": statistics.median(decide),
         "decide_max": max(decide),
-        "later_rounds": sum(1 for _, h, _, _, _ in with_txs if watcher.call("chain_getCommit", h)["round"] > 0),
+        "later_rounds": sum(1 for _, h, _, _, _ in with_txs if watcher.rpc("chain_getCommit", h)["round"] > 0),
         "heights": len(with_txs),
         "interval_p50": statistics.median(b[3] - a[3] for a, b in itertools.pairwise(with_txs)),
         "sent": load.sent,
@@ -269,17 +274,16 @@ def _step_means(nodes: list[testnet.TestnetNode]) -> dict[str, float]:
 
 
 def _measure_sync(full: testnet.TestnetNode, source: testnet.TestnetNode) -> dict[str, float]:
-    target = RpcClient(source.rpc_url).call("chain_head")["height"]
-    txs = 0
-    for h in range(1, target + 1):
-        txs += RpcClient(source.rpc_url).call("chain_getBlockByHeight", h, False)["tx_count"]
+    with Client(source.rpc_url) as client:
+        target = client.rpc("chain_head")["height"]
+        txs = sum(client.rpc("chain_getBlockByHeight", h, False)["tx_count"] for h in range(1, target + 1))
     started = time.monotonic()
     testnet.start_node(full)
     testnet.wait_ready([full], timeout=60)
-    client = RpcClient(full.rpc_url, timeout=30)
-    while client.call("chain_head")["height"] < target:
-        if time.monotonic() - started > 600:
-            raise RuntimeError("the fresh node did not sync within 10 minutes")
-        time.sleep(0.05)
+    with Client(full.rpc_url, timeout=30) as client:
+        while client.rpc("chain_head")["height"] < target:
+            if time.monotonic() - started > 600:
+                raise RuntimeError("the fresh node did not sync within 10 minutes")
+            time.sleep(0.05)
     elapsed = time.monotonic() - started
     return {"sync_tps": txs / elapsed, "sync_s": elapsed, "sync_blocks": target, "sync_txs": txs}

@@ -1,6 +1,6 @@
 """The `contract_` JSON-RPC namespace: read-only calls, storage with proofs, events.
 
-Contract values in JSON: integers as numbers, bytes as 0x-hex strings, other strings as
+Contract values in JSON (`core.contract_json`): integers as numbers, bytes as 0x-hex strings, other strings as
 they are (a string that itself starts with 0x is written `{"str": "0x…"}`), true/false,
 null, arrays. Results come back the same way.
 
@@ -16,6 +16,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from core.block import Header
+from core.contract_json import JsonTooLarge, value_from_json, value_to_json
+from core.contract_values import BadValue, decode_value, to_wire
 from core.errors import AichainError
 from node.rpc import params as p
 from node.rpc.caller import client
@@ -29,7 +31,6 @@ from vm.contracts import CallContext, load_module, run_call, storage_key
 from vm.faults import Fault
 from vm.interpreter import Deadline, VMError
 from vm.state import StateView
-from vm.values import MAX_DEPTH, BadValue, decode_value, to_wire
 
 if TYPE_CHECKING:
     from node.chain import Chain
@@ -40,47 +41,12 @@ MAX_RESULT_BYTES = 4 * 1024 * 1024  # the JSON of a call's result, about
 MAX_RESULT_DEPTH = 16
 
 
-def value_from_json(value: Any, depth: int = 0) -> Any:
-    """A contract value from its JSON form (see the module docstring)."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, str):
-        return p.data(value) if value.startswith(("0x", "0X")) else _text(value)
-    if isinstance(value, list):
-        if depth >= MAX_DEPTH:
-            raise ValueError(f"contract values nest at most {MAX_DEPTH} arrays deep")
-        return [value_from_json(v, depth + 1) for v in value]
-    if isinstance(value, dict) and set(value) == {"str"} and isinstance(value["str"], str):
-        return _text(value["str"])
-    raise ValueError("contract values are numbers, 0x-hex bytes, strings, booleans, null or arrays")
-
-
-def _text(value: str) -> str:
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff): it is not Unicode text") from None
-    return value
-
-
-def value_to_json(value: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
-    """The JSON form of a contract value; `budget` ([bytes left]) bounds the size of a call's result."""
-    if budget is not None:
-        budget[0] -= len(value) * 2 + 4 if isinstance(value, bytes | str) else 8
-        if budget[0] < 0:
-            raise ResultTooLarge(f"the result is over {MAX_RESULT_BYTES:,} bytes of JSON: ask for less at a time")
-        if depth > MAX_RESULT_DEPTH:
-            raise ResultTooLarge(f"the result nests more than {MAX_RESULT_DEPTH} lists deep")
-    if isinstance(value, bytes):
-        return hx(value)
-    if isinstance(value, str) and value.startswith(("0x", "0X")):
-        return {"str": value}
-    if isinstance(value, list):
-        return [value_to_json(v, budget, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return [[value_to_json(k, budget, depth + 1), value_to_json(v, budget, depth + 1)] for k, v in value.items()]
-    return value
+def result_json(value: Any) -> Any:
+    """A call's result as JSON, within MAX_RESULT_BYTES and MAX_RESULT_DEPTH (else `ResultTooLarge`)."""
+    try:
+        return value_to_json(value, max_bytes=MAX_RESULT_BYTES, max_depth=MAX_RESULT_DEPTH)
+    except JsonTooLarge as exc:
+        raise ResultTooLarge(str(exc)) from None
 
 
 def arguments(value: Any) -> list[Any]:
@@ -141,7 +107,7 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
                                            rpc.call_gas_cap)  # fmt: skip
             finally:
                 state.close()
-            return {"result": value_to_json(result, [MAX_RESULT_BYTES]), "gas_used": used, "height": head.height}
+            return {"result": result_json(result), "gas_used": used, "height": head.height}
 
         try:
             answer = await calls.run(client(), run)

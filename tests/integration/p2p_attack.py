@@ -31,9 +31,8 @@ from node.p2p.framing import decode_body, encode_frame, limits_for, read_frame
 from node.p2p.handshake import LocalNode, perform_handshake
 from node.p2p.messages import MsgType
 from node.p2p.tls import client_context, peer_channel_binding
-from node.rpc.client import RpcClient
 from node.testnet import TestnetNode
-from tests.harness import NodeProcess
+from tests.harness import NodeProcess, Rpc
 from tests.node_health import Health
 
 CONNECT_ERRORS = (OSError, ssl.SSLError, asyncio.IncompleteReadError, ConnectionError, P2PError, TimeoutError)
@@ -53,7 +52,7 @@ class Target:
 
     @classmethod
     def at(cls, url: str, log_path: Path, pid_of: Callable[[], int | None]) -> Target:
-        status = RpcClient(url, timeout=10).call("node_status")
+        status = Rpc(url, timeout=10).call("node_status")
         return cls(url, log_path, pid_of, status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]),
                    status["p2p_port"])  # fmt: skip
 
@@ -80,7 +79,7 @@ class Target:
         return self.log_path.read_text(errors="replace")
 
     def status(self) -> dict[str, Any]:
-        return RpcClient(self.url, timeout=10).call("node_status")
+        return Rpc(self.url, timeout=10).call("node_status")
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a /metrics family's samples whose labels include `labels`."""

@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
+from aichain_node import AsyncClient, TransactionEvicted
 from core.keys import PrivateKey, address_hex
 from core.transaction import MAX_TX_DATA, Transaction, TxKind
-from node.rpc.client import RpcClient
-from node.sdk import AsyncClient, TransactionEvicted
-from tests.harness import NodeProcess
+from tests.harness import NodeProcess, Rpc
 from tests.integration.support import CHAIN_ID, DEV_KEY, TRANSFER_GAS, batch, pending_nonce, raw, transfer
 from tests.integration.testnet_support import CHAIN_ID as TESTNET_CHAIN_ID
 from tests.integration.testnet_support import Testnet, wait_for
@@ -33,12 +32,12 @@ RECIPIENT = b"\x42" * 20
 
 
 def block_gas_limit(url: str) -> int:
-    return int(RpcClient(url).call("node_genesis")["params"]["block_gas_limit"])
+    return int(Rpc(url).call("node_genesis")["params"]["block_gas_limit"])
 
 
 def fund_all(url: str, chain_id: int, keys: list[PrivateKey], amount: int) -> None:
     """Pay each key `amount` from the dev account, and wait until all of it is committed."""
-    rpc = RpcClient(url)
+    rpc = Rpc(url)
     nonce = int(rpc.call("state_getAccount", address_hex(DEV_KEY.address))["pending_nonce"])
     txs = [transfer(DEV_KEY, k.address, amount, nonce + i, chain_id=chain_id) for i, k in enumerate(keys)]
     answers = batch(url, [("tx_send", [raw(tx)]) for tx in txs])
@@ -49,7 +48,7 @@ def fund_all(url: str, chain_id: int, keys: list[PrivateKey], amount: int) -> No
 def pace(url: str, chain_id: int) -> int:
     """Send a transfer and return its block's height once committed: right after a block, with
     every block decided before it committed too (an idle node would wait the empty-block interval)."""
-    rpc = RpcClient(url)
+    rpc = Rpc(url)
     nonce = int(rpc.call("state_getAccount", address_hex(DEV_KEY.address))["pending_nonce"])
     receipt = rpc.call("tx_wait", rpc.send(transfer(DEV_KEY, RECIPIENT, 1, nonce, chain_id=chain_id)), 30)
     assert receipt is not None
@@ -181,7 +180,7 @@ class Traffic:
 
     def nonces(self, url: str, sender: PrivateKey) -> tuple[int, int]:
         """(account nonce, pending nonce) on the node at `url`; the pending one must not have fallen back."""
-        account = RpcClient(url).call("state_getAccount", address_hex(sender.address))
+        account = Rpc(url).call("state_getAccount", address_hex(sender.address))
         now = int(account["pending_nonce"])
         before = self._pending.get((url, sender.address), 0)
         assert now >= before, f"the pending nonce of {address_hex(sender.address)} on {url} fell back {before} -> {now}"
@@ -227,7 +226,7 @@ class Traffic:
 
         def settled() -> bool:
             for tx_hash, sent in list(left.items()):
-                report = RpcClient(sent.url).call("tx_get", "0x" + tx_hash.hex())
+                report = Rpc(sent.url).call("tx_get", "0x" + tx_hash.hex())
                 assert report is not None, f"0x{tx_hash.hex()} was accepted by {sent.url} and is forgotten"
                 if report["status"] != "pending":
                     del left[tx_hash]
@@ -239,17 +238,17 @@ class Traffic:
         wait_for(settled, timeout, "the accepted transactions to be committed or evicted", interval=0.5)
         height = pace(self.urls[0], self.chain_id)  # a block being decided may hold one replaced here
         for url in self.urls:
-            RpcClient(url).call("chain_waitForHeight", height, 30)
+            Rpc(url).call("chain_waitForHeight", height, 30)
         url = self.urls[0]
-        head = int(RpcClient(url).call("chain_head")["height"])
+        head = int(Rpc(url).call("chain_head")["height"])
         included: Counter[str] = Counter()
         for height in range(1, head + 1):
-            included.update(RpcClient(url).call("chain_getBlockByHeight", height, False)["transactions"])
+            included.update(Rpc(url).call("chain_getBlockByHeight", height, False)["transactions"])
         mine = {"0x" + h.hex() for h in self.accepted}
         counts: Counter[str] = Counter()
         for tx_hash, sent in self.accepted.items():
             text = "0x" + tx_hash.hex()
-            report = RpcClient(sent.url).call("tx_get", text)
+            report = Rpc(sent.url).call("tx_get", text)
             assert report is not None, f"{text} was accepted by {sent.url} and is forgotten"
             if report["status"] == "committed":
                 assert included[text] == 1, f"{text} is in {included[text]} blocks"

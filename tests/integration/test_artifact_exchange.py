@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from node.rpc.client import RpcClient
+from tests.harness import Rpc
 from tests.integration.testnet_support import CLI, Testnet, metric, wait_for
 
 MiB = 1024 * 1024
@@ -31,7 +31,7 @@ def add(net: Testnet, index: int, path: Path) -> str:
     return str(json.loads(out.stdout)["id"])
 
 
-def fetched(rpc: RpcClient, artifact: str, timeout: float = 60) -> dict[str, Any]:
+def fetched(rpc: Rpc, artifact: str, timeout: float = 60) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         status = rpc.call("artifact_fetchStatus", artifact)
         assert status["state"] != "failed", status
@@ -117,7 +117,7 @@ def test_a_fetch_killed_9_resumes_after_restart_and_a_damaged_chunk_is_repaired(
         assert net.call(2, "artifact_verify", artifact)["ok"] is True
 
 
-def _status(rpc: RpcClient, artifact: str) -> dict[str, Any] | None:
+def _status(rpc: Rpc, artifact: str) -> dict[str, Any] | None:
     try:
         return rpc.call("artifact_fetchStatus", artifact)
     except Exception:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from node.rpc.client import RpcCallError
+from aichain_node import NodeError
+from core.errors import ArtifactErased
 from tests.harness import NodeProcess
 
 
@@ -114,8 +115,8 @@ def test_verify_finds_a_damaged_chunk_and_downloads_stop_short(dev_node: NodePro
     try:
         dev_node.rpc.call("artifact_info", summary["id"])
         raise AssertionError("an erased artifact has no info")
-    except RpcCallError as exc:
-        assert exc.code == -32113
+    except ArtifactErased as exc:
+        assert exc.rpc_code == -32113
     assert request(dev_node, "GET", f"/artifacts/{summary['id']}")[0] == 410
 
 
@@ -129,8 +130,8 @@ def test_pins_and_gc_over_rpc(dev_node: NodeProcess) -> None:
     try:
         dev_node.rpc.call("artifact_pin", "sha256:zz")
         raise AssertionError("a malformed id must be refused")
-    except RpcCallError as exc:
-        assert exc.code == -32602
+    except NodeError as exc:  # invalid params: a JSON-RPC code, not a node error type
+        assert exc.rpc_code == -32602
 
 
 def test_encrypting_needs_the_announced_id_and_checks_it(dev_node: NodeProcess) -> None:

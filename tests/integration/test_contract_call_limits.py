@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from aichain_node.errors import ContractCallFailed
 from core.transaction import TxKind
-from node.rpc.client import RpcCallError, RpcClient
-from tests.harness import NodeProcess
+from tests.harness import NodeProcess, Rpc
 from tests.integration.support import DEV_KEY, call_raw, transfer
 from tests.integration.test_contracts_rpc import send
 from vm.compiler import compile_contract
@@ -73,7 +73,7 @@ def test_looping_views_fail_within_their_budget_while_the_node_answers_and_makes
         done = threading.Event()
 
         def probe() -> None:  # another client, asking for the head and sending transfers all along
-            client = RpcClient(node.url, timeout=30)
+            client = Rpc(node.url, timeout=30)
             nonce = int(client.call("state_getAccount", "0x" + DEV_KEY.address.hex())["pending_nonce"])
             while not done.is_set():
                 started = time.monotonic()
@@ -123,5 +123,5 @@ def test_one_call_over_the_per_client_bound_is_refused_at_once(tmp_path: Path) -
         try:
             node.rpc.call("contract_call", spin, "spin")
             raise AssertionError("a looping view must fail")
-        except RpcCallError as exc:  # alone again: it runs, and runs out of gas
-            assert exc.code == -32094 and "out of gas" in exc.message
+        except ContractCallFailed as exc:  # alone again: it runs, and runs out of gas
+            assert exc.rpc_code == -32094 and "out of gas" in exc.message

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aichain_node import NodeError
+from aichain_node.errors import ContractCallFailed
+from core.contract_values import encode_call, encode_value
 from core.transaction import Transaction, TxKind
-from node.rpc.client import RpcCallError
 from storage.state_proof import Proof, verify_proof
 from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, MIN_GAS_PRICE, pending_nonce
 from tests.vm.test_contract_vm import TOKEN
 from vm.compiler import compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
-from vm.values import encode_value
 
 ALICE = b"\x0a" * 20
 
@@ -57,8 +58,8 @@ def test_deploy_call_read_prove_and_list_events(dev_node: NodeProcess) -> None:
     try:
         dev_node.rpc.call("contract_call", address, "send", ["0x" + ALICE.hex(), 1], "0x" + DEV_KEY.address.hex())
         raise AssertionError("a read-only call that writes must fail")
-    except RpcCallError as exc:
-        assert exc.code == -32094 and "may not change storage" in exc.message
+    except ContractCallFailed as exc:
+        assert exc.rpc_code == -32094 and "may not change storage" in exc.message
 
 
 def test_the_contract_cli_compiles_deploys_calls_and_lists_events(dev_node: NodeProcess, tmp_path: Path) -> None:
@@ -90,5 +91,5 @@ def test_reads_run_against_the_head_and_refuse_older_blocks(dev_node: NodeProces
         try:
             dev_node.rpc.call(*call)
             raise AssertionError("an old block's state must be refused")
-        except RpcCallError as exc:
-            assert exc.code == -32000 and "keeps the latest state only" in exc.message
+        except NodeError as exc:  # -32000: the generic code, which no type of its own can claim
+            assert exc.rpc_code == -32000 and "keeps the latest state only" in exc.message

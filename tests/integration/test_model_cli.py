@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aichain_node import Client
+from aichain_node.inference import Session, tensor_digest
 from core.keys import PrivateKey, address_hex, write_key_file
 from node.bench.onnx_model import build_mlp
-from node.sdk import Client
-from node.sdk.inference import Session, tensor_digest
 from tests.harness import NodeProcess
 from tests.integration.support import fund
 

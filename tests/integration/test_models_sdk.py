@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.keys import address_hex
-from node.bench.onnx_model import build_mlp
-from node.sdk import AsyncClient, Client
-from node.sdk.errors import (
+from aichain_node import AsyncClient, Client
+from aichain_node.errors import (
     ArtifactMismatch,
     KeyNotReleased,
     ModelNotFound,
@@ -21,20 +19,15 @@ from node.sdk.errors import (
     ReceiptNotFound,
     TransactionFailed,
 )
-from node.sdk.inference import Session, tensor_digest
-from node.sdk.runs import Inference, Pulled
-from node.sdk.terms import Offer
+from aichain_node.inference import Session, tensor_digest
+from aichain_node.runs import Inference, Pulled
+from aichain_node.terms import Offer
+from core.keys import address_hex
+from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
 from tests.integration.support import fund
 
 AIC = 10**9
-
-
-@pytest.fixture(autouse=True)
-def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(cache))
-    return cache
 
 
 def owner_run(model: Path, x: np.ndarray) -> np.ndarray:
@@ -209,8 +202,8 @@ def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: 
 
 
 
-def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AICHAIN_CONTENT_KEYS", str(tmp_path / "owner-keys"))
+def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path) -> None:
+    owner_keys, elsewhere = tmp_path / "owner-keys", tmp_path / "elsewhere"  # the owner's machine, and another
     (tmp_path / "node").mkdir()
     node_process = NodeProcess(tmp_path / "node", block_time_ms=200)
     node_process.env["AICHAIN_MODELS_RELEASE_KEYS"] = "false"  # [models] release_keys = false
@@ -218,7 +211,7 @@ def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path, mon
         assert node_process.rpc.call("node_status")["releaser"] is None
         owner, buyer = fund(node_process, 20 * AIC), fund(node_process, 20 * AIC)
         source = build_mlp(tmp_path / "vetted.onnx", seed=8)
-        with Client(node_process.url, owner) as node:
+        with Client(node_process.url, owner, content_key_dir=owner_keys) as node:
             published = node.models.publish(source, "vetted", private=True, offer=Offer.parse("price=1"))
             assert published.releaser is None
         with Client(node_process.url, buyer) as node:
@@ -226,14 +219,15 @@ def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path, mon
             node.aio.models.release_wait_s = 1.0  # no node releases it: do not wait the default 30 s
             with pytest.raises(KeyNotReleased, match="no content key has been released"):
                 node.models.pull("vetted")
-        with Client(node_process.url, owner) as node:
+        with Client(node_process.url, owner, content_key_dir=owner_keys) as node:
             assert node.models.release("vetted") == [address_hex(buyer.address)]
             assert node.models.release("vetted") == []  # served once
         with Client(node_process.url, buyer) as node:
             assert node.models.pull("vetted").path.read_bytes() == source.read_bytes()
-        with Client(node_process.url, buyer) as node, pytest.raises(NoContentKey, match="keeps no content key"):
-            monkeypatch.setenv("AICHAIN_CONTENT_KEYS", str(tmp_path / "elsewhere"))
+        with (Client(node_process.url, buyer, content_key_dir=elsewhere) as node,
+              pytest.raises(NoContentKey, match="keeps no content key")):  # fmt: skip
             node.models.release("vetted")
+        assert list(owner_keys.glob("*.key")) and not elsewhere.exists()
 
 
 def test_a_damaged_stored_chunk_never_reaches_onnxruntime(shared_node: NodeProcess, tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aichain_node import Client, NotLicensed, TransactionFailed
+from aichain_node.inference import Session, tensor_digest
+from aichain_node.terms import Offer
 from core.keys import PrivateKey, address_hex, write_key_file
 from node.bench.onnx_model import build_mlp
 from node.devnet import DEV_ACCOUNT_KEY
-from node.sdk import Client, NotLicensed, TransactionFailed
-from node.sdk.inference import Session, tensor_digest
-from node.sdk.terms import Offer
 from tests.integration.testnet_support import CLI, Testnet, wait_for
 
 AIC = 10**9
@@ -28,7 +28,6 @@ A, B, C, D = 0, 1, 2, 3
 
 
 def test_owners_publish_on_a_and_a_buyer_on_c_runs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(tmp_path / "cache"))
     upstream, first, second, buyer, stranger = (PrivateKey.generate() for _ in range(5))
     base_file = build_mlp(tmp_path / "base.onnx", seed=20)
     model_file = build_mlp(tmp_path / "tuned", seed=21, hidden=256, external_data=True)  # ~10 KB graph + weights
@@ -84,8 +83,9 @@ def test_owners_publish_on_a_and_a_buyer_on_c_runs_it(tmp_path: Path, monkeypatc
             assert receipts[0]["runner"] == address_hex(buyer.address) and receipts[0]["charged"] == 0
 
         # A stranger on D (another machine: another cache) gets the encrypted bytes, but no key to open them.
-        monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(tmp_path / "stranger-cache"))
-        with Client(url[D], stranger) as node, pytest.raises(NotLicensed, match="holds no licence to tuned@1"):
+        monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(tmp_path / "stranger-cache"))  # for the CLI below
+        with (Client(url[D], stranger, model_cache_dir=tmp_path / "stranger-cache") as node,
+              pytest.raises(NotLicensed, match="holds no licence to tuned@1")):  # fmt: skip
             node.models.pull("tuned")
         wait_for(lambda: any(a["id"] == published.artifact and a["encrypted"] for a in net.call(D, "artifact_list")),
                  30, "node D to hold the ciphertext")  # fmt: skip

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
+from aichain_node import Client
+from aichain_node.terms import Offer
 from core.keys import PrivateKey, address_hex, write_key_file
 from core.read_request import sign_read
 from node.bench.onnx_model import build_mlp
-from node.sdk import Client
-from node.sdk.terms import Offer
 from tests.harness import CLI, NodeProcess
 from tests.integration.support import fund
 from vm.system import KEYS, LICENSING, MODELS

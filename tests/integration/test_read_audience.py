@@ -26,13 +26,13 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from aichain_node import Client, WrongNode
+from aichain_node.terms import Offer
 from core.errors import ArtifactError
 from core.keys import PrivateKey, read_key_file, write_key_file
 from core.read_request import sign_read
 from node.bench.onnx_model import build_mlp
 from node.devnet import DEV_ACCOUNT_KEY
-from node.sdk import Client, WrongNode
-from node.sdk.terms import Offer
 from tests.harness import CLI, NodeProcess
 from tests.integration.testnet_support import Testnet, wait_for
 

@@ -24,8 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.keys import PrivateKey, address_hex
 from core.transaction import Transaction
-from node.rpc.client import RpcClient
-from tests.harness import NodeProcess
+from tests.harness import NodeProcess, Rpc
 from tests.integration.support import (
     DEV_ADDRESS,
     TRANSFER_GAS,
@@ -374,7 +373,7 @@ def test_stopping_node_answers_a_pending_tx_wait_at_once(tmp_path: Path) -> None
     with node:
         answers: list[object] = []
         waiter = threading.Thread(
-            target=lambda: answers.append(RpcClient(node.url, timeout=60).call("tx_wait", "0x" + "00" * 32, 60))
+            target=lambda: answers.append(Rpc(node.url, timeout=60).call("tx_wait", "0x" + "00" * 32, 60))
         )
         waiter.start()
         time.sleep(0.5)  # the tx_wait is in progress
@@ -402,7 +401,7 @@ def test_metrics_are_prometheus_text_with_the_head_height(shared_node: NodeProce
 
 
 def test_wait_for_height_answers_when_the_block_is_committed(shared_node: NodeProcess) -> None:
-    client = RpcClient(shared_node.url, timeout=30)
+    client = Rpc(shared_node.url, timeout=30)
     head = client.call("chain_head")["height"]
     assert client.call("chain_waitForHeight", head, 5)["height"] >= head  # already there: at once
     sender = threading.Timer(0.3, lambda: fund(shared_node, 1))  # a transaction makes the next block

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from aichain_node import ArtifactMismatch, AsyncClient, Client, NodeUnreachable, TransactionFailed
 from core.artifact import format_id
 from core.errors import ArtifactNotFound, InsufficientBalance
 from core.keys import PrivateKey
-from node.sdk import ArtifactMismatch, AsyncClient, Client, NodeUnreachable, TransactionFailed
 from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, fund
 from vm.system import MODELS

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.contract_values import encode_call
 from core.keys import PrivateKey
 from core.transaction import Transaction, TxKind
 from node.devnet import DEV_BALANCE
@@ -20,7 +21,6 @@ from tests.harness import CLI, NodeProcess
 from tests.integration.support import CHAIN_ID, DEV_KEY, MIN_GAS_PRICE, balance, fund, pending_nonce
 from tests.integration.test_system_models import call as call_models
 from tests.integration.test_system_models import send_to
-from vm.contract_tx import encode_call
 from vm.system import KEYS, LICENSING, MODELS, PAYMENTS
 from vm.system.receipts import sign_usage_receipt
 

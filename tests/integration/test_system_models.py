@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.contract_values import encode_call
 from core.keys import PrivateKey
 from core.transaction import Transaction, TxKind
 from tests.harness import NodeProcess
 from tests.integration.support import DEV_KEY, MIN_GAS_PRICE, fund, pending_nonce
-from vm.contract_tx import encode_call
 from vm.system import KEYS, LICENSING, MODELS
 
 ARTIFACT = b"\x11" * 32

@@ -8,9 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from core.errors import AlreadyKnown, NonceTooLow
 from core.keys import PrivateKey, address_hex
 from tests.integration.support import DEV_KEY, transfer
-from tests.integration.testnet_support import CHAIN_ID, RpcCallError, Testnet, wait_for
+from tests.integration.testnet_support import CHAIN_ID, Testnet, wait_for
 
 FUNDS = 10**12
 
@@ -43,7 +44,7 @@ def test_four_validators_finalize_the_same_blocks_and_include_a_transaction_once
         for i, tx in enumerate(txs):
             net.rpc(i).send(tx)
         for i, tx in enumerate(txs):
-            with contextlib.suppress(RpcCallError):  # already known there (gossip was faster), or admitted again
+            with contextlib.suppress(AlreadyKnown, NonceTooLow):  # known there (gossip was faster), or committed
                 net.rpc((i + 1) % 4).send(tx)
         receipts = [_wait_receipt(net, (i + 2) % 4, "0x" + tx.hash.hex()) for i, tx in enumerate(txs)]
         top = max(r["block_height"] for r in receipts) + 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.keys import PrivateKey, address_hex
 from core.transaction import MAX_TX_DATA, Transaction, TxKind
-from node.rpc.client import RpcClient
+from tests.harness import Rpc
 from tests.integration.support import DEV_KEY, batch, raw, transfer
 from tests.integration.testnet_support import CHAIN_ID, Testnet, wait_for
 from vm.gas import intrinsic_gas
@@ -43,7 +43,7 @@ def test_a_batch_of_large_transactions_over_the_frame_limit_reaches_the_validato
         (answer,) = batch(net.nodes[1].rpc_url, [("tx_sendBatch", [[raw(tx) for tx in txs]])], timeout=120)
         assert all("hash" in outcome for outcome in answer["result"]), answer["result"][:3]
         # The validator commits them all; it never saw them but from node1's gossip.
-        last = RpcClient(net.nodes[0].rpc_url, timeout=70).call("tx_wait", "0x" + txs[-1].hash.hex(), 60)
+        last = Rpc(net.nodes[0].rpc_url, timeout=70).call("tx_wait", "0x" + txs[-1].hash.hex(), 60)
         assert last is not None and last["status"] == "success", net.log_tail(net.nodes[1])
         # And gossip goes on: a small transaction sent to node1 later is committed too.
         after = transfer(sender, RECIPIENT, 1, len(txs), chain_id=CHAIN_ID)

@@ -22,12 +22,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aichain_node import NodeUnreachable
 from core.keys import PrivateKey
 from node import testnet
 from node.p2p.handshake import LocalNode, perform_handshake
 from node.p2p.tls import client_context, peer_channel_binding
-from node.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 from node.testnet import TestnetNode, free_port_block
+from tests.harness import Rpc
 from tests.integration.support import batch
 from tests.p2p.support import RawClient
 
@@ -129,7 +130,7 @@ class Testnet:
         for node in nodes:
             while True:
                 try:
-                    RpcClient(node.rpc_url, timeout=2).call("node_status")
+                    Rpc(node.rpc_url, timeout=2).call("node_status")
                     break
                 except NodeUnreachable:
                     if testnet._pid(node) is None:
@@ -155,8 +156,8 @@ class Testnet:
 
     # --- RPC ------------------------------------------------------------------------------
 
-    def rpc(self, i: int, timeout: float = 10.0) -> RpcClient:
-        return RpcClient(self.nodes[i].rpc_url, timeout=timeout)
+    def rpc(self, i: int, timeout: float = 10.0) -> Rpc:
+        return Rpc(self.nodes[i].rpc_url, timeout=timeout)
 
     def call(self, i: int, method: str, *params: Any) -> Any:
         return self.rpc(i).call(method, *params)
@@ -297,4 +298,4 @@ async def raw_peer(
     return RawClient(reader, writer, key, hello)
 
 
-__all__ = ["RpcCallError", "Testnet", "finish", "free_port_block", "metric", "raw_peer", "wait_for"]
+__all__ = ["Testnet", "finish", "free_port_block", "metric", "raw_peer", "wait_for"]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from node.rpc.contracts import ResultTooLarge, value_from_json, value_to_json
+from core.contract_json import value_from_json
+from node.rpc.contracts import ResultTooLarge, result_json
 from node.rpc.read_calls import CallsBusy, ReadOnlyCalls
 from tests.node.test_chain import USERS, open_chain, produce, transfer
 from tests.vm.test_contract_vm import CONTRACT, DEPLOYER, deploy
@@ -110,8 +111,8 @@ def test_arguments_that_are_no_contract_values_are_refused() -> None:
 def test_a_result_too_large_or_too_deep_to_send_is_a_clear_failure() -> None:
     big = [b"x" * 65536] * 64
     with pytest.raises(ResultTooLarge, match="over 4,194,304 bytes"):
-        value_to_json(big, [4 * 1024 * 1024])
+        result_json(big)
     cyclic: list[object] = []
     cyclic.append(cyclic)
     with pytest.raises(ResultTooLarge, match="nests more than"):
-        value_to_json(cyclic, [4 * 1024 * 1024])
+        result_json(cyclic)

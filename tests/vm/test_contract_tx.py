@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from core.contract_values import encode_call
 from core.receipt import STATUS_FAILED, STATUS_SUCCESS
 from core.transaction import TxKind
 from tests.vm.test_contract_vm import TOKEN
 from tests.vm.test_execution import ALICE, BOB, DictState, ctx, tx
 from vm.account import Account
 from vm.compiler import compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
 from vm.execution import apply_transaction
 from vm.gas import intrinsic_gas

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import codec
+from core.contract_values import INT_MAX, decode_value, encode_value, to_wire
 from vm.bytecode import BytecodeError, Module, Op
 from vm.compiler import CompileError, compile_contract
 from vm.contracts import CallContext, install, run_call
 from vm.faults import Fault, InternalVMError, internal_errors
 from vm.interpreter import OutOfGas, Revert, VMError
 from vm.state import StateView
-from vm.values import INT_MAX, decode_value, encode_value, to_wire
 
 DEPLOYER = b"\x01" * 20
 CONTRACT = b"\x02" * 20

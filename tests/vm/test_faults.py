@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from core import codec
+from core.contract_values import encode_call, to_wire
 from core.receipt import STATUS_FAILED
 from core.transaction import TxKind
 from node.metrics import NodeMetrics
@@ -21,13 +22,12 @@ from vm import builtins
 from vm.account import Account
 from vm.bytecode import BUILTIN_ARITY, METHOD_ARITY, Builtin, Module, Op
 from vm.compiler import CompileError, compile_contract
-from vm.contract_tx import encode_call, encode_deploy
+from vm.contract_tx import encode_deploy
 from vm.contracts import CallContext, contract_address, install, run_call
 from vm.execution import apply_transaction
 from vm.faults import Fault, InternalVMError, Revert, VMError, internal_errors
 from vm.stack_check import check_module
 from vm.state import StateView
-from vm.values import to_wire
 
 GAS = 5_000_000
 

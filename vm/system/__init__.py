@@ -14,14 +14,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from core.system_addresses import INFERENCE, KEYS, LICENSING, MODELS, PAYMENTS
 from vm.bytecode import Module
 from vm.compiler import compile_contract
 
-MODELS = bytes(19) + b"\xa1"
-LICENSING = bytes(19) + b"\xa2"
-PAYMENTS = bytes(19) + b"\xa3"
-KEYS = bytes(19) + b"\xa4"
-INFERENCE = bytes(19) + b"\xa5"
 SOURCES = {
     MODELS: "models.contract",
     LICENSING: "licensing.contract",

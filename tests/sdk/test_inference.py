@@ -14,9 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from aichain_node.inference import BadInput, Session, load_inputs, model_file_in, save_outputs, tensor_digest
 from core import codec
 from node.bench.onnx_model import build_mlp
-from node.sdk.inference import BadInput, Session, load_inputs, model_file_in, save_outputs, tensor_digest
 
 INPUTS, HIDDEN, OUTPUTS = 8, 16, 4
 

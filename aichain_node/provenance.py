@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from core.artifact import format_id
 from core.errors import AichainError
 from core.keys import address_hex, parse_address
-from vm.system import INFERENCE, LICENSING
+from core.system_addresses import INFERENCE, LICENSING
 
 if TYPE_CHECKING:
-    from node.sdk.runs import AsyncModelRuns
+    from aichain_node.models import AsyncModels
 
 MAX_RECEIPTS = 50  # per version, newest first; the count is always complete
 
@@ -39,7 +39,7 @@ def _vid(name: str, version: int) -> str:
     return f"{name}@{version}"
 
 
-async def lineage_graph(models: AsyncModelRuns, name: str, *, receipts: int = MAX_RECEIPTS) -> dict[str, Any]:
+async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_RECEIPTS) -> dict[str, Any]:
     """The lineage DAG of `name` as {"model", "nodes": [...], "edges": [...]}, every value JSON-ready."""
     view = models.client.view
     versions = await models.versions(name)
@@ -99,7 +99,7 @@ async def lineage_graph(models: AsyncModelRuns, name: str, *, receipts: int = MA
     return {"model": name, "nodes": list(nodes.values()), "edges": edges}
 
 
-async def _licences_of(models: AsyncModelRuns, name: str) -> list[dict[str, Any]]:
+async def _licences_of(models: AsyncModels, name: str) -> list[dict[str, Any]]:
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for event in await models.events(LICENSING, "Licensed"):
         fields = event["fields"]

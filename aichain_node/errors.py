@@ -1,9 +1,12 @@
-"""What the SDK raises: the node's own error types, rebuilt from their JSON-RPC codes.
+"""What the SDK raises: the node's error types, rebuilt from their JSON-RPC codes, and the SDK's own.
 
-A node error arrives as a JSON-RPC error object with a stable code (see `core.errors`); the
-SDK raises the same type the node raised (`NonceTooLow`, `InsufficientBalance`, …), so an
-application catches types, never parses messages. Codes the SDK does not know come back as
-`NodeError` with the code.
+A node error arrives as a JSON-RPC error object with a stable code (docs/rpc.md lists them).
+The SDK raises a type for it: the one in `core.errors` (`NonceTooLow`, `InsufficientBalance`,
+`ArtifactNotFound`, …), or for the codes of the node's contract calls one of its own, named as
+the node names it (`ContractCallFailed`, `NotAContract`, `CallsBusy`). So an application catches
+types, never parses messages; a code the SDK does not know comes back as `NodeError` with the
+code. Which type a code gives depends on nothing else the process imports: only `core` and this
+package count.
 """
 
 from __future__ import annotations
@@ -11,11 +14,28 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import AichainError, TransactionEvicted
-from node.rpc.client import NodeUnreachable
 
-# Imported for their codes: the node raises them; so must the SDK.
-from node.rpc.contracts import ContractCallFailed, NotAContract  # noqa: F401 (ContractCallFailed is exported)
-from node.rpc.eth import HistoricalStateUnavailable  # noqa: F401
+
+class NodeUnreachable(AichainError):
+    """No node answers at the URL (nothing listens, it did not answer in time, or what answers is not JSON-RPC)."""
+
+
+class ContractCallFailed(AichainError):
+    """A read-only contract call failed: the message is the VM's (a failed require says the contract's words)."""
+
+    rpc_code = -32094
+
+
+class NotAContract(AichainError):
+    """There is no contract at the address called."""
+
+    rpc_code = -32095
+
+
+class CallsBusy(AichainError):
+    """Too many read-only contract calls at once, from this client or in all: retry when one has answered."""
+
+    rpc_code = -32096
 
 
 class NodeError(AichainError):
@@ -24,7 +44,7 @@ class NodeError(AichainError):
     def __init__(self, message: str, code: int, data: Any = None) -> None:
         super().__init__(f"{message} (code {code})")
         self.rpc_code = code
-        self.data = data  # type: ignore[assignment]
+        self.data = data
 
 
 class TransactionFailed(AichainError):
@@ -87,12 +107,18 @@ class WrongNode(AichainError):
     a pinned key is what keeps a node that lies about its identity from collecting reads meant for another."""
 
 
+def _is_ours(cls: type) -> bool:
+    return cls.__module__.partition(".")[0] in ("core", "aichain_node")
+
+
 def _known_types() -> dict[int, type[AichainError]]:
+    """Each code's type, among those of `core` and this package (the node's own classes, if the process
+    has imported them, are not the SDK's: the same code always gives the same type)."""
     found: dict[int, type[AichainError]] = {}
     pending: list[type[AichainError]] = [AichainError]
     while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
+        cls = pending.pop(0)
+        pending.extend(c for c in cls.__subclasses__() if _is_ours(c))
         code = cls.__dict__.get("rpc_code")
         if isinstance(code, int) and code not in found:
             found[code] = cls
@@ -117,6 +143,7 @@ __all__ = [
     "AccessRefused",
     "AichainError",
     "ArtifactMismatch",
+    "CallsBusy",
     "ContractCallFailed",
     "KeyNotReleased",
     "ModelNotFound",
@@ -125,6 +152,7 @@ __all__ = [
     "NoOffer",
     "NodeError",
     "NodeUnreachable",
+    "NotAContract",
     "NotFinalized",
     "NotLicensed",
     "TransactionEvicted",

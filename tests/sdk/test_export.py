@@ -1,4 +1,4 @@
-"""node.sdk.export: scikit-learn models exported to ONNX run in `Session` and give the model's own answers;
+"""aichain_node.export: scikit-learn models exported to ONNX run in `Session` and give the model's own answers;
 a missing library is an `ExportUnavailable` naming the extra to install."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from aichain_node.export import ExportUnavailable, sklearn_to_onnx, torch_to_onnx
+from aichain_node.inference import Session
 from core.errors import AichainError
-from node.sdk.export import ExportUnavailable, sklearn_to_onnx, torch_to_onnx
-from node.sdk.inference import Session
 
 N_FEATURES = 5
 

@@ -1,4 +1,4 @@
-"""Export trained models to ONNX, the format the chain's models run in (`node.sdk.inference.Session`).
+"""Export trained models to ONNX, the format the chain's models run in (`aichain_node.inference.Session`).
 
 Optional helpers: each imports its library only when called, and raises `ExportUnavailable`
 naming the extra to install when the library is missing:
@@ -13,8 +13,8 @@ Train a scikit-learn model, export it and publish it:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from node.sdk import Client
-    from node.sdk.export import sklearn_to_onnx
+    from aichain_node import Client
+    from aichain_node.export import sklearn_to_onnx
 
     X, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=1000).fit(X, y)
@@ -103,7 +103,7 @@ def torch_to_onnx(
     one ONNX file, so such a model needs a directory `dest` (it must be empty or not yet exist):
     the graph goes to `dest/model.onnx` and, for a model over 2 GB, the weights to external-data
     files beside it. Publish the directory itself (`models.publish(dest, name)`); `Session` runs
-    it through `node.sdk.inference.model_file_in(dest)`.
+    it through `aichain_node.inference.model_file_in(dest)`.
 
     Uses the TorchScript-based exporter (`dynamo=False` where torch has that switch): it works
     on every torch >= 2.1 without extra packages (the dynamo exporter also needs onnxscript)."""

@@ -1,4 +1,4 @@
-"""Pull, verify, run and record a model version, on top of the models API.
+"""Pull, verify, run and record a model version: the half of `client.models` that needs numpy.
 
     async with AsyncClient(url, key) as node:
         pulled = await node.models.pull("net@2")                 # fetched, checked against the chain, decrypted
@@ -14,49 +14,47 @@ An owner pulling on a machine that did not publish the version (so keeps no cont
 the node that keeps the key for the plaintext instead, in requests signed by its account
 (`AsyncClient.download_plaintext`); the node checks on chain that it owns the model.
 
-Pulled models are cached under `~/.aichain/models/NAME/VERSION/` (or `$AICHAIN_MODEL_CACHE`). A
-cached model is used again if its files still have the size and modification time they had
-when they were verified (and the same inode and change time, which no
-write can keep); otherwise it is hashed again before it is loaded. A private model's plaintext
-is readable by its user only: files 0600 in a 0700 directory (`node.sdk.transfer`).
+Pulled models are cached under the client's `model_cache_dir` (default `~/.aichain/models`), in
+`NAME/VERSION/`. A cached model is used again if its files still have the size and modification
+time they had when they were verified (and the same inode and change time, which no write can
+keep); otherwise it is hashed again before it is loaded. A private model's plaintext is readable
+by its user only: files 0600 in a 0700 directory (`aichain_node.transfer`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from aichain_node.content_keys import load_content_key
+from aichain_node.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
+from aichain_node.inference import Session, model_file_in, tensor_digest
+from aichain_node.stamps import still_verified, verified_stamp, write_stamp
+from aichain_node.terms import ModelRef
+from aichain_node.transfer import local_id, private_dir
+from aichain_node.views import event_field
 from core.account_encryption import open_for
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import EnvelopeInvalid
-from node.sdk.content_keys import load_content_key
-from node.sdk.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
-from node.sdk.inference import Session, model_file_in, tensor_digest
-from node.sdk.models import AsyncModels, event_field
-from node.sdk.stamps import still_verified, verified_stamp, write_stamp
-from node.sdk.terms import ModelRef
-from node.sdk.transfer import local_id, private_dir
-from vm.system import INFERENCE, KEYS
+from core.system_addresses import INFERENCE, KEYS
+
+if TYPE_CHECKING:
+    from aichain_node.aclient import AsyncClient
 
 RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
 LICENCE_RECHECK_S = 10.0  # a licence seen valid is asked for again after this (or at its expiry, if sooner)
 FETCH_WAIT_S = 3600
 FETCH_POLL_S = 0.1
 Progress = Callable[[int], None]
-
-
-def models_dir() -> Path:
-    return Path(os.environ.get("AICHAIN_MODEL_CACHE") or Path.home() / ".aichain" / "models")
 
 
 @dataclass(frozen=True)
@@ -90,26 +88,38 @@ class Inference:
                 "timings_s": self.timings_s}  # fmt: skip
 
 
-class AsyncModelRuns(AsyncModels):
-    """The models API with pulling, verification, inference and receipts."""
+class Registry(Protocol):
+    """What pulling and running need of the model registry (`aichain_node.models.AsyncModels`)."""
 
-    def __init__(self, client: Any) -> None:
-        super().__init__(client)
+    async def version(self, ref: ModelRef | str) -> dict[str, Any]: ...
+
+    async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None: ...
+
+    async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool: ...
+
+    async def is_owner(self, name: str) -> bool: ...
+
+
+class AsyncModelRuns:
+    """Pulling, verification, inference and receipts of model versions, for the client's account; what a
+    version is, and who may read it, is asked of `registry`. `client.models` holds one and offers its calls."""
+
+    def __init__(self, client: AsyncClient, registry: Registry) -> None:
+        self.client = client
+        self.registry = registry
         self._sessions: dict[tuple[str, float], asyncio.Future[Session]] = {}
         self._pulls: dict[tuple[str, int, str], asyncio.Lock] = {}  # one download of a version at a time
         self.release_wait_s = RELEASE_WAIT_S
         self._licensed_until: dict[tuple[str, int], float] = {}  # monotonic time a valid licence is trusted to
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
-        return models_dir() / name / str(version) / ("model" if directory else "model.onnx")
-
-    async def is_owner(self, name: str) -> bool:
-        return address_hex(self.client.address) in {o["address"] for o in (await self.info(name))["owners"]}
+        return self.client.model_cache_dir / name / str(version) / ("model" if directory else "model.onnx")
 
     async def kept_key(self, name: str, artifact: bytes) -> bytes | None:
         """The content key this machine kept when it published the artifact, if this account owns the model."""
-        kept = await asyncio.to_thread(load_content_key, artifact)  # usually none: only publishers keep one
-        return kept if kept is not None and await self.is_owner(name) else None
+        # Usually none: only the machine a version was published from keeps its key.
+        kept = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
+        return kept if kept is not None and await self.registry.is_owner(name) else None
 
     async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
         """This account's content key for a private version: for an owner, the one this machine kept when
@@ -147,8 +157,8 @@ class AsyncModelRuns(AsyncModels):
             return
         me = self.client.address
         # is_licensed is the rule (owners need no licence); the licence, if any, tells until when.
-        licensed, licence = await asyncio.gather(self.is_licensed(name, version, me),
-                                                 self.licence(ModelRef(name, version), me))  # fmt: skip
+        licensed, licence = await asyncio.gather(self.registry.is_licensed(name, version, me),
+                                                 self.registry.licence(ModelRef(name, version), me))  # fmt: skip
         if licensed:
             trusted_for = LICENCE_RECHECK_S
             if licence is not None and licence["valid"] and licence["expires_ms"]:  # block time, close to this clock
@@ -202,7 +212,7 @@ class AsyncModelRuns(AsyncModels):
         The node streams the chunks to this client while it fetches them from its peers (`progress`
         hears of the bytes read here; `fetch_progress` of the bytes the node fetched before
         streaming began, if any). A verified copy already at `dest` (or in the cache) is used as it is."""
-        version = await self.version(ref)
+        version = await self.registry.version(ref)
         name, number = version["model"], version["version"]
         # Concurrent pulls (or runs) of one version to one place share a download: the later ones
         # wait, then find the verified copy the first one left.
@@ -248,7 +258,7 @@ class AsyncModelRuns(AsyncModels):
         requests; True if it did. False (the envelope path follows) for a licensee, for an owner who kept
         the key here, and when this node keeps no key for it (it answers 409)."""
         await self.require_licence(name, number)
-        if summary.get("following") or not await self.is_owner(name) or await self.kept_key(name, artifact):
+        if summary.get("following") or not await self.registry.is_owner(name) or await self.kept_key(name, artifact):
             return False
         try:
             await self.client.download_plaintext(summary, artifact, target, (name, number), progress=progress)
@@ -260,7 +270,7 @@ class AsyncModelRuns(AsyncModels):
 
     async def verify(self, path: Path, ref: ModelRef | str) -> dict[str, Any]:
         """Hash a local file or directory and compare it with the version's artifact id on chain."""
-        version = await self.version(ref)
+        version = await self.registry.version(ref)
         expected = parse_id(version["artifact"])
         got = await asyncio.to_thread(local_id, path)
         if got != expected:
@@ -274,7 +284,7 @@ class AsyncModelRuns(AsyncModels):
         """The version, a local copy verified against it (`path` if given, else the cache, pulled if need
         be), and whether it is a private model's plaintext taken from the cache (the caller then checks
         the licence)."""
-        version = await self.version(ref)
+        version = await self.registry.version(ref)
         artifact = parse_id(version["artifact"])
         name, number = version["model"], version["version"]
         if path is not None:
@@ -339,16 +349,9 @@ class AsyncModelRuns(AsyncModels):
                 "number": int(event_field(receipt, "InferenceRecorded", "number")),
                 "tx_hash": receipt["tx_hash"]}  # fmt: skip
 
-    async def lineage(self, name: str) -> dict[str, Any]:
-        """The provenance DAG of a model (node.sdk.provenance): versions, parents, datasets, owners, licences,
-        receipts."""
-        from node.sdk.provenance import lineage_graph
-
-        return await lineage_graph(self, name)
-
     async def receipts(self, ref: ModelRef | str, *, first: int = 1, count: int = 256) -> list[dict[str, Any]]:
         """The inference receipts of a version (the latest if none is named), oldest first."""
-        version = await self.version(ref)
+        version = await self.registry.version(ref)
         rows = await self.client.view(INFERENCE, "receipts_of", version["model"], version["version"], first, count)
         return [{"model": version["model"], "version": version["version"], "number": r[0], "receipt": "0x" + r[1].hex(),
                  "input_hash": "0x" + r[2].hex(), "output_hash": "0x" + r[3].hex(), "runner": address_hex(r[4]),
@@ -361,7 +364,7 @@ class AsyncModelRuns(AsyncModels):
         """Re-run recorded inference `number` of a version on `inputs` and compare both digests with the
         receipt's: `inputs_match` says these are the inputs it recorded, `outputs_match` that this run
         gave the very tensors it recorded (bit for bit: only digests are on chain)."""
-        version = await self.version(ref)
+        version = await self.registry.version(ref)
         name, at = version["model"], version["version"]
         found = [r for r in await self.receipts(ModelRef(name, at), first=number, count=1) if r["number"] == number]
         if not found:
@@ -376,4 +379,4 @@ class AsyncModelRuns(AsyncModels):
                 "rerun_output_hash": "0x" + result.output_hash.hex(), "outputs": result.outputs}  # fmt: skip
 
 
-__all__ = ["AsyncModelRuns", "Inference", "Pulled", "models_dir", "still_verified"]
+__all__ = ["AsyncModelRuns", "Inference", "Pulled", "still_verified"]

@@ -2,18 +2,18 @@
 
 - `Client` (blocking) and `AsyncClient` (asyncio): JSON-RPC, transactions signed with your
   key and waited for until finalized, contract calls, artifact upload and download.
-- `client.models` (`node.sdk.models`, `node.sdk.runs`): publish, license, pull, verify, run
-  and record AI models; `node.sdk.provenance` their lineage; `node.sdk.terms` how terms are written.
-- `node.sdk.errors`: what they raise, the node's own error types.
+- `client.models` (`aichain_node.models`, `aichain_node.runs`): publish, license, pull, verify, run
+  and record AI models; `aichain_node.provenance` their lineage; `aichain_node.terms` how terms are written.
+- `aichain_node.errors`: what they raise, the node's own error types.
 
 See docs/sdk.md for examples (they run as tests).
 """
 
 from __future__ import annotations
 
-from node.sdk.aclient import DEFAULT_URL, AsyncClient
-from node.sdk.client import Client
-from node.sdk.errors import (
+from aichain_node.aclient import DEFAULT_URL, AsyncClient
+from aichain_node.client import Client
+from aichain_node.errors import (
     AccessRefused,
     ArtifactMismatch,
     KeyNotReleased,
@@ -27,7 +27,7 @@ from node.sdk.errors import (
     TransactionFailed,
     WrongNode,
 )
-from node.sdk.terms import ModelRef, Offer
+from aichain_node.terms import ModelRef, Offer
 
 __all__ = [
     "DEFAULT_URL",

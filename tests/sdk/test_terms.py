@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from aichain_node.terms import BPS, ModelRef, Offer, TermsError, parse_bps, parse_duration, parse_owners
 from core.units import UNIT
-from node.sdk.terms import BPS, ModelRef, Offer, TermsError, parse_bps, parse_duration, parse_owners
 
 A = "0x" + "11" * 20
 B = "0x" + "22" * 20

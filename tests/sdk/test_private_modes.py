@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from node.sdk.transfer import StoredDownload, private_dir, private_file
-from tests.node.test_sdk_transfer import KEY, make_tree, stored
+from aichain_node.transfer import StoredDownload, private_dir, private_file
+from tests.sdk.test_transfer import KEY, make_tree, stored
 
 
 def mode(path: Path) -> int:

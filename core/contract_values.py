@@ -97,6 +97,12 @@ def encode_value(value: Any) -> bytes:
     return codec.encode(to_wire(value))
 
 
+def encode_call(function: str, args: list[Any]) -> bytes:
+    """The data of a CALL transaction: `[function name, [arguments]]`, each argument a value as above
+    (what `vm.contract_tx` runs; its rules for bad data are there)."""
+    return codec.encode([function, [to_wire(a) for a in args]])
+
+
 def decode_value(raw: bytes) -> Any:
     try:
         return from_wire(codec.decode(raw, limits=VALUE_LIMITS))

@@ -23,12 +23,12 @@ from urllib.parse import quote
 
 import aiohttp
 
+from aichain_node.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
+from aichain_node.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 from core.artifact import format_id, parse_id
 from core.keys import PrivateKey, address_hex
 from core.read_request import sign_read
 from core.sealing import ChunkDecryptionFailed
-from node.sdk.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
-from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 
 STREAM_BLOCK = 1 << 20
 Progress = Callable[[int], None]  # told how many more bytes moved
@@ -70,8 +70,12 @@ class ArtifactTransfers:
         query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
         headers = {"Content-Type": "application/octet-stream"}
         if encrypt:
-            digest = artifact_id or await asyncio.to_thread(_sha256_of if isinstance(source, bytes) else local_id,
-                                                            source)  # fmt: skip
+            if artifact_id is not None:
+                digest = artifact_id
+            elif isinstance(source, bytes):
+                digest = await asyncio.to_thread(_sha256_of, source)
+            else:
+                digest = await asyncio.to_thread(local_id, source)
             headers["X-Artifact-Id"] = format_id(digest)
             if content_key is not None:
                 headers["X-Content-Key"] = base64.b64encode(content_key).decode()

@@ -5,9 +5,10 @@
                                               offer=Offer(price=10 * AIC))
         licence = await buyer.models.buy("net")
 
-Pulling, verifying and running a model are in `node.sdk.runs`; the lineage views in
-`node.sdk.provenance`. Values come back as plain dicts with 0x-hex addresses and `sha256:`
-ids, ready for JSON.
+Pulling, verifying and running a model are done by an `aichain_node.runs.AsyncModelRuns` this
+object holds (made at the first such call: it needs numpy) and passes the calls to; the lineage
+views are `aichain_node.provenance`. Values come back as plain dicts with 0x-hex addresses and
+`sha256:` ids, ready for JSON.
 """
 
 from __future__ import annotations
@@ -18,18 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aichain_node.content_keys import load_content_key, save_content_key
+from aichain_node.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
+from aichain_node.provenance import lineage_graph
+from aichain_node.terms import ModelRef, Offer, TermsError
+from aichain_node.transfer import local_id
+from aichain_node.views import event_field, licence_view, offer_view, version_view
 from core.account_encryption import encryption_public_key, seal_for
 from core.artifact import format_id, parse_id
 from core.keys import address_hex, parse_address
 from core.sealing import new_content_key
-from node.sdk.content_keys import load_content_key, save_content_key
-from node.sdk.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
-from node.sdk.terms import ModelRef, Offer, TermsError
-from node.sdk.transfer import local_id
-from vm.system import KEYS, LICENSING, MODELS
+from core.system_addresses import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
-    from node.sdk.aclient import AsyncClient, Progress
+    from collections.abc import Mapping
+
+    import numpy as np
+
+    from aichain_node.aclient import AsyncClient, Progress
+    from aichain_node.runs import AsyncModelRuns, Inference, Pulled
 
 AIC = 10**9
 RELEASE_FUND = 1 * AIC  # what a publisher gives its node's releaser for the gas of posting envelopes
@@ -49,40 +57,13 @@ class Published:
         return dict(self.__dict__)
 
 
-def version_view(name: str, number: int, raw: list[Any]) -> dict[str, Any]:
-    artifact, parents, trained_on, publisher, height = raw
-    return {"model": name, "version": number, "artifact": format_id(artifact),
-            "parents": [f"{p[0]}@{p[1]}" for p in parents], "datasets": [format_id(d) for d in trained_on],
-            "publisher": address_hex(publisher), "height": height}  # fmt: skip
-
-
-def offer_view(name: str, number: int, raw: list[Any]) -> dict[str, Any]:
-    version, price, duration, per_use, max_licensees, allow, upstream_bps, upstream, is_open, licensees = raw
-    return {"model": name, "offer": number, "version": version, "price": price, "duration_s": duration,
-            "per_use_price": per_use, "max_licensees": max_licensees, "allow": [address_hex(a) for a in allow],
-            "upstream_bps": upstream_bps, "upstream_models": list(upstream), "open": bool(is_open),
-            "licensees": licensees}  # fmt: skip
-
-
-def licence_view(name: str, version: int, who: bytes, raw: list[Any]) -> dict[str, Any]:
-    offer, expires, uses, deposit, valid = raw
-    return {"model": name, "version": version, "licensee": address_hex(who), "offer": offer,
-            "expires_ms": expires, "uses_charged": uses, "deposit": deposit, "valid": bool(valid)}  # fmt: skip
-
-
-def event_field(receipt: dict[str, Any], name: str, field: str) -> Any:
-    for event in receipt["events"]:
-        if event["name"] == name:
-            return event["fields"][field]
-    raise KeyError(f"the receipt of {receipt['tx_hash']} has no {name} event")
-
-
 class AsyncModels:
     """The model registry and licensing, for the client's account."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self._versions: dict[tuple[str, int], dict[str, Any]] = {}
+        self._runs: AsyncModelRuns | None = None
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -136,6 +117,10 @@ class AsyncModels:
             return None
         return licence_view(version["model"], version["version"], who, raw)
 
+    async def is_owner(self, name: str) -> bool:
+        """True if this account is one of the model's owners."""
+        return address_hex(self.client.address) in {o["address"] for o in (await self.info(name))["owners"]}
+
     async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool:
         return bool(await self._view(LICENSING, "is_licensed", who or self.client.address, name, version))
 
@@ -161,6 +146,11 @@ class AsyncModels:
                                            min(first + EVENT_SPAN - 1, head), name)  # fmt: skip
         return found
 
+    async def lineage(self, name: str) -> dict[str, Any]:
+        """The provenance DAG of a model (aichain_node.provenance): versions, parents, datasets, owners, licences,
+        receipts."""
+        return await lineage_graph(self, name)
+
     # --- writing ------------------------------------------------------------------------------
 
     async def publish(
@@ -184,7 +174,7 @@ class AsyncModels:
         if private:  # the key is made here and kept here too, so the owners can post envelopes themselves
             artifact_id = await asyncio.to_thread(local_id, source)
             content_key = new_content_key()
-            await asyncio.to_thread(save_content_key, artifact_id, content_key)
+            await asyncio.to_thread(save_content_key, client.content_key_dir, artifact_id, content_key)
         publisher = client.address if private else None  # the node keeps the key for versions this account publishes
         stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
                                      artifact_id=artifact_id, publisher=publisher)  # fmt: skip
@@ -237,7 +227,7 @@ class AsyncModels:
         version = await self.version(ref)
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
-        content_key = await asyncio.to_thread(load_content_key, artifact)
+        content_key = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
         if content_key is None:
             raise NoContentKey(f"this machine keeps no content key for {name}@{number} ({version['artifact']}): it "
                                "was published elsewhere; release from there, or let the node that stores it "
@@ -304,5 +294,66 @@ class AsyncModels:
         assert licence is not None
         return licence | {"price": chosen["price"], "deposit_sent": deposit}
 
+    # --- pulling, verifying, running (aichain_node.runs) --------------------------------------
 
-__all__ = ["AIC", "AsyncModels", "Published", "event_field"]
+    @property
+    def runs(self) -> AsyncModelRuns:
+        """The part that pulls, verifies and runs versions, made at its first use (it needs numpy)."""
+        if self._runs is None:
+            from aichain_node.runs import AsyncModelRuns
+
+            self._runs = AsyncModelRuns(self.client, self)
+        return self._runs
+
+    @property
+    def release_wait_s(self) -> float:
+        """How long a licensee's pull waits for the owner's node to post its envelope (`runs.content_key`)."""
+        return self.runs.release_wait_s
+
+    @release_wait_s.setter
+    def release_wait_s(self, seconds: float) -> None:
+        self.runs.release_wait_s = seconds
+
+    def cache_path(self, name: str, version: int, directory: bool) -> Path:
+        """Where a pulled version is kept: under the client's `model_cache_dir`."""
+        return self.runs.cache_path(name, version, directory)
+
+    async def pull(
+        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Progress | None = None,
+        fetch_progress: Progress | None = None, refresh: bool = False,
+    ) -> Pulled:  # fmt: skip
+        """Fetch a version, check it against the chain, decrypt it here (`AsyncModelRuns.pull`)."""
+        return await self.runs.pull(ref, dest, progress=progress, fetch_progress=fetch_progress, refresh=refresh)
+
+    async def verify(self, path: Path, ref: ModelRef | str) -> dict[str, Any]:
+        """Hash a local copy and compare it with the version's artifact id on chain (`AsyncModelRuns.verify`)."""
+        return await self.runs.verify(path, ref)
+
+    async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
+        """This account's content key for a private version (`AsyncModelRuns.content_key`)."""
+        return await self.runs.content_key(name, version, artifact, wait_s=wait_s)
+
+    async def run(
+        self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
+        path: Path | None = None,
+    ) -> Inference:  # fmt: skip
+        """Run a verified version on numpy inputs, recording the receipt with `record` (`AsyncModelRuns.run`)."""
+        return await self.runs.run(ref, inputs, record=record, path=path)
+
+    async def record(self, name: str, version: int, input_hash: bytes, output_hash: bytes) -> dict[str, Any]:
+        """Put an inference receipt on chain (`AsyncModelRuns.record`)."""
+        return await self.runs.record(name, version, input_hash, output_hash)
+
+    async def receipts(self, ref: ModelRef | str, *, first: int = 1, count: int = 256) -> list[dict[str, Any]]:
+        """The inference receipts of a version, oldest first (`AsyncModelRuns.receipts`)."""
+        return await self.runs.receipts(ref, first=first, count=count)
+
+    async def check(
+        self, ref: ModelRef | str, number: int, inputs: Mapping[str, np.ndarray] | np.ndarray, *,
+        path: Path | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Re-run recorded inference `number` and compare its digests (`AsyncModelRuns.check`)."""
+        return await self.runs.check(ref, number, inputs, path=path)
+
+
+__all__ = ["AIC", "AsyncModels", "Published"]

@@ -19,18 +19,22 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aichain_node.aclient import DEFAULT_GAS, DEFAULT_URL, WAIT_S, AsyncClient, Progress
 from core.keys import PrivateKey
-from core.transaction import TxKind
-from node.sdk.aclient import DEFAULT_GAS, DEFAULT_URL, WAIT_S, AsyncClient, Progress
+from core.transaction import Transaction, TxKind
 
 T = TypeVar("T")
 
 
 class Client:
     def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None) -> None:  # fmt: skip
-        """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it."""
-        self.aio = AsyncClient(url, key, timeout=timeout, node_key=node_key)  # the async client, run on this loop:
+                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
+                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
+        """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it;
+        `model_cache_dir` and `content_key_dir` are where pulled models and kept content keys go."""
+        # The async client, run on this loop:
+        self.aio = AsyncClient(url, key, timeout=timeout, node_key=node_key, model_cache_dir=model_cache_dir,
+                               content_key_dir=content_key_dir)  # fmt: skip
         self._loop = asyncio.new_event_loop()  # (made after it, so that bad arguments leave no thread behind)
         self._thread = threading.Thread(target=self._loop.run_forever, name="aichain-sdk", daemon=True)
         self._thread.start()
@@ -94,6 +98,10 @@ class Client:
         wait: bool = True, check: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         return self._run(self.aio.transact(kind, to, value, data, gas=gas, wait=wait, check=check))
+
+    def send_transaction(self, tx: Transaction) -> str:
+        """See `AsyncClient.send_transaction`: a transaction signed already; its hash once admitted."""
+        return self._run(self.aio.send_transaction(tx))
 
     def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         return self._run(self.aio.wait(tx_hash, timeout))

@@ -3,39 +3,46 @@
 It holds an optional signing key. With one, it builds transactions (chain id and minimum gas
 price asked of the node once, nonces tracked locally so that several sends in a row do not
 collide), signs them, sends them and waits until they are in a finalized block. Contract
-values cross as the node's JSON form (`node.rpc.contracts`): bytes as 0x-hex, lists, ints,
-strings. Errors are the node's own types (`node.sdk.errors`).
+values cross as the node's JSON form (`core.contract_json`): bytes as 0x-hex, lists, ints,
+strings. Errors are the node's own types (`aichain_node.errors`).
 
     async with AsyncClient("http://127.0.0.1:8545", key) as node:
         receipt = await node.transfer(recipient, 10**9)
         owners = await node.view(MODELS, "owners_of", "resnet")
 
 Every request has a timeout; a node that does not answer raises `NodeUnreachable`. Artifact
-bytes (upload, download, signed reads of private plaintext) are `node.sdk.artifact_transfers`.
+bytes (upload, download, signed reads of private plaintext) are `aichain_node.artifact_transfers`.
 A signed read names the node it is for (its node key, asked of `node_status` once per client);
 `node_key=` pins the key the node must report, for a node run by someone else.
+
+What the client keeps on this machine goes where it is told, read nowhere else (no environment
+variable): pulled models under `model_cache_dir` (default `~/.aichain/models`), the content keys
+of the private models it publishes under `content_key_dir` (default `~/.aichain/content-keys`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from aichain_node.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
+from aichain_node.content_keys import DEFAULT_CONTENT_KEY_DIR
+from aichain_node.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
+from core.contract_json import value_from_json, value_to_json
+from core.contract_values import encode_call
 from core.keys import PrivateKey, address_hex
 from core.read_request import AUDIENCE_SIZE, parse_node_key
 from core.transaction import Transaction, TxKind
-from node.rpc.contracts import value_from_json, value_to_json
-from node.sdk.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
-from node.sdk.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
-from vm.contract_tx import encode_call
 
 if TYPE_CHECKING:
-    from node.sdk.models import AsyncModels
+    from aichain_node.models import AsyncModels
 
 DEFAULT_URL = "http://127.0.0.1:8545"
+DEFAULT_MODEL_CACHE_DIR = Path("~/.aichain/models")
 DEFAULT_GAS = 5_000_000
 TRANSFER_GAS = 21_000
 WAIT_S = 60.0
@@ -43,14 +50,20 @@ WAIT_S = 60.0
 
 class AsyncClient(ArtifactTransfers):
     def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None) -> None:  # fmt: skip
+                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
+                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
         """`node_key`: the node key the node at `url` must report before this client signs it a read of private
-        plaintext (`aichain-node status` on that node shows it); None trusts what the node reports."""
+        plaintext (`aichain-node status` on that node shows it); None trusts what the node reports.
+        `model_cache_dir`: where pulled models are kept (default `DEFAULT_MODEL_CACHE_DIR`, ~/.aichain/models);
+        `content_key_dir`: where the content keys of the private models this client publishes are kept (default
+        `DEFAULT_CONTENT_KEY_DIR`, ~/.aichain/content-keys)."""
         if node_key is not None and len(node_key) != AUDIENCE_SIZE:
             raise ValueError(f"node_key is a node's public key of {AUDIENCE_SIZE} bytes, not {len(node_key)}")
         self.url = url.rstrip("/")
         self.key = key
         self.timeout = timeout
+        self.model_cache_dir = Path(model_cache_dir or DEFAULT_MODEL_CACHE_DIR).expanduser()
+        self.content_key_dir = Path(content_key_dir or DEFAULT_CONTENT_KEY_DIR).expanduser()
         self.pinned_node_key = node_key
         self._node_key: bytes | None = None  # what the node reported (and the pin allowed), asked once
         self._session: aiohttp.ClientSession | None = None
@@ -83,11 +96,11 @@ class AsyncClient(ArtifactTransfers):
 
     @property
     def models(self) -> AsyncModels:
-        """Models and licences: publish, buy, pull, verify, run, record (node.sdk.models, node.sdk.runs)."""
+        """Models and licences: publish, buy, pull, verify, run, record (aichain_node.models, aichain_node.runs)."""
         if self._models is None:
-            from node.sdk.runs import AsyncModelRuns  # the models API with pull and run (onnxruntime) on top
+            from aichain_node.models import AsyncModels
 
-            self._models = AsyncModelRuns(self)
+            self._models = AsyncModels(self)
         return self._models
 
     def _http(self) -> aiohttp.ClientSession:
@@ -103,15 +116,23 @@ class AsyncClient(ArtifactTransfers):
         try:
             async with asyncio.timeout(timeout or self.timeout):
                 async with self._http().post(self.url, json=body) as response:
-                    answer = await response.json(content_type=None)
+                    try:
+                        answer = await response.json(content_type=None)
+                    except ValueError:  # not JSON: a web server, not a node's RPC endpoint
+                        raise NodeUnreachable(f"{self.url} answered HTTP {response.status}, not JSON-RPC: is it a "
+                                              "node's RPC URL?") from None  # fmt: skip
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise NodeUnreachable(f"no node answers at {self.url} ({exc.__class__.__name__}: {exc}); start one "
-                                  "with `aichain-node start --dev` or give its RPC URL") from exc  # fmt: skip
+                                  "with `aichain-node start --dev` or give its RPC URL (--rpc URL on the command "
+                                  "line)") from exc  # fmt: skip
         if not isinstance(answer, dict):
             raise NodeUnreachable(f"{self.url} did not answer JSON-RPC")
         if "error" in answer:
             error = answer["error"]
-            raise error_from_rpc(int(error.get("code", -32000)), str(error.get("message", "")), error.get("data"))
+            code = error.get("code") if isinstance(error, dict) else None
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise NodeUnreachable(f"{self.url} answered a malformed JSON-RPC error: {str(error)[:200]}")
+            raise error_from_rpc(code, str(error.get("message", "")), error.get("data"))
         return answer.get("result")
 
     async def chain_id(self) -> int:
@@ -169,7 +190,7 @@ class AsyncClient(ArtifactTransfers):
             pending = int((await self.rpc("state_getAccount", address_hex(key.address)))["pending_nonce"])
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
             tx = Transaction(chain_id, key.public_key, nonce, gas, price, kind, to, value, data).signed_by(key)
-            tx_hash = (await self.rpc("tx_send", "0x" + tx.encoded.hex()))["hash"]
+            tx_hash = await self.send_transaction(tx)
             self._next_nonce = nonce + 1
         if not wait:
             return {"tx_hash": tx_hash}
@@ -177,6 +198,11 @@ class AsyncClient(ArtifactTransfers):
         if check and receipt["status"] != "success":
             raise TransactionFailed(receipt)
         return receipt
+
+    async def send_transaction(self, tx: Transaction) -> str:
+        """Send a transaction signed already (by any key); its hash (0x-hex) once the node admitted it."""
+        tx_hash: str = (await self.rpc("tx_send", "0x" + tx.encoded.hex()))["hash"]
+        return tx_hash
 
     async def wait(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         """The receipt of a transaction once it is in a finalized block (instant finality: one block).
@@ -221,4 +247,4 @@ class AsyncClient(ArtifactTransfers):
         return value_from_json(answer["result"])
 
 
-__all__ = ["DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]
+__all__ = ["DEFAULT_MODEL_CACHE_DIR", "DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from core.artifact import FileEntry, check_path, directory_id, format_id
+from core.artifact_listing import directory_files, plaintext_listing
 from core.sealing import AEAD_TAG_SIZE, decrypt_chunk
-from storage.artifact_io import directory_files, plaintext_listing
 
 Progress = Callable[[int], None]
 BLOCK = 1 << 20

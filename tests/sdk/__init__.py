@@ -1,0 +1,1 @@
+"""Tests of the SDK (`aichain_node`) that need no node."""
