@@ -43,7 +43,8 @@ REQUEST_TIMEOUT_S = 10.0
 PARALLEL_WINDOWS = 4
 PENALTY_BAD_BLOCK = 50.0
 PENALTY_UNSERVED = 10.0
-UNSERVED_DOUBT_S = 60.0
+UNSERVED_DOUBT_S = 60.0  # after an empty answer: the peer said it has no such block
+SILENT_DOUBT_S = 15.0  # after no answer: perhaps only slow
 ONE_BEHIND_GRACE_S = 2.0
 
 
@@ -58,9 +59,10 @@ class BlockSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._one_behind_since: tuple[int, float] | None = None
-        # peer node key -> (first height it announced but did not serve, since when): its claims from
+        # peer node key -> (first height it announced but did not serve, until when): its claims from
         # there on are not believed for a while, or one peer announcing a head nobody has would keep
-        # the node "syncing" for as long as it stays connected
+        # the node "syncing" for as long as it stayed connected; the doubt outlives this node's head
+        # passing that height (the blocks came from others; the claim is still unproven)
         self._unserved: dict[bytes, tuple[int, float]] = {}
 
     def register(self) -> None:
@@ -113,7 +115,7 @@ class BlockSync:
     def peer_head(self, peer: Peer, height: int, head_hash: bytes) -> None:
         doubted = self._unserved.get(peer.node_key)
         if doubted is not None:
-            if time.monotonic() - doubted[1] > UNSERVED_DOUBT_S or doubted[0] <= self.node.chain.head.height:
+            if time.monotonic() > doubted[1]:
                 del self._unserved[peer.node_key]
             else:
                 height = min(height, doubted[0] - 1)
@@ -180,7 +182,7 @@ class BlockSync:
             # A node serves at least one block of any range that begins at or below its head.
             claimed = self._heads[peer.node_key]
             peer.penalize(PENALTY_UNSERVED, f"unserved: announced head {claimed} but has no block {start}")
-            self._doubt(peer.node_key, start)
+            self._doubt(peer.node_key, start, UNSERVED_DOUBT_S)
         head = self.node.chain.head.height
         for block, commit in received:
             if block.height > head:
@@ -217,7 +219,7 @@ class BlockSync:
                 del self._requested[window]
             elif now - asked_at > REQUEST_TIMEOUT_S:
                 del self._requested[window]
-                self._doubt(key, max(window, head + 1))  # silent: ask the others, believe it less for a while
+                self._doubt(key, max(window, head + 1), SILENT_DOUBT_S)  # ask the others for a while
         first = (head // WINDOW) * WINDOW + 1
         windows = [first + i * WINDOW for i in range(PARALLEL_WINDOWS) if first + i * WINDOW <= self.target]
         for i, window in enumerate(windows):
@@ -238,14 +240,15 @@ class BlockSync:
         if self.target > chain.head.height:
             asyncio.get_running_loop().call_later(0.5, self._wake.set)
 
-    def _doubt(self, key: bytes, height: int) -> None:
-        """`key` did not serve `height` although it announced it: lower its announced head below it."""
-        self._unserved[key] = (height, time.monotonic())
+    def _doubt(self, key: bytes, height: int, seconds: float) -> None:
+        """`key` did not serve `height` although it announced it: count its announcements only below it
+        for `seconds`."""
+        self._unserved[key] = (height, time.monotonic() + seconds)
         if self._heads.get(key, -1) >= height:
             self._heads[key] = height - 1
         if len(self._unserved) > 1024:  # keys of peers long gone
             now = time.monotonic()
-            self._unserved = {k: v for k, v in self._unserved.items() if now - v[1] <= UNSERVED_DOUBT_S}
+            self._unserved = {k: v for k, v in self._unserved.items() if now <= v[1]}
         self._wake.set()
 
     async def _import_ready(self) -> None:

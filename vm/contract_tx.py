@@ -45,8 +45,6 @@ def encode_deploy(module: Module, args: list[Any]) -> bytes:
     return codec.encode([module.encode(), [to_wire(a) for a in args]])
 
 
-
-
 def contract_transaction(view: StateView, tx: Transaction, height: int, time_ms: int, gas: int) -> Outcome:
     """Run a deploy or call transaction with `gas` (after the intrinsic gas).
 
