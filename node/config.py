@@ -126,7 +126,7 @@ class ConsensusConfig:
     """Round timeouts in seconds (`timeout_` + a field of `TimeoutConfig`, whose defaults they keep),
     and the double-sign guard: a validator whose key signed one of the last `double_sign_check_height`
     blocks without this node remembering it (its sign state was lost) waits until that many blocks
-    pass without its key before it signs (0: never wait; see node/double_sign_guard.py)."""
+    pass without its key before it signs (0: never wait; see node/consensus/double_sign_guard.py)."""
 
     timeout_propose_s: float = _TIMEOUTS.propose_s
     timeout_propose_delta_s: float = _TIMEOUTS.propose_delta_s

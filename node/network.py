@@ -2,7 +2,7 @@
 
 Message types (application range of `node.p2p.messages`):
 
-- 16 `[16, [tx bytes, ...]]`: transactions, see `node.tx_gossip`.
+- 16 `[16, [tx bytes, ...]]`: transactions, see `node.txpool.gossip`.
 - 17 `[17, proposal, block bytes]`: for the height we decide; the proposer's signature is
   checked; forwarded once.
 - 18 `[18, vote]`: for the height we decide, from a validator, signature checked; forwarded once.
@@ -11,10 +11,10 @@ Message types (application range of `node.p2p.messages`):
   it becomes evidence like a conflict at the current height.
 - 19 `[19, evidence bytes]`: checked against the validator set; forwarded once.
 - 20 `[20, height, head hash]`: a peer's head, announced after each block (drives sync).
-- 21, 22: block ranges, see `node.sync`.
-- 23-26: artifacts (want, have, get chunks, chunk), see `node.artifact_exchange`.
+- 21, 22: block ranges, see `node.p2p.sync`.
+- 23-26: artifacts (want, have, get chunks, chunk), see `node.artifacts.exchange`.
 - 27 `[27, height, round, step, ...]`: where a node is in consensus and which votes it holds;
-  each peer is sent the proposals and votes it lacks, see `node.vote_gossip`.
+  each peer is sent the proposals and votes it lacks, see `node.consensus.vote_gossip`.
 
 A message that cannot be decoded, or whose signature fails, lowers the sender's score (the
 P2P layer bans a peer whose score falls too low). Proposals and votes for the height after
@@ -36,16 +36,16 @@ from core.evidence import DuplicateVote
 from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction
-from node import artifact_exchange
-from node.artifact_exchange import ArtifactExchange
-from node.held_messages import VOTE_SIZE, HeldForNextHeight
+from node.artifacts import exchange as artifact_exchange
+from node.artifacts.exchange import ArtifactExchange
+from node.consensus.held_messages import VOTE_SIZE, HeldForNextHeight
+from node.consensus.vote_gossip import ROUND_STEP, VoteGossip
 from node.p2p.config import P2PConfig as TransportConfig
 from node.p2p.gossip import Gossip, message_id
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
-from node.sync import BlockSync
-from node.tx_gossip import TxGossip
-from node.vote_gossip import ROUND_STEP, VoteGossip
+from node.p2p.sync import BlockSync
+from node.txpool.gossip import TxGossip
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -117,7 +117,7 @@ class Network:
 
     async def broadcast_consensus(self, message: object) -> None:
         """Called by the consensus driver for what it signed: ("proposal", p, block) or ("vote", v).
-        A peer that misses it (down, restarting or syncing) gets it later from `node.vote_gossip`."""
+        A peer that misses it (down, restarting or syncing) gets it later from `node.consensus.vote_gossip`."""
         msg_type, payload = _consensus_payload(message)
         await self.gossip.publish(msg_type, payload)
         if msg_type == VOTE:

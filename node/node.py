@@ -27,19 +27,19 @@ from core.evidence import DuplicateVote
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
 from core.transaction import Transaction
-from node.admission import TxAdmission, now_ms
-from node.artifact_access import ArtifactAccess, PublisherBindings
-from node.artifact_flight import FetchInFlight
-from node.artifacts_http import add_artifact_routes
+from node.artifacts.access import ArtifactAccess, PublisherBindings
+from node.artifacts.flight import FetchInFlight
+from node.artifacts.head_view import HeadView
+from node.artifacts.http import add_artifact_routes
+from node.artifacts.key_release import KeyRelease, events_of
+from node.artifacts.upload_body import UploadLimits
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
-from node.consensus_driver import ConsensusDriver
-from node.double_sign_guard import DoubleSignGuard
-from node.head_view import HeadView
+from node.consensus.double_sign_guard import DoubleSignGuard
+from node.consensus.driver import ConsensusDriver
+from node.consensus.signer import Signer
 from node.http_log import server_logger
-from node.key_release import KeyRelease, events_of
 from node.loop_monitor import LoopMonitor
-from node.mempool import Mempool, MempoolLimits
 from node.metrics import CONTENT_TYPE, NodeMetrics
 from node.network import Network
 from node.p2p.config import P2PConfig as TransportConfig
@@ -47,9 +47,9 @@ from node.process_tuning import tune_gc, tune_malloc
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.rpc.read_calls import ReadOnlyCalls
-from node.signstate import Signer
-from node.tx_journal import JournalKeeper, TxJournal
-from node.upload_body import UploadLimits
+from node.txpool.admission import TxAdmission, now_ms
+from node.txpool.journal import JournalKeeper, TxJournal
+from node.txpool.mempool import Mempool, MempoolLimits
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
@@ -188,7 +188,7 @@ class Node(TxAdmission):
         log.info("node stopped")
 
     async def _open_journal(self) -> list[Transaction]:
-        """Open the mempool journal, admit again what it kept (see node.tx_journal), and journal
+        """Open the mempool journal, admit again what it kept (see node.txpool.journal), and journal
         every admission from now on."""
         journal = JournalKeeper(TxJournal(self.config.datadir / "mempool"), self.mempool.records,
                                 lambda: self.mempool.size_bytes)  # fmt: skip
@@ -245,7 +245,7 @@ class Node(TxAdmission):
             raise ConfigError(f"cannot listen for peers on {where}: {exc.strerror}; choose another --p2p-port") from exc
 
     def _start_guard(self, signer: Signer) -> None:
-        """The double-sign guard (node/double_sign_guard.py), shown the last commits this node holds."""
+        """The double-sign guard (node/consensus/double_sign_guard.py), shown the last commits this node holds."""
         assert self.driver is not None
         network = self.network
         guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height,

@@ -13,14 +13,14 @@ from core import codec
 from core.errors import AichainError, DecodeError, NotFound, TransactionEvicted
 from core.keys import address_hex
 from core.transaction import Transaction
-from node.evictions import Eviction, EvictionReason
 from node.rpc import params as p
 from node.rpc.artifacts import register_artifacts
 from node.rpc.contracts import register_contracts
 from node.rpc.eth import register_eth
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import block_view, commit_view, header_view, hx, receipt_view, tx_view
-from node.tx_decode import decode_each, without_tracebacks
+from node.txpool.decode import decode_each, without_tracebacks
+from node.txpool.evictions import Eviction, EvictionReason
 from vm.account import Account
 
 if TYPE_CHECKING:

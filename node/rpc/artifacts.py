@@ -1,8 +1,8 @@
 """The `artifact_` RPC namespace: what this node stores, and keeping it (pins, checks, gc, removal).
 
-The bytes themselves move over plain HTTP (node/artifacts_http.py), which streams. No method here
+The bytes themselves move over plain HTTP (node/artifacts/http.py), which streams. No method here
 returns an artifact's bytes: a private one's plaintext is only for signed owners and licensees
-(`node.artifact_access`); `artifact_verify` decrypts to check the digest but answers only yes or no.
+(`node.artifacts.access`); `artifact_verify` decrypts to check the digest but answers only yes or no.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
-from node.artifacts_http import manifest_summary
+from node.artifacts.http import manifest_summary
 from node.rpc import params as p
 from node.rpc.registry import MethodRegistry, Param
 
 if TYPE_CHECKING:
-    from node.artifact_exchange import ArtifactExchange
+    from node.artifacts.exchange import ArtifactExchange
     from node.node import Node
 
 

@@ -19,7 +19,7 @@ import pytest
 from core.artifact import KIND_DIRECTORY, FileEntry, Manifest, directory_id, format_id
 from core.errors import ArtifactError, DecodeError
 from core.sealing import AEAD_TAG_SIZE, ChunkDecryptionFailed, encrypt_chunk
-from node.artifacts_http import manifest_summary
+from node.artifacts.http import manifest_summary
 from node.sdk.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, remove, tar_stream
 from storage.artifact_io import plaintext_blocks, plaintext_listing
 

@@ -1,4 +1,4 @@
-"""Transaction gossip batches (node/tx_gossip.py): bounded by count and bytes; a failed batch is survived."""
+"""Transaction gossip batches (node/txpool/gossip.py): bounded by count and bytes; a failed batch is survived."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from core.keys import PrivateKey
 from core.transaction import Transaction, TxKind
 from node.metrics import NodeMetrics
 from node.p2p import Peer
-from node.tx_gossip import TXS, TxGossip, batches
+from node.txpool.gossip import TXS, TxGossip, batches
 from tests.p2p.support import Cluster, connected, wait_until
 
 
