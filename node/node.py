@@ -1,8 +1,12 @@
-"""The node runtime: opens the chain, runs the block producer, serves JSON-RPC and metrics.
+"""The node: its composition root. It opens the chain, makes each part with the narrow things that
+part needs, and starts and stops them in order.
 
-Lifecycle: `await node.start()` … `await node.stop()`. Blocks are built and committed in a
-worker thread (execution is CPU work; the event loop keeps answering RPC meanwhile), one at
-a time; the mempool and every other piece of state is touched only on the event loop.
+Lifecycle: `await node.start()` … `await node.stop()`. Blocks are built and committed on one
+block thread (execution is CPU work; the event loop keeps answering RPC meanwhile), one at a
+time; the mempool and every other piece of state is touched only on the event loop. No part
+holds the `Node`: each takes what it uses in its constructor (a `Protocol` declared where it is
+used, or a plain callable), and the node calls them back only through `_block_committed`, the
+bookkeeping after each block.
 """
 
 from __future__ import annotations
@@ -14,52 +18,63 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from core.block import Vote
-from core.errors import ConfigError
-from core.evidence import DuplicateVote
+from consensus.tendermint import Tendermint
+from core.errors import AichainError, ConfigError
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
 from core.transaction import Transaction
 from node.artifacts.access import ArtifactAccess, PublisherBindings
+from node.artifacts.exchange import ArtifactExchange
 from node.artifacts.flight import FetchInFlight
 from node.artifacts.head_view import HeadView
 from node.artifacts.http import add_artifact_routes
 from node.artifacts.key_release import KeyRelease, events_of
 from node.artifacts.upload_body import UploadLimits
+from node.block_thread import BlockThread
 from node.chain import Chain, PendingBlock
+from node.clock import now_ms
 from node.config import NodeConfig
-from node.consensus.double_sign_guard import DoubleSignGuard
-from node.consensus.driver import ConsensusDriver
+from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
+from node.consensus.driver import ConsensusDriver, broadcast_nowhere
+from node.consensus.evidence import EvidencePool
+from node.consensus.inbox import Inbox
+from node.consensus.prebuild import Prebuilder
+from node.consensus.reactor import ConsensusReactor
 from node.consensus.signer import Signer
+from node.consensus.vote_gossip import VoteGossip
+from node.consensus.wal import ConsensusWal
 from node.http_log import server_logger
 from node.loop_monitor import LoopMonitor
 from node.metrics import CONTENT_TYPE, NodeMetrics
-from node.network import Network
+from node.network import Network, transport_config
 from node.p2p.config import P2PConfig as TransportConfig
+from node.p2p.gossip import Gossip
+from node.p2p.manager import PeerManager
+from node.p2p.sync import BlockSync
 from node.process_tuning import tune_gc, tune_malloc
+from node.rpc.api import Served, build_registry
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
 from node.rpc.read_calls import ReadOnlyCalls
-from node.txpool.admission import TxAdmission, now_ms
+from node.txpool.admission import TxAdmission
+from node.txpool.gossip import TxGossip
 from node.txpool.journal import JournalKeeper, TxJournal
 from node.txpool.mempool import Mempool, MempoolLimits
+from node.version import CLIENT_VERSION
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
 log = logging.getLogger("aichain.node")
 
-VERSION = "0.1.0"
-CLIENT_VERSION = f"aichain-node/v{VERSION}/python"
 
-
-class Node(TxAdmission):
+class Node:
     def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
         self.config = config
         self.metrics = NodeMetrics()
@@ -71,27 +86,28 @@ class Node(TxAdmission):
             self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
         self.timeouts = config.consensus.timeouts()
         self._validator_key = validator_key
+        self.blocks = BlockThread()
+        self.rpc_url = ""
+        self.started_at = 0.0
+        self._stopping = False
+        self._new_head = asyncio.Condition()
+        self._last_block_at: float | None = None
+        # Made by `start` (the database opens there):
         self.kv: KeyValueStore | None = None
         self.chain: Chain
         self.artifacts: ArtifactStore
-        self.mempool: Mempool
-        self.rpc_url = ""
-        self.started_at = 0.0
-        self._runner: web.AppRunner | None = None
-        self.contract_calls: ReadOnlyCalls | None = None  # set by node/rpc/contracts.py
-        self.driver: ConsensusDriver | None = None
-        self.network: Network | None = None
-        self.key_release: KeyRelease | None = None
-        self.journal: JournalKeeper | None = None
         self.artifact_access: ArtifactAccess
         self.node_key: PrivateKey  # its P2P identity, the releaser's account, the audience of signed reads
-        self.commit_lock = asyncio.Lock()
-        self._evidence: dict[bytes, bytes] = {}
-        self._last_block_at: float | None = None
-        self._new_head = asyncio.Condition()
-        self._stopping = False
-        self.block_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
-        self._init_admission()
+        self.mempool: Mempool
+        self.admission: TxAdmission
+        self.journal: JournalKeeper | None = None
+        self.evidence: EvidencePool
+        self.driver: ConsensusDriver | None = None
+        self.guard: DoubleSignGuard | None = None
+        self.network: Network | None = None
+        self.key_release: KeyRelease | None = None
+        self.contract_calls: ReadOnlyCalls | None = None
+        self._runner: web.AppRunner | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -105,64 +121,82 @@ class Node(TxAdmission):
         except BaseException:
             self.kv.close()
             raise
+        chain = self.chain
         bindings = PublisherBindings(config.artifacts_path / "publishers")
         self.node_key = self._load_node_key()  # with P2P off too: signed reads name the node they are for
         self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
-                                              HeadView(self.chain, self.genesis.chain_id), bindings)  # fmt: skip
+                                              HeadView(chain, self.genesis.chain_id), bindings)  # fmt: skip
         access = self.artifact_access
         self.metrics.private_reads_source = lambda: {"granted": access.granted, "refused": access.refused}
         self.mempool = Mempool(
             self.genesis.chain_id,
             self.genesis.params,
-            self._account_nonce_balance,
+            _nonce_balance(chain),
             MempoolLimits(
                 max_txs=config.mempool.max_txs,
                 max_bytes=config.mempool.max_bytes,
                 max_per_sender=config.mempool.max_per_sender,
                 ttl_ms=config.mempool.ttl_s * 1000,
             ),
-            is_committed=lambda tx_hash: self.chain.blocks.tx_location(tx_hash) is not None,
+            is_committed=lambda tx_hash: chain.blocks.tx_location(tx_hash) is not None,
         )
         self.mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
+        self.admission = TxAdmission(self.mempool, self.metrics, next_nonce=lambda a: chain.account(a).nonce,
+                                     tx_location=chain.blocks.tx_location)  # fmt: skip
         restored = await self._open_journal()
         key = self._validator_key or self._load_validator_key()
         signer = None
         if key is not None:
             signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json",
                             unsafe_allow_double_sign=config.test_double_sign)  # fmt: skip
-        self.driver = ConsensusDriver(self, signer, self.timeouts)
+        self.evidence = EvidencePool(chain.usable_evidence, self.metrics.evidence_found.inc)
+        machine = Tendermint(self.genesis.chain_id, signer.address if signer else None, self.timeouts)
+        self._inbox = Inbox()
+        if config.p2p.enabled:
+            self.network = self._make_network(machine, signer)
+        elif signer is not None:
+            self.guard = self._make_guard(signer, None)
+        network = self.network
+        prebuilder = Prebuilder(chain, self.mempool, self.blocks, self.timing)
+        self.admission.subscribe(prebuilder.admitted)
+        self.driver = ConsensusDriver(
+            machine=machine, signer=signer, inbox=self._inbox, ledger=chain, params=self.timing,
+            mempool=self.mempool, evidence=self.evidence, blocks=self.blocks, prebuilder=prebuilder,
+            wal=ConsensusWal(self.kv), metrics=self.metrics, on_committed=self._block_committed,
+            tx_arrived=self.admission.tx_arrived, hold_admission=self.admission.consensus_work, guard=self.guard,
+            broadcast=broadcast_nowhere if network is None else network.consensus.broadcast,
+            on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
+        )  # fmt: skip
         self.metrics.consensus_source = self.driver.status
         self.driver.double_sign = config.test_double_sign
         self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
         self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
-        node_key = self.node_key
-        if config.p2p.enabled:
-            await self._start_network(node_key, signer is not None)
-            if restored and self.network is not None:
-                self.network.announce_txs(restored)  # peers that lost them too get them back
-        if signer is not None:
-            self._start_guard(signer)
+        if network is not None:
+            await self._start_network(network)
+            if restored:
+                network.txs.announce(restored)  # peers that lost them too get them back
         if config.models.release_keys:
-            self.key_release = KeyRelease(self, node_key)
+            self.key_release = self._make_key_release()
             self.key_release.start()
-        self.metrics.head_height.set(self.chain.head.height)
-        self.metrics.finalized_height.set(self.chain.head.height)
+        self.metrics.head_height.set(chain.head.height)
+        self.metrics.finalized_height.set(chain.head.height)
         await self._start_rpc()
         self.started_at = time.time()
         self._write_node_file()
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
         # a restart do not pay a disk read per touched node; it shares the block thread, so it
         # never runs beside a commit.
-        asyncio.get_running_loop().run_in_executor(self.block_worker, self.chain.tree.warm)
+        asyncio.get_running_loop().run_in_executor(self.blocks.executor, chain.tree.warm)
         self.driver.start()
         tune_gc()
         tune_malloc()
-        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
+        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, chain.head.height, self.rpc_url)
 
     async def stop(self) -> None:
         """Stop producing, finish the block being committed, close RPC and the database."""
         self._stopping = True
-        self.tx_arrived.set()
+        if self.kv is not None:
+            self.admission.tx_arrived.set()
         async with self._new_head:
             self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
         if self.driver is not None:
@@ -177,9 +211,9 @@ class Node(TxAdmission):
             await self.contract_calls.close()  # its threads read the database: before it closes
         if self.journal is not None:
             await self.journal.close()
-        self.block_worker.shutdown(wait=True)
-        self._verifiers.shutdown(wait=True)
+        self.blocks.shutdown()
         if self.kv is not None:
+            self.admission.close()
             self.kv.close()
             self.artifacts.close()
         with contextlib.suppress(FileNotFoundError):
@@ -197,8 +231,8 @@ class Node(TxAdmission):
                                                "bytes": journal.journal.bytes_written}  # fmt: skip
         journal.follow_evictions(self.mempool)
         records = journal.load()
-        restored = await self.readmit(records, self.mempool.limits.ttl_ms) if records else []
-        self.tx_listeners.append(journal.admitted)
+        restored = await self.admission.readmit(records, self.mempool.limits.ttl_ms) if records else []
+        self.admission.subscribe(journal.admitted)
         if records:
             log.info("mempool: %d of %d journaled transactions admitted again", len(restored), len(records))
             journal.compact()  # what was not admitted again leaves the journal
@@ -213,9 +247,38 @@ class Node(TxAdmission):
         write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
         return node_key
 
-    async def _start_network(self, node_key: PrivateKey, is_validator: bool) -> None:
+    def _make_network(self, machine: Tendermint, signer: Signer | None) -> Network:
+        """The P2P side (node/network.py), each protocol given what it reads and calls; and the
+        double-sign guard of a validator, which watches the votes peers send."""
+        config, chain, admission = self.config, self.chain, self.admission
+        manager = PeerManager(transport_config(self._transport(signer is not None)), self.node_key)
+        sync = BlockSync(manager, chain, self.blocks, machine, admission.verify_block_signatures,
+                         self._block_committed, self.metrics, config.p2p.sync_answer_bytes)  # fmt: skip
+        if signer is not None:
+            self.guard = self._make_guard(signer, sync.peer_heads)
+        votes = VoteGossip(manager, machine, chain, self.metrics)
+
+        async def admit_from_peer(txs: Sequence[Transaction]) -> list[bytes | AichainError]:
+            return await admission.submit_many(txs, relay=False)  # gossip forwards what it admits itself
+
+        txs = TxGossip(manager, self.metrics, knows=admission.knows_tx, admit=admit_from_peer, order=admission)
+        guard = self.guard
+        reactor = ConsensusReactor(
+            manager=manager, gossip=Gossip(manager), chain=chain, votes=votes, deliver=self._inbox.receive,
+            evidence=self.evidence, metrics=self.metrics, lookup_tx=self.mempool.get,
+            observe_vote=(lambda vote: None) if guard is None else guard.observe_vote,
+        )  # fmt: skip
+        self.evidence.subscribe(reactor.publish_evidence)
+        exchange = ArtifactExchange(self.artifacts, manager, config.artifacts)
+        network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
+        admission.subscribe(txs.announce, relay_only=True)
+        self.metrics.p2p_source = lambda: manager.metrics
+        self.metrics.artifact_source = exchange.counters
+        return network
+
+    def _transport(self, is_validator: bool) -> TransportConfig:
         config = self.config
-        transport = TransportConfig(
+        return TransportConfig(
             chain_id=self.genesis.chain_id,
             genesis_hash=self.genesis.hash(),
             host=config.p2p.addr,
@@ -232,28 +295,31 @@ class Node(TxAdmission):
             # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
             ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
         )
-        self.network = Network(self, node_key, transport)
-        self.metrics.p2p_source = lambda: self.network.manager.metrics if self.network is not None else None
-        self.metrics.artifact_source = lambda: self.network.artifacts.counters() if self.network is not None else None
-        assert self.driver is not None
-        self.driver.broadcast = self.network.broadcast_consensus
-        self.driver.on_state_changed = self.network.votes.state_changed
+
+    async def _start_network(self, network: Network) -> None:
+        config = self.config
         try:
-            await self.network.start()
+            await network.start()
         except OSError as exc:
             where = f"{config.p2p.addr}:{config.p2p.port}"
             raise ConfigError(f"cannot listen for peers on {where}: {exc.strerror}; choose another --p2p-port") from exc
 
-    def _start_guard(self, signer: Signer) -> None:
+    def _make_guard(self, signer: Signer, peer_heads: PeerHeads | None) -> DoubleSignGuard:
         """The double-sign guard (node/consensus/double_sign_guard.py), shown the last commits this node holds."""
-        assert self.driver is not None
-        network = self.network
-        guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height,
-                                network.peer_heads if network is not None else None)  # fmt: skip
+        guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height, peer_heads)
         head = self.chain.head.height
         for height in range(max(1, head - guard.check_height + 1), head + 1):
             guard.observe_commit(self.chain.blocks.commit(height))
-        self.driver.use_guard(guard)
+        return guard
+
+    def _make_key_release(self) -> KeyRelease:
+        network, admission = self.network, self.admission
+        return KeyRelease(
+            self.node_key, chain=self.chain, content_key=self.artifacts.content_key,
+            publisher_of=self.artifact_access.bindings.publisher_of,
+            syncing=(lambda: False) if network is None else network.sync.syncing,
+            pending_nonce=self.mempool.pending_nonce, submit=admission.submit,
+        )  # fmt: skip
 
     def _load_validator_key(self) -> PrivateKey | None:
         path = self.config.validator_key_path
@@ -263,14 +329,22 @@ class Node(TxAdmission):
         return read_key_file(path, password)
 
     async def _start_rpc(self) -> None:
-        app = web.Application(client_max_size=self.config.rpc.max_body_bytes)
-        from node.rpc.api import build_registry
-
-        dispatcher = Dispatcher(
-            build_registry(self),
-            RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
-        )
-        add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
+        rpc = self.config.rpc
+        app = web.Application(client_max_size=rpc.max_body_bytes)
+        calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
+                              rpc.call_max_in_flight)  # fmt: skip
+        self.contract_calls = calls
+        self.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
+        assert self.driver is not None
+        served = Served(
+            chain=self.chain, genesis=self.genesis, mempool=self.mempool, admission=self.admission,
+            status=self.status, consensus_status=self.driver.status, peer_count=self._peer_count,
+            wait_for_height=self.wait_for_height, artifacts=self.artifacts,
+            exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
+        )  # fmt: skip
+        dispatcher = Dispatcher(build_registry(served), RpcLimits(max_body_bytes=rpc.max_body_bytes,
+                                                                  max_batch=rpc.max_batch))  # fmt: skip
+        add_rpc_routes(app, dispatcher, cors_origins=rpc.cors_origins)
         a = self.config.artifacts
         uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
                                min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
@@ -280,18 +354,18 @@ class Node(TxAdmission):
         app.router.add_get("/health", self._health_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.rpc.addr, self.config.rpc.port, reuse_address=True)
+        site = web.TCPSite(self._runner, rpc.addr, rpc.port, reuse_address=True)
         try:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
             raise ConfigError(
-                f"cannot listen for RPC on {self.config.rpc.addr}:{self.config.rpc.port}: {exc.strerror}; "
+                f"cannot listen for RPC on {rpc.addr}:{rpc.port}: {exc.strerror}; "
                 "is another node running? choose another --rpc-port"
             ) from exc
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        host, port = sockets[0].getsockname()[:2] if sockets else (self.config.rpc.addr, self.config.rpc.port)
+        host, port = sockets[0].getsockname()[:2] if sockets else (rpc.addr, rpc.port)
         self.rpc_url = f"http://{host}:{port}"
 
     def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
@@ -315,11 +389,7 @@ class Node(TxAdmission):
     async def _health_handler(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "height": self.chain.head.height})
 
-    # --- transactions ------------------------------------------------------------------------
-
-    def _account_nonce_balance(self, address: bytes) -> tuple[int, int]:
-        account = self.chain.account(address)
-        return account.nonce, account.balance
+    # --- after each block ----------------------------------------------------------------------
 
     async def wait_for_height(self, height: int, timeout: float) -> bool:
         """True once the head reaches `height`; False on timeout or when the node is stopping."""
@@ -332,46 +402,17 @@ class Node(TxAdmission):
                 return False
         return self.chain.head.height >= height
 
-    # --- consensus hooks ---------------------------------------------------------------------
-
-    def take_evidence(self) -> tuple[bytes, ...]:
-        """Evidence to include in the next block we propose."""
-        return tuple(self._evidence.values())
-
-    def has_evidence(self) -> bool:
-        return bool(self._evidence)
-
-    def evidence_found(self, first: Vote, second: Vote) -> None:
-        """The consensus machine saw a validator sign two different votes for one (height, round, type)."""
-        evidence = DuplicateVote.of(first, second)
-        self.metrics.evidence_found.inc()
-        log.warning("validator 0x%s equivocated at height %d round %d: evidence %s",
-                    evidence.validator.hex(), evidence.height, first.round, evidence.hash().hex()[:16])  # fmt: skip
-        if self.add_evidence(evidence) and self.network is not None:
-            asyncio.get_running_loop().create_task(self.network.broadcast_evidence(evidence.encode()))
-
-    def add_evidence(self, evidence: DuplicateVote) -> bool:
-        key = evidence.hash()
-        if key in self._evidence or len(self._evidence) >= 1000:
-            return False
-        self._evidence[key] = evidence.encode()
-        return True
-
-    async def block_committed(self, pending: PendingBlock) -> None:
-        """Bookkeeping after a block is committed: mempool, evidence, metrics, peers, waiters."""
+    async def _block_committed(self, pending: PendingBlock) -> None:
+        """Bookkeeping after a block is committed (by consensus or sync): guard, evidence, peers,
+        consensus, mempool, journal, metrics, waiters, key release."""
         block = pending.block
-        if self.driver is not None and self.driver.guard is not None:
-            self.driver.guard.observe_commit(block.last_commit)
-            self.driver.guard.observe_commit(self.chain.last_commit)
-        for raw in block.evidence:
-            self._evidence.pop(DuplicateVote.decode(raw).hash(), None)
-        if self._evidence:
-            usable = set(self.chain.usable_evidence(tuple(self._evidence.values())))
-            self._evidence = {k: v for k, v in self._evidence.items() if v in usable}
+        if self.guard is not None:
+            self.guard.observe_commit(block.last_commit)
+            self.guard.observe_commit(self.chain.last_commit)
+        self.evidence.block_committed(block.evidence)
         if self.network is not None:
-            await self.network.head_changed()
-        if self.driver is not None:
-            self.driver.wake()
+            await self.network.head_changed(self.chain.head.height)
+        self._inbox.wake()  # consensus re-checks the height
         used = {(tx.sender_address, tx.nonce): tx.hash for tx in block.transactions}
         self.mempool.remove_committed({sender for sender, _ in used}, used)
         self.mempool.expire(now_ms())
@@ -398,6 +439,9 @@ class Node(TxAdmission):
         signer = None if self.driver is None else self.driver.signer
         return None if signer is None else "0x" + signer.address.hex()
 
+    def _peer_count(self) -> int:
+        return 0 if self.network is None else self.network.peer_count()
+
     def status(self) -> dict[str, Any]:
         head = self.chain.head
         return {
@@ -412,7 +456,7 @@ class Node(TxAdmission):
             "validator": self.validator_address(),
             "validators": len(self.chain.validators),
             "mempool_txs": len(self.mempool),
-            "peers": 0 if self.network is None else self.network.peer_count(),
+            "peers": self._peer_count(),
             "syncing": False if self.network is None else self.network.sync.syncing(),
             "node_key": "0x" + self.node_key.public_key.hex(),  # P2P or not: the audience of signed reads
             "releaser": None if self.key_release is None else "0x" + self.key_release.address.hex(),
@@ -422,6 +466,14 @@ class Node(TxAdmission):
             "artifacts_path": str(self.config.artifacts_path),
             "rpc": self.rpc_url,
         }
+
+
+def _nonce_balance(chain: Chain) -> Callable[[bytes], tuple[int, int]]:
+    def nonce_balance(address: bytes) -> tuple[int, int]:
+        account = chain.account(address)
+        return account.nonce, account.balance
+
+    return nonce_balance
 
 
 def _is_ip(text: str) -> bool:

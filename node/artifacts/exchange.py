@@ -47,7 +47,7 @@ from storage.artifact_io import Digests
 
 if TYPE_CHECKING:
     from node.config import ArtifactsConfig
-    from node.node import Node
+    from storage.artifact_store import ArtifactStore
 
 log = logging.getLogger("aichain.artifacts")
 
@@ -84,9 +84,8 @@ class FetchStatus:
 
 
 class ArtifactExchange:
-    def __init__(self, node: Node, manager: PeerManager, config: ArtifactsConfig) -> None:
-        self.node = node
-        self.store = node.artifacts
+    def __init__(self, store: ArtifactStore, manager: PeerManager, config: ArtifactsConfig) -> None:
+        self.store = store
         self.manager = manager
         self.config = config
         self.status: dict[bytes, FetchStatus] = {}

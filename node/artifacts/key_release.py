@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from core.account_encryption import seal_for
@@ -37,7 +37,7 @@ from vm.contract_tx import encode_call
 from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from node.chain import Chain
 
 log = logging.getLogger("aichain.keyrelease")
 
@@ -51,16 +51,30 @@ Licence = tuple[str, int, bytes]  # (model, version, licensee)
 
 
 class KeyRelease:
-    """Watches committed blocks for licences to models whose keys this node holds; posts their envelopes."""
+    """Watches committed blocks for licences to models whose keys this node holds; posts their envelopes.
 
-    def __init__(self, node: Node, key: PrivateKey) -> None:
-        self.node = node
+    Ports: the chain (head state and accounts); `content_key(artifact)`, the key this node keeps for
+    an artifact, if it does; `publisher_of(artifact)`, who uploaded its bytes here; `syncing()`,
+    whether peers announce heads well ahead; `pending_nonce(address)`, its next nonce in the mempool;
+    `submit(tx)`, admission (raises why a transaction is refused)."""
+
+    def __init__(
+        self, key: PrivateKey, *, chain: Chain, content_key: Callable[[bytes], bytes | None],
+        publisher_of: Callable[[bytes], bytes | None], syncing: Callable[[], bool],
+        pending_nonce: Callable[[bytes], int | None], submit: Callable[[Transaction], Awaitable[bytes]],
+    ) -> None:  # fmt: skip
         self.key = key
         self.address = key.address
+        self.chain = chain
+        self.content_key = content_key
+        self.publisher_of = publisher_of
+        self.syncing = syncing
+        self.pending_nonce = pending_nonce
+        self.submit = submit
         self.waiting_for_key: dict[bytes, set[Licence]] = {}  # buyer -> licences waiting for its X25519 key
         self.posted = 0
         self.skipped = 0  # licences looked at and found served already, lapsed, or not this node's to serve
-        self._view = HeadView(node.chain, node.genesis.chain_id, self.address)
+        self._view = HeadView(chain, chain.chain_id, self.address)
         self._sent: dict[Licence, bytes] = {}  # licences this node sent an envelope for -> the key it sealed to
         self._queue: asyncio.Queue[list[Licence]] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task[None] | None = None
@@ -112,10 +126,9 @@ class KeyRelease:
         that claims a head nobody has kept the node "syncing" for as long as it stayed connected,
         and made each licence wait the whole time: one envelope a minute. (If the owners did post
         one meanwhile, the contract refuses the second: one transaction fails, nothing worse.)"""
-        network = self.node.network
         loop = asyncio.get_running_loop()
         started = loop.time()
-        while network is not None and network.sync.syncing() and not self._head_is_fresh():
+        while self.syncing() and not self._head_is_fresh():
             if self._gave_up or loop.time() - started >= SYNC_WAIT_S:
                 self._gave_up = True
                 return
@@ -123,7 +136,7 @@ class KeyRelease:
         self._gave_up = False
 
     def _head_is_fresh(self) -> bool:
-        return time.time() * 1000 - self.node.chain.head.timestamp_ms < FRESH_HEAD_S * 1000
+        return time.time() * 1000 - self.chain.head.timestamp_ms < FRESH_HEAD_S * 1000
 
     async def _release(self, licence: Licence) -> None:
         await self._caught_up()
@@ -151,10 +164,10 @@ class KeyRelease:
             return None  # the owners did not name this node: not ours to post
         info = self._view(MODELS, "version_info", model, version)
         artifact, publisher = bytes(info[0]), bytes(info[3])
-        content_key = self.node.artifacts.content_key(artifact)
+        content_key = self.content_key(artifact)
         if content_key is None:
             return None  # another node holds this model's key
-        bound = self.node.artifact_access.bindings.publisher_of(artifact)
+        bound = self.publisher_of(artifact)
         if bound != publisher:
             log.warning("not releasing the key of %s to %s: %s was published by %s, but this node keeps the key of %s "
                         "for %s", ref, address_hex(buyer), ref, address_hex(publisher), format_id(artifact),
@@ -177,19 +190,19 @@ class KeyRelease:
 
     async def _post(self, data: bytes) -> bool:
         """Send a post_envelope call; True if the node admitted it."""
-        node = self.node
-        committed_nonce, balance = node._account_nonce_balance(self.address)
-        pending = node.mempool.pending_nonce(self.address)
+        account = self.chain.account(self.address)
+        committed_nonce, balance = account.nonce, account.balance
+        pending = self.pending_nonce(self.address)
         nonce = max(committed_nonce, pending or 0, self._next_nonce or 0)
-        price = node.genesis.params.min_gas_price
+        price = self.chain.params.min_gas_price
         if balance < POST_GAS * price:
             log.warning("cannot post a content-key envelope: the releaser %s holds %d units, a post needs up to %d "
                         "(send it some AIC)", address_hex(self.address), balance, POST_GAS * price)  # fmt: skip
             return False
-        tx = Transaction(node.genesis.chain_id, self.key.public_key, nonce, POST_GAS, price, TxKind.CALL, KEYS, 0,
+        tx = Transaction(self.chain.chain_id, self.key.public_key, nonce, POST_GAS, price, TxKind.CALL, KEYS, 0,
                          data).signed_by(self.key)  # fmt: skip
         try:
-            await node.submit(tx)
+            await self.submit(tx)
         except AichainError as exc:
             self._next_nonce = None
             log.warning("the node refused its own envelope transaction: %s", exc)

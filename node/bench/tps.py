@@ -71,7 +71,7 @@ async def _drive(node: object, raws: list[bytes], duration: float, batch: int, b
             chunk = raws[cursor : cursor + batch]
             cursor += len(chunk)
             txs = [Transaction.decode(raw) for raw in chunk]
-            results = await node.submit_many(txs)
+            results = await node.admission.submit_many(txs)
             rejected += sum(1 for r in results if not isinstance(r, bytes))
             await asyncio.sleep(0)
 

@@ -1,20 +1,26 @@
 """Drives the consensus state machine with real time, real blocks and the network.
 
-One task owns the machine: it takes events from an inbox in order, and carries out the
-actions the machine returns. Heavy work (building or executing a block, committing it)
-runs in the node's block thread while the task awaits it. Rules:
+One task owns the machine: it takes events from its inbox (`node.consensus.inbox`) in order,
+and carries out the actions the machine returns. Heavy work (building or executing a block,
+committing it) runs on the block thread (`node.block_thread`) while the task awaits it. Rules:
 
 - a proposal from a peer is executed on our head before the machine sees it, and reaches
   it with its validity; our own proposals are valid by construction;
 - every signature goes through the `Signer`, which persists what it signs first;
 - messages for the next height are kept (bounded) and replayed when that height starts;
-- between heights it waits as `node.consensus.prebuild.wait_for_next_height` says (the next proposer
-  executes transactions meanwhile);
-- while the double-sign guard (`node.consensus.double_sign_guard`) holds, the machine's requests to sign
-  are kept and carried out when it lets go, if the machine is still in that round;
-- what it signs is flooded once; a peer that was down, restarting or syncing gets it (and
-  every other vote it lacks) from `node.consensus.vote_gossip`, which reads the machine's votes and is
-  told (`on_state_changed`) when the height, round or step may have moved.
+- between heights it waits as `node.consensus.prebuild.wait_for_next_height` says (the next
+  proposer executes transactions meanwhile);
+- while the double-sign guard (`node.consensus.double_sign_guard`) holds, the machine's requests
+  to sign are kept and carried out when it lets go, if the machine is still in that round;
+- what it signs is broadcast once (`SignedProposal`, `SignedVote`); a peer that was down,
+  restarting or syncing gets it (and every other vote it lacks) from
+  `node.consensus.vote_gossip`, which reads the machine's votes and is told (`on_state_changed`)
+  when the height, round or step may have moved.
+
+The driver knows the rest of the node only through the ports it is given: the chain
+(`Ledger`), the mempool (`Pool`), the evidence pool (`Evidence`), `broadcast`, and
+`on_committed`, told of each block it wrote. They are `Protocol`s, as CometBFT's consensus
+state takes its `evidencePool` interface.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from consensus.events import (
     Action,
@@ -39,60 +46,124 @@ from consensus.events import (
     SignProposal,
     SignVote,
     Step,
-    TimeoutConfig,
     TimeoutFired,
     VoteReceived,
 )
 from consensus.tendermint import Tendermint
-from core.block import Block, VoteType
+from core.block import Block, Commit, Header, Vote, VoteType
 from core.errors import AichainError, InvalidBlock
+from core.genesis import ChainParams
 from core.proposal import Proposal
+from core.transaction import Transaction
+from core.validators import ValidatorSet
+from node.block_thread import BlockThread
 from node.chain import BLOCK_TX_BYTES, PendingBlock
+from node.clock import now_ms
 from node.consensus import fault_injection
 from node.consensus.double_sign_guard import DoubleSignGuard, Withheld
-from node.consensus.prebuild import Prebuilder, wait_for_next_height
+from node.consensus.inbox import RETRY, Inbox, UnvalidatedProposal
+from node.consensus.messages import ConsensusMessage, SignedProposal, SignedVote
+from node.consensus.prebuild import NextHeight, Prebuilder, wait_for_next_height
 from node.consensus.signer import DoubleSignRefused, Signer
 from node.consensus.wal import ConsensusWal, resume_point
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from node.metrics import NodeMetrics
 
 log = logging.getLogger("aichain.consensus")
 
 MAX_BUFFERED = 20_000
-Broadcast = Callable[[object], Awaitable[None]]
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+class Ledger(Protocol):
+    """The chain as the driver uses it (`node.chain.Chain`): its head, the set that signs the next
+    block, and the block steps (run on the block thread)."""
+
+    @property
+    def head(self) -> Header: ...
+
+    @property
+    def validators(self) -> ValidatorSet: ...
+
+    def build(
+        self, txs: list[Transaction], proposer: bytes, now_ms: int, evidence: tuple[bytes, ...] = ()
+    ) -> PendingBlock: ...
+
+    def execute(
+        self, block: Block, now_ms: int | None = None, verified: Container[bytes] | None = None
+    ) -> PendingBlock: ...
+
+    def commit(self, pending: PendingBlock, commit: Commit) -> None: ...
+
+
+class Pool(Protocol):
+    """The mempool as the driver uses it (`node.txpool.mempool.Mempool`)."""
+
+    def __len__(self) -> int: ...
+
+    def select(self, max_txs: int, max_gas: int, max_bytes: int | None = None) -> list[Transaction]: ...
+
+    def evict_invalid(self, dropped: Iterable[tuple[Transaction, Exception]], height: int) -> None: ...
+
+    def verified_hashes(self) -> Container[bytes]: ...
+
+
+class Evidence(Protocol):
+    """Evidence of equivocation (`node.consensus.evidence.EvidencePool`)."""
+
+    def take(self) -> tuple[bytes, ...]: ...
+
+    def pending(self) -> bool: ...
+
+    def found(self, first: Vote, second: Vote) -> None: ...
+
+
+Broadcast = Callable[[ConsensusMessage], Awaitable[None]]
+Committed = Callable[[PendingBlock], Awaitable[None]]
+
+
+async def broadcast_nowhere(message: ConsensusMessage) -> None:
+    """Without P2P a validator decides alone: what it signs goes nowhere."""
 
 
 class ConsensusDriver:
-    def __init__(self, node: Node, signer: Signer | None, timeouts: TimeoutConfig | None = None) -> None:
-        self.node = node
+    def __init__(
+        self, *, machine: Tendermint, signer: Signer | None, inbox: Inbox, ledger: Ledger, params: ChainParams,
+        mempool: Pool, evidence: Evidence, blocks: BlockThread, prebuilder: Prebuilder, wal: ConsensusWal,
+        metrics: NodeMetrics, on_committed: Committed, tx_arrived: asyncio.Event,
+        hold_admission: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
+        broadcast: Broadcast = broadcast_nowhere, on_state_changed: Callable[[], None] = lambda: None,
+        guard: DoubleSignGuard | None = None,
+    ) -> None:  # fmt: skip
+        self.machine = machine
         self.signer = signer
-        self.machine = Tendermint(node.genesis.chain_id, signer.address if signer else None, timeouts)
-        self.guard: DoubleSignGuard | None = None  # may this validator sign yet? (`use_guard`)
-        self._withheld: Withheld | None = None  # requests to sign the guard held back
-        self.broadcast: Broadcast | None = None  # set by the network layer
-        self.on_state_changed: Callable[[], None] | None = None  # set by the network layer (vote gossip)
-        self.on_committed: list[Callable[[Block], None]] = []
-        # Test-only switches (node/consensus/fault_injection.py): a Byzantine validator that equivocates, one a
-        # height behind the others at every other height, one that dies after a round-0 prevote.
+        self.ledger = ledger
+        self.params = params  # the chain's, with this node's block time (which may be overridden)
+        self.mempool = mempool
+        self.evidence = evidence
+        self.blocks = blocks
+        self.prebuilder = prebuilder
+        self.wal = wal
+        self.metrics = metrics
+        self.broadcast = broadcast
+        self.on_state_changed = on_state_changed
+        self.on_committed = on_committed
+        self.hold_admission = hold_admission  # transaction admission waits while a block is executed
+        self._next_height = NextHeight(ledger, mempool, evidence, params, signer, prebuilder, tx_arrived)
+        self.guard = guard  # may this validator sign yet?
+        self._withheld = None if guard is None else Withheld(guard, lambda: inbox.put(RETRY))
+        # Test-only switches (node/consensus/fault_injection.py): a Byzantine validator that equivocates,
+        # one a height behind the others at every other height, one that dies after a round-0 prevote.
         self.double_sign = False
         self.commit_delay_s = 0.0
         self.exit_after_prevote_at = 0
-        self.writing_height: int | None = None  # decided here and being written (sync need not fetch it)
-        self._inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._inbox = inbox
         self._pending: dict[bytes, PendingBlock] = {}
-        self._future: list[Event] = []
-        self._next_height_seen = asyncio.Event()
+        self._future: list[Event | UnvalidatedProposal] = []
         self._task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.round_started_at = time.monotonic()
         self._marks: dict[str, float] = {}  # step -> seconds after the height started (first time reached)
-        self.prebuilder = Prebuilder(node)
-        self.wal = ConsensusWal(node.chain.kv)
         self._proposal_of: dict[bytes, Proposal] = {}  # block hash -> the (valid) proposal that carried it
         # One thread: signatures are made one at a time and in order, as the signer's record requires.
         self._signing_thread = ThreadPoolExecutor(1, thread_name_prefix="signer")
@@ -112,29 +183,16 @@ class ConsensusDriver:
                 await self._task
         await asyncio.to_thread(self._signing_thread.shutdown)  # a signature being recorded is recorded whole
 
-    def use_guard(self, guard: DoubleSignGuard) -> None:
-        self.guard = guard
-        self._withheld = Withheld(guard, lambda: self._inbox.put_nowait(_RETRY))  # type: ignore[arg-type]
-
-    # --- inputs from the network ----------------------------------------------------------
-
-    def deliver(self, event: Event) -> None:
-        """Queue a verified proposal or vote (or any event) for the machine."""
-        self._inbox.put_nowait(event)
-
-    def wake(self) -> None:
-        """The head moved (a block was committed, perhaps by sync): re-check the height."""
-        self._inbox.put_nowait(None)
-
-    def proposal_from_peer(self, proposal: Proposal, block: Block) -> None:
-        self._inbox.put_nowait(_UnvalidatedProposal(proposal, block))
+    def receive(self, message: ConsensusMessage) -> None:
+        """A checked proposal or vote from a peer (see `Inbox.receive`)."""
+        self._inbox.receive(message)
 
     # --- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
-            await wait_for_next_height(self.node, self.signer, self.prebuilder, self._inbox, self._stash)
-            head = self.node.chain.head
+            await wait_for_next_height(self._next_height, self._inbox, self._stash)
+            head = self.ledger.head
             self._pending.clear()
             if self._withheld is not None:
                 self._withheld.clear()
@@ -147,60 +205,52 @@ class ConsensusDriver:
                 log.info("resuming height %d at round %d after a restart (last signed: %s at round %d)",
                          height, resume.first_round, VoteType(resume.last_vote.vote_type).name.lower(),
                          resume.last_vote.round)  # fmt: skip
-            actions = self.machine.start_height(height, self.node.chain.validators, resume.first_round, resume.locked)
+            actions = self.machine.start_height(height, self.ledger.validators, resume.first_round, resume.locked)
             replay, self._future = [e for e in self._future if _height_of(e) == height], []
             for event in replay:
-                self._inbox.put_nowait(event)
+                self._inbox.put(event)
             if resume.kept is not None:
                 actions = await self._replay_kept(*resume.kept, actions)
             if resume.last_vote is not None:  # it may never have left; peers may wait for exactly it
-                await self._send(("vote", resume.last_vote))
-                self._inbox.put_nowait(VoteReceived(resume.last_vote))
+                await self.broadcast(SignedVote(resume.last_vote))
+                self._inbox.put(VoteReceived(resume.last_vote))
             committed = await self._carry_out(actions)
-            self._changed()
+            self.on_state_changed()
             while not committed:
                 event = await self._inbox.get()
                 if event is None:
-                    if self.node.chain.head.height >= self.machine.height:
+                    if self.ledger.head.height >= self.machine.height:
                         break  # sync imported this height: start over at the new head
                     continue
-                if event is _RETRY:
+                if event is RETRY:
                     committed = await self._release_withheld()
                 else:
-                    committed = await self._handle(event)
-                self._changed()
+                    committed = await self._handle(event)  # type: ignore[arg-type]
+                self.on_state_changed()
 
-    def _changed(self) -> None:
-        if self.on_state_changed is not None:
-            self.on_state_changed()
-
-    async def _handle(self, event: Event | _UnvalidatedProposal) -> bool:
+    async def _handle(self, event: Event | UnvalidatedProposal) -> bool:
         height = self.machine.height
         event_height = _height_of(event)
         if event_height is not None and event_height != height:
             if event_height == height + 1 and len(self._future) < MAX_BUFFERED:
-                self._future.append(event)  # type: ignore[arg-type]
+                self._future.append(event)
             return False
-        if isinstance(event, _UnvalidatedProposal):
+        if isinstance(event, UnvalidatedProposal):
             self._mark("proposal arrived", at=event.arrived_at)
-            event = await self._validate(event.proposal, event.block)
-            if event is None:
-                return False
-            if event.valid:
-                self._proposal_of[event.block.hash] = event.proposal
+            validated = await self._validate(event.proposal, event.block)
+            if validated.valid:
+                self._proposal_of[validated.block.hash] = validated.proposal
             self._mark("proposal validated")
+            event = validated
         return await self._carry_out(self.machine.handle(event))
 
-    async def _validate(self, proposal: Proposal, block: Block) -> ProposalReceived | None:
+    async def _validate(self, proposal: Proposal, block: Block) -> ProposalReceived:
         if block.hash in self._pending:
             return ProposalReceived(proposal, block, True)
-        loop = asyncio.get_running_loop()
         try:
-            async with self.node.consensus_work():
-                pending = await loop.run_in_executor(
-                    self.node.block_worker, self.node.chain.execute, block, now_ms(),
-                    self.node.mempool.verified_hashes(),
-                )  # fmt: skip
+            async with self.hold_admission():
+                verified = self.mempool.verified_hashes()
+                pending = await self.blocks.run(self.ledger.execute, block, now_ms(), verified)
         except AichainError as exc:
             log.warning("proposal for height %d round %d is invalid: %s", proposal.height, proposal.round, exc)
             return ProposalReceived(proposal, block, False)
@@ -224,7 +274,7 @@ class ConsensusDriver:
                 signed = await self._sign(lambda a=action: self.signer.sign_proposal(a.proposal))  # type: ignore[union-attr]
                 if signed is None:
                     continue
-                await self._send(("proposal", signed, action.block))
+                await self.broadcast(SignedProposal(signed, action.block))
                 self._proposal_of[action.block.hash] = signed
                 queue.extend(self.machine.handle(ProposalReceived(signed, action.block, True)))
             elif isinstance(action, SignVote):
@@ -234,20 +284,20 @@ class ConsensusDriver:
                 signed = await self._sign(lambda a=action: self.signer.sign_vote(a.vote))  # type: ignore[union-attr]
                 if signed is None:
                     continue
-                await self._send(("vote", signed))
+                await self.broadcast(SignedVote(signed))
                 self._mark("prevoted" if signed.vote_type == VoteType.PREVOTE else "precommitted")
                 if self.exit_after_prevote_at and signed.vote_type == VoteType.PREVOTE:
                     at = self.exit_after_prevote_at
-                    await fault_injection.exit_after_prevote(signed, self.node.chain.validators, at)
+                    await fault_injection.exit_after_prevote(signed, self.ledger.validators, at)
                 if self.double_sign:
-                    await fault_injection.equivocate(self.signer, signed, self._send)  # type: ignore[arg-type]
+                    await fault_injection.equivocate(self.signer, signed, self.broadcast)  # type: ignore[arg-type]
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
                 self._mark("decided")
                 await self._commit(action)
                 return True
             elif isinstance(action, EvidenceFound):
-                self.node.evidence_found(action.first, action.second)
+                self.evidence.found(action.first, action.second)
         return False
 
     def _mark(self, step: str, at: float | None = None) -> None:
@@ -256,7 +306,7 @@ class ConsensusDriver:
         if step not in self._marks:
             elapsed = max(0.0, (time.monotonic() if at is None else at) - self.round_started_at)
             self._marks[step] = elapsed
-            self.node.metrics.step_seconds.labels(step).observe(elapsed)
+            self.metrics.step_seconds.labels(step).observe(elapsed)
 
     # --- actions --------------------------------------------------------------------------
 
@@ -268,28 +318,24 @@ class ConsensusDriver:
             log.info("height %d: round %d did not decide; round %d begins (%.2f s into the height)",
                      action.height, action.round - 1, action.round, elapsed)  # fmt: skip
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > loop.time()]
-        self._timers.append(loop.call_later(action.seconds, self._inbox.put_nowait, event))
+        self._timers.append(loop.call_later(action.seconds, self._inbox.put, event))
 
     async def _build(self, action: BuildBlock) -> Block:
-        node = self.node
-        params = node.genesis.params
-        evidence = node.take_evidence()
+        params = self.params
+        evidence = self.evidence.take()
         pending = None
-        async with node.consensus_work():
+        async with self.hold_admission():
             if action.round == 0 and self.prebuilder.active:
                 try:
                     pending = await self.prebuilder.finish(action.height, evidence)
                 except InvalidBlock as exc:  # the head moved under it; build afresh
                     log.info("prebuilt block discarded: %s", exc)
             self.prebuilder.discard()
-            node.metrics.blocks_proposed.labels("built" if pending is None else "prebuilt").inc()
+            self.metrics.blocks_proposed.labels("built" if pending is None else "prebuilt").inc()
             if pending is None:
-                candidates = node.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
-                loop = asyncio.get_running_loop()
-                pending = await loop.run_in_executor(
-                    node.block_worker, node.chain.build, candidates, self.machine.me, now_ms(), evidence
-                )
-        node.mempool.evict_invalid(pending.dropped, action.height)
+                candidates = self.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
+                pending = await self.blocks.run(self.ledger.build, candidates, self.machine.me, now_ms(), evidence)
+        self.mempool.evict_invalid(pending.dropped, action.height)
         self._pending[pending.block.hash] = pending
         return pending.block
 
@@ -302,7 +348,7 @@ class ConsensusDriver:
     def _withhold(self, action: SignProposal | SignVote) -> bool:
         validators = self.machine.validators
         return self._withheld is not None and validators is not None and self._withheld.hold(
-            action, self.node.chain.head.height, validators
+            action, self.ledger.head.height, validators
         )
 
     async def _release_withheld(self) -> bool:
@@ -310,7 +356,7 @@ class ConsensusDriver:
         validators = self.machine.validators
         if self._withheld is None or validators is None:
             return False
-        head, m = self.node.chain.head.height, self.machine
+        head, m = self.ledger.head.height, self.machine
         return await self._carry_out(self._withheld.release(head, validators, m.height, m.round))  # type: ignore[arg-type]
 
     async def _sign(self, make: Callable[[], Any]) -> Any:
@@ -324,60 +370,51 @@ class ConsensusDriver:
             log.error("%s", exc)
             return None
 
-    async def _send(self, message: object) -> None:
-        if self.broadcast is not None:
-            await self.broadcast(message)
-
     async def _replay_kept(self, proposal: Proposal, block: Block, actions: list[Action]) -> list[Action]:
         """After a restart: give the machine the proposal whose block it voted for (see consensus_wal)."""
         event = await self._validate(proposal, block)
-        if event is None or not event.valid:
+        if not event.valid:
             return actions
         log.info("restored the block voted for at height %d round %d", proposal.height, proposal.round)
         if self.signer is not None and proposal.proposer == self.signer.address:
-            await self._send(("proposal", proposal, block))
+            await self.broadcast(SignedProposal(proposal, block))
         # Its own proposal for that round is restored: building another would be wasted.
         kept = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
         return kept + self.machine.handle(event)
 
     async def _commit(self, action: CommitBlock) -> None:
         block = action.block
-        self.writing_height = block.height
+        self.blocks.writing_height = block.height
         try:
             pending = await self._write(action)
         finally:
-            self.writing_height = None
+            self.blocks.writing_height = None
         if pending is None:
             return  # sync imported it meanwhile
-        self.node.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
+        self.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
         self._mark("written")
         steps = ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items())
         if action.commit.round > 0:  # a round failed: say so, with where the time went
             log.info("height %d decided in round %d (%s)", block.height, action.commit.round, steps)
-        elif self._marks.get("written", 0.0) * 1000 > self.node.timing.block_time_ms:  # late: the next one starts late
+        elif self._marks.get("written", 0.0) * 1000 > self.params.block_time_ms:  # late: the next one starts late
             log.info("height %d took longer than the block time (%s)", block.height, steps)
         else:
             log.debug("height %d: %s", block.height, steps)
-        await self.node.block_committed(pending)
-        for callback in self.on_committed:
-            callback(block)
+        await self.on_committed(pending)
 
     async def _write(self, action: CommitBlock) -> PendingBlock | None:
         """Execute the decided block if we have not, and write it; None if sync wrote it first."""
         block = action.block
         pending = self._pending.get(block.hash)
-        loop = asyncio.get_running_loop()
         if self.commit_delay_s and block.height % 2 == 0:
             await asyncio.sleep(self.commit_delay_s)
-        async with self.node.consensus_work():
+        async with self.hold_admission():
             if pending is None:  # decided without having executed it (e.g. we only saw the commit)
-                pending = await loop.run_in_executor(
-                    self.node.block_worker, self.node.chain.execute, block, None, self.node.mempool.verified_hashes()
-                )
-            async with self.node.commit_lock:
-                if self.node.chain.head.height + 1 != block.height:
+                pending = await self.blocks.run(self.ledger.execute, block, None, self.mempool.verified_hashes())
+            async with self.blocks.commit_lock:
+                if self.ledger.head.height + 1 != block.height:
                     return None
-                await loop.run_in_executor(self.node.block_worker, self.node.chain.commit, pending, action.commit)
+                await self.blocks.run(self.ledger.commit, pending, action.commit)
         return pending
 
     # --- between heights ------------------------------------------------------------------
@@ -388,7 +425,7 @@ class ConsensusDriver:
         if event is None or event is True:
             return bool(self._future)
         height = _height_of(event)
-        if height == self.node.chain.head.height + 1 and len(self._future) < MAX_BUFFERED:
+        if height == self.ledger.head.height + 1 and len(self._future) < MAX_BUFFERED:
             self._future.append(event)  # type: ignore[arg-type]
         return bool(self._future)
 
@@ -407,28 +444,11 @@ def _report_crash(task: asyncio.Task[None]) -> None:
                      exc_info=task.exception())  # fmt: skip
 
 
-_RETRY = object()  # in the inbox: look again at the requests to sign the guard held back
-
-
-class _UnvalidatedProposal:
-    """A proposal from a peer whose block we have not executed yet."""
-
-    __slots__ = ("arrived_at", "block", "proposal")
-
-    def __init__(self, proposal: Proposal, block: Block) -> None:
-        self.proposal = proposal
-        self.block = block
-        self.arrived_at = time.monotonic()
-
-
 def _height_of(event: object) -> int | None:
     if isinstance(event, VoteReceived):
         return event.vote.height
-    if isinstance(event, ProposalReceived | _UnvalidatedProposal):
+    if isinstance(event, ProposalReceived | UnvalidatedProposal):
         return event.proposal.height
     if isinstance(event, TimeoutFired | BlockBuilt):
         return event.height
     return None
-
-
-__all__ = ["ConsensusDriver", "VoteType"]

@@ -17,18 +17,19 @@ from collections.abc import Awaitable, Callable
 from consensus.proposer import proposer_for
 from core.block import Vote
 from core.validators import ValidatorSet
+from node.consensus.messages import SignedVote
 from node.consensus.signer import Signer
 
 log = logging.getLogger("aichain.consensus")
 
-Send = Callable[[object], Awaitable[None]]
+Send = Callable[[SignedVote], Awaitable[None]]
 
 
 async def equivocate(signer: Signer, vote: Vote, send: Send) -> None:
     """Sign and send a vote that conflicts with `vote` (past the signer's protection)."""
     other = b"" if vote.block_hash else b"\xee" * 32
     conflicting = Vote(vote.vote_type, vote.height, vote.round, other, vote.validator)
-    await send(("vote", conflicting.signed_by(signer.key, signer.chain_id)))
+    await send(SignedVote(conflicting.signed_by(signer.key, signer.chain_id)))
 
 
 async def exit_after_prevote(vote: Vote, validators: ValidatorSet, from_height: int) -> None:

@@ -27,31 +27,65 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 from consensus.proposer import proposer_for
+from core.block import Header
+from core.genesis import ChainParams
 from core.transaction import Transaction
+from core.validators import ValidatorSet
+from node.block_thread import BlockThread
 from node.chain import BLOCK_TX_BYTES, BlockBuilder, PendingBlock
+from node.clock import now_ms
+from node.consensus.inbox import Inbox
 from node.consensus.signer import Signer
-
-if TYPE_CHECKING:
-    from node.node import Node
 
 log = logging.getLogger("aichain.consensus")
 
 STEP_EVERY_S = 0.05  # execute arrivals at most this often: small steps cost a mempool walk each
 
 
+class BuildingLedger(Protocol):
+    """The chain as the prebuilder and the wait between heights read it (`node.chain.Chain`)."""
+
+    @property
+    def head(self) -> Header: ...
+
+    @property
+    def validators(self) -> ValidatorSet: ...
+
+    def start_block(self, proposer: bytes, timestamp_ms: int) -> BlockBuilder: ...
+
+
+class Candidates(Protocol):
+    """The mempool as the prebuilder reads it (`node.txpool.mempool.Mempool`)."""
+
+    def __len__(self) -> int: ...
+
+    def select(self, max_txs: int, max_gas: int, max_bytes: int | None = None) -> list[Transaction]: ...
+
+    def evict_invalid(self, dropped: Iterable[tuple[Transaction, Exception]], height: int) -> None: ...
+
+
+class PendingEvidence(Protocol):
+    def pending(self) -> bool: ...
+
+
 class Prebuilder:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """Executes the next block's transactions as they are admitted (told by `admitted`, an admission
+    listener), on the block thread."""
+
+    def __init__(self, ledger: BuildingLedger, mempool: Candidates, blocks: BlockThread, params: ChainParams) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.blocks = blocks
+        self.params = params
         self._builder: BlockBuilder | None = None
         self._arrivals: list[Transaction] = []
-        node.tx_listeners.append(self._on_admitted)
 
-    def _on_admitted(self, txs: list[Transaction]) -> None:
+    def admitted(self, txs: list[Transaction]) -> None:
         if self._builder is not None:
             self._arrivals.extend(txs)
 
@@ -61,20 +95,18 @@ class Prebuilder:
 
     async def step(self, proposer: bytes, timestamp_ms: int) -> None:
         """Start the builder (with the mempool as it is) or execute what arrived since the last step."""
-        node = self.node
         if self._builder is not None and self._builder.stale:
             self.discard()
         if self._builder is None:
-            params = node.genesis.params
-            self._arrivals = node.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
-            self._builder = node.chain.start_block(proposer, timestamp_ms)
+            params = self.params
+            self._arrivals = self.mempool.select(params.max_block_txs, params.block_gas_limit, BLOCK_TX_BYTES)
+            self._builder = self.ledger.start_block(proposer, timestamp_ms)
         if not self._arrivals:
             return
         txs, self._arrivals = self._arrivals, []
         builder = self._builder
-        loop = asyncio.get_running_loop()
-        dropped = await loop.run_in_executor(node.block_worker, builder.add, txs)
-        node.mempool.evict_invalid(dropped, builder.height)
+        dropped = await self.blocks.run(builder.add, txs)
+        self.mempool.evict_invalid(dropped, builder.height)
 
     async def finish(self, height: int, evidence: tuple[bytes, ...]) -> PendingBlock | None:
         """The prebuilt block for `height` with the last arrivals, or None if there is none usable."""
@@ -82,32 +114,38 @@ class Prebuilder:
         txs, self._arrivals = self._arrivals, []
         if builder is None or builder.height != height or builder.stale:
             return None
-        loop = asyncio.get_running_loop()
 
         def complete() -> PendingBlock:
             dropped_now = builder.add(txs)  # earlier steps' drops were handled then
             return dataclasses.replace(builder.finish(evidence), dropped=list(dropped_now))
 
-        return await loop.run_in_executor(self.node.block_worker, complete)
+        return await self.blocks.run(complete)
 
     def discard(self) -> None:
         self._builder = None
         self._arrivals = []
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+@dataclass(frozen=True)
+class NextHeight:
+    """What the wait for the next height reads; `params` carry this node's block time."""
+
+    ledger: BuildingLedger
+    mempool: Candidates
+    evidence: PendingEvidence
+    params: ChainParams
+    signer: Signer | None
+    prebuilder: Prebuilder
+    tx_arrived: asyncio.Event  # set by admission when transactions arrive
 
 
-async def wait_for_next_height(
-    node: Node, signer: Signer | None, prebuilder: Prebuilder, inbox: asyncio.Queue[Any],
-    stash: Callable[[object], bool],
-) -> None:  # fmt: skip
+async def wait_for_next_height(at: NextHeight, inbox: Inbox, stash: Callable[[object], bool]) -> None:
     """Return when the next height is due. Events taken from `inbox` meanwhile go to `stash`,
     which keeps those for the next height and answers whether it holds any."""
-    head = node.chain.head
-    block_time = node.timing.block_time_ms
-    idle = max(block_time, node.timing.empty_block_interval_ms)
+    ledger, mempool, signer, prebuilder = at.ledger, at.mempool, at.signer, at.prebuilder
+    head = ledger.head
+    block_time = at.params.block_time_ms
+    idle = max(block_time, at.params.empty_block_interval_ms)
     prebuilder.discard()
     last = None if signer is None else signer.last_signed()
     if last is not None and last[0] == head.height + 1:
@@ -115,25 +153,25 @@ async def wait_for_next_height(
     peers_ahead = stash(None)  # a peer already sent messages for the next height
     while True:
         now = now_ms()
-        busy = len(node.mempool) > 0 or node.has_evidence() or peers_ahead
+        busy = len(mempool) > 0 or at.evidence.pending() or peers_ahead
         due = head.timestamp_ms + (block_time if busy else idle)
         if now >= due:
             return
         wait_s = (due - now) / 1000
-        if signer is not None and len(node.mempool) > 0 and _proposes(node, signer, head.height + 1):
+        if signer is not None and len(mempool) > 0 and _proposes(ledger, signer, head.height + 1):
             await prebuilder.step(signer.address, head.timestamp_ms + block_time)
             wait_s = min(wait_s, STEP_EVERY_S)
-        node.tx_arrived.clear()
-        waiters = [asyncio.ensure_future(node.tx_arrived.wait()), asyncio.ensure_future(inbox.get())]
+        at.tx_arrived.clear()
+        waiters = [asyncio.ensure_future(at.tx_arrived.wait()), asyncio.ensure_future(inbox.get())]
         done, pending = await asyncio.wait(waiters, timeout=wait_s, return_when="FIRST_COMPLETED")
         for waiter in pending:
             waiter.cancel()
         for waiter in done:
             peers_ahead = stash(waiter.result()) or peers_ahead
-        if node.chain.head.height != head.height:  # synced meanwhile
-            head = node.chain.head
+        if ledger.head.height != head.height:  # synced meanwhile
+            head = ledger.head
 
 
-def _proposes(node: Node, signer: Signer, height: int) -> bool:
+def _proposes(ledger: BuildingLedger, signer: Signer, height: int) -> bool:
     """Whether this validator proposes round 0 of `height`."""
-    return proposer_for(node.chain.validators, height, 0).address == signer.address
+    return proposer_for(ledger.validators, height, 0).address == signer.address

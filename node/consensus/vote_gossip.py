@@ -1,6 +1,6 @@
 """Vote gossip on the wire: tell peers where this node is, and send each one the votes it lacks.
 
-Flooding (`node.network`) sends each proposal and vote once, the moment it is signed or first
+Flooding (`node.consensus.reactor`) sends each proposal and vote once, the moment it is signed or first
 seen; a peer that was down, restarting or syncing then misses it. This module repairs that
 as CometBFT's consensus reactor does; the rules of what a peer lacks are in
 `consensus.vote_gossip` (pure), this module carries them out:
@@ -27,9 +27,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from consensus.events import Step
+from consensus.tendermint import Tendermint
 from consensus.vote_gossip import (
     MAX_ANNOUNCED_SETS,
     LastCommit,
@@ -41,20 +42,21 @@ from consensus.vote_gossip import (
     pick,
 )
 from core import codec
-from core.block import Vote, VoteType
+from core.block import Commit, Header, Vote, VoteType
 from core.errors import DecodeError
 from core.proposal import Proposal
+from core.validators import ValidatorSet
+from node.consensus.messages import PROPOSAL, VOTE
 from node.p2p.framing import encode_frame
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from node.metrics import NodeMetrics
 
 log = logging.getLogger("aichain.network")
 
 ROUND_STEP = 27
-PROPOSAL, VOTE = 17, 18  # as in node.network
 GOSSIP_EVERY_S = 0.1
 ANNOUNCE_EVERY_S = 1.0
 MIN_PICK_GAP_S = 0.02
@@ -86,10 +88,25 @@ class _Peer:
         return int(self.budget), int(self.proposal_budget)
 
 
+class HeadChain(Protocol):
+    """The chain as vote gossip reads it (`node.chain.Chain`): the head and the commit that decided it."""
+
+    @property
+    def head(self) -> Header: ...
+
+    @property
+    def last_commit(self) -> Commit | None: ...
+
+    @property
+    def last_validators(self) -> ValidatorSet: ...
+
+
 class VoteGossip:
-    def __init__(self, node: Node, manager: PeerManager) -> None:
-        self.node = node
+    def __init__(self, manager: PeerManager, machine: Tendermint, chain: HeadChain, metrics: NodeMetrics) -> None:
         self.manager = manager
+        self.machine = machine  # read only: the driver alone makes it move
+        self.chain = chain
+        self.metrics = metrics
         self._peers: dict[bytes, _Peer] = {}
         self._announced: tuple[Any, ...] | None = None  # what we last told everyone (without the bits)
         self._index: tuple[int, dict[bytes, int]] | None = None  # (height, validator -> index) of the machine
@@ -127,11 +144,8 @@ class VoteGossip:
             peer.offer(frame)
 
     def _our_step(self) -> RoundStep:
-        driver = self.node.driver
-        head = self.node.chain.head.height
-        if driver is None:
-            return RoundStep(head + 1, 0, int(Step.NEW_HEIGHT))
-        step = announce(driver.machine)
+        head = self.chain.head.height
+        step = announce(self.machine)
         if step.height <= head:  # the machine is behind the head (sync imported a block): about to move on
             return RoundStep(head + 1, 0, int(Step.NEW_HEIGHT))
         return step
@@ -166,11 +180,10 @@ class VoteGossip:
                 entry.state.mark_proposal(proposal.height, proposal.round, now)
 
     def _validator_index(self, height: int, validator: bytes) -> int | None:
-        driver = self.node.driver
-        chain = self.node.chain
-        if driver is not None and driver.machine.validators is not None and height == driver.machine.height:
+        machine, chain = self.machine, self.chain
+        if machine.validators is not None and height == machine.height:
             if self._index is None or self._index[0] != height:
-                self._index = (height, index_of(driver.machine.validators))
+                self._index = (height, index_of(machine.validators))
             return self._index[1].get(validator)
         if height == chain.head.height:
             if self._last_index is None or self._last_index[0] != height:
@@ -221,27 +234,26 @@ class VoteGossip:
 
     def _serve(self, entry: _Peer, now: float) -> None:
         """Send `entry` what it lacks, within its budget."""
-        driver = self.node.driver
-        if driver is None or entry.state.step is None or entry.peer.closing:
+        if entry.state.step is None or entry.peer.closing:
             return
         entry.last_pick = now
         votes, proposals = entry.refill(now)
-        picked = pick(driver.machine, entry.state, self._last_commit(), now, votes, proposals)
+        picked = pick(self.machine, entry.state, self._last_commit(), now, votes, proposals)
         if not picked:
             return
         for proposal, block in picked.proposals:
             if not entry.peer.offer(encode_frame(PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()])):
                 return
             entry.proposal_budget -= 1
-            self.node.metrics.gossip_sent.labels("proposal").inc()
+            self.metrics.gossip_sent.labels("proposal").inc()
         for vote in picked.votes:
             if not entry.peer.offer(encode_frame(VOTE, [VOTE, vote.to_wire()])):
                 return
         entry.budget -= len(picked.votes)
-        self.node.metrics.gossip_sent.labels("vote").inc(len(picked.votes))
+        self.metrics.gossip_sent.labels("vote").inc(len(picked.votes))
 
     def _last_commit(self) -> LastCommit | None:
-        chain = self.node.chain
+        chain = self.chain
         commit = chain.last_commit
         if commit is None or chain.head.height == 0:
             return None

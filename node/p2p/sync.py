@@ -1,6 +1,8 @@
 """Block sync: a node that is behind fetches blocks with their commits from its peers.
 
-Protocol (application message types 21 and 22):
+Protocol (application message types 20, 21 and 22):
+- `[20, height, head hash]` (`STATUS`): a node's head, sent to each peer as it connects and to
+  every peer after each block;
 - `[21, from_height, count]` asks for up to `count` (at most 128) consecutive blocks;
 - `[22, from_height, [[block bytes, commit bytes], ...]]` answers with the blocks it has,
   at most ~8 MiB per answer.
@@ -21,21 +23,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from consensus.validation import verify_commit
 from core import codec
-from core.block import Block, Commit
+from core.block import Block, Commit, Header
 from core.errors import AichainError, DecodeError
+from core.validators import ValidatorSet
+from node.block_thread import BlockThread
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from node.chain import PendingBlock
+    from node.metrics import NodeMetrics
 
 log = logging.getLogger("aichain.sync")
 
-GET_BLOCKS, BLOCKS = 21, 22
+STATUS, GET_BLOCKS, BLOCKS = 20, 21, 22
+PENALTY_MALFORMED = 20.0
 WINDOW = 64
 MAX_COUNT = 128
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -47,11 +54,55 @@ UNSERVED_DOUBT_S = 60.0
 ONE_BEHIND_GRACE_S = 2.0
 
 
+class StoredBlocks(Protocol):
+    def block_bytes(self, height: int) -> bytes | None: ...
+
+    def commit(self, height: int) -> Commit | None: ...
+
+
+class SyncedChain(Protocol):
+    """The chain as sync serves and extends it (`node.chain.Chain`)."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def head(self) -> Header: ...
+
+    @property
+    def validators(self) -> ValidatorSet: ...
+
+    @property
+    def blocks(self) -> StoredBlocks: ...
+
+    def execute(self, block: Block, now_ms: int | None = None, verified: Any = None) -> PendingBlock: ...
+
+    def commit(self, pending: PendingBlock, commit: Commit) -> None: ...
+
+
+class ConsensusProgress(Protocol):
+    """Where consensus is (`consensus.tendermint.Tendermint`, read only)."""
+
+    height: int
+
+    def decided_without_block(self) -> bool: ...
+
+
 class BlockSync:
-    def __init__(self, node: Node, manager: PeerManager, answer_bytes: int = MAX_ANSWER_BYTES) -> None:
-        self.node = node
-        self.answer_bytes = answer_bytes
+    def __init__(
+        self, manager: PeerManager, chain: SyncedChain, blocks: BlockThread, consensus: ConsensusProgress,
+        verify_signatures: Callable[[Block], Awaitable[set[bytes]]],
+        on_imported: Callable[[PendingBlock], Awaitable[None]], metrics: NodeMetrics,
+        answer_bytes: int = MAX_ANSWER_BYTES,
+    ) -> None:  # fmt: skip
         self.manager = manager
+        self.chain = chain
+        self.blocks = blocks  # its `writing_height` is a block consensus decided and is writing
+        self.consensus = consensus
+        self.verify_signatures = verify_signatures  # a block's transaction signatures, on two threads
+        self.on_imported = on_imported
+        self.metrics = metrics
+        self.answer_bytes = answer_bytes
         self._heads: dict[bytes, int] = {}  # peer node key -> announced height
         self._received: dict[int, tuple[Block, Commit, bytes]] = {}  # height -> (block, commit, from peer)
         self._requested: dict[int, tuple[bytes, float]] = {}  # window start -> (peer, when)
@@ -64,8 +115,10 @@ class BlockSync:
         self._unserved: dict[bytes, tuple[int, float]] = {}
 
     def register(self) -> None:
+        self.manager.register(STATUS, self._on_status)
         self.manager.register(GET_BLOCKS, self._on_get_blocks)
         self.manager.register(BLOCKS, self._on_blocks)
+        self.manager.on_peer_connected(self._on_connected)
         self.manager.on_peer_disconnected(self._on_disconnected)
 
     def start(self) -> None:
@@ -82,7 +135,7 @@ class BlockSync:
         return max(self._heads.values(), default=0)
 
     def syncing(self) -> bool:
-        return self.target > self.node.chain.head.height + 1
+        return self.target > self.chain.head.height + 1
 
     def _behind(self) -> bool:
         """Consensus catches up one block by itself; sync when further behind, one behind for long, or
@@ -90,16 +143,15 @@ class BlockSync:
         crash gets the precommits from its peers' vote gossip, never the proposal: waiting out the
         grace there only delays the height the others wait at). A block consensus decided and is
         writing counts as ours (fetching it too would be wasted)."""
-        head = self.node.chain.head.height
-        driver = self.node.driver
-        if driver is not None and driver.writing_height is not None:
-            head = max(head, driver.writing_height)
+        head = self.chain.head.height
+        if self.blocks.writing_height is not None:
+            head = max(head, self.blocks.writing_height)
         if self.target <= head:
             self._one_behind_since = None
             return False
         if self.target > head + 1:
             return True
-        if driver is not None and driver.machine.height == head + 1 and driver.machine.decided_without_block():
+        if self.consensus.height == head + 1 and self.consensus.decided_without_block():
             return True
         now = time.monotonic()
         if self._one_behind_since is None or self._one_behind_since[0] != head:
@@ -110,16 +162,51 @@ class BlockSync:
         """The head `peer` announced, if it did."""
         return self._heads.get(peer.node_key)
 
+    def peer_heads(self) -> list[int] | None:
+        """The heads the connected peers announced; None while one of them has not yet."""
+        heads = []
+        for peer in self.manager.connected_peers():
+            height = self.head_of(peer)
+            if height is None:
+                return None
+            heads.append(height)
+        return heads
+
+    def show_head(self) -> None:
+        """Put our head in the Hello of later connections."""
+        head = self.chain.head
+        self.manager.set_head(head.height, head.hash)
+
+    async def announce_head(self) -> None:
+        """Tell every peer our new head (after each block)."""
+        self.show_head()
+        head = self.chain.head
+        await self.manager.broadcast(STATUS, [STATUS, head.height, head.hash])
+
+    async def _on_connected(self, peer: Peer) -> None:
+        head = self.chain.head
+        await peer.send(STATUS, [STATUS, head.height, head.hash])
+
+    async def _on_status(self, peer: Peer, payload: Any) -> None:
+        try:
+            items = codec.expect_list(payload, STATUS, 3, "status")
+            height = codec.expect_uint(items[1], "status height")
+            head_hash = codec.expect_bytes(items[2], "status head hash", 32)
+        except DecodeError as exc:
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
+            return
+        self.peer_head(peer, height, head_hash)
+
     def peer_head(self, peer: Peer, height: int, head_hash: bytes) -> None:
         doubted = self._unserved.get(peer.node_key)
         if doubted is not None:
-            if time.monotonic() - doubted[1] > UNSERVED_DOUBT_S or doubted[0] <= self.node.chain.head.height:
+            if time.monotonic() - doubted[1] > UNSERVED_DOUBT_S or doubted[0] <= self.chain.head.height:
                 del self._unserved[peer.node_key]
             else:
                 height = min(height, doubted[0] - 1)
         self._heads[peer.node_key] = height
         peer.set_head(height, head_hash)
-        if height > self.node.chain.head.height:
+        if height > self.chain.head.height:
             self._wake.set()
 
     def _on_disconnected(self, peer: Peer) -> None:
@@ -135,9 +222,9 @@ class BlockSync:
             start = codec.expect_uint(items[1], "from height")
             count = min(codec.expect_uint(items[2], "count"), MAX_COUNT)
         except DecodeError as exc:
-            peer.penalize(20.0, f"malformed: {exc}")
+            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
-        store = self.node.chain.blocks
+        store = self.chain.blocks
         out: list[list[bytes]] = []
         size = 0
         for height in range(max(start, 1), start + count):
@@ -181,7 +268,7 @@ class BlockSync:
             claimed = self._heads[peer.node_key]
             peer.penalize(PENALTY_UNSERVED, f"unserved: announced head {claimed} but has no block {start}")
             self._doubt(peer.node_key, start)
-        head = self.node.chain.head.height
+        head = self.chain.head.height
         for block, commit in received:
             if block.height > head:
                 self._received.setdefault(block.height, (block, commit, peer.node_key))
@@ -201,7 +288,7 @@ class BlockSync:
                 self._wake.set()
 
     async def _step(self) -> None:
-        chain = self.node.chain
+        chain = self.chain
         head = chain.head.height
         if self.target <= head:
             self._received.clear()
@@ -249,7 +336,7 @@ class BlockSync:
         self._wake.set()
 
     async def _import_ready(self) -> None:
-        chain = self.node.chain
+        chain = self.chain
         while True:
             height = chain.head.height + 1
             entry = self._received.pop(height, None)
@@ -267,18 +354,16 @@ class BlockSync:
                 return
 
     async def _import(self, block: Block, commit: Commit) -> None:
-        node = self.node
-        chain = node.chain
+        chain = self.chain
         verify_commit(commit, chain.validators, chain.chain_id, block.height, block.hash)
-        verified = await node.verify_block_signatures(block)
-        async with node.commit_lock:
+        verified = await self.verify_signatures(block)
+        async with self.blocks.commit_lock:
             if chain.head.height + 1 != block.height:
                 return  # consensus committed it meanwhile
-            loop = asyncio.get_running_loop()
-            pending = await loop.run_in_executor(node.block_worker, chain.execute, block, None, verified)
-            await loop.run_in_executor(node.block_worker, chain.commit, pending, commit)
-        node.metrics.sync_imported.inc()
-        await node.block_committed(pending)
+            pending = await self.blocks.run(chain.execute, block, None, verified)
+            await self.blocks.run(chain.commit, pending, commit)
+        self.metrics.sync_imported.inc()
+        await self.on_imported(pending)
 
 
 def _decode_blocks(start: int, pairs: list[Any]) -> list[tuple[Block, Commit]]:

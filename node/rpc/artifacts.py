@@ -18,7 +18,7 @@ from node.rpc.registry import MethodRegistry, Param
 
 if TYPE_CHECKING:
     from node.artifacts.exchange import ArtifactExchange
-    from node.node import Node
+    from storage.artifact_store import ArtifactStore
 
 
 def artifact_id(value: Any) -> bytes:
@@ -30,13 +30,13 @@ def artifact_id(value: Any) -> bytes:
 ID = Param("id", artifact_id, doc="artifact id, sha256:<hex>")
 
 
-def register_artifacts(registry: MethodRegistry, node: Node) -> None:
-    store = node.artifacts
+def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: ArtifactExchange | None) -> None:
+    """The `artifact_` methods over `store`; `peers` fetches from other nodes (None: P2P is off)."""
 
     def exchange() -> ArtifactExchange:
-        if node.network is None:
+        if peers is None:
             raise ArtifactError("this node runs without P2P (p2p.enabled = false): it cannot fetch from peers")
-        return node.network.artifacts
+        return peers
 
     @registry.method("artifact_list", doc="The artifacts stored on this node, with their sizes and pins.",
                      example={"params": [], "result": [{"id": "sha256:9f86…", "size": 4, "pinned": True}]})  # fmt: skip

@@ -3,7 +3,9 @@
 A transaction is refused cheaply first (a nonce the chain has used, a mempool precheck), then
 its signature is verified (on two threads for a batch: libsodium frees the GIL), then the
 mempool admits it. While consensus executes or commits a block, new verifications wait (at most
-`ADMISSION_HOLD_MAX_S`), so the finality path has the CPU to itself. `Node` is a `TxAdmission`.
+`ADMISSION_HOLD_MAX_S`), so the finality path has the CPU to itself. Who needs to know of
+admitted transactions subscribes (`subscribe`): the journal, the prebuilder, and the network,
+which gossips those that came from this node's clients.
 
 Admissions take effect in the order they arrived, whatever order their verifications finish
 in: a sender's nonce n in a large gossip batch (verified on threads) and its n+1 in a small one
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -24,32 +25,35 @@ from typing import TYPE_CHECKING
 from core.block import Block
 from core.errors import AichainError, AlreadyKnown, DecodeError, InvalidBlock, InvalidSignature, NonceTooLow
 from core.transaction import Transaction
+from node.clock import now_ms
+from node.txpool.mempool import Mempool
 
 if TYPE_CHECKING:
-    from node.chain import Chain
     from node.metrics import NodeMetrics
-    from node.network import Network
     from node.txpool.journal import JournalRecord
-    from node.txpool.mempool import Mempool
 
 PARALLEL_VERIFY_MIN = 64
 ADMIT_SLICE = 1000
 ADMISSION_HOLD_MAX_S = 1.0
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+Listener = Callable[[list[Transaction]], None]
 
 
 class TxAdmission:
-    chain: Chain
-    mempool: Mempool
-    metrics: NodeMetrics
-    network: Network | None
+    """`next_nonce(address)`: the sender's next nonce at the head; `tx_location(tx_hash)`: where a
+    committed block holds a transaction, if one does (read only to explain a used nonce)."""
 
-    def _init_admission(self) -> None:
+    def __init__(
+        self, mempool: Mempool, metrics: NodeMetrics, *, next_nonce: Callable[[bytes], int],
+        tx_location: Callable[[bytes], tuple[int, int] | None],
+    ) -> None:  # fmt: skip
+        self.mempool = mempool
+        self.metrics = metrics
+        self._next_nonce = next_nonce
+        self._tx_location = tx_location
         self.tx_arrived = asyncio.Event()
-        self.tx_listeners: list[Callable[[list[Transaction]], None]] = []  # told of each admission, in order
+        self._listeners: list[Listener] = []  # told of each admission, in order
+        self._relay_listeners: list[Listener] = []  # ... of those peers have not seen yet
         self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         # Cleared while consensus executes or commits a block: new admissions wait, so the block
         # thread has the CPU (and the GIL) to itself on the finality path (see `consensus_work`).
@@ -61,14 +65,22 @@ class TxAdmission:
         self._verifying: set[bytes] = set()
         self._last_turn: asyncio.Future[None] | None = None  # the latest admission to take effect
 
+    def subscribe(self, listener: Listener, *, relay_only: bool = False) -> None:
+        """`listener(txs)` is told of every admission, in order; with `relay_only`, only of those
+        from this node's clients and itself (what peers sent is forwarded by `node.txpool.gossip`)."""
+        (self._relay_listeners if relay_only else self._listeners).append(listener)
+
+    def close(self) -> None:
+        self._verifiers.shutdown(wait=True)
+
     def _reject_spent_nonce(self, tx: Transaction) -> None:
         """Refuse, before its signature is checked, a transaction whose nonce the chain has used:
         the same transaction is already in a block (-32016), another one reuses the nonce (-32005).
         The account comes from the state cache; the transaction index is read only on this path."""
-        next_nonce = self.chain.account(tx.sender_address).nonce
+        next_nonce = self._next_nonce(tx.sender_address)
         if tx.nonce >= next_nonce:
             return
-        where = self.chain.blocks.tx_location(tx.hash)
+        where = self._tx_location(tx.hash)
         if where is not None:
             raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already in block {where[0]}")
         raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {next_nonce}")
@@ -100,13 +112,12 @@ class TxAdmission:
             except AichainError as exc:
                 self.metrics.txs_rejected.labels(type(exc).__name__).inc()
                 raise
-            self._admitted([tx])
-        if self.network is not None:
-            self.network.announce_txs([tx])
+            self._admitted([tx], relay=True)
         return tx_hash
 
-    async def submit_many(self, txs: Sequence[Transaction], *, gossip: bool = True) -> list[bytes | AichainError]:
-        """Admit many transactions; signatures are verified on two threads (libsodium frees the GIL)."""
+    async def submit_many(self, txs: Sequence[Transaction], *, relay: bool = True) -> list[bytes | AichainError]:
+        """Admit many transactions; signatures are verified on two threads (libsodium frees the GIL).
+        `relay=False`: they came from a peer (the relay listeners are not told)."""
         results: list[bytes | AichainError | None] = [None] * len(txs)
         candidates: list[int] = []
         verifying = self._verifying
@@ -140,12 +151,10 @@ class TxAdmission:
                 except AichainError as exc:
                     results[i] = exc
             admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
-            self._admitted(admitted)
+            self._admitted(admitted, relay=relay)
         for r in results:
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        if gossip and self.network is not None:
-            self.network.announce_txs(admitted)
         return results  # type: ignore[return-value]
 
     async def readmit(self, records: list[JournalRecord], ttl_ms: int) -> list[Transaction]:
@@ -182,14 +191,17 @@ class TxAdmission:
             with contextlib.suppress(AichainError):
                 self.mempool.admit(tx, arrival)
                 admitted.append(tx)
-        self._admitted(admitted)
+        self._admitted(admitted, relay=False)  # the caller announces them once peers are connected
         return admitted
 
-    def _admitted(self, txs: list[Transaction]) -> None:
+    def _admitted(self, txs: list[Transaction], *, relay: bool) -> None:
         self.tx_arrived.set()
         if txs:
-            for listener in self.tx_listeners:
+            for listener in self._listeners:
                 listener(txs)
+            if relay:
+                for listener in self._relay_listeners:
+                    listener(txs)
 
     @contextlib.asynccontextmanager
     async def consensus_work(self) -> AsyncIterator[None]:

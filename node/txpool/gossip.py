@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core import codec
-from core.errors import DecodeError, InvalidSignature
+from core.errors import AichainError, DecodeError, InvalidSignature
 from core.hashing import sha256
 from core.transaction import Transaction
 from node.p2p.manager import PeerManager
@@ -33,7 +33,7 @@ from node.p2p.peer import Peer
 from node.txpool.decode import decode_each, without_tracebacks
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from node.metrics import NodeMetrics
 
 log = logging.getLogger("aichain.network")
 
@@ -60,10 +60,22 @@ def batches(raws: Iterable[bytes], max_count: int = TX_BATCH, max_bytes: int = T
         yield batch
 
 
+Admit = Callable[[Sequence[Transaction]], Awaitable[list[bytes | AichainError]]]  # hash or refusal, each
+
+
 class TxGossip:
-    def __init__(self, node: Node, manager: PeerManager) -> None:
-        self.node = node
+    """`knows(tx_hash)`: whether a copy is redundant (pending or being admitted); `admit(txs)`: admit
+    what peers sent (not announced again: this module forwards it); `order`: the object admission's
+    arrival order is kept for (see `node.txpool.decode`)."""
+
+    def __init__(
+        self, manager: PeerManager, metrics: NodeMetrics, *, knows: Callable[[bytes], bool], admit: Admit, order: object
+    ) -> None:
         self.manager = manager
+        self.metrics = metrics
+        self.knows = knows
+        self.admit = admit
+        self.order = order
         self._outgoing: list[bytes] = []
         self._batch_bytes = min(TX_BATCH_BYTES, manager.config.max_frame_size // 2)  # room for the framing
         self._flusher: asyncio.Task[None] | None = None
@@ -98,7 +110,7 @@ class TxGossip:
             try:
                 await self.manager.broadcast(TXS, [TXS, batch], exclude=None if exclude is None else exclude.node_key)
             except Exception:  # a bug must not end gossip for good: say so, count it, go on
-                self.node.metrics.tx_gossip_failures.inc()
+                self.metrics.tx_gossip_failures.inc()
                 log.exception("gossip of %d transactions (%d bytes) failed; gossip goes on with the next batch",
                               len(batch), sum(map(len, batch)))  # fmt: skip
 
@@ -107,19 +119,19 @@ class TxGossip:
             items = codec.expect_list(payload, TXS, 2, "transactions")
             if not isinstance(items[1], list) or len(items[1]) > TX_BATCH:
                 raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
-            knows = self.node.knows_tx
+            knows = self.knows
             fresh = [raw for raw in items[1] if type(raw) is not bytes or not knows(sha256(raw))]
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
-        decoded = await decode_each(fresh, _decode, order=self.node, stop_at_error=True)  # in slices, in order
+        decoded = await decode_each(fresh, _decode, order=self.order, stop_at_error=True)  # in slices, in order
         if decoded and not isinstance(decoded[-1], Transaction):
             peer.penalize(PENALTY_MALFORMED, f"malformed: {decoded[-1]}")
             return
         txs: list[Transaction] = decoded  # type: ignore[assignment]
         if not txs:
             return
-        results = without_tracebacks(await self.node.submit_many(txs, gossip=False))
+        results = without_tracebacks(await self.admit(txs))
         if any(isinstance(result, InvalidSignature) for result in results):
             peer.penalize(PENALTY_BAD_SIGNATURE, "bad transaction signature")
         admitted = [tx.encoded for tx, result in zip(txs, results, strict=True) if isinstance(result, bytes)]

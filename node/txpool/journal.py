@@ -31,13 +31,13 @@ import contextlib
 import logging
 import os
 import struct
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.hashing import sha256
+from node.clock import now_ms
 
 if TYPE_CHECKING:
     from core.transaction import Transaction
@@ -181,7 +181,7 @@ class JournalKeeper:
 
     def admitted(self, txs: list[Transaction]) -> None:
         """A mempool listener: called with each batch the mempool admitted, before admission answers."""
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         self._append([(now, tx.encoded) for tx in txs])
 
     def follow_evictions(self, mempool: Mempool) -> None:

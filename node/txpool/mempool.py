@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
@@ -40,15 +39,12 @@ from core.errors import (
 )
 from core.genesis import ChainParams
 from core.transaction import Transaction
+from node.clock import now_ms
 from node.txpool.evictions import Eviction, EvictionLog, EvictionReason
 from vm.execution import check_stateless
 
 AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
 CommittedReader = Callable[[bytes], bool]  # tx hash -> whether a committed block holds it
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _never_committed(tx_hash: bytes) -> bool:
@@ -97,7 +93,7 @@ class _SenderQueue:
 class Mempool:
     def __init__(
         self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None,
-        *, is_committed: CommittedReader = _never_committed, clock: Callable[[], int] = _wall_ms,
+        *, is_committed: CommittedReader = _never_committed, clock: Callable[[], int] = now_ms,
     ) -> None:  # fmt: skip
         self.chain_id = chain_id
         self.params = params
