@@ -19,6 +19,7 @@ from core.units import format_amount
 from node.config import NodeConfig, load_config
 from node.devnet import DEV_ACCOUNT_KEY, dev_genesis, ensure_dev_setup
 from node.keystore import keystore_dir
+from node.process_tuning import tune_gc, tune_malloc
 
 DatadirOption = typer.Option(None, "--datadir", help="Data directory [~/.aichain; ~/.aichain/dev with --dev]")
 
@@ -105,6 +106,8 @@ async def _run(cfg: NodeConfig, as_json: bool) -> None:
 
     node = Node(cfg)
     await node.start()
+    tune_gc()  # the process runs a node from now on: what it holds after start-up stays
+    tune_malloc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

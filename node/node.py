@@ -1,12 +1,20 @@
 """The node: its composition root. It opens the chain, makes each part with the narrow things that
 part needs, and starts and stops them in order.
 
-Lifecycle: `await node.start()` … `await node.stop()`. Blocks are built and committed on one
-block thread (execution is CPU work; the event loop keeps answering RPC meanwhile), one at a
-time; the mempool and every other piece of state is touched only on the event loop. No part
-holds the `Node`: each takes what it uses in its constructor (a `Protocol` declared where it is
-used, or a plain callable), and the node calls them back only through `_block_committed`, the
-bookkeeping after each block.
+Lifecycle: `await node.start()` … `await node.stop()`. Each step of the start that opens or
+starts something pushes what undoes it on a stack (`contextlib.AsyncExitStack`, as aiohttp's
+`cleanup_ctx`): `stop` undoes them in reverse, and a start that fails part-way (the RPC port is
+taken, say) undoes what it did before the error goes up, so no database stays locked and no
+socket listening. The RPC server is set up before the network starts but listens last, so it is
+closed (its long polls answered) before the parts it reads.
+
+Blocks are built and committed on one block thread (execution is CPU work; the event loop
+keeps answering RPC meanwhile), one at a time; the mempool and every other piece of state is
+touched only on the event loop. No part holds the `Node`: each takes what it uses in its
+constructor (a `Protocol` declared where it is used, or a plain callable), and the node calls
+them back only through `_block_committed`, the bookkeeping after each block. Process-wide
+tuning (garbage collector, malloc) is the program's business (`aichain-node start`), not this
+object's.
 """
 
 from __future__ import annotations
@@ -58,7 +66,6 @@ from node.p2p.config import P2PConfig as TransportConfig
 from node.p2p.gossip import Gossip
 from node.p2p.manager import PeerManager
 from node.p2p.sync import BlockSync
-from node.process_tuning import tune_gc, tune_malloc
 from node.rpc.api import Served, build_registry
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
@@ -86,64 +93,69 @@ class Node:
             self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
         self.timeouts = config.consensus.timeouts()
         self._validator_key = validator_key
-        self.blocks = BlockThread()
         self.rpc_url = ""
         self.started_at = 0.0
         self._stopping = False
         self._new_head = asyncio.Condition()
         self._last_block_at: float | None = None
+        self._stack: contextlib.AsyncExitStack | None = None  # what `stop` undoes, once started
         # Made by `start` (the database opens there):
-        self.kv: KeyValueStore | None = None
+        self.kv: KeyValueStore
         self.chain: Chain
         self.artifacts: ArtifactStore
         self.artifact_access: ArtifactAccess
         self.node_key: PrivateKey  # its P2P identity, the releaser's account, the audience of signed reads
+        self.blocks: BlockThread
         self.mempool: Mempool
         self.admission: TxAdmission
-        self.journal: JournalKeeper | None = None
+        self.journal: JournalKeeper
         self.evidence: EvidencePool
-        self.driver: ConsensusDriver | None = None
-        self.guard: DoubleSignGuard | None = None
-        self.network: Network | None = None
-        self.key_release: KeyRelease | None = None
-        self.contract_calls: ReadOnlyCalls | None = None
-        self._runner: web.AppRunner | None = None
+        self.driver: ConsensusDriver
+        self.guard: DoubleSignGuard | None = None  # a validator's
+        self.network: Network | None = None  # with P2P on
+        self.key_release: KeyRelease | None = None  # with [models] release_keys on
+        self._inbox: Inbox
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open and start every part; if a step fails, what was done is undone and the error goes up."""
+        async with contextlib.AsyncExitStack() as stack:
+            await self._open(stack)
+            self._stack = stack.pop_all()
+        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
+
+    async def stop(self) -> None:
+        """Stop producing, finish the block being committed, close RPC, the network and the database."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+            log.info("node stopped")
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        """The start, step by step; after each step, what undoes it goes on `stack`."""
         config = self.config
         self.loop_monitor.start()
+        stack.push_async_callback(self.loop_monitor.stop)
+        stack.callback(self._remove_node_file)
         self.kv = KeyValueStore(config.chaindata)
-        try:
-            self.chain = Chain(self.kv, self.genesis)
-            self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
-        except BaseException:
-            self.kv.close()
-            raise
-        chain = self.chain
+        stack.callback(self.kv.close)
+        self.chain = chain = Chain(self.kv, self.genesis)
+        self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
+        stack.callback(self.artifacts.close)
         bindings = PublisherBindings(config.artifacts_path / "publishers")
         self.node_key = self._load_node_key()  # with P2P off too: signed reads name the node they are for
         self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
                                               HeadView(chain, self.genesis.chain_id), bindings)  # fmt: skip
         access = self.artifact_access
         self.metrics.private_reads_source = lambda: {"granted": access.granted, "refused": access.refused}
-        self.mempool = Mempool(
-            self.genesis.chain_id,
-            self.genesis.params,
-            _nonce_balance(chain),
-            MempoolLimits(
-                max_txs=config.mempool.max_txs,
-                max_bytes=config.mempool.max_bytes,
-                max_per_sender=config.mempool.max_per_sender,
-                ttl_ms=config.mempool.ttl_s * 1000,
-            ),
-            is_committed=lambda tx_hash: chain.blocks.tx_location(tx_hash) is not None,
-        )
-        self.mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
+        self.mempool = self._make_mempool()
         self.admission = TxAdmission(self.mempool, self.metrics, next_nonce=lambda a: chain.account(a).nonce,
                                      tx_location=chain.blocks.tx_location)  # fmt: skip
-        restored = await self._open_journal()
+        stack.callback(self.admission.close)
+        self.blocks = BlockThread()
+        stack.callback(self.blocks.shutdown)  # a commit under way is written whole first
+        restored = await self._open_journal(stack)
         key = self._validator_key or self._load_validator_key()
         signer = None
         if key is not None:
@@ -171,16 +183,19 @@ class Node:
         self.driver.double_sign = config.test_double_sign
         self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
         self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
+        site = await self._set_up_rpc(stack)  # closed before the parts its handlers read
         if network is not None:
             await self._start_network(network)
+            stack.push_async_callback(network.stop)
             if restored:
                 network.txs.announce(restored)  # peers that lost them too get them back
         if config.models.release_keys:
             self.key_release = self._make_key_release()
             self.key_release.start()
+            stack.push_async_callback(self.key_release.stop)
         self.metrics.head_height.set(chain.head.height)
         self.metrics.finalized_height.set(chain.head.height)
-        await self._start_rpc()
+        await self._listen(site)
         self.started_at = time.time()
         self._write_node_file()
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
@@ -188,45 +203,40 @@ class Node:
         # never runs beside a commit.
         asyncio.get_running_loop().run_in_executor(self.blocks.executor, chain.tree.warm)
         self.driver.start()
-        tune_gc()
-        tune_malloc()
-        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, chain.head.height, self.rpc_url)
+        stack.push_async_callback(self.driver.stop)
+        stack.push_async_callback(self._release_waiters)  # first of all at stop
 
-    async def stop(self) -> None:
-        """Stop producing, finish the block being committed, close RPC and the database."""
+    async def _release_waiters(self) -> None:
+        """Stopping: long polls (tx_wait, chain_waitForHeight) answer now rather than hold up the shutdown."""
         self._stopping = True
-        if self.kv is not None:
-            self.admission.tx_arrived.set()
+        self.admission.tx_arrived.set()
         async with self._new_head:
-            self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
-        if self.driver is not None:
-            await self.driver.stop()
-        if self.key_release is not None:
-            await self.key_release.stop()
-        if self.network is not None:
-            await self.network.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.contract_calls is not None:
-            await self.contract_calls.close()  # its threads read the database: before it closes
-        if self.journal is not None:
-            await self.journal.close()
-        self.blocks.shutdown()
-        if self.kv is not None:
-            self.admission.close()
-            self.kv.close()
-            self.artifacts.close()
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.datadir / "node.json").unlink()
-        await self.loop_monitor.stop()
-        log.info("node stopped")
+            self._new_head.notify_all()
 
-    async def _open_journal(self) -> list[Transaction]:
+    def _make_mempool(self) -> Mempool:
+        config, chain = self.config.mempool, self.chain
+        mempool = Mempool(
+            self.genesis.chain_id,
+            self.genesis.params,
+            _nonce_balance(chain),
+            MempoolLimits(
+                max_txs=config.max_txs,
+                max_bytes=config.max_bytes,
+                max_per_sender=config.max_per_sender,
+                ttl_ms=config.ttl_s * 1000,
+            ),
+            is_committed=lambda tx_hash: chain.blocks.tx_location(tx_hash) is not None,
+        )
+        mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
+        return mempool
+
+    async def _open_journal(self, stack: contextlib.AsyncExitStack) -> list[Transaction]:
         """Open the mempool journal, admit again what it kept (see node.txpool.journal), and journal
         every admission from now on."""
         journal = JournalKeeper(TxJournal(self.config.datadir / "mempool"), self.mempool.records,
                                 lambda: self.mempool.size_bytes)  # fmt: skip
         self.journal = journal
+        stack.push_async_callback(journal.close)
         self.metrics.journal_source = lambda: {"write_errors": journal.write_errors, "compactions": journal.compactions,
                                                "bytes": journal.journal.bytes_written}  # fmt: skip
         journal.follow_evictions(self.mempool)
@@ -302,7 +312,7 @@ class Node:
             await network.start()
         except OSError as exc:
             where = f"{config.p2p.addr}:{config.p2p.port}"
-            raise ConfigError(f"cannot listen for peers on {where}: {exc.strerror}; choose another --p2p-port") from exc
+            raise ConfigError(f"cannot listen for peers on {where}: {_reason(exc)}; choose another --p2p-port") from exc
 
     def _make_guard(self, signer: Signer, peer_heads: PeerHeads | None) -> DoubleSignGuard:
         """The double-sign guard (node/consensus/double_sign_guard.py), shown the last commits this node holds."""
@@ -328,20 +338,20 @@ class Node:
         password = self.config.validator_key_password
         return read_key_file(path, password)
 
-    async def _start_rpc(self) -> None:
+    async def _set_up_rpc(self, stack: contextlib.AsyncExitStack) -> web.TCPSite:
+        """JSON-RPC, artifacts over HTTP, /metrics and /health, ready to listen (`_listen`)."""
         rpc = self.config.rpc
-        app = web.Application(client_max_size=rpc.max_body_bytes)
         calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
                               rpc.call_max_in_flight)  # fmt: skip
-        self.contract_calls = calls
+        stack.push_async_callback(calls.close)  # its threads read the database: closed before it
         self.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
-        assert self.driver is not None
         served = Served(
             chain=self.chain, genesis=self.genesis, mempool=self.mempool, admission=self.admission,
             status=self.status, consensus_status=self.driver.status, peer_count=self._peer_count,
             wait_for_height=self.wait_for_height, artifacts=self.artifacts,
             exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
         )  # fmt: skip
+        app = web.Application(client_max_size=rpc.max_body_bytes)
         dispatcher = Dispatcher(build_registry(served), RpcLimits(max_body_bytes=rpc.max_body_bytes,
                                                                   max_batch=rpc.max_batch))  # fmt: skip
         add_rpc_routes(app, dispatcher, cors_origins=rpc.cors_origins)
@@ -352,16 +362,18 @@ class Node:
                                                          self.artifact_access, uploads)  # fmt: skip
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/health", self._health_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, rpc.addr, rpc.port, reuse_address=True)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        return web.TCPSite(runner, rpc.addr, rpc.port, reuse_address=True)
+
+    async def _listen(self, site: web.TCPSite) -> None:
+        rpc = self.config.rpc
         try:
             await site.start()
         except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
             raise ConfigError(
-                f"cannot listen for RPC on {rpc.addr}:{rpc.port}: {exc.strerror}; "
+                f"cannot listen for RPC on {rpc.addr}:{rpc.port}: {_reason(exc)}; "
                 "is another node running? choose another --rpc-port"
             ) from exc
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
@@ -372,12 +384,16 @@ class Node:
         return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
 
     def _write_node_file(self) -> None:
-        """`<datadir>/node.json`: how to reach this running node (read by the CLI and tests)."""
+        """`<datadir>/node.json`: how to reach this running node (removed at stop)."""
         info = {"pid": os.getpid(), "rpc": self.rpc_url, "chain_id": self.genesis.chain_id}
         path: Path = self.config.datadir / "node.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         os.replace(tmp, path)
+
+    def _remove_node_file(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.config.datadir / "node.json").unlink()
 
     async def _metrics_handler(self, request: web.Request) -> web.Response:
         self.metrics.mempool_txs.set(len(self.mempool))
@@ -416,8 +432,7 @@ class Node:
         used = {(tx.sender_address, tx.nonce): tx.hash for tx in block.transactions}
         self.mempool.remove_committed({sender for sender, _ in used}, used)
         self.mempool.expire(now_ms())
-        if self.journal is not None:
-            self.journal.block_committed()
+        self.journal.block_committed()
         now = time.monotonic()
         if self._last_block_at is not None:
             self.metrics.block_interval.observe(now - self._last_block_at)
@@ -436,7 +451,7 @@ class Node:
     # --- status ------------------------------------------------------------------------------
 
     def validator_address(self) -> str | None:
-        signer = None if self.driver is None else self.driver.signer
+        signer = self.driver.signer
         return None if signer is None else "0x" + signer.address.hex()
 
     def _peer_count(self) -> int:
@@ -474,6 +489,11 @@ def _nonce_balance(chain: Chain) -> Callable[[bytes], tuple[int, int]]:
         return account.nonce, account.balance
 
     return nonce_balance
+
+
+def _reason(exc: OSError) -> str:
+    """What the OS said, in its own words ("address already in use"), without the path of the call."""
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 def _is_ip(text: str) -> bool:
