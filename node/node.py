@@ -75,6 +75,7 @@ from node.txpool.gossip import TxGossip
 from node.txpool.journal import JournalKeeper, TxJournal
 from node.txpool.mempool import Mempool, MempoolLimits
 from node.version import CLIENT_VERSION
+from node.wiring import Wiring
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
@@ -82,8 +83,11 @@ log = logging.getLogger("aichain.node")
 
 
 class Node:
-    def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, *, validator_key: PrivateKey | None = None, wiring: Wiring | None = None
+    ) -> None:
         self.config = config
+        self.wiring = wiring or Wiring()  # a test's misbehaving parts (node/wiring.py); as shipped by default
         self.metrics = NodeMetrics()
         self.loop_monitor = LoopMonitor(self.metrics)
         self.genesis = Genesis.load(config.genesis_path)
@@ -159,8 +163,7 @@ class Node:
         key = self._validator_key or self._load_validator_key()
         signer = None
         if key is not None:
-            signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json",
-                            unsafe_allow_double_sign=config.test_double_sign)  # fmt: skip
+            signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json")
         self.evidence = EvidencePool(chain.usable_evidence, self.metrics.evidence_found.inc)
         machine = Tendermint(self.genesis.chain_id, signer.address if signer else None, self.timeouts)
         self._inbox = Inbox()
@@ -171,18 +174,18 @@ class Node:
         network = self.network
         prebuilder = Prebuilder(chain, self.mempool, self.blocks, self.timing)
         self.admission.subscribe(prebuilder.admitted)
+        wiring = self.wiring
+        broadcast = broadcast_nowhere if network is None else network.consensus.broadcast
         self.driver = ConsensusDriver(
-            machine=machine, signer=signer, inbox=self._inbox, ledger=chain, params=self.timing,
-            mempool=self.mempool, evidence=self.evidence, blocks=self.blocks, prebuilder=prebuilder,
-            wal=ConsensusWal(self.kv), metrics=self.metrics, on_committed=self._block_committed,
-            tx_arrived=self.admission.tx_arrived, hold_admission=self.admission.consensus_work, guard=self.guard,
-            broadcast=broadcast_nowhere if network is None else network.consensus.broadcast,
+            machine=machine, signer=signer, inbox=self._inbox, ledger=wiring.consensus_ledger(chain),
+            params=self.timing, mempool=self.mempool, evidence=self.evidence, blocks=self.blocks,
+            prebuilder=prebuilder, wal=ConsensusWal(self.kv), metrics=self.metrics,
+            on_committed=self._block_committed, tx_arrived=self.admission.tx_arrived,
+            hold_admission=self.admission.consensus_work, guard=self.guard,
+            broadcast=wiring.consensus_broadcast(broadcast, signer, chain),
             on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
         )  # fmt: skip
         self.metrics.consensus_source = self.driver.status
-        self.driver.double_sign = config.test_double_sign
-        self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
-        self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
         site = await self._set_up_rpc(stack)  # closed before the parts its handlers read
         if network is not None:
             await self._start_network(network)
@@ -279,7 +282,8 @@ class Node:
             observe_vote=(lambda vote: None) if guard is None else guard.observe_vote,
         )  # fmt: skip
         self.evidence.subscribe(reactor.publish_evidence)
-        exchange = ArtifactExchange(self.artifacts, manager, config.artifacts)
+        exchange = ArtifactExchange(self.artifacts, manager, config.artifacts,
+                                    self.wiring.served_chunks(self.artifacts.chunks.read))  # fmt: skip
         network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
         admission.subscribe(txs.announce, relay_only=True)
         self.metrics.p2p_source = lambda: manager.metrics
@@ -314,13 +318,13 @@ class Node:
             where = f"{config.p2p.addr}:{config.p2p.port}"
             raise ConfigError(f"cannot listen for peers on {where}: {_reason(exc)}; choose another --p2p-port") from exc
 
-    def _make_guard(self, signer: Signer, peer_heads: PeerHeads | None) -> DoubleSignGuard:
+    def _make_guard(self, signer: Signer, peer_heads: PeerHeads | None) -> DoubleSignGuard | None:
         """The double-sign guard (node/consensus/double_sign_guard.py), shown the last commits this node holds."""
         guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height, peer_heads)
         head = self.chain.head.height
         for height in range(max(1, head - guard.check_height + 1), head + 1):
             guard.observe_commit(self.chain.blocks.commit(height))
-        return guard
+        return self.wiring.double_sign_guard(guard)
 
     def _make_key_release(self) -> KeyRelease:
         network, admission = self.network, self.admission

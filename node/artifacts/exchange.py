@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +85,10 @@ class FetchStatus:
 
 
 class ArtifactExchange:
-    def __init__(self, store: ArtifactStore, manager: PeerManager, config: ArtifactsConfig) -> None:
+    def __init__(
+        self, store: ArtifactStore, manager: PeerManager, config: ArtifactsConfig,
+        serve_chunk: Callable[[bytes], bytes] | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.manager = manager
         self.config = config
@@ -95,7 +99,7 @@ class ArtifactExchange:
         self._answers: dict[bytes, tuple[dict[bytes, bytes | None], asyncio.Event]] = {}
         self._waiting: dict[tuple[bytes, int, bytes], asyncio.Future[bytes | None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self.server = ArtifactServer(self.store, config, self._spawn)
+        self.server = ArtifactServer(self.store, config, self._spawn, serve_chunk)
         self.chunks_fetched = 0
         self.bad_chunks_received = 0
 

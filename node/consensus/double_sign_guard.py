@@ -51,7 +51,7 @@ class DoubleSignGuard:
         self.signer = signer
         self.check_height = check_height
         self.peer_heads = peer_heads or (lambda: [])
-        self.off = check_height == 0 or signer.unsafe_allow_double_sign
+        self.off = check_height == 0
         self.must_catch_up = signer.started_without_state  # before it signs; others learn it as they go
         self.caught_up_at: int | None = None  # our head when we first knew we had caught up
         self.last_foreign: int | None = None  # the latest height at which a foreign signature was seen

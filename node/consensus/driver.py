@@ -59,7 +59,6 @@ from core.validators import ValidatorSet
 from node.block_thread import BlockThread
 from node.chain import BLOCK_TX_BYTES, PendingBlock
 from node.clock import now_ms
-from node.consensus import fault_injection
 from node.consensus.double_sign_guard import DoubleSignGuard, Withheld
 from node.consensus.inbox import RETRY, Inbox, UnvalidatedProposal
 from node.consensus.messages import ConsensusMessage, SignedProposal, SignedVote
@@ -152,11 +151,6 @@ class ConsensusDriver:
         self._next_height = NextHeight(ledger, mempool, evidence, params, signer, prebuilder, tx_arrived)
         self.guard = guard  # may this validator sign yet?
         self._withheld = None if guard is None else Withheld(guard, lambda: inbox.put(RETRY))
-        # Test-only switches (node/consensus/fault_injection.py): a Byzantine validator that equivocates,
-        # one a height behind the others at every other height, one that dies after a round-0 prevote.
-        self.double_sign = False
-        self.commit_delay_s = 0.0
-        self.exit_after_prevote_at = 0
         self._inbox = inbox
         self._pending: dict[bytes, PendingBlock] = {}
         self._future: list[Event | UnvalidatedProposal] = []
@@ -286,11 +280,6 @@ class ConsensusDriver:
                     continue
                 await self.broadcast(SignedVote(signed))
                 self._mark("prevoted" if signed.vote_type == VoteType.PREVOTE else "precommitted")
-                if self.exit_after_prevote_at and signed.vote_type == VoteType.PREVOTE:
-                    at = self.exit_after_prevote_at
-                    await fault_injection.exit_after_prevote(signed, self.ledger.validators, at)
-                if self.double_sign:
-                    await fault_injection.equivocate(self.signer, signed, self.broadcast)  # type: ignore[arg-type]
                 queue.extend(self.machine.handle(VoteReceived(signed)))
             elif isinstance(action, CommitBlock):
                 self._mark("decided")
@@ -406,8 +395,6 @@ class ConsensusDriver:
         """Execute the decided block if we have not, and write it; None if sync wrote it first."""
         block = action.block
         pending = self._pending.get(block.hash)
-        if self.commit_delay_s and block.height % 2 == 0:
-            await asyncio.sleep(self.commit_delay_s)
         async with self.hold_admission():
             if pending is None:  # decided without having executed it (e.g. we only saw the commit)
                 pending = await self.blocks.run(self.ledger.execute, block, None, self.mempool.verified_hashes())

@@ -52,11 +52,10 @@ class _Signed:
 
 
 class Signer:
-    def __init__(self, key: PrivateKey, chain_id: int, path: Path, *, unsafe_allow_double_sign: bool = False) -> None:
+    def __init__(self, key: PrivateKey, chain_id: int, path: Path) -> None:
         self.key = key
         self.chain_id = chain_id
         self.path = path
-        self.unsafe_allow_double_sign = unsafe_allow_double_sign  # test-only: a Byzantine validator
         self._last = self._load()
         self.started_without_state = self._last is None  # a first start, or its record was lost
 
@@ -87,7 +86,7 @@ class Signer:
     ) -> bytes:  # fmt: skip
         last = self._last
         position = (height, round_, step)
-        if last is not None and not self.unsafe_allow_double_sign:
+        if last is not None:
             last_position = (last.height, last.round, last.step)
             if position < last_position:
                 raise DoubleSignRefused(f"refusing to sign {position}: already signed at {last_position}")

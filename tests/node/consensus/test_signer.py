@@ -44,13 +44,6 @@ def test_conflicting_or_earlier_signatures_are_refused_even_after_restart(tmp_pa
     assert Signer(KEY, CHAIN, path).last_signed() == (3, 1, 3)
 
 
-def test_test_switch_allows_double_signing(tmp_path: Path) -> None:
-    signer = Signer(KEY, CHAIN, tmp_path / "s.json", unsafe_allow_double_sign=True)
-    a = signer.sign_vote(vote(4, 0, VoteType.PREVOTE, b"\x01" * 32))
-    b = signer.sign_vote(vote(4, 0, VoteType.PREVOTE, b""))
-    assert a.signature != b.signature
-
-
 def test_a_corrupt_sign_state_stops_signing_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text("{not json")
