@@ -38,7 +38,7 @@ from core.artifact import Manifest, format_id
 from core.errors import AichainError
 from core.keys import ADDRESS_SIZE, address_hex, parse_address
 from core.read_request import SCHEME, WINDOW_MS, ReadRequestInvalid, SignedRead, parse_read
-from node.artifacts.replay_cache import MAX_NONCES, MAX_NONCES_PER_ACCOUNT, ReplayCache
+from node.artifacts.replay_cache import ReplayCache
 from vm.system import LICENSING, MODELS
 
 PUBLISHER_HEADER = "X-Content-Publisher"
@@ -211,5 +211,4 @@ class ArtifactAccess:
                                     f"buy one with `aichain-node licence buy {ref} --from KEY`")  # fmt: skip
 
 
-__all__ = ["MAX_NONCES", "MAX_NONCES_PER_ACCOUNT", "PUBLISHER_HEADER", "AccessDenied", "ArtifactAccess", "Grant",
-           "PublisherBindings", "ReplayCache", "publisher_header"]  # fmt: skip
+__all__ = ["PUBLISHER_HEADER", "AccessDenied", "ArtifactAccess", "Grant", "PublisherBindings", "publisher_header"]

@@ -72,8 +72,6 @@ class KeyRelease:
         self.pending_nonce = pending_nonce
         self.submit = submit
         self.waiting_for_key: dict[bytes, set[Licence]] = {}  # buyer -> licences waiting for its X25519 key
-        self.posted = 0
-        self.skipped = 0  # licences looked at and found served already, lapsed, or not this node's to serve
         self._view = HeadView(chain, chain.chain_id, self.address)
         self._sent: dict[Licence, bytes] = {}  # licences this node sent an envelope for -> the key it sealed to
         self._queue: asyncio.Queue[list[Licence]] = asyncio.Queue(MAX_QUEUED)
@@ -142,8 +140,7 @@ class KeyRelease:
         await self._caught_up()
         sealing = self._sealing(licence)
         if sealing is None:
-            self.skipped += 1
-            return
+            return  # served already, lapsed, or not this node's to serve
         model, version, buyer = licence
         artifact, content_key, public = sealing
         envelope = seal_for(content_key, artifact, public)
@@ -151,7 +148,6 @@ class KeyRelease:
             self._sent[licence] = public
             while len(self._sent) > MAX_WAITING:
                 del self._sent[next(iter(self._sent))]
-            self.posted += 1
             log.info("released the content key of %s@%d (%s) to %s", model, version, format_id(artifact)[:19],
                      address_hex(buyer))  # fmt: skip
 
@@ -215,5 +211,4 @@ def events_of(receipts: list[Any]) -> list[Event]:
     return [event for receipt in receipts if receipt.succeeded for event in receipt.events]
 
 
-Hook = Callable[[list[Event]], None]
 __all__ = ["KeyRelease", "events_of"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import codec
-from core.errors import AichainError, DecodeError, NotFound, TransactionEvicted
+from core.errors import AichainError, DecodeError, TransactionEvicted
 from core.keys import address_hex
 from core.transaction import Transaction
 from node.rpc import params as p
@@ -302,4 +302,4 @@ def build_registry(node: Served) -> MethodRegistry:
     return registry
 
 
-__all__ = ["NotFound", "build_registry"]
+__all__ = ["Served", "build_registry"]

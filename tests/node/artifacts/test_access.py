@@ -14,7 +14,8 @@ from core import codec
 from core.artifact import KIND_FILE, Manifest
 from core.keys import PrivateKey
 from core.read_request import WINDOW_MS, sign_read
-from node.artifacts.access import MAX_NONCES_PER_ACCOUNT, AccessDenied, ArtifactAccess, PublisherBindings, ReplayCache
+from node.artifacts.access import AccessDenied, ArtifactAccess, PublisherBindings
+from node.artifacts.replay_cache import MAX_NONCES_PER_ACCOUNT, ReplayCache
 from tests.vm.system_chain import CHAIN, Chain
 from vm.system import LICENSING, MODELS
 
