@@ -20,6 +20,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python tools/check_imports.py
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
