@@ -16,10 +16,12 @@ byte rate (see `PeerManager`).
 
 from __future__ import annotations
 
-import dataclasses
+import ipaddress
 
+from core.genesis import Genesis
 from node.artifacts.exchange import ArtifactExchange
 from node.artifacts.serving import CHUNK
+from node.config import NodeConfig
 from node.consensus.messages import EVIDENCE, PROPOSAL, VOTE
 from node.consensus.reactor import ConsensusReactor
 from node.consensus.vote_gossip import ROUND_STEP, VoteGossip
@@ -27,14 +29,43 @@ from node.p2p.config import P2PConfig
 from node.p2p.manager import PeerManager
 from node.p2p.sync import STATUS, BlockSync
 from node.txpool.gossip import TxGossip
+from node.version import CLIENT_VERSION
 
 URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS, ROUND_STEP})
 REQUESTED_TYPES = frozenset({CHUNK})
 
 
-def transport_config(config: P2PConfig) -> P2PConfig:
-    """`config` with the message types that overtake others, and those that come only when asked for."""
-    return dataclasses.replace(config, urgent_types=URGENT_TYPES, requested_types=REQUESTED_TYPES)
+def transport_config(config: NodeConfig, genesis: Genesis, role: str) -> P2PConfig:
+    """The transport's settings from the node's (`[p2p]`), with the message types that overtake
+    others and those that come only when asked for."""
+    p2p = config.p2p
+    return P2PConfig(
+        chain_id=genesis.chain_id,
+        genesis_hash=genesis.hash(),
+        host=p2p.addr,
+        port=p2p.port,
+        role=role,
+        client_version=CLIENT_VERSION,
+        bootnodes=tuple(p2p.bootnodes),
+        allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in p2p.allow_list) or None,
+        max_inbound=p2p.max_inbound,
+        max_outbound=p2p.max_outbound,
+        max_pending_handshakes=p2p.max_pending_handshakes,
+        max_pending_per_ip=p2p.max_pending_per_ip,
+        handshake_timeout=p2p.handshake_timeout_s,
+        # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
+        ban_ip=not ipaddress.ip_address(p2p.addr).is_loopback if _is_ip(p2p.addr) else True,
+        urgent_types=URGENT_TYPES,
+        requested_types=REQUESTED_TYPES,
+    )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Network:

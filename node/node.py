@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -30,8 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from consensus.tendermint import Tendermint
 from core.errors import AichainError, ConfigError
@@ -42,9 +39,7 @@ from node.artifacts.access import ArtifactAccess, PublisherBindings
 from node.artifacts.exchange import ArtifactExchange
 from node.artifacts.flight import FetchInFlight
 from node.artifacts.head_view import HeadView
-from node.artifacts.http import add_artifact_routes
 from node.artifacts.key_release import KeyRelease, events_of
-from node.artifacts.upload_body import UploadLimits
 from node.block_thread import BlockThread
 from node.chain import Chain, PendingBlock
 from node.clock import now_ms
@@ -58,17 +53,14 @@ from node.consensus.reactor import ConsensusReactor
 from node.consensus.signer import Signer
 from node.consensus.vote_gossip import VoteGossip
 from node.consensus.wal import ConsensusWal
-from node.http_log import server_logger
+from node.http_server import HttpServer, os_reason
 from node.loop_monitor import LoopMonitor
-from node.metrics import CONTENT_TYPE, NodeMetrics
+from node.metrics import NodeMetrics
 from node.network import Network, transport_config
-from node.p2p.config import P2PConfig as TransportConfig
 from node.p2p.gossip import Gossip
 from node.p2p.manager import PeerManager
 from node.p2p.sync import BlockSync
-from node.rpc.api import Served, build_registry
-from node.rpc.http import add_rpc_routes
-from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.rpc.api import Served
 from node.rpc.read_calls import ReadOnlyCalls
 from node.txpool.admission import TxAdmission
 from node.txpool.gossip import TxGossip
@@ -186,7 +178,7 @@ class Node:
             on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
         )  # fmt: skip
         self.metrics.consensus_source = self.driver.status
-        site = await self._set_up_rpc(stack)  # closed before the parts its handlers read
+        http = await self._set_up_http(stack)  # closed before the parts its handlers read
         if network is not None:
             await self._start_network(network)
             stack.push_async_callback(network.stop)
@@ -198,7 +190,7 @@ class Node:
             stack.push_async_callback(self.key_release.stop)
         self.metrics.head_height.set(chain.head.height)
         self.metrics.finalized_height.set(chain.head.height)
-        await self._listen(site)
+        self.rpc_url = await http.listen()
         self.started_at = time.time()
         self._write_node_file()
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
@@ -264,7 +256,8 @@ class Node:
         """The P2P side (node/network.py), each protocol given what it reads and calls; and the
         double-sign guard of a validator, which watches the votes peers send."""
         config, chain, admission = self.config, self.chain, self.admission
-        manager = PeerManager(transport_config(self._transport(signer is not None)), self.node_key)
+        transport = transport_config(config, self.genesis, "validator" if signer is not None else "full")
+        manager = PeerManager(transport, self.node_key)
         sync = BlockSync(manager, chain, self.blocks, machine, admission.verify_block_signatures,
                          self._block_committed, self.metrics, config.p2p.sync_answer_bytes)  # fmt: skip
         if signer is not None:
@@ -290,33 +283,14 @@ class Node:
         self.metrics.artifact_source = exchange.counters
         return network
 
-    def _transport(self, is_validator: bool) -> TransportConfig:
-        config = self.config
-        return TransportConfig(
-            chain_id=self.genesis.chain_id,
-            genesis_hash=self.genesis.hash(),
-            host=config.p2p.addr,
-            port=config.p2p.port,
-            role="validator" if is_validator else "full",
-            client_version=CLIENT_VERSION,
-            bootnodes=tuple(config.p2p.bootnodes),
-            allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in config.p2p.allow_list) or None,
-            max_inbound=config.p2p.max_inbound,
-            max_outbound=config.p2p.max_outbound,
-            max_pending_handshakes=config.p2p.max_pending_handshakes,
-            max_pending_per_ip=config.p2p.max_pending_per_ip,
-            handshake_timeout=config.p2p.handshake_timeout_s,
-            # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
-            ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
-        )
-
     async def _start_network(self, network: Network) -> None:
         config = self.config
         try:
             await network.start()
         except OSError as exc:
             where = f"{config.p2p.addr}:{config.p2p.port}"
-            raise ConfigError(f"cannot listen for peers on {where}: {_reason(exc)}; choose another --p2p-port") from exc
+            reason = os_reason(exc)
+            raise ConfigError(f"cannot listen for peers on {where}: {reason}; choose another --p2p-port") from exc
 
     def _make_guard(self, signer: Signer, peer_heads: PeerHeads | None) -> DoubleSignGuard | None:
         """The double-sign guard (node/consensus/double_sign_guard.py), shown the last commits this node holds."""
@@ -342,8 +316,8 @@ class Node:
         password = self.config.validator_key_password
         return read_key_file(path, password)
 
-    async def _set_up_rpc(self, stack: contextlib.AsyncExitStack) -> web.TCPSite:
-        """JSON-RPC, artifacts over HTTP, /metrics and /health, ready to listen (`_listen`)."""
+    async def _set_up_http(self, stack: contextlib.AsyncExitStack) -> HttpServer:
+        """JSON-RPC, artifacts over HTTP, /metrics and /health, set up to listen last (`HttpServer.listen`)."""
         rpc = self.config.rpc
         calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
                               rpc.call_max_in_flight)  # fmt: skip
@@ -355,34 +329,10 @@ class Node:
             wait_for_height=self.wait_for_height, artifacts=self.artifacts,
             exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
         )  # fmt: skip
-        app = web.Application(client_max_size=rpc.max_body_bytes)
-        dispatcher = Dispatcher(build_registry(served), RpcLimits(max_body_bytes=rpc.max_body_bytes,
-                                                                  max_batch=rpc.max_batch))  # fmt: skip
-        add_rpc_routes(app, dispatcher, cors_origins=rpc.cors_origins)
-        a = self.config.artifacts
-        uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
-                               min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
-        self.metrics.upload_source = add_artifact_routes(app, self.artifacts, self._fetch_in_flight,
-                                                         self.artifact_access, uploads)  # fmt: skip
-        app.router.add_get("/metrics", self._metrics_handler)
-        app.router.add_get("/health", self._health_handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        return web.TCPSite(runner, rpc.addr, rpc.port, reuse_address=True)
-
-    async def _listen(self, site: web.TCPSite) -> None:
-        rpc = self.config.rpc
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen for RPC on {rpc.addr}:{rpc.port}: {_reason(exc)}; "
-                "is another node running? choose another --rpc-port"
-            ) from exc
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        host, port = sockets[0].getsockname()[:2] if sockets else (rpc.addr, rpc.port)
-        self.rpc_url = f"http://{host}:{port}"
+        http = HttpServer(served, self.config, self.metrics, self.artifact_access, self._fetch_in_flight)
+        await http.set_up()
+        stack.push_async_callback(http.close)
+        return http
 
     def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
         return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
@@ -398,16 +348,6 @@ class Node:
     def _remove_node_file(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.config.datadir / "node.json").unlink()
-
-    async def _metrics_handler(self, request: web.Request) -> web.Response:
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
-        self.metrics.evictions_kept.set(len(self.mempool.evictions))
-        self.metrics.artifact_bytes.set(await asyncio.to_thread(self.artifacts.stored_bytes))
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    async def _health_handler(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "height": self.chain.head.height})
 
     # --- after each block ----------------------------------------------------------------------
 
@@ -493,16 +433,3 @@ def _nonce_balance(chain: Chain) -> Callable[[bytes], tuple[int, int]]:
         return account.nonce, account.balance
 
     return nonce_balance
-
-
-def _reason(exc: OSError) -> str:
-    """What the OS said, in its own words ("address already in use"), without the path of the call."""
-    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
