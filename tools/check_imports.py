@@ -30,7 +30,10 @@ ROOT_MODULE = "node.node"
 KNOWN_TYPE_EDGES = {
     ("vm.builtins", "vm.interpreter"): "a builtin is handed the interpreter that runs it",
     ("vm.operations", "vm.interpreter"): "an operation is handed the interpreter that runs it",
-    ("node.sdk.models", "node.sdk.aclient"): "AsyncModels works through the AsyncClient that made it",
+    ("aichain_node.models", "aichain_node.aclient"): "AsyncModels works through the AsyncClient that made it",
+    ("aichain_node.runs", "aichain_node.aclient"): "AsyncModelRuns works through the AsyncClient that made it",
+    ("aichain_node.provenance", "aichain_node.models"): "provenance checks read the models that record them",
+    ("node.sdk.models", "node.sdk.aclient"): "the same, before the SDK became aichain_node",
     ("node.sdk.provenance", "node.sdk.runs"): "provenance checks are made by the runs that record them",
 }
 MAY_IMPORT_ROOT = ("cli", "node.bench", "tests")
