@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(FORMATTED)
 	$(BIN)/mypy
 	$(BIN)/python tools/dead_code.py
+	$(BIN)/python tools/check_imports.py
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

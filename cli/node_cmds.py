@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from core.units import format_amount
 from node.config import NodeConfig, load_config
 from node.devnet import DEV_ACCOUNT_KEY, dev_genesis, ensure_dev_setup
 from node.keystore import keystore_dir
+from node.process_tuning import tune_gc, tune_malloc
+from node.wiring import load_wiring
 
 DatadirOption = typer.Option(None, "--datadir", help="Data directory [~/.aichain; ~/.aichain/dev with --dev]")
 
@@ -63,10 +66,6 @@ def start(
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning, error"),
     bootnodes: str | None = typer.Option(None, "--bootnodes", help="Comma-separated nodekeyhex@host:port list"),
     as_json: bool = typer.Option(False, "--json", help="Print the startup banner as one JSON line"),
-    test_double_sign: bool = typer.Option(False, "--test-double-sign", hidden=True,
-                                          help="TEST ONLY: make this validator equivocate"),
-    test_commit_delay_ms: int = typer.Option(0, "--test-commit-delay-ms", hidden=True,
-                                             help="TEST ONLY: write blocks decided at even heights this much later"),
 ) -> None:
     """Start a node. Stop it with Ctrl-C; it finishes the block it is writing and closes cleanly."""
     overrides = {
@@ -78,8 +77,6 @@ def start(
         "block_time_ms": block_time_ms,
         "log_level": log_level,
         "p2p.bootnodes": bootnodes,
-        "test_double_sign": test_double_sign or None,
-        "test_commit_delay_ms": test_commit_delay_ms or None,
     }
     try:
         cfg = load_config(config, overrides)
@@ -103,8 +100,10 @@ def start(
 async def _run(cfg: NodeConfig, as_json: bool) -> None:
     from node.node import Node
 
-    node = Node(cfg)
+    node = Node(cfg, wiring=load_wiring(os.environ, cfg))  # as shipped, unless a test harness says otherwise
     await node.start()
+    tune_gc()  # the process runs a node from now on: what it holds after start-up stays
+    tune_malloc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -174,12 +174,6 @@ class StateRootMismatch(InvalidBlock):
     rpc_code = -32033
 
 
-class NotFound(AichainError):
-    """A requested object (block, transaction, account) does not exist."""
-
-    rpc_code = -32040
-
-
 class StorageError(AichainError):
     """The database is missing, locked by another process, or corrupt."""
 

@@ -126,7 +126,7 @@ class ConsensusConfig:
     """Round timeouts in seconds (`timeout_` + a field of `TimeoutConfig`, whose defaults they keep),
     and the double-sign guard: a validator whose key signed one of the last `double_sign_check_height`
     blocks without this node remembering it (its sign state was lost) waits until that many blocks
-    pass without its key before it signs (0: never wait; see node/double_sign_guard.py)."""
+    pass without its key before it signs (0: never wait; see node/consensus/double_sign_guard.py)."""
 
     timeout_propose_s: float = _TIMEOUTS.propose_s
     timeout_propose_delta_s: float = _TIMEOUTS.propose_delta_s
@@ -136,7 +136,6 @@ class ConsensusConfig:
     timeout_precommit_delta_s: float = _TIMEOUTS.precommit_delta_s
     timeout_cap_s: float = _TIMEOUTS.cap_s
     double_sign_check_height: int = 10
-    test_exit_after_prevote_at: int = 0  # test-only: at the first height >= this that it proposes, exit after prevoting
 
     def timeouts(self) -> TimeoutConfig:
         return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in _timeout_fields()})
@@ -174,7 +173,6 @@ class ArtifactsConfig:
     upload_idle_timeout_s: float = 15.0  # an upload body with no byte for this long is cut (408)
     upload_min_bytes_s: int = 16 * 1024  # ... and one slower than this on average after the grace time
     upload_grace_s: float = 10.0
-    test_corrupt_chunks: bool = False  # test-only: serve every chunk with a flipped bit
 
     def __post_init__(self) -> None:
         if not MIN_CHUNK_SIZE <= self.chunk_size <= MAX_CHUNK_SIZE:
@@ -202,8 +200,6 @@ class NodeConfig:
     validator_key: Path | None = None
     validator_key_password: str | None = None
     node_key: Path | None = None  # P2P identity; default <datadir>/node_key.pem, created on first start
-    test_double_sign: bool = False  # test-only: this validator equivocates (to test evidence)
-    test_commit_delay_ms: int = 0  # test-only: blocks this node decides at even heights are written that much later
     dev: bool = False
     log_level: str = "info"
     block_time_ms: int | None = None  # overrides the genesis block time (dev and benchmarks)

@@ -24,7 +24,6 @@ GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 class DevSetup:
     created: bool
     validator_key_path: Path
-    dev_key_path: Path | None
     genesis_path: Path
 
 
@@ -55,7 +54,8 @@ def ensure_dev_setup(config: NodeConfig, keystore: Path) -> DevSetup:
             write_key_file(key_path, validator, None)
         dev_genesis(validator).save(genesis_path)
         created = True
-    return DevSetup(created, key_path, ensure_dev_key(keystore), genesis_path)
+    ensure_dev_key(keystore)
+    return DevSetup(created, key_path, genesis_path)
 
 
 def ensure_dev_key(keystore: Path) -> Path | None:

@@ -85,12 +85,6 @@ class NodeMetrics:
             ["how"],
             registry=r,
         )
-        self.block_seconds = Histogram(
-            "aichain_block_build_seconds",
-            "Time to execute, root and commit one block",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-            registry=r,
-        )
         self.block_interval = Histogram(
             "aichain_block_interval_seconds",
             "Time between consecutive blocks",

@@ -1,67 +1,85 @@
-"""The node runtime: opens the chain, runs the block producer, serves JSON-RPC and metrics.
+"""The node: its composition root. It opens the chain, makes each part with the narrow things that
+part needs, and starts and stops them in order.
 
-Lifecycle: `await node.start()` … `await node.stop()`. Blocks are built and committed in a
-worker thread (execution is CPU work; the event loop keeps answering RPC meanwhile), one at
-a time; the mempool and every other piece of state is touched only on the event loop.
+Lifecycle: `await node.start()` … `await node.stop()`. Each step of the start that opens or
+starts something pushes what undoes it on a stack (`contextlib.AsyncExitStack`, as aiohttp's
+`cleanup_ctx`): `stop` undoes them in reverse, and a start that fails part-way (the RPC port is
+taken, say) undoes what it did before the error goes up, so no database stays locked and no
+socket listening. The RPC server is set up before the network starts but listens last, so it is
+closed (its long polls answered) before the parts it reads.
+
+Blocks are built and committed on one block thread (execution is CPU work; the event loop
+keeps answering RPC meanwhile), one at a time; the mempool and every other piece of state is
+touched only on the event loop. No part holds the `Node`: each takes what it uses in its
+constructor (a `Protocol` declared where it is used, or a plain callable), and the node calls
+them back only through `_block_committed`, the bookkeeping after each block. Process-wide
+tuning (garbage collector, malloc) is the program's business (`aichain-node start`), not this
+object's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from core.block import Vote
-from core.errors import ConfigError
-from core.evidence import DuplicateVote
+from consensus.tendermint import Tendermint
+from core.clock import now_ms
+from core.errors import AichainError, ConfigError
 from core.genesis import Genesis
 from core.keys import PrivateKey, read_key_file, write_key_file
 from core.transaction import Transaction
-from node.admission import TxAdmission, now_ms
-from node.artifact_access import ArtifactAccess, PublisherBindings
-from node.artifact_flight import FetchInFlight
-from node.artifacts_http import add_artifact_routes
+from node.artifacts.access import ArtifactAccess, PublisherBindings
+from node.artifacts.exchange import ArtifactExchange
+from node.artifacts.flight import FetchInFlight
+from node.artifacts.head_view import HeadView
+from node.artifacts.key_release import KeyRelease, events_of
+from node.block_thread import BlockThread
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
-from node.consensus_driver import ConsensusDriver
-from node.double_sign_guard import DoubleSignGuard
-from node.head_view import HeadView
-from node.http_log import server_logger
-from node.key_release import KeyRelease, events_of
+from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
+from node.consensus.driver import ConsensusDriver, broadcast_nowhere
+from node.consensus.evidence import EvidencePool
+from node.consensus.inbox import Inbox
+from node.consensus.prebuild import Prebuilder
+from node.consensus.reactor import ConsensusReactor
+from node.consensus.signer import Signer
+from node.consensus.vote_gossip import VoteGossip
+from node.consensus.wal import ConsensusWal
+from node.http_server import HttpServer, os_reason
 from node.loop_monitor import LoopMonitor
-from node.mempool import Mempool, MempoolLimits
-from node.metrics import CONTENT_TYPE, NodeMetrics
-from node.network import Network
-from node.p2p.config import P2PConfig as TransportConfig
-from node.process_tuning import tune_gc, tune_malloc
-from node.rpc.http import add_rpc_routes
-from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.metrics import NodeMetrics
+from node.network import Network, transport_config
+from node.p2p.gossip import Gossip
+from node.p2p.manager import PeerManager
+from node.p2p.sync import BlockSync
+from node.rpc.api import Served
 from node.rpc.read_calls import ReadOnlyCalls
-from node.signstate import Signer
-from node.tx_journal import JournalKeeper, TxJournal
-from node.upload_body import UploadLimits
+from node.txpool.admission import TxAdmission
+from node.txpool.gossip import TxGossip
+from node.txpool.journal import JournalKeeper, TxJournal
+from node.txpool.mempool import Mempool, MempoolLimits
+from node.version import CLIENT_VERSION
+from node.wiring import Wiring
 from storage.artifact_store import ArtifactStore
 from storage.kv import KeyValueStore
 
 log = logging.getLogger("aichain.node")
 
-VERSION = "0.1.0"
-CLIENT_VERSION = f"aichain-node/v{VERSION}/python"
 
-
-class Node(TxAdmission):
-    def __init__(self, config: NodeConfig, *, validator_key: PrivateKey | None = None) -> None:
+class Node:
+    def __init__(
+        self, config: NodeConfig, *, validator_key: PrivateKey | None = None, wiring: Wiring | None = None
+    ) -> None:
         self.config = config
+        self.wiring = wiring or Wiring()  # a test's misbehaving parts (node/wiring.py); as shipped by default
         self.metrics = NodeMetrics()
         self.loop_monitor = LoopMonitor(self.metrics)
         self.genesis = Genesis.load(config.genesis_path)
@@ -71,134 +89,155 @@ class Node(TxAdmission):
             self.timing = replace(self.timing, block_time_ms=config.block_time_ms)
         self.timeouts = config.consensus.timeouts()
         self._validator_key = validator_key
-        self.kv: KeyValueStore | None = None
-        self.chain: Chain
-        self.artifacts: ArtifactStore
-        self.mempool: Mempool
         self.rpc_url = ""
         self.started_at = 0.0
-        self._runner: web.AppRunner | None = None
-        self.contract_calls: ReadOnlyCalls | None = None  # set by node/rpc/contracts.py
-        self.driver: ConsensusDriver | None = None
-        self.network: Network | None = None
-        self.key_release: KeyRelease | None = None
-        self.journal: JournalKeeper | None = None
+        self._stopping = False
+        self._new_head = asyncio.Condition()
+        self._last_block_at: float | None = None
+        self._stack: contextlib.AsyncExitStack | None = None  # what `stop` undoes, once started
+        # Made by `start` (the database opens there):
+        self.kv: KeyValueStore
+        self.chain: Chain
+        self.artifacts: ArtifactStore
         self.artifact_access: ArtifactAccess
         self.node_key: PrivateKey  # its P2P identity, the releaser's account, the audience of signed reads
-        self.commit_lock = asyncio.Lock()
-        self._evidence: dict[bytes, bytes] = {}
-        self._last_block_at: float | None = None
-        self._new_head = asyncio.Condition()
-        self._stopping = False
-        self.block_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block")
-        self._init_admission()
+        self.blocks: BlockThread
+        self.mempool: Mempool
+        self.admission: TxAdmission
+        self.journal: JournalKeeper
+        self.evidence: EvidencePool
+        self.driver: ConsensusDriver
+        self.guard: DoubleSignGuard | None = None  # a validator's
+        self.network: Network | None = None  # with P2P on
+        self.key_release: KeyRelease | None = None  # with [models] release_keys on
+        self._inbox: Inbox
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open and start every part; if a step fails, what was done is undone and the error goes up."""
+        async with contextlib.AsyncExitStack() as stack:
+            await self._open(stack)
+            self._stack = stack.pop_all()
+        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
+
+    async def stop(self) -> None:
+        """Stop producing, finish the block being committed, close RPC, the network and the database."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+            log.info("node stopped")
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        """The start, step by step; after each step, what undoes it goes on `stack`."""
         config = self.config
         self.loop_monitor.start()
+        stack.push_async_callback(self.loop_monitor.stop)
+        stack.callback(self._remove_node_file)
         self.kv = KeyValueStore(config.chaindata)
-        try:
-            self.chain = Chain(self.kv, self.genesis)
-            self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
-        except BaseException:
-            self.kv.close()
-            raise
+        stack.callback(self.kv.close)
+        self.chain = chain = Chain(self.kv, self.genesis)
+        self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
+        stack.callback(self.artifacts.close)
         bindings = PublisherBindings(config.artifacts_path / "publishers")
         self.node_key = self._load_node_key()  # with P2P off too: signed reads name the node they are for
         self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
-                                              HeadView(self.chain, self.genesis.chain_id), bindings)  # fmt: skip
+                                              HeadView(chain, self.genesis.chain_id), bindings)  # fmt: skip
         access = self.artifact_access
         self.metrics.private_reads_source = lambda: {"granted": access.granted, "refused": access.refused}
-        self.mempool = Mempool(
-            self.genesis.chain_id,
-            self.genesis.params,
-            self._account_nonce_balance,
-            MempoolLimits(
-                max_txs=config.mempool.max_txs,
-                max_bytes=config.mempool.max_bytes,
-                max_per_sender=config.mempool.max_per_sender,
-                ttl_ms=config.mempool.ttl_s * 1000,
-            ),
-            is_committed=lambda tx_hash: self.chain.blocks.tx_location(tx_hash) is not None,
-        )
-        self.mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
-        restored = await self._open_journal()
+        self.mempool = self._make_mempool()
+        self.admission = TxAdmission(self.mempool, self.metrics, next_nonce=lambda a: chain.account(a).nonce,
+                                     tx_location=chain.blocks.tx_location)  # fmt: skip
+        stack.callback(self.admission.close)
+        self.blocks = BlockThread()
+        stack.callback(self.blocks.shutdown)  # a commit under way is written whole first
+        restored = await self._open_journal(stack)
         key = self._validator_key or self._load_validator_key()
         signer = None
         if key is not None:
-            signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json",
-                            unsafe_allow_double_sign=config.test_double_sign)  # fmt: skip
-        self.driver = ConsensusDriver(self, signer, self.timeouts)
-        self.metrics.consensus_source = self.driver.status
-        self.driver.double_sign = config.test_double_sign
-        self.driver.commit_delay_s = config.test_commit_delay_ms / 1000
-        self.driver.exit_after_prevote_at = config.consensus.test_exit_after_prevote_at
-        node_key = self.node_key
+            signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json")
+        self.evidence = EvidencePool(chain.usable_evidence, self.metrics.evidence_found.inc)
+        machine = Tendermint(self.genesis.chain_id, signer.address if signer else None, self.timeouts)
+        self._inbox = Inbox()
         if config.p2p.enabled:
-            await self._start_network(node_key, signer is not None)
-            if restored and self.network is not None:
-                self.network.announce_txs(restored)  # peers that lost them too get them back
-        if signer is not None:
-            self._start_guard(signer)
+            self.network = self._make_network(machine, signer)
+        elif signer is not None:
+            self.guard = self._make_guard(signer, None)
+        network = self.network
+        prebuilder = Prebuilder(chain, self.mempool, self.blocks, self.timing)
+        self.admission.subscribe(prebuilder.admitted)
+        wiring = self.wiring
+        broadcast = broadcast_nowhere if network is None else network.consensus.broadcast
+        self.driver = ConsensusDriver(
+            machine=machine, signer=signer, inbox=self._inbox, ledger=wiring.consensus_ledger(chain),
+            params=self.timing, mempool=self.mempool, evidence=self.evidence, blocks=self.blocks,
+            prebuilder=prebuilder, wal=ConsensusWal(self.kv), metrics=self.metrics,
+            on_committed=self._block_committed, tx_arrived=self.admission.tx_arrived,
+            hold_admission=self.admission.consensus_work, guard=self.guard,
+            broadcast=wiring.consensus_broadcast(broadcast, signer, chain),
+            on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
+        )  # fmt: skip
+        self.metrics.consensus_source = self.driver.status
+        http = await self._set_up_http(stack)  # closed before the parts its handlers read
+        if network is not None:
+            await self._start_network(network)
+            stack.push_async_callback(network.stop)
+            if restored:
+                network.txs.announce(restored)  # peers that lost them too get them back
         if config.models.release_keys:
-            self.key_release = KeyRelease(self, node_key)
+            self.key_release = self._make_key_release()
             self.key_release.start()
-        self.metrics.head_height.set(self.chain.head.height)
-        self.metrics.finalized_height.set(self.chain.head.height)
-        await self._start_rpc()
+            stack.push_async_callback(self.key_release.stop)
+        self.metrics.head_height.set(chain.head.height)
+        self.metrics.finalized_height.set(chain.head.height)
+        self.rpc_url = await http.listen()
         self.started_at = time.time()
         self._write_node_file()
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
         # a restart do not pay a disk read per touched node; it shares the block thread, so it
         # never runs beside a commit.
-        asyncio.get_running_loop().run_in_executor(self.block_worker, self.chain.tree.warm)
+        asyncio.get_running_loop().run_in_executor(self.blocks.executor, chain.tree.warm)
         self.driver.start()
-        tune_gc()
-        tune_malloc()
-        log.info("node started: chain %s, head %d, rpc %s", self.genesis.chain_id, self.chain.head.height, self.rpc_url)
+        stack.push_async_callback(self.driver.stop)
+        stack.push_async_callback(self._release_waiters)  # first of all at stop
 
-    async def stop(self) -> None:
-        """Stop producing, finish the block being committed, close RPC and the database."""
+    async def _release_waiters(self) -> None:
+        """Stopping: long polls (tx_wait, chain_waitForHeight) answer now rather than hold up the shutdown."""
         self._stopping = True
-        self.tx_arrived.set()
+        self.admission.tx_arrived.set()
         async with self._new_head:
-            self._new_head.notify_all()  # long polls (tx_wait) answer now rather than hold up the shutdown
-        if self.driver is not None:
-            await self.driver.stop()
-        if self.key_release is not None:
-            await self.key_release.stop()
-        if self.network is not None:
-            await self.network.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.contract_calls is not None:
-            await self.contract_calls.close()  # its threads read the database: before it closes
-        if self.journal is not None:
-            await self.journal.close()
-        self.block_worker.shutdown(wait=True)
-        self._verifiers.shutdown(wait=True)
-        if self.kv is not None:
-            self.kv.close()
-            self.artifacts.close()
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.datadir / "node.json").unlink()
-        await self.loop_monitor.stop()
-        log.info("node stopped")
+            self._new_head.notify_all()
 
-    async def _open_journal(self) -> list[Transaction]:
-        """Open the mempool journal, admit again what it kept (see node.tx_journal), and journal
+    def _make_mempool(self) -> Mempool:
+        config, chain = self.config.mempool, self.chain
+        mempool = Mempool(
+            self.genesis.chain_id,
+            self.genesis.params,
+            _nonce_balance(chain),
+            MempoolLimits(
+                max_txs=config.max_txs,
+                max_bytes=config.max_bytes,
+                max_per_sender=config.max_per_sender,
+                ttl_ms=config.ttl_s * 1000,
+            ),
+            is_committed=lambda tx_hash: chain.blocks.tx_location(tx_hash) is not None,
+        )
+        mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
+        return mempool
+
+    async def _open_journal(self, stack: contextlib.AsyncExitStack) -> list[Transaction]:
+        """Open the mempool journal, admit again what it kept (see node.txpool.journal), and journal
         every admission from now on."""
         journal = JournalKeeper(TxJournal(self.config.datadir / "mempool"), self.mempool.records,
                                 lambda: self.mempool.size_bytes)  # fmt: skip
         self.journal = journal
+        stack.push_async_callback(journal.close)
         self.metrics.journal_source = lambda: {"write_errors": journal.write_errors, "compactions": journal.compactions,
                                                "bytes": journal.journal.bytes_written}  # fmt: skip
         journal.follow_evictions(self.mempool)
         records = journal.load()
-        restored = await self.readmit(records, self.mempool.limits.ttl_ms) if records else []
-        self.tx_listeners.append(journal.admitted)
+        restored = await self.admission.readmit(records, self.mempool.limits.ttl_ms) if records else []
+        self.admission.subscribe(journal.admitted)
         if records:
             log.info("mempool: %d of %d journaled transactions admitted again", len(restored), len(records))
             journal.compact()  # what was not admitted again leaves the journal
@@ -213,47 +252,62 @@ class Node(TxAdmission):
         write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
         return node_key
 
-    async def _start_network(self, node_key: PrivateKey, is_validator: bool) -> None:
+    def _make_network(self, machine: Tendermint, signer: Signer | None) -> Network:
+        """The P2P side (node/network.py), each protocol given what it reads and calls; and the
+        double-sign guard of a validator, which watches the votes peers send."""
+        config, chain, admission = self.config, self.chain, self.admission
+        transport = transport_config(config, self.genesis, "validator" if signer is not None else "full")
+        manager = PeerManager(transport, self.node_key)
+        sync = BlockSync(manager, chain, self.blocks, machine, admission.verify_block_signatures,
+                         self._block_committed, self.metrics, config.p2p.sync_answer_bytes)  # fmt: skip
+        if signer is not None:
+            self.guard = self._make_guard(signer, sync.peer_heads)
+        votes = VoteGossip(manager, machine, chain, self.metrics)
+
+        async def admit_from_peer(txs: Sequence[Transaction]) -> list[bytes | AichainError]:
+            return await admission.submit_many(txs, relay=False)  # gossip forwards what it admits itself
+
+        txs = TxGossip(manager, self.metrics, knows=admission.knows_tx, admit=admit_from_peer, order=admission)
+        guard = self.guard
+        reactor = ConsensusReactor(
+            manager=manager, gossip=Gossip(manager), chain=chain, votes=votes, deliver=self._inbox.receive,
+            evidence=self.evidence, metrics=self.metrics, lookup_tx=self.mempool.get,
+            observe_vote=(lambda vote: None) if guard is None else guard.observe_vote,
+        )  # fmt: skip
+        self.evidence.subscribe(reactor.publish_evidence)
+        exchange = ArtifactExchange(self.artifacts, manager, config.artifacts,
+                                    self.wiring.served_chunks(self.artifacts.chunks.read))  # fmt: skip
+        network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
+        admission.subscribe(txs.announce, relay_only=True)
+        self.metrics.p2p_source = lambda: manager.metrics
+        self.metrics.artifact_source = exchange.counters
+        return network
+
+    async def _start_network(self, network: Network) -> None:
         config = self.config
-        transport = TransportConfig(
-            chain_id=self.genesis.chain_id,
-            genesis_hash=self.genesis.hash(),
-            host=config.p2p.addr,
-            port=config.p2p.port,
-            role="validator" if is_validator else "full",
-            client_version=CLIENT_VERSION,
-            bootnodes=tuple(config.p2p.bootnodes),
-            allow_list=frozenset(bytes.fromhex(k.removeprefix("0x")) for k in config.p2p.allow_list) or None,
-            max_inbound=config.p2p.max_inbound,
-            max_outbound=config.p2p.max_outbound,
-            max_pending_handshakes=config.p2p.max_pending_handshakes,
-            max_pending_per_ip=config.p2p.max_pending_per_ip,
-            handshake_timeout=config.p2p.handshake_timeout_s,
-            # On loopback every peer shares one IP (a local testnet): ban misbehaving keys, not the address.
-            ban_ip=not ipaddress.ip_address(config.p2p.addr).is_loopback if _is_ip(config.p2p.addr) else True,
-        )
-        self.network = Network(self, node_key, transport)
-        self.metrics.p2p_source = lambda: self.network.manager.metrics if self.network is not None else None
-        self.metrics.artifact_source = lambda: self.network.artifacts.counters() if self.network is not None else None
-        assert self.driver is not None
-        self.driver.broadcast = self.network.broadcast_consensus
-        self.driver.on_state_changed = self.network.votes.state_changed
         try:
-            await self.network.start()
+            await network.start()
         except OSError as exc:
             where = f"{config.p2p.addr}:{config.p2p.port}"
-            raise ConfigError(f"cannot listen for peers on {where}: {exc.strerror}; choose another --p2p-port") from exc
+            reason = os_reason(exc)
+            raise ConfigError(f"cannot listen for peers on {where}: {reason}; choose another --p2p-port") from exc
 
-    def _start_guard(self, signer: Signer) -> None:
-        """The double-sign guard (node/double_sign_guard.py), shown the last commits this node holds."""
-        assert self.driver is not None
-        network = self.network
-        guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height,
-                                network.peer_heads if network is not None else None)  # fmt: skip
+    def _make_guard(self, signer: Signer, peer_heads: PeerHeads | None) -> DoubleSignGuard | None:
+        """The double-sign guard (node/consensus/double_sign_guard.py), shown the last commits this node holds."""
+        guard = DoubleSignGuard(signer, self.config.consensus.double_sign_check_height, peer_heads)
         head = self.chain.head.height
         for height in range(max(1, head - guard.check_height + 1), head + 1):
             guard.observe_commit(self.chain.blocks.commit(height))
-        self.driver.use_guard(guard)
+        return self.wiring.double_sign_guard(guard)
+
+    def _make_key_release(self) -> KeyRelease:
+        network, admission = self.network, self.admission
+        return KeyRelease(
+            self.node_key, chain=self.chain, content_key=self.artifacts.content_key,
+            publisher_of=self.artifact_access.bindings.publisher_of,
+            syncing=(lambda: False) if network is None else network.sync.syncing,
+            pending_nonce=self.mempool.pending_nonce, submit=admission.submit,
+        )  # fmt: skip
 
     def _load_validator_key(self) -> PrivateKey | None:
         path = self.config.validator_key_path
@@ -262,64 +316,40 @@ class Node(TxAdmission):
         password = self.config.validator_key_password
         return read_key_file(path, password)
 
-    async def _start_rpc(self) -> None:
-        app = web.Application(client_max_size=self.config.rpc.max_body_bytes)
-        from node.rpc.api import build_registry
-
-        dispatcher = Dispatcher(
-            build_registry(self),
-            RpcLimits(max_body_bytes=self.config.rpc.max_body_bytes, max_batch=self.config.rpc.max_batch),
-        )
-        add_rpc_routes(app, dispatcher, cors_origins=self.config.rpc.cors_origins)
-        a = self.config.artifacts
-        uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
-                               min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
-        self.metrics.upload_source = add_artifact_routes(app, self.artifacts, self._fetch_in_flight,
-                                                         self.artifact_access, uploads)  # fmt: skip
-        app.router.add_get("/metrics", self._metrics_handler)
-        app.router.add_get("/health", self._health_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.rpc.addr, self.config.rpc.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
-            raise ConfigError(
-                f"cannot listen for RPC on {self.config.rpc.addr}:{self.config.rpc.port}: {exc.strerror}; "
-                "is another node running? choose another --rpc-port"
-            ) from exc
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        host, port = sockets[0].getsockname()[:2] if sockets else (self.config.rpc.addr, self.config.rpc.port)
-        self.rpc_url = f"http://{host}:{port}"
+    async def _set_up_http(self, stack: contextlib.AsyncExitStack) -> HttpServer:
+        """JSON-RPC, artifacts over HTTP, /metrics and /health, set up to listen last (`HttpServer.listen`)."""
+        rpc = self.config.rpc
+        calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
+                              rpc.call_max_in_flight)  # fmt: skip
+        stack.push_async_callback(calls.close)  # its threads read the database: closed before it
+        self.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
+        served = Served(
+            chain=self.chain, genesis=self.genesis, mempool=self.mempool, admission=self.admission,
+            status=self.status, consensus_status=self.driver.status, peer_count=self._peer_count,
+            wait_for_height=self.wait_for_height, artifacts=self.artifacts,
+            exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
+        )  # fmt: skip
+        http = HttpServer(served, self.config, self.metrics, self.artifact_access, self._fetch_in_flight)
+        await http.set_up()
+        stack.push_async_callback(http.close)
+        return http
 
     def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
         return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
 
     def _write_node_file(self) -> None:
-        """`<datadir>/node.json`: how to reach this running node (read by the CLI and tests)."""
+        """`<datadir>/node.json`: how to reach this running node (removed at stop)."""
         info = {"pid": os.getpid(), "rpc": self.rpc_url, "chain_id": self.genesis.chain_id}
         path: Path = self.config.datadir / "node.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         os.replace(tmp, path)
 
-    async def _metrics_handler(self, request: web.Request) -> web.Response:
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
-        self.metrics.evictions_kept.set(len(self.mempool.evictions))
-        self.metrics.artifact_bytes.set(await asyncio.to_thread(self.artifacts.stored_bytes))
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    def _remove_node_file(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.config.datadir / "node.json").unlink()
 
-    async def _health_handler(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "height": self.chain.head.height})
-
-    # --- transactions ------------------------------------------------------------------------
-
-    def _account_nonce_balance(self, address: bytes) -> tuple[int, int]:
-        account = self.chain.account(address)
-        return account.nonce, account.balance
+    # --- after each block ----------------------------------------------------------------------
 
     async def wait_for_height(self, height: int, timeout: float) -> bool:
         """True once the head reaches `height`; False on timeout or when the node is stopping."""
@@ -332,51 +362,21 @@ class Node(TxAdmission):
                 return False
         return self.chain.head.height >= height
 
-    # --- consensus hooks ---------------------------------------------------------------------
-
-    def take_evidence(self) -> tuple[bytes, ...]:
-        """Evidence to include in the next block we propose."""
-        return tuple(self._evidence.values())
-
-    def has_evidence(self) -> bool:
-        return bool(self._evidence)
-
-    def evidence_found(self, first: Vote, second: Vote) -> None:
-        """The consensus machine saw a validator sign two different votes for one (height, round, type)."""
-        evidence = DuplicateVote.of(first, second)
-        self.metrics.evidence_found.inc()
-        log.warning("validator 0x%s equivocated at height %d round %d: evidence %s",
-                    evidence.validator.hex(), evidence.height, first.round, evidence.hash().hex()[:16])  # fmt: skip
-        if self.add_evidence(evidence) and self.network is not None:
-            asyncio.get_running_loop().create_task(self.network.broadcast_evidence(evidence.encode()))
-
-    def add_evidence(self, evidence: DuplicateVote) -> bool:
-        key = evidence.hash()
-        if key in self._evidence or len(self._evidence) >= 1000:
-            return False
-        self._evidence[key] = evidence.encode()
-        return True
-
-    async def block_committed(self, pending: PendingBlock) -> None:
-        """Bookkeeping after a block is committed: mempool, evidence, metrics, peers, waiters."""
+    async def _block_committed(self, pending: PendingBlock) -> None:
+        """Bookkeeping after a block is committed (by consensus or sync): guard, evidence, peers,
+        consensus, mempool, journal, metrics, waiters, key release."""
         block = pending.block
-        if self.driver is not None and self.driver.guard is not None:
-            self.driver.guard.observe_commit(block.last_commit)
-            self.driver.guard.observe_commit(self.chain.last_commit)
-        for raw in block.evidence:
-            self._evidence.pop(DuplicateVote.decode(raw).hash(), None)
-        if self._evidence:
-            usable = set(self.chain.usable_evidence(tuple(self._evidence.values())))
-            self._evidence = {k: v for k, v in self._evidence.items() if v in usable}
+        if self.guard is not None:
+            self.guard.observe_commit(block.last_commit)
+            self.guard.observe_commit(self.chain.last_commit)
+        self.evidence.block_committed(block.evidence)
         if self.network is not None:
-            await self.network.head_changed()
-        if self.driver is not None:
-            self.driver.wake()
+            await self.network.head_changed(self.chain.head.height)
+        self._inbox.wake()  # consensus re-checks the height
         used = {(tx.sender_address, tx.nonce): tx.hash for tx in block.transactions}
         self.mempool.remove_committed({sender for sender, _ in used}, used)
         self.mempool.expire(now_ms())
-        if self.journal is not None:
-            self.journal.block_committed()
+        self.journal.block_committed()
         now = time.monotonic()
         if self._last_block_at is not None:
             self.metrics.block_interval.observe(now - self._last_block_at)
@@ -395,8 +395,11 @@ class Node(TxAdmission):
     # --- status ------------------------------------------------------------------------------
 
     def validator_address(self) -> str | None:
-        signer = None if self.driver is None else self.driver.signer
+        signer = self.driver.signer
         return None if signer is None else "0x" + signer.address.hex()
+
+    def _peer_count(self) -> int:
+        return 0 if self.network is None else self.network.peer_count()
 
     def status(self) -> dict[str, Any]:
         head = self.chain.head
@@ -412,7 +415,7 @@ class Node(TxAdmission):
             "validator": self.validator_address(),
             "validators": len(self.chain.validators),
             "mempool_txs": len(self.mempool),
-            "peers": 0 if self.network is None else self.network.peer_count(),
+            "peers": self._peer_count(),
             "syncing": False if self.network is None else self.network.sync.syncing(),
             "node_key": "0x" + self.node_key.public_key.hex(),  # P2P or not: the audience of signed reads
             "releaser": None if self.key_release is None else "0x" + self.key_release.address.hex(),
@@ -424,9 +427,9 @@ class Node(TxAdmission):
         }
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+def _nonce_balance(chain: Chain) -> Callable[[bytes], tuple[int, int]]:
+    def nonce_balance(address: bytes) -> tuple[int, int]:
+        account = chain.account(address)
+        return account.nonce, account.balance
+
+    return nonce_balance

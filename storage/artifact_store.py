@@ -24,7 +24,7 @@ LevelDB keys (its own database under `<root>/index`):
 | `T` | artifact id (32) | tombstone: erase time, ms (8) |
 | `F` | artifact id (32) | manifest of a fetch under way (resumed after a restart) |
 
-A fetch from peers (node/artifact_exchange.py) records its manifest under `F` first, stores
+A fetch from peers (node/artifacts/exchange.py) records its manifest under `F` first, stores
 each chunk as it arrives (checked by the caller against the manifest), and `finish_fetch`
 re-reads the whole before the artifact becomes visible like an ingested one.
 """

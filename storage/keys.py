@@ -13,7 +13,7 @@ byte order is numeric order and a prefix scan walks a table in order.
 | `S`    | state key                    | state value (flat copy of the tree's leaves) |
 | `n`    | tree node path               | state tree node (see storage.state_tree) |
 | `m`    | name                         | metadata: head, genesis, schema       |
-| `w`    | (none)                       | the block last voted for, with its proposal (node.consensus_wal) |
+| `w`    | (none)                       | the block last voted for, with its proposal (node.consensus.wal) |
 """
 
 from __future__ import annotations

@@ -151,7 +151,6 @@ def _gas(program: _Program, iterations: int) -> int:
 
 _SHAPE = _program(0)
 INSTRUCTIONS_PER_ITERATION = len(_SHAPE.check) + len(_SHAPE.body)
-GAS_PER_ITERATION = _gas(_SHAPE, 1) - _gas(_SHAPE, 0)
 
 
 @dataclass(frozen=True)

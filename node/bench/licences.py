@@ -66,7 +66,7 @@ async def _run(
     node = await start_bench_node(datadir, genesis, validator)
     try:
         for tx in setup_calls():  # one by one: each needs the one before it in the state
-            results = await node.submit_many([tx])
+            results = await node.admission.submit_many([tx])
             if not isinstance(results[0], bytes):
                 raise RuntimeError(f"set-up transaction refused: {results[0]}")
             while (where := node.chain.blocks.tx_location(tx.hash)) is None:

@@ -25,6 +25,7 @@ from node.bench import limits
 from node.bench.report import Report
 from node.bench.workload import bench_genesis, signed_transfers
 from node.config import NodeConfig, P2PConfig, RpcConfig
+from node.process_tuning import tune_gc, tune_malloc
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -39,6 +40,8 @@ async def start_bench_node(datadir: Path, genesis: Genesis, validator: PrivateKe
     config = replace(NodeConfig(datadir=datadir), rpc=RpcConfig(port=0), p2p=P2PConfig(enabled=False))
     node = Node(config, validator_key=validator)
     await node.start()
+    tune_gc()  # as `aichain-node start` does: the figures are those of a node's process
+    tune_malloc()
     return node
 
 
@@ -71,7 +74,7 @@ async def _drive(node: object, raws: list[bytes], duration: float, batch: int, b
             chunk = raws[cursor : cursor + batch]
             cursor += len(chunk)
             txs = [Transaction.decode(raw) for raw in chunk]
-            results = await node.submit_many(txs)
+            results = await node.admission.submit_many(txs)
             rejected += sum(1 for r in results if not isinstance(r, bytes))
             await asyncio.sleep(0)
 

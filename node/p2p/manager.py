@@ -165,9 +165,6 @@ class PeerManager:
         if peer is not None:
             peer.close(Reason.BANNED, f"banned for {seconds:.0f} s: {reason}")
 
-    def is_banned(self, node_key: bytes | None = None, ip: str | None = None) -> bool:
-        return bool((node_key and self.bans.key_banned(node_key)) or (ip and self.bans.ip_banned(ip)))
-
     async def connect(self, host: str, port: int, node_key: bytes | None = None) -> Peer:
         """Dial now and return the peer once the handshake is done (raises `HandshakeError`,
         `OSError`); the address is kept (persistent) for reconnects."""

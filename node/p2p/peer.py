@@ -119,7 +119,6 @@ class Peer:
         self.score = Score(config.ban_threshold, config.score_recovery_per_s)
         self.close_code: str | None = None
         self.close_reason = ""
-        self.closed_by_peer = False
         self.pex_requested = False  # used by the manager's peer exchange
         self._config, self._metrics, self._handlers, self._on_ban = config, metrics, handlers, on_ban
         self._limits = limits_for(config.max_frame_size)
@@ -199,7 +198,7 @@ class Peer:
         """Begin closing: goodbye after the queued frames, abort after `close_timeout`."""
         if self.close_code is not None:
             return
-        self.close_code, self.close_reason, self.closed_by_peer = str(code), reason or str(code), by_peer
+        self.close_code, self.close_reason = str(code), reason or str(code)
         if not by_peer and not self._queue.closed:
             self._queue.try_put(disconnect_frame(self.close_code, self.close_reason), force=True)
         self._queue.close()

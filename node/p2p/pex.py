@@ -13,18 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from node.p2p.addrbook import AddressBook
+from node.p2p.config import P2PConfig
 from node.p2p.errors import UnsolicitedMessage
 from node.p2p.messages import MsgType, get_peers_frame, parse_get_peers, parse_peers, peers_frame
+from node.p2p.metrics import P2PMetrics
+from node.p2p.scoring import BanList
 
 if TYPE_CHECKING:
-    from node.p2p.manager import PeerManager
     from node.p2p.peer import Handler, Peer
 
 
+class Peers(Protocol):
+    """The peer manager as peer exchange uses it (`node.p2p.manager.PeerManager`)."""
+
+    config: P2PConfig
+    metrics: P2PMetrics
+    bans: BanList
+    book: AddressBook
+
+    @property
+    def node_id(self) -> bytes: ...
+
+    def connected_peers(self) -> list[Peer]: ...
+
+    def wake_dialer(self) -> None: ...
+
+
 class PeerExchange:
-    def __init__(self, manager: PeerManager) -> None:
+    def __init__(self, manager: Peers) -> None:
         self.manager = manager
         self.enabled = manager.config.peer_exchange
 

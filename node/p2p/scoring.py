@@ -91,12 +91,6 @@ class BanList:
         if ip is not None:
             self._ips[ip] = max(until, self._ips.get(ip, 0.0))
 
-    def unban(self, *, node_key: bytes | None = None, ip: str | None = None) -> None:
-        if node_key is not None:
-            self._keys.pop(node_key, None)
-        if ip is not None:
-            self._ips.pop(ip, None)
-
     def _active(self, table: dict, item: object) -> bool:
         until = table.get(item)
         if until is None:

@@ -7,24 +7,33 @@ docs/rpc.md.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core import codec
-from core.errors import AichainError, DecodeError, NotFound, TransactionEvicted
+from core.errors import AichainError, DecodeError, TransactionEvicted
 from core.keys import address_hex
 from core.transaction import Transaction
-from node.evictions import Eviction, EvictionReason
 from node.rpc import params as p
 from node.rpc.artifacts import register_artifacts
 from node.rpc.contracts import register_contracts
 from node.rpc.eth import register_eth
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import block_view, commit_view, header_view, hx, receipt_view, tx_view
-from node.tx_decode import decode_each, without_tracebacks
+from node.txpool.decode import decode_each, without_tracebacks
+from node.txpool.evictions import Eviction, EvictionReason
 from vm.account import Account
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from core.genesis import Genesis
+    from node.artifacts.exchange import ArtifactExchange
+    from node.chain import Chain
+    from node.config import RpcConfig
+    from node.rpc.read_calls import ReadOnlyCalls
+    from node.txpool.admission import TxAdmission
+    from node.txpool.mempool import Mempool
+    from storage.artifact_store import ArtifactStore
 
 HEIGHT = Param("height", p.quantity, doc="block height (integer or 0x-hex)")
 FULL = Param("full", p.boolean, default=False, doc="true: full transactions; false: hashes")
@@ -55,7 +64,25 @@ def eviction_view(eviction: Eviction) -> dict[str, Any]:
     }
 
 
-def build_registry(node: Node) -> MethodRegistry:
+@dataclass(frozen=True)
+class Served:
+    """What the JSON-RPC namespaces read and call, given by the node at start."""
+
+    chain: Chain
+    genesis: Genesis
+    mempool: Mempool
+    admission: TxAdmission
+    status: Callable[[], dict[str, Any]]  # node_status
+    consensus_status: Callable[[], dict[str, Any]]
+    peer_count: Callable[[], int]
+    wait_for_height: Callable[[int, float], Awaitable[bool]]  # True once the head reaches it; False on timeout
+    artifacts: ArtifactStore
+    exchange: ArtifactExchange | None  # None: P2P is off
+    calls: ReadOnlyCalls
+    rpc: RpcConfig
+
+
+def build_registry(node: Served) -> MethodRegistry:
     registry = MethodRegistry()
     chain = node.chain
 
@@ -121,10 +148,10 @@ def build_registry(node: Node) -> MethodRegistry:
         example={"params": ["0x9b01cd1e61…"], "result": {"hash": "0x5c1f…"}},
     )
     async def tx_send(raw: bytes) -> dict[str, str]:
-        (tx,) = await decode_each([raw], decode_tx, order=node)  # type: ignore[arg-type]  # after earlier batches
+        (tx,) = await decode_each([raw], decode_tx, order=node.admission)  # type: ignore[arg-type]  # after earlier batches
         if isinstance(tx, AichainError):
             raise tx
-        tx_hash = await node.submit(tx)
+        tx_hash = await node.admission.submit(tx)
         return {"hash": hx(tx_hash)}
 
     @registry.method(
@@ -133,9 +160,9 @@ def build_registry(node: Node) -> MethodRegistry:
         doc="Submit many signed transactions; one result per transaction, a hash or an error.",
     )
     async def tx_send_batch(raws: list[bytes]) -> list[dict[str, Any]]:
-        decoded = await decode_each(raws, decode_tx, order=node)  # type: ignore[arg-type]  # in slices, in order
+        decoded = await decode_each(raws, decode_tx, order=node.admission)  # type: ignore[arg-type]  # in slices, in order
         valid = [t for t in decoded if isinstance(t, Transaction)]
-        outcomes = iter(without_tracebacks(await node.submit_many(valid)))
+        outcomes = iter(without_tracebacks(await node.admission.submit_many(valid)))
         await asyncio.sleep(0)  # the answers (10,000 of them) in another turn of the loop than the admissions
         out: list[dict[str, Any]] = []
         for item in decoded:
@@ -252,8 +279,7 @@ def build_registry(node: Node) -> MethodRegistry:
         doc="Height, round, step, lock, proposer, and which validators' prevotes and precommits are missing.",
     )
     def consensus_status() -> dict[str, Any]:
-        assert node.driver is not None
-        return node.driver.status()
+        return node.consensus_status()
 
     @registry.method("validator_list", doc="The validators that sign the next block, with their voting power.")
     def validator_list() -> list[dict[str, Any]]:
@@ -270,10 +296,10 @@ def build_registry(node: Node) -> MethodRegistry:
     def rpc_methods() -> list[dict[str, Any]]:
         return registry.describe()
 
-    register_eth(registry, node)
-    register_contracts(registry, node)
-    register_artifacts(registry, node)
+    register_eth(registry, chain, node.mempool, node.peer_count)
+    register_contracts(registry, chain, node.rpc, node.calls)
+    register_artifacts(registry, node.artifacts, node.exchange)
     return registry
 
 
-__all__ = ["NotFound", "build_registry"]
+__all__ = ["Served", "build_registry"]

@@ -1,8 +1,8 @@
 """The `artifact_` RPC namespace: what this node stores, and keeping it (pins, checks, gc, removal).
 
-The bytes themselves move over plain HTTP (node/artifacts_http.py), which streams. No method here
+The bytes themselves move over plain HTTP (node/artifacts/http.py), which streams. No method here
 returns an artifact's bytes: a private one's plaintext is only for signed owners and licensees
-(`node.artifact_access`); `artifact_verify` decrypts to check the digest but answers only yes or no.
+(`node.artifacts.access`); `artifact_verify` decrypts to check the digest but answers only yes or no.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
-from node.artifacts_http import manifest_summary
+from node.artifacts.http import manifest_summary
 from node.rpc import params as p
 from node.rpc.registry import MethodRegistry, Param
 
 if TYPE_CHECKING:
-    from node.artifact_exchange import ArtifactExchange
-    from node.node import Node
+    from node.artifacts.exchange import ArtifactExchange
+    from storage.artifact_store import ArtifactStore
 
 
 def artifact_id(value: Any) -> bytes:
@@ -30,13 +30,13 @@ def artifact_id(value: Any) -> bytes:
 ID = Param("id", artifact_id, doc="artifact id, sha256:<hex>")
 
 
-def register_artifacts(registry: MethodRegistry, node: Node) -> None:
-    store = node.artifacts
+def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: ArtifactExchange | None) -> None:
+    """The `artifact_` methods over `store`; `peers` fetches from other nodes (None: P2P is off)."""
 
     def exchange() -> ArtifactExchange:
-        if node.network is None:
+        if peers is None:
             raise ArtifactError("this node runs without P2P (p2p.enabled = false): it cannot fetch from peers")
-        return node.network.artifacts
+        return peers
 
     @registry.method("artifact_list", doc="The artifacts stored on this node, with their sizes and pins.",
                      example={"params": [], "result": [{"id": "sha256:9f86…", "size": 4, "pinned": True}]})  # fmt: skip

@@ -34,7 +34,7 @@ from vm.state import StateView
 
 if TYPE_CHECKING:
     from node.chain import Chain
-    from node.node import Node
+    from node.config import RpcConfig
 
 MAX_EVENT_BLOCKS = 10_000
 MAX_RESULT_BYTES = 4 * 1024 * 1024  # the JSON of a call's result, about
@@ -58,8 +58,8 @@ def arguments(value: Any) -> list[Any]:
     return converted
 
 
-def register_contracts(registry: MethodRegistry, node: Node) -> None:
-    chain = node.chain
+def register_contracts(registry: MethodRegistry, chain: Chain, rpc: RpcConfig, calls: ReadOnlyCalls) -> None:
+    """The `contract_` methods; `calls` runs read-only calls within the `[rpc]` bounds of `rpc`."""
 
     def head_state(block: str | int) -> Header:
         """The head, if `block` names it: the node keeps the latest state only."""
@@ -71,11 +71,6 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
             )
         return head
 
-    rpc = node.config.rpc
-    calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
-                          rpc.call_max_in_flight)  # fmt: skip
-    node.contract_calls = calls
-    node.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
 
     @registry.method(
         "contract_call",
@@ -102,7 +97,7 @@ def register_contracts(registry: MethodRegistry, node: Node) -> None:
             head, state = chain.state_snapshot()
             try:
                 ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True,
-                                  chain_id=node.genesis.chain_id, deadline=deadline)  # fmt: skip
+                                  chain_id=chain.chain_id, deadline=deadline)  # fmt: skip
                 result, used, _ = run_call(StateView(state), ctx, caller, address, function, list(args), 0,
                                            rpc.call_gas_cap)  # fmt: skip
             finally:

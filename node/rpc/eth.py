@@ -9,6 +9,7 @@ queries answer for the head block (and for tags meaning it); other heights give 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core.block import Block
@@ -16,9 +17,11 @@ from core.errors import AichainError
 from core.keys import address_hex
 from node.rpc import params as p
 from node.rpc.registry import MethodRegistry, Param
+from node.version import CLIENT_VERSION
 
 if TYPE_CHECKING:
-    from node.node import Node
+    from node.chain import Chain
+    from node.txpool.mempool import Mempool
 
 WEI_PER_UNIT = 10**9
 EMPTY_UNCLES = "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"
@@ -39,8 +42,7 @@ def d(raw: bytes) -> str:
     return "0x" + raw.hex()
 
 
-def register_eth(registry: MethodRegistry, node: Node) -> None:
-    chain = node.chain
+def register_eth(registry: MethodRegistry, chain: Chain, mempool: Mempool, peer_count: Callable[[], int]) -> None:
     block_param = Param("block", p.block_ref, default="latest", doc="block number or tag")
 
     def resolve(ref: str | int) -> int | None:
@@ -109,8 +111,6 @@ def register_eth(registry: MethodRegistry, node: Node) -> None:
 
     @registry.method("web3_clientVersion", doc="The node software's name and version.")
     def web3_client_version() -> str:
-        from node.node import CLIENT_VERSION
-
         return CLIENT_VERSION
 
     @registry.method("net_version", doc="The chain id as a decimal string.")
@@ -123,7 +123,7 @@ def register_eth(registry: MethodRegistry, node: Node) -> None:
 
     @registry.method("net_peerCount", doc="Number of connected peers (QUANTITY).")
     def net_peer_count() -> str:
-        return q(node.status()["peers"])
+        return q(peer_count())
 
     @registry.method("eth_chainId", doc="The chain id (QUANTITY).")
     def eth_chain_id() -> str:
@@ -154,7 +154,7 @@ def register_eth(registry: MethodRegistry, node: Node) -> None:
     @registry.method("eth_getTransactionCount", Param("address", p.address), block_param, doc="Nonce at the head.")
     def eth_get_transaction_count(address: bytes, ref: str | int) -> str:
         if ref == "pending":
-            pending = node.mempool.pending_nonce(address)
+            pending = mempool.pending_nonce(address)
             if pending is not None:
                 return q(max(pending, chain.account(address).nonce))
         state_at(ref)

@@ -38,7 +38,8 @@ from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from node.rpc.caller import set_client
-from node.rpc.jsonrpc import Dispatcher, InvalidRequest, ParseError, RpcError, body_too_large, encode_error
+from node.rpc.errors import InvalidRequest, ParseError, RpcError, body_too_large, encode_error
+from node.rpc.jsonrpc import Dispatcher
 
 __all__ = ["JSON_CONTENT_TYPES", "add_rpc_routes"]
 

@@ -57,28 +57,10 @@ from node.rpc.errors import (
     RpcError,
     body_too_large,
     dumps,
-    encode_error,
 )
-from node.rpc.registry import REQUIRED, Handler, MethodRegistry, Param, RegisteredMethod
+from node.rpc.registry import MethodRegistry
 
-__all__ = [
-    "JSONRPC_VERSION",
-    "REQUIRED",
-    "Dispatcher",
-    "Handler",
-    "InternalError",
-    "InvalidParams",
-    "InvalidRequest",
-    "MethodNotFound",
-    "MethodRegistry",
-    "Param",
-    "ParseError",
-    "RegisteredMethod",
-    "RpcError",
-    "RpcLimits",
-    "body_too_large",
-    "encode_error",
-]
+__all__ = ["Dispatcher", "RpcLimits"]
 
 MiB: Final = 1024 * 1024
 
@@ -143,15 +125,6 @@ class Dispatcher:
         if isinstance(answer, list):
             return b"[" + b",".join(encoded for _, encoded in answer) + b"]"
         return answer[1]
-
-    async def handle_obj(self, obj: object) -> dict[str, Any] | list[dict[str, Any]] | None:
-        """Answer an already-decoded JSON value (e.g. from a WebSocket frame); None = no response."""
-        answer = await self._process(obj)
-        if answer is None:
-            return None
-        if isinstance(answer, list):
-            return [response for response, _ in answer]
-        return answer[0]
 
     async def _process(self, obj: object) -> _Answer | list[_Answer] | None:
         if not isinstance(obj, list):

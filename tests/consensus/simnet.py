@@ -231,7 +231,7 @@ class Signer:
         return vote.signed_by(self.key, CHAIN_ID)
 
     def resume(self, height: int) -> tuple[int, tuple[int, bytes] | None]:
-        """What a restarted node restores at `height` (as node/signstate.py persists it): the last
+        """What a restarted node restores at `height` (as node/consensus/signer.py persists it): the last
         round it signed in (the next one if it precommitted there: nothing is left to sign in it),
         and its lock (its latest precommit for a block)."""
         rounds = [r for (h, r, _) in self.votes if h == height] + [r for (h, r) in self.proposals if h == height]
@@ -461,7 +461,7 @@ class SimNet:
         self._start_height(node, replay)
         last = [m for m in node.signed if isinstance(m, Vote) and m.height == node.height]
         if self.gossip != "relay" and last and node.honest:
-            # As the node does (node/consensus_wal.py: resume_point): its last vote, which its signer
+            # As the node does (node/consensus/wal.py: resume_point): its last vote, which its signer
             # keeps, is handed to its machine (and so to gossip) and sent again.
             self._self_deliver(node, last[-1])
             for peer in self.nodes:

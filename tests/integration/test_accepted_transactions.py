@@ -3,7 +3,7 @@ or `tx_get` reports it evicted with a reason (issue 18, finding 4), on real node
 
 The random traffic mixes senders, nonces sent one by one and in batches, replacements, fees and
 gas limits of which many do not fit a block beside others (up to the whole block's gas), so the
-proposer keeps skipping transactions while it builds blocks as they arrive (node/prebuild.py).
+proposer keeps skipping transactions while it builds blocks as they arrive (node/consensus/prebuild.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests import faults
 from tests.harness import Rpc
 from tests.integration.testnet_support import CLI, Testnet, metric, wait_for
 
@@ -52,13 +55,17 @@ def penalties(rpc_url: str, reason: str) -> float:
                if line.startswith("aichain_p2p_penalties") and f'reason="{reason}"' in line)  # fmt: skip
 
 
-def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(tmp_path: Path) -> None:
+def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults.enable(monkeypatch)
     data = random.Random(3).randbytes(24 * MiB + 17)
     source = tmp_path / "model.bin"
     source.write_bytes(data)
     with Testnet(tmp_path / "net", validators=3, full_nodes=1, start=False) as net:
         for i in range(4):
-            configure(net, i, chunk_size=MiB, **({"test_corrupt_chunks": True} if i == 3 else {}))
+            configure(net, i, chunk_size=MiB)
+        faults.set_faults(net.nodes[3].dir, corrupt_chunks=True)
         net.start(0, 1, 2, 3)
         artifact = add(net, 0, source)
         assert add(net, 3, source) == artifact  # the liar holds it too, and serves it with flipped bits

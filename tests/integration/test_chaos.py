@@ -46,6 +46,7 @@ import pytest
 from core.keys import PrivateKey, address_hex
 from core.transaction import Transaction
 from node import testnet
+from tests import faults
 from tests.integration.support import CONNECTION_ERRORS, DEV_KEY, batch, raw, transfer
 from tests.integration.testnet_support import CHAIN_ID, Testnet, wait_for
 
@@ -262,12 +263,11 @@ def run_event(net: Testnet, load: ChaosLoad, event: Event, rng: random.Random | 
 
 
 def _set_exit_after_prevote(net: Testnet, i: int, height: int | None) -> None:
-    """Switch validator i into (or out of) the test fault `[consensus] test_exit_after_prevote_at`."""
-    path = net.nodes[i].dir / "node.toml"
-    text = path.read_text().split("\n# chaos: exit after prevote\n")[0]
-    if height is not None:
-        text += f"\n# chaos: exit after prevote\n[consensus]\ntest_exit_after_prevote_at = {height}\n"
-    path.write_text(text)
+    """Switch validator i into (or out of) the fault `exit_after_prevote_at` (tests/faults.py) from its next start."""
+    if height is None:
+        faults.set_faults(net.nodes[i].dir)
+    else:
+        faults.set_faults(net.nodes[i].dir, exit_after_prevote_at=height)
 
 
 def run_stall(net: Testnet, load: ChaosLoad, event: Event, rng: random.Random | None = None) -> None:
@@ -372,17 +372,19 @@ def chaos(tmp_path: Path, singles: int, pairs: int, pauses: int, stalls: int = 0
     return campaign
 
 
-def test_chaos_quick(tmp_path: Path) -> None:
+def test_chaos_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One kill, one quorum loss and one pause under load: nothing lost, no fork, finality resumes."""
+    faults.enable(monkeypatch)
     campaign = chaos(tmp_path, singles=1, pairs=1, pauses=1)
     assert len(campaign.events) == 3
 
 
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
-def test_chaos_campaign(tmp_path: Path) -> None:
+def test_chaos_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """30 kill -9s (10 of them breaking quorum), 10 SIGSTOP pauses and 3 runs of finding 5's stall
     scenario, under load."""
+    faults.enable(monkeypatch)
     campaign = chaos(tmp_path, singles=10, pairs=10, pauses=10, stalls=3)
     kills = sum(len(e.nodes) for e in campaign.events if e.kind in ("kill", "kill-quorum"))
     assert kills == 30

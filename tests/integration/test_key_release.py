@@ -25,9 +25,9 @@ from core.keys import PrivateKey, address_hex
 from core.read_request import sign_read
 from node.bench.onnx_model import build_mlp
 from node.devnet import DEV_ACCOUNT_KEY
-from node.network import STATUS
 from node.p2p.framing import decode_body, encode_frame, limits_for, read_frame
 from node.p2p.messages import MsgType, pong_frame
+from node.p2p.sync import STATUS
 from tests.harness import NodeProcess
 from tests.integration.support import fund
 from tests.integration.testnet_support import Testnet, raw_peer, wait_for

@@ -1,6 +1,6 @@
 """A node killed with kill -9 right after acknowledging transactions still commits them.
 
-The mempool is memory; its journal (`node.tx_journal`) is what a restarted node admits again.
+The mempool is memory; its journal (`node.txpool.journal`) is what a restarted node admits again.
 Each test acknowledges transactions on a dev node whose next block is a minute away, kills it
 before that block, and restarts it.
 """

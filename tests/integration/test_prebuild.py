@@ -1,4 +1,4 @@
-"""The proposer executes transactions while the block time runs (node/prebuild.py), on a real node."""
+"""The proposer executes transactions while the block time runs (node/consensus/prebuild.py), on a real node."""
 
 from __future__ import annotations
 

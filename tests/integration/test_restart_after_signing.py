@@ -9,8 +9,8 @@ from core.genesis import Genesis
 from core.keys import read_key_file
 from core.proposal import Proposal
 from node.chain import Chain
-from node.consensus_wal import ConsensusWal
-from node.signstate import Signer
+from node.consensus.signer import Signer
+from node.consensus.wal import ConsensusWal
 from storage.kv import KeyValueStore
 from tests.harness import NodeProcess
 
@@ -39,7 +39,7 @@ def test_validator_that_signed_before_a_crash_resumes_in_a_later_round(tmp_path:
 
 def test_validator_killed_between_prevote_and_precommit_decides_the_kept_block(tmp_path: Path) -> None:
     """Killed after prevoting block X at (h, 0): the signer forbids any other prevote in round 0,
-    and X was only in memory. The node keeps the block it votes for (node/consensus_wal.py),
+    and X was only in memory. The node keeps the block it votes for (node/consensus/wal.py),
     so on restart it precommits and commits X itself in round 0, without waiting out timeouts."""
     node = NodeProcess(tmp_path, block_time_ms=100)
     with node:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.evidence import DuplicateVote
 from core.keys import address_hex
+from tests import faults
 from tests.integration.testnet_support import Testnet, wait_for
 
 
@@ -13,10 +16,13 @@ def _evidence_blocks(net: Testnet, i: int, first: int, last: int) -> list[dict]:
     return [b for b in net.blocks(i, first, last) if b["evidence"]]
 
 
-def test_a_double_signing_validator_is_caught_and_removed_without_a_fork(tmp_path: Path) -> None:
+def test_a_double_signing_validator_is_caught_and_removed_without_a_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults.enable(monkeypatch)
     with Testnet(tmp_path, validators=4, start=False) as net:
-        net.start(0, 1, 2)
-        net.start(3, extra=["--test-double-sign"])
+        faults.set_faults(net.nodes[3].dir, equivocate=True)
+        net.start(0, 1, 2, 3)
         cheater = net.validator_address(3)
         honest = [0, 1, 2]
 

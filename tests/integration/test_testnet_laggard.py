@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from tests import faults
 from tests.integration.testnet_support import Testnet, metric, wait_for
 
 BLOCK_TIME_MS = 500
 DELAY_MS = 650  # > one block time: when it starts height h+1 its peers already voted at h+1
 
 
-def test_a_validator_a_height_behind_decides_from_the_messages_it_held(tmp_path: Path) -> None:
+def test_a_validator_a_height_behind_decides_from_the_messages_it_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults.enable(monkeypatch)
     with Testnet(tmp_path, validators=4, block_time_ms=BLOCK_TIME_MS, start=False) as net:
-        net.start(0, 1, 2)
-        net.start(3, extra=["--test-commit-delay-ms", str(DELAY_MS)])
+        faults.set_faults(net.nodes[3].dir, commit_delay_ms=DELAY_MS)
+        net.start(0, 1, 2, 3)
         net.wait_height(range(4), 4, 30)
         url = net.nodes[3].rpc_url
         start = net.height(3)

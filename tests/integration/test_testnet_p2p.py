@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from node.p2p import MsgType
 from node.p2p.errors import P2PError
 from node.p2p.framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_from_body
-from node.sync import BLOCKS
+from node.p2p.sync import BLOCKS
 from tests.integration.testnet_support import Testnet, raw_peer, wait_for
 
 TXS = 16  # node/network.py

@@ -13,26 +13,27 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
+from tests import faults
 from tests.integration.testnet_support import Testnet, wait_for
 
 A, B, C, D = 0, 1, 2, 3
 
 
-def _add_consensus_setting(net: Testnet, i: int, line: str) -> None:
-    path = net.nodes[i].dir / "node.toml"
-    path.write_text(path.read_text() + f"\n[consensus]\n{line}\n")
-
-
-def test_three_of_four_finalize_after_a_proposer_dies_holding_a_polka(tmp_path: Path) -> None:
+def test_three_of_four_finalize_after_a_proposer_dies_holding_a_polka(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults.enable(monkeypatch)
     with Testnet(tmp_path, validators=4) as net:
         net.wait_height(range(4), 2, 30)
         net.kill(D)
         net.kill(A)  # B and C alone have no quorum: the chain waits for A
         head = max(net.heights([B, C]).values())
-        _add_consensus_setting(net, A, f"test_exit_after_prevote_at = {head + 2}")
+        faults.set_faults(net.nodes[A].dir, exit_after_prevote_at=head + 2)
         net.start(A)
         wait_for(lambda: not net.running(A), 60, "A to exit after its round-0 prevote at a height it proposes")
-        assert "test_exit_after_prevote_at: exiting after the round-0 prevote" in net.log(A)
+        assert "fault exit_after_prevote_at: exiting after the round-0 prevote" in net.log(A)
 
         # B and C saw the polka for A's block and locked on it (their two precommits decide nothing).
         def locked(i: int) -> dict | None:

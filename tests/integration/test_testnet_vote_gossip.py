@@ -11,8 +11,8 @@ from typing import Any
 
 from consensus.events import Step
 from consensus.vote_gossip import RoundStep
+from node.consensus.vote_gossip import PROPOSAL_BURST, PROPOSALS_PER_S, ROUND_STEP, VOTES_PER_S, encode_round_step
 from node.p2p.framing import decode_body, encode_frame, limits_for, read_frame
-from node.vote_gossip import PROPOSAL_BURST, PROPOSALS_PER_S, ROUND_STEP, VOTES_PER_S, encode_round_step
 from tests.integration.testnet_support import Testnet, raw_peer
 
 ATTACK_S = 3.0

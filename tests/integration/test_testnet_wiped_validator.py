@@ -3,7 +3,7 @@
 An operator wipes a validator's data directory but keeps its keys and node.toml (a common
 recovery step), or runs a second instance of a validator key. Without its sign state the
 validator could sign different bytes where its key already signed. It must sync and wait until
-`double_sign_check_height` heights pass without its key signing (node/double_sign_guard.py),
+`double_sign_check_height` heights pass without its key signing (node/consensus/double_sign_guard.py),
 and a precommit that contradicts a stored commit must become evidence that lands in a block.
 """
 

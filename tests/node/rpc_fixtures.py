@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from core.errors import InvalidAddress, NonceTooLow
-from node.rpc.jsonrpc import MethodRegistry, Param, RpcError
+from node.rpc.errors import RpcError
+from node.rpc.registry import MethodRegistry, Param
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 

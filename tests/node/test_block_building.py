@@ -1,6 +1,6 @@
-"""No admitted transaction is forgotten by block building (node/chain.py BlockBuilder, node/mempool.py).
+"""No admitted transaction is forgotten by block building (node/chain.py BlockBuilder, node/txpool/mempool.py).
 
-The proposer executes transactions as they arrive (node/prebuild.py), or all at once when the
+The proposer executes transactions as they arrive (node/consensus/prebuild.py), or all at once when the
 block is due (ConsensusDriver._build): a transaction that does not fit the block must leave its
 sender's later nonces pending, not make them fail with a nonce gap. `Proposer` below does what
 those two do, on a real chain over LevelDB, without the event loop.
@@ -23,8 +23,8 @@ from core.keys import PrivateKey
 from core.transaction import MAX_TX_DATA, Transaction, TxKind
 from core.validators import Validator, ValidatorSet
 from node.chain import BlockBuilder, Chain, PendingBlock
-from node.evictions import Eviction, EvictionReason
-from node.mempool import Mempool, MempoolLimits
+from node.txpool.evictions import Eviction, EvictionReason
+from node.txpool.mempool import Mempool, MempoolLimits
 from storage.kv import KeyValueStore
 from vm.gas import intrinsic_gas
 
@@ -270,7 +270,7 @@ def test_a_nonce_another_proposer_used_evicts_ours_and_what_the_sender_can_no_lo
         assert list(elsewhere.block.transactions) == [spender]
         assert proposer.builder is not None
         proposer.commit(ours.execute(elsewhere.block))
-        assert proposer.builder.stale  # our prebuilt block is discarded, as node/prebuild.py does
+        assert proposer.builder.stale  # our prebuilt block is discarded, as node/consensus/prebuild.py does
         used = proposer.mempool.eviction(mine[0].hash)
         assert used is not None and used.reason == EvictionReason.NONCE_USED and used.by == spender.hash
         unpayable = proposer.mempool.eviction(mine[1].hash)

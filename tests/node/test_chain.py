@@ -228,7 +228,7 @@ def test_commit_refuses_a_block_that_no_longer_builds_on_the_head(tmp_path: Path
 
 
 def test_a_block_built_in_steps_equals_one_built_at_once(tmp_path: Path) -> None:
-    """The next proposer executes transactions as they arrive (node/prebuild.py): the block it
+    """The next proposer executes transactions as they arrive (node/consensus/prebuild.py): the block it
     proposes must be exactly the one a single build of the same transactions gives."""
     alice, bob, carol = USERS[0], USERS[1], USERS[2]
     first = [transfer(alice, 0, bob, 10), transfer(bob, 0, carol, 4)]

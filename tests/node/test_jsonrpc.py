@@ -12,19 +12,9 @@ from typing import Any
 
 import pytest
 
-from node.rpc.jsonrpc import (
-    REQUIRED,
-    Dispatcher,
-    InternalError,
-    InvalidParams,
-    InvalidRequest,
-    MethodNotFound,
-    MethodRegistry,
-    Param,
-    ParseError,
-    RpcError,
-    RpcLimits,
-)
+from node.rpc.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound, ParseError, RpcError
+from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.rpc.registry import REQUIRED, MethodRegistry, Param
 from tests.node.rpc_fixtures import SPEC_EXAMPLES, make_registry, matches, parse_int
 
 Calls = list[tuple[str, tuple[Any, ...]]]
@@ -194,20 +184,6 @@ async def test_body_limit(dispatcher: Dispatcher) -> None:
     response = await rpc(dispatcher, body)
     assert response["id"] is None
     assert error_of(response) == (-32600, "invalid request: body exceeds the limit of 65536 bytes")
-
-
-async def test_handle_obj(dispatcher: Dispatcher) -> None:
-    assert await dispatcher.handle_obj({"jsonrpc": "2.0", "method": "subtract", "params": [5, 2], "id": 7}) == {
-        "jsonrpc": "2.0",
-        "id": 7,
-        "result": 3,
-    }
-    assert await dispatcher.handle_obj({"jsonrpc": "2.0", "method": "update", "params": [1, 2, 3, 4, 5]}) is None
-    batch = await dispatcher.handle_obj([{"jsonrpc": "2.0", "method": "get_data", "id": 1}, 3])
-    assert isinstance(batch, list) and batch[0]["result"] == ["hello", 5] and batch[1]["error"]["code"] == -32600
-    assert (await dispatcher.handle_obj([]))["error"]["code"] == -32600  # type: ignore[index]
-    nan_id = await dispatcher.handle_obj({"jsonrpc": "2.0", "method": "get_data", "id": float("nan")})
-    assert nan_id is not None and nan_id["id"] is None  # type: ignore[call-overload]
 
 
 # --- methods and params ------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from node.rpc import params as p
-from node.rpc.jsonrpc import Dispatcher, MethodRegistry, Param, RpcLimits
+from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.rpc.registry import MethodRegistry, Param
 
 
 def registry() -> MethodRegistry:

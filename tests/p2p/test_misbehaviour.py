@@ -28,7 +28,7 @@ async def test_oversized_frame_disconnects_and_bans_key_and_ip_others_still_serv
     await attacker.send_raw(struct.pack(">I", a.config.max_frame_size + 1) + bytes([APP]))
     frames = await attacker.read_until_closed()
     assert (MsgType.DISCONNECT, [2, "banned", frames[-1][1][2]]) == frames[-1]
-    assert a.is_banned(attacker.key.public_key) and a.is_banned(ip="127.0.0.2")
+    assert a.bans.key_banned(attacker.key.public_key) and a.bans.ip_banned("127.0.0.2")
     await wait_until(lambda: a.metrics.disconnects["banned"] == 1, what="disconnect recorded")
     assert a.metrics.bans == 1 and a.metrics.peers == 1
     # During the ban, the IP is refused before TLS, whatever key it brings.
@@ -73,7 +73,7 @@ async def test_bad_frames_lower_the_score_until_ban(cluster: Cluster, frame: byt
     await raw.send_raw(frame * (count - 1))
     frames = await raw.read_until_closed()
     assert frames[-1][0] == MsgType.DISCONNECT and frames[-1][1][1] == "banned"
-    assert a.is_banned(raw.key.public_key) and a.metrics.bans == 1 and not a.peers()
+    assert a.bans.key_banned(raw.key.public_key) and a.metrics.bans == 1 and not a.peers()
 
 
 async def test_flood_beyond_the_rate_limit_leads_to_a_ban(cluster: Cluster) -> None:
@@ -90,7 +90,7 @@ async def test_flood_beyond_the_rate_limit_leads_to_a_ban(cluster: Cluster) -> N
     assert frames[-1][0] == MsgType.DISCONNECT and frames[-1][1][1] == "banned"
     assert a.metrics.dropped_rate_limited >= 20  # 20 drops x 5 points reach -100
     assert len(got) <= 55  # the burst, plus what refilled meanwhile
-    assert a.is_banned(raw.key.public_key)
+    assert a.bans.key_banned(raw.key.public_key)
 
 
 async def test_ban_expires(cluster: Cluster) -> None:
@@ -99,7 +99,7 @@ async def test_ban_expires(cluster: Cluster) -> None:
     raw = await RawClient.connect(a.listen_port, key=key)
     await raw.send_raw(struct.pack(">I", 10**9))
     await raw.read_until_closed()
-    assert a.is_banned(key.public_key)
+    assert a.bans.key_banned(key.public_key)
     with pytest.raises(HandshakeRefused) as refused:
         await RawClient.connect(a.listen_port, key=key)
     assert refused.value.code == "banned" and refused.value.by_peer

@@ -1,10 +1,9 @@
-"""Transaction gossip batches (node/tx_gossip.py): bounded by count and bytes; a failed batch is survived."""
+"""Transaction gossip batches (node/txpool/gossip.py): bounded by count and bytes; a failed batch is survived."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given
@@ -14,7 +13,7 @@ from core.keys import PrivateKey
 from core.transaction import Transaction, TxKind
 from node.metrics import NodeMetrics
 from node.p2p import Peer
-from node.tx_gossip import TXS, TxGossip, batches
+from node.txpool.gossip import TXS, TxGossip, batches
 from tests.p2p.support import Cluster, connected, wait_until
 
 
@@ -34,6 +33,10 @@ def tx_with(data_size: int, nonce: int) -> Transaction:
                        random.randbytes(data_size)).signed_by(key)  # fmt: skip
 
 
+async def refuse_all(txs: object) -> list[Any]:
+    raise AssertionError("this test only sends")
+
+
 async def test_a_batch_that_cannot_go_out_is_counted_and_gossip_goes_on(cluster: Cluster) -> None:
     """A transaction larger than the frame limit (1 KiB here) cannot be sent: its batch fails, is
     logged and counted, and the next batch still reaches the peer (before: the flusher task died)."""
@@ -46,7 +49,7 @@ async def test_a_batch_that_cannot_go_out_is_counted_and_gossip_goes_on(cluster:
 
     b.register(TXS, on_txs)
     metrics = NodeMetrics()
-    gossip = TxGossip(SimpleNamespace(metrics=metrics), a)  # type: ignore[arg-type]  # sending needs only metrics
+    gossip = TxGossip(a, metrics, knows=lambda tx_hash: False, admit=refuse_all, order=object())
     await a.connect("127.0.0.1", b.listen_port)
     await wait_until(lambda: connected(a, b), what="a-b")
     gossip.start()

@@ -125,7 +125,7 @@ def test_owners_may_have_envelopes_and_a_former_owner_loses_that_with_the_model(
 
 def test_posting_an_envelope_costs_bounded_gas(released: tuple[Chain, list[bytes]]) -> None:
     """The licence check makes a post dearer; the node's releaser sends it with `POST_GAS`."""
-    from node.key_release import POST_GAS
+    from node.artifacts.key_release import POST_GAS
 
     chain, (a, _, _, _, buyer, _, node) = released
     chain.license(buyer, "buy", "tuned", offer(chain, a, price=0, per_use=7), value=70)  # metered: the dearest check

@@ -1,0 +1,88 @@
+"""The block this validator voted for, kept so that a restart does not forget it; and where a
+restarted validator takes up the height (`resume_point`).
+
+`node/consensus/signer.py` persists what the validator signed last, but not the block behind a vote:
+after a crash between a prevote for block X and the decision, the restarted validator knows
+it prevoted X and may not prevote anything else in that round, yet cannot precommit X or
+propose it again, because X was only in memory. A lone validator then waits out timeouts
+(seconds) before a new round; in a network it may leave others waiting for its precommit.
+
+Rule: before signing a vote for a block, the node stores that block and its proposal here
+(one entry: the latest). After a restart at the same height it executes the block again and
+hands the proposal to its machine, which can then go on where it stopped (a lone validator
+decides at once). The entry is written without fsync: it survives kill -9, and after a
+power loss the node falls back to the timeouts (safety never depends on it; the signer's
+state does that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import codec
+from core.block import MAX_BLOCK_BYTES, Block, Vote
+from core.errors import DecodeError
+from core.proposal import Proposal
+from node.consensus.signer import STEP_PRECOMMIT, Signer
+from storage import keys
+from storage.kv import KeyValueStore
+
+WAL_LIMITS = codec.Limits(max_bytes=MAX_BLOCK_BYTES + 4096, max_bin_len=MAX_BLOCK_BYTES, max_array_len=8, max_depth=3)
+
+
+class ConsensusWal:
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        self._saved: bytes | None = None  # block hash of the entry written by this process
+
+    def save(self, proposal: Proposal, block: Block) -> None:
+        """Keep `block` and its proposal (called before signing a vote for it)."""
+        if self._saved == block.hash:
+            return
+        self.kv.put(keys.CONSENSUS_WAL, codec.encode([proposal.to_wire(), block.encode()]))
+        self._saved = block.hash
+
+    def load(self, height: int) -> tuple[Proposal, Block] | None:
+        """The kept proposal and block if they are for `height` (and intact), else None."""
+        raw = self.kv.get(keys.CONSENSUS_WAL)
+        if raw is None:
+            return None
+        try:
+            items = codec.decode(raw, limits=WAL_LIMITS)
+            if not isinstance(items, list) or len(items) != 2:
+                return None
+            proposal = Proposal.from_wire(items[0])
+            block = Block.decode(codec.expect_bytes(items[1], "kept block"))
+        except DecodeError:
+            return None
+        if proposal.height != height or block.hash != proposal.block_hash:
+            return None
+        return proposal, block
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a validator takes up a height: round, lock, and what it had signed and voted for."""
+
+    first_round: int = 0
+    locked: tuple[int, bytes] | None = None
+    last_vote: Vote | None = None  # signed before the restart: send it again and count it
+    kept: tuple[Proposal, Block] | None = None  # the block last voted for, with its proposal
+
+
+def resume_point(signer: Signer | None, wal: ConsensusWal, height: int) -> ResumePoint:
+    """The round is the last one signed in, or the next if the validator precommitted there
+    (nothing is left to sign in it); see `Tendermint.start_height`."""
+    if signer is None:
+        return ResumePoint()
+    last = signer.last_signed()
+    if last is None or last[0] != height:
+        return ResumePoint(locked=signer.lock_for(height))
+    _, round_, step = last
+    vote = signer.last_vote()
+    return ResumePoint(
+        first_round=round_ + 1 if step == STEP_PRECOMMIT else round_,
+        locked=signer.lock_for(height),
+        last_vote=vote if vote is not None and vote.height == height else None,
+        kept=wal.load(height),
+    )

@@ -1,0 +1,393 @@
+"""The mempool: transactions waiting for a block.
+
+Rules:
+- a transaction is checked statelessly (chain, price, gas, size), then its signature is
+  verified once; the verified hash is remembered so block validation need not verify it
+  again;
+- each sender has a queue of consecutive nonces starting at its account nonce: a nonce
+  already used is `NonceTooLow`, one that leaves a gap is `NonceTooHigh`;
+- the same sender and nonce again replaces the pending transaction only for a gas price at
+  least 10% higher;
+- the sender's balance must cover every pending transaction's value plus maximum fee;
+- the pool is bounded in count and bytes, overall and per sender; when full, a better-paying
+  transaction evicts the lowest-paying last transaction of another sender;
+- transactions older than the time-to-live expire;
+- blocks take transactions by gas price, each sender's in nonce order; a sender whose
+  transaction does not fit a block has none of its later nonces in that block (they stay);
+- a pending transaction leaves either committed or evicted, and every eviction is recorded
+  with its reason (node/txpool/evictions.py): replaced, pool full, expired, invalid when executed,
+  nonce used by another committed transaction, or an earlier nonce of its sender evicted
+  (the later ones could never be next). Nothing leaves the pool unrecorded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Container, Iterable, Mapping
+from dataclasses import dataclass
+
+from core.clock import now_ms
+from core.errors import (
+    AlreadyKnown,
+    FeeTooLow,
+    InsufficientBalance,
+    InvalidSignature,
+    MempoolFull,
+    NonceTooHigh,
+    NonceTooLow,
+)
+from core.genesis import ChainParams
+from core.transaction import Transaction
+from node.txpool.evictions import Eviction, EvictionLog, EvictionReason
+from vm.execution import check_stateless
+
+AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
+CommittedReader = Callable[[bytes], bool]  # tx hash -> whether a committed block holds it
+
+
+def _never_committed(tx_hash: bytes) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolLimits:
+    max_txs: int = 200_000
+    max_bytes: int = 128 * 1024 * 1024
+    max_per_sender: int = 1_000
+    ttl_ms: int = 10 * 60 * 1000
+    replace_bump_percent: int = 10
+    verified_cache: int = 500_000
+    evictions_kept: int = 50_000  # the last evictions `tx_get` can explain (about 620 bytes each)
+
+
+@dataclass(slots=True)
+class _Entry:
+    tx: Transaction
+    arrival_ms: int
+    seq: int
+
+
+class _SenderQueue:
+    """One sender's pending transactions: consecutive nonces `low` .. `low + len - 1`.
+
+    Entries leave from the bottom (committed) or the top (evicted, invalidated), so the
+    bounds stay O(1) to read.
+    """
+
+    __slots__ = ("cost", "entries", "low")
+
+    def __init__(self, low: int) -> None:
+        self.entries: dict[int, _Entry] = {}  # nonce -> entry
+        self.cost = 0  # sum of value + max fee of the entries
+        self.low = low
+
+    def lowest(self) -> int:
+        return self.low
+
+    def highest(self) -> int:
+        return self.low + len(self.entries) - 1
+
+
+class Mempool:
+    def __init__(
+        self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None,
+        *, is_committed: CommittedReader = _never_committed, clock: Callable[[], int] = now_ms,
+    ) -> None:  # fmt: skip
+        self.chain_id = chain_id
+        self.params = params
+        self.limits = limits or MempoolLimits()
+        self._accounts = accounts
+        self._is_committed = is_committed
+        self._clock = clock
+        self.evictions = EvictionLog(self.limits.evictions_kept)
+        self.on_evicted: Callable[[Eviction], None] | None = None  # told of each eviction (metrics)
+        self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
+        self._senders: dict[bytes, _SenderQueue] = {}
+        self._bytes = 0
+        self._seq = itertools.count()
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+
+    # --- admission ----------------------------------------------------------------------------
+
+    def precheck(self, tx: Transaction) -> None:
+        """Stateless rules (those of execution, and not pending already), checked before the signature."""
+        check_stateless(tx, self.chain_id, self.params)
+        if tx.hash in self._by_hash:
+            raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already pending")
+
+    def mark_verified(self, tx_hash: bytes) -> None:
+        self._verified[tx_hash] = None
+        if len(self._verified) > self.limits.verified_cache:
+            self._verified.popitem(last=False)
+
+    def is_verified(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._verified
+
+    def verified_hashes(self) -> Container[bytes]:
+        """The hashes whose signatures verified (a live view: membership tests only)."""
+        return self._verified.keys()
+
+    def add(self, tx: Transaction, now_ms: int, *, signature_checked: bool = False) -> bytes:
+        """Admit `tx` or raise why not. Verifies the signature unless the caller already did."""
+        self.precheck(tx)
+        if not signature_checked and not tx.signature_valid():
+            raise InvalidSignature(
+                f"signature of 0x{tx.hash.hex()} does not verify for its sender on chain {tx.chain_id}"
+            )
+        self.mark_verified(tx.hash)
+        return self.admit(tx, now_ms)
+
+    def admit(self, tx: Transaction, now_ms: int) -> bytes:
+        """Stateful admission rules for a transaction whose signature verified."""
+        if tx.hash in self._by_hash:
+            raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is already pending")
+        sender = tx.sender_address
+        account_nonce, balance = self._accounts(sender)
+        if tx.nonce < account_nonce:
+            raise NonceTooLow(f"nonce {tx.nonce} already used; the sender's next nonce is {account_nonce}")
+        queue = self._senders.get(sender)
+        if queue is not None and queue.lowest() < account_nonce:
+            self.remove_committed((sender,))  # stale entries a block already took
+            queue = self._senders.get(sender)
+        next_nonce = account_nonce if queue is None else queue.highest() + 1
+        if tx.nonce > next_nonce:
+            raise NonceTooHigh(f"nonce {tx.nonce} leaves a gap; the sender's next nonce is {next_nonce}")
+        cost = tx.value + tx.max_fee
+        replaced = queue.entries.get(tx.nonce) if queue is not None else None
+        if replaced is not None:
+            old = replaced.tx.gas_price
+            needed = old + max(1, old * self.limits.replace_bump_percent // 100)
+            if tx.gas_price < needed:
+                raise FeeTooLow(
+                    f"nonce {tx.nonce} is pending at gas price {old}; a replacement needs at least {needed}"
+                )
+        pending_cost = 0 if queue is None else queue.cost
+        if replaced is not None:
+            pending_cost -= replaced.tx.value + replaced.tx.max_fee
+        if pending_cost + cost > balance:
+            raise InsufficientBalance(
+                f"balance {balance} cannot pay this transaction ({cost}) on top of pending ones ({pending_cost})"
+            )
+        if replaced is None:
+            if queue is not None and len(queue.entries) >= self.limits.max_per_sender:
+                raise MempoolFull(f"this sender already has {self.limits.max_per_sender} pending transactions")
+            self._make_room(tx, sender)
+        if queue is None:
+            queue = self._senders[sender] = _SenderQueue(tx.nonce)
+        if replaced is not None:
+            del queue.entries[tx.nonce]
+            queue.cost -= replaced.tx.value + replaced.tx.max_fee
+            self._by_hash.pop(replaced.tx.hash, None)
+            self._bytes -= len(replaced.tx.encoded)
+            self._record(replaced.tx, EvictionReason.REPLACED, tx.hash,
+                         f"replaced by 0x{tx.hash.hex()} (the same nonce {tx.nonce} at gas price {tx.gas_price}, "
+                         f"up from {replaced.tx.gas_price})")  # fmt: skip
+        queue.entries[tx.nonce] = _Entry(tx, now_ms, next(self._seq))
+        queue.cost += cost
+        self._by_hash[tx.hash] = (sender, tx.nonce)
+        self._bytes += len(tx.encoded)
+        self.evictions.forget(tx.hash)
+        return tx.hash
+
+    def _make_room(self, tx: Transaction, sender: bytes) -> None:
+        """Evict the cheapest tails of other senders until `tx` fits; evict nothing if it cannot fit."""
+        size = len(tx.encoded)
+        count, used = len(self._by_hash), self._bytes
+        if count < self.limits.max_txs and used + size <= self.limits.max_bytes:
+            return
+        # Full: a scan over the senders' tails. Rare (the pool is sized for bursts), so a scan
+        # beats keeping an index of tails up to date on every admission.
+        tails = {s: q.highest() for s, q in self._senders.items() if s != sender}
+        victims: list[tuple[bytes, int]] = []
+        while count >= self.limits.max_txs or used + size > self.limits.max_bytes:
+            best: tuple[int, bytes, int] | None = None
+            for victim_sender, nonce in tails.items():
+                entry = self._senders[victim_sender].entries.get(nonce)
+                if entry is not None and (best is None or entry.tx.gas_price < best[0]):
+                    best = (entry.tx.gas_price, victim_sender, nonce)
+            if best is None or best[0] >= tx.gas_price:
+                raise MempoolFull(
+                    f"the mempool is full ({len(self._by_hash)} transactions); retry later or pay a higher gas price"
+                )
+            _, victim_sender, victim_nonce = best
+            victims.append((victim_sender, victim_nonce))
+            tails[victim_sender] = victim_nonce - 1
+            count -= 1
+            used -= len(self._senders[victim_sender].entries[victim_nonce].tx.encoded)
+        for victim_sender, victim_nonce in victims:
+            victim = self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
+            self._record(victim, EvictionReason.POOL_FULL, tx.hash,
+                         f"the mempool was full and 0x{tx.hash.hex()} pays a higher gas price "
+                         f"({tx.gas_price} > {victim.gas_price}); send it again at a higher price")  # fmt: skip
+
+    def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> Transaction:
+        entry = queue.entries.pop(nonce)
+        if nonce == queue.low:
+            queue.low += 1
+        queue.cost -= entry.tx.value + entry.tx.max_fee
+        self._by_hash.pop(entry.tx.hash, None)
+        self._bytes -= len(entry.tx.encoded)
+        if not queue.entries:
+            del self._senders[sender]
+        return entry.tx
+
+    def _record(self, tx: Transaction, reason: EvictionReason, by: bytes | None, message: str) -> None:
+        eviction = Eviction(tx.hash, tx.sender_address, tx.nonce, reason, message, self._clock(), by)
+        self.evictions.record(eviction)
+        if self.on_evicted is not None:
+            self.on_evicted(eviction)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._by_hash
+
+    def get(self, tx_hash: bytes) -> Transaction | None:
+        where = self._by_hash.get(tx_hash)
+        if where is None:
+            return None
+        return self._senders[where[0]].entries[where[1]].tx
+
+    def records(self) -> list[tuple[int, bytes]]:
+        """Every pending transaction as (arrival ms, encoded bytes): what the journal keeps."""
+        return [(entry.arrival_ms, entry.tx.encoded) for queue in self._senders.values()
+                for entry in queue.entries.values()]  # fmt: skip
+
+    def eviction(self, tx_hash: bytes) -> Eviction | None:
+        """Why this node evicted a transaction it had admitted (None if it did not, or forgot it)."""
+        return self.evictions.get(tx_hash)
+
+    def pending_nonce(self, sender: bytes) -> int | None:
+        queue = self._senders.get(sender)
+        return None if queue is None else queue.highest() + 1
+
+    def select(self, max_txs: int, max_gas: int, max_bytes: int | None = None) -> list[Transaction]:
+        """Up to `max_txs` transactions for a block: best gas price first, each sender in nonce order.
+
+        A transaction that does not fit the gas (or encoded bytes) left is skipped with its
+        sender's later nonces (they would leave a gap); they stay pending for a later block."""
+        heap: list[tuple[int, int, bytes, int]] = []
+        for sender, queue in self._senders.items():
+            nonce = queue.lowest()
+            entry = queue.entries[nonce]
+            heap.append((-entry.tx.gas_price, entry.seq, sender, nonce))
+        heapq.heapify(heap)
+        chosen: list[Transaction] = []
+        gas = size = 0
+        byte_limit = self.limits.max_bytes if max_bytes is None else max_bytes
+        while heap and len(chosen) < max_txs:
+            _, _, sender, nonce = heapq.heappop(heap)
+            queue = self._senders[sender]
+            tx = queue.entries[nonce].tx
+            if gas + tx.gas_limit > max_gas or size + len(tx.encoded) > byte_limit:
+                continue
+            gas += tx.gas_limit
+            size += len(tx.encoded)
+            chosen.append(tx)
+            following = queue.entries.get(nonce + 1)
+            if following is not None:
+                heapq.heappush(heap, (-following.tx.gas_price, following.seq, sender, nonce + 1))
+        return chosen
+
+    # --- upkeep ------------------------------------------------------------------------------
+
+    def remove_committed(self, senders: Iterable[bytes], used: Mapping[tuple[bytes, int], bytes] | None = None) -> None:
+        """Drop what the new head made stale: nonces below each sender's account nonce.
+
+        `used` maps the (sender, nonce) of the transactions just committed to their hashes. A
+        stale entry that is not the transaction that used its nonce (one this node never saw
+        committed) was evicted: recorded as `nonce_used`."""
+        for tx_hash in (used or {}).values():
+            self.evictions.forget(tx_hash)  # e.g. replaced here, but the original was in the block
+        for sender in set(senders):
+            self._remove_stale(sender, used or {})
+
+    def _remove_stale(self, sender: bytes, used: Mapping[tuple[bytes, int], bytes]) -> None:
+        queue = self._senders.get(sender)
+        if queue is None:
+            return
+        account_nonce, balance = self._accounts(sender)
+        for nonce in sorted(n for n in queue.entries if n < account_nonce):  # bottom first
+            tx = self._remove_entry(sender, queue, nonce)
+            user = used.get((sender, nonce))
+            if user != tx.hash and (user is not None or not self._is_committed(tx.hash)):
+                by = f"0x{user.hex()}" if user is not None else "another transaction"
+                self._record(tx, EvictionReason.NONCE_USED, user,
+                             f"nonce {nonce} was used by {by}, committed: this one can never be included")  # fmt: skip
+            if sender not in self._senders:
+                return
+        # What the sender committed may have cost more than what this node had pending for those
+        # nonces (another node's transaction used one): the rest must still be payable, else the
+        # latest nonces go, so that no node keeps a transaction no block can include.
+        while queue.cost > balance:
+            top = queue.highest()
+            cost = queue.cost
+            tx = self._remove_entry(sender, queue, top)
+            self._record(tx, EvictionReason.INVALID, None,
+                         f"the sender's balance ({balance}) no longer pays for its pending transactions up to "
+                         f"nonce {top} ({cost}); send it again once the account can pay")  # fmt: skip
+            if sender not in self._senders:
+                return
+
+    def remove_from(
+        self, sender: bytes, nonce: int, reason: EvictionReason = EvictionReason.INVALID, message: str = "",
+        by: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Evict `sender`'s transactions from `nonce` upwards (that one for `reason`; the later ones
+        because they would wait on a gap for ever), recording each."""
+        queue = self._senders.get(sender)
+        if queue is None:
+            return
+        first: Transaction | None = None
+        for n in sorted(k for k in queue.entries if k >= nonce):
+            tx = self._remove_entry(sender, queue, n)
+            if first is None:
+                first = tx
+                self._record(tx, reason, by, message or f"evicted ({reason})")
+            else:
+                self._record(tx, EvictionReason.EARLIER_EVICTED, first.hash,
+                             f"nonce {first.nonce} of the sender (0x{first.hash.hex()}) was evicted ({reason}), "
+                             f"so nonce {n} could never be next; send both again")  # fmt: skip
+            if sender not in self._senders:
+                return
+
+    def evict_invalid(self, dropped: Iterable[tuple[Transaction, Exception]], height: int) -> None:
+        """Evict transactions that failed an inclusion rule when executed for block `height`.
+
+        Only the very transaction is evicted (a replacement admitted meanwhile is judged on its
+        own), with its sender's later nonces; one whose nonce the chain has used meanwhile is
+        stale, and its later nonces stay."""
+        for tx, error in dropped:
+            sender = tx.sender_address
+            where = self._by_hash.get(tx.hash)
+            if where is None:
+                continue  # gone already (committed, replaced or evicted meanwhile)
+            if tx.nonce < self._accounts(sender)[0]:
+                self._remove_stale(sender, {})
+                continue
+            self.remove_from(sender, tx.nonce, EvictionReason.INVALID,
+                             f"invalid when executed for block {height}: {type(error).__name__}: {error}")  # fmt: skip
+
+    def expire(self, now_ms: int) -> int:
+        """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
+        cutoff = now_ms - self.limits.ttl_ms
+        oldest: dict[bytes, int] = {}  # sender -> its lowest expired nonce
+        for sender, queue in self._senders.items():
+            for nonce, entry in queue.entries.items():
+                if entry.arrival_ms < cutoff and nonce < oldest.get(sender, nonce + 1):
+                    oldest[sender] = nonce
+        before = len(self._by_hash)
+        ttl_s = self.limits.ttl_ms / 1000
+        for sender, nonce in oldest.items():
+            self.remove_from(sender, nonce, EvictionReason.EXPIRED,
+                             f"pending longer than this node's mempool keeps transactions ({ttl_s:g} s)")  # fmt: skip
+        return before - len(self._by_hash)
