@@ -1,1 +1,1 @@
-"""cli floor of aichain-node (see DESIGN.md §1)."""
+"""The cli floor of aichain-node (docs/architecture.md: the floors and what each holds)."""

@@ -1,1 +1,1 @@
-"""consensus floor of aichain-node (see DESIGN.md §1)."""
+"""The consensus floor of aichain-node (docs/architecture.md: the floors and what each holds)."""

@@ -1,1 +1,1 @@
-"""core floor of aichain-node (see DESIGN.md §1)."""
+"""The core floor of aichain-node (docs/architecture.md: the floors and what each holds)."""

@@ -1,7 +1,7 @@
 """Canonical MessagePack: one value, one encoding, one hash.
 
 Hashed and signed objects encode as a msgpack array whose first element is a type tag
-(DESIGN §2). `encode` always yields the shortest msgpack form (the packer's own rules);
+(docs/decisions.md). `encode` always yields the shortest msgpack form (the packer's own rules);
 `decode` of untrusted bytes enforces size limits, rejects trailing bytes, floats,
 extension types and (unless allowed) maps, and rejects any byte string that is not
 exactly what `encode` would produce for the decoded value.

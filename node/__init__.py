@@ -1,1 +1,1 @@
-"""node floor of aichain-node (see DESIGN.md §1)."""
+"""The node floor of aichain-node (docs/architecture.md: the floors and what each holds)."""

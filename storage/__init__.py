@@ -1,1 +1,1 @@
-"""storage floor of aichain-node (see DESIGN.md §1)."""
+"""The storage floor of aichain-node (docs/architecture.md: the floors and what each holds)."""

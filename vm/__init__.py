@@ -1,1 +1,1 @@
-"""vm floor of aichain-node (see DESIGN.md §1)."""
+"""The vm floor of aichain-node (docs/architecture.md: the floors and what each holds)."""

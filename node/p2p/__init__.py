@@ -1,4 +1,4 @@
-"""The P2P transport and peer layer (DESIGN §5), independent of what the messages mean.
+"""The P2P transport and peer layer (docs/network.md), independent of what the messages mean.
 
 Stack, bottom up: TLS 1.3 with a self-signed Ed25519 certificate per node (tls.py); a
 signed Hello exchange bound to the TLS channel that proves the peer's node key, chain and

@@ -1,6 +1,6 @@
 """Loopback throughput of the P2P layer: `python -m node.p2p.bench [--seconds S]`.
 
-Prints, on this machine and in this run (DESIGN §10: a figure beside its limit):
+Prints, on this machine and in this run (a figure beside its limit):
   1. plain TCP over asyncio streams, one connection (the ceiling without TLS);
   2. TLS 1.3 over asyncio streams with our contexts, one connection (the raw TLS ceiling);
   3. PeerManager to PeerManager, 1 MiB frames (framing, queues, decoding included);

@@ -1,4 +1,4 @@
-"""Safety, liveness, evidence and locking of `consensus.tendermint.Tendermint` (DESIGN.md §4, §10).
+"""Safety, liveness, evidence and locking of `consensus.tendermint.Tendermint` (docs/consensus.md).
 
 Random properties run the machines in `tests.consensus.simnet` (a deterministic simulated
 network: delays, drops, duplicates, reorders, partitions, crashes and restarts, one

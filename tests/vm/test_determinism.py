@@ -1,5 +1,5 @@
 """Random programs of the contract subset give the same result, gas, storage and events in two
-separate processes, and always stop within their gas (DESIGN §10: determinism, gas bounds)."""
+separate processes, and always stop within their gas."""
 
 from __future__ import annotations
 
