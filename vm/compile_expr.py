@@ -290,7 +290,7 @@ class ExpressionCompiler:
                 self._expr(bound) if bound is not None else self._emit(Op.CONST, self._const(None))
             self._emit(Op.SLICE)
         elif isinstance(e.slice, ast.Constant) and type(e.slice.value) is int:
-            self._emit(Op.INDEX_CONST, self._const(e.slice.value))  # x[1]: one instruction, not two
+            self._emit(Op.INDEX_CONST, self._const(literal(e.slice)))  # x[1]: one instruction, not two
         else:
             self._expr(e.slice)
             self._emit(Op.INDEX)

@@ -64,6 +64,9 @@ SEED = int(os.environ.get("P2P_FUZZ_SEED", "1817"))
 # Freed buffers stay in the node's heap for reuse (node/process_tuning.py keeps up to 512 MiB before trimming),
 # so RSS after 16 MiB frames and 4 MiB chunks is not a leak; the soak run checks that it levels off.
 RSS_GROWTH_KIB = 400 * 1024
+# The soak's rounds are ten times bigger; the heap may then keep its whole 512 MiB of freed memory (a run grew
+# 98 -> 509 MiB, levelling off: +4 % over the last four rounds). What tells a leak is the levelling off.
+SOAK_RSS_GROWTH_KIB = 640 * 1024
 COUNTS: Counter[str] = Counter()
 
 
@@ -98,7 +101,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def check_node(net: Net, *, what: str) -> Health:
+def check_node(net: Net, *, what: str, rss_growth_kib: int = RSS_GROWTH_KIB) -> Health:
     """What every campaign ends with (see the module docstring)."""
     # Each campaign answers for what happened since the last check, not for an earlier campaign's stall.
     full = net.target.log()
@@ -108,7 +111,7 @@ def check_node(net: Net, *, what: str) -> Health:
     assert not tracebacks(text), (what, tracebacks(text)[:5])
     assert not stall_lines(text), (what, stall_lines(text)[:5])
     assert now.stalls_since(since) == 0, (what, now)
-    assert now.rss_kib - net.baseline.rss_kib < RSS_GROWTH_KIB, (what, net.baseline.rss_kib, now.rss_kib)
+    assert now.rss_kib - net.baseline.rss_kib < rss_growth_kib, (what, net.baseline.rss_kib, now.rss_kib)
     head = net.target.status()["head_height"]
     net.net.wait_height([0, 1], head + 2, 20)  # the chain goes on, and the honest peer follows it
     assert net.honest.status()["peers"] == 1, what
@@ -543,7 +546,7 @@ def test_soak_every_campaign_again_and_again(net: Net) -> None:
         record("soak unfunded", run(unfunded_flood_campaign(net, rng, 30)))
         samples.append(net.target.health().rss_kib)
         print(f"soak round {round_}: {time.monotonic() - started:.0f} s, RSS (KiB) after each round: {samples}")
-        check_node(net, what=f"soak round {round_}")
+        check_node(net, what=f"soak round {round_}", rss_growth_kib=SOAK_RSS_GROWTH_KIB)
     print(f"soak: {time.monotonic() - started:.0f} s; RSS after each round (KiB): {samples}")
     third = len(samples) // 3
     assert max(samples[-third:]) - max(samples[third : 2 * third]) < 64 * 1024, samples

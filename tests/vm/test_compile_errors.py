@@ -33,6 +33,7 @@ HOSTILE: list[tuple[str, bytes, int, str]] = [  # name, source, line, what the m
     ("nul_byte", b"@public\ndef f():\n    return 1\x00\n", 3, "NUL character"),
     ("5000_digits", fn("f", "return " + "7" * 5000).encode(), 3, "at most 78 digits"),
     ("79_digits", fn("f", "return " + "7" * 79).encode(), 3, "256-bit range"),
+    ("index_2_to_255", fn("f", f"return [1][{2**255}]").encode(), 3, "256-bit range"),  # found by the soak
     ("300_locals", ("@public\ndef f():\n" + "".join(f"    v{i} = {i}\n" for i in range(300))).encode(), 259,
      "more than 256 local variables"),
     ("1100_constants", ("@public\ndef f():\n    x = 0\n"
