@@ -15,14 +15,15 @@ import os
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import typer
 
+from aichain_node import Client
 from aichain_node.content_keys import save_content_key
-from aichain_node.transfer import private_dir
+from aichain_node.transfer import Progress, private_dir
 from cli import artifact_download as http_io
 from cli import artifact_private as private
 from cli.artifact_private import NodeKeyOption
@@ -52,6 +53,7 @@ artifact_app = typer.Typer(help="Add, get, list and look after content-addressed
                            no_args_is_help=True)  # fmt: skip
 BLOCK = http_io.BLOCK
 IdArgument = typer.Argument(..., help="Artifact id, sha256:<hex>")
+T = TypeVar("T")
 
 
 @artifact_app.command("add")
@@ -77,11 +79,13 @@ def add(
     connection = http_io.open_connection(rpc)
     query = [] if pin else ["pin=false"]
     announced: dict[str, str] = {}
+    kept: tuple[bytes, bytes] | None = None  # (id, content key) of an encrypted artifact, kept once it is stored
     if encrypt:  # the chunks' encryption binds the id, so it is computed here first (one read of the file)
         digest = plaintext_listing(path)[0]
         key = new_content_key()  # kept here too (once stored): this machine can always decrypt what it added
         announced["X-Artifact-Id"] = format_id(digest)
         announced["X-Content-Key"] = base64.b64encode(key).decode()
+        kept = (digest, key)
         if publisher is not None:
             announced["X-Content-Publisher"] = address_hex(_guarded(lambda: resolve_address(publisher, keystore)))
         query.append("encrypt=true")
@@ -117,12 +121,12 @@ def add(
     if answer.status != 201:
         http_io.refuse(answer, f"adding {path}")
     summary = json.loads(answer.read())
-    if encrypt:
-        save_content_key(content_key_dir(), digest, key)
+    if kept is not None:
+        save_content_key(content_key_dir(), *kept)
     emit(summary, as_json, summary["id"])
 
 
-def _tar_stream(root: Path, advance: Any) -> Iterator[bytes]:
+def _tar_stream(root: Path, advance: Progress) -> Iterator[bytes]:
     """The directory as an uncompressed tar, regular files sorted by path, produced while it is sent."""
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
@@ -154,7 +158,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 class _Counted:
-    def __init__(self, stream: Any, advance: Any) -> None:
+    def __init__(self, stream: BinaryIO, advance: Progress) -> None:
         self._stream, self._advance = stream, advance
 
     def read(self, n: int = -1) -> bytes:
@@ -189,16 +193,17 @@ def get(
     node = client(rpc)
     artifact_id = format_id(digest)
 
-    def stored_info() -> Any:
+    def stored_info() -> dict[str, Any] | None:
         """The node's manifest summary, or None if it must fetch the artifact from its peers first."""
         try:
-            return node.rpc("artifact_info", artifact_id)
+            summary: dict[str, Any] = node.rpc("artifact_info", artifact_id)
         except ArtifactNotFound:
             return None
         except ArtifactErased as exc:
             if not force:
                 fail(f"{exc.message}; to get it again from peers, add --force")
             return None
+        return summary
 
     info = rpc_guarded(stored_info)
     if info is None:
@@ -237,7 +242,7 @@ def get(
     emit({"id": info["id"], "path": str(dest), "size": info["size"]}, as_json, str(dest))
 
 
-def _guarded(fn: Any) -> Any:
+def _guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (AichainError, ValueError) as exc:
@@ -246,7 +251,7 @@ def _guarded(fn: Any) -> Any:
         fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
 
 
-def _fetch_to_node(node: Any, artifact: str, force: bool, quiet: bool) -> None:
+def _fetch_to_node(node: Client, artifact: str, force: bool, quiet: bool) -> None:
     """Have the node fetch the artifact from its peers, showing the progress."""
     status = rpc_guarded(node.rpc, "artifact_fetch", artifact, True, force, 0)
     with _progress(None, "fetching from peers", quiet) as advance:

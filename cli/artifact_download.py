@@ -12,10 +12,10 @@ import http.client
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 from urllib.parse import quote, urlparse
 
-from aichain_node.transfer import PRIVATE_FILE_MODE, private_dir
+from aichain_node.transfer import PRIVATE_FILE_MODE, Progress, private_dir
 from cli.artifact_private import Signer
 from cli.common import fail, rpc_url
 
@@ -45,7 +45,7 @@ def refuse(answer: http.client.HTTPResponse, what: str) -> None:
     fail(f"{what}: HTTP {answer.status}: {message.strip()}")
 
 
-def download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Any, sign: Signer | None = None,
+def download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Progress, sign: Signer | None = None,
              secret: bool = False) -> None:  # fmt: skip
     """Stream `path` (unquoted) to `dest` via `<dest>.part`, resuming a part left by an interrupted download.
 
@@ -95,7 +95,7 @@ def download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Any
     os.replace(part, dest)
 
 
-def open_part(part: Path, *, append: bool, secret: bool) -> Any:
+def open_part(part: Path, *, append: bool, secret: bool) -> BinaryIO:
     """The part file to write; a private artifact's readable by this user only, even if it existed wider."""
     if not secret:
         return part.open("ab" if append else "wb")

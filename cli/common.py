@@ -7,10 +7,10 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,8 @@ from node.config import DEFAULT_RPC_PORT
 from node.keystore import key_path, keystore_dir
 
 DEFAULT_RPC = f"http://127.0.0.1:{DEFAULT_RPC_PORT}"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 RpcOption = typer.Option(None, "--rpc", help="Node RPC URL [env AICHAIN_RPC; default http://127.0.0.1:8545]")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON")
@@ -68,7 +70,7 @@ def client(explicit: str | None) -> Client:
     return _clients[url]
 
 
-def rpc_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def rpc_guarded(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn`, a call of the node's client: no node answering, or the node refusing, is one line and exit
     code 1 (a refusal with the node's words and its JSON-RPC code)."""
     try:
@@ -121,7 +123,7 @@ def load_key(ref: str, keystore: Path | None, password_file: Path | None) -> Pri
         return read_key_file(path, password)
 
 
-def run_guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def run_guarded(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn`, turning the errors a user can meet into one clear line and exit code 1."""
     try:
         return fn(*args, **kwargs)
@@ -140,7 +142,7 @@ def resolve_address(who: str, keystore: Path | None) -> bytes:
 
 
 @contextmanager
-def progress_bar(total: int | None, description: str, quiet: bool) -> Iterator[Any]:
+def progress_bar(total: int | None, description: str, quiet: bool) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr (bytes, rate, time left); `advance(n)` moves it."""
     if quiet:
         yield lambda n: None

@@ -31,6 +31,7 @@ from core.contract_values import encode_call
 from core.keys import address_hex, parse_address
 from core.transaction import Transaction, TxKind
 from core.units import parse_amount
+from vm.bytecode import Module
 from vm.compiler import CompileError, compile_contract
 from vm.contract_tx import encode_deploy
 from vm.contracts import contract_address
@@ -40,7 +41,7 @@ GAS_OPTION = typer.Option(5_000_000, "--gas", help="Gas limit of the transaction
 MAX_INT_DIGITS = 78  # 2^255 has 77 digits; a sign makes 78 characters
 
 
-def _compile(path: Path) -> Any:
+def _compile(path: Path) -> Module:
     """The compiled contract at `path`; any problem ends the command with one line naming the file and line."""
     try:
         source = path.read_bytes()

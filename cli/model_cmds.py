@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -44,6 +44,7 @@ model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI m
 
 ModelArgument = typer.Argument(..., help="MODEL or MODEL@VERSION (the latest version if none is named)")
 FromOption = typer.Option(None, "--from", help="Your key: keystore name or path (signs, and opens your envelopes)")
+T = TypeVar("T")
 
 
 def connect(rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
@@ -54,7 +55,7 @@ def connect(rpc: str | None, sender: str | None, keystore: Path | None, password
     return sdk_client(rpc_url(rpc), key, node_key=pinned)
 
 
-def guarded(fn: Callable[[], Any]) -> Any:
+def guarded(fn: Callable[[], T]) -> T:
     """Run `fn`, turning what a user can meet into one line and exit code 1."""
     try:
         return fn()

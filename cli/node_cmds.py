@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -22,6 +23,9 @@ from node.devnet import DEV_ACCOUNT_KEY, dev_genesis, ensure_dev_setup
 from node.keystore import keystore_dir
 from node.process_tuning import tune_gc, tune_malloc
 from node.wiring import load_wiring
+
+if TYPE_CHECKING:  # the node's modules load when a node starts, not for every command
+    from node.node import Node
 
 DatadirOption = typer.Option(None, "--datadir", help="Data directory [~/.aichain; ~/.aichain/dev with --dev]")
 
@@ -116,10 +120,7 @@ async def _run(cfg: NodeConfig, as_json: bool) -> None:
         await node.stop()
 
 
-def _banner(node: object, cfg: NodeConfig, as_json: bool) -> None:
-    from node.node import Node
-
-    assert isinstance(node, Node)
+def _banner(node: Node, cfg: NodeConfig, as_json: bool) -> None:
     if as_json:
         info = node.status()
         if cfg.dev:
