@@ -1,4 +1,4 @@
-"""Definitions in core/, storage/, vm/ and consensus/ that nothing in the product calls, kept on purpose.
+"""Definitions in the floors tools/dead_code.py checks that nothing in the product calls, kept on purpose.
 
 Read by tools/dead_code.py (vulture) as if it were code that uses them. Each line says why the
 definition stays; a definition nobody needs goes instead of coming here.

@@ -47,6 +47,20 @@ def test_reports_what_nothing_in_the_product_uses_and_only_in_the_checked_floors
     assert all(line.startswith("core/things.py:") for line in found)
 
 
+def test_a_cli_command_is_used_by_being_registered(tmp_path: Path) -> None:
+    dead_code = load("tools/dead_code.py")
+    write(tmp_path, "cli/__init__.py", "")
+    write(tmp_path, "cli/things_cmds.py", """
+        import typer
+        things_app = typer.Typer()
+        @things_app.command("show")
+        def show_things(): return 1
+        def helper_nobody_calls(): return 2
+    """)
+    found = dead_code.unused(tmp_path)
+    assert [line.split("'")[1] for line in found] == ["helper_nobody_calls"], found
+
+
 def test_the_whitelist_names_only_what_exists() -> None:
     # Importing it evaluates every name it lists: one removed or renamed fails here, not silently.
     load("tools/vulture_whitelist.py")
