@@ -49,8 +49,9 @@ from core.errors import AichainError, ArtifactErased, ArtifactNotFound
 from core.keys import address_hex
 from core.sealing import new_content_key
 
-artifact_app = typer.Typer(help="Add, get, list and look after content-addressed artifacts (models, datasets).",
-                           no_args_is_help=True)  # fmt: skip
+artifact_app = typer.Typer(
+    help="Add, get, list and look after content-addressed artifacts (models, datasets).", no_args_is_help=True
+)
 BLOCK = http_io.BLOCK
 IdArgument = typer.Argument(..., help="Artifact id, sha256:<hex>")
 T = TypeVar("T")
@@ -60,12 +61,18 @@ T = TypeVar("T")
 def add(
     path: Path = typer.Argument(..., help="A file, or a directory (one artifact of all its files)"),
     pin: bool = typer.Option(True, "--pin/--no-pin", help="Keep it through garbage collection"),
-    encrypt: bool = typer.Option(False, "--encrypt", help="Store it encrypted under a new content key, made here and "
-                                 "kept here and on the node (AES-256-GCM per chunk); the id stays the plaintext's "
-                                 "sha256"),
-    publisher: str | None = typer.Option(None, "--publisher", help="With --encrypt: the account (key name or "
-                                         "address) that will publish it as a model version; the node releases its "
-                                         "key and serves its plaintext for that account's versions only"),
+    encrypt: bool = typer.Option(
+        False,
+        "--encrypt",
+        help="Store it encrypted under a new content key, made here and kept here and on the node (AES-256-GCM per "
+        "chunk); the id stays the plaintext's sha256",
+    ),
+    publisher: str | None = typer.Option(
+        None,
+        "--publisher",
+        help="With --encrypt: the account (key name or address) that will publish it as a model version; the node "
+        "releases its key and serves its plaintext for that account's versions only",
+    ),
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     quiet: bool = QuietOption,
@@ -172,10 +179,17 @@ def get(
     artifact: str = IdArgument,
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write it [./<id hex>]"),
     force: bool = typer.Option(False, "--force", help="Fetch it from peers even if it was erased on the node"),
-    sender: str | None = typer.Option(None, "--from", help="A private artifact: sign the requests with this key "
-                                      "(an owner or licensee of a version naming it)"),
-    model: str | None = typer.Option(None, "--model", help="With --from: the MODEL@VERSION whose licence or "
-                                     "ownership the requests rely on [the first naming the artifact you may read]"),
+    sender: str | None = typer.Option(
+        None,
+        "--from",
+        help="A private artifact: sign the requests with this key (an owner or licensee of a version naming it)",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="With --from: the MODEL@VERSION whose licence or ownership the requests rely on [the first naming the "
+        "artifact you may read]",
+    ),
     node_key: str | None = NodeKeyOption,
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
@@ -217,8 +231,9 @@ def get(
             dest.parent.mkdir(parents=True, exist_ok=True)
             with _progress(info["size"], f"decrypting {dest.name}", quiet) as advance:
                 _guarded(lambda: private.decrypt_here(rpc_url(rpc), info, digest, key, dest, advance))
-            emit({"id": info["id"], "path": str(dest), "size": info["size"], "decrypted_here": True}, as_json,
-                 str(dest))  # fmt: skip
+            emit(
+                {"id": info["id"], "path": str(dest), "size": info["size"], "decrypted_here": True}, as_json, str(dest)
+            )
             return
         if sender is not None:
             signing_key = load_key(sender, keystore, password_file)
@@ -234,8 +249,15 @@ def get(
         with _progress(info["size"], f"getting {dest.name}/", quiet) as advance:
             for entry in info["files"]:
                 path = f"/artifacts/{info['id']}/files/{entry['path']}"
-                http_io.download(rpc, path, dest / entry["path"], bytes.fromhex(entry["sha256"]), advance, sign,
-                                 bool(info.get("encrypted")))  # fmt: skip
+                http_io.download(
+                    rpc,
+                    path,
+                    dest / entry["path"],
+                    bytes.fromhex(entry["sha256"]),
+                    advance,
+                    sign,
+                    bool(info.get("encrypted")),
+                )
     else:
         with _progress(info["size"], f"getting {dest.name}", quiet) as advance:
             http_io.download(rpc, f"/artifacts/{info['id']}", dest, digest, advance, sign, bool(info.get("encrypted")))
@@ -321,9 +343,12 @@ def verify(
     report = rpc_guarded(node.rpc, "artifact_verify", _canonical(artifact), repair)
     if report.get("repaired"):
         report = {**rpc_guarded(node.rpc, "artifact_verify", report["id"]), "repaired": report["repaired"]}
-    human = (f"{report['id']}: ok ({report['chunks']} chunks)" if report["ok"] else
-             f"{report['id']}: DAMAGED: chunks {report['bad_chunks']} of {report['chunks']}, "
-             f"digest {'ok' if report['digest_ok'] else 'wrong'}")  # fmt: skip
+    human = (
+        f"{report['id']}: ok ({report['chunks']} chunks)"
+        if report["ok"]
+        else f"{report['id']}: DAMAGED: chunks {report['bad_chunks']} of {report['chunks']}, "
+        f"digest {'ok' if report['digest_ok'] else 'wrong'}"
+    )
     if report.get("repaired"):
         human += f"; repaired chunks {report['repaired']} from peers"
     emit(report, as_json, human)
@@ -335,8 +360,12 @@ def verify(
 def gc(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
     """Remove unpinned artifacts and chunk files nothing lists."""
     report = rpc_guarded(client(rpc).rpc, "artifact_gc")
-    emit(report, as_json, f"removed {report['artifacts_removed']} artifacts, {report['chunks_removed']} chunks, "
-                          f"{report['bytes_freed']:,} bytes")  # fmt: skip
+    emit(
+        report,
+        as_json,
+        f"removed {report['artifacts_removed']} artifacts, {report['chunks_removed']} chunks, "
+        f"{report['bytes_freed']:,} bytes",
+    )
 
 
 def _parse(artifact: str) -> bytes:

@@ -45,8 +45,15 @@ def refuse(answer: http.client.HTTPResponse, what: str) -> None:
     fail(f"{what}: HTTP {answer.status}: {message.strip()}")
 
 
-def download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Progress, sign: Signer | None = None,
-             secret: bool = False) -> None:  # fmt: skip
+def download(
+    rpc: str | None,
+    path: str,
+    dest: Path,
+    digest: bytes,
+    advance: Progress,
+    sign: Signer | None = None,
+    secret: bool = False,
+) -> None:
     """Stream `path` (unquoted) to `dest` via `<dest>.part`, resuming a part left by an interrupted download.
 
     With `sign`, each request carries a signed read; a `secret` (private) file is written 0600."""
@@ -90,8 +97,10 @@ def download(rpc: str | None, path: str, dest: Path, digest: bytes, advance: Pro
             os.fsync(out.fileno())
     if hasher.digest() != digest:
         part.unlink(missing_ok=True)
-        fail(f"getting {dest}: the bytes received hash to sha256:{hasher.hexdigest()}, not sha256:{digest.hex()}; "
-             "nothing was kept")  # fmt: skip
+        fail(
+            f"getting {dest}: the bytes received hash to sha256:{hasher.hexdigest()}, not sha256:{digest.hex()}; "
+            "nothing was kept"
+        )
     os.replace(part, dest)
 
 

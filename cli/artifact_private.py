@@ -33,7 +33,9 @@ from core.system_addresses import MODELS
 
 Signer = Callable[[str, str], dict[str, str]]  # (path, Range header) -> the headers of one signed GET
 NodeKeyOption = typer.Option(
-    None, "--node-key", envvar="AICHAIN_EXPECT_NODE_KEY",
+    None,
+    "--node-key",
+    envvar="AICHAIN_EXPECT_NODE_KEY",
     help="With --from: the node key (0x…) the node must report before a read of private plaintext is signed for "
     "it, as `aichain-node status` on that node shows it; without it, the key the node reports",
 )
@@ -43,8 +45,9 @@ def kept_key(artifact: bytes) -> bytes | None:
     return load_content_key(content_key_dir(), artifact)
 
 
-def decrypt_here(url: str, summary: dict[str, Any], artifact: bytes, key: bytes, dest: Path,
-                 advance: Callable[[int], None]) -> Path:  # fmt: skip
+def decrypt_here(
+    url: str, summary: dict[str, Any], artifact: bytes, key: bytes, dest: Path, advance: Callable[[int], None]
+) -> Path:
     """The ciphertext from the node, decrypted with the content key kept here, checked, put at `dest`."""
     with sdk_client(url) as node:
         return node.download_stored(summary, artifact, dest, content_key=key, progress=advance)
@@ -68,17 +71,21 @@ def choose_version(url: str, artifact: bytes, key: PrivateKey, model: str | None
         return ref.name, ref.version
     found = versions_naming(url, artifact)
     if not found:
-        raise ValueError(f"no model version on chain names {format_id(artifact)}: its plaintext is for the owners and "
-                         "licensees of one, so the node serves it to no one (the machine that added it decrypts it "
-                         "with the key it kept)")  # fmt: skip
+        raise ValueError(
+            f"no model version on chain names {format_id(artifact)}: its plaintext is for the owners and "
+            "licensees of one, so the node serves it to no one (the machine that added it decrypts it "
+            "with the key it kept)"
+        )
     with sdk_client(url, key) as node:
         for name, version in found:
             if node.models.is_licensed(name, version):
                 return name, version
     listed = ", ".join(f"{n}@{v}" for n, v in found)
-    raise ValueError(f"{address_hex(key.address)} owns none of and holds no valid licence to the versions naming "
-                     f"{format_id(artifact)} ({listed}): buy one with `aichain-node licence buy {found[0][0]}@"
-                     f"{found[0][1]} --from KEY`")  # fmt: skip
+    raise ValueError(
+        f"{address_hex(key.address)} owns none of and holds no valid licence to the versions naming "
+        f"{format_id(artifact)} ({listed}): buy one with `aichain-node licence buy {found[0][0]}@"
+        f"{found[0][1]} --from KEY`"
+    )
 
 
 def parse_node_key(text: str) -> bytes:
@@ -86,8 +93,10 @@ def parse_node_key(text: str) -> bytes:
     try:
         return read_request.parse_node_key(text)
     except ValueError:
-        raise ValueError(f"--node-key is a node's public key: 0x and {2 * AUDIENCE_SIZE} hex digits (`aichain-node "
-                         "status` on that node shows it)") from None  # fmt: skip
+        raise ValueError(
+            f"--node-key is a node's public key: 0x and {2 * AUDIENCE_SIZE} hex digits (`aichain-node "
+            "status` on that node shows it)"
+        ) from None
 
 
 def audience(status: dict[str, Any], pinned: str | None) -> bytes:
@@ -97,13 +106,17 @@ def audience(status: dict[str, Any], pinned: str | None) -> bytes:
     try:
         key = read_request.parse_node_key(reported)
     except ValueError:
-        raise ValueError(f"the node reports no node key ({reported!r}), so no read can be signed for it alone: it is "
-                         "older than this client; upgrade it") from None  # fmt: skip
+        raise ValueError(
+            f"the node reports no node key ({reported!r}), so no read can be signed for it alone: it is "
+            "older than this client; upgrade it"
+        ) from None
     if pinned is not None:
         expected = parse_node_key(pinned)
         if key != expected:
-            raise ValueError(f"the node reports node key 0x{key.hex()}, not 0x{expected.hex()} (--node-key): it is "
-                             "another node, or one that lies about which it is; nothing was signed for it")  # fmt: skip
+            raise ValueError(
+                f"the node reports node key 0x{key.hex()}, not 0x{expected.hex()} (--node-key): it is "
+                "another node, or one that lies about which it is; nothing was signed for it"
+            )
     return key
 
 
@@ -112,12 +125,31 @@ def signer(key: PrivateKey, chain_id: int, node_key: bytes, artifact: bytes, ver
     the node whose key is `node_key` alone."""
 
     def headers(path: str, range_header: str) -> dict[str, str]:
-        signed = sign_read(key, chain_id, artifact, version[0], version[1], "GET", path, range_header,
-                           audience=node_key, timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        signed = sign_read(
+            key,
+            chain_id,
+            artifact,
+            version[0],
+            version[1],
+            "GET",
+            path,
+            range_header,
+            audience=node_key,
+            timestamp_ms=int(time.time() * 1000),
+        )
         return {"Authorization": signed.header()}
 
     return headers
 
 
-__all__ = ["NodeKeyOption", "Signer", "audience", "choose_version", "decrypt_here", "kept_key", "parse_node_key",
-           "signer", "versions_naming"]  # fmt: skip
+__all__ = [
+    "NodeKeyOption",
+    "Signer",
+    "audience",
+    "choose_version",
+    "decrypt_here",
+    "kept_key",
+    "parse_node_key",
+    "signer",
+    "versions_naming",
+]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-bench_app = typer.Typer(help="Benchmarks, each beside the machine's limit measured in the same run.",
-                        no_args_is_help=True)  # fmt: skip
+bench_app = typer.Typer(
+    help="Benchmarks, each beside the machine's limit measured in the same run.", no_args_is_help=True
+)
 
 
 @bench_app.command("tps")
@@ -81,8 +82,9 @@ def artifacts_bench(
     datadir: str | None = typer.Option(
         None, "--datadir", help="Directory for the file and the store (default: the system temp dir)"
     ),
-    transfer: bool = typer.Option(True, "--transfer/--no-transfer",
-                                  help="Also time a node-to-node fetch of the file between two node processes"),
+    transfer: bool = typer.Option(
+        True, "--transfer/--no-transfer", help="Also time a node-to-node fetch of the file between two node processes"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
     """Artifact ingest MB/s beside `sha256sum` on the same file, the ingest's peak RSS, and node-to-node

@@ -57,8 +57,10 @@ def _compile(path: Path) -> Module:
 
 def _arg(text: str) -> Any:
     if re.fullmatch(r"-?[0-9]+", text.strip()) and len(text.strip()) > MAX_INT_DIGITS:
-        fail(f"argument {text[:20]}… has {len(text.strip())} digits: contract integers are 256-bit (at most "
-             f"{MAX_INT_DIGITS} digits)")  # fmt: skip
+        fail(
+            f"argument {text[:20]}… has {len(text.strip())} digits: contract integers are 256-bit (at most "
+            f"{MAX_INT_DIGITS} digits)"
+        )
     try:
         value = json.loads(text)
     except ValueError:
@@ -81,17 +83,29 @@ def compile_cmd(
     if output is not None:
         output.write_bytes(code)
     info = {
-        "code_hash": "0x" + module.code_hash.hex(), "bytes": len(code),
-        "functions": [{"name": f.name, "params": f.n_params, "public": f.public, "view": f.view}
-                      for f in module.functions],
-        "storage": [v.name for v in module.storage], "output": str(output) if output else None,
-    }  # fmt: skip
+        "code_hash": "0x" + module.code_hash.hex(),
+        "bytes": len(code),
+        "functions": [
+            {"name": f.name, "params": f.n_params, "public": f.public, "view": f.view} for f in module.functions
+        ],
+        "storage": [v.name for v in module.storage],
+        "output": str(output) if output else None,
+    }
     public = ", ".join(f.name + ("(view)" if f.view else "") for f in module.functions if f.public)
     emit(info, as_json, f"{source}: {len(code)} bytes, code hash {info['code_hash']}\n  public: {public}")
 
 
-def _send(rpc: str | None, sender: str, keystore: Path | None, password_file: Path | None, kind: TxKind,
-          to: bytes, value: int, data: bytes, gas: int) -> tuple[dict[str, Any], bytes, int]:  # fmt: skip
+def _send(
+    rpc: str | None,
+    sender: str,
+    keystore: Path | None,
+    password_file: Path | None,
+    kind: TxKind,
+    to: bytes,
+    value: int,
+    data: bytes,
+    gas: int,
+) -> tuple[dict[str, Any], bytes, int]:
     """Sign, send and wait for a transaction: (receipt, sender address, nonce)."""
     key = run_guarded(load_key, sender, keystore, password_file)
     node = client(rpc)
@@ -132,8 +146,9 @@ def deploy(
     """Deploy a contract and print its address once the deploy is finalized."""
     module = _compile(source)
     data = run_guarded(encode_deploy, module, [_arg(a) for a in args or []])  # values no contract can take: one line
-    receipt, deployer, nonce = _send(rpc, sender, keystore, password_file, TxKind.DEPLOY, b"", parse_amount(value),
-                                     data, gas)  # fmt: skip
+    receipt, deployer, nonce = _send(
+        rpc, sender, keystore, password_file, TxKind.DEPLOY, b"", parse_amount(value), data, gas
+    )
     address = address_hex(contract_address(deployer, nonce))
     _report({"address": address, "receipt": receipt}, receipt, as_json, f"{address}\n  ")
 

@@ -93,8 +93,13 @@ def account_balance(
     """Balance of an account at the head block."""
     _, info = _account(who, rpc, keystore)
     balance = int(info["balance"])
-    data = {"address": info["address"], "balance": str(balance), "balance_aic": format_amount(balance),
-            "nonce": info["nonce"], "height": info["height"]}  # fmt: skip
+    data = {
+        "address": info["address"],
+        "balance": str(balance),
+        "balance_aic": format_amount(balance),
+        "nonce": info["nonce"],
+        "height": info["height"],
+    }
     emit(data, as_json, f"{format_amount(balance)}  ({balance} units) at block {info['height']}")
 
 

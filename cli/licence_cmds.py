@@ -1,5 +1,7 @@
 """`aichain-node licence …`: buy a licence to a model version, list and show the ones held.
 
+For example:
+
     aichain-node licence buy net@2 --from bob                 # the cheapest open offer
     aichain-node licence buy net@2 --offer 3 --deposit 5 --from bob
     aichain-node licence list --from bob
@@ -49,8 +51,9 @@ def _describe(licence: dict[str, Any]) -> str:
     return text
 
 
-def _whose(account: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
-           rpc: str | None) -> tuple[Client, bytes]:  # fmt: skip
+def _whose(
+    account: str | None, sender: str | None, keystore: Path | None, password_file: Path | None, rpc: str | None
+) -> tuple[Client, bytes]:
     if account is not None:
         return sdk_client(rpc_url(rpc)), guarded(lambda: resolve_address(account, keystore))
     if sender is None:
@@ -63,8 +66,9 @@ def _whose(account: str | None, sender: str | None, keystore: Path | None, passw
 def buy(
     model: str = ModelArgument,
     offer: int | None = typer.Option(None, "--offer", help="Offer number [the cheapest open offer you may take]"),
-    deposit: str | None = typer.Option(None, "--deposit", help="Per-use deposit sent with the price, in AIC "
-                                       "[10 uses' worth for a per-use offer]"),
+    deposit: str | None = typer.Option(
+        None, "--deposit", help="Per-use deposit sent with the price, in AIC [10 uses' worth for a per-use offer]"
+    ),
     sender: str = typer.Option(..., "--from", help="Buyer key"),
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
@@ -77,8 +81,11 @@ def buy(
     units = guarded(lambda: parse_amount(deposit)) if deposit is not None else 0
     with connect(rpc, sender, keystore, password_file) as node:
         licence = guarded(lambda: node.models.buy(ref, offer=offer, deposit=units))
-    lines = [f"bought {_describe(licence)}", f"paid {format_amount(licence['price'])}"
-             + (f" + {format_amount(licence['deposit_sent'])} deposit" if licence["deposit_sent"] else "")]  # fmt: skip
+    lines = [
+        f"bought {_describe(licence)}",
+        f"paid {format_amount(licence['price'])}"
+        + (f" + {format_amount(licence['deposit_sent'])} deposit" if licence["deposit_sent"] else ""),
+    ]
     lines.append(f"next: aichain-node model pull {licence['model']}@{licence['version']} --from {sender}")
     emit(licence, as_json, "\n".join(lines))
 

@@ -47,8 +47,9 @@ FromOption = typer.Option(None, "--from", help="Your key: keystore name or path 
 T = TypeVar("T")
 
 
-def connect(rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None,
-            node_key: str | None = None) -> Client:  # fmt: skip
+def connect(
+    rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None, node_key: str | None = None
+) -> Client:
     """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
     key = None if sender is None else load_key(sender, keystore, password_file)
     pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
@@ -69,7 +70,7 @@ def guarded(fn: Callable[[], T]) -> T:
 def phases(quiet: bool) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
     """A progress display on stderr with one bar per phase (`start(description, total)` → advance)."""
     if quiet:
-        yield lambda description, total: (lambda n: None)
+        yield lambda description, total: lambda n: None
         return
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
@@ -101,12 +102,22 @@ def publish(
     private: bool = typer.Option(False, "--private", help="Store it encrypted; licensees get its key on chain"),
     parent: list[str] = typer.Option([], "--parent", help="MODEL@VERSION it was derived from (repeatable)"),
     dataset: list[str] = typer.Option([], "--dataset", help="sha256:… of a dataset it was trained on (repeatable)"),
-    owner: list[str] = typer.Option([], "--owner", help="OWNER:SHARE of a new model, the owner an address or a key "
-                                    "name, e.g. carol:60% (repeatable; default: you, 100%)"),
-    offer: str | None = typer.Option(None, "--offer", help="Offer licences at once: price=10,duration=30d,"
-                                     "per-use=0.1,royalty-upstream=10%,max=100,allow=0x…+0x…"),
-    release: bool = typer.Option(True, "--release/--no-release", help="Name the node as the releaser of a private "
-                                 "model's key, so buyers get it automatically"),
+    owner: list[str] = typer.Option(
+        [],
+        "--owner",
+        help="OWNER:SHARE of a new model, the owner an address or a key name, e.g. carol:60% (repeatable; default: "
+        "you, 100%)",
+    ),
+    offer: str | None = typer.Option(
+        None,
+        "--offer",
+        help="Offer licences at once: price=10,duration=30d,per-use=0.1,royalty-upstream=10%,max=100,allow=0x…+0x…",
+    ),
+    release: bool = typer.Option(
+        True,
+        "--release/--no-release",
+        help="Name the node as the releaser of a private model's key, so buyers get it automatically",
+    ),
     model_format: str = typer.Option("onnx", "--format", help="Format recorded on chain for a new model"),
     sender: str = typer.Option(..., "--from", help="Publisher key (an owner of the model)"),
     rpc: str | None = RpcOption,
@@ -126,9 +137,20 @@ def publish(
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     with connect(rpc, sender, keystore, password_file) as node, phases(quiet) as start:
         advance = start(f"storing {path.name}", size)
-        result = guarded(lambda: node.models.publish(path, name, private=private, parents=parent, datasets=dataset,
-                                                     owners=owners, offer=terms, format=model_format,
-                                                     release=release, progress=advance))  # fmt: skip
+        result = guarded(
+            lambda: node.models.publish(
+                path,
+                name,
+                private=private,
+                parents=parent,
+                datasets=dataset,
+                owners=owners,
+                offer=terms,
+                format=model_format,
+                release=release,
+                progress=advance,
+            )
+        )
     lines = [f"published {result.model}@{result.version}  {result.artifact}" + ("  (private)" if private else "")]
     if result.offer is not None:
         ref = f"{result.model}@{result.version}"
@@ -182,15 +204,20 @@ def info(
 
 
 @model_app.command("versions")
-def versions(model: str = typer.Argument(..., help="Model name"), rpc: str | None = RpcOption,
-             as_json: bool = JsonOption) -> None:  # fmt: skip
+def versions(
+    model: str = typer.Argument(..., help="Model name"), rpc: str | None = RpcOption, as_json: bool = JsonOption
+) -> None:
     """Every version of a model: artifact, parents, datasets, publisher, height."""
     with sdk_client(rpc_url(rpc)) as node:
         found = guarded(lambda: node.models.versions(model))
     lines = []
     for v in found:
-        extra = "".join([f"  from {', '.join(v['parents'])}" if v["parents"] else "",
-                         f"  trained on {', '.join(v['datasets'])}" if v["datasets"] else ""])  # fmt: skip
+        extra = "".join(
+            [
+                f"  from {', '.join(v['parents'])}" if v["parents"] else "",
+                f"  trained on {', '.join(v['datasets'])}" if v["datasets"] else "",
+            ]
+        )
         lines.append(f"{model}@{v['version']}  {v['artifact']}  by {v['publisher']} at height {v['height']}{extra}")
     emit(found, as_json, "\n".join(lines))
 
@@ -199,8 +226,9 @@ def versions(model: str = typer.Argument(..., help="Model name"), rpc: str | Non
 def lineage(
     model: str = typer.Argument(..., help="Model name"),
     dot: bool = typer.Option(False, "--dot", help="Print the graph in Graphviz DOT"),
-    image: Path | None = typer.Option(None, "--image", "-o", help="Draw it to an image (.svg, .png, .pdf; needs "
-                                      "Graphviz's `dot`)"),
+    image: Path | None = typer.Option(
+        None, "--image", "-o", help="Draw it to an image (.svg, .png, .pdf; needs Graphviz's `dot`)"
+    ),
     rpc: str | None = RpcOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -244,10 +272,14 @@ def pull(
                 reading.append(start("checking" if sender is None else "decrypting and checking", None))
             reading[0](n)
 
-        pulled = guarded(lambda: node.models.pull(ref, output, progress=advance, fetch_progress=fetched,
-                                                  refresh=refresh))  # fmt: skip
-    how = "already here, verified" if pulled.cached else "verified against the chain" + (
-        ", decrypted" if pulled.encrypted else "")  # fmt: skip
+        pulled = guarded(
+            lambda: node.models.pull(ref, output, progress=advance, fetch_progress=fetched, refresh=refresh)
+        )
+    how = (
+        "already here, verified"
+        if pulled.cached
+        else "verified against the chain" + (", decrypted" if pulled.encrypted else "")
+    )
     emit(pulled.to_json(), as_json, f"{pulled.path}  ({pulled.model}@{pulled.version} {pulled.artifact}; {how})")
 
 
@@ -271,12 +303,18 @@ def run(
     model: str = ModelArgument,
     input_path: Path = typer.Option(..., "--input", "-i", help="Inputs: a .npy (one input) or .npz (by name)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="Save the outputs (.npz, or .npy for one)"),
-    record: bool = typer.Option(False, "--record", help="Record a signed inference receipt on chain (a per-use "
-                                "licence is charged one use)"),
-    model_path: Path | None = typer.Option(None, "--model-path", help="Run this local copy (verified against the "
-                                           "chain first) instead of the pulled one"),
-    check: int | None = typer.Option(None, "--check", help="Re-run recorded inference #N of this version on "
-                                     "these inputs and compare with its receipt (exit code 1 if they differ)"),
+    record: bool = typer.Option(
+        False, "--record", help="Record a signed inference receipt on chain (a per-use licence is charged one use)"
+    ),
+    model_path: Path | None = typer.Option(
+        None, "--model-path", help="Run this local copy (verified against the chain first) instead of the pulled one"
+    ),
+    check: int | None = typer.Option(
+        None,
+        "--check",
+        help="Re-run recorded inference #N of this version on these inputs and compare with its receipt (exit code 1 "
+        "if they differ)",
+    ),
     sender: str | None = FromOption,
     node_key: str | None = NodeKeyOption,
     rpc: str | None = RpcOption,
@@ -324,11 +362,15 @@ def _report_check(checked: dict[str, Any], as_json: bool) -> None:
     ref = f"{checked['model']}@{checked['version']} receipt #{checked['number']}"
     report = {k: v for k, v in checked.items() if k != "outputs"}
     if not checked["inputs_match"]:
-        line = (f"these inputs are not the ones {ref} recorded: their digest is {checked['rerun_input_hash']}, "
-                f"the receipt's {checked['input_hash']}")  # fmt: skip
+        line = (
+            f"these inputs are not the ones {ref} recorded: their digest is {checked['rerun_input_hash']}, "
+            f"the receipt's {checked['input_hash']}"
+        )
     elif not checked["outputs_match"]:
-        line = (f"{ref} does not hold: the model gives outputs {checked['rerun_output_hash']}, the receipt says "
-                f"{checked['output_hash']} (recorded by {checked['runner']})")  # fmt: skip
+        line = (
+            f"{ref} does not hold: the model gives outputs {checked['rerun_output_hash']}, the receipt says "
+            f"{checked['output_hash']} (recorded by {checked['runner']})"
+        )
     else:
         line = f"{ref} holds: same inputs, same outputs {checked['output_hash']} (recorded by {checked['runner']})"
     if as_json:
@@ -344,8 +386,9 @@ def _report_check(checked: dict[str, Any], as_json: bool) -> None:
 @model_app.command("release")
 def release(
     model: str = ModelArgument,
-    to: list[str] = typer.Option([], "--to", help="Licensee: address or key name (repeatable) [every buyer still "
-                                 "waiting]"),
+    to: list[str] = typer.Option(
+        [], "--to", help="Licensee: address or key name (repeatable) [every buyer still waiting]"
+    ),
     sender: str = typer.Option(..., "--from", help="An owner's key, on the machine the model was published from"),
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
@@ -373,7 +416,9 @@ def receipts(
     """The inference receipts recorded for a version: number, hash, digests, runner, height, charge."""
     with sdk_client(rpc_url(rpc)) as node:
         rows = guarded(lambda: node.models.receipts(model, first=first, count=count))
-    lines = [f"#{r['number']}  {r['receipt']}  by {r['runner']} at height {r['height']}  in {r['input_hash'][:18]}…  "
-             f"out {r['output_hash'][:18]}…" + (f"  charged {_amount(r['charged'])}" if r["charged"] else "")
-             for r in rows]  # fmt: skip
+    lines = [
+        f"#{r['number']}  {r['receipt']}  by {r['runner']} at height {r['height']}  in {r['input_hash'][:18]}…  "
+        f"out {r['output_hash'][:18]}…" + (f"  charged {_amount(r['charged'])}" if r["charged"] else "")
+        for r in rows
+    ]
     emit(rows, as_json, "\n".join(lines) if lines else "no receipts recorded")

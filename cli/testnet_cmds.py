@@ -25,22 +25,30 @@ def init(
     rpc_base_port: int = typer.Option(26700, "--rpc-base-port", help="RPC port of node0; node i uses base + i"),
     p2p_base_port: int = typer.Option(26600, "--p2p-base-port", help="P2P port of node0; node i uses base + i"),
     block_time_ms: int = typer.Option(1000, "--block-time-ms"),
-    empty_block_interval_ms: int = typer.Option(10_000, "--empty-block-interval-ms",
-                                                help="Longest wait for a block when there are no transactions"),
+    empty_block_interval_ms: int = typer.Option(
+        10_000, "--empty-block-interval-ms", help="Longest wait for a block when there are no transactions"
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write keys, a genesis and one config per node. The dev account key (`dev`) is funded."""
     try:
-        nodes = testnet.init_testnet(directory.resolve(), validators, full_nodes=full_nodes, chain_id=chain_id,
-                                     rpc_base_port=rpc_base_port, p2p_base_port=p2p_base_port,
-                                     block_time_ms=block_time_ms,
-                                     empty_block_interval_ms=empty_block_interval_ms)  # fmt: skip
+        nodes = testnet.init_testnet(
+            directory.resolve(),
+            validators,
+            full_nodes=full_nodes,
+            chain_id=chain_id,
+            rpc_base_port=rpc_base_port,
+            p2p_base_port=p2p_base_port,
+            block_time_ms=block_time_ms,
+            empty_block_interval_ms=empty_block_interval_ms,
+        )
     except AichainError as exc:
         fail(str(exc))
     dev_key = ensure_dev_key(keystore_dir())
     rows = [{"name": n.name, "rpc": n.rpc_url, "p2p_port": n.p2p_port, "validator": n.validator} for n in nodes]
-    human = "\n".join(f"{r['name']:7} rpc {r['rpc']}  p2p {r['p2p_port']}  {'validator' if r['validator'] else 'full'}"
-                      for r in rows)  # fmt: skip
+    human = "\n".join(
+        f"{r['name']:7} rpc {r['rpc']}  p2p {r['p2p_port']}  {'validator' if r['validator'] else 'full'}" for r in rows
+    )
     hint = f"start it with: aichain-node testnet start --dir {directory}"
     if dev_key is not None:
         hint += f"\nthe funded dev account's key is {dev_key} (name 'dev'; publicly known, test only)"
@@ -72,8 +80,10 @@ def status(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
         if "error" in r:
             lines.append(f"{r['name']:7} {'down' if not r['running'] else 'not answering'}")
         else:
-            lines.append(f"{r['name']:7} head {r['head']:>6}  finalized {r['finalized']:>6}  peers {r['peers']}  "
-                         f"round {r['round']} {r['step']}")  # fmt: skip
+            lines.append(
+                f"{r['name']:7} head {r['head']:>6}  finalized {r['finalized']:>6}  peers {r['peers']}  "
+                f"round {r['round']} {r['step']}"
+            )
     emit(rows, as_json, "\n".join(lines))
 
 

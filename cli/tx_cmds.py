@@ -59,8 +59,13 @@ def transfer(
     ).signed_by(key)
     started = time.monotonic()
     tx_hash = rpc_guarded(node.send_transaction, tx)
-    result: dict[str, object] = {"hash": tx_hash, "from": address_hex(key.address), "to": address_hex(recipient),
-                                 "value": str(value), "nonce": nonce}  # fmt: skip
+    result: dict[str, object] = {
+        "hash": tx_hash,
+        "from": address_hex(key.address),
+        "to": address_hex(recipient),
+        "value": str(value),
+        "nonce": nonce,
+    }
     if not wait:
         emit(result, as_json, tx_hash)
         return
@@ -84,8 +89,10 @@ def tx_get(tx_hash: str = typer.Argument(...), rpc: str | None = RpcOption, as_j
     """A transaction by hash: committed (with its block), pending, or evicted (with the reason)."""
     info = rpc_guarded(client(rpc).rpc, "tx_get", tx_hash)
     if info is None:
-        fail(f"no transaction {tx_hash} on chain or in the mempool, and this node evicted none by that hash "
-             "(sent to another node? send it again)")
+        fail(
+            f"no transaction {tx_hash} on chain or in the mempool, and this node evicted none by that hash "
+            "(sent to another node? send it again)"
+        )
     if as_json or info.get("status") != "evicted":
         emit(info, as_json)
         return

@@ -38,8 +38,16 @@ def list_validators(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> 
     emit(rows, as_json, human)
 
 
-def _vote(action: int, public_key: str, power: int, sender: str, rpc: str | None, keystore: Path | None,
-          password_file: Path | None, as_json: bool) -> None:  # fmt: skip
+def _vote(
+    action: int,
+    public_key: str,
+    power: int,
+    sender: str,
+    rpc: str | None,
+    keystore: Path | None,
+    password_file: Path | None,
+    as_json: bool,
+) -> None:
     try:
         key_bytes = bytes.fromhex(public_key.removeprefix("0x"))
     except ValueError:
@@ -51,16 +59,21 @@ def _vote(action: int, public_key: str, power: int, sender: str, rpc: str | None
     status = rpc_guarded(node.rpc, "node_status")
     nonce = rpc_guarded(node.rpc, "state_getAccount", address_hex(key.address))["pending_nonce"]
     data = encode_vote(action, key_bytes, power)
-    tx = Transaction(status["chain_id"], key.public_key, nonce, intrinsic_gas(data), 1, TxKind.VALIDATOR_VOTE,
-                     b"", 0, data).signed_by(key)  # fmt: skip
+    tx = Transaction(
+        status["chain_id"], key.public_key, nonce, intrinsic_gas(data), 1, TxKind.VALIDATOR_VOTE, b"", 0, data
+    ).signed_by(key)
     tx_hash = rpc_guarded(node.send_transaction, tx)
     receipt = rpc_guarded(node.rpc, "tx_wait", tx_hash, 60, timeout=90)
     if receipt is None:
         fail(f"vote {tx_hash} was accepted but is not in a block after 60 s")
     events = receipt.get("events", [])
-    emit({"hash": tx_hash, "receipt": receipt}, as_json,
-         f"{tx_hash}: {receipt['status']}" + (f" ({receipt['error']})" if receipt.get("error") else "")
-         + "".join(f"\n  {e['name']}: {e['fields']}" for e in events))  # fmt: skip
+    emit(
+        {"hash": tx_hash, "receipt": receipt},
+        as_json,
+        f"{tx_hash}: {receipt['status']}"
+        + (f" ({receipt['error']})" if receipt.get("error") else "")
+        + "".join(f"\n  {e['name']}: {e['fields']}" for e in events),
+    )
     if receipt["status"] != "success":
         raise typer.Exit(1)
 
