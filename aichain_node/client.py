@@ -146,7 +146,7 @@ class Client:
 class _Blocking:
     """Every coroutine method of `target`, run on the client's loop and waited for."""
 
-    def __init__(self, run: Callable[[Coroutine[Any, Any, Any]], Any], target: Any) -> None:
+    def __init__(self, run: Callable[[Coroutine[Any, Any, Any]], Any], target: object) -> None:
         self._run_on_loop = run
         self._target = target
 

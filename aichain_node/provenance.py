@@ -18,15 +18,12 @@ import asyncio
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.artifact import format_id
 from core.errors import AichainError
 from core.keys import address_hex, parse_address
 from core.system_addresses import INFERENCE, LICENSING
-
-if TYPE_CHECKING:
-    from aichain_node.models import AsyncModels
 
 MAX_RECEIPTS = 50  # per version, newest first; the count is always complete
 
@@ -35,11 +32,29 @@ class GraphvizMissing(AichainError):
     """The `dot` program is not installed, so the graph cannot be drawn (its DOT text still can)."""
 
 
+class Views(Protocol):
+    """Read-only contract calls (`AsyncClient.view`)."""
+
+    async def view(self, contract: bytes, function: str, *args: Any) -> Any: ...
+
+
+class Registry(Protocol):
+    """What the lineage is read from: the model registry (`aichain_node.models.AsyncModels`) and the
+    client it reads through."""
+
+    @property
+    def client(self) -> Views: ...
+    async def info(self, name: str) -> dict[str, Any]: ...
+    async def version(self, ref: str) -> dict[str, Any]: ...
+    async def versions(self, name: str) -> list[dict[str, Any]]: ...
+    async def events(self, contract: bytes, name: str) -> list[dict[str, Any]]: ...
+
+
 def _vid(name: str, version: int) -> str:
     return f"{name}@{version}"
 
 
-async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_RECEIPTS) -> dict[str, Any]:
+async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECEIPTS) -> dict[str, Any]:
     """The lineage DAG of `name` as {"model", "nodes": [...], "edges": [...]}, every value JSON-ready."""
     view = models.client.view
     versions = await models.versions(name)
@@ -99,7 +114,7 @@ async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_R
     return {"model": name, "nodes": list(nodes.values()), "edges": edges}
 
 
-async def _licences_of(models: AsyncModels, name: str) -> list[dict[str, Any]]:
+async def _licences_of(models: Registry, name: str) -> list[dict[str, Any]]:
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for event in await models.events(LICENSING, "Licensed"):
         fields = event["fields"]
