@@ -41,7 +41,7 @@ def tensor_digest(tensors: Mapping[str, np.ndarray]) -> bytes:
             raise BadInput(f"tensor {name!r} is of dtype {array.dtype}; only bool and numeric tensors have a digest")
         hasher.update(codec.encode([name, array.dtype.str, list(array.shape)]))  # the shape as given, 0-d too
         if array.size:
-            hasher.update(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
+            hasher.update(np.ascontiguousarray(array).reshape(-1).data.cast("B"))  # the buffer, not a copy
     return hasher.digest()
 
 

@@ -61,7 +61,7 @@ async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECE
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, str]] = []
     seen_versions: dict[str, dict[str, Any]] = {}
-    pending = [(v["model"], v["version"], v) for v in versions]
+    pending: list[tuple[str, int, dict[str, Any] | None]] = [(v["model"], v["version"], v) for v in versions]
     while pending:  # walk parents across models, each version once
         model, number, known = pending.pop()
         key = _vid(model, number)
@@ -71,7 +71,7 @@ async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECE
         seen_versions[key] = version
         for parent in version["parents"]:
             parent_name, _, parent_number = parent.rpartition("@")
-            pending.append((parent_name, int(parent_number), None))  # type: ignore[arg-type]
+            pending.append((parent_name, int(parent_number), None))
     model_names = sorted({v["model"] for v in seen_versions.values()})
     infos = await asyncio.gather(*(models.info(m) for m in model_names))
     for info in infos:

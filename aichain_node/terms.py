@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from core.errors import InvalidAddress
 from core.keys import parse_address
@@ -78,6 +79,17 @@ def _amount(text: str, what: str) -> int:
         raise TermsError(f"{what} {text!r}: {exc}") from None
 
 
+class _Terms(TypedDict, total=False):
+    """The fields of an `Offer` that a written offer sets."""
+
+    price: int
+    duration_s: int
+    per_use_price: int
+    max_licensees: int
+    allow: tuple[bytes, ...]
+    upstream_bps: int
+
+
 @dataclass(frozen=True)
 class Offer:
     """Licence terms an owner offers for one version (the licensing contract's make_offer)."""
@@ -91,7 +103,7 @@ class Offer:
 
     @classmethod
     def parse(cls, text: str) -> Offer:
-        values: dict[str, object] = {}
+        values: _Terms = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
             key = key.strip().lower().replace("_", "-")
@@ -118,7 +130,7 @@ class Offer:
             else:
                 raise TermsError(f"unknown offer term {key!r}: the terms are price, duration, per-use, "
                                  "royalty-upstream, max, allow")  # fmt: skip
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
 
 def parse_owners(specs: list[str]) -> list[tuple[bytes, int]]:
