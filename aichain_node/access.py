@@ -78,13 +78,16 @@ class ModelAccess:
                 try:
                     return open_for(envelope, artifact, self.client.key_or_fail())
                 except EnvelopeInvalid as exc:
-                    raise NotLicensed(f"the envelope on chain for {address_hex(me)} does not open with this "
-                                      f"account's key: {exc}") from None  # fmt: skip
+                    raise NotLicensed(
+                        f"the envelope on chain for {address_hex(me)} does not open with this account's key: {exc}"
+                    ) from None
             await self.require_licence(name, version)
             if loop.time() >= deadline:
-                raise KeyNotReleased(f"{address_hex(me)} is licensed for {name}@{version}, but no content key has "
-                                     f"been released to it after {wait_s:.0f} s: the owner's node may be offline or "
-                                     "release no keys; ask the owner to post your envelope")  # fmt: skip
+                raise KeyNotReleased(
+                    f"{address_hex(me)} is licensed for {name}@{version}, but no content key has "
+                    f"been released to it after {wait_s:.0f} s: the owner's node may be offline or "
+                    "release no keys; ask the owner to post your envelope"
+                )
             await asyncio.sleep(0.5)
 
     async def require_licence(self, name: str, version: int) -> None:
@@ -96,8 +99,9 @@ class ModelAccess:
             return
         me = self.client.address
         # is_licensed is the rule (owners need no licence); the licence, if any, tells until when.
-        licensed, licence = await asyncio.gather(self.registry.is_licensed(name, version, me),
-                                                 self.registry.licence(ModelRef(name, version), me))  # fmt: skip
+        licensed, licence = await asyncio.gather(
+            self.registry.is_licensed(name, version, me), self.registry.licence(ModelRef(name, version), me)
+        )
         if licensed:
             trusted_for = LICENCE_RECHECK_S
             if licence is not None and licence["valid"] and licence["expires_ms"]:  # block time, close to this clock
@@ -105,8 +109,10 @@ class ModelAccess:
             self._licensed_until[(name, version)] = time.monotonic() + trusted_for
         else:
             self._licensed_until.pop((name, version), None)
-            raise NotLicensed(f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
-                              f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
+            raise NotLicensed(
+                f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
+                f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`"
+            )
 
 
 __all__ = ["LICENCE_RECHECK_S", "RELEASE_WAIT_S", "Account", "Licences", "ModelAccess"]

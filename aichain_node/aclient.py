@@ -50,9 +50,16 @@ WAIT_S = 60.0
 
 
 class AsyncClient:
-    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
-                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        key: PrivateKey | None = None,
+        *,
+        timeout: float = 30.0,
+        node_key: bytes | None = None,
+        model_cache_dir: Path | str | None = None,
+        content_key_dir: Path | str | None = None,
+    ) -> None:
         """`node_key`: the node key the node at `url` must report before this client signs it a read of private
         plaintext (`aichain-node status` on that node shows it); None trusts what the node reports.
         `model_cache_dir`: where pulled models are kept (default `DEFAULT_MODEL_CACHE_DIR`, ~/.aichain/models);
@@ -92,8 +99,10 @@ class AsyncClient:
 
     def key_or_fail(self) -> PrivateKey:
         if self.key is None:
-            raise NoKey("this needs an account's key (to sign, or to open a content-key envelope): give one to the "
-                        "client (AsyncClient(url, key)), or --from KEY on the command line")
+            raise NoKey(
+                "this needs an account's key (to sign, or to open a content-key envelope): give one to the "
+                "client (AsyncClient(url, key)), or --from KEY on the command line"
+            )
         return self.key
 
     @property
@@ -122,12 +131,14 @@ class AsyncClient:
                     try:
                         answer = await response.json(content_type=None)
                     except ValueError:  # not JSON: a web server, not a node's RPC endpoint
-                        raise NodeUnreachable(f"{self.url} answered HTTP {response.status}, not JSON-RPC: is it a "
-                                              "node's RPC URL?") from None  # fmt: skip
+                        raise NodeUnreachable(
+                            f"{self.url} answered HTTP {response.status}, not JSON-RPC: is it a node's RPC URL?"
+                        ) from None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise NodeUnreachable(f"no node answers at {self.url} ({exc.__class__.__name__}: {exc}); start one "
-                                  "with `aichain-node start --dev` or give its RPC URL (--rpc URL on the command "
-                                  "line)") from exc  # fmt: skip
+            raise NodeUnreachable(
+                f"no node answers at {self.url} ({exc.__class__.__name__}: {exc}); start one with "
+                "`aichain-node start --dev` or give its RPC URL (--rpc URL on the command line)"
+            ) from exc
         if not isinstance(answer, dict):
             raise NodeUnreachable(f"{self.url} did not answer JSON-RPC")
         if "error" in answer:
@@ -150,13 +161,17 @@ class AsyncClient:
             try:
                 key = parse_node_key(reported)
             except ValueError:
-                raise WrongNode(f"the node at {self.url} reports no node key ({reported!r}), so no read can be signed "
-                                "for it alone: it is older than this client; upgrade it") from None  # fmt: skip
+                raise WrongNode(
+                    f"the node at {self.url} reports no node key ({reported!r}), so no read can be signed "
+                    "for it alone: it is older than this client; upgrade it"
+                ) from None
             pinned = self.pinned_node_key
             if pinned is not None and key != pinned:
-                raise WrongNode(f"the node at {self.url} reports node key 0x{key.hex()}, not 0x{pinned.hex()} as this "
-                                "client was told to expect (node_key=): it is another node, or one that lies about "
-                                "which it is, so no read of private plaintext is signed for it")  # fmt: skip
+                raise WrongNode(
+                    f"the node at {self.url} reports node key 0x{key.hex()}, not 0x{pinned.hex()} as this "
+                    "client was told to expect (node_key=): it is another node, or one that lies about "
+                    "which it is, so no read of private plaintext is signed for it"
+                )
             self._node_key = key
         return self._node_key
 
@@ -177,9 +192,16 @@ class AsyncClient:
     # --- transactions -----------------------------------------------------------------------
 
     async def transact(
-        self, kind: TxKind, to: bytes, value: int = 0, data: bytes = b"", *, gas: int = DEFAULT_GAS,
-        wait: bool = True, check: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        kind: TxKind,
+        to: bytes,
+        value: int = 0,
+        data: bytes = b"",
+        *,
+        gas: int = DEFAULT_GAS,
+        wait: bool = True,
+        check: bool = True,
+    ) -> dict[str, Any]:
         """Sign and send a transaction, then (with `wait`) return its receipt once finalized.
 
         With `check`, a failed execution raises `TransactionFailed` (carrying the receipt).
@@ -187,8 +209,10 @@ class AsyncClient:
         chain_id, price = await self._chain_params()
         key = self.key
         if key is None:
-            raise NoKey("this needs an account's key (to sign, or to open a content-key envelope): give one to the "
-                        "client (AsyncClient(url, key)), or --from KEY on the command line")
+            raise NoKey(
+                "this needs an account's key (to sign, or to open a content-key envelope): give one to the "
+                "client (AsyncClient(url, key)), or --from KEY on the command line"
+            )
         async with self._nonce_lock:
             pending = int((await self.rpc("state_getAccount", address_hex(key.address)))["pending_nonce"])
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
@@ -222,8 +246,10 @@ class AsyncClient:
                 result: dict[str, Any] = receipt
                 return result
             if loop.time() >= deadline:
-                raise NotFinalized(f"{tx_hash} was accepted but is not in a finalized block after {timeout:.0f} s; "
-                                   "the node may be stalled (see `aichain-node status`)")  # fmt: skip
+                raise NotFinalized(
+                    f"{tx_hash} was accepted but is not in a finalized block after {timeout:.0f} s; "
+                    "the node may be stalled (see `aichain-node status`)"
+                )
 
     async def wait_ok(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         """`wait`, then raise `TransactionFailed` if the transaction failed."""
@@ -252,55 +278,88 @@ class AsyncClient:
     # --- artifacts (aichain_node.artifact_transfers) ----------------------------------------
 
     async def upload(
-        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
-        content_key: bytes | None = None, artifact_id: bytes | None = None, publisher: bytes | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        source: Path | bytes,
+        *,
+        pin: bool = True,
+        encrypt: bool = False,
+        progress: Progress | None = None,
+        content_key: bytes | None = None,
+        artifact_id: bytes | None = None,
+        publisher: bytes | None = None,
+    ) -> dict[str, Any]:
         """Store a file (or bytes) on the node, encrypted with `encrypt`; its manifest summary
         (`ArtifactTransfers.upload`)."""
-        return await self._artifacts.upload(source, pin=pin, encrypt=encrypt, progress=progress,
-                                            content_key=content_key, artifact_id=artifact_id,
-                                            publisher=publisher)  # fmt: skip
+        return await self._artifacts.upload(
+            source,
+            pin=pin,
+            encrypt=encrypt,
+            progress=progress,
+            content_key=content_key,
+            artifact_id=artifact_id,
+            publisher=publisher,
+        )
 
-    async def read_headers(self, artifact: bytes, read_as: ReadAs, method: str, path: str,
-                           range_header: str = "") -> dict[str, str]:  # fmt: skip
+    async def read_headers(
+        self, artifact: bytes, read_as: ReadAs, method: str, path: str, range_header: str = ""
+    ) -> dict[str, str]:
         """The headers of one signed read of a private artifact's plaintext (`ArtifactTransfers.read_headers`)."""
         return await self._artifacts.read_headers(artifact, read_as, method, path, range_header)
 
-    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
-                       read_as: ReadAs | None = None) -> Path:  # fmt: skip
+    async def download(
+        self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None, read_as: ReadAs | None = None
+    ) -> Path:
         """Stream an artifact into `dest`, checked against its id; a private one's plaintext needs `read_as`
         = (model, version) (`ArtifactTransfers.download`)."""
         return await self._artifacts.download(artifact, dest, progress=progress, read_as=read_as)
 
     async def download_plaintext(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
         progress: Progress | None = None,
-    ) -> Path:  # fmt: skip
+    ) -> Path:
         """A private artifact's plaintext from the node that keeps its key, in signed reads
         (`ArtifactTransfers.download_plaintext`)."""
         return await self._artifacts.download_plaintext(summary, expected, dest, read_as, progress=progress)
 
     async def download_stored(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None, follow: bool = False,
-    ) -> Path:  # fmt: skip
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path:
         """An artifact's chunks as the node stores them, decrypted here with `content_key`
         (`ArtifactTransfers.download_stored`)."""
-        return await self._artifacts.download_stored(summary, expected, dest, content_key=content_key,
-                                                     progress=progress, follow=follow)  # fmt: skip
+        return await self._artifacts.download_stored(
+            summary, expected, dest, content_key=content_key, progress=progress, follow=follow
+        )
 
     async def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
         """Have the node fetch an artifact from its peers; the fetch's status (`ArtifactTransfers.fetch`)."""
         return await self._artifacts.fetch(artifact, pin=pin, wait_s=wait_s)
 
     async def stored_summary(
-        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None,
+        self,
+        artifact: bytes,
+        *,
+        fetch: bool = True,
+        wait_s: int = FETCH_WAIT_S,
+        progress: Progress | None = None,
         follow: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """The node's manifest summary of an artifact, fetched from its peers first if it lacks it
         (`ArtifactTransfers.stored_summary`)."""
-        return await self._artifacts.stored_summary(artifact, fetch=fetch, wait_s=wait_s, progress=progress,
-                                                    follow=follow)  # fmt: skip
+        return await self._artifacts.stored_summary(
+            artifact, fetch=fetch, wait_s=wait_s, progress=progress, follow=follow
+        )
 
 
 __all__ = ["DEFAULT_MODEL_CACHE_DIR", "DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]

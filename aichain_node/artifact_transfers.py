@@ -62,9 +62,16 @@ class ArtifactTransfers:
         self.node = node
 
     async def upload(
-        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
-        content_key: bytes | None = None, artifact_id: bytes | None = None, publisher: bytes | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        source: Path | bytes,
+        *,
+        pin: bool = True,
+        encrypt: bool = False,
+        progress: Progress | None = None,
+        content_key: bytes | None = None,
+        artifact_id: bytes | None = None,
+        publisher: bytes | None = None,
+    ) -> dict[str, Any]:
         """Store a file (or bytes) on the node; its manifest summary (`id`, `size`, …).
 
         With `encrypt`, the node keeps it encrypted under a content key (the id stays the
@@ -93,8 +100,9 @@ class ArtifactTransfers:
             headers["Content-Length"] = str(len(source) if isinstance(source, bytes) else os.path.getsize(source))
             body = _body(source, progress)
         try:
-            async with self.node.session().put(self.node.url + "/artifacts" + query, data=body,
-                                        headers=headers) as response:  # fmt: skip
+            async with self.node.session().put(
+                self.node.url + "/artifacts" + query, data=body, headers=headers
+            ) as response:
                 answer = await response.json(content_type=None)
         except aiohttp.ClientConnectionError as exc:
             raise NodeUnreachable(f"the upload to {self.node.url} broke off: {exc}") from exc
@@ -103,23 +111,35 @@ class ArtifactTransfers:
         result: dict[str, Any] = answer
         return result
 
-    async def read_headers(self, artifact: bytes, read_as: ReadAs, method: str, path: str,
-                           range_header: str = "") -> dict[str, str]:  # fmt: skip
+    async def read_headers(
+        self, artifact: bytes, read_as: ReadAs, method: str, path: str, range_header: str = ""
+    ) -> dict[str, str]:
         """The headers of one signed read of a private artifact's plaintext (`core.read_request`), by this
         account, relying on its licence to (or ownership of) `read_as` = (model, version), for this client's
         node alone (`node_key`)."""
         key = self.node.key_or_fail()
         audience = await self.node.node_key()
         chain_id = await self.node.chain_id()
-        signed = sign_read(key, chain_id, artifact, read_as[0], read_as[1], method, path, range_header,
-                           audience=audience, timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        signed = sign_read(
+            key,
+            chain_id,
+            artifact,
+            read_as[0],
+            read_as[1],
+            method,
+            path,
+            range_header,
+            audience=audience,
+            timestamp_ms=int(time.time() * 1000),
+        )
         headers = {"Authorization": signed.header()}
         if range_header:
             headers["Range"] = range_header
         return headers
 
-    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
-                       read_as: ReadAs | None = None) -> Path:  # fmt: skip
+    async def download(
+        self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None, read_as: ReadAs | None = None
+    ) -> Path:
         """Stream an artifact the node stores into `dest`, checking its SHA-256 against the id.
 
         The bytes go to `dest.part` first and are renamed only when the digest matches, so a
@@ -143,22 +163,30 @@ class ArtifactTransfers:
                             progress(len(block))
         except aiohttp.ClientPayloadError:
             part.unlink(missing_ok=True)
-            raise ArtifactMismatch(f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
-                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+            raise ArtifactMismatch(
+                f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
+                "damaged: `aichain-node artifact verify --repair`); nothing was kept"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             part.unlink(missing_ok=True)
             raise NodeUnreachable(f"the download from {self.node.url} broke off: {exc}") from exc
         if hasher.digest() != digest:
             part.unlink(missing_ok=True)
-            raise ArtifactMismatch(f"the bytes served for {format_id(digest)} hash to "
-                                   f"{format_id(hasher.digest())}; nothing was kept")  # fmt: skip
+            raise ArtifactMismatch(
+                f"the bytes served for {format_id(digest)} hash to {format_id(hasher.digest())}; nothing was kept"
+            )
         part.replace(dest)
         return dest
 
     async def download_plaintext(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
         progress: Progress | None = None,
-    ) -> Path:  # fmt: skip
+    ) -> Path:
         """A private artifact's plaintext, decrypted by the node that keeps its content key, for an owner or
         licensee of `read_as` = (model, version): each request signed by this account. Written for this
         user only (0600 files, 0700 directories) and put at `dest` once its digests match `expected`.
@@ -196,9 +224,15 @@ class ArtifactTransfers:
             raise
 
     async def download_stored(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None, follow: bool = False,
-    ) -> Path:  # fmt: skip
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path:
         """Stream an artifact's chunks as the node stores them, decrypt them here (with `content_key`),
         and write the file or directory to `dest` once its digests match `expected`, the id the caller
         trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`). With `follow`,
@@ -232,8 +266,10 @@ class ArtifactTransfers:
         except (asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
             await _settle(pending)
             job.abort()
-            raise ArtifactMismatch(f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
-                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+            raise ArtifactMismatch(
+                f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
+                "damaged: `aichain-node artifact verify --repair`); nothing was kept"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             await _settle(pending)
             job.abort()
@@ -241,8 +277,10 @@ class ArtifactTransfers:
         except ChunkDecryptionFailed:
             await _settle(pending)
             job.abort()
-            raise ArtifactMismatch(f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
-                                   "served other or altered ciphertext; nothing was kept") from None
+            raise ArtifactMismatch(
+                f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
+                "served other or altered ciphertext; nothing was kept"
+            ) from None
         except DigestMismatch as exc:
             await _settle(pending)
             job.abort()
@@ -260,9 +298,14 @@ class ArtifactTransfers:
         return result
 
     async def stored_summary(
-        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None,
+        self,
+        artifact: bytes,
+        *,
+        fetch: bool = True,
+        wait_s: int = FETCH_WAIT_S,
+        progress: Progress | None = None,
         follow: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it
         (`progress` is told of the bytes fetched as they arrive). With `follow`, it is returned as soon
         as the fetch has found the manifest, marked `"following": True`: its chunks can be streamed

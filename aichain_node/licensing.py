@@ -111,13 +111,18 @@ class AsyncLicensing:
         artifact = parse_id(version["artifact"])
         content_key = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
         if content_key is None:
-            raise NoContentKey(f"this machine keeps no content key for {name}@{number} ({version['artifact']}): it "
-                               "was published elsewhere; release from there, or let the node that stores it "
-                               "release keys ([models] release_keys = true)")  # fmt: skip
+            raise NoContentKey(
+                f"this machine keeps no content key for {name}@{number} ({version['artifact']}): it "
+                "was published elsewhere; release from there, or let the node that stores it "
+                "release keys ([models] release_keys = true)"
+            )
         if licensees is None:
             bought = await self.registry.events(LICENSING, "Licensed")
-            licensees = [parse_address(e["fields"]["licensee"]) for e in bought
-                         if e["fields"]["model"] == name and int(e["fields"]["version"]) == number]  # fmt: skip
+            licensees = [
+                parse_address(e["fields"]["licensee"])
+                for e in bought
+                if e["fields"]["model"] == name and int(e["fields"]["version"]) == number
+            ]
         sent, served = [], []
         for who in dict.fromkeys(licensees):  # the contract's rules, asked first: no transaction it would refuse
             public = bytes(await self._view(KEYS, "key_of", who) or b"")
@@ -159,9 +164,14 @@ class AsyncLicensing:
         version = await self.registry.version(ref)
         name, number = version["model"], version["version"]
         me = address_hex(self.client.address)
-        candidates = [o for o in await self.offers(name) if o["version"] == number and o["open"]
-                      and (not o["allow"] or me in o["allow"])
-                      and (o["max_licensees"] == 0 or o["licensees"] < o["max_licensees"])]  # fmt: skip
+        candidates = [
+            o
+            for o in await self.offers(name)
+            if o["version"] == number
+            and o["open"]
+            and (not o["allow"] or me in o["allow"])
+            and (o["max_licensees"] == 0 or o["licensees"] < o["max_licensees"])
+        ]
         if offer is not None:
             candidates = [o for o in candidates if o["offer"] == offer]
         if not candidates:
@@ -179,8 +189,16 @@ class AsyncLicensing:
 
 def offer_args(name: str, version: int, offer: Offer) -> list[Any]:
     """The arguments of the licensing contract's `make_offer` that offer `offer` for a version."""
-    return [name, version, offer.price, offer.duration_s, offer.per_use_price, offer.max_licensees,
-            list(offer.allow), offer.upstream_bps]  # fmt: skip
+    return [
+        name,
+        version,
+        offer.price,
+        offer.duration_s,
+        offer.per_use_price,
+        offer.max_licensees,
+        list(offer.allow),
+        offer.upstream_bps,
+    ]
 
 
 __all__ = ["AsyncLicensing", "LicensingClient", "Versions", "offer_args"]

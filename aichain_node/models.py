@@ -81,20 +81,37 @@ class ModelsClient(Protocol):
     async def transfer(self, to: bytes, amount: int, *, wait: bool = True) -> dict[str, Any]: ...
     async def wait_ok(self, tx_hash: str) -> dict[str, Any]: ...
     async def upload(
-        self, source: Path | bytes, *, encrypt: bool = False, progress: Progress | None = None,
-        content_key: bytes | None = None, artifact_id: bytes | None = None, publisher: bytes | None = None,
-    ) -> dict[str, Any]: ...  # fmt: skip
+        self,
+        source: Path | bytes,
+        *,
+        encrypt: bool = False,
+        progress: Progress | None = None,
+        content_key: bytes | None = None,
+        artifact_id: bytes | None = None,
+        publisher: bytes | None = None,
+    ) -> dict[str, Any]: ...
     async def stored_summary(
         self, artifact: bytes, *, progress: Progress | None = None, follow: bool = False
     ) -> dict[str, Any]: ...
     async def download_plaintext(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
         progress: Progress | None = None,
-    ) -> Path: ...  # fmt: skip
+    ) -> Path: ...
     async def download_stored(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None, follow: bool = False,
-    ) -> Path: ...  # fmt: skip
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path: ...
 
 
 class AsyncModels:
@@ -117,8 +134,13 @@ class AsyncModels:
             fmt, metadata, owners, count = await self._view(MODELS, "model_info", name)
         except ContractCallFailed as exc:
             raise ModelNotFound(f"no model named {name!r} is registered on this chain") from exc
-        return {"model": name, "format": fmt, "metadata": "0x" + bytes(metadata).hex(),
-                "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners], "versions": count}  # fmt: skip
+        return {
+            "model": name,
+            "format": fmt,
+            "metadata": "0x" + bytes(metadata).hex(),
+            "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners],
+            "versions": count,
+        }
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]:
         """One version (the latest if none is named): its artifact, parents, datasets, publisher, height.
@@ -151,8 +173,9 @@ class AsyncModels:
         head = int((await self.client.head())["height"])
         found: list[dict[str, Any]] = []
         for first in range(1, head + 1, EVENT_SPAN):
-            found += await self.client.rpc("contract_getEvents", address_hex(contract), first,
-                                           min(first + EVENT_SPAN - 1, head), name)  # fmt: skip
+            found += await self.client.rpc(
+                "contract_getEvents", address_hex(contract), first, min(first + EVENT_SPAN - 1, head), name
+            )
         return found
 
     async def lineage(self, name: str) -> dict[str, Any]:
@@ -163,11 +186,21 @@ class AsyncModels:
     # --- writing ------------------------------------------------------------------------------
 
     async def publish(
-        self, source: Path, name: str, *, private: bool = False, parents: Sequence[str] = (),
-        datasets: Sequence[str] = (), owners: Sequence[tuple[bytes, int]] | None = None, offer: Offer | None = None,
-        format: str = "onnx", metadata: bytes = b"", release: bool = True, release_fund: int = RELEASE_FUND,
+        self,
+        source: Path,
+        name: str,
+        *,
+        private: bool = False,
+        parents: Sequence[str] = (),
+        datasets: Sequence[str] = (),
+        owners: Sequence[tuple[bytes, int]] | None = None,
+        offer: Offer | None = None,
+        format: str = "onnx",
+        metadata: bytes = b"",
+        release: bool = True,
+        release_fund: int = RELEASE_FUND,
         progress: Progress | None = None,
-    ) -> Published:  # fmt: skip
+    ) -> Published:
         """Store `source` (a file or a directory) on the node, encrypted if `private`, and register it as
         the next version of `name` (a new model if the name is free), with its parents and datasets.
 
@@ -185,8 +218,14 @@ class AsyncModels:
             content_key = new_content_key()
             await asyncio.to_thread(save_content_key, client.content_key_dir, artifact_id, content_key)
         publisher = client.address if private else None  # the node keeps the key for versions this account publishes
-        stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
-                                     artifact_id=artifact_id, publisher=publisher)  # fmt: skip
+        stored = await client.upload(
+            source,
+            encrypt=private,
+            progress=progress,
+            content_key=content_key,
+            artifact_id=artifact_id,
+            publisher=publisher,
+        )
         artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
         trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
         try:
@@ -194,8 +233,9 @@ class AsyncModels:
             receipt = await client.send(MODELS, "publish_version", name, artifact, links, trained_on)
         except ContractCallFailed:  # a new model
             shares = [[who, bps] for who, bps in (owners or [(client.address, 10_000)])]
-            receipt = await client.send(MODELS, "register_derived", name, artifact, format, metadata, shares, links,
-                                        trained_on)  # fmt: skip
+            receipt = await client.send(
+                MODELS, "register_derived", name, artifact, format, metadata, shares, links, trained_on
+            )
         version = int(event_field(receipt, "VersionPublished", "version"))
         sends = []
         releaser = None
@@ -211,11 +251,18 @@ class AsyncModels:
         sent = [await s for s in sends]  # in order: nonces follow each other
         receipts = [await client.wait_ok(s["tx_hash"]) for s in sent]
         offer_number = int(event_field(receipts[-1], "OfferMade", "offer")) if offer is not None else None
-        return Published(name, version, format_id(artifact), private, offer_number,
-                         None if releaser is None else address_hex(releaser))  # fmt: skip
+        return Published(
+            name,
+            version,
+            format_id(artifact),
+            private,
+            offer_number,
+            None if releaser is None else address_hex(releaser),
+        )
 
-    async def register_dataset(self, dataset: str, *, terms: str = "",
-                               owners: Sequence[tuple[bytes, int]] | None = None) -> dict[str, Any]:  # fmt: skip
+    async def register_dataset(
+        self, dataset: str, *, terms: str = "", owners: Sequence[tuple[bytes, int]] | None = None
+    ) -> dict[str, Any]:
         """Register a dataset (an artifact id, `sha256:…`) so versions can name it in `datasets`."""
         shares = [[who, bps] for who, bps in (owners or [(self.client.address, 10_000)])]
         return await self.client.send(MODELS, "register_dataset", parse_id(dataset), shares, terms)
@@ -287,9 +334,14 @@ class AsyncModels:
         return self.runs.cache_path(name, version, directory)
 
     async def pull(
-        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Progress | None = None,
-        fetch_progress: Progress | None = None, refresh: bool = False,
-    ) -> Pulled:  # fmt: skip
+        self,
+        ref: ModelRef | str,
+        dest: Path | None = None,
+        *,
+        progress: Progress | None = None,
+        fetch_progress: Progress | None = None,
+        refresh: bool = False,
+    ) -> Pulled:
         """Fetch a version, check it against the chain, decrypt it here (`AsyncModelRuns.pull`)."""
         return await self.runs.pull(ref, dest, progress=progress, fetch_progress=fetch_progress, refresh=refresh)
 
@@ -302,9 +354,13 @@ class AsyncModels:
         return await self.runs.content_key(name, version, artifact, wait_s=wait_s)
 
     async def run(
-        self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
+        self,
+        ref: ModelRef | str,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
+        record: bool = False,
         path: Path | None = None,
-    ) -> Inference:  # fmt: skip
+    ) -> Inference:
         """Run a verified version on numpy inputs, recording the receipt with `record` (`AsyncModelRuns.run`)."""
         return await self.runs.run(ref, inputs, record=record, path=path)
 
@@ -317,9 +373,13 @@ class AsyncModels:
         return await self.runs.receipts(ref, first=first, count=count)
 
     async def check(
-        self, ref: ModelRef | str, number: int, inputs: Mapping[str, np.ndarray] | np.ndarray, *,
+        self,
+        ref: ModelRef | str,
+        number: int,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
         path: Path | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Re-run recorded inference `number` and compare its digests (`AsyncModelRuns.check`)."""
         return await self.runs.check(ref, number, inputs, path=path)
 

@@ -75,18 +75,30 @@ async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECE
     model_names = sorted({v["model"] for v in seen_versions.values()})
     infos = await asyncio.gather(*(models.info(m) for m in model_names))
     for info in infos:
-        nodes[f"model:{info['model']}"] = {"id": f"model:{info['model']}", "kind": "model", "label": info["model"],
-                                           "format": info["format"], "versions": info["versions"]}  # fmt: skip
+        nodes[f"model:{info['model']}"] = {
+            "id": f"model:{info['model']}",
+            "kind": "model",
+            "label": info["model"],
+            "format": info["format"],
+            "versions": info["versions"],
+        }
         for owner in info["owners"]:
             owner_id = f"account:{owner['address']}"
             nodes.setdefault(owner_id, {"id": owner_id, "kind": "account", "label": owner["address"]})
-            edges.append({"from": owner_id, "to": f"model:{info['model']}", "kind": "owns",
-                          "label": f"{owner['bps'] / 100:g}%"})  # fmt: skip
+            edges.append(
+                {"from": owner_id, "to": f"model:{info['model']}", "kind": "owns", "label": f"{owner['bps'] / 100:g}%"}
+            )
     for key, version in sorted(seen_versions.items()):
         vid = f"version:{key}"
-        nodes[vid] = {"id": vid, "kind": "version", "label": key, "artifact": version["artifact"],
-                      "publisher": version["publisher"], "height": version["height"],
-                      "root": version["model"] == name}  # fmt: skip
+        nodes[vid] = {
+            "id": vid,
+            "kind": "version",
+            "label": key,
+            "artifact": version["artifact"],
+            "publisher": version["publisher"],
+            "height": version["height"],
+            "root": version["model"] == name,
+        }
         edges.append({"from": f"model:{version['model']}", "to": vid, "kind": "version"})
         for parent in version["parents"]:
             edges.append({"from": f"version:{parent}", "to": vid, "kind": "derived"})
@@ -97,8 +109,14 @@ async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECE
     for licence in await _licences_of(models, name):
         lid = f"account:{licence['licensee']}"
         nodes.setdefault(lid, {"id": lid, "kind": "account", "label": licence["licensee"]})
-        edges.append({"from": f"version:{_vid(name, licence['version'])}", "to": lid, "kind": "licensed",
-                      "label": f"offer {licence['offer']}"})  # fmt: skip
+        edges.append(
+            {
+                "from": f"version:{_vid(name, licence['version'])}",
+                "to": lid,
+                "kind": "licensed",
+                "label": f"offer {licence['offer']}",
+            }
+        )
     for version in versions:
         number = version["version"]
         count = int(await view(INFERENCE, "receipt_count_of", name, number))
@@ -107,9 +125,15 @@ async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECE
         rows = await view(INFERENCE, "receipts_of", name, number, first, receipts) if count and receipts else []
         for row in rows:
             rid = "receipt:0x" + bytes(row[1]).hex()
-            nodes[rid] = {"id": rid, "kind": "receipt", "label": "0x" + bytes(row[1]).hex()[:12] + "…",
-                          "number": row[0], "runner": address_hex(row[4]), "height": row[5],
-                          "charged": row[6]}  # fmt: skip
+            nodes[rid] = {
+                "id": rid,
+                "kind": "receipt",
+                "label": "0x" + bytes(row[1]).hex()[:12] + "…",
+                "number": row[0],
+                "runner": address_hex(row[4]),
+                "height": row[5],
+                "charged": row[6],
+            }
             edges.append({"from": f"version:{_vid(name, number)}", "to": rid, "kind": "ran"})
     return {"model": name, "nodes": list(nodes.values()), "edges": edges}
 
@@ -120,8 +144,10 @@ async def _licences_of(models: Registry, name: str) -> list[dict[str, Any]]:
         fields = event["fields"]
         if fields["model"] == name:
             found[(int(fields["version"]), fields["licensee"])] = {
-                "version": int(fields["version"]), "licensee": address_hex(parse_address(fields["licensee"])),
-                "offer": int(fields["offer"])}  # fmt: skip
+                "version": int(fields["version"]),
+                "licensee": address_hex(parse_address(fields["licensee"])),
+                "offer": int(fields["offer"]),
+            }
     return list(found.values())
 
 
@@ -152,8 +178,10 @@ def to_text(graph: dict[str, Any]) -> str:
                 lines.append(f"    {version['receipts']} inference receipt(s)")
                 for ran in (e for e in out_of.get(version["id"], []) if e["kind"] == "ran"):
                     receipt = nodes[ran["to"]]
-                    lines.append(f"      #{receipt['number']} {ran['to'].removeprefix('receipt:')} by "
-                                 f"{receipt['runner']} at height {receipt['height']}")  # fmt: skip
+                    lines.append(
+                        f"      #{receipt['number']} {ran['to'].removeprefix('receipt:')} by "
+                        f"{receipt['runner']} at height {receipt['height']}"
+                    )
     return "\n".join(lines)
 
 
@@ -175,7 +203,7 @@ def to_dot(graph: dict[str, Any]) -> str:
             label = format_id(bytes.fromhex(label.removeprefix("sha256:")))[:19] + "…"
         elif node["kind"] == "version":
             label = f"{label}\\n{node['artifact'][:19]}…"
-        style = ', style=bold' if node.get("root") else ""
+        style = ", style=bold" if node.get("root") else ""
         lines.append(f"  {_quote(node['id'])} [label={_quote(label)}, shape={_SHAPES[node['kind']]}{style}];")
     for edge in graph["edges"]:
         label = edge["kind"] + (f" {edge['label']}" if "label" in edge else "")
@@ -188,8 +216,10 @@ def render_image(dot: str, dest: Path) -> Path:
     """Draw DOT text to an image with Graphviz (format from the suffix: .svg, .png, .pdf)."""
     program = shutil.which("dot")
     if program is None:
-        raise GraphvizMissing("Graphviz's `dot` is not installed (apt install graphviz); write the DOT text with "
-                              "--dot instead and render it elsewhere")  # fmt: skip
+        raise GraphvizMissing(
+            "Graphviz's `dot` is not installed (apt install graphviz); write the DOT text with "
+            "--dot instead and render it elsewhere"
+        )
     fmt = dest.suffix.lstrip(".") or "svg"
     subprocess.run([program, f"-T{fmt}", "-o", str(dest)], input=dot.encode(), check=True, timeout=60)
     return dest

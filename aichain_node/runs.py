@@ -72,10 +72,16 @@ class Inference:
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "input_hash": "0x" + self.input_hash.hex(),
-                "output_hash": "0x" + self.output_hash.hex(), "receipt": self.receipt, "charged": self.charged,
-                "outputs": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in self.outputs.items()},
-                "timings_s": self.timings_s}  # fmt: skip
+        return {
+            "model": self.model,
+            "version": self.version,
+            "input_hash": "0x" + self.input_hash.hex(),
+            "output_hash": "0x" + self.output_hash.hex(),
+            "receipt": self.receipt,
+            "charged": self.charged,
+            "outputs": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in self.outputs.items()},
+            "timings_s": self.timings_s,
+        }
 
 
 class PullingClient(Protocol):
@@ -95,13 +101,24 @@ class PullingClient(Protocol):
         self, artifact: bytes, *, progress: Progress | None = None, follow: bool = False
     ) -> dict[str, Any]: ...
     async def download_plaintext(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
         progress: Progress | None = None,
-    ) -> Path: ...  # fmt: skip
+    ) -> Path: ...
     async def download_stored(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None, follow: bool = False,
-    ) -> Path: ...  # fmt: skip
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path: ...
 
 
 class Registry(Protocol):
@@ -133,9 +150,14 @@ class AsyncModelRuns:
         return await self.access.content_key(name, version, artifact, wait_s=wait_s)
 
     async def pull(
-        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Progress | None = None,
-        fetch_progress: Progress | None = None, refresh: bool = False,
-    ) -> Pulled:  # fmt: skip
+        self,
+        ref: ModelRef | str,
+        dest: Path | None = None,
+        *,
+        progress: Progress | None = None,
+        fetch_progress: Progress | None = None,
+        refresh: bool = False,
+    ) -> Pulled:
         """Fetch a version from the network, check it against the chain, decrypt it here; where it now is.
 
         The node streams the chunks to this client while it fetches them from its peers (`progress`
@@ -146,13 +168,17 @@ class AsyncModelRuns:
         # Concurrent pulls (or runs) of one version to one place share a download: the later ones
         # wait, then find the verified copy the first one left.
         async with self._pulls.setdefault((name, number, str(dest)), asyncio.Lock()):
-            return await self._pull(version, dest, progress=progress, fetch_progress=fetch_progress,
-                                    refresh=refresh)  # fmt: skip
+            return await self._pull(version, dest, progress=progress, fetch_progress=fetch_progress, refresh=refresh)
 
     async def _pull(
-        self, version: dict[str, Any], dest: Path | None, *, progress: Progress | None,
-        fetch_progress: Progress | None, refresh: bool,
-    ) -> Pulled:  # fmt: skip
+        self,
+        version: dict[str, Any],
+        dest: Path | None,
+        *,
+        progress: Progress | None,
+        fetch_progress: Progress | None,
+        refresh: bool,
+    ) -> Pulled:
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
         if not refresh:
@@ -173,16 +199,19 @@ class AsyncModelRuns:
             target.parent.mkdir(parents=True, exist_ok=True)
         if private and not await self._pull_as_owner(summary, name, number, artifact, target, progress):
             key = await self.access.content_key(name, number, artifact)
-            await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress,
-                                              follow=bool(summary.get("following")))  # fmt: skip
+            await self.client.download_stored(
+                summary, artifact, target, content_key=key, progress=progress, follow=bool(summary.get("following"))
+            )
         elif not private:
-            await self.client.download_stored(summary, artifact, target, progress=progress,
-                                              follow=bool(summary.get("following")))  # fmt: skip
+            await self.client.download_stored(
+                summary, artifact, target, progress=progress, follow=bool(summary.get("following"))
+            )
         await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=private))
         return Pulled(name, number, format_id(artifact), target, private, False)
 
-    async def _pull_as_owner(self, summary: dict[str, Any], name: str, number: int, artifact: bytes, target: Path,
-                             progress: Progress | None) -> bool:  # fmt: skip
+    async def _pull_as_owner(
+        self, summary: dict[str, Any], name: str, number: int, artifact: bytes, target: Path, progress: Progress | None
+    ) -> bool:
         """An owner without the content key here reads the plaintext from the node that keeps it, in signed
         requests; True if it did. False (the envelope path follows) for a licensee, for an owner who kept
         the key here, and when this node keeps no key for it (it answers 409)."""
@@ -205,11 +234,18 @@ class AsyncModelRuns:
         expected = parse_id(version["artifact"])
         got = await asyncio.to_thread(local_id, path)
         if got != expected:
-            raise ArtifactMismatch(f"{path} is {format_id(got)}, but {version['model']}@{version['version']} on chain "
-                                   f"is {format_id(expected)}: it is not that model")  # fmt: skip
+            raise ArtifactMismatch(
+                f"{path} is {format_id(got)}, but {version['model']}@{version['version']} on chain "
+                f"is {format_id(expected)}: it is not that model"
+            )
         await asyncio.to_thread(write_stamp, path, expected)
-        return {"path": str(path), "model": version["model"], "version": version["version"],
-                "artifact": format_id(expected), "ok": True}  # fmt: skip
+        return {
+            "path": str(path),
+            "model": version["model"],
+            "version": version["version"],
+            "artifact": format_id(expected),
+            "ok": True,
+        }
 
     async def local(self, ref: ModelRef | str, path: Path | None = None) -> tuple[dict[str, Any], Path, bool]:
         """The version, a local copy verified against it (`path` if given, else the cache, pulled if need
@@ -230,9 +266,13 @@ class AsyncModelRuns:
         return version, (await self.pull(ModelRef(name, number))).path, False
 
     async def run(
-        self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
+        self,
+        ref: ModelRef | str,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
+        record: bool = False,
         path: Path | None = None,
-    ) -> Inference:  # fmt: skip
+    ) -> Inference:
         """Run a verified version on numpy inputs; with `record`, put the receipt on chain (charging a per-use
         licence one use).
 
@@ -275,23 +315,40 @@ class AsyncModelRuns:
     async def record(self, name: str, version: int, input_hash: bytes, output_hash: bytes) -> dict[str, Any]:
         """Put an inference receipt on chain; its hash and what it charged."""
         receipt = await self.client.send(INFERENCE, "record", name, version, input_hash, output_hash)
-        return {"receipt": event_field(receipt, "InferenceRecorded", "receipt"),
-                "charged": int(event_field(receipt, "InferenceRecorded", "charged")),
-                "number": int(event_field(receipt, "InferenceRecorded", "number")),
-                "tx_hash": receipt["tx_hash"]}  # fmt: skip
+        return {
+            "receipt": event_field(receipt, "InferenceRecorded", "receipt"),
+            "charged": int(event_field(receipt, "InferenceRecorded", "charged")),
+            "number": int(event_field(receipt, "InferenceRecorded", "number")),
+            "tx_hash": receipt["tx_hash"],
+        }
 
     async def receipts(self, ref: ModelRef | str, *, first: int = 1, count: int = 256) -> list[dict[str, Any]]:
         """The inference receipts of a version (the latest if none is named), oldest first."""
         version = await self.registry.version(ref)
         rows = await self.client.view(INFERENCE, "receipts_of", version["model"], version["version"], first, count)
-        return [{"model": version["model"], "version": version["version"], "number": r[0], "receipt": "0x" + r[1].hex(),
-                 "input_hash": "0x" + r[2].hex(), "output_hash": "0x" + r[3].hex(), "runner": address_hex(r[4]),
-                 "height": r[5], "charged": r[6]} for r in rows]  # fmt: skip
+        return [
+            {
+                "model": version["model"],
+                "version": version["version"],
+                "number": r[0],
+                "receipt": "0x" + r[1].hex(),
+                "input_hash": "0x" + r[2].hex(),
+                "output_hash": "0x" + r[3].hex(),
+                "runner": address_hex(r[4]),
+                "height": r[5],
+                "charged": r[6],
+            }
+            for r in rows
+        ]
 
     async def check(
-        self, ref: ModelRef | str, number: int, inputs: Mapping[str, np.ndarray] | np.ndarray, *,
+        self,
+        ref: ModelRef | str,
+        number: int,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
         path: Path | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Re-run recorded inference `number` of a version on `inputs` and compare both digests with the
         receipt's: `inputs_match` says these are the inputs it recorded, `outputs_match` that this run
         gave the very tensors it recorded (bit for bit: only digests are on chain)."""
@@ -299,15 +356,22 @@ class AsyncModelRuns:
         name, at = version["model"], version["version"]
         found = [r for r in await self.receipts(ModelRef(name, at), first=number, count=1) if r["number"] == number]
         if not found:
-            raise ReceiptNotFound(f"{name}@{at} has no inference receipt #{number}: list them with "
-                                  f"`aichain-node model receipts {name}@{at}`")  # fmt: skip
+            raise ReceiptNotFound(
+                f"{name}@{at} has no inference receipt #{number}: list them with "
+                f"`aichain-node model receipts {name}@{at}`"
+            )
         recorded = found[0]
         result = await self.run(ModelRef(name, at), inputs, path=path)
         inputs_match = "0x" + result.input_hash.hex() == recorded["input_hash"]
         outputs_match = "0x" + result.output_hash.hex() == recorded["output_hash"]
-        return {**recorded, "inputs_match": inputs_match, "outputs_match": inputs_match and outputs_match,
-                "rerun_input_hash": "0x" + result.input_hash.hex(),
-                "rerun_output_hash": "0x" + result.output_hash.hex(), "outputs": result.outputs}  # fmt: skip
+        return {
+            **recorded,
+            "inputs_match": inputs_match,
+            "outputs_match": inputs_match and outputs_match,
+            "rerun_input_hash": "0x" + result.input_hash.hex(),
+            "rerun_output_hash": "0x" + result.output_hash.hex(),
+            "outputs": result.outputs,
+        }
 
 
 __all__ = ["AsyncModelRuns", "Inference", "Pulled", "PullingClient", "Registry", "still_verified"]

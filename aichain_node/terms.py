@@ -108,8 +108,10 @@ class Offer:
             key, sep, value = part.partition("=")
             key = key.strip().lower().replace("_", "-")
             if not sep:
-                raise TermsError(f"offer term {part!r}: write key=value (price=10,duration=30d,per-use=0.1,"
-                                 "royalty-upstream=10%,max=100,allow=0x…+0x…)")  # fmt: skip
+                raise TermsError(
+                    f"offer term {part!r}: write key=value (price=10,duration=30d,per-use=0.1,"
+                    "royalty-upstream=10%,max=100,allow=0x…+0x…)"
+                )
             if key == "price":
                 values["price"] = _amount(value, "price")
             elif key == "duration":
@@ -128,8 +130,9 @@ class Offer:
                 except (ValueError, InvalidAddress) as exc:
                     raise TermsError(f"allow-list {value!r}: addresses joined by '+': {exc}") from None
             else:
-                raise TermsError(f"unknown offer term {key!r}: the terms are price, duration, per-use, "
-                                 "royalty-upstream, max, allow")  # fmt: skip
+                raise TermsError(
+                    f"unknown offer term {key!r}: the terms are price, duration, per-use, royalty-upstream, max, allow"
+                )
         return cls(**values)
 
 
@@ -145,8 +148,9 @@ def parse_owners(specs: list[str]) -> list[tuple[bytes, int]]:
         try:
             owners.append((who, parse_bps(share) if share else None))
         except TermsError as exc:
-            raise TermsError(f"owner {spec!r}: the share is a percentage (60%) or basis points (6000bps); "
-                             f"{exc}") from None
+            raise TermsError(
+                f"owner {spec!r}: the share is a percentage (60%) or basis points (6000bps); {exc}"
+            ) from None
     if len({who for who, _ in owners}) != len(owners):
         raise TermsError(f"owner shares {specs}: each owner once")
     given = sum(s for _, s in owners if s is not None)
