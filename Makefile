@@ -18,10 +18,10 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/aichain-node start --dev
 
-# The lower floors, the CLI and the tools are held to the formatter, to strict mypy and to vulture
-# (docs/decisions.md, "Static checks"; mypy's file list is in pyproject.toml, vulture's in
+# The lower floors, the SDK, the CLI and the tools are held to the formatter, to strict mypy and to
+# vulture (docs/decisions.md, "Static checks"; mypy's file list is in pyproject.toml, vulture's in
 # tools/dead_code.py).
-FORMATTED := core storage vm consensus cli tools typings
+FORMATTED := core storage vm consensus aichain_node cli tools typings
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

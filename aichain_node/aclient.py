@@ -11,7 +11,8 @@ strings. Errors are the node's own types (`aichain_node.errors`).
         owners = await node.view(MODELS, "owners_of", "resnet")
 
 Every request has a timeout; a node that does not answer raises `NodeUnreachable`. Artifact
-bytes (upload, download, signed reads of private plaintext) are `aichain_node.artifact_transfers`.
+bytes (upload, download, signed reads of private plaintext) are moved by the
+`aichain_node.artifact_transfers.ArtifactTransfers` the client holds, whose calls it offers.
 A signed read names the node it is for (its node key, asked of `node_status` once per client);
 `node_key=` pins the key the node must report, for a node run by someone else.
 
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from aichain_node.artifact_transfers import STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
+from aichain_node.artifact_transfers import FETCH_WAIT_S, STREAM_BLOCK, ArtifactTransfers, Progress, ReadAs
 from aichain_node.content_keys import DEFAULT_CONTENT_KEY_DIR
 from aichain_node.errors import NodeUnreachable, NoKey, NotFinalized, TransactionFailed, WrongNode, error_from_rpc
 from core.contract_json import value_from_json, value_to_json
@@ -48,10 +49,17 @@ TRANSFER_GAS = 21_000
 WAIT_S = 60.0
 
 
-class AsyncClient(ArtifactTransfers):
-    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
-                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
+class AsyncClient:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        key: PrivateKey | None = None,
+        *,
+        timeout: float = 30.0,
+        node_key: bytes | None = None,
+        model_cache_dir: Path | str | None = None,
+        content_key_dir: Path | str | None = None,
+    ) -> None:
         """`node_key`: the node key the node at `url` must report before this client signs it a read of private
         plaintext (`aichain-node status` on that node shows it); None trusts what the node reports.
         `model_cache_dir`: where pulled models are kept (default `DEFAULT_MODEL_CACHE_DIR`, ~/.aichain/models);
@@ -72,6 +80,7 @@ class AsyncClient(ArtifactTransfers):
         self._next_nonce: int | None = None
         self._nonce_lock = asyncio.Lock()
         self._models: AsyncModels | None = None
+        self._artifacts = ArtifactTransfers(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -90,8 +99,10 @@ class AsyncClient(ArtifactTransfers):
 
     def key_or_fail(self) -> PrivateKey:
         if self.key is None:
-            raise NoKey("this needs an account's key (to sign, or to open a content-key envelope): give one to the "
-                        "client (AsyncClient(url, key)), or --from KEY on the command line")
+            raise NoKey(
+                "this needs an account's key (to sign, or to open a content-key envelope): give one to the "
+                "client (AsyncClient(url, key)), or --from KEY on the command line"
+            )
         return self.key
 
     @property
@@ -103,7 +114,8 @@ class AsyncClient(ArtifactTransfers):
             self._models = AsyncModels(self)
         return self._models
 
-    def _http(self) -> aiohttp.ClientSession:
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session this client's requests share, opened at the first request (`close` closes it)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout))
         return self._session
@@ -115,16 +127,18 @@ class AsyncClient(ArtifactTransfers):
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
         try:
             async with asyncio.timeout(timeout or self.timeout):
-                async with self._http().post(self.url, json=body) as response:
+                async with self.session().post(self.url, json=body) as response:
                     try:
                         answer = await response.json(content_type=None)
                     except ValueError:  # not JSON: a web server, not a node's RPC endpoint
-                        raise NodeUnreachable(f"{self.url} answered HTTP {response.status}, not JSON-RPC: is it a "
-                                              "node's RPC URL?") from None  # fmt: skip
+                        raise NodeUnreachable(
+                            f"{self.url} answered HTTP {response.status}, not JSON-RPC: is it a node's RPC URL?"
+                        ) from None
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise NodeUnreachable(f"no node answers at {self.url} ({exc.__class__.__name__}: {exc}); start one "
-                                  "with `aichain-node start --dev` or give its RPC URL (--rpc URL on the command "
-                                  "line)") from exc  # fmt: skip
+            raise NodeUnreachable(
+                f"no node answers at {self.url} ({exc.__class__.__name__}: {exc}); start one with "
+                "`aichain-node start --dev` or give its RPC URL (--rpc URL on the command line)"
+            ) from exc
         if not isinstance(answer, dict):
             raise NodeUnreachable(f"{self.url} did not answer JSON-RPC")
         if "error" in answer:
@@ -147,13 +161,17 @@ class AsyncClient(ArtifactTransfers):
             try:
                 key = parse_node_key(reported)
             except ValueError:
-                raise WrongNode(f"the node at {self.url} reports no node key ({reported!r}), so no read can be signed "
-                                "for it alone: it is older than this client; upgrade it") from None  # fmt: skip
+                raise WrongNode(
+                    f"the node at {self.url} reports no node key ({reported!r}), so no read can be signed "
+                    "for it alone: it is older than this client; upgrade it"
+                ) from None
             pinned = self.pinned_node_key
             if pinned is not None and key != pinned:
-                raise WrongNode(f"the node at {self.url} reports node key 0x{key.hex()}, not 0x{pinned.hex()} as this "
-                                "client was told to expect (node_key=): it is another node, or one that lies about "
-                                "which it is, so no read of private plaintext is signed for it")  # fmt: skip
+                raise WrongNode(
+                    f"the node at {self.url} reports node key 0x{key.hex()}, not 0x{pinned.hex()} as this "
+                    "client was told to expect (node_key=): it is another node, or one that lies about "
+                    "which it is, so no read of private plaintext is signed for it"
+                )
             self._node_key = key
         return self._node_key
 
@@ -174,9 +192,16 @@ class AsyncClient(ArtifactTransfers):
     # --- transactions -----------------------------------------------------------------------
 
     async def transact(
-        self, kind: TxKind, to: bytes, value: int = 0, data: bytes = b"", *, gas: int = DEFAULT_GAS,
-        wait: bool = True, check: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        kind: TxKind,
+        to: bytes,
+        value: int = 0,
+        data: bytes = b"",
+        *,
+        gas: int = DEFAULT_GAS,
+        wait: bool = True,
+        check: bool = True,
+    ) -> dict[str, Any]:
         """Sign and send a transaction, then (with `wait`) return its receipt once finalized.
 
         With `check`, a failed execution raises `TransactionFailed` (carrying the receipt).
@@ -184,8 +209,10 @@ class AsyncClient(ArtifactTransfers):
         chain_id, price = await self._chain_params()
         key = self.key
         if key is None:
-            raise NoKey("this needs an account's key (to sign, or to open a content-key envelope): give one to the "
-                        "client (AsyncClient(url, key)), or --from KEY on the command line")
+            raise NoKey(
+                "this needs an account's key (to sign, or to open a content-key envelope): give one to the "
+                "client (AsyncClient(url, key)), or --from KEY on the command line"
+            )
         async with self._nonce_lock:
             pending = int((await self.rpc("state_getAccount", address_hex(key.address)))["pending_nonce"])
             nonce = pending if self._next_nonce is None else max(pending, self._next_nonce)
@@ -219,8 +246,10 @@ class AsyncClient(ArtifactTransfers):
                 result: dict[str, Any] = receipt
                 return result
             if loop.time() >= deadline:
-                raise NotFinalized(f"{tx_hash} was accepted but is not in a finalized block after {timeout:.0f} s; "
-                                   "the node may be stalled (see `aichain-node status`)")  # fmt: skip
+                raise NotFinalized(
+                    f"{tx_hash} was accepted but is not in a finalized block after {timeout:.0f} s; "
+                    "the node may be stalled (see `aichain-node status`)"
+                )
 
     async def wait_ok(self, tx_hash: str, timeout: float = WAIT_S) -> dict[str, Any]:
         """`wait`, then raise `TransactionFailed` if the transaction failed."""
@@ -245,6 +274,92 @@ class AsyncClient(ArtifactTransfers):
             params.append(address_hex(caller or self.address))
         answer = await self.rpc("contract_call", *params)
         return value_from_json(answer["result"])
+
+    # --- artifacts (aichain_node.artifact_transfers) ----------------------------------------
+
+    async def upload(
+        self,
+        source: Path | bytes,
+        *,
+        pin: bool = True,
+        encrypt: bool = False,
+        progress: Progress | None = None,
+        content_key: bytes | None = None,
+        artifact_id: bytes | None = None,
+        publisher: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Store a file (or bytes) on the node, encrypted with `encrypt`; its manifest summary
+        (`ArtifactTransfers.upload`)."""
+        return await self._artifacts.upload(
+            source,
+            pin=pin,
+            encrypt=encrypt,
+            progress=progress,
+            content_key=content_key,
+            artifact_id=artifact_id,
+            publisher=publisher,
+        )
+
+    async def read_headers(
+        self, artifact: bytes, read_as: ReadAs, method: str, path: str, range_header: str = ""
+    ) -> dict[str, str]:
+        """The headers of one signed read of a private artifact's plaintext (`ArtifactTransfers.read_headers`)."""
+        return await self._artifacts.read_headers(artifact, read_as, method, path, range_header)
+
+    async def download(
+        self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None, read_as: ReadAs | None = None
+    ) -> Path:
+        """Stream an artifact into `dest`, checked against its id; a private one's plaintext needs `read_as`
+        = (model, version) (`ArtifactTransfers.download`)."""
+        return await self._artifacts.download(artifact, dest, progress=progress, read_as=read_as)
+
+    async def download_plaintext(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
+        progress: Progress | None = None,
+    ) -> Path:
+        """A private artifact's plaintext from the node that keeps its key, in signed reads
+        (`ArtifactTransfers.download_plaintext`)."""
+        return await self._artifacts.download_plaintext(summary, expected, dest, read_as, progress=progress)
+
+    async def download_stored(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path:
+        """An artifact's chunks as the node stores them, decrypted here with `content_key`
+        (`ArtifactTransfers.download_stored`)."""
+        return await self._artifacts.download_stored(
+            summary, expected, dest, content_key=content_key, progress=progress, follow=follow
+        )
+
+    async def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
+        """Have the node fetch an artifact from its peers; the fetch's status (`ArtifactTransfers.fetch`)."""
+        return await self._artifacts.fetch(artifact, pin=pin, wait_s=wait_s)
+
+    async def stored_summary(
+        self,
+        artifact: bytes,
+        *,
+        fetch: bool = True,
+        wait_s: int = FETCH_WAIT_S,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> dict[str, Any]:
+        """The node's manifest summary of an artifact, fetched from its peers first if it lacks it
+        (`ArtifactTransfers.stored_summary`)."""
+        return await self._artifacts.stored_summary(
+            artifact, fetch=fetch, wait_s=wait_s, progress=progress, follow=follow
+        )
 
 
 __all__ = ["DEFAULT_MODEL_CACHE_DIR", "DEFAULT_URL", "STREAM_BLOCK", "AsyncClient", "Progress", "ReadAs"]

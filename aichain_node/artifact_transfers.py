@@ -1,4 +1,5 @@
-"""Artifact bytes between a node and this machine, for `AsyncClient`: upload, download, fetch.
+"""Artifact bytes between a node and this machine: upload, download, fetch. `AsyncClient` holds one
+`ArtifactTransfers` and offers its calls.
 
 Every download is checked here against the id the caller trusts before the file gets its name.
 A private (encrypted) artifact arrives as ciphertext (`download_stored`, decrypted here with the
@@ -18,7 +19,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -26,40 +27,51 @@ import aiohttp
 from aichain_node.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
 from aichain_node.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 from core.artifact import format_id, parse_id
+from core.errors import ArtifactNotFound
 from core.keys import PrivateKey, address_hex
 from core.read_request import sign_read
 from core.sealing import ChunkDecryptionFailed
 
 STREAM_BLOCK = 1 << 20
+FETCH_WAIT_S = 3600  # how long `stored_summary` waits for the node's fetch from its peers
+FETCH_POLL_S = 0.1
 Progress = Callable[[int], None]  # told how many more bytes moved
 ReadAs = tuple[str, int]  # (model, version): the licence or ownership a signed read of private plaintext relies on
 
 
+class Node(Protocol):
+    """What transfers need of the client: the node's URL and the HTTP session to it, its JSON-RPC, and for a
+    signed read the account that signs it, the chain and the node it is for (`AsyncClient`)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    def session(self) -> aiohttp.ClientSession: ...
+    def key_or_fail(self) -> PrivateKey: ...
+    async def chain_id(self) -> int: ...
+    async def node_key(self) -> bytes: ...
+    async def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any: ...
+
+
 class ArtifactTransfers:
-    """The artifact half of `AsyncClient` (which provides the session, the key and the chain id)."""
+    """Uploads, downloads and fetches of artifacts on the client's node, reads of private plaintext signed
+    by its account."""
 
-    url: str
-    timeout: float
-
-    def _http(self) -> aiohttp.ClientSession:
-        raise NotImplementedError
-
-    def key_or_fail(self) -> PrivateKey:
-        raise NotImplementedError
-
-    async def chain_id(self) -> int:
-        raise NotImplementedError
-
-    async def node_key(self) -> bytes:
-        raise NotImplementedError
-
-    async def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any:
-        raise NotImplementedError
+    def __init__(self, node: Node) -> None:
+        self.node = node
 
     async def upload(
-        self, source: Path | bytes, *, pin: bool = True, encrypt: bool = False, progress: Progress | None = None,
-        content_key: bytes | None = None, artifact_id: bytes | None = None, publisher: bytes | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        source: Path | bytes,
+        *,
+        pin: bool = True,
+        encrypt: bool = False,
+        progress: Progress | None = None,
+        content_key: bytes | None = None,
+        artifact_id: bytes | None = None,
+        publisher: bytes | None = None,
+    ) -> dict[str, Any]:
         """Store a file (or bytes) on the node; its manifest summary (`id`, `size`, …).
 
         With `encrypt`, the node keeps it encrypted under a content key (the id stays the
@@ -88,32 +100,46 @@ class ArtifactTransfers:
             headers["Content-Length"] = str(len(source) if isinstance(source, bytes) else os.path.getsize(source))
             body = _body(source, progress)
         try:
-            async with self._http().put(self.url + "/artifacts" + query, data=body,
-                                        headers=headers) as response:  # fmt: skip
+            async with self.node.session().put(
+                self.node.url + "/artifacts" + query, data=body, headers=headers
+            ) as response:
                 answer = await response.json(content_type=None)
         except aiohttp.ClientConnectionError as exc:
-            raise NodeUnreachable(f"the upload to {self.url} broke off: {exc}") from exc
+            raise NodeUnreachable(f"the upload to {self.node.url} broke off: {exc}") from exc
         if response.status != 201:
             raise ArtifactMismatch(f"the node refused the upload (HTTP {response.status}): {answer.get('error')}")
         result: dict[str, Any] = answer
         return result
 
-    async def read_headers(self, artifact: bytes, read_as: ReadAs, method: str, path: str,
-                           range_header: str = "") -> dict[str, str]:  # fmt: skip
+    async def read_headers(
+        self, artifact: bytes, read_as: ReadAs, method: str, path: str, range_header: str = ""
+    ) -> dict[str, str]:
         """The headers of one signed read of a private artifact's plaintext (`core.read_request`), by this
         account, relying on its licence to (or ownership of) `read_as` = (model, version), for this client's
         node alone (`node_key`)."""
-        key = self.key_or_fail()
-        audience = await self.node_key()
-        signed = sign_read(key, await self.chain_id(), artifact, read_as[0], read_as[1], method, path, range_header,
-                           audience=audience, timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        key = self.node.key_or_fail()
+        audience = await self.node.node_key()
+        chain_id = await self.node.chain_id()
+        signed = sign_read(
+            key,
+            chain_id,
+            artifact,
+            read_as[0],
+            read_as[1],
+            method,
+            path,
+            range_header,
+            audience=audience,
+            timestamp_ms=int(time.time() * 1000),
+        )
         headers = {"Authorization": signed.header()}
         if range_header:
             headers["Range"] = range_header
         return headers
 
-    async def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
-                       read_as: ReadAs | None = None) -> Path:  # fmt: skip
+    async def download(
+        self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None, read_as: ReadAs | None = None
+    ) -> Path:
         """Stream an artifact the node stores into `dest`, checking its SHA-256 against the id.
 
         The bytes go to `dest.part` first and are renamed only when the digest matches, so a
@@ -126,7 +152,7 @@ class ArtifactTransfers:
         path = f"/artifacts/{format_id(digest)}"
         headers = {} if read_as is None else await self.read_headers(digest, read_as, "GET", path)
         try:
-            async with self._http().get(self.url + path, headers=headers) as response:
+            async with self.node.session().get(self.node.url + path, headers=headers) as response:
                 if response.status != 200:
                     await _raise_for(response)
                 with part.open("wb") if read_as is None else private_file(part) as out:
@@ -137,22 +163,30 @@ class ArtifactTransfers:
                             progress(len(block))
         except aiohttp.ClientPayloadError:
             part.unlink(missing_ok=True)
-            raise ArtifactMismatch(f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
-                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+            raise ArtifactMismatch(
+                f"the node's stream of {format_id(digest)} ended early (a chunk it holds may be "
+                "damaged: `aichain-node artifact verify --repair`); nothing was kept"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             part.unlink(missing_ok=True)
-            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+            raise NodeUnreachable(f"the download from {self.node.url} broke off: {exc}") from exc
         if hasher.digest() != digest:
             part.unlink(missing_ok=True)
-            raise ArtifactMismatch(f"the bytes served for {format_id(digest)} hash to "
-                                   f"{format_id(hasher.digest())}; nothing was kept")  # fmt: skip
+            raise ArtifactMismatch(
+                f"the bytes served for {format_id(digest)} hash to {format_id(hasher.digest())}; nothing was kept"
+            )
         part.replace(dest)
         return dest
 
     async def download_plaintext(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: ReadAs, *,
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
         progress: Progress | None = None,
-    ) -> Path:  # fmt: skip
+    ) -> Path:
         """A private artifact's plaintext, decrypted by the node that keeps its content key, for an owner or
         licensee of `read_as` = (model, version): each request signed by this account. Written for this
         user only (0600 files, 0700 directories) and put at `dest` once its digests match `expected`.
@@ -168,7 +202,7 @@ class ArtifactTransfers:
         try:
             for path in paths:
                 headers = await self.read_headers(expected, read_as, "GET", path)
-                async with self._http().get(self.url + quote(path), headers=headers) as response:
+                async with self.node.session().get(self.node.url + quote(path), headers=headers) as response:
                     if response.status != 200:
                         await _raise_for(response)
                     async for block in response.content.iter_chunked(STREAM_BLOCK):
@@ -181,7 +215,7 @@ class ArtifactTransfers:
             raise ArtifactMismatch(f"the node's stream of {artifact} ended early; nothing was kept") from None
         except aiohttp.ClientConnectionError as exc:
             job.abort()
-            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+            raise NodeUnreachable(f"the download from {self.node.url} broke off: {exc}") from exc
         except DigestMismatch as exc:
             job.abort()
             raise ArtifactMismatch(describe_mismatch(exc, expected)) from None
@@ -190,9 +224,15 @@ class ArtifactTransfers:
             raise
 
     async def download_stored(
-        self, summary: dict[str, Any], expected: bytes, dest: Path, *, content_key: bytes | None = None,
-        progress: Progress | None = None, follow: bool = False,
-    ) -> Path:  # fmt: skip
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path:
         """Stream an artifact's chunks as the node stores them, decrypt them here (with `content_key`),
         and write the file or directory to `dest` once its digests match `expected`, the id the caller
         trusts (the chain's). `summary` is the node's manifest summary (`artifact_info`). With `follow`,
@@ -205,8 +245,8 @@ class ArtifactTransfers:
         await asyncio.to_thread(job.begin)
         pending: asyncio.Future[None] | None = None
         try:
-            url = f"{self.url}/artifacts/{format_id(expected)}/stored" + ("?follow=true" if follow else "")
-            async with self._http().get(url) as response:
+            url = f"{self.node.url}/artifacts/{format_id(expected)}/stored" + ("?follow=true" if follow else "")
+            async with self.node.session().get(url) as response:
                 if response.status != 200:
                     await _raise_for(response)
                 for index in range(job.chunks):
@@ -226,17 +266,21 @@ class ArtifactTransfers:
         except (asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
             await _settle(pending)
             job.abort()
-            raise ArtifactMismatch(f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
-                                   "damaged: `aichain-node artifact verify --repair`); nothing was kept") from None
+            raise ArtifactMismatch(
+                f"the node's stream of {format_id(expected)} ended early (a chunk it holds may be "
+                "damaged: `aichain-node artifact verify --repair`); nothing was kept"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             await _settle(pending)
             job.abort()
-            raise NodeUnreachable(f"the download from {self.url} broke off: {exc}") from exc
+            raise NodeUnreachable(f"the download from {self.node.url} broke off: {exc}") from exc
         except ChunkDecryptionFailed:
             await _settle(pending)
             job.abort()
-            raise ArtifactMismatch(f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
-                                   "served other or altered ciphertext; nothing was kept") from None
+            raise ArtifactMismatch(
+                f"a chunk of {format_id(expected)} does not decrypt under the content key: the node "
+                "served other or altered ciphertext; nothing was kept"
+            ) from None
         except DigestMismatch as exc:
             await _settle(pending)
             job.abort()
@@ -248,11 +292,49 @@ class ArtifactTransfers:
 
     async def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
         """Have the node fetch an artifact from its peers (every chunk checked); the fetch's status."""
-        result: dict[str, Any] = await self.rpc(
-            "artifact_fetch", artifact, pin, False, wait_s, timeout=wait_s + self.timeout
+        result: dict[str, Any] = await self.node.rpc(
+            "artifact_fetch", artifact, pin, False, wait_s, timeout=wait_s + self.node.timeout
         )
         return result
 
+    async def stored_summary(
+        self,
+        artifact: bytes,
+        *,
+        fetch: bool = True,
+        wait_s: int = FETCH_WAIT_S,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> dict[str, Any]:
+        """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it
+        (`progress` is told of the bytes fetched as they arrive). With `follow`, it is returned as soon
+        as the fetch has found the manifest, marked `"following": True`: its chunks can be streamed
+        while they arrive (`download_stored(..., follow=True)`)."""
+        artifact_id = format_id(artifact)
+        try:
+            summary: dict[str, Any] = await self.node.rpc("artifact_info", artifact_id)
+            return summary
+        except ArtifactNotFound:
+            if not fetch:
+                raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        status = await self.fetch(artifact_id, wait_s=0)
+        reported = 0
+        while status.get("state") not in ("done", "failed") and loop.time() < deadline:
+            if follow and "manifest" in status:
+                return {**status["manifest"], "following": True}
+            await asyncio.sleep(FETCH_POLL_S)
+            status = await self.node.rpc("artifact_fetchStatus", artifact_id)
+            fetched = int(status.get("bytes_fetched") or 0)
+            if progress is not None and fetched > reported:
+                progress(fetched - reported)
+            reported = max(reported, fetched)
+        if status.get("state") != "done":
+            why = status.get("error") or f"still {status.get('state')} after {wait_s} s"
+            raise ArtifactNotFound(f"{artifact_id} could not be fetched from the node's peers: {why}")
+        result: dict[str, Any] = await self.node.rpc("artifact_info", artifact_id)
+        return result
 
 
 async def _raise_for(response: aiohttp.ClientResponse) -> None:
@@ -299,4 +381,4 @@ async def _body(source: Path | bytes, progress: Progress | None) -> AsyncIterato
             yield block
 
 
-__all__ = ["STREAM_BLOCK", "ArtifactTransfers", "Progress", "ReadAs"]
+__all__ = ["STREAM_BLOCK", "ArtifactTransfers", "Node", "Progress", "ReadAs"]

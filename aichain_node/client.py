@@ -27,14 +27,27 @@ T = TypeVar("T")
 
 
 class Client:
-    def __init__(self, url: str = DEFAULT_URL, key: PrivateKey | None = None, *, timeout: float = 30.0,
-                 node_key: bytes | None = None, model_cache_dir: Path | str | None = None,
-                 content_key_dir: Path | str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        key: PrivateKey | None = None,
+        *,
+        timeout: float = 30.0,
+        node_key: bytes | None = None,
+        model_cache_dir: Path | str | None = None,
+        content_key_dir: Path | str | None = None,
+    ) -> None:
         """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it;
         `model_cache_dir` and `content_key_dir` are where pulled models and kept content keys go."""
         # The async client, run on this loop:
-        self.aio = AsyncClient(url, key, timeout=timeout, node_key=node_key, model_cache_dir=model_cache_dir,
-                               content_key_dir=content_key_dir)  # fmt: skip
+        self.aio = AsyncClient(
+            url,
+            key,
+            timeout=timeout,
+            node_key=node_key,
+            model_cache_dir=model_cache_dir,
+            content_key_dir=content_key_dir,
+        )
         self._loop = asyncio.new_event_loop()  # (made after it, so that bad arguments leave no thread behind)
         self._thread = threading.Thread(target=self._loop.run_forever, name="aichain-sdk", daemon=True)
         self._thread.start()
@@ -94,9 +107,16 @@ class Client:
         return self._run(self.aio.balance(address))
 
     def transact(
-        self, kind: TxKind, to: bytes, value: int = 0, data: bytes = b"", *, gas: int = DEFAULT_GAS,
-        wait: bool = True, check: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        kind: TxKind,
+        to: bytes,
+        value: int = 0,
+        data: bytes = b"",
+        *,
+        gas: int = DEFAULT_GAS,
+        wait: bool = True,
+        check: bool = True,
+    ) -> dict[str, Any]:
         return self._run(self.aio.transact(kind, to, value, data, gas=gas, wait=wait, check=check))
 
     def send_transaction(self, tx: Transaction) -> str:
@@ -126,17 +146,37 @@ class Client:
     ) -> dict[str, Any]:
         return self._run(self.aio.upload(source, pin=pin, encrypt=encrypt, progress=progress))
 
-    def download(self, artifact: str | bytes, dest: Path, *, progress: Progress | None = None,
-                 read_as: tuple[str, int] | None = None) -> Path:  # fmt: skip
+    def download(
+        self,
+        artifact: str | bytes,
+        dest: Path,
+        *,
+        progress: Progress | None = None,
+        read_as: tuple[str, int] | None = None,
+    ) -> Path:
         """See `AsyncClient.download`: a private artifact's plaintext needs `read_as` = (model, version)."""
         return self._run(self.aio.download(artifact, dest, progress=progress, read_as=read_as))
 
-    def download_plaintext(self, summary: dict[str, Any], expected: bytes, dest: Path, read_as: tuple[str, int], *,
-                           progress: Progress | None = None) -> Path:  # fmt: skip
+    def download_plaintext(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: tuple[str, int],
+        *,
+        progress: Progress | None = None,
+    ) -> Path:
         return self._run(self.aio.download_plaintext(summary, expected, dest, read_as, progress=progress))
 
-    def download_stored(self, summary: dict[str, Any], expected: bytes, dest: Path, *,
-                        content_key: bytes | None = None, progress: Progress | None = None) -> Path:  # fmt: skip
+    def download_stored(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         return self._run(self.aio.download_stored(summary, expected, dest, content_key=content_key, progress=progress))
 
     def fetch(self, artifact: str, *, pin: bool = True, wait_s: int = 600) -> dict[str, Any]:
@@ -146,7 +186,7 @@ class Client:
 class _Blocking:
     """Every coroutine method of `target`, run on the client's loop and waited for."""
 
-    def __init__(self, run: Callable[[Coroutine[Any, Any, Any]], Any], target: Any) -> None:
+    def __init__(self, run: Callable[[Coroutine[Any, Any, Any]], Any], target: object) -> None:
         self._run_on_loop = run
         self._target = target
 

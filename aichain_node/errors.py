@@ -51,8 +51,10 @@ class TransactionFailed(AichainError):
     """The transaction was included and finalized, but its execution failed (it paid its gas)."""
 
     def __init__(self, receipt: dict[str, Any]) -> None:
-        super().__init__(f"transaction {receipt['tx_hash']} failed in block {receipt['block_height']}: "
-                         f"{receipt.get('error') or 'no reason given'}")  # fmt: skip
+        super().__init__(
+            f"transaction {receipt['tx_hash']} failed in block {receipt['block_height']}: "
+            f"{receipt.get('error') or 'no reason given'}"
+        )
         self.receipt = receipt
 
 

@@ -70,8 +70,10 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray | int, dest: Path, *, target_
         from sklearn.base import is_classifier
     except ImportError as exc:
         missing = _missing(exc, "skl2onnx")
-        raise ExportUnavailable(f"exporting scikit-learn models needs scikit-learn and skl2onnx ({missing} cannot "
-                                f"be imported): {SKLEARN_HINT}") from exc  # fmt: skip
+        raise ExportUnavailable(
+            f"exporting scikit-learn models needs scikit-learn and skl2onnx ({missing} cannot "
+            f"be imported): {SKLEARN_HINT}"
+        ) from exc
     n_features = _feature_count(sample)
     expected = getattr(model, "n_features_in_", None)
     if isinstance(expected, int) and expected != n_features:
@@ -81,17 +83,24 @@ def sklearn_to_onnx(model: Any, sample: np.ndarray | int, dest: Path, *, target_
         raise ValueError(f"{dest} is a directory: give the path of the .onnx file to write")
     # Keyed by id(model): for a Pipeline, skl2onnx hands zipmap on to its final classifier.
     options = {id(model): {"zipmap": False}} if is_classifier(model) else None
-    onnx_model = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, n_features]))],
-                                 target_opset=target_opset, options=options)  # fmt: skip
+    onnx_model = convert_sklearn(
+        model, initial_types=[("x", FloatTensorType([None, n_features]))], target_opset=target_opset, options=options
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(onnx_model.SerializeToString())
     return dest
 
 
 def torch_to_onnx(
-    module: torch.nn.Module, sample_input: torch.Tensor, dest: Path, *, input_name: str = "x",
-    output_name: str = "y", dynamic_batch: bool = True, opset: int = 17,
-) -> Path:  # fmt: skip
+    module: torch.nn.Module,
+    sample_input: torch.Tensor,
+    dest: Path,
+    *,
+    input_name: str = "x",
+    output_name: str = "y",
+    dynamic_batch: bool = True,
+    opset: int = 17,
+) -> Path:
     """Export a PyTorch module with `torch.onnx.export` (traced on `sample_input`) to `dest`; return `dest`.
 
     The graph has one input, `input_name`, and its (first) output is `output_name`; with
@@ -111,8 +120,9 @@ def torch_to_onnx(
         import torch
         import torch.onnx
     except ImportError as exc:
-        raise ExportUnavailable(f"exporting PyTorch models needs torch ({_missing(exc, 'torch')} cannot be imported): "
-                                f"{TORCH_HINT}") from exc  # fmt: skip
+        raise ExportUnavailable(
+            f"exporting PyTorch models needs torch ({_missing(exc, 'torch')} cannot be imported): {TORCH_HINT}"
+        ) from exc
     dest = Path(dest)
     weights = sum(t.numel() * t.element_size() for t in itertools.chain(module.parameters(), module.buffers()))
     if dest.is_dir() or not dest.suffix:
@@ -122,8 +132,10 @@ def torch_to_onnx(
         target = dest / _DIRECTORY_MODEL_FILE
     else:
         if weights >= _SINGLE_FILE_LIMIT:
-            raise ValueError(f"the module's weights take {weights / 2**30:.2f} GiB, too much for one ONNX file: "
-                             "give a directory as dest to export them as external data")  # fmt: skip
+            raise ValueError(
+                f"the module's weights take {weights / 2**30:.2f} GiB, too much for one ONNX file: "
+                "give a directory as dest to export them as external data"
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         target = dest
     dynamic_axes = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
@@ -133,8 +145,16 @@ def torch_to_onnx(
     with warnings.catch_warnings():
         # The TorchScript exporter is chosen above on purpose; its deprecation notice is not for the caller.
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
-        torch.onnx.export(module, (sample_input,), str(target), input_names=[input_name], output_names=[output_name],
-                          dynamic_axes=dynamic_axes, opset_version=opset, **choice)  # fmt: skip
+        torch.onnx.export(
+            module,
+            (sample_input,),
+            str(target),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            **choice,
+        )
     return dest
 
 

@@ -41,7 +41,7 @@ def tensor_digest(tensors: Mapping[str, np.ndarray]) -> bytes:
             raise BadInput(f"tensor {name!r} is of dtype {array.dtype}; only bool and numeric tensors have a digest")
         hasher.update(codec.encode([name, array.dtype.str, list(array.shape)]))  # the shape as given, 0-d too
         if array.size:
-            hasher.update(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
+            hasher.update(np.ascontiguousarray(array).reshape(-1).data.cast("B"))  # the buffer, not a copy
     return hasher.digest()
 
 
@@ -81,10 +81,20 @@ def save_outputs(outputs: Tensors, path: Path) -> Path:
 
 
 # ONNX tensor element types as onnxruntime names them, and the numpy dtype each takes.
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-              "tensor(int8)": "int8", "tensor(int16)": "int16", "tensor(int32)": "int32", "tensor(int64)": "int64",
-              "tensor(uint8)": "uint8", "tensor(uint16)": "uint16", "tensor(uint32)": "uint32",
-              "tensor(uint64)": "uint64", "tensor(bool)": "bool"}  # fmt: skip
+ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+}
 
 
 def _describe_shape(shape: list[Any]) -> str:
@@ -114,8 +124,10 @@ class Session:
         """The inputs by the model's input names (one bare array for a model with one input)."""
         if isinstance(inputs, np.ndarray):
             if len(self.input_names) != 1:
-                raise BadInput(f"the model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}): "
-                               "give them by name, in a .npz")  # fmt: skip
+                raise BadInput(
+                    f"the model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}): "
+                    "give them by name, in a .npz"
+                )
             feed = {self.input_names[0]: inputs}
         else:
             missing = [n for n in self.input_names if n not in inputs]

@@ -1,14 +1,16 @@
-"""Models on chain from the SDK: publish, look up, offer, buy, and the licences an account holds.
+"""Models on chain from the SDK (`client.models`): publish, look up, offer, buy, pull and run.
 
     async with AsyncClient(url, key) as node:
         published = await node.models.publish(Path("net.onnx"), "net", private=True,
                                               offer=Offer(price=10 * AIC))
         licence = await buyer.models.buy("net")
 
-Pulling, verifying and running a model are done by an `aichain_node.runs.AsyncModelRuns` this
-object holds (made at the first such call: it needs numpy) and passes the calls to; the lineage
-views are `aichain_node.provenance`. Values come back as plain dicts with 0x-hex addresses and
-`sha256:` ids, ready for JSON.
+The registry (models, versions, datasets) is read and written here. Offers, licences and the
+release of content keys are done by an `aichain_node.licensing.AsyncLicensing` this object
+holds; pulling, verifying and running a model by an `aichain_node.runs.AsyncModelRuns` (made at
+the first such call: it needs numpy). It passes their calls to them, with the same signatures.
+The lineage views are `aichain_node.provenance`. Values come back as plain dicts with 0x-hex
+addresses and `sha256:` ids, ready for JSON.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aichain_node.content_keys import load_content_key, save_content_key
-from aichain_node.errors import ContractCallFailed, ModelNotFound, NoContentKey, NoOffer
+from aichain_node.artifact_transfers import Progress, ReadAs
+from aichain_node.content_keys import save_content_key
+from aichain_node.errors import ContractCallFailed, ModelNotFound
+from aichain_node.licensing import AsyncLicensing, offer_args
 from aichain_node.provenance import lineage_graph
 from aichain_node.terms import ModelRef, Offer, TermsError
 from aichain_node.transfer import local_id
-from aichain_node.views import event_field, licence_view, offer_view, version_view
-from core.account_encryption import encryption_public_key, seal_for
+from aichain_node.views import event_field, version_view
 from core.artifact import format_id, parse_id
-from core.keys import address_hex, parse_address
+from core.keys import PrivateKey, address_hex
 from core.sealing import new_content_key
 from core.system_addresses import KEYS, LICENSING, MODELS
 
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from aichain_node.aclient import AsyncClient, Progress
     from aichain_node.runs import AsyncModelRuns, Inference, Pulled
 
 AIC = 10**9
@@ -57,12 +59,68 @@ class Published:
         return dict(self.__dict__)
 
 
-class AsyncModels:
-    """The model registry and licensing, for the client's account."""
+class ModelsClient(Protocol):
+    """What the models API needs of the client (`AsyncClient`): its account and content-key directory,
+    contract calls and transactions, uploads; and what the parts it holds need of it
+    (`aichain_node.licensing.LicensingClient`, `aichain_node.runs.PullingClient`)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    @property
+    def address(self) -> bytes: ...
+    @property
+    def content_key_dir(self) -> Path: ...
+    @property
+    def model_cache_dir(self) -> Path: ...
+    def key_or_fail(self) -> PrivateKey: ...
+    async def rpc(self, method: str, *params: Any) -> Any: ...
+    async def head(self) -> dict[str, Any]: ...
+    async def balance(self, address: bytes | None = None) -> int: ...
+    async def view(self, contract: bytes, function: str, *args: Any) -> Any: ...
+    async def send(
+        self, contract: bytes, function: str, *args: Any, value: int = 0, wait: bool = True
+    ) -> dict[str, Any]: ...
+    async def transfer(self, to: bytes, amount: int, *, wait: bool = True) -> dict[str, Any]: ...
+    async def wait_ok(self, tx_hash: str) -> dict[str, Any]: ...
+    async def upload(
+        self,
+        source: Path | bytes,
+        *,
+        encrypt: bool = False,
+        progress: Progress | None = None,
+        content_key: bytes | None = None,
+        artifact_id: bytes | None = None,
+        publisher: bytes | None = None,
+    ) -> dict[str, Any]: ...
+    async def stored_summary(
+        self, artifact: bytes, *, progress: Progress | None = None, follow: bool = False
+    ) -> dict[str, Any]: ...
+    async def download_plaintext(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
+        progress: Progress | None = None,
+    ) -> Path: ...
+    async def download_stored(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path: ...
+
+
+class AsyncModels:
+    """The model registry, licences, pulls and runs, for the client's account."""
+
+    def __init__(self, client: ModelsClient) -> None:
         self.client = client
         self._versions: dict[tuple[str, int], dict[str, Any]] = {}
+        self.licensing = AsyncLicensing(client, self)  # offers, licences, content-key envelopes
         self._runs: AsyncModelRuns | None = None
 
     # --- reading ------------------------------------------------------------------------------
@@ -76,8 +134,13 @@ class AsyncModels:
             fmt, metadata, owners, count = await self._view(MODELS, "model_info", name)
         except ContractCallFailed as exc:
             raise ModelNotFound(f"no model named {name!r} is registered on this chain") from exc
-        return {"model": name, "format": fmt, "metadata": "0x" + bytes(metadata).hex(),
-                "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners], "versions": count}  # fmt: skip
+        return {
+            "model": name,
+            "format": fmt,
+            "metadata": "0x" + bytes(metadata).hex(),
+            "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners],
+            "versions": count,
+        }
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]:
         """One version (the latest if none is named): its artifact, parents, datasets, publisher, height.
@@ -102,48 +165,17 @@ class AsyncModels:
         raws = await asyncio.gather(*(self._view(MODELS, "version_info", name, n) for n in range(1, count + 1)))
         return [version_view(name, n, raw) for n, raw in enumerate(raws, start=1)]
 
-    async def offers(self, name: str) -> list[dict[str, Any]]:
-        count = await self._view(LICENSING, "offer_count_of", name)
-        raws = await asyncio.gather(*(self._view(LICENSING, "offer_info", name, n) for n in range(1, count + 1)))
-        return [offer_view(name, n, raw) for n, raw in enumerate(raws, start=1)]
-
-    async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None:
-        """The licence `who` (default: this account) holds to a version, or None."""
-        version = await self.version(ref)
-        who = who or self.client.address
-        try:
-            raw = await self._view(LICENSING, "licence_of", who, version["model"], version["version"])
-        except ContractCallFailed:
-            return None
-        return licence_view(version["model"], version["version"], who, raw)
-
     async def is_owner(self, name: str) -> bool:
         """True if this account is one of the model's owners."""
         return address_hex(self.client.address) in {o["address"] for o in (await self.info(name))["owners"]}
-
-    async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool:
-        return bool(await self._view(LICENSING, "is_licensed", who or self.client.address, name, version))
-
-    async def licences(self, who: bytes | None = None) -> list[dict[str, Any]]:
-        """Every licence an account (default: this one) has bought, as it stands now."""
-        who = who or self.client.address
-        seen: dict[tuple[str, int], None] = {}
-        for event in await self.events(LICENSING, "Licensed"):
-            fields = event["fields"]
-            if parse_address(fields["licensee"]) == who:
-                seen[(fields["model"], int(fields["version"]))] = None
-        found = []
-        for name, version in seen:
-            raw = await self._view(LICENSING, "licence_of", who, name, version)
-            found.append(licence_view(name, version, who, raw))
-        return found
 
     async def events(self, contract: bytes, name: str) -> list[dict[str, Any]]:
         head = int((await self.client.head())["height"])
         found: list[dict[str, Any]] = []
         for first in range(1, head + 1, EVENT_SPAN):
-            found += await self.client.rpc("contract_getEvents", address_hex(contract), first,
-                                           min(first + EVENT_SPAN - 1, head), name)  # fmt: skip
+            found += await self.client.rpc(
+                "contract_getEvents", address_hex(contract), first, min(first + EVENT_SPAN - 1, head), name
+            )
         return found
 
     async def lineage(self, name: str) -> dict[str, Any]:
@@ -154,11 +186,21 @@ class AsyncModels:
     # --- writing ------------------------------------------------------------------------------
 
     async def publish(
-        self, source: Path, name: str, *, private: bool = False, parents: Sequence[str] = (),
-        datasets: Sequence[str] = (), owners: Sequence[tuple[bytes, int]] | None = None, offer: Offer | None = None,
-        format: str = "onnx", metadata: bytes = b"", release: bool = True, release_fund: int = RELEASE_FUND,
+        self,
+        source: Path,
+        name: str,
+        *,
+        private: bool = False,
+        parents: Sequence[str] = (),
+        datasets: Sequence[str] = (),
+        owners: Sequence[tuple[bytes, int]] | None = None,
+        offer: Offer | None = None,
+        format: str = "onnx",
+        metadata: bytes = b"",
+        release: bool = True,
+        release_fund: int = RELEASE_FUND,
         progress: Progress | None = None,
-    ) -> Published:  # fmt: skip
+    ) -> Published:
         """Store `source` (a file or a directory) on the node, encrypted if `private`, and register it as
         the next version of `name` (a new model if the name is free), with its parents and datasets.
 
@@ -176,8 +218,14 @@ class AsyncModels:
             content_key = new_content_key()
             await asyncio.to_thread(save_content_key, client.content_key_dir, artifact_id, content_key)
         publisher = client.address if private else None  # the node keeps the key for versions this account publishes
-        stored = await client.upload(source, encrypt=private, progress=progress, content_key=content_key,
-                                     artifact_id=artifact_id, publisher=publisher)  # fmt: skip
+        stored = await client.upload(
+            source,
+            encrypt=private,
+            progress=progress,
+            content_key=content_key,
+            artifact_id=artifact_id,
+            publisher=publisher,
+        )
         artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
         trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
         try:
@@ -185,114 +233,81 @@ class AsyncModels:
             receipt = await client.send(MODELS, "publish_version", name, artifact, links, trained_on)
         except ContractCallFailed:  # a new model
             shares = [[who, bps] for who, bps in (owners or [(client.address, 10_000)])]
-            receipt = await client.send(MODELS, "register_derived", name, artifact, format, metadata, shares, links,
-                                        trained_on)  # fmt: skip
+            receipt = await client.send(
+                MODELS, "register_derived", name, artifact, format, metadata, shares, links, trained_on
+            )
         version = int(event_field(receipt, "VersionPublished", "version"))
         sends = []
         releaser = None
         if private and release:
-            releaser = await self.node_releaser()
+            releaser = await self.licensing.node_releaser()
             if releaser is not None:
                 if await self._view(KEYS, "releaser_of", name) != releaser:
                     sends.append(client.send(KEYS, "set_releaser", name, releaser, wait=False))
                 if await client.balance(releaser) < release_fund // 2:
                     sends.append(client.transfer(releaser, release_fund, wait=False))
         if offer is not None:
-            sends.append(client.send(LICENSING, "make_offer", name, version, offer.price, offer.duration_s,
-                                     offer.per_use_price, offer.max_licensees, list(offer.allow),
-                                     offer.upstream_bps, wait=False))  # fmt: skip
+            sends.append(client.send(LICENSING, "make_offer", *offer_args(name, version, offer), wait=False))
         sent = [await s for s in sends]  # in order: nonces follow each other
         receipts = [await client.wait_ok(s["tx_hash"]) for s in sent]
         offer_number = int(event_field(receipts[-1], "OfferMade", "offer")) if offer is not None else None
-        return Published(name, version, format_id(artifact), private, offer_number,
-                         None if releaser is None else address_hex(releaser))  # fmt: skip
+        return Published(
+            name,
+            version,
+            format_id(artifact),
+            private,
+            offer_number,
+            None if releaser is None else address_hex(releaser),
+        )
 
-    async def releaser(self, name: str) -> str | None:
-        """The account named to post the model's content-key envelopes besides its owners, if any."""
-        releaser = bytes(await self._view(KEYS, "releaser_of", name) or b"")
-        return None if not releaser or releaser == bytes(20) else address_hex(releaser)
-
-    async def register_dataset(self, dataset: str, *, terms: str = "",
-                               owners: Sequence[tuple[bytes, int]] | None = None) -> dict[str, Any]:  # fmt: skip
+    async def register_dataset(
+        self, dataset: str, *, terms: str = "", owners: Sequence[tuple[bytes, int]] | None = None
+    ) -> dict[str, Any]:
         """Register a dataset (an artifact id, `sha256:…`) so versions can name it in `datasets`."""
         shares = [[who, bps] for who, bps in (owners or [(self.client.address, 10_000)])]
         return await self.client.send(MODELS, "register_dataset", parse_id(dataset), shares, terms)
 
-    async def release(self, ref: ModelRef | str, licensees: Sequence[bytes] | None = None) -> list[str]:
-        """Post, as an owner, the envelope of each licensee of a private version (default: every buyer
-        on record) that holds a valid licence and a published key but no envelope sealed to that key yet
-        (one was, if the node's releaser served it); who was served.
+    # --- licences (aichain_node.licensing) ----------------------------------------------------
 
-        Needs the content key this machine kept when it published the version (`content_keys`)."""
-        version = await self.version(ref)
-        name, number = version["model"], version["version"]
-        artifact = parse_id(version["artifact"])
-        content_key = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
-        if content_key is None:
-            raise NoContentKey(f"this machine keeps no content key for {name}@{number} ({version['artifact']}): it "
-                               "was published elsewhere; release from there, or let the node that stores it "
-                               "release keys ([models] release_keys = true)")  # fmt: skip
-        if licensees is None:
-            licensees = [parse_address(e["fields"]["licensee"]) for e in await self.events(LICENSING, "Licensed")
-                         if e["fields"]["model"] == name and int(e["fields"]["version"]) == number]  # fmt: skip
-        sent, served = [], []
-        for who in dict.fromkeys(licensees):  # the contract's rules, asked first: no transaction it would refuse
-            public = bytes(await self._view(KEYS, "key_of", who) or b"")
-            if not public or bytes(await self._view(KEYS, "sealed_key_of", name, number, who) or b"") == public:
-                continue  # no key to seal to, or an envelope sealed to this key is posted already
-            if not await self.is_licensed(name, number, who):
-                continue
-            envelope = seal_for(content_key, artifact, public)
-            sent.append(await self.client.send(KEYS, "post_envelope", name, number, who, envelope, wait=False))
-            served.append(address_hex(who))
-        for tx in sent:
-            await self.client.wait_ok(tx["tx_hash"])
-        return served
+    async def offers(self, name: str) -> list[dict[str, Any]]:
+        """The licence offers made for a model's versions (`AsyncLicensing.offers`)."""
+        return await self.licensing.offers(name)
 
-    async def node_releaser(self) -> bytes | None:
-        """The account the node uses to post content-key envelopes, or None if it releases no keys."""
-        releaser = (await self.client.rpc("node_status")).get("releaser")
-        return None if releaser is None else parse_address(releaser)
+    async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None:
+        """The licence `who` (default: this account) holds to a version, or None (`AsyncLicensing.licence`)."""
+        return await self.licensing.licence(ref, who)
+
+    async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool:
+        """True if `who` (default: this account) may use the version (`AsyncLicensing.is_licensed`)."""
+        return await self.licensing.is_licensed(name, version, who)
+
+    async def licences(self, who: bytes | None = None) -> list[dict[str, Any]]:
+        """Every licence an account has bought, as it stands now (`AsyncLicensing.licences`)."""
+        return await self.licensing.licences(who)
 
     async def make_offer(self, ref: ModelRef | str, offer: Offer) -> int:
-        version = await self.version(ref)
-        receipt = await self.client.send(LICENSING, "make_offer", version["model"], version["version"], offer.price,
-                                         offer.duration_s, offer.per_use_price, offer.max_licensees,
-                                         list(offer.allow), offer.upstream_bps)  # fmt: skip
-        return int(event_field(receipt, "OfferMade", "offer"))
-
-    async def publish_encryption_key(self) -> bool:
-        """Publish this account's X25519 key (derived from its signing key) unless it is on chain; True if sent."""
-        public = encryption_public_key(self.client.key_or_fail())
-        if bytes(await self._view(KEYS, "key_of", self.client.address) or b"") == public:
-            return False
-        await self.client.send(KEYS, "publish_key", public)
-        return True
+        """Offer licences to a version; the offer's number (`AsyncLicensing.make_offer`)."""
+        return await self.licensing.make_offer(ref, offer)
 
     async def buy(self, ref: ModelRef | str, *, offer: int | None = None, deposit: int = 0) -> dict[str, Any]:
-        """Buy a licence to a version (the latest if none is named) under `offer` (default: the cheapest
-        open offer for that version you may take), sending its price plus `deposit` for per-use charges.
+        """Buy a licence to a version under an open offer (`AsyncLicensing.buy`)."""
+        return await self.licensing.buy(ref, offer=offer, deposit=deposit)
 
-        Publishes this account's encryption key first, so the owner's node can seal the content key to it."""
-        version = await self.version(ref)
-        name, number = version["model"], version["version"]
-        me = address_hex(self.client.address)
-        candidates = [o for o in await self.offers(name) if o["version"] == number and o["open"]
-                      and (not o["allow"] or me in o["allow"])
-                      and (o["max_licensees"] == 0 or o["licensees"] < o["max_licensees"])]  # fmt: skip
-        if offer is not None:
-            candidates = [o for o in candidates if o["offer"] == offer]
-        if not candidates:
-            which = f"offer {offer}" if offer is not None else "open offer"
-            raise NoOffer(f"{name}@{number} has no {which} that {me} may take: see `aichain-node model info {name}`")
-        chosen = min(candidates, key=lambda o: (o["price"], o["offer"]))
-        if chosen["per_use_price"] > 0 and deposit == 0:
-            deposit = chosen["per_use_price"] * 10
-        await self.publish_encryption_key()
-        await self.client.send(LICENSING, "buy", name, chosen["offer"], value=chosen["price"] + deposit)
-        licence = await self.licence(ModelRef(name, number))
-        assert licence is not None
-        return licence | {"price": chosen["price"], "deposit_sent": deposit}
+    async def publish_encryption_key(self) -> bool:
+        """Publish this account's encryption key unless it is on chain (`AsyncLicensing.publish_encryption_key`)."""
+        return await self.licensing.publish_encryption_key()
+
+    async def releaser(self, name: str) -> str | None:
+        """The account named to post the model's envelopes besides its owners (`AsyncLicensing.releaser`)."""
+        return await self.licensing.releaser(name)
+
+    async def node_releaser(self) -> bytes | None:
+        """The account the node posts envelopes with, if any (`AsyncLicensing.node_releaser`)."""
+        return await self.licensing.node_releaser()
+
+    async def release(self, ref: ModelRef | str, licensees: Sequence[bytes] | None = None) -> list[str]:
+        """Post, as an owner, the envelopes licensees still wait for (`AsyncLicensing.release`)."""
+        return await self.licensing.release(ref, licensees)
 
     # --- pulling, verifying, running (aichain_node.runs) --------------------------------------
 
@@ -307,21 +322,26 @@ class AsyncModels:
 
     @property
     def release_wait_s(self) -> float:
-        """How long a licensee's pull waits for the owner's node to post its envelope (`runs.content_key`)."""
-        return self.runs.release_wait_s
+        """How long a licensee's pull waits for the owner's node to post its envelope (`ModelAccess.content_key`)."""
+        return self.runs.access.release_wait_s
 
     @release_wait_s.setter
     def release_wait_s(self, seconds: float) -> None:
-        self.runs.release_wait_s = seconds
+        self.runs.access.release_wait_s = seconds
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
         """Where a pulled version is kept: under the client's `model_cache_dir`."""
         return self.runs.cache_path(name, version, directory)
 
     async def pull(
-        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Progress | None = None,
-        fetch_progress: Progress | None = None, refresh: bool = False,
-    ) -> Pulled:  # fmt: skip
+        self,
+        ref: ModelRef | str,
+        dest: Path | None = None,
+        *,
+        progress: Progress | None = None,
+        fetch_progress: Progress | None = None,
+        refresh: bool = False,
+    ) -> Pulled:
         """Fetch a version, check it against the chain, decrypt it here (`AsyncModelRuns.pull`)."""
         return await self.runs.pull(ref, dest, progress=progress, fetch_progress=fetch_progress, refresh=refresh)
 
@@ -334,9 +354,13 @@ class AsyncModels:
         return await self.runs.content_key(name, version, artifact, wait_s=wait_s)
 
     async def run(
-        self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
+        self,
+        ref: ModelRef | str,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
+        record: bool = False,
         path: Path | None = None,
-    ) -> Inference:  # fmt: skip
+    ) -> Inference:
         """Run a verified version on numpy inputs, recording the receipt with `record` (`AsyncModelRuns.run`)."""
         return await self.runs.run(ref, inputs, record=record, path=path)
 
@@ -349,11 +373,15 @@ class AsyncModels:
         return await self.runs.receipts(ref, first=first, count=count)
 
     async def check(
-        self, ref: ModelRef | str, number: int, inputs: Mapping[str, np.ndarray] | np.ndarray, *,
+        self,
+        ref: ModelRef | str,
+        number: int,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
         path: Path | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Re-run recorded inference `number` and compare its digests (`AsyncModelRuns.check`)."""
         return await self.runs.check(ref, number, inputs, path=path)
 
 
-__all__ = ["AIC", "AsyncModels", "Published"]
+__all__ = ["AIC", "AsyncModels", "ModelsClient", "Published"]

@@ -18,15 +18,12 @@ import asyncio
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.artifact import format_id
 from core.errors import AichainError
 from core.keys import address_hex, parse_address
 from core.system_addresses import INFERENCE, LICENSING
-
-if TYPE_CHECKING:
-    from aichain_node.models import AsyncModels
 
 MAX_RECEIPTS = 50  # per version, newest first; the count is always complete
 
@@ -35,18 +32,36 @@ class GraphvizMissing(AichainError):
     """The `dot` program is not installed, so the graph cannot be drawn (its DOT text still can)."""
 
 
+class Views(Protocol):
+    """Read-only contract calls (`AsyncClient.view`)."""
+
+    async def view(self, contract: bytes, function: str, *args: Any) -> Any: ...
+
+
+class Registry(Protocol):
+    """What the lineage is read from: the model registry (`aichain_node.models.AsyncModels`) and the
+    client it reads through."""
+
+    @property
+    def client(self) -> Views: ...
+    async def info(self, name: str) -> dict[str, Any]: ...
+    async def version(self, ref: str) -> dict[str, Any]: ...
+    async def versions(self, name: str) -> list[dict[str, Any]]: ...
+    async def events(self, contract: bytes, name: str) -> list[dict[str, Any]]: ...
+
+
 def _vid(name: str, version: int) -> str:
     return f"{name}@{version}"
 
 
-async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_RECEIPTS) -> dict[str, Any]:
+async def lineage_graph(models: Registry, name: str, *, receipts: int = MAX_RECEIPTS) -> dict[str, Any]:
     """The lineage DAG of `name` as {"model", "nodes": [...], "edges": [...]}, every value JSON-ready."""
     view = models.client.view
     versions = await models.versions(name)
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, str]] = []
     seen_versions: dict[str, dict[str, Any]] = {}
-    pending = [(v["model"], v["version"], v) for v in versions]
+    pending: list[tuple[str, int, dict[str, Any] | None]] = [(v["model"], v["version"], v) for v in versions]
     while pending:  # walk parents across models, each version once
         model, number, known = pending.pop()
         key = _vid(model, number)
@@ -56,22 +71,34 @@ async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_R
         seen_versions[key] = version
         for parent in version["parents"]:
             parent_name, _, parent_number = parent.rpartition("@")
-            pending.append((parent_name, int(parent_number), None))  # type: ignore[arg-type]
+            pending.append((parent_name, int(parent_number), None))
     model_names = sorted({v["model"] for v in seen_versions.values()})
     infos = await asyncio.gather(*(models.info(m) for m in model_names))
     for info in infos:
-        nodes[f"model:{info['model']}"] = {"id": f"model:{info['model']}", "kind": "model", "label": info["model"],
-                                           "format": info["format"], "versions": info["versions"]}  # fmt: skip
+        nodes[f"model:{info['model']}"] = {
+            "id": f"model:{info['model']}",
+            "kind": "model",
+            "label": info["model"],
+            "format": info["format"],
+            "versions": info["versions"],
+        }
         for owner in info["owners"]:
             owner_id = f"account:{owner['address']}"
             nodes.setdefault(owner_id, {"id": owner_id, "kind": "account", "label": owner["address"]})
-            edges.append({"from": owner_id, "to": f"model:{info['model']}", "kind": "owns",
-                          "label": f"{owner['bps'] / 100:g}%"})  # fmt: skip
+            edges.append(
+                {"from": owner_id, "to": f"model:{info['model']}", "kind": "owns", "label": f"{owner['bps'] / 100:g}%"}
+            )
     for key, version in sorted(seen_versions.items()):
         vid = f"version:{key}"
-        nodes[vid] = {"id": vid, "kind": "version", "label": key, "artifact": version["artifact"],
-                      "publisher": version["publisher"], "height": version["height"],
-                      "root": version["model"] == name}  # fmt: skip
+        nodes[vid] = {
+            "id": vid,
+            "kind": "version",
+            "label": key,
+            "artifact": version["artifact"],
+            "publisher": version["publisher"],
+            "height": version["height"],
+            "root": version["model"] == name,
+        }
         edges.append({"from": f"model:{version['model']}", "to": vid, "kind": "version"})
         for parent in version["parents"]:
             edges.append({"from": f"version:{parent}", "to": vid, "kind": "derived"})
@@ -82,8 +109,14 @@ async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_R
     for licence in await _licences_of(models, name):
         lid = f"account:{licence['licensee']}"
         nodes.setdefault(lid, {"id": lid, "kind": "account", "label": licence["licensee"]})
-        edges.append({"from": f"version:{_vid(name, licence['version'])}", "to": lid, "kind": "licensed",
-                      "label": f"offer {licence['offer']}"})  # fmt: skip
+        edges.append(
+            {
+                "from": f"version:{_vid(name, licence['version'])}",
+                "to": lid,
+                "kind": "licensed",
+                "label": f"offer {licence['offer']}",
+            }
+        )
     for version in versions:
         number = version["version"]
         count = int(await view(INFERENCE, "receipt_count_of", name, number))
@@ -92,21 +125,29 @@ async def lineage_graph(models: AsyncModels, name: str, *, receipts: int = MAX_R
         rows = await view(INFERENCE, "receipts_of", name, number, first, receipts) if count and receipts else []
         for row in rows:
             rid = "receipt:0x" + bytes(row[1]).hex()
-            nodes[rid] = {"id": rid, "kind": "receipt", "label": "0x" + bytes(row[1]).hex()[:12] + "…",
-                          "number": row[0], "runner": address_hex(row[4]), "height": row[5],
-                          "charged": row[6]}  # fmt: skip
+            nodes[rid] = {
+                "id": rid,
+                "kind": "receipt",
+                "label": "0x" + bytes(row[1]).hex()[:12] + "…",
+                "number": row[0],
+                "runner": address_hex(row[4]),
+                "height": row[5],
+                "charged": row[6],
+            }
             edges.append({"from": f"version:{_vid(name, number)}", "to": rid, "kind": "ran"})
     return {"model": name, "nodes": list(nodes.values()), "edges": edges}
 
 
-async def _licences_of(models: AsyncModels, name: str) -> list[dict[str, Any]]:
+async def _licences_of(models: Registry, name: str) -> list[dict[str, Any]]:
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for event in await models.events(LICENSING, "Licensed"):
         fields = event["fields"]
         if fields["model"] == name:
             found[(int(fields["version"]), fields["licensee"])] = {
-                "version": int(fields["version"]), "licensee": address_hex(parse_address(fields["licensee"])),
-                "offer": int(fields["offer"])}  # fmt: skip
+                "version": int(fields["version"]),
+                "licensee": address_hex(parse_address(fields["licensee"])),
+                "offer": int(fields["offer"]),
+            }
     return list(found.values())
 
 
@@ -137,8 +178,10 @@ def to_text(graph: dict[str, Any]) -> str:
                 lines.append(f"    {version['receipts']} inference receipt(s)")
                 for ran in (e for e in out_of.get(version["id"], []) if e["kind"] == "ran"):
                     receipt = nodes[ran["to"]]
-                    lines.append(f"      #{receipt['number']} {ran['to'].removeprefix('receipt:')} by "
-                                 f"{receipt['runner']} at height {receipt['height']}")  # fmt: skip
+                    lines.append(
+                        f"      #{receipt['number']} {ran['to'].removeprefix('receipt:')} by "
+                        f"{receipt['runner']} at height {receipt['height']}"
+                    )
     return "\n".join(lines)
 
 
@@ -160,7 +203,7 @@ def to_dot(graph: dict[str, Any]) -> str:
             label = format_id(bytes.fromhex(label.removeprefix("sha256:")))[:19] + "…"
         elif node["kind"] == "version":
             label = f"{label}\\n{node['artifact'][:19]}…"
-        style = ', style=bold' if node.get("root") else ""
+        style = ", style=bold" if node.get("root") else ""
         lines.append(f"  {_quote(node['id'])} [label={_quote(label)}, shape={_SHAPES[node['kind']]}{style}];")
     for edge in graph["edges"]:
         label = edge["kind"] + (f" {edge['label']}" if "label" in edge else "")
@@ -173,8 +216,10 @@ def render_image(dot: str, dest: Path) -> Path:
     """Draw DOT text to an image with Graphviz (format from the suffix: .svg, .png, .pdf)."""
     program = shutil.which("dot")
     if program is None:
-        raise GraphvizMissing("Graphviz's `dot` is not installed (apt install graphviz); write the DOT text with "
-                              "--dot instead and render it elsewhere")  # fmt: skip
+        raise GraphvizMissing(
+            "Graphviz's `dot` is not installed (apt install graphviz); write the DOT text with "
+            "--dot instead and render it elsewhere"
+        )
     fmt = dest.suffix.lstrip(".") or "svg"
     subprocess.run([program, f"-T{fmt}", "-o", str(dest)], input=dot.encode(), check=True, timeout=60)
     return dest

@@ -26,35 +26,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from aichain_node.content_keys import load_content_key
-from aichain_node.errors import ArtifactMismatch, KeyNotReleased, NotLicensed, ReceiptNotFound
+from aichain_node.access import ModelAccess
+from aichain_node.artifact_transfers import Progress, ReadAs
+from aichain_node.errors import ArtifactMismatch, ReceiptNotFound
 from aichain_node.inference import Session, model_file_in, tensor_digest
 from aichain_node.stamps import still_verified, verified_stamp, write_stamp
 from aichain_node.terms import ModelRef
 from aichain_node.transfer import local_id, private_dir
 from aichain_node.views import event_field
-from core.account_encryption import open_for
 from core.artifact import format_id, parse_id
-from core.errors import ArtifactError, ArtifactNotFound
-from core.keys import address_hex
-from core.sealing import EnvelopeInvalid
-from core.system_addresses import INFERENCE, KEYS
-
-if TYPE_CHECKING:
-    from aichain_node.aclient import AsyncClient
-
-RELEASE_WAIT_S = 30.0  # how long a licensee waits for the owner's node to post its envelope
-LICENCE_RECHECK_S = 10.0  # a licence seen valid is asked for again after this (or at its expiry, if sooner)
-FETCH_WAIT_S = 3600
-FETCH_POLL_S = 0.1
-Progress = Callable[[int], None]
+from core.errors import ArtifactError
+from core.keys import PrivateKey, address_hex
+from core.system_addresses import INFERENCE
 
 
 @dataclass(frozen=True)
@@ -82,131 +72,92 @@ class Inference:
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "input_hash": "0x" + self.input_hash.hex(),
-                "output_hash": "0x" + self.output_hash.hex(), "receipt": self.receipt, "charged": self.charged,
-                "outputs": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in self.outputs.items()},
-                "timings_s": self.timings_s}  # fmt: skip
+        return {
+            "model": self.model,
+            "version": self.version,
+            "input_hash": "0x" + self.input_hash.hex(),
+            "output_hash": "0x" + self.output_hash.hex(),
+            "receipt": self.receipt,
+            "charged": self.charged,
+            "outputs": {k: {"dtype": v.dtype.str, "shape": list(v.shape)} for k, v in self.outputs.items()},
+            "timings_s": self.timings_s,
+        }
+
+
+class PullingClient(Protocol):
+    """What pulling and running need of the client (`AsyncClient`): its account and the directories it
+    keeps models and content keys in, contract calls, and the artifact transfers of its node."""
+
+    @property
+    def address(self) -> bytes: ...
+    @property
+    def model_cache_dir(self) -> Path: ...
+    @property
+    def content_key_dir(self) -> Path: ...
+    def key_or_fail(self) -> PrivateKey: ...
+    async def view(self, contract: bytes, function: str, *args: Any) -> Any: ...
+    async def send(self, contract: bytes, function: str, *args: Any) -> dict[str, Any]: ...
+    async def stored_summary(
+        self, artifact: bytes, *, progress: Progress | None = None, follow: bool = False
+    ) -> dict[str, Any]: ...
+    async def download_plaintext(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        read_as: ReadAs,
+        *,
+        progress: Progress | None = None,
+    ) -> Path: ...
+    async def download_stored(
+        self,
+        summary: dict[str, Any],
+        expected: bytes,
+        dest: Path,
+        *,
+        content_key: bytes | None = None,
+        progress: Progress | None = None,
+        follow: bool = False,
+    ) -> Path: ...
 
 
 class Registry(Protocol):
     """What pulling and running need of the model registry (`aichain_node.models.AsyncModels`)."""
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]: ...
-
     async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None: ...
-
     async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool: ...
-
     async def is_owner(self, name: str) -> bool: ...
 
 
 class AsyncModelRuns:
-    """Pulling, verification, inference and receipts of model versions, for the client's account; what a
-    version is, and who may read it, is asked of `registry`. `client.models` holds one and offers its calls."""
+    """Pulling, verification, inference and receipts of model versions, for the client's account: what a
+    version is is asked of `registry`, who may read it and with which key of its `ModelAccess`.
+    `client.models` holds one and offers its calls."""
 
-    def __init__(self, client: AsyncClient, registry: Registry) -> None:
+    def __init__(self, client: PullingClient, registry: Registry) -> None:
         self.client = client
         self.registry = registry
         self._sessions: dict[tuple[str, float], asyncio.Future[Session]] = {}
         self._pulls: dict[tuple[str, int, str], asyncio.Lock] = {}  # one download of a version at a time
-        self.release_wait_s = RELEASE_WAIT_S
-        self._licensed_until: dict[tuple[str, int], float] = {}  # monotonic time a valid licence is trusted to
+        self.access = ModelAccess(client, registry)  # licences and content keys
 
     def cache_path(self, name: str, version: int, directory: bool) -> Path:
         return self.client.model_cache_dir / name / str(version) / ("model" if directory else "model.onnx")
 
-    async def kept_key(self, name: str, artifact: bytes) -> bytes | None:
-        """The content key this machine kept when it published the artifact, if this account owns the model."""
-        # Usually none: only the machine a version was published from keeps its key.
-        kept = await asyncio.to_thread(load_content_key, self.client.content_key_dir, artifact)
-        return kept if kept is not None and await self.registry.is_owner(name) else None
-
     async def content_key(self, name: str, version: int, artifact: bytes, *, wait_s: float | None = None) -> bytes:
-        """This account's content key for a private version: for an owner, the one this machine kept when
-        it published it; else the one in its envelope on chain (waiting up to `wait_s`, default
-        `release_wait_s`, for the owner's node to post it)."""
-        wait_s = self.release_wait_s if wait_s is None else wait_s
-        me = self.client.address
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        await self.require_licence(name, version)  # an envelope outlives its licence; the key is for licensees
-        kept = await self.kept_key(name, artifact)
-        if kept is not None:
-            return kept
-        while True:
-            envelope = bytes(await self.client.view(KEYS, "envelope_for", name, version, me) or b"")
-            if envelope:
-                try:
-                    return open_for(envelope, artifact, self.client.key_or_fail())
-                except EnvelopeInvalid as exc:
-                    raise NotLicensed(f"the envelope on chain for {address_hex(me)} does not open with this "
-                                      f"account's key: {exc}") from None  # fmt: skip
-            await self.require_licence(name, version)
-            if loop.time() >= deadline:
-                raise KeyNotReleased(f"{address_hex(me)} is licensed for {name}@{version}, but no content key has "
-                                     f"been released to it after {wait_s:.0f} s: the owner's node may be offline or "
-                                     "release no keys; ask the owner to post your envelope")  # fmt: skip
-            await asyncio.sleep(0.5)
-
-    async def require_licence(self, name: str, version: int) -> None:
-        """NotLicensed unless this account holds a valid licence to the version.
-
-        A licence seen valid is trusted for `LICENCE_RECHECK_S`, never past its expiry, so
-        repeated runs of a private model do not each wait for the chain."""
-        if time.monotonic() < self._licensed_until.get((name, version), 0.0):
-            return
-        me = self.client.address
-        # is_licensed is the rule (owners need no licence); the licence, if any, tells until when.
-        licensed, licence = await asyncio.gather(self.registry.is_licensed(name, version, me),
-                                                 self.registry.licence(ModelRef(name, version), me))  # fmt: skip
-        if licensed:
-            trusted_for = LICENCE_RECHECK_S
-            if licence is not None and licence["valid"] and licence["expires_ms"]:  # block time, close to this clock
-                trusted_for = min(trusted_for, licence["expires_ms"] / 1000 - time.time())
-            self._licensed_until[(name, version)] = time.monotonic() + trusted_for
-        else:
-            self._licensed_until.pop((name, version), None)
-            raise NotLicensed(f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
-                              f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`")  # fmt: skip
-
-    async def stored_summary(
-        self, artifact: bytes, *, fetch: bool = True, wait_s: int = FETCH_WAIT_S, progress: Progress | None = None,
-        follow: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
-        """The node's manifest summary of an artifact, having it fetched from peers first if it lacks it
-        (`progress` is told of the bytes fetched as they arrive). With `follow`, it is returned as soon
-        as the fetch has found the manifest, marked `"following": True`: its chunks can be streamed
-        while they arrive (`download_stored(..., follow=True)`)."""
-        artifact_id = format_id(artifact)
-        try:
-            summary: dict[str, Any] = await self.client.rpc("artifact_info", artifact_id)
-            return summary
-        except ArtifactNotFound:
-            if not fetch:
-                raise
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        status = await self.client.fetch(artifact_id, wait_s=0)
-        reported = 0
-        while status.get("state") not in ("done", "failed") and loop.time() < deadline:
-            if follow and "manifest" in status:
-                return {**status["manifest"], "following": True}
-            await asyncio.sleep(FETCH_POLL_S)
-            status = await self.client.rpc("artifact_fetchStatus", artifact_id)
-            fetched = int(status.get("bytes_fetched") or 0)
-            if progress is not None and fetched > reported:
-                progress(fetched - reported)
-            reported = max(reported, fetched)
-        if status.get("state") != "done":
-            why = status.get("error") or f"still {status.get('state')} after {wait_s} s"
-            raise ArtifactNotFound(f"{artifact_id} could not be fetched from the node's peers: {why}")
-        result: dict[str, Any] = await self.client.rpc("artifact_info", artifact_id)
-        return result
+        """This account's content key for a private version (`ModelAccess.content_key`)."""
+        return await self.access.content_key(name, version, artifact, wait_s=wait_s)
 
     async def pull(
-        self, ref: ModelRef | str, dest: Path | None = None, *, progress: Progress | None = None,
-        fetch_progress: Progress | None = None, refresh: bool = False,
-    ) -> Pulled:  # fmt: skip
+        self,
+        ref: ModelRef | str,
+        dest: Path | None = None,
+        *,
+        progress: Progress | None = None,
+        fetch_progress: Progress | None = None,
+        refresh: bool = False,
+    ) -> Pulled:
         """Fetch a version from the network, check it against the chain, decrypt it here; where it now is.
 
         The node streams the chunks to this client while it fetches them from its peers (`progress`
@@ -217,13 +168,17 @@ class AsyncModelRuns:
         # Concurrent pulls (or runs) of one version to one place share a download: the later ones
         # wait, then find the verified copy the first one left.
         async with self._pulls.setdefault((name, number, str(dest)), asyncio.Lock()):
-            return await self._pull(version, dest, progress=progress, fetch_progress=fetch_progress,
-                                    refresh=refresh)  # fmt: skip
+            return await self._pull(version, dest, progress=progress, fetch_progress=fetch_progress, refresh=refresh)
 
     async def _pull(
-        self, version: dict[str, Any], dest: Path | None, *, progress: Progress | None,
-        fetch_progress: Progress | None, refresh: bool,
-    ) -> Pulled:  # fmt: skip
+        self,
+        version: dict[str, Any],
+        dest: Path | None,
+        *,
+        progress: Progress | None,
+        fetch_progress: Progress | None,
+        refresh: bool,
+    ) -> Pulled:
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
         if not refresh:
@@ -232,9 +187,9 @@ class AsyncModelRuns:
                 stamp = await asyncio.to_thread(verified_stamp, candidate, artifact)
                 if stamp is not None:
                     if stamp.get("encrypted"):  # a private model's plaintext is for accounts holding a licence
-                        await self.require_licence(name, number)
+                        await self.access.require_licence(name, number)
                     return Pulled(name, number, format_id(artifact), candidate, bool(stamp.get("encrypted")), True)
-        summary = await self.stored_summary(artifact, progress=fetch_progress, follow=True)
+        summary = await self.client.stored_summary(artifact, progress=fetch_progress, follow=True)
         directory = summary["kind"] == "directory"
         target = dest or self.cache_path(name, number, directory)
         private = bool(summary["encrypted"])
@@ -243,22 +198,27 @@ class AsyncModelRuns:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
         if private and not await self._pull_as_owner(summary, name, number, artifact, target, progress):
-            key = await self.content_key(name, number, artifact)
-            await self.client.download_stored(summary, artifact, target, content_key=key, progress=progress,
-                                              follow=bool(summary.get("following")))  # fmt: skip
+            key = await self.access.content_key(name, number, artifact)
+            await self.client.download_stored(
+                summary, artifact, target, content_key=key, progress=progress, follow=bool(summary.get("following"))
+            )
         elif not private:
-            await self.client.download_stored(summary, artifact, target, progress=progress,
-                                              follow=bool(summary.get("following")))  # fmt: skip
+            await self.client.download_stored(
+                summary, artifact, target, progress=progress, follow=bool(summary.get("following"))
+            )
         await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=private))
         return Pulled(name, number, format_id(artifact), target, private, False)
 
-    async def _pull_as_owner(self, summary: dict[str, Any], name: str, number: int, artifact: bytes, target: Path,
-                             progress: Progress | None) -> bool:  # fmt: skip
+    async def _pull_as_owner(
+        self, summary: dict[str, Any], name: str, number: int, artifact: bytes, target: Path, progress: Progress | None
+    ) -> bool:
         """An owner without the content key here reads the plaintext from the node that keeps it, in signed
         requests; True if it did. False (the envelope path follows) for a licensee, for an owner who kept
         the key here, and when this node keeps no key for it (it answers 409)."""
-        await self.require_licence(name, number)
-        if summary.get("following") or not await self.registry.is_owner(name) or await self.kept_key(name, artifact):
+        await self.access.require_licence(name, number)
+        if summary.get("following") or not await self.registry.is_owner(name):
+            return False
+        if await self.access.kept_key(name, artifact):
             return False
         try:
             await self.client.download_plaintext(summary, artifact, target, (name, number), progress=progress)
@@ -274,11 +234,18 @@ class AsyncModelRuns:
         expected = parse_id(version["artifact"])
         got = await asyncio.to_thread(local_id, path)
         if got != expected:
-            raise ArtifactMismatch(f"{path} is {format_id(got)}, but {version['model']}@{version['version']} on chain "
-                                   f"is {format_id(expected)}: it is not that model")  # fmt: skip
+            raise ArtifactMismatch(
+                f"{path} is {format_id(got)}, but {version['model']}@{version['version']} on chain "
+                f"is {format_id(expected)}: it is not that model"
+            )
         await asyncio.to_thread(write_stamp, path, expected)
-        return {"path": str(path), "model": version["model"], "version": version["version"],
-                "artifact": format_id(expected), "ok": True}  # fmt: skip
+        return {
+            "path": str(path),
+            "model": version["model"],
+            "version": version["version"],
+            "artifact": format_id(expected),
+            "ok": True,
+        }
 
     async def local(self, ref: ModelRef | str, path: Path | None = None) -> tuple[dict[str, Any], Path, bool]:
         """The version, a local copy verified against it (`path` if given, else the cache, pulled if need
@@ -299,9 +266,13 @@ class AsyncModelRuns:
         return version, (await self.pull(ModelRef(name, number))).path, False
 
     async def run(
-        self, ref: ModelRef | str, inputs: Mapping[str, np.ndarray] | np.ndarray, *, record: bool = False,
+        self,
+        ref: ModelRef | str,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
+        record: bool = False,
         path: Path | None = None,
-    ) -> Inference:  # fmt: skip
+    ) -> Inference:
         """Run a verified version on numpy inputs; with `record`, put the receipt on chain (charging a per-use
         licence one use).
 
@@ -311,7 +282,7 @@ class AsyncModelRuns:
         started = time.perf_counter()
         version, local, needs_licence = await self.local(ref, path)
         name, number = version["model"], version["version"]
-        licence_check = asyncio.ensure_future(self.require_licence(name, number)) if needs_licence else None
+        licence_check = asyncio.ensure_future(self.access.require_licence(name, number)) if needs_licence else None
         try:
             ready = time.perf_counter()
             model_file = model_file_in(local)
@@ -344,23 +315,40 @@ class AsyncModelRuns:
     async def record(self, name: str, version: int, input_hash: bytes, output_hash: bytes) -> dict[str, Any]:
         """Put an inference receipt on chain; its hash and what it charged."""
         receipt = await self.client.send(INFERENCE, "record", name, version, input_hash, output_hash)
-        return {"receipt": event_field(receipt, "InferenceRecorded", "receipt"),
-                "charged": int(event_field(receipt, "InferenceRecorded", "charged")),
-                "number": int(event_field(receipt, "InferenceRecorded", "number")),
-                "tx_hash": receipt["tx_hash"]}  # fmt: skip
+        return {
+            "receipt": event_field(receipt, "InferenceRecorded", "receipt"),
+            "charged": int(event_field(receipt, "InferenceRecorded", "charged")),
+            "number": int(event_field(receipt, "InferenceRecorded", "number")),
+            "tx_hash": receipt["tx_hash"],
+        }
 
     async def receipts(self, ref: ModelRef | str, *, first: int = 1, count: int = 256) -> list[dict[str, Any]]:
         """The inference receipts of a version (the latest if none is named), oldest first."""
         version = await self.registry.version(ref)
         rows = await self.client.view(INFERENCE, "receipts_of", version["model"], version["version"], first, count)
-        return [{"model": version["model"], "version": version["version"], "number": r[0], "receipt": "0x" + r[1].hex(),
-                 "input_hash": "0x" + r[2].hex(), "output_hash": "0x" + r[3].hex(), "runner": address_hex(r[4]),
-                 "height": r[5], "charged": r[6]} for r in rows]  # fmt: skip
+        return [
+            {
+                "model": version["model"],
+                "version": version["version"],
+                "number": r[0],
+                "receipt": "0x" + r[1].hex(),
+                "input_hash": "0x" + r[2].hex(),
+                "output_hash": "0x" + r[3].hex(),
+                "runner": address_hex(r[4]),
+                "height": r[5],
+                "charged": r[6],
+            }
+            for r in rows
+        ]
 
     async def check(
-        self, ref: ModelRef | str, number: int, inputs: Mapping[str, np.ndarray] | np.ndarray, *,
+        self,
+        ref: ModelRef | str,
+        number: int,
+        inputs: Mapping[str, np.ndarray] | np.ndarray,
+        *,
         path: Path | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Re-run recorded inference `number` of a version on `inputs` and compare both digests with the
         receipt's: `inputs_match` says these are the inputs it recorded, `outputs_match` that this run
         gave the very tensors it recorded (bit for bit: only digests are on chain)."""
@@ -368,15 +356,22 @@ class AsyncModelRuns:
         name, at = version["model"], version["version"]
         found = [r for r in await self.receipts(ModelRef(name, at), first=number, count=1) if r["number"] == number]
         if not found:
-            raise ReceiptNotFound(f"{name}@{at} has no inference receipt #{number}: list them with "
-                                  f"`aichain-node model receipts {name}@{at}`")  # fmt: skip
+            raise ReceiptNotFound(
+                f"{name}@{at} has no inference receipt #{number}: list them with "
+                f"`aichain-node model receipts {name}@{at}`"
+            )
         recorded = found[0]
         result = await self.run(ModelRef(name, at), inputs, path=path)
         inputs_match = "0x" + result.input_hash.hex() == recorded["input_hash"]
         outputs_match = "0x" + result.output_hash.hex() == recorded["output_hash"]
-        return {**recorded, "inputs_match": inputs_match, "outputs_match": inputs_match and outputs_match,
-                "rerun_input_hash": "0x" + result.input_hash.hex(),
-                "rerun_output_hash": "0x" + result.output_hash.hex(), "outputs": result.outputs}  # fmt: skip
+        return {
+            **recorded,
+            "inputs_match": inputs_match,
+            "outputs_match": inputs_match and outputs_match,
+            "rerun_input_hash": "0x" + result.input_hash.hex(),
+            "rerun_output_hash": "0x" + result.output_hash.hex(),
+            "outputs": result.outputs,
+        }
 
 
-__all__ = ["AsyncModelRuns", "Inference", "Pulled", "still_verified"]
+__all__ = ["AsyncModelRuns", "Inference", "Pulled", "PullingClient", "Registry", "still_verified"]

@@ -27,8 +27,12 @@ def _fingerprint(path: Path) -> list[list[Any]]:
 
 
 def write_stamp(path: Path, artifact: bytes, *, encrypted: bool = False) -> None:
-    stamp = {"artifact": format_id(artifact), "encrypted": encrypted, "files": _fingerprint(path),
-             "verified_at": int(time.time())}  # fmt: skip
+    stamp = {
+        "artifact": format_id(artifact),
+        "encrypted": encrypted,
+        "files": _fingerprint(path),
+        "verified_at": int(time.time()),
+    }
     _stamp_path(path).write_text(json.dumps(stamp))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from core.errors import InvalidAddress
 from core.keys import parse_address
@@ -78,6 +79,17 @@ def _amount(text: str, what: str) -> int:
         raise TermsError(f"{what} {text!r}: {exc}") from None
 
 
+class _Terms(TypedDict, total=False):
+    """The fields of an `Offer` that a written offer sets."""
+
+    price: int
+    duration_s: int
+    per_use_price: int
+    max_licensees: int
+    allow: tuple[bytes, ...]
+    upstream_bps: int
+
+
 @dataclass(frozen=True)
 class Offer:
     """Licence terms an owner offers for one version (the licensing contract's make_offer)."""
@@ -91,13 +103,15 @@ class Offer:
 
     @classmethod
     def parse(cls, text: str) -> Offer:
-        values: dict[str, object] = {}
+        values: _Terms = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
             key = key.strip().lower().replace("_", "-")
             if not sep:
-                raise TermsError(f"offer term {part!r}: write key=value (price=10,duration=30d,per-use=0.1,"
-                                 "royalty-upstream=10%,max=100,allow=0x…+0x…)")  # fmt: skip
+                raise TermsError(
+                    f"offer term {part!r}: write key=value (price=10,duration=30d,per-use=0.1,"
+                    "royalty-upstream=10%,max=100,allow=0x…+0x…)"
+                )
             if key == "price":
                 values["price"] = _amount(value, "price")
             elif key == "duration":
@@ -116,9 +130,10 @@ class Offer:
                 except (ValueError, InvalidAddress) as exc:
                     raise TermsError(f"allow-list {value!r}: addresses joined by '+': {exc}") from None
             else:
-                raise TermsError(f"unknown offer term {key!r}: the terms are price, duration, per-use, "
-                                 "royalty-upstream, max, allow")  # fmt: skip
-        return cls(**values)  # type: ignore[arg-type]
+                raise TermsError(
+                    f"unknown offer term {key!r}: the terms are price, duration, per-use, royalty-upstream, max, allow"
+                )
+        return cls(**values)
 
 
 def parse_owners(specs: list[str]) -> list[tuple[bytes, int]]:
@@ -133,8 +148,9 @@ def parse_owners(specs: list[str]) -> list[tuple[bytes, int]]:
         try:
             owners.append((who, parse_bps(share) if share else None))
         except TermsError as exc:
-            raise TermsError(f"owner {spec!r}: the share is a percentage (60%) or basis points (6000bps); "
-                             f"{exc}") from None
+            raise TermsError(
+                f"owner {spec!r}: the share is a percentage (60%) or basis points (6000bps); {exc}"
+            ) from None
     if len({who for who, _ in owners}) != len(owners):
         raise TermsError(f"owner shares {specs}: each owner once")
     given = sum(s for _, s in owners if s is not None)

@@ -89,8 +89,9 @@ class _Writer:
         self.private = private  # a private artifact's plaintext: 0600 files in 0700 directories
         self.directory = summary["kind"] == "directory"
         if self.directory:
-            self.entries = [FileEntry(check_path(f["path"]), int(f["size"]), bytes.fromhex(f["sha256"]))
-                            for f in summary["files"]]  # fmt: skip
+            self.entries = [
+                FileEntry(check_path(f["path"]), int(f["size"]), bytes.fromhex(f["sha256"])) for f in summary["files"]
+            ]
             temp.mkdir(mode=PRIVATE_DIR_MODE if private else 0o777)
         else:
             self.entries = [FileEntry("", int(summary["size"]), b"")]
@@ -176,8 +177,9 @@ class StoredDownload:
 
     The plaintext of an encrypted artifact (or any, with `private`) is written for its user only."""
 
-    def __init__(self, summary: dict[str, Any], expected: bytes, content_key: bytes | None, dest: Path, *,
-                 private: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, summary: dict[str, Any], expected: bytes, content_key: bytes | None, dest: Path, *, private: bool = False
+    ) -> None:
         self.summary = summary
         self.expected = expected
         self.key = content_key
@@ -236,9 +238,19 @@ class StoredDownload:
 def describe_mismatch(error: DigestMismatch, artifact: bytes) -> str:
     if not error.got:
         return f"{format_id(artifact)}: {error.what}; nothing was kept"
-    return (f"{error.what} of {format_id(artifact)} hash to {format_id(error.got)}, not {format_id(error.expected)}: "
-            "the node served something else; nothing was kept")  # fmt: skip
+    return (
+        f"{error.what} of {format_id(artifact)} hash to {format_id(error.got)}, not {format_id(error.expected)}: "
+        "the node served something else; nothing was kept"
+    )
 
 
-__all__ = ["DigestMismatch", "StoredDownload", "describe_mismatch", "local_id", "private_dir", "private_file", "remove",
-           "tar_stream"]
+__all__ = [
+    "DigestMismatch",
+    "StoredDownload",
+    "describe_mismatch",
+    "local_id",
+    "private_dir",
+    "private_file",
+    "remove",
+    "tar_stream",
+]

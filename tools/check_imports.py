@@ -30,9 +30,6 @@ ROOT_MODULE = "node.node"
 KNOWN_TYPE_EDGES = {
     ("vm.builtins", "vm.interpreter"): "a builtin is handed the interpreter that runs it",
     ("vm.operations", "vm.interpreter"): "an operation is handed the interpreter that runs it",
-    ("aichain_node.models", "aichain_node.aclient"): "AsyncModels works through the AsyncClient that made it",
-    ("aichain_node.runs", "aichain_node.aclient"): "AsyncModelRuns works through the AsyncClient that made it",
-    ("aichain_node.provenance", "aichain_node.models"): "provenance checks read the models that record them",
 }
 MAY_IMPORT_ROOT = ("cli", "node.bench", "tests")
 

@@ -19,7 +19,7 @@ from vulture import Vulture
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("core", "storage", "vm", "consensus", "node", "cli", "aichain_node")  # as present
-CHECKED = ("core", "storage", "vm", "consensus", "cli")
+CHECKED = ("core", "storage", "vm", "consensus", "aichain_node", "cli")
 WHITELIST = ROOT / "tools" / "vulture_whitelist.py"
 MIN_CONFIDENCE = 60  # vulture's lowest: unused functions, methods, classes, attributes, variables
 # A CLI command is used by being registered (`@keys_app.command("new")`): typer calls it, nothing names it.

@@ -5,7 +5,11 @@ definition stays; a definition nobody needs goes instead of coming here.
 """
 
 from dataclasses import fields
+from tarfile import TarInfo
 
+from onnxruntime import SessionOptions
+
+from aichain_node.models import AsyncModels
 from consensus.vote_gossip import PeerRoundState
 from core.genesis import Genesis
 from core.hashing import merkle_proof, verify_merkle_proof
@@ -45,3 +49,13 @@ PeerRoundState.tracked
 # add_files with a seal. It goes with its tests moved to those paths once the SDK's move of
 # storage.artifact_io's listing helpers (issue 19) has settled that module.
 Ingest.add_encrypted
+
+# How applications register the datasets a version names (docs/models.md, "Provenance"); the CLI
+# has no command for it.
+AsyncModels.register_dataset
+
+# Settings that libraries read from the objects the SDK hands them: onnxruntime its session
+# options (aichain_node.inference), tarfile the mode of each member of an uploaded directory.
+SessionOptions.intra_op_num_threads
+SessionOptions.log_severity_level
+TarInfo.mode

@@ -1,6 +1,6 @@
-"""`client.models` is composed, not inherited: `AsyncModels` (the registry and licences) holds an
-`AsyncModelRuns` (pull, verify, run) that asks what it needs of a narrow `Registry` port, and offers
-its calls with the same signatures."""
+"""`client.models` is composed, not inherited: `AsyncModels` (the registry) holds an `AsyncLicensing`
+(offers, licences, key release) and an `AsyncModelRuns` (pull, verify, run), each asking what it needs
+of a narrow port, and offers their calls with the same signatures."""
 
 from __future__ import annotations
 
@@ -13,16 +13,27 @@ import pytest
 
 from aichain_node import AsyncClient, ModelRef
 from aichain_node.errors import ArtifactMismatch
+from aichain_node.licensing import AsyncLicensing
 from aichain_node.models import AsyncModels
 from aichain_node.runs import AsyncModelRuns, Registry
 from core.artifact import format_id
 
 OFFERED = ["cache_path", "check", "content_key", "pull", "receipts", "record", "run", "verify"]
+LICENSING = ["buy", "is_licensed", "licence", "licences", "make_offer", "node_releaser", "offers",
+             "publish_encryption_key", "release", "releaser"]  # fmt: skip
 
 
 def test_neither_inherits_from_the_other() -> None:
     assert AsyncModels.__mro__ == (AsyncModels, object)
     assert AsyncModelRuns.__mro__ == (AsyncModelRuns, object)
+    assert AsyncLicensing.__mro__ == (AsyncLicensing, object)
+
+
+@pytest.mark.parametrize("name", LICENSING)
+def test_the_models_api_offers_the_licensing_calls_as_they_are(name: str) -> None:
+    assert inspect.signature(getattr(AsyncModels, name)) == inspect.signature(getattr(AsyncLicensing, name))
+    assert inspect.iscoroutinefunction(getattr(AsyncModels, name))
+    assert inspect.iscoroutinefunction(getattr(AsyncLicensing, name))
 
 
 @pytest.mark.parametrize("name", OFFERED)
