@@ -14,7 +14,8 @@ from aiohttp import web
 
 from core.errors import ConfigError
 from node.artifacts.access import ArtifactAccess
-from node.artifacts.http import InFlight, add_artifact_routes
+from node.artifacts.http import add_artifact_routes
+from node.artifacts.http_downloads import InFlight
 from node.artifacts.upload_body import UploadLimits
 from node.config import NodeConfig
 from node.http_log import server_logger

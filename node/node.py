@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from consensus.tendermint import Tendermint
 from core.clock import now_ms
 from core.errors import AichainError, ConfigError
 from core.genesis import Genesis
-from core.keys import PrivateKey, read_key_file, write_key_file
+from core.keys import PrivateKey
 from core.transaction import Transaction
 from node.artifacts.access import ArtifactAccess, PublisherBindings
 from node.artifacts.exchange import ArtifactExchange
@@ -45,18 +42,22 @@ from node.block_thread import BlockThread
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
-from node.consensus.driver import ConsensusDriver, broadcast_nowhere
+from node.consensus.driver import ConsensusDriver
 from node.consensus.evidence import EvidencePool
 from node.consensus.inbox import Inbox
+from node.consensus.ports import broadcast_nowhere
 from node.consensus.prebuild import Prebuilder
 from node.consensus.reactor import ConsensusReactor
 from node.consensus.signer import Signer
 from node.consensus.vote_gossip import VoteGossip
 from node.consensus.wal import ConsensusWal
+from node.head_waiters import HeadWaiters
 from node.http_server import HttpServer, os_reason
 from node.loop_monitor import LoopMonitor
 from node.metrics import NodeMetrics
 from node.network import Network, transport_config
+from node.node_file import remove_node_file, write_node_file
+from node.node_keys import load_node_key, load_validator_key
 from node.p2p.gossip import Gossip
 from node.p2p.manager import PeerManager
 from node.p2p.sync import BlockSync
@@ -91,12 +92,11 @@ class Node:
         self._validator_key = validator_key
         self.rpc_url = ""
         self.started_at = 0.0
-        self._stopping = False
-        self._new_head = asyncio.Condition()
         self._last_block_at: float | None = None
         self._stack: contextlib.AsyncExitStack | None = None  # what `stop` undoes, once started
         # Made by `start` (the database opens there):
         self.kv: KeyValueStore
+        self.head_waiters: HeadWaiters
         self.chain: Chain
         self.artifacts: ArtifactStore
         self.artifact_access: ArtifactAccess
@@ -133,14 +133,15 @@ class Node:
         config = self.config
         self.loop_monitor.start()
         stack.push_async_callback(self.loop_monitor.stop)
-        stack.callback(self._remove_node_file)
+        stack.callback(remove_node_file, config.datadir)
         self.kv = KeyValueStore(config.chaindata)
         stack.callback(self.kv.close)
         self.chain = chain = Chain(self.kv, self.genesis)
+        self.head_waiters = HeadWaiters(lambda: chain.head.height)
         self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
         stack.callback(self.artifacts.close)
         bindings = PublisherBindings(config.artifacts_path / "publishers")
-        self.node_key = self._load_node_key()  # with P2P off too: signed reads name the node they are for
+        self.node_key = load_node_key(config.node_key_path)  # with P2P off too: signed reads name the node they are for
         self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
                                               HeadView(chain, self.genesis.chain_id), bindings)  # fmt: skip
         access = self.artifact_access
@@ -152,7 +153,7 @@ class Node:
         self.blocks = BlockThread()
         stack.callback(self.blocks.shutdown)  # a commit under way is written whole first
         restored = await self._open_journal(stack)
-        key = self._validator_key or self._load_validator_key()
+        key = self._validator_key or load_validator_key(config.validator_key_path, config.validator_key_password)
         signer = None
         if key is not None:
             signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json")
@@ -192,7 +193,7 @@ class Node:
         self.metrics.finalized_height.set(chain.head.height)
         self.rpc_url = await http.listen()
         self.started_at = time.time()
-        self._write_node_file()
+        write_node_file(config.datadir, self.rpc_url, self.genesis.chain_id)
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
         # a restart do not pay a disk read per touched node; it shares the block thread, so it
         # never runs beside a commit.
@@ -203,10 +204,8 @@ class Node:
 
     async def _release_waiters(self) -> None:
         """Stopping: long polls (tx_wait, chain_waitForHeight) answer now rather than hold up the shutdown."""
-        self._stopping = True
         self.admission.tx_arrived.set()
-        async with self._new_head:
-            self._new_head.notify_all()
+        await self.head_waiters.release()
 
     def _make_mempool(self) -> Mempool:
         config, chain = self.config.mempool, self.chain
@@ -242,15 +241,6 @@ class Node:
             log.info("mempool: %d of %d journaled transactions admitted again", len(restored), len(records))
             journal.compact()  # what was not admitted again leaves the journal
         return restored
-
-    def _load_node_key(self) -> PrivateKey:
-        """The node's own key: its P2P identity and the account that releases content keys."""
-        path = self.config.node_key_path
-        if path.exists():
-            return read_key_file(path, None)
-        node_key = PrivateKey.generate()
-        write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
-        return node_key
 
     def _make_network(self, machine: Tendermint, signer: Signer | None) -> Network:
         """The P2P side (node/network.py), each protocol given what it reads and calls; and the
@@ -309,13 +299,6 @@ class Node:
             pending_nonce=self.mempool.pending_nonce, submit=admission.submit,
         )  # fmt: skip
 
-    def _load_validator_key(self) -> PrivateKey | None:
-        path = self.config.validator_key_path
-        if not path.exists():
-            return None
-        password = self.config.validator_key_password
-        return read_key_file(path, password)
-
     async def _set_up_http(self, stack: contextlib.AsyncExitStack) -> HttpServer:
         """JSON-RPC, artifacts over HTTP, /metrics and /health, set up to listen last (`HttpServer.listen`)."""
         rpc = self.config.rpc
@@ -326,7 +309,7 @@ class Node:
         served = Served(
             chain=self.chain, genesis=self.genesis, mempool=self.mempool, admission=self.admission,
             status=self.status, consensus_status=self.driver.status, peer_count=self._peer_count,
-            wait_for_height=self.wait_for_height, artifacts=self.artifacts,
+            wait_for_height=self.head_waiters.wait_for_height, artifacts=self.artifacts,
             exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
         )  # fmt: skip
         http = HttpServer(served, self.config, self.metrics, self.artifact_access, self._fetch_in_flight)
@@ -337,30 +320,7 @@ class Node:
     def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
         return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
 
-    def _write_node_file(self) -> None:
-        """`<datadir>/node.json`: how to reach this running node (removed at stop)."""
-        info = {"pid": os.getpid(), "rpc": self.rpc_url, "chain_id": self.genesis.chain_id}
-        path: Path = self.config.datadir / "node.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, path)
-
-    def _remove_node_file(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.datadir / "node.json").unlink()
-
     # --- after each block ----------------------------------------------------------------------
-
-    async def wait_for_height(self, height: int, timeout: float) -> bool:
-        """True once the head reaches `height`; False on timeout or when the node is stopping."""
-        async with self._new_head:
-            try:
-                await asyncio.wait_for(
-                    self._new_head.wait_for(lambda: self._stopping or self.chain.head.height >= height), timeout
-                )
-            except TimeoutError:
-                return False
-        return self.chain.head.height >= height
 
     async def _block_committed(self, pending: PendingBlock) -> None:
         """Bookkeeping after a block is committed (by consensus or sync): guard, evidence, peers,
@@ -385,8 +345,7 @@ class Node:
         self.metrics.finalized_height.set(block.height)
         self.metrics.blocks_committed.inc()
         self.metrics.txs_committed.inc(len(block.transactions))
-        async with self._new_head:
-            self._new_head.notify_all()
+        await self.head_waiters.head_moved()
         if self.key_release is not None:
             self.key_release.block_committed(events_of(pending.receipts))
         if block.transactions:

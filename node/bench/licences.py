@@ -70,7 +70,7 @@ async def _run(
             if not isinstance(results[0], bytes):
                 raise RuntimeError(f"set-up transaction refused: {results[0]}")
             while (where := node.chain.blocks.tx_location(tx.hash)) is None:
-                await node.wait_for_height(node.chain.head.height + 1, 5.0)
+                await node.head_waiters.wait_for_height(node.chain.head.height + 1, 5.0)
             receipt = node.chain.blocks.receipt(*where)
             if receipt is None or receipt.status != STATUS_SUCCESS:
                 raise RuntimeError(f"set-up transaction failed: {receipt}")
@@ -83,7 +83,7 @@ async def _run(
         # Wait for what is still in the mempool, then count the purchases that succeeded.
         deadline = time.monotonic() + 30
         while len(node.mempool) and time.monotonic() < deadline:
-            await node.wait_for_height(node.chain.head.height + 1, 5.0)
+            await node.head_waiters.wait_for_height(node.chain.head.height + 1, 5.0)
         earned = StateView(node.chain.state).account(upstream).balance - before
         result["succeeded"] = earned // ROYALTY
         registry = node.metrics.registry

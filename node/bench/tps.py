@@ -85,7 +85,7 @@ async def _drive(node: object, raws: list[bytes], duration: float, batch: int, b
     deadline = None
     try:
         while True:
-            await node.wait_for_height(node.chain.head.height + 1, 5.0)
+            await node.head_waiters.wait_for_height(node.chain.head.height + 1, 5.0)
             now = time.perf_counter()
             head = node.chain.head
             if head.height == start_height:

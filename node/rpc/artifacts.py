@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
-from node.artifacts.http import manifest_summary
+from node.artifacts.manifest_json import manifest_summary
 from node.rpc import params as p
 from node.rpc.registry import MethodRegistry, Param
 
