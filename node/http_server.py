@@ -38,7 +38,7 @@ class HttpServer:
         add_rpc_routes(app, Dispatcher(build_registry(served), limits), cors_origins=rpc.cors_origins)
         uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
                                min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
-        metrics.upload_source = add_artifact_routes(app, served.artifacts, in_flight, access, uploads)
+        self.upload_counts = add_artifact_routes(app, served.artifacts, in_flight, access, uploads)  # for /metrics
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())

@@ -1,13 +1,17 @@
 """Prometheus metrics of one node, served as text at `/metrics`.
 
 Counters the node updates as it goes (blocks, transactions, step timings), and families read
-at scrape time from the parts that keep their own numbers: the P2P layer (peers, bytes,
-messages, bans, penalties) and the consensus machine (round, step, votes in this round).
+at scrape time from the parts that keep their own numbers (`LiveSources`): the P2P layer (peers,
+bytes, messages, bans, penalties), the consensus machine (round, step, votes in this round), the
+artifact exchange, read-only calls, uploads, private reads and the mempool journal. The node
+makes those parts with its `NodeMetrics`, then adds their families (`LiveFamilies`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,14 +33,7 @@ class NodeMetrics:
         r = self.registry
         self.head_height = Gauge("aichain_head_height", "Height of the head block", registry=r)
         self.finalized_height = Gauge("aichain_finalized_height", "Height of the last finalized block", registry=r)
-        self.p2p_source: Callable[[], P2PMetrics | None] = lambda: None  # set when the network starts
-        self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
-        self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
-        self.contract_call_source: Callable[[], dict[str, int] | None] = lambda: None  # read-only calls
-        self.upload_source: Callable[[], dict[str, int] | None] = lambda: None  # PUT /artifacts: slots, refusals
-        self.journal_source: Callable[[], dict[str, int] | None] = lambda: None  # the mempool journal
-        self.private_reads_source: Callable[[], dict[str, int] | None] = lambda: None  # signed plaintext reads
-        r.register(_LiveCollector(self))
+        r.register(_VmFaults())
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
         self.txs_committed = Counter("aichain_transactions_committed", "Transactions committed in blocks", registry=r)
@@ -101,6 +98,7 @@ class NodeMetrics:
             registry=r,
         )
         self.artifact_bytes = Gauge("aichain_artifact_bytes", "Bytes held in the artifact store", registry=r)
+        self._last_block_at: float | None = None  # when the last block was committed (monotonic)
         self._loop_metrics(r)
 
     def _loop_metrics(self, r: CollectorRegistry) -> None:
@@ -127,6 +125,17 @@ class NodeMetrics:
         )
         self._lag_max = self._blocked_max = 0.0
 
+    def block_committed(self, height: int, txs: int) -> None:
+        """A block of `txs` transactions was committed at `height` (by consensus or sync)."""
+        now = time.monotonic()
+        if self._last_block_at is not None:
+            self.block_interval.observe(now - self._last_block_at)
+        self._last_block_at = now
+        self.head_height.set(height)
+        self.finalized_height.set(height)
+        self.blocks_committed.inc()
+        self.txs_committed.inc(txs)
+
     def loop_tick(self, lag_s: float, blocked_s: float) -> None:
         self.loop_lag.observe(lag_s)
         self.loop_blocked.observe(blocked_s)
@@ -147,61 +156,74 @@ class NodeMetrics:
 STEPS = ("new_height", "propose", "prevote", "precommit")
 
 
-class _LiveCollector(Collector):
-    """Families read at scrape time from the P2P layer's counters and the consensus round state."""
-
-    def __init__(self, metrics: NodeMetrics) -> None:
-        self.metrics = metrics
+class _VmFaults(Collector):
+    """The VM's count of exceptions it did not expect: process-wide, read at scrape time."""
 
     def collect(self) -> Iterator[Any]:
-        yield from _p2p_families(self.metrics.p2p_source() or P2PMetrics())
-        state = self.metrics.consensus_source()
-        if state is not None:
-            yield from _consensus_families(state)
-        artifacts = self.metrics.artifact_source()
-        if artifacts is not None:
-            yield from _artifact_families(artifacts)
-        calls = self.metrics.contract_call_source()
-        if calls is not None:
-            yield GaugeMetricFamily("aichain_rpc_contract_calls_in_flight",
-                                    "Read-only contract calls running or waiting", value=calls.get("in_flight", 0))
-            outcomes = CounterMetricFamily("aichain_rpc_contract_calls", "Read-only contract calls, by outcome",
-                                           labels=["outcome"])  # fmt: skip
-            for outcome in ("answered", "failed", "busy"):
-                outcomes.add_metric([outcome], calls.get(outcome, 0))
-            yield outcomes
         yield CounterMetricFamily(
             "aichain_vm_internal_errors",
             "Exceptions the VM did not expect (bugs), each turned into the receipt error 'internal VM error'",
             value=internal_errors(),
         )
-        uploads = self.metrics.upload_source()
-        if uploads is not None:
-            yield GaugeMetricFamily("aichain_artifact_uploads", "PUT /artifacts bodies being read now",
-                                    value=uploads["uploading"])  # fmt: skip
-            refused = CounterMetricFamily("aichain_artifact_uploads_refused",
-                                          "Uploads refused: busy (all slots taken, 503), too_slow (408)",
-                                          labels=["reason"])  # fmt: skip
-            for reason in ("busy", "too_slow"):
-                refused.add_metric([reason], uploads[reason])
-            yield refused
-        reads = self.metrics.private_reads_source()
-        if reads is not None:
-            family = CounterMetricFamily("aichain_private_reads",
-                                         "Requests for the plaintext of a private artifact, by outcome",
-                                         labels=["outcome"])  # fmt: skip
-            for outcome in ("granted", "refused"):
-                family.add_metric([outcome], reads[outcome])
-            yield family
-        journal = self.metrics.journal_source()
-        if journal is not None:
-            yield GaugeMetricFamily("aichain_mempool_journal_bytes", "Bytes in the mempool journal's files",
-                                    value=journal["bytes"])  # fmt: skip
-            yield CounterMetricFamily("aichain_mempool_journal_compactions", "Compactions of the mempool journal",
-                                      value=journal["compactions"])  # fmt: skip
-            yield CounterMetricFamily("aichain_mempool_journal_write_errors",
-                                      "Admissions the mempool journal could not write (disk full?)",
-                                      value=journal["write_errors"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LiveSources:
+    """Where the numbers that parts keep themselves are read at scrape time."""
+
+    consensus: Callable[[], dict[str, Any]]  # the round state (`ConsensusDriver.status`)
+    contract_calls: Callable[[], dict[str, int]]  # read-only calls: in flight, and by outcome
+    uploads: Callable[[], dict[str, int]]  # PUT /artifacts: being read, and refused by reason
+    private_reads: Callable[[], dict[str, int]]  # signed plaintext reads: granted, refused
+    journal: Callable[[], dict[str, int]]  # the mempool journal: bytes, compactions, write errors
+    p2p: P2PMetrics = field(default_factory=P2PMetrics)  # the P2P layer's live counters; without P2P, zeros
+    artifacts: Callable[[], dict[str, Any]] | None = None  # the exchange's counters; none without P2P
+
+
+class LiveFamilies(Collector):
+    """The families read at scrape time from `sources`."""
+
+    def __init__(self, sources: LiveSources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Any]:
+        sources = self.sources
+        yield from _p2p_families(sources.p2p)
+        yield from _consensus_families(sources.consensus())
+        if sources.artifacts is not None:
+            yield from _artifact_families(sources.artifacts())
+        calls = sources.contract_calls()
+        yield GaugeMetricFamily("aichain_rpc_contract_calls_in_flight",
+                                "Read-only contract calls running or waiting", value=calls.get("in_flight", 0))
+        outcomes = CounterMetricFamily("aichain_rpc_contract_calls", "Read-only contract calls, by outcome",
+                                       labels=["outcome"])  # fmt: skip
+        for outcome in ("answered", "failed", "busy"):
+            outcomes.add_metric([outcome], calls.get(outcome, 0))
+        yield outcomes
+        uploads = sources.uploads()
+        yield GaugeMetricFamily("aichain_artifact_uploads", "PUT /artifacts bodies being read now",
+                                value=uploads["uploading"])  # fmt: skip
+        refused = CounterMetricFamily("aichain_artifact_uploads_refused",
+                                      "Uploads refused: busy (all slots taken, 503), too_slow (408)",
+                                      labels=["reason"])  # fmt: skip
+        for reason in ("busy", "too_slow"):
+            refused.add_metric([reason], uploads[reason])
+        yield refused
+        reads = sources.private_reads()
+        family = CounterMetricFamily("aichain_private_reads",
+                                     "Requests for the plaintext of a private artifact, by outcome",
+                                     labels=["outcome"])  # fmt: skip
+        for outcome in ("granted", "refused"):
+            family.add_metric([outcome], reads[outcome])
+        yield family
+        journal = sources.journal()
+        yield GaugeMetricFamily("aichain_mempool_journal_bytes", "Bytes in the mempool journal's files",
+                                value=journal["bytes"])  # fmt: skip
+        yield CounterMetricFamily("aichain_mempool_journal_compactions", "Compactions of the mempool journal",
+                                  value=journal["compactions"])  # fmt: skip
+        yield CounterMetricFamily("aichain_mempool_journal_write_errors",
+                                  "Admissions the mempool journal could not write (disk full?)",
+                                  value=journal["write_errors"])  # fmt: skip
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:

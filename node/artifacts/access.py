@@ -138,6 +138,10 @@ class ArtifactAccess:
         self.granted += 1
         return grant
 
+    def counts(self) -> dict[str, int]:
+        """What /metrics shows of the private reads: granted and refused."""
+        return {"granted": self.granted, "refused": self.refused}
+
     def _authorize(self, manifest: Manifest, method: str, path: str, range_header: str,
                    authorization: str | None) -> Grant:  # fmt: skip
         artifact = manifest.artifact_id

@@ -102,12 +102,16 @@ class Mempool:
         self._is_committed = is_committed
         self._clock = clock
         self.evictions = EvictionLog(self.limits.evictions_kept)
-        self.on_evicted: Callable[[Eviction], None] | None = None  # told of each eviction (metrics)
+        self._eviction_listeners: list[Callable[[Eviction], None]] = []
         self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
         self._senders: dict[bytes, _SenderQueue] = {}
         self._bytes = 0
         self._seq = itertools.count()
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+
+    def subscribe_evictions(self, listener: Callable[[Eviction], None]) -> None:
+        """`listener(eviction)` is told of each eviction, after it is recorded (metrics, the journal)."""
+        self._eviction_listeners.append(listener)
 
     # --- admission ----------------------------------------------------------------------------
 
@@ -236,8 +240,8 @@ class Mempool:
     def _record(self, tx: Transaction, reason: EvictionReason, by: bytes | None, message: str) -> None:
         eviction = Eviction(tx.hash, tx.sender_address, tx.nonce, reason, message, self._clock(), by)
         self.evictions.record(eviction)
-        if self.on_evicted is not None:
-            self.on_evicted(eviction)
+        for listener in self._eviction_listeners:
+            listener(eviction)
 
     # --- reading -----------------------------------------------------------------------------
 
