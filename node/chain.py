@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Container
 from dataclasses import dataclass
+from enum import Enum
+from typing import Final
 
 from consensus.builder import assemble_block, next_timestamp
 from consensus.validation import check_body, check_execution, check_header, verify_commit
@@ -52,7 +54,11 @@ class PendingBlock:
     dropped: list[tuple[Transaction, Exception]]
 
 
-_ABSENT = object()
+class _Absent(Enum):
+    ABSENT = 0  # not in the cache (None in it: absent from the state)
+
+
+_ABSENT: Final = _Absent.ABSENT
 
 
 class CommittedState:
@@ -77,7 +83,7 @@ class CommittedState:
     def get(self, key: bytes) -> bytes | None:
         value = self._cache.get(key, _ABSENT)
         if value is not _ABSENT:
-            return value  # type: ignore[return-value]
+            return value
         generation = self._generation
         value = self._kv.get(keys.STATE + key)
         with self._lock:

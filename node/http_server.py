@@ -60,8 +60,8 @@ class HttpServer:
                 f"cannot listen for RPC on {rpc.addr}:{rpc.port}: {os_reason(exc)}; "
                 "is another node running? choose another --rpc-port"
             ) from exc
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        host, port = sockets[0].getsockname()[:2] if sockets else (rpc.addr, rpc.port)
+        addresses = self._runner.addresses  # of its one site: the port bound, if `rpc.port` was 0
+        host, port = addresses[0][:2] if addresses else (rpc.addr, rpc.port)
         return f"http://{host}:{port}"
 
     async def _metrics(self, request: web.Request) -> web.Response:

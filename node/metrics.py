@@ -244,13 +244,13 @@ def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
     yield CounterMetricFamily(
         "aichain_p2p_rate_limited", "Frames dropped over a peer's rate limit", value=m.dropped_rate_limited
     )
-    for name, doc, counts in (
+    for name, doc, by_reason in (
         ("aichain_p2p_penalties", "Score penalties given to peers, by reason", m.penalties),
         ("aichain_p2p_disconnects", "Connections ended, by reason", m.disconnects),
         ("aichain_p2p_refused", "Connections we refused, by reason", m.refused_by_us),
     ):
         family = CounterMetricFamily(name, doc, labels=["reason"])
-        for reason, n in sorted(counts.items()):
+        for reason, n in sorted(by_reason.items()):
             family.add_metric([reason], n)
         yield family
     handshakes = CounterMetricFamily("aichain_p2p_handshakes", "Handshakes, by result", labels=["result"])

@@ -38,8 +38,8 @@ from core.artifact import Manifest, format_id
 from core.errors import AichainError
 from core.keys import ADDRESS_SIZE, address_hex, parse_address
 from core.read_request import SCHEME, WINDOW_MS, ReadRequestInvalid, SignedRead, parse_read
+from core.system_addresses import LICENSING, MODELS
 from node.artifacts.replay_cache import ReplayCache
-from vm.system import LICENSING, MODELS
 
 PUBLISHER_HEADER = "X-Content-Publisher"
 

@@ -143,7 +143,7 @@ class Downloads:
                     chunk = flight.take(index) or await self._read(self.store.chunks.read, chunk_id)
                 except (TimeoutError, ArtifactError, CorruptChunk, OSError) as exc:
                     log.warning("following the fetch of %s stopped at chunk %d: %s", manifest.artifact_id, index,
-                                exc or "no chunk stored for a long time")  # fmt: skip
+                                str(exc) or "no chunk stored for a long time")  # fmt: skip
                     if request.transport is not None:
                         request.transport.close()  # a short body, never a damaged one
                     return response

@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import io
 import logging
 import tarfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -115,7 +116,7 @@ class Uploads:
                 return response
             seal = (key, expected)
         is_tar = request.content_type == "application/x-tar"
-        reader = BodyReader(request, asyncio.get_running_loop(), self.limits)
+        reader = BodyReader(request, asyncio.get_running_loop(), self.limits)  # type: ignore[abstract]  # only read() is used
         pin_now = pin and expected is None  # with an announced id: pinned only once the bytes match it
         try:
             if is_tar:
@@ -130,7 +131,7 @@ class Uploads:
             response.force_close()
             return response
         except (TimeoutError, ConnectionError) as exc:
-            return error(408, f"the upload stopped arriving ({exc or 'timeout'}); nothing was stored")
+            return error(408, f"the upload stopped arriving ({str(exc) or 'timeout'}); nothing was stored")
         except web.RequestPayloadError:
             encoding = request.headers.get("Content-Encoding", "").strip()[:40]
             what = f"valid {encoding!r} data (Content-Encoding)" if encoding else "readable (broken chunked framing)"
@@ -162,14 +163,14 @@ class Uploads:
     def _ingest_tar(self, reader: BodyReader, pin: bool, seal: tuple[bytes, bytes] | None) -> Manifest:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 20) as archive:
 
-            def members() -> Iterator[tuple[str, IO[bytes]]]:
+            def members() -> Iterator[tuple[str, BinaryIO]]:
                 for member in archive:
                     if member.isdir():
                         continue
                     if not member.isfile():
                         raise AichainError(f"{member.name}: only regular files and directories may be in the tar")
                     stream = archive.extractfile(member)
-                    assert stream is not None
+                    assert isinstance(stream, io.BufferedReader)  # tarfile's ExFileObject, for a regular file
                     yield member.name.removeprefix("./"), stream
 
             return self.store.add_files(members(), pin=pin, seal=seal)

@@ -31,10 +31,10 @@ from core.artifact import format_id
 from core.contract_values import encode_call
 from core.errors import AichainError
 from core.keys import PrivateKey, address_hex
-from core.receipt import Event
+from core.receipt import Event, EventValue
+from core.system_addresses import KEYS, LICENSING, MODELS
 from core.transaction import Transaction, TxKind
 from node.artifacts.head_view import HeadView
-from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
     from node.chain import Chain
@@ -94,9 +94,9 @@ class KeyRelease:
         for event in events:
             fields = dict(event.fields)
             if event.emitter == LICENSING and event.name == "Licensed":
-                found.append((str(fields["model"]), int(fields["version"]), bytes(fields["licensee"])))  # type: ignore[call-overload]
+                found.append((str(fields["model"]), int(fields["version"]), _address(fields["licensee"])))
             elif event.emitter == KEYS and event.name == "KeyPublished":
-                found.extend(self.waiting_for_key.pop(bytes(fields["account"]), ()))  # type: ignore[arg-type]
+                found.extend(self.waiting_for_key.pop(_address(fields["account"]), ()))
         if found:
             try:
                 self._queue.put_nowait(found)
@@ -212,3 +212,10 @@ def events_of(receipts: list[Any]) -> list[Event]:
 
 
 __all__ = ["KeyRelease", "events_of"]
+
+
+def _address(value: EventValue) -> bytes:
+    """An account field of a system contract's event (declared an address there, so bytes)."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"an event field holds {type(value).__name__} where the contract declares an address")
+    return value

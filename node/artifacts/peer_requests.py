@@ -63,20 +63,20 @@ class PeerRequests:
         groups: dict[bytes, list[Peer]] = {}
         manifests: dict[bytes, Manifest] = {}
         for node_key, raw in answers.items():
-            peer = self.manager.peer(node_key)
-            if raw is None or peer is None:
+            holder = self.manager.peer(node_key)
+            if raw is None or holder is None:
                 continue
             try:
                 manifest = Manifest.decode(raw)
             except DecodeError as exc:
-                peer.penalize(PENALTY_MALFORMED, f"malformed: manifest: {exc}")
+                holder.penalize(PENALTY_MALFORMED, f"malformed: manifest: {exc}")
                 continue
             if manifest.id != artifact:
-                peer.penalize(PENALTY_BAD_MANIFEST, "bad manifest: for another artifact")
+                holder.penalize(PENALTY_BAD_MANIFEST, "bad manifest: for another artifact")
                 continue
             if expected is not None and manifest != expected:
                 continue
-            groups.setdefault(raw, []).append(peer)
+            groups.setdefault(raw, []).append(holder)
             manifests[raw] = manifest
         if not groups:
             raise ArtifactNotFound(f"none of the {asked} connected peers stores {format_id(artifact)}")

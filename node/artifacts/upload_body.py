@@ -66,6 +66,3 @@ class BodyReader(IO[bytes]):
                 raise UploadTooSlow(f"the body arrived at {self.received / max(elapsed, 1e-9):.0f} bytes/s, below "
                                     f"the minimum of {limits.min_bytes_s} bytes/s") from None  # fmt: skip
             raise UploadTooSlow(f"no byte of the body came for {limits.idle_timeout_s:g} s") from None
-
-    def readable(self) -> bool:
-        return True

@@ -172,7 +172,7 @@ def _add_transfer_figures(report: Report, figures: Mapping[str, Any]) -> None:
 
 
 def run_artifacts_bench(
-    size_mb: int = 1024, datadir: Path | None = None, transfer: Callable[[Path, int], dict] | None = None
+    size_mb: int = 1024, datadir: Path | None = None, transfer: Callable[[Path, int], dict[str, Any]] | None = None
 ) -> Report:
     """Ingest rate beside sha256sum and hashlib on the same file, and the ingest's peak RSS (see the module doc).
 

@@ -28,10 +28,10 @@ from core.contract_values import encode_call
 from core.genesis import ChainParams
 from core.keys import PrivateKey
 from core.receipt import STATUS_SUCCESS
+from core.system_addresses import LICENSING, MODELS
 from core.transaction import Transaction, TxKind
 from node.bench.tps import _drive, start_bench_node
 from node.bench.workload import BENCH_CHAIN_ID, account_key, bench_genesis, signed_calls
-from vm.system import LICENSING, MODELS
 
 PRICE = 10_000
 UPSTREAM_BPS = 1_000

@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 
 from core.keys import PrivateKey
+from core.system_addresses import KEYS
 from core.units import UNIT
 from node import testnet
 from node.bench.onnx_model import build_mlp, hidden_for_size
 from node.bench.report import Report
 from node.devnet import DEV_ACCOUNT_KEY
 from node.p2p.bench import stream_throughput
-from vm.system import KEYS
 
 MB = 1_000_000
 NAME = "bench-model"
@@ -131,6 +131,7 @@ async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int, root: 
         expected = plain.run(None, {"x": x})[0]
         first = await buyer.models.run(NAME, x)  # warm: the session is loaded once and kept
         plain_times, sdk_times = [], []
+        result = first
         for _ in range(runs):
             started = time.perf_counter()
             await asyncio.to_thread(plain.run, None, {"x": x})
@@ -146,7 +147,7 @@ async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int, root: 
 
 
 def _plain_session(path: Path) -> Any:
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]  # it ships no type information
 
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 

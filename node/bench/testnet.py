@@ -196,7 +196,7 @@ def _measure_with(watcher: Client, nodes: list[testnet.TestnetNode], raws: list[
     start_height = watcher.rpc("chain_head")["height"]
     load = _Load(nodes, raws, rate, duration)
     load.start()
-    seen: list[tuple[float, int, list[str], float]] = []  # (seen, height, txs, block timestamp, seen wall)
+    seen: list[tuple[float, int, list[str], float, float]] = []  # (seen, height, txs, block timestamp, seen wall)
     height = start_height
     deadline = time.monotonic() + duration + 15
     while time.monotonic() < deadline:

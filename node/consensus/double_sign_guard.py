@@ -143,7 +143,7 @@ class DoubleSignGuard:
             if power * 3 > validators.total_power - (0 if mine is None else mine.power):
                 return True
         heads = self.peer_heads()
-        return bool(heads) and max(heads) <= head + 1  # type: ignore[arg-type]
+        return max(heads) <= head + 1 if heads else False
 
     def _hold(self, why: str | None, head: int) -> bool:
         if why != self._held:

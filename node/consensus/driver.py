@@ -53,7 +53,7 @@ from core.proposal import Proposal
 from node.block_thread import BlockThread
 from node.consensus.double_sign_guard import DoubleSignGuard
 from node.consensus.height_blocks import HeightBlocks
-from node.consensus.inbox import RETRY, Inbox, UnvalidatedProposal
+from node.consensus.inbox import RETRY, Entry, Inbox, UnvalidatedProposal
 from node.consensus.messages import ConsensusMessage, SignedProposal, SignedVote
 from node.consensus.ports import Broadcast, Committed, Evidence, Ledger, Pool, broadcast_nowhere
 from node.consensus.prebuild import NextHeight, Prebuilder, wait_for_next_height
@@ -148,21 +148,21 @@ class ConsensusDriver:
             committed = await self._carry_out(actions)
             self.on_state_changed()
             while not committed:
-                event = await self._inbox.get()
-                if event is None:
+                entry = await self._inbox.get()
+                if entry is None:
                     if self.ledger.head.height >= self.machine.height:
                         break  # sync imported this height: start over at the new head
                     continue
-                if event is RETRY:
+                if entry is RETRY:
                     committed = await self._release_withheld()
                 else:
-                    committed = await self._handle(event)  # type: ignore[arg-type]
+                    committed = await self._handle(entry)
                 self.on_state_changed()
 
     async def _handle(self, event: Event | UnvalidatedProposal) -> bool:
         height = self.machine.height
         event_height = _height_of(event)
-        if event_height is not None and event_height != height:
+        if event_height != height:
             if event_height == height + 1 and len(self._future) < MAX_BUFFERED:
                 self._future.append(event)
             return False
@@ -183,7 +183,9 @@ class ConsensusDriver:
             if isinstance(action, ScheduleTimeout):
                 self._schedule(action)
             elif isinstance(action, BuildBlock):
-                block = await self._blocks.build(action, self.machine.me)
+                proposer = self.machine.me
+                assert proposer is not None, "the machine asks only a validator to build"
+                block = await self._blocks.build(action, proposer)
                 self._mark("built")
                 queue.extend(self.machine.handle(BlockBuilt(action.height, action.round, block)))
             elif isinstance(action, SignProposal):
@@ -264,14 +266,15 @@ class ConsensusDriver:
 
     # --- between heights ------------------------------------------------------------------
 
-    def _stash(self, event: object) -> bool:
+    def _stash(self, event: Entry | bool) -> bool:
         """Keep a message for the next height that arrived while waiting for it (None, True: nothing
         to keep); answer whether any such message is kept."""
-        if event is None or event is True:
-            return bool(self._future)
-        height = _height_of(event)
-        if height == self.ledger.head.height + 1 and len(self._future) < MAX_BUFFERED:
-            self._future.append(event)  # type: ignore[arg-type]
+        if (
+            isinstance(event, Event | UnvalidatedProposal)
+            and _height_of(event) == self.ledger.head.height + 1
+            and len(self._future) < MAX_BUFFERED
+        ):
+            self._future.append(event)
         return bool(self._future)
 
     def status(self) -> dict[str, Any]:
@@ -289,11 +292,9 @@ def _report_crash(task: asyncio.Task[None]) -> None:
                      exc_info=task.exception())  # fmt: skip
 
 
-def _height_of(event: object) -> int | None:
+def _height_of(event: Event | UnvalidatedProposal) -> int:
     if isinstance(event, VoteReceived):
         return event.vote.height
     if isinstance(event, ProposalReceived | UnvalidatedProposal):
         return event.proposal.height
-    if isinstance(event, TimeoutFired | BlockBuilt):
-        return event.height
-    return None
+    return event.height

@@ -106,7 +106,7 @@ class ConsensusReactor:
         self.lookup_tx = lookup_tx  # transactions a proposal's block refers to by hash (the mempool's)
         self.observe_vote = observe_vote  # the double-sign guard watches every valid vote
         self.held = HeldForNextHeight()
-        self._publishing: set[asyncio.Task[None]] = set()
+        self._publishing: set[asyncio.Task[bool]] = set()
 
     def register(self) -> None:
         for msg_type, handler in ((PROPOSAL, self._on_proposal), (VOTE, self._on_vote), (EVIDENCE, self._on_evidence)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class Signer:
         )
 
     def _sign(
-        self, height: int, round_: int, step: int, payload: bytes, make: object,
+        self, height: int, round_: int, step: int, payload: bytes, make: Callable[[], bytes],
         lock: tuple[int, int, bytes] | None = None,
     ) -> bytes:  # fmt: skip
         last = self._last
@@ -94,7 +95,7 @@ class Signer:
                 if payload == last.payload:
                     return last.signature
                 raise DoubleSignRefused(f"refusing to sign different bytes at {position}: that would equivocate")
-        signature: bytes = make()  # type: ignore[operator]
+        signature = make()
         if lock is None and last is not None and last.lock is not None and last.lock[0] == height:
             lock = last.lock  # the lock holds for the rest of the height
         self._store(_Signed(height, round_, step, payload, signature, lock))

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import ssl
 import time
+from typing import Any
 
 from core.hashing import sha256
 from core.keys import PrivateKey
@@ -68,7 +69,7 @@ async def manager_throughput(seconds: float, payload_size: int) -> tuple[float, 
     count = 0
     nbytes = 0
 
-    async def handler(peer: Peer, payload: list) -> None:
+    async def handler(peer: Peer, payload: list[Any]) -> None:
         nonlocal count, nbytes
         count += 1
         nbytes += len(payload[1])

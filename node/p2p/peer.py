@@ -84,7 +84,6 @@ class PeerInfo:
     score: float
     connected_at: float
     rtt: float | None
-    send_queue: int
 
 
 class Peer:
@@ -156,7 +155,7 @@ class Peer:
         return PeerInfo(
             self.node_key, self.host, self.port, self.hello.listen_port, self.direction, self.hello.role,
             self.head_height, self.head_hash, self.hello.client_version, self.score.value, self.connected_at,
-            self.rtt, len(self._queue),
+            self.rtt,
         )
 
     def set_head(self, height: int, head_hash: bytes) -> None:
@@ -335,7 +334,7 @@ class Peer:
                 except (ProtocolViolation, DecodeError) as exc:
                     self._violation(exc)
                 except (PeerClosed, SendQueueFull) as exc:  # an answer to a peer dropped meanwhile (slow, banned)
-                    if self.closing:
+                    if self.close_code is not None:  # closed while the handler ran
                         return
                     log.warning("handler for message type %d on a message from %s: %s", msg_type, self, exc)
                 except Exception:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from consensus.validation import verify_commit
 from core import codec
 from core.block import Block, Commit, Header
+from core.codec import Value
 from core.errors import AichainError, DecodeError
 from core.validators import ValidatorSet
 from node.block_thread import BlockThread
@@ -227,7 +228,7 @@ class BlockSync:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         store = self.chain.blocks
-        out: list[list[bytes]] = []
+        out: list[Value] = []
         size = 0
         for height in range(max(start, 1), start + count):
             raw = store.block_bytes(height)

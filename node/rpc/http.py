@@ -88,7 +88,8 @@ class _RpcEndpoint:
         refusal = self._precheck(request)
         if refusal is not None:
             return refusal
-        return await _default_expect_handler(request)
+        await _default_expect_handler(request)  # "100 Continue"
+        return None
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         """Read the body within its limits and hand it to the dispatcher."""

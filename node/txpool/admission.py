@@ -152,10 +152,13 @@ class TxAdmission:
                     results[i] = exc
             admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
             self._admitted(admitted, relay=relay)
+        outcomes: list[bytes | AichainError] = []
         for r in results:
+            assert r is not None  # each was refused before its signature was checked, or admitted or refused after
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        return results  # type: ignore[return-value]
+            outcomes.append(r)
+        return outcomes
 
     async def readmit(self, records: list[JournalRecord], ttl_ms: int) -> list[Transaction]:
         """Admit again what the mempool journal kept (at start, before peers and clients are served):
