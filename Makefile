@@ -18,9 +18,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/aichain-node start --dev
 
-# The lower floors are held to the formatter, to strict mypy and to vulture (docs/decisions.md,
+# The floors up to node/ are held to the formatter, to strict mypy and to vulture (docs/decisions.md,
 # "Static checks"; mypy's file list is in pyproject.toml, vulture's in tools/dead_code.py).
-FORMATTED := core storage vm consensus typings
+FORMATTED := core storage vm consensus node typings
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -156,9 +156,21 @@ class Chain:
         update = self.tree.prepare(state)
         vhash = self.genesis.validators.hash()
         header = Header(
-            self.chain_id, 0, self.genesis.timestamp_ms, ZERO_HASH, ZERO_ADDRESS, EMPTY_MERKLE_ROOT,
-            update.root, EMPTY_MERKLE_ROOT, vhash, vhash, ZERO_HASH, EMPTY_MERKLE_ROOT, 0, 0,
-        )  # fmt: skip
+            self.chain_id,
+            0,
+            self.genesis.timestamp_ms,
+            ZERO_HASH,
+            ZERO_ADDRESS,
+            EMPTY_MERKLE_ROOT,
+            update.root,
+            EMPTY_MERKLE_ROOT,
+            vhash,
+            vhash,
+            ZERO_HASH,
+            EMPTY_MERKLE_ROOT,
+            0,
+            0,
+        )
         block = Block(header, (), None, ())
         with self.kv.batch(sync=True) as batch:
             self.blocks.stage_block(batch, block, [], Commit(0, 0, header.hash, ()))
@@ -174,6 +186,11 @@ class Chain:
     def account(self, address: bytes) -> Account:
         raw = self.state.get(account_key(address))
         return Account() if raw is None else Account.decode(raw)
+
+    def nonce_and_balance(self, address: bytes) -> tuple[int, int]:
+        """An account's nonce and balance at the head: what the mempool holds its sender to."""
+        account = self.account(address)
+        return account.nonce, account.balance
 
     def state_snapshot(self) -> tuple[Header, StateSnapshot]:
         """The head and its committed state, read from a LevelDB snapshot: one consistent state however

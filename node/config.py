@@ -182,8 +182,9 @@ class ArtifactsConfig:
         if self.max_uploads < 1 or self.upload_min_bytes_s < 1:
             raise ConfigError("artifacts.max_uploads and upload_min_bytes_s must be at least 1")
         if not 0 < self.upload_idle_timeout_s <= 3600 or not 0 <= self.upload_grace_s <= 3600:
-            raise ConfigError("artifacts.upload_idle_timeout_s must be above 0 and upload_grace_s at least 0 "
-                              "(both at most 3600 s)")  # fmt: skip
+            raise ConfigError(
+                "artifacts.upload_idle_timeout_s must be above 0 and upload_grace_s at least 0 (both at most 3600 s)"
+            )
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,13 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
         here = Path(config_file).resolve().parent
-        paths = [(doc, "datadir"), (doc, "genesis"), (doc, "validator_key"), (doc, "node_key"),
-                 (doc.get("artifacts"), "path")]  # fmt: skip
+        paths = [
+            (doc, "datadir"),
+            (doc, "genesis"),
+            (doc, "validator_key"),
+            (doc, "node_key"),
+            (doc.get("artifacts"), "path"),
+        ]
         for table, key in paths:  # relative to the file's directory
             if not isinstance(table, dict):
                 continue

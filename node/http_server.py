@@ -36,8 +36,12 @@ class HttpServer:
         app = web.Application(client_max_size=rpc.max_body_bytes)
         limits = RpcLimits(max_body_bytes=rpc.max_body_bytes, max_batch=rpc.max_batch)
         add_rpc_routes(app, Dispatcher(build_registry(served), limits), cors_origins=rpc.cors_origins)
-        uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
-                               min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
+        uploads = UploadLimits(
+            max_uploads=a.max_uploads,
+            idle_timeout_s=a.upload_idle_timeout_s,
+            min_bytes_s=a.upload_min_bytes_s,
+            grace_s=a.upload_grace_s,
+        )
         self.upload_counts = add_artifact_routes(app, served.artifacts, in_flight, access, uploads)  # for /metrics
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)

@@ -101,9 +101,13 @@ class LoopMonitor:
             if blocked > self.stall_s:
                 self.metrics.loop_stall()
                 culprit = self._beat.culprit
-                log.warning("event loop blocked for %.0f ms (lag %.0f ms, %.0f ms of it waiting for a CPU)%s",
-                            blocked * 1000, lag * 1000, waited * 1000,
-                            f"; it was running {culprit}" if culprit else "")  # fmt: skip
+                log.warning(
+                    "event loop blocked for %.0f ms (lag %.0f ms, %.0f ms of it waiting for a CPU)%s",
+                    blocked * 1000,
+                    lag * 1000,
+                    waited * 1000,
+                    f"; it was running {culprit}" if culprit else "",
+                )
 
     def _watch(self) -> None:
         """While a wake-up is overdue by more than `stall_s`, note what the loop thread runs (once per beat)."""

@@ -67,7 +67,8 @@ class NodeMetrics:
             registry=r,
         )
         self.evidence_found = Counter(
-            "aichain_evidence_found", "Equivocations this node found (two conflicting votes of one validator)",
+            "aichain_evidence_found",
+            "Equivocations this node found (two conflicting votes of one validator)",
             registry=r,
         )
         self.gossip_sent = Counter(
@@ -115,8 +116,9 @@ class NodeMetrics:
             buckets=LOOP_BUCKETS,
             registry=r,
         )
-        self.loop_lag_max = Gauge("aichain_event_loop_lag_max_seconds", "Largest event-loop lag since start",
-                                  registry=r)  # fmt: skip
+        self.loop_lag_max = Gauge(
+            "aichain_event_loop_lag_max_seconds", "Largest event-loop lag since start", registry=r
+        )
         self.loop_blocked_max = Gauge(
             "aichain_event_loop_blocked_max_seconds", "Largest event-loop blocked time since start", registry=r
         )
@@ -193,37 +195,48 @@ class LiveFamilies(Collector):
         if sources.artifacts is not None:
             yield from _artifact_families(sources.artifacts())
         calls = sources.contract_calls()
-        yield GaugeMetricFamily("aichain_rpc_contract_calls_in_flight",
-                                "Read-only contract calls running or waiting", value=calls.get("in_flight", 0))
-        outcomes = CounterMetricFamily("aichain_rpc_contract_calls", "Read-only contract calls, by outcome",
-                                       labels=["outcome"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_rpc_contract_calls_in_flight",
+            "Read-only contract calls running or waiting",
+            value=calls.get("in_flight", 0),
+        )
+        outcomes = CounterMetricFamily(
+            "aichain_rpc_contract_calls", "Read-only contract calls, by outcome", labels=["outcome"]
+        )
         for outcome in ("answered", "failed", "busy"):
             outcomes.add_metric([outcome], calls.get(outcome, 0))
         yield outcomes
         uploads = sources.uploads()
-        yield GaugeMetricFamily("aichain_artifact_uploads", "PUT /artifacts bodies being read now",
-                                value=uploads["uploading"])  # fmt: skip
-        refused = CounterMetricFamily("aichain_artifact_uploads_refused",
-                                      "Uploads refused: busy (all slots taken, 503), too_slow (408)",
-                                      labels=["reason"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_artifact_uploads", "PUT /artifacts bodies being read now", value=uploads["uploading"]
+        )
+        refused = CounterMetricFamily(
+            "aichain_artifact_uploads_refused",
+            "Uploads refused: busy (all slots taken, 503), too_slow (408)",
+            labels=["reason"],
+        )
         for reason in ("busy", "too_slow"):
             refused.add_metric([reason], uploads[reason])
         yield refused
         reads = sources.private_reads()
-        family = CounterMetricFamily("aichain_private_reads",
-                                     "Requests for the plaintext of a private artifact, by outcome",
-                                     labels=["outcome"])  # fmt: skip
+        family = CounterMetricFamily(
+            "aichain_private_reads", "Requests for the plaintext of a private artifact, by outcome", labels=["outcome"]
+        )
         for outcome in ("granted", "refused"):
             family.add_metric([outcome], reads[outcome])
         yield family
         journal = sources.journal()
-        yield GaugeMetricFamily("aichain_mempool_journal_bytes", "Bytes in the mempool journal's files",
-                                value=journal["bytes"])  # fmt: skip
-        yield CounterMetricFamily("aichain_mempool_journal_compactions", "Compactions of the mempool journal",
-                                  value=journal["compactions"])  # fmt: skip
-        yield CounterMetricFamily("aichain_mempool_journal_write_errors",
-                                  "Admissions the mempool journal could not write (disk full?)",
-                                  value=journal["write_errors"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_mempool_journal_bytes", "Bytes in the mempool journal's files", value=journal["bytes"]
+        )
+        yield CounterMetricFamily(
+            "aichain_mempool_journal_compactions", "Compactions of the mempool journal", value=journal["compactions"]
+        )
+        yield CounterMetricFamily(
+            "aichain_mempool_journal_write_errors",
+            "Admissions the mempool journal could not write (disk full?)",
+            value=journal["write_errors"],
+        )
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
@@ -279,22 +292,34 @@ def _consensus_families(state: dict[str, Any]) -> Iterator[Any]:
         missing.add_metric([kind], len(state[kind]["missing"]))
     yield missing
     if state.get("prevotes"):
-        yield GaugeMetricFamily("aichain_consensus_total_power", "Voting power of the validator set",
-                                value=state["prevotes"]["of"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_consensus_total_power", "Voting power of the validator set", value=state["prevotes"]["of"]
+        )
     if state.get("signing") is not None:
-        yield GaugeMetricFamily("aichain_consensus_signing_held", "1 while the double-sign guard keeps this "
-                                "validator from signing", value=0 if state["signing"] == "yes" else 1)  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_consensus_signing_held",
+            "1 while the double-sign guard keeps this validator from signing",
+            value=0 if state["signing"] == "yes" else 1,
+        )
 
 
 def _artifact_families(counts: dict[str, Any]) -> Iterator[Any]:
-    yield CounterMetricFamily("aichain_artifact_chunks_served", "Artifact chunks sent to peers",
-                              value=counts["chunks_served"])  # fmt: skip
-    yield CounterMetricFamily("aichain_artifact_chunks_fetched", "Artifact chunks received from peers and kept",
-                              value=counts["chunks_fetched"])  # fmt: skip
-    yield CounterMetricFamily("aichain_artifact_bad_chunks", "Artifact chunks from peers that did not match their id",
-                              value=counts["bad_chunks"])  # fmt: skip
-    fetches = GaugeMetricFamily("aichain_artifact_fetches", "Fetches from peers since start, by state",
-                                labels=["state"])  # fmt: skip
+    yield CounterMetricFamily(
+        "aichain_artifact_chunks_served", "Artifact chunks sent to peers", value=counts["chunks_served"]
+    )
+    yield CounterMetricFamily(
+        "aichain_artifact_chunks_fetched",
+        "Artifact chunks received from peers and kept",
+        value=counts["chunks_fetched"],
+    )
+    yield CounterMetricFamily(
+        "aichain_artifact_bad_chunks",
+        "Artifact chunks from peers that did not match their id",
+        value=counts["bad_chunks"],
+    )
+    fetches = GaugeMetricFamily(
+        "aichain_artifact_fetches", "Fetches from peers since start, by state", labels=["state"]
+    )
     for state, n in sorted(counts["fetches"].items()):
         fetches.add_metric([state], n)
     yield fetches

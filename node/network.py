@@ -91,9 +91,15 @@ class Network:
     """The protocols over one `PeerManager`, started together and stopped in reverse."""
 
     def __init__(
-        self, manager: PeerManager, *, txs: TxGossip, sync: BlockSync, artifacts: ArtifactExchange,
-        votes: VoteGossip, consensus: ConsensusReactor,
-    ) -> None:  # fmt: skip
+        self,
+        manager: PeerManager,
+        *,
+        txs: TxGossip,
+        sync: BlockSync,
+        artifacts: ArtifactExchange,
+        votes: VoteGossip,
+        consensus: ConsensusReactor,
+    ) -> None:
         self.manager = manager
         self.txs = txs
         self.sync = sync
@@ -129,17 +135,37 @@ class Network:
 
 
 def make_network(
-    config: NodeConfig, genesis: Genesis, node_key: PrivateKey, *, chain: Chain, blocks: BlockThread,
-    machine: Tendermint, admission: TxAdmission, mempool: Mempool, evidence: EvidencePool, artifacts: ArtifactStore,
-    metrics: NodeMetrics, deliver: Callable[[ConsensusMessage], None], on_committed: Committed,
-    served_chunks: ChunkReader, guard_for: Callable[[PeerHeads], DoubleSignGuard | None] | None,
+    config: NodeConfig,
+    genesis: Genesis,
+    node_key: PrivateKey,
+    *,
+    chain: Chain,
+    blocks: BlockThread,
+    machine: Tendermint,
+    admission: TxAdmission,
+    mempool: Mempool,
+    evidence: EvidencePool,
+    artifacts: ArtifactStore,
+    metrics: NodeMetrics,
+    deliver: Callable[[ConsensusMessage], None],
+    on_committed: Committed,
+    served_chunks: ChunkReader,
+    guard_for: Callable[[PeerHeads], DoubleSignGuard | None] | None,
 ) -> tuple[Network, DoubleSignGuard | None]:
     """The P2P side of a node, and a validator's double-sign guard (`guard_for`, shown the heads
     peers announce; None for a node that is not a validator)."""
     transport = transport_config(config, genesis, "full" if guard_for is None else "validator")
     manager = PeerManager(transport, node_key)
-    sync = BlockSync(manager, chain, blocks, machine, admission.verify_block_signatures, on_committed, metrics,
-                     config.p2p.sync_answer_bytes)  # fmt: skip
+    sync = BlockSync(
+        manager,
+        chain,
+        blocks,
+        machine,
+        admission.verify_block_signatures,
+        on_committed,
+        metrics,
+        config.p2p.sync_answer_bytes,
+    )
     guard = None if guard_for is None else guard_for(sync.peer_heads)
     votes = VoteGossip(manager, machine, chain, metrics)
 
@@ -149,9 +175,16 @@ def make_network(
     txs = TxGossip(manager, metrics, knows=admission.knows_tx, admit=admit_from_peer, order=admission)
     observe_vote = (lambda vote: None) if guard is None else guard.observe_vote
     reactor = ConsensusReactor(
-        manager=manager, gossip=Gossip(manager), chain=chain, votes=votes, deliver=deliver, evidence=evidence,
-        metrics=metrics, lookup_tx=mempool.get, observe_vote=observe_vote,
-    )  # fmt: skip
+        manager=manager,
+        gossip=Gossip(manager),
+        chain=chain,
+        votes=votes,
+        deliver=deliver,
+        evidence=evidence,
+        metrics=metrics,
+        lookup_tx=mempool.get,
+        observe_vote=observe_vote,
+    )
     evidence.subscribe(reactor.publish_evidence)
     exchange = ArtifactExchange(artifacts, manager, config.artifacts, served_chunks)
     admission.subscribe(txs.announce, relay_only=True)

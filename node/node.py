@@ -24,7 +24,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -136,11 +135,16 @@ class Node:
         stack.callback(self.artifacts.close)
         bindings = PublisherBindings(config.artifacts_path / "publishers")
         self.node_key = load_node_key(config.node_key_path)  # with P2P off too: signed reads name the node they are for
-        self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
-                                              HeadView(chain, self.genesis.chain_id), bindings)  # fmt: skip
+        self.artifact_access = ArtifactAccess(
+            self.genesis.chain_id, self.node_key.public_key, HeadView(chain, self.genesis.chain_id), bindings
+        )
         self.mempool = self._make_mempool()
-        self.admission = TxAdmission(self.mempool, self.metrics, next_nonce=lambda a: chain.account(a).nonce,
-                                     tx_location=chain.blocks.tx_location)  # fmt: skip
+        self.admission = TxAdmission(
+            self.mempool,
+            self.metrics,
+            next_nonce=lambda a: chain.account(a).nonce,
+            tx_location=chain.blocks.tx_location,
+        )
         stack.callback(self.admission.close)
         self.blocks = BlockThread()
         stack.callback(self.blocks.shutdown)  # a commit under way is written whole first
@@ -155,11 +159,22 @@ class Node:
         guard_for = None if signer is None else functools.partial(self._make_guard, signer)
         if config.p2p.enabled:
             self.network, self.guard = make_network(
-                config, self.genesis, self.node_key, chain=chain, blocks=self.blocks, machine=machine,
-                admission=self.admission, mempool=self.mempool, evidence=self.evidence, artifacts=self.artifacts,
-                metrics=self.metrics, deliver=self._inbox.receive, on_committed=self._block_committed,
-                served_chunks=self.wiring.served_chunks(self.artifacts.chunks.read), guard_for=guard_for,
-            )  # fmt: skip
+                config,
+                self.genesis,
+                self.node_key,
+                chain=chain,
+                blocks=self.blocks,
+                machine=machine,
+                admission=self.admission,
+                mempool=self.mempool,
+                evidence=self.evidence,
+                artifacts=self.artifacts,
+                metrics=self.metrics,
+                deliver=self._inbox.receive,
+                on_committed=self._block_committed,
+                served_chunks=self.wiring.served_chunks(self.artifacts.chunks.read),
+                guard_for=guard_for,
+            )
         elif guard_for is not None:
             self.guard = guard_for(None)
         network = self.network
@@ -168,17 +183,28 @@ class Node:
         wiring = self.wiring
         broadcast = broadcast_nowhere if network is None else network.consensus.broadcast
         self.driver = ConsensusDriver(
-            machine=machine, signer=signer, inbox=self._inbox, ledger=wiring.consensus_ledger(chain),
-            params=self.timing, mempool=self.mempool, evidence=self.evidence, blocks=self.blocks,
-            prebuilder=prebuilder, wal=ConsensusWal(self.kv), metrics=self.metrics,
-            on_committed=self._block_committed, tx_arrived=self.admission.tx_arrived,
-            hold_admission=self.admission.consensus_work, guard=self.guard,
+            machine=machine,
+            signer=signer,
+            inbox=self._inbox,
+            ledger=wiring.consensus_ledger(chain),
+            params=self.timing,
+            mempool=self.mempool,
+            evidence=self.evidence,
+            blocks=self.blocks,
+            prebuilder=prebuilder,
+            wal=ConsensusWal(self.kv),
+            metrics=self.metrics,
+            on_committed=self._block_committed,
+            tx_arrived=self.admission.tx_arrived,
+            hold_admission=self.admission.consensus_work,
+            guard=self.guard,
             broadcast=wiring.consensus_broadcast(broadcast, signer, chain),
             on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
-        )  # fmt: skip
+        )
         rpc = config.rpc
-        calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
-                              rpc.call_max_in_flight)  # fmt: skip
+        calls = ReadOnlyCalls(
+            rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client, rpc.call_max_in_flight
+        )
         stack.push_async_callback(calls.close)  # its threads read the database: closed before it
         http = await self._set_up_http(stack, calls)  # closed before the parts its handlers read
         live = LiveFamilies(self._live_sources(calls, http))  # every part that keeps numbers exists now
@@ -216,7 +242,7 @@ class Node:
         mempool = Mempool(
             self.genesis.chain_id,
             self.genesis.params,
-            _nonce_balance(chain),
+            chain.nonce_and_balance,
             MempoolLimits(
                 max_txs=config.max_txs,
                 max_bytes=config.max_bytes,
@@ -232,8 +258,9 @@ class Node:
     async def _open_journal(self, stack: contextlib.AsyncExitStack) -> list[Transaction]:
         """Open the mempool journal, admit again what it kept (see node.txpool.journal), and journal
         every admission from now on."""
-        journal = JournalKeeper(TxJournal(self.config.datadir / "mempool"), self.mempool.records,
-                                lambda: self.mempool.size_bytes)  # fmt: skip
+        journal = JournalKeeper(
+            TxJournal(self.config.datadir / "mempool"), self.mempool.records, lambda: self.mempool.size_bytes
+        )
         self.journal = journal
         stack.push_async_callback(journal.close)
         self.mempool.subscribe_evictions(journal.evicted)
@@ -259,21 +286,32 @@ class Node:
     def _make_key_release(self) -> KeyRelease:
         network, admission = self.network, self.admission
         return KeyRelease(
-            self.node_key, chain=self.chain, content_key=self.artifacts.content_key,
+            self.node_key,
+            chain=self.chain,
+            content_key=self.artifacts.content_key,
             publisher_of=self.artifact_access.bindings.publisher_of,
             syncing=(lambda: False) if network is None else network.sync.syncing,
-            pending_nonce=self.mempool.pending_nonce, submit=admission.submit,
-        )  # fmt: skip
+            pending_nonce=self.mempool.pending_nonce,
+            submit=admission.submit,
+        )
 
     async def _set_up_http(self, stack: contextlib.AsyncExitStack, calls: ReadOnlyCalls) -> HttpServer:
         """JSON-RPC, artifacts over HTTP, /metrics and /health, set up to listen last (`HttpServer.listen`)."""
         rpc = self.config.rpc
         served = Served(
-            chain=self.chain, genesis=self.genesis, mempool=self.mempool, admission=self.admission,
-            status=self.status, consensus_status=self.driver.status, peer_count=self._peer_count,
-            wait_for_height=self.head_waiters.wait_for_height, artifacts=self.artifacts,
-            exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
-        )  # fmt: skip
+            chain=self.chain,
+            genesis=self.genesis,
+            mempool=self.mempool,
+            admission=self.admission,
+            status=self.status,
+            consensus_status=self.driver.status,
+            peer_count=self._peer_count,
+            wait_for_height=self.head_waiters.wait_for_height,
+            artifacts=self.artifacts,
+            exchange=None if self.network is None else self.network.artifacts,
+            calls=calls,
+            rpc=rpc,
+        )
         http = HttpServer(served, self.config, self.metrics, self.artifact_access, self._fetch_in_flight)
         await http.set_up()
         stack.push_async_callback(http.close)
@@ -283,11 +321,14 @@ class Node:
         """What /metrics reads at scrape time of the parts that keep their own numbers."""
         network = self.network
         return LiveSources(
-            consensus=self.driver.status, contract_calls=calls.counts, uploads=http.upload_counts,
-            private_reads=self.artifact_access.counts, journal=self.journal.counts,
+            consensus=self.driver.status,
+            contract_calls=calls.counts,
+            uploads=http.upload_counts,
+            private_reads=self.artifact_access.counts,
+            journal=self.journal.counts,
             p2p=P2PMetrics() if network is None else network.manager.metrics,
             artifacts=None if network is None else network.artifacts.counters,
-        )  # fmt: skip
+        )
 
     def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
         return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
@@ -349,11 +390,3 @@ class Node:
             "artifacts_path": str(self.config.artifacts_path),
             "rpc": self.rpc_url,
         }
-
-
-def _nonce_balance(chain: Chain) -> Callable[[bytes], tuple[int, int]]:
-    def nonce_balance(address: bytes) -> tuple[int, int]:
-        account = chain.account(address)
-        return account.nonce, account.balance
-
-    return nonce_balance

@@ -33,9 +33,14 @@ ReadChunk = Callable[[bytes], bytes]  # a stored chunk by id, read back unchecke
 
 
 async def download_chunks(
-    manifest: Manifest, holders: list[Peer], missing: list[int], get: GetChunk, read: ReadChunk,
-    digests: Digests | None = None, flight: FetchInFlight | None = None,
-) -> None:  # fmt: skip
+    manifest: Manifest,
+    holders: list[Peer],
+    missing: list[int],
+    get: GetChunk,
+    read: ReadChunk,
+    digests: Digests | None = None,
+    flight: FetchInFlight | None = None,
+) -> None:
     """Fetch the `missing` chunks of `manifest` from `holders`; `flight` is told of each one stored."""
     queue = deque(missing)
     remaining = len(missing)
@@ -87,8 +92,10 @@ async def download_chunks(
     try:
         await asyncio.gather(*(lane(peer) for peer in holders for _ in range(WINDOW)))
         if remaining > 0:
-            raise ArtifactError(f"{remaining} chunks of {manifest.artifact_id} could not be fetched: no holder "
-                                "left (the chunks fetched so far are kept; fetching again resumes)")  # fmt: skip
+            raise ArtifactError(
+                f"{remaining} chunks of {manifest.artifact_id} could not be fetched: no holder "
+                "left (the chunks fetched so far are kept; fetching again resumes)"
+            )
         if hasher is not None:
             await hasher
     finally:

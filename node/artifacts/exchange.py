@@ -57,9 +57,12 @@ NOT_HERE, BAD, GONE = "not here", "bad", "gone"  # why a chunk request gave no c
 
 class ArtifactExchange:
     def __init__(
-        self, store: ArtifactStore, manager: PeerManager, config: ArtifactsConfig,
+        self,
+        store: ArtifactStore,
+        manager: PeerManager,
+        config: ArtifactsConfig,
         serve_chunk: Callable[[bytes], bytes] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.manager = manager
         self.config = config
@@ -74,8 +77,12 @@ class ArtifactExchange:
         self.bad_chunks_received = 0
 
     def register(self) -> None:
-        for msg_type, handler in ((WANT, self.server.on_want), (HAVE, self._requests.on_have),
-                                  (GET, self.server.on_get), (CHUNK, self._requests.on_chunk)):  # fmt: skip
+        for msg_type, handler in (
+            (WANT, self.server.on_want),
+            (HAVE, self._requests.on_have),
+            (GET, self.server.on_get),
+            (CHUNK, self._requests.on_chunk),
+        ):
             self.manager.register(msg_type, handler)
         self.manager.on_peer_disconnected(self._on_disconnected)
 
@@ -183,9 +190,14 @@ class ArtifactExchange:
         return list(bad)
 
     async def _download(
-        self, manifest: Manifest, holders: list[Peer], missing: list[int], status: FetchStatus,
-        digests: Digests | None = None, flight: FetchInFlight | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        manifest: Manifest,
+        holders: list[Peer],
+        missing: list[int],
+        status: FetchStatus,
+        digests: Digests | None = None,
+        flight: FetchInFlight | None = None,
+    ) -> None:
         """Fetch the `missing` chunks from `holders`; with `digests`, hash the plaintext in order meanwhile."""
         get = functools.partial(self._request, manifest=manifest, status=status)
         read = functools.partial(self.store.chunks.read, verify=False)
@@ -218,8 +230,12 @@ class ArtifactExchange:
         fetches: dict[str, int] = {}
         for status in self.status.values():
             fetches[status.state] = fetches.get(status.state, 0) + 1
-        return {"chunks_served": self.server.chunks_served, "chunks_fetched": self.chunks_fetched,
-                "bad_chunks": self.bad_chunks_received, "fetches": fetches}  # fmt: skip
+        return {
+            "chunks_served": self.server.chunks_served,
+            "chunks_fetched": self.chunks_fetched,
+            "bad_chunks": self.bad_chunks_received,
+            "fetches": fetches,
+        }
 
     def _on_disconnected(self, peer: Peer) -> None:
         self._requests.peer_gone(peer)

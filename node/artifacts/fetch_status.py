@@ -24,7 +24,15 @@ class FetchStatus:
 
     def to_json(self) -> dict[str, Any]:
         elapsed = max((self.ended or time.monotonic()) - self.started, 1e-9)
-        return {"id": format_id(self.artifact), "state": self.state, "size": self.size, "chunks": self.chunks,
-                "chunks_done": self.chunks_done, "bytes_fetched": self.bytes_fetched, "error": self.error,
-                "from_peers": dict(self.from_peers), "seconds": round(elapsed, 3),
-                "bytes_per_s": round(self.bytes_fetched / elapsed)}  # fmt: skip
+        return {
+            "id": format_id(self.artifact),
+            "state": self.state,
+            "size": self.size,
+            "chunks": self.chunks,
+            "chunks_done": self.chunks_done,
+            "bytes_fetched": self.bytes_fetched,
+            "error": self.error,
+            "from_peers": dict(self.from_peers),
+            "seconds": round(elapsed, 3),
+            "bytes_per_s": round(self.bytes_fetched / elapsed),
+        }

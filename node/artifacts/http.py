@@ -26,9 +26,13 @@ from node.artifacts.upload_body import UploadLimits
 from storage.artifact_store import ArtifactStore
 
 
-def add_artifact_routes(app: web.Application, store: ArtifactStore, in_flight: InFlight | None = None,
-                        access: ArtifactAccess | None = None,
-                        limits: UploadLimits | None = None) -> Callable[[], dict[str, int]]:  # fmt: skip
+def add_artifact_routes(
+    app: web.Application,
+    store: ArtifactStore,
+    in_flight: InFlight | None = None,
+    access: ArtifactAccess | None = None,
+    limits: UploadLimits | None = None,
+) -> Callable[[], dict[str, int]]:
     """Serve the artifact routes; returns what /metrics reads of the uploads (in progress, refused by
     reason). Without `access`, the plaintext of an encrypted artifact is served to no one."""
     uploads = Uploads(store, access, limits or UploadLimits())

@@ -68,8 +68,11 @@ class Downloads:
         manifest = await self._manifest(request)
         if manifest.kind == KIND_DIRECTORY:
             listing = json.dumps(manifest_summary(manifest))
-            return error(409, f"{manifest.artifact_id} is a directory: get its files at "
-                              f"/artifacts/{manifest.artifact_id}/files/<path>; its listing: {listing}")  # fmt: skip
+            return error(
+                409,
+                f"{manifest.artifact_id} is a directory: get its files at "
+                f"/artifacts/{manifest.artifact_id}/files/<path>; its listing: {listing}",
+            )
         if manifest.encrypted and self.store.content_key(manifest.id) is None:
             return error(409, f"{manifest.artifact_id} is encrypted and this node has not got its content key")
         refused = refuse_plaintext(self.access, request, manifest)
@@ -142,8 +145,12 @@ class Downloads:
                         raise ArtifactError(f"the fetch ended without chunk {index}: {flight.error or 'stopped'}")
                     chunk = flight.take(index) or await self._read(self.store.chunks.read, chunk_id)
                 except (TimeoutError, ArtifactError, CorruptChunk, OSError) as exc:
-                    log.warning("following the fetch of %s stopped at chunk %d: %s", manifest.artifact_id, index,
-                                str(exc) or "no chunk stored for a long time")  # fmt: skip
+                    log.warning(
+                        "following the fetch of %s stopped at chunk %d: %s",
+                        manifest.artifact_id,
+                        index,
+                        str(exc) or "no chunk stored for a long time",
+                    )
                     if request.transport is not None:
                         request.transport.close()  # a short body, never a damaged one
                     return response
@@ -163,12 +170,16 @@ class Downloads:
         except ArtifactNotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from exc
 
-    async def _send(self, request: web.Request, manifest: Manifest, first: int, end: int,
-                    digest: bytes) -> web.StreamResponse:  # fmt: skip
+    async def _send(
+        self, request: web.Request, manifest: Manifest, first: int, end: int, digest: bytes
+    ) -> web.StreamResponse:
         """Bytes [first, end) of the artifact: a file's whole representation, or the Range of it asked for."""
         length = end - first
-        headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-                   **digest_headers(digest, manifest)}  # fmt: skip
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+            **digest_headers(digest, manifest),
+        }
         status, start, stop = 200, 0, length
         asked = request.headers.get("Range")
         parsed = parse_range(asked, length) if asked is not None else WHOLE
@@ -201,5 +212,9 @@ class Downloads:
 
 
 def _stored_headers(manifest: Manifest) -> dict[str, str]:
-    return {"Content-Type": "application/octet-stream", "X-Artifact-Id": manifest.artifact_id,
-            "X-Chunk-Size": str(manifest.chunk_size), "X-Encrypted": "true" if manifest.encrypted else "false"}
+    return {
+        "Content-Type": "application/octet-stream",
+        "X-Artifact-Id": manifest.artifact_id,
+        "X-Chunk-Size": str(manifest.chunk_size),
+        "X-Encrypted": "true" if manifest.encrypted else "false",
+    }

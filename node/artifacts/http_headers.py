@@ -42,8 +42,10 @@ def expected_id(request: web.Request) -> bytes | None:
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise web.HTTPBadRequest(text="Repr-Digest: sha-256 must be the base64 of 32 bytes between colons, as "
-                                      "sha-256=:<base64>: (RFC 9530); or announce the id in X-Artifact-Id")  # fmt: skip
+        raise web.HTTPBadRequest(
+            text="Repr-Digest: sha-256 must be the base64 of 32 bytes between colons, as "
+            "sha-256=:<base64>: (RFC 9530); or announce the id in X-Artifact-Id"
+        )
     return raw
 
 

@@ -26,12 +26,26 @@ def refuse_plaintext(access: ArtifactAccess | None, request: web.Request, manife
     if access is None:
         return error(403, f"{manifest.artifact_id} is private and this server serves no private plaintext")
     try:
-        grant = access.authorize(manifest, request.method, request.path, request.headers.get("Range", ""),
-                                 request.headers.get("Authorization"))  # fmt: skip
+        grant = access.authorize(
+            manifest,
+            request.method,
+            request.path,
+            request.headers.get("Range", ""),
+            request.headers.get("Authorization"),
+        )
     except AccessDenied as exc:
         headers = {"WWW-Authenticate": 'AichainRead realm="aichain"'} if exc.status == 401 else None
-        return web.json_response({"error": exc.message, "artifact": manifest.artifact_id, "private": True},
-                                 status=exc.status, headers=headers)  # fmt: skip
-    log.info("private %s of %s to %s (%s@%d)", request.method, request.path, "0x" + grant.account.hex(),
-             grant.model, grant.version)  # fmt: skip
+        return web.json_response(
+            {"error": exc.message, "artifact": manifest.artifact_id, "private": True},
+            status=exc.status,
+            headers=headers,
+        )
+    log.info(
+        "private %s of %s to %s (%s@%d)",
+        request.method,
+        request.path,
+        "0x" + grant.account.hex(),
+        grant.model,
+        grant.version,
+    )
     return None

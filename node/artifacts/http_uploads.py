@@ -69,8 +69,10 @@ class Uploads:
     async def upload(self, request: web.Request) -> web.StreamResponse:
         if self.uploading >= self.limits.max_uploads:
             self.refused["busy"] += 1
-            response = error(503, f"all {self.limits.max_uploads} upload slots of this node are taken; try again "
-                                  f"in {RETRY_AFTER_S} s")  # fmt: skip
+            response = error(
+                503,
+                f"all {self.limits.max_uploads} upload slots of this node are taken; try again in {RETRY_AFTER_S} s",
+            )
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
             response.force_close()  # the body is not read: the connection cannot carry another request
             return response
@@ -85,8 +87,11 @@ class Uploads:
         pin = request.query.get("pin", "true").lower() not in ("false", "0", "no")
         encrypt = request.query.get("encrypt", "false").lower() in ("true", "1", "yes")
         if encrypt and expected is None:
-            return error(400, "encrypt=true needs the plaintext's id in X-Artifact-Id: the chunks' encryption "
-                              "binds it, and it is checked as the bytes arrive")  # fmt: skip
+            return error(
+                400,
+                "encrypt=true needs the plaintext's id in X-Artifact-Id: the chunks' encryption "
+                "binds it, and it is checked as the bytes arrive",
+            )
         seal = None
         try:
             publisher = publisher_header(request.headers.get("X-Content-Publisher")) if encrypt else None
@@ -94,9 +99,12 @@ class Uploads:
             return error(400, f"{exc} (the account that will publish the artifact, 0x + 40 hex digits)")
         already_stored = encrypt and expected is not None and self.store.has(expected)
         if already_stored and expected is not None and not self.store.manifest(expected).encrypted:
-            return error(409, f"{format_id(expected)} is already stored here unencrypted (the same bytes were added "
-                              "or published in the clear), so anyone can fetch them: they cannot be made private. "
-                              "Nothing was stored")  # fmt: skip
+            return error(
+                409,
+                f"{format_id(expected)} is already stored here unencrypted (the same bytes were added "
+                "or published in the clear), so anyone can fetch them: they cannot be made private. "
+                "Nothing was stored",
+            )
         if encrypt and expected is not None:
             try:
                 given = request.headers.get("X-Content-Key")
@@ -104,14 +112,18 @@ class Uploads:
             except ValueError:
                 key = b""
             if len(key) != 32:
-                return error(400, "X-Content-Key must be a 32-byte AES-256 key in base64 (or left out: the node "
-                                  "then makes one)")  # fmt: skip
+                return error(
+                    400, "X-Content-Key must be a 32-byte AES-256 key in base64 (or left out: the node then makes one)"
+                )
             held = self.store.content_key(expected) if already_stored else None
             if already_stored and held != key:
-                response = error(409, f"{format_id(expected)} is already stored here encrypted under "
-                                      f"{'another' if held else 'a content key this node does not hold'}; an upload "
-                                      "cannot replace it (envelopes already sealed open that copy). Nothing was "
-                                      "stored")  # fmt: skip
+                response = error(
+                    409,
+                    f"{format_id(expected)} is already stored here encrypted under "
+                    f"{'another' if held else 'a content key this node does not hold'}; an upload "
+                    "cannot replace it (envelopes already sealed open that copy). Nothing was "
+                    "stored",
+                )
                 response.force_close()  # the body is not read
                 return response
             seal = (key, expected)
@@ -122,8 +134,9 @@ class Uploads:
             if is_tar:
                 manifest = await self._on_ingest(self._ingest_tar, reader, pin_now, seal)
             else:
-                manifest = await self._on_ingest(functools.partial(self.store.add_stream, pin=pin_now, seal=seal),
-                                                 reader)  # fmt: skip
+                manifest = await self._on_ingest(
+                    functools.partial(self.store.add_stream, pin=pin_now, seal=seal), reader
+                )
         except UploadTooSlow as exc:
             self.refused["too_slow"] += 1
             log.info("upload from %s refused: %s", request.remote, exc)
@@ -150,14 +163,22 @@ class Uploads:
         if expected is not None and manifest.id != expected:
             if not self.store.is_pinned(manifest.id):  # not kept before this upload either
                 await self._on_ingest(self.store.remove, manifest.id)
-            return error(422, f"the body hashes to {manifest.artifact_id}, not {format_id(expected)} as announced; "
-                              "nothing new was kept")  # fmt: skip
+            return error(
+                422,
+                f"the body hashes to {manifest.artifact_id}, not {format_id(expected)} as announced; "
+                "nothing new was kept",
+            )
         if expected is not None and pin:
             self.store.pin(manifest.id)
         if seal is not None and publisher is not None and self.access is not None:
             await asyncio.to_thread(self.access.bindings.bind, manifest.id, publisher)
-        log.info("artifact %s stored (%d bytes, %d chunks%s)", manifest.artifact_id, manifest.size,
-                 len(manifest.chunks), ", encrypted" if manifest.encrypted else "")  # fmt: skip
+        log.info(
+            "artifact %s stored (%d bytes, %d chunks%s)",
+            manifest.artifact_id,
+            manifest.size,
+            len(manifest.chunks),
+            ", encrypted" if manifest.encrypted else "",
+        )
         return web.json_response(manifest_summary(manifest), status=201, headers=digest_headers(manifest.id, None))
 
     def _ingest_tar(self, reader: BodyReader, pin: bool, seal: tuple[bytes, bytes] | None) -> Manifest:

@@ -71,13 +71,26 @@ MAX_BUFFERED = 20_000
 
 class ConsensusDriver:
     def __init__(
-        self, *, machine: Tendermint, signer: Signer | None, inbox: Inbox, ledger: Ledger, params: ChainParams,
-        mempool: Pool, evidence: Evidence, blocks: BlockThread, prebuilder: Prebuilder, wal: ConsensusWal,
-        metrics: NodeMetrics, on_committed: Committed, tx_arrived: asyncio.Event,
+        self,
+        *,
+        machine: Tendermint,
+        signer: Signer | None,
+        inbox: Inbox,
+        ledger: Ledger,
+        params: ChainParams,
+        mempool: Pool,
+        evidence: Evidence,
+        blocks: BlockThread,
+        prebuilder: Prebuilder,
+        wal: ConsensusWal,
+        metrics: NodeMetrics,
+        on_committed: Committed,
+        tx_arrived: asyncio.Event,
         hold_admission: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
-        broadcast: Broadcast = broadcast_nowhere, on_state_changed: Callable[[], None] = lambda: None,
+        broadcast: Broadcast = broadcast_nowhere,
+        on_state_changed: Callable[[], None] = lambda: None,
         guard: DoubleSignGuard | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.machine = machine
         self.signer = signer
         self.ledger = ledger
@@ -90,9 +103,17 @@ class ConsensusDriver:
         self._next_height = NextHeight(ledger, mempool, evidence, params, signer, prebuilder, tx_arrived)
         self._signing = Signing(signer, guard, lambda: inbox.put(RETRY))
         self._blocks = HeightBlocks(
-            ledger=ledger, mempool=mempool, evidence=evidence, blocks=blocks, prebuilder=prebuilder, wal=wal,
-            params=params, metrics=metrics, hold_admission=hold_admission, keeps=signer is not None,
-        )  # fmt: skip
+            ledger=ledger,
+            mempool=mempool,
+            evidence=evidence,
+            blocks=blocks,
+            prebuilder=prebuilder,
+            wal=wal,
+            params=params,
+            metrics=metrics,
+            hold_admission=hold_admission,
+            keeps=signer is not None,
+        )
         self._wal = wal
         self._inbox = inbox
         self._future: list[Event | UnvalidatedProposal] = []
@@ -133,9 +154,13 @@ class ConsensusDriver:
             height = head.height + 1
             resume = resume_point(self.signer, self._wal, height)
             if resume.last_vote is not None:
-                log.info("resuming height %d at round %d after a restart (last signed: %s at round %d)",
-                         height, resume.first_round, VoteType(resume.last_vote.vote_type).name.lower(),
-                         resume.last_vote.round)  # fmt: skip
+                log.info(
+                    "resuming height %d at round %d after a restart (last signed: %s at round %d)",
+                    height,
+                    resume.first_round,
+                    VoteType(resume.last_vote.vote_type).name.lower(),
+                    resume.last_vote.round,
+                )
             actions = self.machine.start_height(height, self.ledger.validators, resume.first_round, resume.locked)
             replay, self._future = [e for e in self._future if _height_of(e) == height], []
             for event in replay:
@@ -226,8 +251,13 @@ class ConsensusDriver:
         event = TimeoutFired(action.height, action.round, action.step)
         if action.step == Step.PROPOSE and action.round > 0:
             elapsed = time.monotonic() - self.round_started_at
-            log.info("height %d: round %d did not decide; round %d begins (%.2f s into the height)",
-                     action.height, action.round - 1, action.round, elapsed)  # fmt: skip
+            log.info(
+                "height %d: round %d did not decide; round %d begins (%.2f s into the height)",
+                action.height,
+                action.round - 1,
+                action.round,
+                elapsed,
+            )
         self._timers = [t for t in self._timers if not t.cancelled() and t.when() > loop.time()]
         self._timers.append(loop.call_later(action.seconds, self._inbox.put, event))
 
@@ -288,8 +318,9 @@ class ConsensusDriver:
 def _report_crash(task: asyncio.Task[None]) -> None:
     """A bug that ends the consensus task must not leave a node that silently stops deciding."""
     if not task.cancelled() and task.exception() is not None:
-        log.critical("consensus stopped on an internal error; restart the node and report this",
-                     exc_info=task.exception())  # fmt: skip
+        log.critical(
+            "consensus stopped on an internal error; restart the node and report this", exc_info=task.exception()
+        )
 
 
 def _height_of(event: Event | UnvalidatedProposal) -> int:

@@ -44,10 +44,19 @@ class HeightBlocks:
     """The blocks executed at this height (ours and peers'), by hash, and the proposals that carried them."""
 
     def __init__(
-        self, *, ledger: Ledger, mempool: Pool, evidence: Evidence, blocks: BlockThread, prebuilder: Prebuilder,
-        wal: ConsensusWal, params: ChainParams, metrics: NodeMetrics,
-        hold_admission: Callable[[], AbstractAsyncContextManager[None]], keeps: bool,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        ledger: Ledger,
+        mempool: Pool,
+        evidence: Evidence,
+        blocks: BlockThread,
+        prebuilder: Prebuilder,
+        wal: ConsensusWal,
+        params: ChainParams,
+        metrics: NodeMetrics,
+        hold_admission: Callable[[], AbstractAsyncContextManager[None]],
+        keeps: bool,
+    ) -> None:
         self.ledger = ledger
         self.mempool = mempool
         self.evidence = evidence

@@ -91,11 +91,18 @@ class EvidenceSink(Protocol):
 
 class ConsensusReactor:
     def __init__(
-        self, *, manager: PeerManager, gossip: Gossip, chain: CheckingChain, votes: VoteGossip,
-        deliver: Callable[[ConsensusMessage], None], evidence: EvidenceSink, metrics: NodeMetrics,
+        self,
+        *,
+        manager: PeerManager,
+        gossip: Gossip,
+        chain: CheckingChain,
+        votes: VoteGossip,
+        deliver: Callable[[ConsensusMessage], None],
+        evidence: EvidenceSink,
+        metrics: NodeMetrics,
         lookup_tx: Callable[[bytes], Transaction | None] = lambda tx_hash: None,
         observe_vote: Callable[[Vote], None] = lambda vote: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.manager = manager
         self.gossip = gossip
         self.chain = chain

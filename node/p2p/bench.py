@@ -62,8 +62,13 @@ async def manager_throughput(seconds: float, payload_size: int) -> tuple[float, 
     """(messages/s, MB/s) from one PeerManager to another over one connection."""
     genesis = sha256(b"bench")
     config = P2PConfig(
-        chain_id=1, genesis_hash=genesis, rate_messages=1e9, rate_messages_burst=1e9,
-        rate_bytes=1e12, rate_bytes_burst=1e12, send_queue_frames=65536,
+        chain_id=1,
+        genesis_hash=genesis,
+        rate_messages=1e9,
+        rate_messages_burst=1e9,
+        rate_bytes=1e12,
+        rate_bytes_burst=1e12,
+        send_queue_frames=65536,
     )
     a, b = PeerManager(config, PrivateKey.generate()), PeerManager(config, PrivateKey.generate())
     count = 0

@@ -31,9 +31,16 @@ class Connector:
     the message routes every peer serves, `on_ban` how a peer whose score ran out is banned."""
 
     def __init__(
-        self, config: P2PConfig, identity: TLSIdentity, metrics: P2PMetrics, bans: BanList, peers: PeerSet,
-        local: Callable[[], LocalNode], handlers: Mapping[int, Handler], on_ban: Callable[[Peer, str], None],
-    ) -> None:  # fmt: skip
+        self,
+        config: P2PConfig,
+        identity: TLSIdentity,
+        metrics: P2PMetrics,
+        bans: BanList,
+        peers: PeerSet,
+        local: Callable[[], LocalNode],
+        handlers: Mapping[int, Handler],
+        on_ban: Callable[[Peer, str], None],
+    ) -> None:
         self.config = config
         self.identity = identity
         self.metrics = metrics
@@ -44,15 +51,26 @@ class Connector:
         self._on_ban = on_ban
 
     async def handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, side: Side, host: str, port: int,
-        entry: AddressEntry | None, deadline: float,
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        side: Side,
+        host: str,
+        port: int,
+        entry: AddressEntry | None,
+        deadline: float,
     ) -> Peer:
         """The peer at the other end of this TLS stream (raises `HandshakeError`, `HandshakeRefused`)."""
         binding = self.identity.binding if side == "server" else peer_channel_binding(writer)
         direction: Direction = "inbound" if side == "server" else "outbound"
         try:
             hello = await perform_handshake(
-                reader, writer, self._local(), side=side, binding=binding, peer_label=f"{host}:{port}",
+                reader,
+                writer,
+                self._local(),
+                side=side,
+                binding=binding,
+                peer_label=f"{host}:{port}",
                 timeout=max(0.05, deadline - time.monotonic()),
                 expected_key=entry.node_key if entry is not None else None,
                 check=self._checker(direction, entry),
@@ -65,8 +83,16 @@ class Connector:
             raise
         self.metrics.handshakes_ok += 1
         return Peer(
-            reader, writer, hello, direction=direction, host=host, port=port, config=self.config,
-            metrics=self.metrics, handlers=self._handlers, on_ban=self._on_ban,
+            reader,
+            writer,
+            hello,
+            direction=direction,
+            host=host,
+            port=port,
+            config=self.config,
+            metrics=self.metrics,
+            handlers=self._handlers,
+            on_ban=self._on_ban,
         )
 
     async def close_stream(self, writer: asyncio.StreamWriter) -> None:

@@ -33,8 +33,14 @@ log = logging.getLogger("node.p2p")
 
 RECHECK_S = 5.0
 MIN_DIAL_WAIT_S = 0.05
-_LASTING = {Reason.WRONG_CHAIN, Reason.WRONG_GENESIS, Reason.BANNED, Reason.NOT_ALLOWED,
-            Reason.UNEXPECTED_KEY, Reason.PROTOCOL_VERSION}  # fmt: skip
+_LASTING = {
+    Reason.WRONG_CHAIN,
+    Reason.WRONG_GENESIS,
+    Reason.BANNED,
+    Reason.NOT_ALLOWED,
+    Reason.UNEXPECTED_KEY,
+    Reason.PROTOCOL_VERSION,
+}
 
 Ready = asyncio.Future[Peer]
 Serve = Callable[[Peer, AddressEntry | None, Ready | None], Awaitable[None]]  # runs a peer until it ends
@@ -43,9 +49,16 @@ Spawn = Callable[[Coroutine[Any, Any, None], str], Any]  # runs a task the manag
 
 class Dialer:
     def __init__(
-        self, config: P2PConfig, book: AddressBook, bans: BanList, peers: PeerSet, connector: Connector,
-        metrics: P2PMetrics, spawn: Spawn, serve: Serve,
-    ) -> None:  # fmt: skip
+        self,
+        config: P2PConfig,
+        book: AddressBook,
+        bans: BanList,
+        peers: PeerSet,
+        connector: Connector,
+        metrics: P2PMetrics,
+        spawn: Spawn,
+        serve: Serve,
+    ) -> None:
         self.config = config
         self.book = book
         self.bans = bans
@@ -73,7 +86,10 @@ class Dialer:
             try:
                 async with asyncio.timeout(self.config.handshake_timeout):
                     reader, writer = await asyncio.open_connection(
-                        entry.host, entry.port, ssl=self.connector.identity.client_context, server_hostname="",
+                        entry.host,
+                        entry.port,
+                        ssl=self.connector.identity.client_context,
+                        server_hostname="",
                         limit=256 * 1024,
                     )
                 peer = await self.connector.handshake(reader, writer, "client", entry.host, entry.port, entry, deadline)

@@ -27,9 +27,12 @@ class Keepalive:
     """The liveness of one peer's connection; `offer` queues a frame to it, `close(code, reason)` ends it."""
 
     def __init__(
-        self, config: P2PConfig, offer: Callable[[bytes], bool], close: Callable[[str, str], None],
+        self,
+        config: P2PConfig,
+        offer: Callable[[bytes], bool],
+        close: Callable[[str, str], None],
         closing: Callable[[], bool],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.rtt: float | None = None  # of the last ping answered
         self._config = config
         self._offer, self._close, self._closing = offer, close, closing

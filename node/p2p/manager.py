@@ -64,16 +64,20 @@ class PeerManager:
         self.metrics = P2PMetrics()
         self.bans = BanList()
         self.book = AddressBook(
-            backoff_initial=config.backoff_initial, backoff_max=config.backoff_max,
-            max_failures=config.max_dial_failures, max_entries=config.max_addresses,
+            backoff_initial=config.backoff_initial,
+            backoff_max=config.backoff_max,
+            max_failures=config.max_dial_failures,
+            max_entries=config.max_addresses,
         )
         self.pex = PeerExchange(self)
         self._handlers: dict[int, Handler] = self.pex.handlers()
         self._peers = PeerSet(node_key.public_key, self.metrics)
-        self._connector = Connector(config, self.identity, self.metrics, self.bans, self._peers, self._local,
-                                    self._handlers, self._ban_peer)  # fmt: skip
-        self._dialer = Dialer(config, self.book, self.bans, self._peers, self._connector, self.metrics, self._spawn,
-                              self._run_peer)  # fmt: skip
+        self._connector = Connector(
+            config, self.identity, self.metrics, self.bans, self._peers, self._local, self._handlers, self._ban_peer
+        )
+        self._dialer = Dialer(
+            config, self.book, self.bans, self._peers, self._connector, self.metrics, self._spawn, self._run_peer
+        )
         self._peer_tasks: dict[asyncio.Task[Any], Peer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
@@ -149,8 +153,13 @@ class PeerManager:
         seconds = self.config.ban_seconds if seconds is None else seconds
         self.bans.ban(node_key=node_key, ip=ip if self.config.ban_ip else None, seconds=seconds)
         self.metrics.bans += 1
-        log.warning("banned %s%s for %.0f s: %s", node_key.hex()[:16] if node_key else "", f" ({ip})" if ip else "",
-                    seconds, reason)
+        log.warning(
+            "banned %s%s for %.0f s: %s",
+            node_key.hex()[:16] if node_key else "",
+            f" ({ip})" if ip else "",
+            seconds,
+            reason,
+        )
         peer = self._peers.held(node_key) if node_key else None
         if peer is not None:
             peer.close(Reason.BANNED, f"banned for {seconds:.0f} s: {reason}")
@@ -210,8 +219,15 @@ class PeerManager:
 
     def _local(self) -> LocalNode:
         return LocalNode(
-            self.key, self.config.chain_id, self.config.genesis_hash, self.config.role, self._listen_port,
-            self._head[0], self._head[1], self.config.client_version, self.config.allow_list,
+            self.key,
+            self.config.chain_id,
+            self.config.genesis_hash,
+            self.config.role,
+            self._listen_port,
+            self._head[0],
+            self._head[1],
+            self.config.client_version,
+            self.config.allow_list,
         )
 
     def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -153,8 +153,17 @@ class Peer:
 
     def info(self) -> PeerInfo:
         return PeerInfo(
-            self.node_key, self.host, self.port, self.hello.listen_port, self.direction, self.hello.role,
-            self.head_height, self.head_hash, self.hello.client_version, self.score.value, self.connected_at,
+            self.node_key,
+            self.host,
+            self.port,
+            self.hello.listen_port,
+            self.direction,
+            self.hello.role,
+            self.head_height,
+            self.head_hash,
+            self.hello.client_version,
+            self.score.value,
+            self.connected_at,
             self.rtt,
         )
 

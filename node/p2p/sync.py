@@ -92,11 +92,16 @@ class ConsensusProgress(Protocol):
 
 class BlockSync:
     def __init__(
-        self, manager: PeerManager, chain: SyncedChain, blocks: BlockThread, consensus: ConsensusProgress,
+        self,
+        manager: PeerManager,
+        chain: SyncedChain,
+        blocks: BlockThread,
+        consensus: ConsensusProgress,
         verify_signatures: Callable[[Block], Awaitable[set[bytes]]],
-        on_imported: Callable[[PendingBlock], Awaitable[None]], metrics: NodeMetrics,
+        on_imported: Callable[[PendingBlock], Awaitable[None]],
+        metrics: NodeMetrics,
         answer_bytes: int = MAX_ANSWER_BYTES,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.manager = manager
         self.chain = chain
         self.blocks = blocks  # its `writing_height` is a block consensus decided and is writing

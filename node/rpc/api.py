@@ -192,9 +192,17 @@ def build_registry(node: Served) -> MethodRegistry:
         "know it (never sent here, or evicted longer ago than it remembers, or before a restart).",
         example={
             "params": ["0x5c1f…"],
-            "result": {"hash": "0x5c1f…", "from": "0x8d9a…", "nonce": 1, "status": "evicted", "pending": False,
-                       "reason": "replaced", "message": "replaced by 0x77e0… (the same nonce 1 at gas price 2, "
-                       "up from 1)", "evicted_at_ms": 1767225613042, "by": "0x77e0…"},
+            "result": {
+                "hash": "0x5c1f…",
+                "from": "0x8d9a…",
+                "nonce": 1,
+                "status": "evicted",
+                "pending": False,
+                "reason": "replaced",
+                "message": "replaced by 0x77e0… (the same nonce 1 at gas price 2, up from 1)",
+                "evicted_at_ms": 1767225613042,
+                "by": "0x77e0…",
+            },
         },
     )
     def tx_get(tx_hash: bytes) -> dict[str, Any] | None:
@@ -235,7 +243,9 @@ def build_registry(node: Served) -> MethodRegistry:
                 raise TransactionEvicted(
                     f"transaction {view['hash']} was evicted from this node's mempool uncommitted "
                     f"({eviction.reason.value}): {eviction.message}",
-                    reason=view["reason"], evicted_at_ms=view["evicted_at_ms"], by=view["by"],
+                    reason=view["reason"],
+                    evicted_at_ms=view["evicted_at_ms"],
+                    by=view["by"],
                 )
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

@@ -44,9 +44,13 @@ class TxAdmission:
     committed block holds a transaction, if one does (read only to explain a used nonce)."""
 
     def __init__(
-        self, mempool: Mempool, metrics: NodeMetrics, *, next_nonce: Callable[[bytes], int],
+        self,
+        mempool: Mempool,
+        metrics: NodeMetrics,
+        *,
+        next_nonce: Callable[[bytes], int],
         tx_location: Callable[[bytes], tuple[int, int] | None],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.mempool = mempool
         self.metrics = metrics
         self._next_nonce = next_nonce

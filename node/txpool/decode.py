@@ -42,9 +42,12 @@ _orders: WeakKeyDictionary[object, _Order] = WeakKeyDictionary()
 
 
 async def decode_each(
-    raws: Sequence[R], decode: Callable[[R], Transaction], *, order: object,
+    raws: Sequence[R],
+    decode: Callable[[R], Transaction],
+    *,
+    order: object,
     stop_at_error: bool = False,
-) -> list[Transaction | AichainError]:  # fmt: skip
+) -> list[Transaction | AichainError]:
     """`decode(raw)` for each of `raws`, in order: the transaction or the error it raised (without its
     traceback). With `stop_at_error`, the list ends at the first error (the caller refuses the lot).
     Returns only after every decode that began earlier for `order` (the node) has returned."""

@@ -113,8 +113,11 @@ class TxGossip:
                 await self.manager.broadcast(TXS, [TXS, txs], exclude=None if exclude is None else exclude.node_key)
             except Exception:  # a bug must not end gossip for good: say so, count it, go on
                 self.metrics.tx_gossip_failures.inc()
-                log.exception("gossip of %d transactions (%d bytes) failed; gossip goes on with the next batch",
-                              len(batch), sum(map(len, batch)))  # fmt: skip
+                log.exception(
+                    "gossip of %d transactions (%d bytes) failed; gossip goes on with the next batch",
+                    len(batch),
+                    sum(map(len, batch)),
+                )
 
     async def _on_txs(self, peer: Peer, payload: Any) -> None:
         try:

@@ -121,8 +121,11 @@ class TxJournal:
             except FileNotFoundError:
                 continue
             except OSError as exc:  # an unreadable file costs what it held, not the node's start
-                log.error("cannot read the mempool journal file %s (%s): its transactions are not admitted "
-                          "again", self._path(index), exc.strerror or exc)  # fmt: skip
+                log.error(
+                    "cannot read the mempool journal file %s (%s): its transactions are not admitted again",
+                    self._path(index),
+                    exc.strerror or exc,
+                )
                 continue
             for record in decode_records(data):
                 if record.arrival_ms == TOMBSTONE:
@@ -215,8 +218,12 @@ class JournalKeeper:
         except OSError as exc:  # a full disk must not stop admission; these are lost to a crash only
             self.write_errors += 1
             if self.write_errors == 1 or self.write_errors % 1000 == 0:
-                log.error("cannot write the mempool journal (%s); admitted transactions would not survive a "
-                          "crash of this node: free space in %s", exc, self.journal.directory)  # fmt: skip
+                log.error(
+                    "cannot write the mempool journal (%s); admitted transactions would not survive a "
+                    "crash of this node: free space in %s",
+                    exc,
+                    self.journal.directory,
+                )
 
     def block_committed(self) -> None:
         """Compact (in the background) when the journal has grown well past what is pending."""

@@ -64,9 +64,15 @@ class MempoolLimits:
 
 class Mempool:
     def __init__(
-        self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None,
-        *, is_committed: CommittedReader = _never_committed, clock: Callable[[], int] = now_ms,
-    ) -> None:  # fmt: skip
+        self,
+        chain_id: int,
+        params: ChainParams,
+        accounts: AccountReader,
+        limits: MempoolLimits | None = None,
+        *,
+        is_committed: CommittedReader = _never_committed,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.chain_id = chain_id
         self.params = params
         self.limits = limits or MempoolLimits()
@@ -157,9 +163,13 @@ class Mempool:
             queue.cost -= replaced.tx.value + replaced.tx.max_fee
             self._by_hash.pop(replaced.tx.hash, None)
             self._bytes -= len(replaced.tx.encoded)
-            self._record(replaced.tx, EvictionReason.REPLACED, tx.hash,
-                         f"replaced by 0x{tx.hash.hex()} (the same nonce {tx.nonce} at gas price {tx.gas_price}, "
-                         f"up from {replaced.tx.gas_price})")  # fmt: skip
+            self._record(
+                replaced.tx,
+                EvictionReason.REPLACED,
+                tx.hash,
+                f"replaced by 0x{tx.hash.hex()} (the same nonce {tx.nonce} at gas price {tx.gas_price}, "
+                f"up from {replaced.tx.gas_price})",
+            )
         queue.entries[tx.nonce] = PendingEntry(tx, now_ms, next(self._seq))
         queue.cost += cost
         self._by_hash[tx.hash] = (sender, tx.nonce)
@@ -179,9 +189,13 @@ class Mempool:
             )
         for victim_sender, victim_nonce in victims:
             victim = self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
-            self._record(victim, EvictionReason.POOL_FULL, tx.hash,
-                         f"the mempool was full and 0x{tx.hash.hex()} pays a higher gas price "
-                         f"({tx.gas_price} > {victim.gas_price}); send it again at a higher price")  # fmt: skip
+            self._record(
+                victim,
+                EvictionReason.POOL_FULL,
+                tx.hash,
+                f"the mempool was full and 0x{tx.hash.hex()} pays a higher gas price "
+                f"({tx.gas_price} > {victim.gas_price}); send it again at a higher price",
+            )
 
     def _remove_entry(self, sender: bytes, queue: SenderQueue, nonce: int) -> Transaction:
         entry = queue.entries.pop(nonce)
@@ -220,8 +234,9 @@ class Mempool:
 
     def records(self) -> list[tuple[int, bytes]]:
         """Every pending transaction as (arrival ms, encoded bytes): what the journal keeps."""
-        return [(entry.arrival_ms, entry.tx.encoded) for queue in self._senders.values()
-                for entry in queue.entries.values()]  # fmt: skip
+        return [
+            (entry.arrival_ms, entry.tx.encoded) for queue in self._senders.values() for entry in queue.entries.values()
+        ]
 
     def eviction(self, tx_hash: bytes) -> Eviction | None:
         """Why this node evicted a transaction it had admitted (None if it did not, or forgot it)."""
@@ -262,8 +277,12 @@ class Mempool:
             user = used.get((sender, nonce))
             if user != tx.hash and (user is not None or not self._is_committed(tx.hash)):
                 by = f"0x{user.hex()}" if user is not None else "another transaction"
-                self._record(tx, EvictionReason.NONCE_USED, user,
-                             f"nonce {nonce} was used by {by}, committed: this one can never be included")  # fmt: skip
+                self._record(
+                    tx,
+                    EvictionReason.NONCE_USED,
+                    user,
+                    f"nonce {nonce} was used by {by}, committed: this one can never be included",
+                )
             if sender not in self._senders:
                 return
         # What the sender committed may have cost more than what this node had pending for those
@@ -273,16 +292,24 @@ class Mempool:
             top = queue.highest()
             cost = queue.cost
             tx = self._remove_entry(sender, queue, top)
-            self._record(tx, EvictionReason.INVALID, None,
-                         f"the sender's balance ({balance}) no longer pays for its pending transactions up to "
-                         f"nonce {top} ({cost}); send it again once the account can pay")  # fmt: skip
+            self._record(
+                tx,
+                EvictionReason.INVALID,
+                None,
+                f"the sender's balance ({balance}) no longer pays for its pending transactions up to "
+                f"nonce {top} ({cost}); send it again once the account can pay",
+            )
             if sender not in self._senders:
                 return
 
     def remove_from(
-        self, sender: bytes, nonce: int, reason: EvictionReason = EvictionReason.INVALID, message: str = "",
+        self,
+        sender: bytes,
+        nonce: int,
+        reason: EvictionReason = EvictionReason.INVALID,
+        message: str = "",
         by: bytes | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Evict `sender`'s transactions from `nonce` upwards (that one for `reason`; the later ones
         because they would wait on a gap for ever), recording each."""
         queue = self._senders.get(sender)
@@ -295,9 +322,13 @@ class Mempool:
                 first = tx
                 self._record(tx, reason, by, message or f"evicted ({reason})")
             else:
-                self._record(tx, EvictionReason.EARLIER_EVICTED, first.hash,
-                             f"nonce {first.nonce} of the sender (0x{first.hash.hex()}) was evicted ({reason}), "
-                             f"so nonce {n} could never be next; send both again")  # fmt: skip
+                self._record(
+                    tx,
+                    EvictionReason.EARLIER_EVICTED,
+                    first.hash,
+                    f"nonce {first.nonce} of the sender (0x{first.hash.hex()}) was evicted ({reason}), "
+                    f"so nonce {n} could never be next; send both again",
+                )
             if sender not in self._senders:
                 return
 
@@ -315,8 +346,12 @@ class Mempool:
             if tx.nonce < self._accounts(sender)[0]:
                 self._remove_stale(sender, {})
                 continue
-            self.remove_from(sender, tx.nonce, EvictionReason.INVALID,
-                             f"invalid when executed for block {height}: {type(error).__name__}: {error}")  # fmt: skip
+            self.remove_from(
+                sender,
+                tx.nonce,
+                EvictionReason.INVALID,
+                f"invalid when executed for block {height}: {type(error).__name__}: {error}",
+            )
 
     def expire(self, now_ms: int) -> int:
         """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
@@ -329,6 +364,10 @@ class Mempool:
         before = len(self._by_hash)
         ttl_s = self.limits.ttl_ms / 1000
         for sender, nonce in oldest.items():
-            self.remove_from(sender, nonce, EvictionReason.EXPIRED,
-                             f"pending longer than this node's mempool keeps transactions ({ttl_s:g} s)")  # fmt: skip
+            self.remove_from(
+                sender,
+                nonce,
+                EvictionReason.EXPIRED,
+                f"pending longer than this node's mempool keeps transactions ({ttl_s:g} s)",
+            )
         return before - len(self._by_hash)

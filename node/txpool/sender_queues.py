@@ -71,7 +71,12 @@ def select_for_block(
 
 
 def cheapest_tails(
-    senders: Mapping[bytes, SenderQueue], tx: Transaction, sender: bytes, count: int, used: int, max_txs: int,
+    senders: Mapping[bytes, SenderQueue],
+    tx: Transaction,
+    sender: bytes,
+    count: int,
+    used: int,
+    max_txs: int,
     max_bytes: int,
 ) -> list[tuple[bytes, int]] | None:
     """The (sender, nonce) of each transaction of another sender than `tx`'s to evict so that `tx` fits
