@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Container
 from dataclasses import dataclass
+from enum import Enum
+from typing import Final
 
 from consensus.builder import assemble_block, next_timestamp
 from consensus.validation import check_body, check_execution, check_header, verify_commit
@@ -52,7 +54,11 @@ class PendingBlock:
     dropped: list[tuple[Transaction, Exception]]
 
 
-_ABSENT = object()
+class _Absent(Enum):
+    ABSENT = 0  # not in the cache (None in it: absent from the state)
+
+
+_ABSENT: Final = _Absent.ABSENT
 
 
 class CommittedState:
@@ -77,7 +83,7 @@ class CommittedState:
     def get(self, key: bytes) -> bytes | None:
         value = self._cache.get(key, _ABSENT)
         if value is not _ABSENT:
-            return value  # type: ignore[return-value]
+            return value
         generation = self._generation
         value = self._kv.get(keys.STATE + key)
         with self._lock:
@@ -150,9 +156,21 @@ class Chain:
         update = self.tree.prepare(state)
         vhash = self.genesis.validators.hash()
         header = Header(
-            self.chain_id, 0, self.genesis.timestamp_ms, ZERO_HASH, ZERO_ADDRESS, EMPTY_MERKLE_ROOT,
-            update.root, EMPTY_MERKLE_ROOT, vhash, vhash, ZERO_HASH, EMPTY_MERKLE_ROOT, 0, 0,
-        )  # fmt: skip
+            self.chain_id,
+            0,
+            self.genesis.timestamp_ms,
+            ZERO_HASH,
+            ZERO_ADDRESS,
+            EMPTY_MERKLE_ROOT,
+            update.root,
+            EMPTY_MERKLE_ROOT,
+            vhash,
+            vhash,
+            ZERO_HASH,
+            EMPTY_MERKLE_ROOT,
+            0,
+            0,
+        )
         block = Block(header, (), None, ())
         with self.kv.batch(sync=True) as batch:
             self.blocks.stage_block(batch, block, [], Commit(0, 0, header.hash, ()))
@@ -168,6 +186,11 @@ class Chain:
     def account(self, address: bytes) -> Account:
         raw = self.state.get(account_key(address))
         return Account() if raw is None else Account.decode(raw)
+
+    def nonce_and_balance(self, address: bytes) -> tuple[int, int]:
+        """An account's nonce and balance at the head: what the mempool holds its sender to."""
+        account = self.account(address)
+        return account.nonce, account.balance
 
     def state_snapshot(self) -> tuple[Header, StateSnapshot]:
         """The head and its committed state, read from a LevelDB snapshot: one consistent state however

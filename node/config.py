@@ -182,8 +182,9 @@ class ArtifactsConfig:
         if self.max_uploads < 1 or self.upload_min_bytes_s < 1:
             raise ConfigError("artifacts.max_uploads and upload_min_bytes_s must be at least 1")
         if not 0 < self.upload_idle_timeout_s <= 3600 or not 0 <= self.upload_grace_s <= 3600:
-            raise ConfigError("artifacts.upload_idle_timeout_s must be above 0 and upload_grace_s at least 0 "
-                              "(both at most 3600 s)")  # fmt: skip
+            raise ConfigError(
+                "artifacts.upload_idle_timeout_s must be above 0 and upload_grace_s at least 0 (both at most 3600 s)"
+            )
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ def _build(cls: Any, values: dict[str, Any], where: str) -> Any:
 
 
 def _merge(base: Any, values: dict[str, Any], where: str) -> Any:
+    """`base` (a settings dataclass) with `values` in place of its fields, each coerced to the field's type."""
     hints = get_type_hints(type(base))
     known = {f.name for f in fields(base)}
     unknown = set(values) - known
@@ -295,7 +297,7 @@ def _merge(base: Any, values: dict[str, Any], where: str) -> Any:
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    sections = {f.name for f in fields(NodeConfig) if is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+    sections = {f.name for f in fields(NodeConfig) if is_dataclass(f.default_factory)}
     for name, value in environ.items():
         if not name.startswith("AICHAIN_") or name in ("AICHAIN_RPC", "AICHAIN_KEYSTORE", "AICHAIN_PASSWORD"):
             continue
@@ -326,12 +328,19 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
         here = Path(config_file).resolve().parent
-        paths = [(doc, "datadir"), (doc, "genesis"), (doc, "validator_key"), (doc, "node_key"),
-                 (doc.get("artifacts"), "path")]  # fmt: skip
+        paths = [
+            (doc, "datadir"),
+            (doc, "genesis"),
+            (doc, "validator_key"),
+            (doc, "node_key"),
+            (doc.get("artifacts"), "path"),
+        ]
         for table, key in paths:  # relative to the file's directory
-            value = table.get(key) if isinstance(table, dict) else None
+            if not isinstance(table, dict):
+                continue
+            value = table.get(key)
             if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-                table[key] = str((here / value).resolve())  # type: ignore[index]
+                table[key] = str((here / value).resolve())
         config = _merge(config, doc, "")
     config = _merge(config, _env_overrides(dict(os.environ if environ is None else environ)), "environment")
     nested: dict[str, Any] = {}
@@ -341,4 +350,5 @@ def load_config(
             nested.setdefault(section, {})[rest] = value
         else:
             nested[key] = value
-    return _merge(config, nested, "flags")
+    merged: NodeConfig = _merge(config, nested, "flags")
+    return merged

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from core.errors import ConfigError
 from node.artifacts.access import ArtifactAccess
-from node.artifacts.http import InFlight, add_artifact_routes
+from node.artifacts.http import add_artifact_routes
+from node.artifacts.http_downloads import InFlight
 from node.artifacts.upload_body import UploadLimits
 from node.config import NodeConfig
 from node.http_log import server_logger
@@ -35,9 +36,13 @@ class HttpServer:
         app = web.Application(client_max_size=rpc.max_body_bytes)
         limits = RpcLimits(max_body_bytes=rpc.max_body_bytes, max_batch=rpc.max_batch)
         add_rpc_routes(app, Dispatcher(build_registry(served), limits), cors_origins=rpc.cors_origins)
-        uploads = UploadLimits(max_uploads=a.max_uploads, idle_timeout_s=a.upload_idle_timeout_s,
-                               min_bytes_s=a.upload_min_bytes_s, grace_s=a.upload_grace_s)  # fmt: skip
-        metrics.upload_source = add_artifact_routes(app, served.artifacts, in_flight, access, uploads)
+        uploads = UploadLimits(
+            max_uploads=a.max_uploads,
+            idle_timeout_s=a.upload_idle_timeout_s,
+            min_bytes_s=a.upload_min_bytes_s,
+            grace_s=a.upload_grace_s,
+        )
+        self.upload_counts = add_artifact_routes(app, served.artifacts, in_flight, access, uploads)  # for /metrics
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
@@ -59,8 +64,8 @@ class HttpServer:
                 f"cannot listen for RPC on {rpc.addr}:{rpc.port}: {os_reason(exc)}; "
                 "is another node running? choose another --rpc-port"
             ) from exc
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        host, port = sockets[0].getsockname()[:2] if sockets else (rpc.addr, rpc.port)
+        addresses = self._runner.addresses  # of its one site: the port bound, if `rpc.port` was 0
+        host, port = addresses[0][:2] if addresses else (rpc.addr, rpc.port)
         return f"http://{host}:{port}"
 
     async def _metrics(self, request: web.Request) -> web.Response:

@@ -62,7 +62,6 @@ class LoopMonitor:
         self.stall_s = stall_s
         self.max_lag_s = 0.0
         self.max_blocked_s = 0.0
-        self.stalls = 0
         self._beat = _Beat()
         self._task: asyncio.Task[None] | None = None
         self._watchdog: threading.Thread | None = None
@@ -93,18 +92,22 @@ class LoopMonitor:
             self._beat.culprit = None
             await asyncio.sleep(self.interval_s)
             lag = max(0.0, time.monotonic() - started - self.interval_s)
-            waited = _cpu_wait_s() - waited_before if waited_before is not None else 0.0
+            waited_after = _cpu_wait_s()
+            waited = waited_after - waited_before if waited_after is not None and waited_before is not None else 0.0
             blocked = max(0.0, lag - waited)
             self.max_lag_s = max(self.max_lag_s, lag)
             self.max_blocked_s = max(self.max_blocked_s, blocked)
             self.metrics.loop_tick(lag, blocked)
             if blocked > self.stall_s:
-                self.stalls += 1
                 self.metrics.loop_stall()
                 culprit = self._beat.culprit
-                log.warning("event loop blocked for %.0f ms (lag %.0f ms, %.0f ms of it waiting for a CPU)%s",
-                            blocked * 1000, lag * 1000, waited * 1000,
-                            f"; it was running {culprit}" if culprit else "")  # fmt: skip
+                log.warning(
+                    "event loop blocked for %.0f ms (lag %.0f ms, %.0f ms of it waiting for a CPU)%s",
+                    blocked * 1000,
+                    lag * 1000,
+                    waited * 1000,
+                    f"; it was running {culprit}" if culprit else "",
+                )
 
     def _watch(self) -> None:
         """While a wake-up is overdue by more than `stall_s`, note what the loop thread runs (once per beat)."""

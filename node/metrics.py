@@ -1,13 +1,17 @@
 """Prometheus metrics of one node, served as text at `/metrics`.
 
 Counters the node updates as it goes (blocks, transactions, step timings), and families read
-at scrape time from the parts that keep their own numbers: the P2P layer (peers, bytes,
-messages, bans, penalties) and the consensus machine (round, step, votes in this round).
+at scrape time from the parts that keep their own numbers (`LiveSources`): the P2P layer (peers,
+bytes, messages, bans, penalties), the consensus machine (round, step, votes in this round), the
+artifact exchange, read-only calls, uploads, private reads and the mempool journal. The node
+makes those parts with its `NodeMetrics`, then adds their families (`LiveFamilies`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,14 +33,7 @@ class NodeMetrics:
         r = self.registry
         self.head_height = Gauge("aichain_head_height", "Height of the head block", registry=r)
         self.finalized_height = Gauge("aichain_finalized_height", "Height of the last finalized block", registry=r)
-        self.p2p_source: Callable[[], P2PMetrics | None] = lambda: None  # set when the network starts
-        self.consensus_source: Callable[[], dict[str, Any] | None] = lambda: None  # the round state
-        self.artifact_source: Callable[[], dict[str, Any] | None] = lambda: None  # the exchange's counters
-        self.contract_call_source: Callable[[], dict[str, int] | None] = lambda: None  # read-only calls
-        self.upload_source: Callable[[], dict[str, int] | None] = lambda: None  # PUT /artifacts: slots, refusals
-        self.journal_source: Callable[[], dict[str, int] | None] = lambda: None  # the mempool journal
-        self.private_reads_source: Callable[[], dict[str, int] | None] = lambda: None  # signed plaintext reads
-        r.register(_LiveCollector(self))
+        r.register(_VmFaults())
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
         self.txs_committed = Counter("aichain_transactions_committed", "Transactions committed in blocks", registry=r)
@@ -70,7 +67,8 @@ class NodeMetrics:
             registry=r,
         )
         self.evidence_found = Counter(
-            "aichain_evidence_found", "Equivocations this node found (two conflicting votes of one validator)",
+            "aichain_evidence_found",
+            "Equivocations this node found (two conflicting votes of one validator)",
             registry=r,
         )
         self.gossip_sent = Counter(
@@ -101,6 +99,7 @@ class NodeMetrics:
             registry=r,
         )
         self.artifact_bytes = Gauge("aichain_artifact_bytes", "Bytes held in the artifact store", registry=r)
+        self._last_block_at: float | None = None  # when the last block was committed (monotonic)
         self._loop_metrics(r)
 
     def _loop_metrics(self, r: CollectorRegistry) -> None:
@@ -117,8 +116,9 @@ class NodeMetrics:
             buckets=LOOP_BUCKETS,
             registry=r,
         )
-        self.loop_lag_max = Gauge("aichain_event_loop_lag_max_seconds", "Largest event-loop lag since start",
-                                  registry=r)  # fmt: skip
+        self.loop_lag_max = Gauge(
+            "aichain_event_loop_lag_max_seconds", "Largest event-loop lag since start", registry=r
+        )
         self.loop_blocked_max = Gauge(
             "aichain_event_loop_blocked_max_seconds", "Largest event-loop blocked time since start", registry=r
         )
@@ -126,6 +126,17 @@ class NodeMetrics:
             "aichain_event_loop_stalls", "Times the event loop was blocked for more than 100 ms", registry=r
         )
         self._lag_max = self._blocked_max = 0.0
+
+    def block_committed(self, height: int, txs: int) -> None:
+        """A block of `txs` transactions was committed at `height` (by consensus or sync)."""
+        now = time.monotonic()
+        if self._last_block_at is not None:
+            self.block_interval.observe(now - self._last_block_at)
+        self._last_block_at = now
+        self.head_height.set(height)
+        self.finalized_height.set(height)
+        self.blocks_committed.inc()
+        self.txs_committed.inc(txs)
 
     def loop_tick(self, lag_s: float, blocked_s: float) -> None:
         self.loop_lag.observe(lag_s)
@@ -147,61 +158,85 @@ class NodeMetrics:
 STEPS = ("new_height", "propose", "prevote", "precommit")
 
 
-class _LiveCollector(Collector):
-    """Families read at scrape time from the P2P layer's counters and the consensus round state."""
-
-    def __init__(self, metrics: NodeMetrics) -> None:
-        self.metrics = metrics
+class _VmFaults(Collector):
+    """The VM's count of exceptions it did not expect: process-wide, read at scrape time."""
 
     def collect(self) -> Iterator[Any]:
-        yield from _p2p_families(self.metrics.p2p_source() or P2PMetrics())
-        state = self.metrics.consensus_source()
-        if state is not None:
-            yield from _consensus_families(state)
-        artifacts = self.metrics.artifact_source()
-        if artifacts is not None:
-            yield from _artifact_families(artifacts)
-        calls = self.metrics.contract_call_source()
-        if calls is not None:
-            yield GaugeMetricFamily("aichain_rpc_contract_calls_in_flight",
-                                    "Read-only contract calls running or waiting", value=calls.get("in_flight", 0))
-            outcomes = CounterMetricFamily("aichain_rpc_contract_calls", "Read-only contract calls, by outcome",
-                                           labels=["outcome"])  # fmt: skip
-            for outcome in ("answered", "failed", "busy"):
-                outcomes.add_metric([outcome], calls.get(outcome, 0))
-            yield outcomes
         yield CounterMetricFamily(
             "aichain_vm_internal_errors",
             "Exceptions the VM did not expect (bugs), each turned into the receipt error 'internal VM error'",
             value=internal_errors(),
         )
-        uploads = self.metrics.upload_source()
-        if uploads is not None:
-            yield GaugeMetricFamily("aichain_artifact_uploads", "PUT /artifacts bodies being read now",
-                                    value=uploads["uploading"])  # fmt: skip
-            refused = CounterMetricFamily("aichain_artifact_uploads_refused",
-                                          "Uploads refused: busy (all slots taken, 503), too_slow (408)",
-                                          labels=["reason"])  # fmt: skip
-            for reason in ("busy", "too_slow"):
-                refused.add_metric([reason], uploads[reason])
-            yield refused
-        reads = self.metrics.private_reads_source()
-        if reads is not None:
-            family = CounterMetricFamily("aichain_private_reads",
-                                         "Requests for the plaintext of a private artifact, by outcome",
-                                         labels=["outcome"])  # fmt: skip
-            for outcome in ("granted", "refused"):
-                family.add_metric([outcome], reads[outcome])
-            yield family
-        journal = self.metrics.journal_source()
-        if journal is not None:
-            yield GaugeMetricFamily("aichain_mempool_journal_bytes", "Bytes in the mempool journal's files",
-                                    value=journal["bytes"])  # fmt: skip
-            yield CounterMetricFamily("aichain_mempool_journal_compactions", "Compactions of the mempool journal",
-                                      value=journal["compactions"])  # fmt: skip
-            yield CounterMetricFamily("aichain_mempool_journal_write_errors",
-                                      "Admissions the mempool journal could not write (disk full?)",
-                                      value=journal["write_errors"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LiveSources:
+    """Where the numbers that parts keep themselves are read at scrape time."""
+
+    consensus: Callable[[], dict[str, Any]]  # the round state (`ConsensusDriver.status`)
+    contract_calls: Callable[[], dict[str, int]]  # read-only calls: in flight, and by outcome
+    uploads: Callable[[], dict[str, int]]  # PUT /artifacts: being read, and refused by reason
+    private_reads: Callable[[], dict[str, int]]  # signed plaintext reads: granted, refused
+    journal: Callable[[], dict[str, int]]  # the mempool journal: bytes, compactions, write errors
+    p2p: P2PMetrics = field(default_factory=P2PMetrics)  # the P2P layer's live counters; without P2P, zeros
+    artifacts: Callable[[], dict[str, Any]] | None = None  # the exchange's counters; none without P2P
+
+
+class LiveFamilies(Collector):
+    """The families read at scrape time from `sources`."""
+
+    def __init__(self, sources: LiveSources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Any]:
+        sources = self.sources
+        yield from _p2p_families(sources.p2p)
+        yield from _consensus_families(sources.consensus())
+        if sources.artifacts is not None:
+            yield from _artifact_families(sources.artifacts())
+        calls = sources.contract_calls()
+        yield GaugeMetricFamily(
+            "aichain_rpc_contract_calls_in_flight",
+            "Read-only contract calls running or waiting",
+            value=calls.get("in_flight", 0),
+        )
+        outcomes = CounterMetricFamily(
+            "aichain_rpc_contract_calls", "Read-only contract calls, by outcome", labels=["outcome"]
+        )
+        for outcome in ("answered", "failed", "busy"):
+            outcomes.add_metric([outcome], calls.get(outcome, 0))
+        yield outcomes
+        uploads = sources.uploads()
+        yield GaugeMetricFamily(
+            "aichain_artifact_uploads", "PUT /artifacts bodies being read now", value=uploads["uploading"]
+        )
+        refused = CounterMetricFamily(
+            "aichain_artifact_uploads_refused",
+            "Uploads refused: busy (all slots taken, 503), too_slow (408)",
+            labels=["reason"],
+        )
+        for reason in ("busy", "too_slow"):
+            refused.add_metric([reason], uploads[reason])
+        yield refused
+        reads = sources.private_reads()
+        family = CounterMetricFamily(
+            "aichain_private_reads", "Requests for the plaintext of a private artifact, by outcome", labels=["outcome"]
+        )
+        for outcome in ("granted", "refused"):
+            family.add_metric([outcome], reads[outcome])
+        yield family
+        journal = sources.journal()
+        yield GaugeMetricFamily(
+            "aichain_mempool_journal_bytes", "Bytes in the mempool journal's files", value=journal["bytes"]
+        )
+        yield CounterMetricFamily(
+            "aichain_mempool_journal_compactions", "Compactions of the mempool journal", value=journal["compactions"]
+        )
+        yield CounterMetricFamily(
+            "aichain_mempool_journal_write_errors",
+            "Admissions the mempool journal could not write (disk full?)",
+            value=journal["write_errors"],
+        )
 
 
 def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
@@ -222,13 +257,13 @@ def _p2p_families(m: P2PMetrics) -> Iterator[Any]:
     yield CounterMetricFamily(
         "aichain_p2p_rate_limited", "Frames dropped over a peer's rate limit", value=m.dropped_rate_limited
     )
-    for name, doc, counts in (
+    for name, doc, by_reason in (
         ("aichain_p2p_penalties", "Score penalties given to peers, by reason", m.penalties),
         ("aichain_p2p_disconnects", "Connections ended, by reason", m.disconnects),
         ("aichain_p2p_refused", "Connections we refused, by reason", m.refused_by_us),
     ):
         family = CounterMetricFamily(name, doc, labels=["reason"])
-        for reason, n in sorted(counts.items()):
+        for reason, n in sorted(by_reason.items()):
             family.add_metric([reason], n)
         yield family
     handshakes = CounterMetricFamily("aichain_p2p_handshakes", "Handshakes, by result", labels=["result"])
@@ -257,22 +292,34 @@ def _consensus_families(state: dict[str, Any]) -> Iterator[Any]:
         missing.add_metric([kind], len(state[kind]["missing"]))
     yield missing
     if state.get("prevotes"):
-        yield GaugeMetricFamily("aichain_consensus_total_power", "Voting power of the validator set",
-                                value=state["prevotes"]["of"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_consensus_total_power", "Voting power of the validator set", value=state["prevotes"]["of"]
+        )
     if state.get("signing") is not None:
-        yield GaugeMetricFamily("aichain_consensus_signing_held", "1 while the double-sign guard keeps this "
-                                "validator from signing", value=0 if state["signing"] == "yes" else 1)  # fmt: skip
+        yield GaugeMetricFamily(
+            "aichain_consensus_signing_held",
+            "1 while the double-sign guard keeps this validator from signing",
+            value=0 if state["signing"] == "yes" else 1,
+        )
 
 
 def _artifact_families(counts: dict[str, Any]) -> Iterator[Any]:
-    yield CounterMetricFamily("aichain_artifact_chunks_served", "Artifact chunks sent to peers",
-                              value=counts["chunks_served"])  # fmt: skip
-    yield CounterMetricFamily("aichain_artifact_chunks_fetched", "Artifact chunks received from peers and kept",
-                              value=counts["chunks_fetched"])  # fmt: skip
-    yield CounterMetricFamily("aichain_artifact_bad_chunks", "Artifact chunks from peers that did not match their id",
-                              value=counts["bad_chunks"])  # fmt: skip
-    fetches = GaugeMetricFamily("aichain_artifact_fetches", "Fetches from peers since start, by state",
-                                labels=["state"])  # fmt: skip
+    yield CounterMetricFamily(
+        "aichain_artifact_chunks_served", "Artifact chunks sent to peers", value=counts["chunks_served"]
+    )
+    yield CounterMetricFamily(
+        "aichain_artifact_chunks_fetched",
+        "Artifact chunks received from peers and kept",
+        value=counts["chunks_fetched"],
+    )
+    yield CounterMetricFamily(
+        "aichain_artifact_bad_chunks",
+        "Artifact chunks from peers that did not match their id",
+        value=counts["bad_chunks"],
+    )
+    fetches = GaugeMetricFamily(
+        "aichain_artifact_fetches", "Fetches from peers since start, by state", labels=["state"]
+    )
     for state, n in sorted(counts["fetches"].items()):
         fetches.add_metric([state], n)
     yield fetches

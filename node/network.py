@@ -12,24 +12,43 @@ Message types (application range of `node.p2p.messages`), each handled by one pa
 Consensus messages (and heads) overtake transaction gossip and block ranges, on the wire and
 in handling. Artifact chunks come only as answers to our requests: they are exempt from the
 byte rate (see `PeerManager`).
+
+`make_network` assembles it from the node's parts, each protocol given what it reads and calls,
+with the double-sign guard of a validator, which watches the votes peers send.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Sequence
 
+from consensus.tendermint import Tendermint
+from core.errors import AichainError
 from core.genesis import Genesis
+from core.keys import PrivateKey
+from core.transaction import Transaction
 from node.artifacts.exchange import ArtifactExchange
 from node.artifacts.serving import CHUNK
+from node.block_thread import BlockThread
+from node.chain import Chain
 from node.config import NodeConfig
-from node.consensus.messages import EVIDENCE, PROPOSAL, VOTE
+from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
+from node.consensus.evidence import EvidencePool
+from node.consensus.messages import EVIDENCE, PROPOSAL, VOTE, ConsensusMessage
+from node.consensus.ports import Committed
 from node.consensus.reactor import ConsensusReactor
 from node.consensus.vote_gossip import ROUND_STEP, VoteGossip
+from node.metrics import NodeMetrics
 from node.p2p.config import P2PConfig
+from node.p2p.gossip import Gossip
 from node.p2p.manager import PeerManager
 from node.p2p.sync import STATUS, BlockSync
+from node.txpool.admission import TxAdmission
 from node.txpool.gossip import TxGossip
+from node.txpool.mempool import Mempool
 from node.version import CLIENT_VERSION
+from node.wiring import ChunkReader
+from storage.artifact_store import ArtifactStore
 
 URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS, ROUND_STEP})
 REQUESTED_TYPES = frozenset({CHUNK})
@@ -72,9 +91,15 @@ class Network:
     """The protocols over one `PeerManager`, started together and stopped in reverse."""
 
     def __init__(
-        self, manager: PeerManager, *, txs: TxGossip, sync: BlockSync, artifacts: ArtifactExchange,
-        votes: VoteGossip, consensus: ConsensusReactor,
-    ) -> None:  # fmt: skip
+        self,
+        manager: PeerManager,
+        *,
+        txs: TxGossip,
+        sync: BlockSync,
+        artifacts: ArtifactExchange,
+        votes: VoteGossip,
+        consensus: ConsensusReactor,
+    ) -> None:
         self.manager = manager
         self.txs = txs
         self.sync = sync
@@ -107,3 +132,61 @@ class Network:
         """A block was committed: tell peers our head, and handle what was held for the next height."""
         await self.sync.announce_head()
         await self.consensus.release_held(height)
+
+
+def make_network(
+    config: NodeConfig,
+    genesis: Genesis,
+    node_key: PrivateKey,
+    *,
+    chain: Chain,
+    blocks: BlockThread,
+    machine: Tendermint,
+    admission: TxAdmission,
+    mempool: Mempool,
+    evidence: EvidencePool,
+    artifacts: ArtifactStore,
+    metrics: NodeMetrics,
+    deliver: Callable[[ConsensusMessage], None],
+    on_committed: Committed,
+    served_chunks: ChunkReader,
+    guard_for: Callable[[PeerHeads], DoubleSignGuard | None] | None,
+) -> tuple[Network, DoubleSignGuard | None]:
+    """The P2P side of a node, and a validator's double-sign guard (`guard_for`, shown the heads
+    peers announce; None for a node that is not a validator)."""
+    transport = transport_config(config, genesis, "full" if guard_for is None else "validator")
+    manager = PeerManager(transport, node_key)
+    sync = BlockSync(
+        manager,
+        chain,
+        blocks,
+        machine,
+        admission.verify_block_signatures,
+        on_committed,
+        metrics,
+        config.p2p.sync_answer_bytes,
+    )
+    guard = None if guard_for is None else guard_for(sync.peer_heads)
+    votes = VoteGossip(manager, machine, chain, metrics)
+
+    async def admit_from_peer(txs: Sequence[Transaction]) -> list[bytes | AichainError]:
+        return await admission.submit_many(txs, relay=False)  # gossip forwards what it admits itself
+
+    txs = TxGossip(manager, metrics, knows=admission.knows_tx, admit=admit_from_peer, order=admission)
+    observe_vote = (lambda vote: None) if guard is None else guard.observe_vote
+    reactor = ConsensusReactor(
+        manager=manager,
+        gossip=Gossip(manager),
+        chain=chain,
+        votes=votes,
+        deliver=deliver,
+        evidence=evidence,
+        metrics=metrics,
+        lookup_tx=mempool.get,
+        observe_vote=observe_vote,
+    )
+    evidence.subscribe(reactor.publish_evidence)
+    exchange = ArtifactExchange(artifacts, manager, config.artifacts, served_chunks)
+    admission.subscribe(txs.announce, relay_only=True)
+    network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
+    return network, guard

@@ -21,23 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import logging
-import os
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from consensus.tendermint import Tendermint
 from core.clock import now_ms
-from core.errors import AichainError, ConfigError
+from core.errors import ConfigError
 from core.genesis import Genesis
-from core.keys import PrivateKey, read_key_file, write_key_file
+from core.keys import PrivateKey
 from core.transaction import Transaction
 from node.artifacts.access import ArtifactAccess, PublisherBindings
-from node.artifacts.exchange import ArtifactExchange
 from node.artifacts.flight import FetchInFlight
 from node.artifacts.head_view import HeadView
 from node.artifacts.key_release import KeyRelease, events_of
@@ -45,25 +41,24 @@ from node.block_thread import BlockThread
 from node.chain import Chain, PendingBlock
 from node.config import NodeConfig
 from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
-from node.consensus.driver import ConsensusDriver, broadcast_nowhere
+from node.consensus.driver import ConsensusDriver
 from node.consensus.evidence import EvidencePool
 from node.consensus.inbox import Inbox
+from node.consensus.ports import broadcast_nowhere
 from node.consensus.prebuild import Prebuilder
-from node.consensus.reactor import ConsensusReactor
 from node.consensus.signer import Signer
-from node.consensus.vote_gossip import VoteGossip
 from node.consensus.wal import ConsensusWal
+from node.head_waiters import HeadWaiters
 from node.http_server import HttpServer, os_reason
 from node.loop_monitor import LoopMonitor
-from node.metrics import NodeMetrics
-from node.network import Network, transport_config
-from node.p2p.gossip import Gossip
-from node.p2p.manager import PeerManager
-from node.p2p.sync import BlockSync
+from node.metrics import LiveFamilies, LiveSources, NodeMetrics
+from node.network import Network, make_network
+from node.node_file import remove_node_file, write_node_file
+from node.node_keys import load_node_key, load_validator_key
+from node.p2p.metrics import P2PMetrics
 from node.rpc.api import Served
 from node.rpc.read_calls import ReadOnlyCalls
 from node.txpool.admission import TxAdmission
-from node.txpool.gossip import TxGossip
 from node.txpool.journal import JournalKeeper, TxJournal
 from node.txpool.mempool import Mempool, MempoolLimits
 from node.version import CLIENT_VERSION
@@ -91,12 +86,10 @@ class Node:
         self._validator_key = validator_key
         self.rpc_url = ""
         self.started_at = 0.0
-        self._stopping = False
-        self._new_head = asyncio.Condition()
-        self._last_block_at: float | None = None
         self._stack: contextlib.AsyncExitStack | None = None  # what `stop` undoes, once started
         # Made by `start` (the database opens there):
         self.kv: KeyValueStore
+        self.head_waiters: HeadWaiters
         self.chain: Chain
         self.artifacts: ArtifactStore
         self.artifact_access: ArtifactAccess
@@ -133,52 +126,90 @@ class Node:
         config = self.config
         self.loop_monitor.start()
         stack.push_async_callback(self.loop_monitor.stop)
-        stack.callback(self._remove_node_file)
+        stack.callback(remove_node_file, config.datadir)
         self.kv = KeyValueStore(config.chaindata)
         stack.callback(self.kv.close)
         self.chain = chain = Chain(self.kv, self.genesis)
+        self.head_waiters = HeadWaiters(lambda: chain.head.height)
         self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
         stack.callback(self.artifacts.close)
         bindings = PublisherBindings(config.artifacts_path / "publishers")
-        self.node_key = self._load_node_key()  # with P2P off too: signed reads name the node they are for
-        self.artifact_access = ArtifactAccess(self.genesis.chain_id, self.node_key.public_key,
-                                              HeadView(chain, self.genesis.chain_id), bindings)  # fmt: skip
-        access = self.artifact_access
-        self.metrics.private_reads_source = lambda: {"granted": access.granted, "refused": access.refused}
+        self.node_key = load_node_key(config.node_key_path)  # with P2P off too: signed reads name the node they are for
+        self.artifact_access = ArtifactAccess(
+            self.genesis.chain_id, self.node_key.public_key, HeadView(chain, self.genesis.chain_id), bindings
+        )
         self.mempool = self._make_mempool()
-        self.admission = TxAdmission(self.mempool, self.metrics, next_nonce=lambda a: chain.account(a).nonce,
-                                     tx_location=chain.blocks.tx_location)  # fmt: skip
+        self.admission = TxAdmission(
+            self.mempool,
+            self.metrics,
+            next_nonce=lambda a: chain.account(a).nonce,
+            tx_location=chain.blocks.tx_location,
+        )
         stack.callback(self.admission.close)
         self.blocks = BlockThread()
         stack.callback(self.blocks.shutdown)  # a commit under way is written whole first
         restored = await self._open_journal(stack)
-        key = self._validator_key or self._load_validator_key()
+        key = self._validator_key or load_validator_key(config.validator_key_path, config.validator_key_password)
         signer = None
         if key is not None:
             signer = Signer(key, self.genesis.chain_id, config.datadir / "sign_state.json")
         self.evidence = EvidencePool(chain.usable_evidence, self.metrics.evidence_found.inc)
         machine = Tendermint(self.genesis.chain_id, signer.address if signer else None, self.timeouts)
         self._inbox = Inbox()
+        guard_for = None if signer is None else functools.partial(self._make_guard, signer)
         if config.p2p.enabled:
-            self.network = self._make_network(machine, signer)
-        elif signer is not None:
-            self.guard = self._make_guard(signer, None)
+            self.network, self.guard = make_network(
+                config,
+                self.genesis,
+                self.node_key,
+                chain=chain,
+                blocks=self.blocks,
+                machine=machine,
+                admission=self.admission,
+                mempool=self.mempool,
+                evidence=self.evidence,
+                artifacts=self.artifacts,
+                metrics=self.metrics,
+                deliver=self._inbox.receive,
+                on_committed=self._block_committed,
+                served_chunks=self.wiring.served_chunks(self.artifacts.chunks.read),
+                guard_for=guard_for,
+            )
+        elif guard_for is not None:
+            self.guard = guard_for(None)
         network = self.network
         prebuilder = Prebuilder(chain, self.mempool, self.blocks, self.timing)
         self.admission.subscribe(prebuilder.admitted)
         wiring = self.wiring
         broadcast = broadcast_nowhere if network is None else network.consensus.broadcast
         self.driver = ConsensusDriver(
-            machine=machine, signer=signer, inbox=self._inbox, ledger=wiring.consensus_ledger(chain),
-            params=self.timing, mempool=self.mempool, evidence=self.evidence, blocks=self.blocks,
-            prebuilder=prebuilder, wal=ConsensusWal(self.kv), metrics=self.metrics,
-            on_committed=self._block_committed, tx_arrived=self.admission.tx_arrived,
-            hold_admission=self.admission.consensus_work, guard=self.guard,
+            machine=machine,
+            signer=signer,
+            inbox=self._inbox,
+            ledger=wiring.consensus_ledger(chain),
+            params=self.timing,
+            mempool=self.mempool,
+            evidence=self.evidence,
+            blocks=self.blocks,
+            prebuilder=prebuilder,
+            wal=ConsensusWal(self.kv),
+            metrics=self.metrics,
+            on_committed=self._block_committed,
+            tx_arrived=self.admission.tx_arrived,
+            hold_admission=self.admission.consensus_work,
+            guard=self.guard,
             broadcast=wiring.consensus_broadcast(broadcast, signer, chain),
             on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
-        )  # fmt: skip
-        self.metrics.consensus_source = self.driver.status
-        http = await self._set_up_http(stack)  # closed before the parts its handlers read
+        )
+        rpc = config.rpc
+        calls = ReadOnlyCalls(
+            rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client, rpc.call_max_in_flight
+        )
+        stack.push_async_callback(calls.close)  # its threads read the database: closed before it
+        http = await self._set_up_http(stack, calls)  # closed before the parts its handlers read
+        live = LiveFamilies(self._live_sources(calls, http))  # every part that keeps numbers exists now
+        self.metrics.registry.register(live)
+        stack.callback(self.metrics.registry.unregister, live)
         if network is not None:
             await self._start_network(network)
             stack.push_async_callback(network.stop)
@@ -192,7 +223,7 @@ class Node:
         self.metrics.finalized_height.set(chain.head.height)
         self.rpc_url = await http.listen()
         self.started_at = time.time()
-        self._write_node_file()
+        write_node_file(config.datadir, self.rpc_url, self.genesis.chain_id)
         # Load the tree's internal nodes into memory off the event loop, so the first blocks after
         # a restart do not pay a disk read per touched node; it shares the block thread, so it
         # never runs beside a commit.
@@ -203,17 +234,15 @@ class Node:
 
     async def _release_waiters(self) -> None:
         """Stopping: long polls (tx_wait, chain_waitForHeight) answer now rather than hold up the shutdown."""
-        self._stopping = True
         self.admission.tx_arrived.set()
-        async with self._new_head:
-            self._new_head.notify_all()
+        await self.head_waiters.release()
 
     def _make_mempool(self) -> Mempool:
         config, chain = self.config.mempool, self.chain
         mempool = Mempool(
             self.genesis.chain_id,
             self.genesis.params,
-            _nonce_balance(chain),
+            chain.nonce_and_balance,
             MempoolLimits(
                 max_txs=config.max_txs,
                 max_bytes=config.max_bytes,
@@ -222,66 +251,20 @@ class Node:
             ),
             is_committed=lambda tx_hash: chain.blocks.tx_location(tx_hash) is not None,
         )
-        mempool.on_evicted = lambda e: self.metrics.txs_evicted.labels(e.reason.value).inc()
+        evicted = self.metrics.txs_evicted
+        mempool.subscribe_evictions(lambda e: evicted.labels(e.reason.value).inc())
         return mempool
 
     async def _open_journal(self, stack: contextlib.AsyncExitStack) -> list[Transaction]:
         """Open the mempool journal, admit again what it kept (see node.txpool.journal), and journal
         every admission from now on."""
-        journal = JournalKeeper(TxJournal(self.config.datadir / "mempool"), self.mempool.records,
-                                lambda: self.mempool.size_bytes)  # fmt: skip
+        journal = JournalKeeper(
+            TxJournal(self.config.datadir / "mempool"), self.mempool.records, lambda: self.mempool.size_bytes
+        )
         self.journal = journal
         stack.push_async_callback(journal.close)
-        self.metrics.journal_source = lambda: {"write_errors": journal.write_errors, "compactions": journal.compactions,
-                                               "bytes": journal.journal.bytes_written}  # fmt: skip
-        journal.follow_evictions(self.mempool)
-        records = journal.load()
-        restored = await self.admission.readmit(records, self.mempool.limits.ttl_ms) if records else []
-        self.admission.subscribe(journal.admitted)
-        if records:
-            log.info("mempool: %d of %d journaled transactions admitted again", len(restored), len(records))
-            journal.compact()  # what was not admitted again leaves the journal
-        return restored
-
-    def _load_node_key(self) -> PrivateKey:
-        """The node's own key: its P2P identity and the account that releases content keys."""
-        path = self.config.node_key_path
-        if path.exists():
-            return read_key_file(path, None)
-        node_key = PrivateKey.generate()
-        write_key_file(path, node_key, None)  # a node key is an identity, not funds (as CometBFT's)
-        return node_key
-
-    def _make_network(self, machine: Tendermint, signer: Signer | None) -> Network:
-        """The P2P side (node/network.py), each protocol given what it reads and calls; and the
-        double-sign guard of a validator, which watches the votes peers send."""
-        config, chain, admission = self.config, self.chain, self.admission
-        transport = transport_config(config, self.genesis, "validator" if signer is not None else "full")
-        manager = PeerManager(transport, self.node_key)
-        sync = BlockSync(manager, chain, self.blocks, machine, admission.verify_block_signatures,
-                         self._block_committed, self.metrics, config.p2p.sync_answer_bytes)  # fmt: skip
-        if signer is not None:
-            self.guard = self._make_guard(signer, sync.peer_heads)
-        votes = VoteGossip(manager, machine, chain, self.metrics)
-
-        async def admit_from_peer(txs: Sequence[Transaction]) -> list[bytes | AichainError]:
-            return await admission.submit_many(txs, relay=False)  # gossip forwards what it admits itself
-
-        txs = TxGossip(manager, self.metrics, knows=admission.knows_tx, admit=admit_from_peer, order=admission)
-        guard = self.guard
-        reactor = ConsensusReactor(
-            manager=manager, gossip=Gossip(manager), chain=chain, votes=votes, deliver=self._inbox.receive,
-            evidence=self.evidence, metrics=self.metrics, lookup_tx=self.mempool.get,
-            observe_vote=(lambda vote: None) if guard is None else guard.observe_vote,
-        )  # fmt: skip
-        self.evidence.subscribe(reactor.publish_evidence)
-        exchange = ArtifactExchange(self.artifacts, manager, config.artifacts,
-                                    self.wiring.served_chunks(self.artifacts.chunks.read))  # fmt: skip
-        network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
-        admission.subscribe(txs.announce, relay_only=True)
-        self.metrics.p2p_source = lambda: manager.metrics
-        self.metrics.artifact_source = exchange.counters
-        return network
+        self.mempool.subscribe_evictions(journal.evicted)
+        return await journal.restore(self.admission, self.mempool.limits.ttl_ms)
 
     async def _start_network(self, network: Network) -> None:
         config = self.config
@@ -303,64 +286,54 @@ class Node:
     def _make_key_release(self) -> KeyRelease:
         network, admission = self.network, self.admission
         return KeyRelease(
-            self.node_key, chain=self.chain, content_key=self.artifacts.content_key,
+            self.node_key,
+            chain=self.chain,
+            content_key=self.artifacts.content_key,
             publisher_of=self.artifact_access.bindings.publisher_of,
             syncing=(lambda: False) if network is None else network.sync.syncing,
-            pending_nonce=self.mempool.pending_nonce, submit=admission.submit,
-        )  # fmt: skip
+            pending_nonce=self.mempool.pending_nonce,
+            submit=admission.submit,
+        )
 
-    def _load_validator_key(self) -> PrivateKey | None:
-        path = self.config.validator_key_path
-        if not path.exists():
-            return None
-        password = self.config.validator_key_password
-        return read_key_file(path, password)
-
-    async def _set_up_http(self, stack: contextlib.AsyncExitStack) -> HttpServer:
+    async def _set_up_http(self, stack: contextlib.AsyncExitStack, calls: ReadOnlyCalls) -> HttpServer:
         """JSON-RPC, artifacts over HTTP, /metrics and /health, set up to listen last (`HttpServer.listen`)."""
         rpc = self.config.rpc
-        calls = ReadOnlyCalls(rpc.call_threads, rpc.call_max_per_client, rpc.call_max_queued_per_client,
-                              rpc.call_max_in_flight)  # fmt: skip
-        stack.push_async_callback(calls.close)  # its threads read the database: closed before it
-        self.metrics.contract_call_source = lambda: {"in_flight": calls.in_flight, **calls.outcomes}
         served = Served(
-            chain=self.chain, genesis=self.genesis, mempool=self.mempool, admission=self.admission,
-            status=self.status, consensus_status=self.driver.status, peer_count=self._peer_count,
-            wait_for_height=self.wait_for_height, artifacts=self.artifacts,
-            exchange=None if self.network is None else self.network.artifacts, calls=calls, rpc=rpc,
-        )  # fmt: skip
+            chain=self.chain,
+            genesis=self.genesis,
+            mempool=self.mempool,
+            admission=self.admission,
+            status=self.status,
+            consensus_status=self.driver.status,
+            peer_count=self._peer_count,
+            wait_for_height=self.head_waiters.wait_for_height,
+            artifacts=self.artifacts,
+            exchange=None if self.network is None else self.network.artifacts,
+            calls=calls,
+            rpc=rpc,
+        )
         http = HttpServer(served, self.config, self.metrics, self.artifact_access, self._fetch_in_flight)
         await http.set_up()
         stack.push_async_callback(http.close)
         return http
 
+    def _live_sources(self, calls: ReadOnlyCalls, http: HttpServer) -> LiveSources:
+        """What /metrics reads at scrape time of the parts that keep their own numbers."""
+        network = self.network
+        return LiveSources(
+            consensus=self.driver.status,
+            contract_calls=calls.counts,
+            uploads=http.upload_counts,
+            private_reads=self.artifact_access.counts,
+            journal=self.journal.counts,
+            p2p=P2PMetrics() if network is None else network.manager.metrics,
+            artifacts=None if network is None else network.artifacts.counters,
+        )
+
     def _fetch_in_flight(self, artifact: bytes) -> FetchInFlight | None:
         return None if self.network is None else self.network.artifacts.in_flight.get(artifact)
 
-    def _write_node_file(self) -> None:
-        """`<datadir>/node.json`: how to reach this running node (removed at stop)."""
-        info = {"pid": os.getpid(), "rpc": self.rpc_url, "chain_id": self.genesis.chain_id}
-        path: Path = self.config.datadir / "node.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, path)
-
-    def _remove_node_file(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.datadir / "node.json").unlink()
-
     # --- after each block ----------------------------------------------------------------------
-
-    async def wait_for_height(self, height: int, timeout: float) -> bool:
-        """True once the head reaches `height`; False on timeout or when the node is stopping."""
-        async with self._new_head:
-            try:
-                await asyncio.wait_for(
-                    self._new_head.wait_for(lambda: self._stopping or self.chain.head.height >= height), timeout
-                )
-            except TimeoutError:
-                return False
-        return self.chain.head.height >= height
 
     async def _block_committed(self, pending: PendingBlock) -> None:
         """Bookkeeping after a block is committed (by consensus or sync): guard, evidence, peers,
@@ -377,16 +350,8 @@ class Node:
         self.mempool.remove_committed({sender for sender, _ in used}, used)
         self.mempool.expire(now_ms())
         self.journal.block_committed()
-        now = time.monotonic()
-        if self._last_block_at is not None:
-            self.metrics.block_interval.observe(now - self._last_block_at)
-        self._last_block_at = now
-        self.metrics.head_height.set(block.height)
-        self.metrics.finalized_height.set(block.height)
-        self.metrics.blocks_committed.inc()
-        self.metrics.txs_committed.inc(len(block.transactions))
-        async with self._new_head:
-            self._new_head.notify_all()
+        self.metrics.block_committed(block.height, len(block.transactions))
+        await self.head_waiters.head_moved()
         if self.key_release is not None:
             self.key_release.block_committed(events_of(pending.receipts))
         if block.transactions:
@@ -394,12 +359,12 @@ class Node:
 
     # --- status ------------------------------------------------------------------------------
 
+    def _peer_count(self) -> int:
+        return 0 if self.network is None else self.network.peer_count()
+
     def validator_address(self) -> str | None:
         signer = self.driver.signer
         return None if signer is None else "0x" + signer.address.hex()
-
-    def _peer_count(self) -> int:
-        return 0 if self.network is None else self.network.peer_count()
 
     def status(self) -> dict[str, Any]:
         head = self.chain.head
@@ -425,11 +390,3 @@ class Node:
             "artifacts_path": str(self.config.artifacts_path),
             "rpc": self.rpc_url,
         }
-
-
-def _nonce_balance(chain: Chain) -> Callable[[bytes], tuple[int, int]]:
-    def nonce_balance(address: bytes) -> tuple[int, int]:
-        account = chain.account(address)
-        return account.nonce, account.balance
-
-    return nonce_balance

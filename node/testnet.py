@@ -71,11 +71,18 @@ def free_port_block(count: int) -> int:
 
 
 def init_testnet(
-    root: Path, validators: int, *, full_nodes: int = 0, chain_id: int = 7778,
-    rpc_base_port: int = 26700, p2p_base_port: int = 26600, block_time_ms: int = 1000,
-    empty_block_interval_ms: int = 10_000, allocations: dict[bytes, int] | None = None,
+    root: Path,
+    validators: int,
+    *,
+    full_nodes: int = 0,
+    chain_id: int = 7778,
+    rpc_base_port: int = 26700,
+    p2p_base_port: int = 26600,
+    block_time_ms: int = 1000,
+    empty_block_interval_ms: int = 10_000,
+    allocations: dict[bytes, int] | None = None,
     max_block_txs: int = 20_000,
-) -> list[TestnetNode]:  # fmt: skip
+) -> list[TestnetNode]:
     if validators < 1:
         raise ConfigError("a testnet needs at least one validator")
     if (root / MANIFEST).exists():
@@ -87,20 +94,37 @@ def init_testnet(
         chain_name=f"aichain-testnet-{validators}",
         timestamp_ms=GENESIS_TIME_MS,
         validators=ValidatorSet(tuple(Validator(k.public_key, 10) for k in keys)),
-        allocations=tuple(sorted({  # the dev account, and gas money for each validator's governance votes
-            DEV_ACCOUNT_KEY.address: 1_000_000_000 * UNIT, **{k.address: 1_000 * UNIT for k in keys},
-            **(allocations or {})}.items())),
-        params=ChainParams(block_time_ms=block_time_ms, empty_block_interval_ms=empty_block_interval_ms,
-                           max_block_txs=max_block_txs,  # the default gas limit, or room for that many transfers
-                           block_gas_limit=max(ChainParams().block_gas_limit, max_block_txs * TX_BASE)),
+        allocations=tuple(
+            sorted(
+                {  # the dev account, and gas money for each validator's governance votes
+                    DEV_ACCOUNT_KEY.address: 1_000_000_000 * UNIT,
+                    **{k.address: 1_000 * UNIT for k in keys},
+                    **(allocations or {}),
+                }.items()
+            )
+        ),
+        params=ChainParams(
+            block_time_ms=block_time_ms,
+            empty_block_interval_ms=empty_block_interval_ms,
+            max_block_txs=max_block_txs,  # the default gas limit, or room for that many transfers
+            block_gas_limit=max(ChainParams().block_gas_limit, max_block_txs * TX_BASE),
+        ),
         validator_names=tuple((k.address, f"node{i}") for i, k in enumerate(keys)),
     )
     genesis.save(root / "genesis.json")
     nodes: list[TestnetNode] = []
     node_keys = [PrivateKey.generate() for _ in range(validators + full_nodes)]
     for i, node_key in enumerate(node_keys):
-        nodes.append(TestnetNode(f"node{i}", root / f"node{i}", rpc_base_port + i, p2p_base_port + i,
-                                 node_key.public_key.hex(), i < validators))  # fmt: skip
+        nodes.append(
+            TestnetNode(
+                f"node{i}",
+                root / f"node{i}",
+                rpc_base_port + i,
+                p2p_base_port + i,
+                node_key.public_key.hex(),
+                i < validators,
+            )
+        )
     for i, node in enumerate(nodes):
         node.dir.mkdir(parents=True, exist_ok=True)
         write_key_file(node.dir / "node_key.pem", node_keys[i], None)
@@ -115,10 +139,16 @@ def init_testnet(
             f'[p2p]\naddr = "127.0.0.1"\nport = {node.p2p_port}\nbootnodes = {json.dumps(peers)}\n'
         )
     manifest = [
-        {"name": n.name, "dir": n.dir.name, "rpc_port": n.rpc_port, "p2p_port": n.p2p_port,
-         "node_key": n.node_key, "validator": n.validator}
+        {
+            "name": n.name,
+            "dir": n.dir.name,
+            "rpc_port": n.rpc_port,
+            "p2p_port": n.p2p_port,
+            "node_key": n.node_key,
+            "validator": n.validator,
+        }
         for n in nodes
-    ]  # fmt: skip
+    ]
     (root / MANIFEST).write_text(json.dumps({"chain_id": chain_id, "nodes": manifest}, indent=2) + "\n")
     return nodes
 
@@ -128,8 +158,10 @@ def load_testnet(root: Path) -> list[TestnetNode]:
         doc = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"no testnet in {root}; create one with `aichain-node testnet init --dir {root}`") from exc
-    return [TestnetNode(n["name"], root / n["dir"], n["rpc_port"], n["p2p_port"], n["node_key"], n["validator"])
-            for n in doc["nodes"]]  # fmt: skip
+    return [
+        TestnetNode(n["name"], root / n["dir"], n["rpc_port"], n["p2p_port"], n["node_key"], n["validator"])
+        for n in doc["nodes"]
+    ]
 
 
 def _alive(pid: int) -> bool:
@@ -164,8 +196,11 @@ def start_node(node: TestnetNode, extra: list[str] | None = None) -> int:
     log = (node.dir / "node.log").open("ab")
     proc = subprocess.Popen(
         [cli, "start", "--config", str(node.dir / "node.toml"), *(extra or [])],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log.close()
     (node.dir / "node.pid").write_text(str(proc.pid))
     return proc.pid
@@ -213,6 +248,12 @@ def node_status(node: TestnetNode) -> dict[str, Any]:
     except (NodeUnreachable, Exception) as exc:  # a node that is down or starting
         row["error"] = str(exc)
         return row
-    row.update(head=status["head_height"], finalized=status["finalized_height"], peers=status["peers"],
-               round=consensus["round"], step=consensus["step"], validator=status["validator"])  # fmt: skip
+    row.update(
+        head=status["head_height"],
+        finalized=status["finalized_height"],
+        peers=status["peers"],
+        round=consensus["round"],
+        step=consensus["step"],
+        validator=status["validator"],
+    )
     return row

@@ -24,7 +24,7 @@ from core.errors import ConfigError
 if TYPE_CHECKING:
     from node.config import NodeConfig
     from node.consensus.double_sign_guard import DoubleSignGuard
-    from node.consensus.driver import Broadcast, Ledger
+    from node.consensus.ports import Broadcast, Ledger
     from node.consensus.signer import Signer
 
 ENV = "AICHAIN_TEST_WIRING"

@@ -32,8 +32,8 @@ from core.block import Vote, VoteType
 from node.chain import PendingBlock
 from node.config import NodeConfig
 from node.consensus.double_sign_guard import DoubleSignGuard
-from node.consensus.driver import Broadcast, Ledger
 from node.consensus.messages import ConsensusMessage, SignedVote
+from node.consensus.ports import Broadcast, Ledger
 from node.consensus.signer import Signer
 from node.wiring import ENV, ChunkReader, Wiring
 

@@ -19,16 +19,17 @@ from vulture import Vulture
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("core", "storage", "vm", "consensus", "node", "cli", "aichain_node")  # as present
-CHECKED = ("core", "storage", "vm", "consensus", "aichain_node", "cli")
+CHECKED = ("core", "storage", "vm", "consensus", "node", "aichain_node", "cli")
 WHITELIST = ROOT / "tools" / "vulture_whitelist.py"
 MIN_CONFIDENCE = 60  # vulture's lowest: unused functions, methods, classes, attributes, variables
-# A CLI command is used by being registered (`@keys_app.command("new")`): typer calls it, nothing names it.
-COMMAND_DECORATORS = ["@*_app.command"]
+# Functions called by name through what registered them: a CLI command (`@keys_app.command("new")`)
+# by typer, a JSON-RPC method (`@registry.method`) by the requests that name it.
+USED_BY_DECORATOR = ["@*_app.command", "@registry.method"]
 
 
 def unused(root: Path = ROOT) -> list[str]:
     """One line per unused definition in CHECKED, as `path:line: message (confidence)`."""
-    vulture = Vulture(ignore_decorators=COMMAND_DECORATORS)
+    vulture = Vulture(ignore_decorators=USED_BY_DECORATOR)
     vulture.scavenge([str(root / p) for p in PRODUCT if (root / p).is_dir()] + [str(WHITELIST)])
     checked = tuple(root / p for p in CHECKED)
     found = []

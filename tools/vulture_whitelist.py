@@ -5,7 +5,9 @@ definition stays; a definition nobody needs goes instead of coming here.
 """
 
 from dataclasses import fields
+from logging import LogRecord
 from tarfile import TarInfo
+from typing import Any
 
 from onnxruntime import SessionOptions
 
@@ -14,6 +16,13 @@ from consensus.vote_gossip import PeerRoundState
 from core.genesis import Genesis
 from core.hashing import merkle_proof, verify_merkle_proof
 from core.sealing import BaseContext, hpke_open_base
+from node.artifacts.replay_cache import ReplayCache
+from node.bench.evm_loop import INSTRUCTIONS_PER_ITERATION, count_evm_loop_instructions, evm_loop_bytecode
+from node.config import ConsensusConfig
+from node.metrics import LiveFamilies
+from node.p2p.addrbook import AddressEntry
+from node.p2p.metrics import P2PMetrics
+from node.p2p.queues import FrameQueue
 from storage.artifact_ingest import Ingest
 from storage.state_proof import Proof
 from vm.system.receipts import UsageReceipt, sign_usage_receipt
@@ -59,3 +68,47 @@ AsyncModels.register_dataset
 SessionOptions.intra_op_num_threads
 SessionOptions.log_severity_level
 TarInfo.mode
+
+# --- node/ ----------------------------------------------------------------------------------------
+
+# Settings read by name: a section's fields are set from TOML, AICHAIN_* variables and flags, and
+# ConsensusConfig.timeouts() passes every timeout_* field on by name.
+ConsensusConfig.timeout_propose_delta_s
+ConsensusConfig.timeout_prevote_delta_s
+ConsensusConfig.timeout_precommit_delta_s
+
+# prometheus_client calls a registered collector's collect() at each scrape.
+LiveFamilies.collect
+
+
+def _log_record(record: LogRecord) -> tuple[object, ...]:  # node/http_log.py rewrites these, logging reads them
+    return record.exc_text, record.levelname, record.levelno
+
+
+def _onnx_model(model: Any) -> object:  # node/bench/onnx_model.py sets it, onnx serialises it
+    return model.ir_version
+
+
+# Assigned, never read: an error kept without its traceback frees the frames it held (node/txpool/decode.py).
+BaseException.__traceback__
+
+# The bounds the tests check: nonces a full replay cache forgot early and the accounts whose floor
+# rose (tests/node/artifacts/test_replay_cache.py), the bytes a peer's queue holds
+# (tests/p2p/test_misbehaviour.py), dials and failed dials, and why an address's last dial failed
+# (tests/p2p/test_handshake.py, tests/p2p/test_peers.py).
+ReplayCache.floors
+P2PMetrics.dials
+P2PMetrics.dial_failures
+FrameQueue.queued_bytes
+AddressEntry.last_error
+
+
+def _forgotten(cache: ReplayCache) -> int:  # an instance attribute, so read here
+    return cache.forgotten
+
+
+# The EVM loop of `aichain-node bench vm`, checked against py-evm's own interpreter by
+# tests/node/test_evm_loop.py: its shape is what the comparison with our VM is quoted per.
+INSTRUCTIONS_PER_ITERATION
+evm_loop_bytecode
+count_evm_loop_instructions

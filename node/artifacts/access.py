@@ -38,8 +38,8 @@ from core.artifact import Manifest, format_id
 from core.errors import AichainError
 from core.keys import ADDRESS_SIZE, address_hex, parse_address
 from core.read_request import SCHEME, WINDOW_MS, ReadRequestInvalid, SignedRead, parse_read
+from core.system_addresses import LICENSING, MODELS
 from node.artifacts.replay_cache import ReplayCache
-from vm.system import LICENSING, MODELS
 
 PUBLISHER_HEADER = "X-Content-Publisher"
 
@@ -112,8 +112,16 @@ def publisher_header(value: str | None) -> bytes | None:
 class ArtifactAccess:
     """Decides whether a request may have a private artifact's plaintext (see the module's docstring)."""
 
-    def __init__(self, chain_id: int, node_key: bytes, view: View, bindings: PublisherBindings, *,
-                 clock: Callable[[], float] = time.time, window_ms: int = WINDOW_MS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        chain_id: int,
+        node_key: bytes,
+        view: View,
+        bindings: PublisherBindings,
+        *,
+        clock: Callable[[], float] = time.time,
+        window_ms: int = WINDOW_MS,
+    ) -> None:
         self.chain_id = chain_id
         self.node_key = node_key  # this node's public node key: the audience of the reads it serves
         self.view = view
@@ -124,8 +132,9 @@ class ArtifactAccess:
         self.granted = 0
         self.refused = 0
 
-    def authorize(self, manifest: Manifest, method: str, path: str, range_header: str,
-                  authorization: str | None) -> Grant:  # fmt: skip
+    def authorize(
+        self, manifest: Manifest, method: str, path: str, range_header: str, authorization: str | None
+    ) -> Grant:
         """The grant for this request of `manifest`'s plaintext, or AccessDenied saying what is needed.
 
         Runs on the event loop, all at once (no await between the replay check and recording the
@@ -138,16 +147,24 @@ class ArtifactAccess:
         self.granted += 1
         return grant
 
-    def _authorize(self, manifest: Manifest, method: str, path: str, range_header: str,
-                   authorization: str | None) -> Grant:  # fmt: skip
+    def counts(self) -> dict[str, int]:
+        """What /metrics shows of the private reads: granted and refused."""
+        return {"granted": self.granted, "refused": self.refused}
+
+    def _authorize(
+        self, manifest: Manifest, method: str, path: str, range_header: str, authorization: str | None
+    ) -> Grant:
         artifact = manifest.artifact_id
         if not authorization:
-            raise AccessDenied(401, f"{artifact} is private: its plaintext is served only to a request signed by an "
-                                    f"owner's or a licensee's account key (`aichain-node artifact get {artifact} "
-                                    "--from KEY`, or the SDK's signed download; header `Authorization: "
-                                    f"{SCHEME} …`, see docs/rpc.md). Without a licence, buy one: `aichain-node "
-                                    f"licence buy MODEL@VERSION`. Its ciphertext is public at "
-                                    f"/artifacts/{artifact}/stored")  # fmt: skip
+            raise AccessDenied(
+                401,
+                f"{artifact} is private: its plaintext is served only to a request signed by an "
+                f"owner's or a licensee's account key (`aichain-node artifact get {artifact} "
+                "--from KEY`, or the SDK's signed download; header `Authorization: "
+                f"{SCHEME} …`, see docs/rpc.md). Without a licence, buy one: `aichain-node "
+                f"licence buy MODEL@VERSION`. Its ciphertext is public at "
+                f"/artifacts/{artifact}/stored",
+            )
         try:
             signed = parse_read(authorization, manifest.id, method, path, range_header)
         except ReadRequestInvalid as exc:
@@ -156,31 +173,45 @@ class ArtifactAccess:
         request = signed.request
         if abs(now_ms - request.timestamp_ms) > self.window_ms:
             off = now_ms - request.timestamp_ms
-            raise AccessDenied(401, f"the signed read is dated {request.timestamp_ms} ms, {off} ms from this node's "
-                                    f"clock (at most {self.window_ms} ms either way): sign each request when you "
-                                    "send it, and check your clock")  # fmt: skip
+            raise AccessDenied(
+                401,
+                f"the signed read is dated {request.timestamp_ms} ms, {off} ms from this node's "
+                f"clock (at most {self.window_ms} ms either way): sign each request when you "
+                "send it, and check your clock",
+            )
         if not signed.verifies(self.chain_id):
-            raise AccessDenied(401, f"the signature does not verify for this request: it must cover chain "
-                                    f"{self.chain_id}, the node it names, {artifact}, the model version it names, "
-                                    f"the method ({method}), the path ({path}) and the Range header; sign each "
-                                    "request anew")  # fmt: skip
+            raise AccessDenied(
+                401,
+                f"the signature does not verify for this request: it must cover chain "
+                f"{self.chain_id}, the node it names, {artifact}, the model version it names, "
+                f"the method ({method}), the path ({path}) and the Range header; sign each "
+                "request anew",
+            )
         if request.audience != self.node_key:
-            raise AccessDenied(403, f"this signed read is for node 0x{request.audience.hex()}, and this is node "
-                                    f"0x{self.node_key.hex()}: a node serves only reads signed for itself, so a "
-                                    "node that was sent a read cannot replay it to another. Sign it for this node "
-                                    "(its node key is `node_key` in node_status), as the SDK and `artifact get "
-                                    "--from` do")  # fmt: skip
+            raise AccessDenied(
+                403,
+                f"this signed read is for node 0x{request.audience.hex()}, and this is node "
+                f"0x{self.node_key.hex()}: a node serves only reads signed for itself, so a "
+                "node that was sent a read cannot replay it to another. Sign it for this node "
+                "(its node key is `node_key` in node_status), as the SDK and `artifact get "
+                "--from` do",
+            )
         account = signed.account
         expires_ms = request.timestamp_ms + self.window_ms
         if self.replays.seen(account, request.nonce, now_ms):
             raise AccessDenied(401, "this signed read was used already (its nonce is spent): sign each request anew")
         if self.replays.below_floor(account, expires_ms):
-            raise AccessDenied(429, f"{address_hex(account)} made so many signed reads within {self.window_ms // 1000} "
-                                    "s that this node forgot the nonces of the oldest, and this read is dated no "
-                                    "later than those: sign it anew")  # fmt: skip
+            raise AccessDenied(
+                429,
+                f"{address_hex(account)} made so many signed reads within {self.window_ms // 1000} "
+                "s that this node forgot the nonces of the oldest, and this read is dated no "
+                "later than those: sign it anew",
+            )
         if not self.replays.room_for(account):
-            raise AccessDenied(429, f"too many signed reads by {address_hex(account)} within "
-                                    f"{self.window_ms // 1000} s; try again shortly")  # fmt: skip
+            raise AccessDenied(
+                429,
+                f"too many signed reads by {address_hex(account)} within {self.window_ms // 1000} s; try again shortly",
+            )
         self._check_chain(signed, manifest, now_ms)
         self.replays.add(account, request.nonce, expires_ms)
         return Grant(account, request.model, request.version)
@@ -194,21 +225,31 @@ class ArtifactAccess:
             raise AccessDenied(403, f"{ref} is not on chain ({exc})") from None
         named, publisher = bytes(version[0]), bytes(version[3])
         if named != manifest.id:
-            raise AccessDenied(403, f"{ref} is {format_id(named)}, not {artifact}: name the version that "
-                                    "publishes these bytes")  # fmt: skip
+            raise AccessDenied(
+                403, f"{ref} is {format_id(named)}, not {artifact}: name the version that publishes these bytes"
+            )
         bound = self.bindings.publisher_of(manifest.id)
         if bound is None:
-            raise AccessDenied(403, f"this node keeps the content key of {artifact} without a publisher (it was "
-                                    f"uploaded without {PUBLISHER_HEADER}), so it serves its plaintext to no one; "
-                                    "a licensee decrypts its ciphertext with the key in its envelope")  # fmt: skip
+            raise AccessDenied(
+                403,
+                f"this node keeps the content key of {artifact} without a publisher (it was "
+                f"uploaded without {PUBLISHER_HEADER}), so it serves its plaintext to no one; "
+                "a licensee decrypts its ciphertext with the key in its envelope",
+            )
         if bound != publisher:
-            raise AccessDenied(403, f"{ref} was published by {address_hex(publisher)}, but this node keeps the key of "
-                                    f"{artifact} for versions published by {address_hex(bound)}: {ref} names bytes "
-                                    "its publisher did not upload here, and gives no access to them")  # fmt: skip
+            raise AccessDenied(
+                403,
+                f"{ref} was published by {address_hex(publisher)}, but this node keeps the key of "
+                f"{artifact} for versions published by {address_hex(bound)}: {ref} names bytes "
+                "its publisher did not upload here, and gives no access to them",
+            )
         account = signed.account
         if not self.view(LICENSING, "is_licensed", account, request.model, request.version, time_ms=now_ms):
-            raise AccessDenied(403, f"{address_hex(account)} holds no valid licence to {ref} and does not own it: "
-                                    f"buy one with `aichain-node licence buy {ref} --from KEY`")  # fmt: skip
+            raise AccessDenied(
+                403,
+                f"{address_hex(account)} holds no valid licence to {ref} and does not own it: "
+                f"buy one with `aichain-node licence buy {ref} --from KEY`",
+            )
 
 
 __all__ = ["PUBLISHER_HEADER", "AccessDenied", "ArtifactAccess", "Grant", "PublisherBindings", "publisher_header"]

@@ -31,10 +31,10 @@ from core.artifact import format_id
 from core.contract_values import encode_call
 from core.errors import AichainError
 from core.keys import PrivateKey, address_hex
-from core.receipt import Event
+from core.receipt import Event, EventValue
+from core.system_addresses import KEYS, LICENSING, MODELS
 from core.transaction import Transaction, TxKind
 from node.artifacts.head_view import HeadView
-from vm.system import KEYS, LICENSING, MODELS
 
 if TYPE_CHECKING:
     from node.chain import Chain
@@ -59,10 +59,16 @@ class KeyRelease:
     `submit(tx)`, admission (raises why a transaction is refused)."""
 
     def __init__(
-        self, key: PrivateKey, *, chain: Chain, content_key: Callable[[bytes], bytes | None],
-        publisher_of: Callable[[bytes], bytes | None], syncing: Callable[[], bool],
-        pending_nonce: Callable[[bytes], int | None], submit: Callable[[Transaction], Awaitable[bytes]],
-    ) -> None:  # fmt: skip
+        self,
+        key: PrivateKey,
+        *,
+        chain: Chain,
+        content_key: Callable[[bytes], bytes | None],
+        publisher_of: Callable[[bytes], bytes | None],
+        syncing: Callable[[], bool],
+        pending_nonce: Callable[[bytes], int | None],
+        submit: Callable[[Transaction], Awaitable[bytes]],
+    ) -> None:
         self.key = key
         self.address = key.address
         self.chain = chain
@@ -94,15 +100,19 @@ class KeyRelease:
         for event in events:
             fields = dict(event.fields)
             if event.emitter == LICENSING and event.name == "Licensed":
-                found.append((str(fields["model"]), int(fields["version"]), bytes(fields["licensee"])))  # type: ignore[call-overload]
+                found.append((str(fields["model"]), int(fields["version"]), _address(fields["licensee"])))
             elif event.emitter == KEYS and event.name == "KeyPublished":
-                found.extend(self.waiting_for_key.pop(bytes(fields["account"]), ()))  # type: ignore[arg-type]
+                found.extend(self.waiting_for_key.pop(_address(fields["account"]), ()))
         if found:
             try:
                 self._queue.put_nowait(found)
             except asyncio.QueueFull:
-                log.error("key release is %d blocks behind: %d licence(s) not looked at (the owners can release "
-                          "them with `aichain-node model release`)", MAX_QUEUED, len(found))  # fmt: skip
+                log.error(
+                    "key release is %d blocks behind: %d licence(s) not looked at (the owners can release "
+                    "them with `aichain-node model release`)",
+                    MAX_QUEUED,
+                    len(found),
+                )
 
     async def _run(self) -> None:
         while True:
@@ -113,8 +123,12 @@ class KeyRelease:
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # a failure to release one key must not stop the others
-                    log.exception("releasing the content key of %s@%d to %s failed", licence[0], licence[1],
-                                  address_hex(licence[2]))  # fmt: skip
+                    log.exception(
+                        "releasing the content key of %s@%d to %s failed",
+                        licence[0],
+                        licence[1],
+                        address_hex(licence[2]),
+                    )
 
     async def _caught_up(self) -> None:
         """Wait while the node syncs: the head it has may lack the envelope the owners posted meanwhile.
@@ -148,8 +162,13 @@ class KeyRelease:
             self._sent[licence] = public
             while len(self._sent) > MAX_WAITING:
                 del self._sent[next(iter(self._sent))]
-            log.info("released the content key of %s@%d (%s) to %s", model, version, format_id(artifact)[:19],
-                     address_hex(buyer))  # fmt: skip
+            log.info(
+                "released the content key of %s@%d (%s) to %s",
+                model,
+                version,
+                format_id(artifact)[:19],
+                address_hex(buyer),
+            )
 
     def _sealing(self, licence: Licence) -> tuple[bytes, bytes, bytes] | None:
         """(artifact, content key, buyer's X25519 key) if the contract would take this node's envelope for
@@ -165,16 +184,26 @@ class KeyRelease:
             return None  # another node holds this model's key
         bound = self.publisher_of(artifact)
         if bound != publisher:
-            log.warning("not releasing the key of %s to %s: %s was published by %s, but this node keeps the key of %s "
-                        "for %s", ref, address_hex(buyer), ref, address_hex(publisher), format_id(artifact),
-                        "no publisher" if bound is None else f"versions published by {address_hex(bound)}")  # fmt: skip
+            log.warning(
+                "not releasing the key of %s to %s: %s was published by %s, but this node keeps the key of %s for %s",
+                ref,
+                address_hex(buyer),
+                ref,
+                address_hex(publisher),
+                format_id(artifact),
+                "no publisher" if bound is None else f"versions published by {address_hex(bound)}",
+            )
             return None
         if not self._view(LICENSING, "is_licensed", buyer, model, version):
             return None  # lapsed (or ended) before its turn came
         public = bytes(self._view(KEYS, "key_of", buyer) or b"")
         if not public:
-            log.info("%s bought a licence to %s but has published no encryption key yet; its envelope is posted "
-                     "when it does", address_hex(buyer), ref)  # fmt: skip
+            log.info(
+                "%s bought a licence to %s but has published no encryption key yet; its envelope is posted "
+                "when it does",
+                address_hex(buyer),
+                ref,
+            )
             if len(self.waiting_for_key) < MAX_WAITING or buyer in self.waiting_for_key:
                 self.waiting_for_key.setdefault(buyer, set()).add(licence)
             return None
@@ -192,11 +221,17 @@ class KeyRelease:
         nonce = max(committed_nonce, pending or 0, self._next_nonce or 0)
         price = self.chain.params.min_gas_price
         if balance < POST_GAS * price:
-            log.warning("cannot post a content-key envelope: the releaser %s holds %d units, a post needs up to %d "
-                        "(send it some AIC)", address_hex(self.address), balance, POST_GAS * price)  # fmt: skip
+            log.warning(
+                "cannot post a content-key envelope: the releaser %s holds %d units, a post needs up to %d "
+                "(send it some AIC)",
+                address_hex(self.address),
+                balance,
+                POST_GAS * price,
+            )
             return False
-        tx = Transaction(self.chain.chain_id, self.key.public_key, nonce, POST_GAS, price, TxKind.CALL, KEYS, 0,
-                         data).signed_by(self.key)  # fmt: skip
+        tx = Transaction(
+            self.chain.chain_id, self.key.public_key, nonce, POST_GAS, price, TxKind.CALL, KEYS, 0, data
+        ).signed_by(self.key)
         try:
             await self.submit(tx)
         except AichainError as exc:
@@ -212,3 +247,10 @@ def events_of(receipts: list[Any]) -> list[Event]:
 
 
 __all__ = ["KeyRelease", "events_of"]
+
+
+def _address(value: EventValue) -> bytes:
+    """An account field of a system contract's event (declared an address there, so bytes)."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"an event field holds {type(value).__name__} where the contract declares an address")
+    return value

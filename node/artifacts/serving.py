@@ -69,9 +69,12 @@ class ArtifactServer:
     a test wires in another)."""
 
     def __init__(
-        self, store: ArtifactStore, config: ArtifactsConfig, spawn: Callable[[Coroutine[Any, Any, None]], None],
+        self,
+        store: ArtifactStore,
+        config: ArtifactsConfig,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
         read_chunk: Callable[[bytes], bytes] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.config = config
         self._spawn = spawn  # runs a task the exchange cancels when it stops

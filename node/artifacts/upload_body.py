@@ -63,9 +63,8 @@ class BodyReader(IO[bytes]):
                 return await self._content.read(size)
         except TimeoutError:
             if rate_left <= limits.idle_timeout_s:
-                raise UploadTooSlow(f"the body arrived at {self.received / max(elapsed, 1e-9):.0f} bytes/s, below "
-                                    f"the minimum of {limits.min_bytes_s} bytes/s") from None  # fmt: skip
+                raise UploadTooSlow(
+                    f"the body arrived at {self.received / max(elapsed, 1e-9):.0f} bytes/s, below "
+                    f"the minimum of {limits.min_bytes_s} bytes/s"
+                ) from None
             raise UploadTooSlow(f"no byte of the body came for {limits.idle_timeout_s:g} s") from None
-
-    def readable(self) -> bool:
-        return True

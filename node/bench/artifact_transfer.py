@@ -47,8 +47,9 @@ def measure_transfer(path: Path, size: int, tls_seconds: float = 2.0) -> dict[st
     tls_rate = asyncio.run(stream_throughput(tls_seconds, tls=True))  # MB/s
     with tempfile.TemporaryDirectory(prefix="aichain-bench-transfer-") as tmp:
         base = testnet.free_port_block(4)
-        nodes = testnet.init_testnet(Path(tmp) / "net", 2, rpc_base_port=base, p2p_base_port=base + 2,
-                                     block_time_ms=1000)  # fmt: skip
+        nodes = testnet.init_testnet(
+            Path(tmp) / "net", 2, rpc_base_port=base, p2p_base_port=base + 2, block_time_ms=1000
+        )
         try:
             for node in nodes:
                 testnet.start_node(node)
@@ -69,9 +70,13 @@ def measure_transfer(path: Path, size: int, tls_seconds: float = 2.0) -> dict[st
                 testnet.stop_node(node)
     rate = status["bytes_fetched"] / status["seconds"] / MB
     return {
-        "node-to-node transfer MB/s": {"value": rate, "unit": "MB/s", "limit": tls_rate,
-                                       "limit_name": "TLS 1.3 loopback MB/s, one connection, same run",
-                                       "target": ">= 200 MB/s, every chunk checked"},
+        "node-to-node transfer MB/s": {
+            "value": rate,
+            "unit": "MB/s",
+            "limit": tls_rate,
+            "limit_name": "TLS 1.3 loopback MB/s, one connection, same run",
+            "target": ">= 200 MB/s, every chunk checked",
+        },
         "transfer": f"{status['bytes_fetched']:,} bytes in {status['chunks']} chunks, {status['seconds']:.2f} s "
-                    "(asking peers, chunks checked on arrival, id re-hashed, fsync, commit)",
-    }  # fmt: skip
+        "(asking peers, chunks checked on arrival, id re-hashed, fsync, commit)",
+    }

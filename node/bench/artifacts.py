@@ -165,14 +165,20 @@ def _add_transfer_figures(report: Report, figures: Mapping[str, Any]) -> None:
         if isinstance(figure, str):
             report.notes[name] = figure
         elif isinstance(figure, Mapping):
-            report.add(name, float(figure["value"]), figure.get("unit", ""), figure.get("limit_name", ""),
-                       figure.get("limit"), target=figure.get("target", ""))  # fmt: skip
+            report.add(
+                name,
+                float(figure["value"]),
+                figure.get("unit", ""),
+                figure.get("limit_name", ""),
+                figure.get("limit"),
+                target=figure.get("target", ""),
+            )
         else:
             report.add(name, float(figure), "")
 
 
 def run_artifacts_bench(
-    size_mb: int = 1024, datadir: Path | None = None, transfer: Callable[[Path, int], dict] | None = None
+    size_mb: int = 1024, datadir: Path | None = None, transfer: Callable[[Path, int], dict[str, Any]] | None = None
 ) -> Report:
     """Ingest rate beside sha256sum and hashlib on the same file, and the ingest's peak RSS (see the module doc).
 
@@ -201,8 +207,14 @@ def run_artifacts_bench(
             report.add("ingest MB/s", ingest["mb_per_s"], "MB/s", target=f">= {INGEST_TARGET}x sha256sum")
             report.notes["sha256sum"] = "not found on PATH: the ingest is printed without its limit"
         else:
-            report.add("ingest MB/s", ingest["mb_per_s"], "MB/s", "sha256sum MB/s, same file", size / MB / summed[1],
-                       target=f">= {INGEST_TARGET}x sha256sum")  # fmt: skip
+            report.add(
+                "ingest MB/s",
+                ingest["mb_per_s"],
+                "MB/s",
+                "sha256sum MB/s, same file",
+                size / MB / summed[1],
+                target=f">= {INGEST_TARGET}x sha256sum",
+            )
         report.add("hashlib SHA-256 MB/s", hashlib_rate, "MB/s")
         own_peak = ingest["peak_rss_kib"] is not None
         peak_mb = (ingest["peak_rss_kib"] if own_peak else ingest["wait4_maxrss_kib"]) * 1024 / MB
@@ -213,8 +225,9 @@ def run_artifacts_bench(
         report.notes["ingest / hashlib"] = f"{ingest['mb_per_s'] / hashlib_rate:.3f} (hashlib: one thread, 1 MiB reads)"
         checked = "ingest id == hashlib digest" + ("" if summed is None else " == sha256sum digest")
         report.notes["id check"] = f"{checked}: {ingest['artifact_id']}"
-        report.notes["seconds"] = (f"ingest {ingest['seconds']:.2f}; hashlib {hashlib_s:.2f}"
-                                   + ("" if summed is None else f"; sha256sum {summed[1]:.2f}"))  # fmt: skip
+        report.notes["seconds"] = f"ingest {ingest['seconds']:.2f}; hashlib {hashlib_s:.2f}" + (
+            "" if summed is None else f"; sha256sum {summed[1]:.2f}"
+        )
         wait4_mb = ingest["wait4_maxrss_kib"] * 1024 / MB
         if own_peak:
             report.notes["peak RSS"] = (

@@ -187,6 +187,7 @@ def _execute(
     from eth.db.atomic import AtomicDB
     from eth.vm.execution_context import ExecutionContext
     from eth.vm.message import Message
+    from eth_typing import Address, BlockNumber, Hash32
 
     program = _program(iterations)
     computation_class = state_class.computation_class
@@ -194,11 +195,11 @@ def _execute(
         computation_class = type(f"Counting{computation_class.__name__}", (computation_class,), {"opcodes": opcodes})
 
     context = ExecutionContext(
-        coinbase=b"\x00" * 20,
+        coinbase=Address(b"\x00" * 20),
         timestamp=0,
-        block_number=0,
+        block_number=BlockNumber(0),
         difficulty=0,
-        mix_hash=b"\x00" * 32,
+        mix_hash=Hash32(b"\x00" * 32),
         gas_limit=2**63 - 1,
         prev_hashes=(),
         chain_id=1,
@@ -206,7 +207,7 @@ def _execute(
         excess_blob_gas=0,
     )
     state = state_class(AtomicDB(), context, BLANK_ROOT_HASH)
-    sender, contract = b"\x01" * 20, b"\x02" * 20
+    sender, contract = Address(b"\x01" * 20), Address(b"\x02" * 20)
     expected_gas = _gas(program, iterations)
     # Headroom, so that if the gas table were wrong the run still finishes and the check
     # below names the difference instead of failing as an opaque out-of-gas.

@@ -50,11 +50,33 @@ SOURCE = (Path(__file__).with_name("calibration.contract")).read_text()  # the k
 
 # Kinds run by calling a function of SOURCE; `signatures` takes a key, a signature and a message.
 FUNCTION_KINDS = (
-    "loop", "arithmetic", "logic", "calls", "lists", "dicts", "small_bytes", "big_bytes", "search", "big_lists",
-    "nested", "builtins", "hashing", "hashing_big", "signatures", "addresses", "events", "storage_read",
-    "storage_read_cold", "storage_write", "storage_overwrite", "storage_write_big", "storage_delete", "payments",
-    "contract_calls", "big_events",
-)  # fmt: skip
+    "loop",
+    "arithmetic",
+    "logic",
+    "calls",
+    "lists",
+    "dicts",
+    "small_bytes",
+    "big_bytes",
+    "search",
+    "big_lists",
+    "nested",
+    "builtins",
+    "hashing",
+    "hashing_big",
+    "signatures",
+    "addresses",
+    "events",
+    "storage_read",
+    "storage_read_cold",
+    "storage_write",
+    "storage_overwrite",
+    "storage_write_big",
+    "storage_delete",
+    "payments",
+    "contract_calls",
+    "big_events",
+)
 KINDS = (*FUNCTION_KINDS, "transfers", "deploys", "data")
 
 
@@ -94,10 +116,13 @@ class Calibrator:
         self._turn = 0
         params = ChainParams(block_gas_limit=block_gas_limit, max_block_txs=20_000)
         self.genesis = Genesis(
-            chain_id=CHAIN_ID, chain_name="aichain-gas-calibration", timestamp_ms=1_767_225_600_000,
+            chain_id=CHAIN_ID,
+            chain_name="aichain-gas-calibration",
+            timestamp_ms=1_767_225_600_000,
             validators=ValidatorSet((Validator(self.validator.public_key, 1),)),
-            allocations=tuple(sorted((k.address, FUNDS) for k in self.senders)), params=params,
-        )  # fmt: skip
+            allocations=tuple(sorted((k.address, FUNDS) for k in self.senders)),
+            params=params,
+        )
         self.kv = KeyValueStore(datadir / "chaindata", cache_mb=64)
         self.chain = Chain(self.kv, self.genesis)
         self.module = compile_contract(SOURCE)
@@ -194,9 +219,12 @@ def calibrator(block_gas_limit: int) -> Iterator[Calibrator]:
 
 
 def measure_kinds(
-    kinds: tuple[str, ...] = KINDS, block_gas: int = 20_000_000, tx_gas: int = 5_000_000, repeats: int = 3,
+    kinds: tuple[str, ...] = KINDS,
+    block_gas: int = 20_000_000,
+    tx_gas: int = 5_000_000,
+    repeats: int = 3,
     block_gas_limit: int = 10**10,
-) -> list[KindFigure]:  # fmt: skip
+) -> list[KindFigure]:
     """ns per gas of each kind, measured in one run: each repeat walks every kind (interleaved, so load
     on the machine falls on all of them alike); a kind's seconds are its median block's, less the
     median empty block's (what every block costs whatever it holds). Seconds are this process's CPU

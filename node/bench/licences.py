@@ -28,10 +28,10 @@ from core.contract_values import encode_call
 from core.genesis import ChainParams
 from core.keys import PrivateKey
 from core.receipt import STATUS_SUCCESS
+from core.system_addresses import LICENSING, MODELS
 from core.transaction import Transaction, TxKind
 from node.bench.tps import _drive, start_bench_node
 from node.bench.workload import BENCH_CHAIN_ID, account_key, bench_genesis, signed_calls
-from vm.system import LICENSING, MODELS
 
 PRICE = 10_000
 UPSTREAM_BPS = 1_000
@@ -45,13 +45,24 @@ def setup_calls() -> list[Transaction]:
     a, b, c, up = (account_key(i) for i in range(OWNERS))
     steps: list[tuple[PrivateKey, bytes, str, list[Any]]] = [
         (up, MODELS, "register_model", ["base", b"\x01" * 32, "onnx", b"", [[up.address, 10_000]]]),
-        (a, MODELS, "register_model",
-         ["tuned", b"\x02" * 32, "onnx", b"", [[a.address, 5_000], [b.address, 3_000], [c.address, 2_000]]]),
+        (
+            a,
+            MODELS,
+            "register_model",
+            ["tuned", b"\x02" * 32, "onnx", b"", [[a.address, 5_000], [b.address, 3_000], [c.address, 2_000]]],
+        ),
         (b, MODELS, "publish_version", ["tuned", b"\x03" * 32, [["base", 1]], []]),
         (c, LICENSING, "make_offer", ["tuned", 2, PRICE, 3600, 0, 0, [], UPSTREAM_BPS]),
-    ]  # fmt: skip
-    calls = [(key, Transaction(BENCH_CHAIN_ID, key.public_key, 0, 2_000_000, 1, TxKind.CALL, to, 0,
-                               encode_call(function, args))) for key, to, function, args in steps]  # fmt: skip
+    ]
+    calls = [
+        (
+            key,
+            Transaction(
+                BENCH_CHAIN_ID, key.public_key, 0, 2_000_000, 1, TxKind.CALL, to, 0, encode_call(function, args)
+            ),
+        )
+        for key, to, function, args in steps
+    ]
     return [tx.signed_by(key) for key, tx in calls]
 
 
@@ -70,7 +81,7 @@ async def _run(
             if not isinstance(results[0], bytes):
                 raise RuntimeError(f"set-up transaction refused: {results[0]}")
             while (where := node.chain.blocks.tx_location(tx.hash)) is None:
-                await node.wait_for_height(node.chain.head.height + 1, 5.0)
+                await node.head_waiters.wait_for_height(node.chain.head.height + 1, 5.0)
             receipt = node.chain.blocks.receipt(*where)
             if receipt is None or receipt.status != STATUS_SUCCESS:
                 raise RuntimeError(f"set-up transaction failed: {receipt}")
@@ -83,7 +94,7 @@ async def _run(
         # Wait for what is still in the mempool, then count the purchases that succeeded.
         deadline = time.monotonic() + 30
         while len(node.mempool) and time.monotonic() < deadline:
-            await node.wait_for_height(node.chain.head.height + 1, 5.0)
+            await node.head_waiters.wait_for_height(node.chain.head.height + 1, 5.0)
         earned = StateView(node.chain.state).account(upstream).balance - before
         result["succeeded"] = earned // ROYALTY
         registry = node.metrics.registry
@@ -105,8 +116,9 @@ def measure_block_execution(blocks: int = 6, block_txs: int = 2000) -> dict[str,
     validator = PrivateKey.generate()
     params = ChainParams(max_block_txs=block_txs, block_gas_limit=block_txs * BUY_GAS)
     genesis = bench_genesis(validator, OWNERS + block_txs, params=params)
-    raws = signed_calls(range(OWNERS, OWNERS + block_txs), blocks, LICENSING, PRICE,
-                        encode_call("buy", ["tuned", 1]), BUY_GAS)  # fmt: skip
+    raws = signed_calls(
+        range(OWNERS, OWNERS + block_txs), blocks, LICENSING, PRICE, encode_call("buy", ["tuned", 1]), BUY_GAS
+    )
     purchases = [Transaction.decode(raw) for raw in raws]
     upstream = account_key(OWNERS - 1).address
     with tempfile.TemporaryDirectory(prefix="aichain-bench-licences-") as tmp:
@@ -130,12 +142,18 @@ def measure_block_execution(blocks: int = 6, block_txs: int = 2000) -> dict[str,
             gas_per_purchase = chain.head.gas_used // max(1, chain.head.tx_count)
         finally:
             kv.close()
-    return {"rate": block_txs / statistics.median(seconds), "block_s": seconds, "succeeded": succeeded,
-            "purchases": blocks * block_txs, "gas_per_purchase": gas_per_purchase}  # fmt: skip
+    return {
+        "rate": block_txs / statistics.median(seconds),
+        "block_s": seconds,
+        "succeeded": succeeded,
+        "purchases": blocks * block_txs,
+        "gas_per_purchase": gas_per_purchase,
+    }
 
 
-def measure_purchases(duration: float = 20.0, buyers: int = 2000, rate_hint: int = 4000,
-                      block_time_ms: int = 1000) -> dict[str, Any]:  # fmt: skip
+def measure_purchases(
+    duration: float = 20.0, buyers: int = 2000, rate_hint: int = 4000, block_time_ms: int = 1000
+) -> dict[str, Any]:
     """Purchases per second in blocks, and the checks that every one of them succeeded."""
     per_buyer = max(1, int(rate_hint * (duration + 3) / buyers) + 1)
     keys = range(OWNERS, OWNERS + buyers)

@@ -6,18 +6,19 @@ import hashlib
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.keys import DOMAIN_TX, PrivateKey, verify
 
 
-def _rate(fn: object, count: int, repeats: int = 3) -> float:
+def _rate(fn: Callable[[], object], count: int, repeats: int = 3) -> float:
     """Median operations per second of `fn()` (which performs `count` operations) over `repeats` runs."""
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
-        fn()  # type: ignore[operator]
+        fn()
         rates.append(count / (time.perf_counter() - started))
     return statistics.median(rates)
 

@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 
 from core.keys import PrivateKey
+from core.system_addresses import KEYS
 from core.units import UNIT
 from node import testnet
 from node.bench.onnx_model import build_mlp, hidden_for_size
 from node.bench.report import Report
 from node.devnet import DEV_ACCOUNT_KEY
 from node.p2p.bench import stream_throughput
-from vm.system import KEYS
 
 MB = 1_000_000
 NAME = "bench-model"
@@ -63,12 +63,19 @@ def run_models_bench(size_mb: int = 500, runs: int = 30, batch: int = 8, datadir
     sha_rate = sha256_mb_per_s()
     with tempfile.TemporaryDirectory(prefix="aichain-bench-models-", dir=datadir) as tmp:
         root = Path(tmp)
-        model = build_mlp(root / "model", inputs=INPUTS, outputs=OUTPUTS, seed=7, external_data=True,
-                          hidden=hidden_for_size(size_mb * MB, INPUTS, OUTPUTS))  # fmt: skip
+        model = build_mlp(
+            root / "model",
+            inputs=INPUTS,
+            outputs=OUTPUTS,
+            seed=7,
+            external_data=True,
+            hidden=hidden_for_size(size_mb * MB, INPUTS, OUTPUTS),
+        )
         size = _dir_size(model)
         base = testnet.free_port_block(6)
-        nodes = testnet.init_testnet(root / "net", 3, rpc_base_port=base, p2p_base_port=base + 3,
-                                     block_time_ms=200, empty_block_interval_ms=200)  # fmt: skip
+        nodes = testnet.init_testnet(
+            root / "net", 3, rpc_base_port=base, p2p_base_port=base + 3, block_time_ms=200, empty_block_interval_ms=200
+        )
         try:
             for node in nodes:
                 testnet.start_node(node)
@@ -78,22 +85,35 @@ def run_models_bench(size_mb: int = 500, runs: int = 30, batch: int = 8, datadir
             for node in nodes:
                 testnet.stop_node(node)
     pull_s = figures["pull_s"]
-    report.add("pull + decrypt + verify, 2 peers", size / pull_s / MB, "MB/s", "TLS 1.3 loopback, one connection",
-               tls_rate, ">= 100 MB/s")  # fmt: skip
-    report.add("  node C's fetch from A and B", size / figures["fetch_s"] / MB, "MB/s", "TLS 1.3 loopback",
-               tls_rate)  # fmt: skip
+    report.add(
+        "pull + decrypt + verify, 2 peers",
+        size / pull_s / MB,
+        "MB/s",
+        "TLS 1.3 loopback, one connection",
+        tls_rate,
+        ">= 100 MB/s",
+    )
+    report.add("  node C's fetch from A and B", size / figures["fetch_s"] / MB, "MB/s", "TLS 1.3 loopback", tls_rate)
     report.add("SHA-256, one thread (every byte is hashed)", sha_rate, "MB/s")
-    report.add("model run, median", figures["sdk_ms"], "ms", "plain onnxruntime session, median",
-               figures["plain_ms"], "<= 1.10x")  # fmt: skip
-    report.notes.update({
-        "model": f"{size:,} bytes (model.onnx + weights.bin), batch {batch} x {INPUTS} float32",
-        "fetched from": ", ".join(f"{peer[:12]}…: {n} chunks" for peer, n in figures["from_peers"].items()),
-        "pull": f"{pull_s:.2f} s in all; node C's fetch {figures['fetch_s']:.2f} s, streamed to the buyer as it "
-                f"went (first bytes read after {figures['first_byte_s']:.2f} s)",
-        "run overhead": f"{figures['sdk_ms'] - figures['plain_ms']:+.2f} ms a run "
-                        f"({figures['sdk_ms'] / figures['plain_ms'] - 1:+.1%}), {runs} runs each, interleaved",
-        "outputs": "equal to the plain session's" if figures["same_outputs"] else "DIFFER from the plain session's",
-    })  # fmt: skip
+    report.add(
+        "model run, median",
+        figures["sdk_ms"],
+        "ms",
+        "plain onnxruntime session, median",
+        figures["plain_ms"],
+        "<= 1.10x",
+    )
+    report.notes.update(
+        {
+            "model": f"{size:,} bytes (model.onnx + weights.bin), batch {batch} x {INPUTS} float32",
+            "fetched from": ", ".join(f"{peer[:12]}…: {n} chunks" for peer, n in figures["from_peers"].items()),
+            "pull": f"{pull_s:.2f} s in all; node C's fetch {figures['fetch_s']:.2f} s, streamed to the buyer as it "
+            f"went (first bytes read after {figures['first_byte_s']:.2f} s)",
+            "run overhead": f"{figures['sdk_ms'] - figures['plain_ms']:+.2f} ms a run "
+            f"({figures['sdk_ms'] / figures['plain_ms'] - 1:+.1%}), {runs} runs each, interleaved",
+            "outputs": "equal to the plain session's" if figures["same_outputs"] else "DIFFER from the plain session's",
+        }
+    )
     if not figures["same_outputs"]:
         raise RuntimeError("models.run gave other outputs than onnxruntime on the same model and input")
     return report
@@ -104,8 +124,10 @@ async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int, root: 
     from aichain_node import AsyncClient, Offer
 
     buyer_key = PrivateKey.generate()
-    async with (AsyncClient(urls[0], DEV_ACCOUNT_KEY, content_key_dir=root / "keys") as owner,
-                AsyncClient(urls[2], buyer_key, model_cache_dir=root / "cache") as buyer):  # fmt: skip
+    async with (
+        AsyncClient(urls[0], DEV_ACCOUNT_KEY, content_key_dir=root / "keys") as owner,
+        AsyncClient(urls[2], buyer_key, model_cache_dir=root / "cache") as buyer,
+    ):
         await owner.transfer(buyer_key.address, 10 * UNIT)
         published = await owner.models.publish(model, NAME, private=True, offer=Offer(price=0))
         async with AsyncClient(urls[1], timeout=900) as fetcher:
@@ -131,6 +153,7 @@ async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int, root: 
         expected = plain.run(None, {"x": x})[0]
         first = await buyer.models.run(NAME, x)  # warm: the session is loaded once and kept
         plain_times, sdk_times = [], []
+        result = first
         for _ in range(runs):
             started = time.perf_counter()
             await asyncio.to_thread(plain.run, None, {"x": x})
@@ -139,10 +162,15 @@ async def _lifecycle(urls: list[str], model: Path, runs: int, batch: int, root: 
             result = await buyer.models.run(NAME, x)
             sdk_times.append(time.perf_counter() - started)
     same = bool(np.array_equal(first.outputs["y"], expected) and np.array_equal(result.outputs["y"], expected))
-    return {"pull_s": pull_s, "fetch_s": float(status["seconds"]), "first_byte_s": reading_from[0] - pull_started,
-            "from_peers": status["from_peers"],
-            "plain_ms": statistics.median(plain_times) * 1000, "sdk_ms": statistics.median(sdk_times) * 1000,
-            "same_outputs": same}  # fmt: skip
+    return {
+        "pull_s": pull_s,
+        "fetch_s": float(status["seconds"]),
+        "first_byte_s": reading_from[0] - pull_started,
+        "from_peers": status["from_peers"],
+        "plain_ms": statistics.median(plain_times) * 1000,
+        "sdk_ms": statistics.median(sdk_times) * 1000,
+        "same_outputs": same,
+    }
 
 
 def _plain_session(path: Path) -> Any:

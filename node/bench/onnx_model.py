@@ -34,18 +34,25 @@ def build_mlp(
         helper.make_node("Add", ["y0", "b2"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "mlp",
+        nodes,
+        "mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", inputs])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", outputs])],
         initializer=initializers,
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="aichain-tests")
     model.ir_version = 8  # what every onnxruntime since 1.14 reads
     onnx.checker.check_model(model)
     if external_data:
         dest.mkdir(parents=True, exist_ok=True)
-        onnx.save_model(model, str(dest / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="weights.bin", size_threshold=0)  # fmt: skip
+        onnx.save_model(
+            model,
+            str(dest / "model.onnx"),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="weights.bin",
+            size_threshold=0,
+        )
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(dest))

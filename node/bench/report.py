@@ -36,13 +36,19 @@ class Report:
         return {
             "title": self.title,
             "figures": [
-                {"name": f.name, "value": round(f.value, 3), "unit": f.unit, "limit_name": f.limit_name,
-                 "limit": None if f.limit is None else round(f.limit, 3),
-                 "ratio": None if f.ratio is None else round(f.ratio, 4), "target": f.target}
+                {
+                    "name": f.name,
+                    "value": round(f.value, 3),
+                    "unit": f.unit,
+                    "limit_name": f.limit_name,
+                    "limit": None if f.limit is None else round(f.limit, 3),
+                    "ratio": None if f.ratio is None else round(f.ratio, 4),
+                    "target": f.target,
+                }
                 for f in self.figures
             ],
             "notes": self.notes,
-        }  # fmt: skip
+        }
 
     def render(self, as_json: bool) -> str:
         if as_json:

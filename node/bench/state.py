@@ -16,6 +16,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from consensus.single import single_validator_commit
@@ -33,11 +34,11 @@ from vm.account import account_key as state_key
 from vm.gas import TX_BASE
 
 
-def _median_time(fn: object, repeats: int) -> float:
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        fn()  # type: ignore[operator]
+        fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

@@ -126,9 +126,13 @@ class _Load:
 
 
 def run_testnet_bench(
-    validators: int = 4, duration: float = 60.0, rate: float = 2200.0, block_time_ms: int = 1000,
-    senders: int = 2000, sync: bool = True,
-) -> Report:  # fmt: skip
+    validators: int = 4,
+    duration: float = 60.0,
+    rate: float = 2200.0,
+    block_time_ms: int = 1000,
+    senders: int = 2000,
+    sync: bool = True,
+) -> Report:
     report = Report(f"aichain-node bench testnet: {validators} validators on this machine, {block_time_ms} ms blocks")
     verify_rate = limits.ed25519_verifications_per_s()
     per_sender = int(rate * (duration + 10) / senders) + 1
@@ -138,10 +142,16 @@ def run_testnet_bench(
         root = Path(tmp)
         base = _free_base()
         nodes = testnet.init_testnet(
-            root, validators, full_nodes=1 if sync else 0, chain_id=7790, rpc_base_port=base,
-            p2p_base_port=base + 100, block_time_ms=block_time_ms, max_block_txs=50_000,
+            root,
+            validators,
+            full_nodes=1 if sync else 0,
+            chain_id=7790,
+            rpc_base_port=base,
+            p2p_base_port=base + 100,
+            block_time_ms=block_time_ms,
+            max_block_txs=50_000,
             allocations={account_key(i).address: FUNDING for i in range(senders)},
-        )  # fmt: skip
+        )
         running = [n for n in nodes if n.validator]
         try:
             for node in running:
@@ -156,16 +166,27 @@ def run_testnet_bench(
             for node in nodes:
                 testnet.stop_node(node, grace=10)
     report.add(
-        "transfers finalized /s (sustained)", figures["tps"], "tx/s",
-        "Ed25519 verifications/s, one core", verify_rate, target=">= 2000 tx/s",
-    )  # fmt: skip
+        "transfers finalized /s (sustained)",
+        figures["tps"],
+        "tx/s",
+        "Ed25519 verifications/s, one core",
+        verify_rate,
+        target=">= 2000 tx/s",
+    )
     report.add("finality latency p50", figures["p50"], "s", target="<= 1.5 s")
     report.add("finality latency p99", figures["p99"], "s", target="<= 3 s")
     if "sync_tps" in figures:
-        report.add("fresh node sync", figures["sync_tps"], "tx/s", "Ed25519 verifications/s, one core", verify_rate,
-                   target=">= 5000 tx/s")  # fmt: skip
-        report.notes["synced"] = f"{int(figures['sync_blocks'])} blocks, {int(figures['sync_txs'])} txs in " \
-            f"{figures['sync_s']:.1f} s"  # fmt: skip
+        report.add(
+            "fresh node sync",
+            figures["sync_tps"],
+            "tx/s",
+            "Ed25519 verifications/s, one core",
+            verify_rate,
+            target=">= 5000 tx/s",
+        )
+        report.notes["synced"] = (
+            f"{int(figures['sync_blocks'])} blocks, {int(figures['sync_txs'])} txs in {figures['sync_s']:.1f} s"
+        )
     report.notes["latency parts (p50)"] = (
         f"waiting for a block {figures['inclusion_wait_p50']:.2f} s, block proposed -> finalized "
         f"{figures['decide_p50']:.2f} s (slowest {figures['decide_max']:.2f} s), block interval "
@@ -191,12 +212,13 @@ def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, d
         return _measure_with(watcher, nodes, raws, rate, duration)
 
 
-def _measure_with(watcher: Client, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float,
-                  duration: float) -> dict[str, float]:  # fmt: skip
+def _measure_with(
+    watcher: Client, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float
+) -> dict[str, float]:
     start_height = watcher.rpc("chain_head")["height"]
     load = _Load(nodes, raws, rate, duration)
     load.start()
-    seen: list[tuple[float, int, list[str], float]] = []  # (seen, height, txs, block timestamp, seen wall)
+    seen: list[tuple[float, int, list[str], float, float]] = []  # (seen, height, txs, block timestamp, seen wall)
     height = start_height
     deadline = time.monotonic() + duration + 15
     while time.monotonic() < deadline:

@@ -46,9 +46,15 @@ async def start_bench_node(datadir: Path, genesis: Genesis, validator: PrivateKe
 
 
 async def _run_node(
-    datadir: Path, raws: list[bytes], genesis_params: ChainParams, duration: float, batch: int, backlog: int,
-    validator: PrivateKey, senders: int,
-) -> dict[str, float]:  # fmt: skip
+    datadir: Path,
+    raws: list[bytes],
+    genesis_params: ChainParams,
+    duration: float,
+    batch: int,
+    backlog: int,
+    validator: PrivateKey,
+    senders: int,
+) -> dict[str, float]:
     genesis = bench_genesis(validator, senders, params=genesis_params)
     node = await start_bench_node(datadir, genesis, validator)
     try:
@@ -85,7 +91,7 @@ async def _drive(node: object, raws: list[bytes], duration: float, batch: int, b
     deadline = None
     try:
         while True:
-            await node.wait_for_height(node.chain.head.height + 1, 5.0)
+            await node.head_waiters.wait_for_height(node.chain.head.height + 1, 5.0)
             now = time.perf_counter()
             head = node.chain.head
             if head.height == start_height:
@@ -124,9 +130,13 @@ async def _drive(node: object, raws: list[bytes], duration: float, batch: int, b
 
 
 def run_tps(
-    duration: float = 30.0, senders: int = 2000, rate_hint: int = 8000, block_time_ms: int = 1000,
-    batch: int = 2000, datadir: Path | None = None,
-) -> Report:  # fmt: skip
+    duration: float = 30.0,
+    senders: int = 2000,
+    rate_hint: int = 8000,
+    block_time_ms: int = 1000,
+    batch: int = 2000,
+    datadir: Path | None = None,
+) -> Report:
     report = Report("aichain-node bench tps: transfers finalized per second (single validator)")
     verify_rate = limits.ed25519_verifications_per_s()
     openssl_rate = limits.ed25519_openssl_verifications_per_s()
@@ -141,9 +151,13 @@ def run_tps(
         backlog = max(2 * batch, 4 * rate_hint * block_time_ms // 1000)
         result = asyncio.run(_run_node(Path(tmp), raws, params, duration, batch, backlog, validator, senders))
     report.add(
-        "transfers finalized /s (sustained)", result["tps"], "tx/s",
-        "Ed25519 verifications/s, one core (libsodium)", verify_rate, target=">= 5000 tx/s, ratio >= 0.33",
-    )  # fmt: skip
+        "transfers finalized /s (sustained)",
+        result["tps"],
+        "tx/s",
+        "Ed25519 verifications/s, one core (libsodium)",
+        verify_rate,
+        target=">= 5000 tx/s, ratio >= 0.33",
+    )
     report.add("Ed25519 verifications/s (OpenSSL)", openssl_rate, "verify/s")
     report.notes.update(
         {

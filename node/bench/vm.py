@@ -33,7 +33,7 @@ from vm.compiler import compile_contract
 from vm.contracts import CallContext, install, run_call
 from vm.state import StateView
 
-LOOP = '''
+LOOP = """
 @view
 def loop(n: int) -> int:
     total = 0
@@ -42,7 +42,7 @@ def loop(n: int) -> int:
         total = total + i
         i = i + 1
     return total
-'''
+"""
 ADDRESS = b"\x0b" * 20
 
 
@@ -81,18 +81,31 @@ def run_our_loop(iterations: int) -> tuple[int, float, int]:
 
 
 def run_vm_bench(
-    iterations: int = 200_000, repeats: int = 3, licence_blocks: int = 6, block_txs: int = 2000,
-    end_to_end_s: float = 15.0, gas: bool = True, calibration_gas: int = 20_000_000,
+    iterations: int = 200_000,
+    repeats: int = 3,
+    licence_blocks: int = 6,
+    block_txs: int = 2000,
+    end_to_end_s: float = 15.0,
+    gas: bool = True,
+    calibration_gas: int = 20_000_000,
     block_gas_limit: int | None = None,
-) -> Report:  # fmt: skip
-    report = Report(f"aichain-node bench vm: summing loop of {iterations:,} iterations (median of {repeats}), "
-                    "licence purchases, gas calibration")  # fmt: skip
+) -> Report:
+    report = Report(
+        f"aichain-node bench vm: summing loop of {iterations:,} iterations (median of {repeats}), "
+        "licence purchases, gas calibration"
+    )
     ours = [run_our_loop(iterations) for _ in range(repeats)]
     evm = [run_evm_loop(iterations) for _ in range(repeats)]
     our_rate = statistics.median(i / s for i, s, _ in ours)
     evm_rate = statistics.median(r.instructions_per_s for r in evm)
-    report.add("VM instructions/s", our_rate, "instr/s", "py-evm instructions/s, same loop, same run", evm_rate,
-               target=">= 2x py-evm")  # fmt: skip
+    report.add(
+        "VM instructions/s",
+        our_rate,
+        "instr/s",
+        "py-evm instructions/s, same loop, same run",
+        evm_rate,
+        target=">= 2x py-evm",
+    )
     report.notes["instructions per run"] = f"this VM {ours[0][0]:,}; py-evm {evm[0].instructions:,}"
     our_s, evm_s = statistics.median(s for _, s, _ in ours), statistics.median(r.seconds for r in evm)
     report.notes["seconds per run (median)"] = f"this VM {our_s:.3f}; py-evm {evm_s:.3f}"
@@ -119,8 +132,14 @@ def _gas_figures(report: Report, calibration_gas: int, block_gas_limit: int) -> 
     # The slowest contract kind by CPU, and new storage keys, the kind that waits most on the disk.
     for kind in dict.fromkeys((worst.name, "storage_write")):
         block = full_block(kind, block_gas_limit)
-        report.add(f"full block of {kind}, executed + rooted + committed", block.seconds, "s", "default block time",
-                   block_time, target="<= 0.5x block time")  # fmt: skip
+        report.add(
+            f"full block of {kind}, executed + rooted + committed",
+            block.seconds,
+            "s",
+            "default block time",
+            block_time,
+            target="<= 0.5x block time",
+        )
         report.notes[f"full block of {kind}"] = (
             f"{block.txs:,} transactions, {block.gas:,} of the {block_gas_limit:,} gas limit, "
             f"{block.cpu_seconds:.3f} s of CPU"
@@ -131,8 +150,14 @@ def _licence_figures(report: Report, blocks: int, block_txs: int, end_to_end_s: 
     verify_rate = limits.ed25519_verifications_per_s()
     limit_name = "Ed25519 verifications/s, one core (libsodium)"
     in_blocks = measure_block_execution(blocks, block_txs)
-    report.add("licence purchases executed in blocks /s", in_blocks["rate"], "tx/s", limit_name, verify_rate,
-               target=">= 2000 tx/s")  # fmt: skip
+    report.add(
+        "licence purchases executed in blocks /s",
+        in_blocks["rate"],
+        "tx/s",
+        limit_name,
+        verify_rate,
+        target=">= 2000 tx/s",
+    )
     per_purchase = in_blocks["gas_per_purchase"]
     report.notes["purchases in blocks"] = (
         f"{in_blocks['succeeded']:,}/{in_blocks['purchases']:,} succeeded; {blocks} blocks of {block_txs:,}, "

@@ -98,13 +98,23 @@ class DoubleSignGuard:
                     "validator %s signed %s at height %d that this node did not sign: another instance with this "
                     "key may be running. Stop every other node that uses this validator key (two instances "
                     "double-sign, and the validator is removed from the set); this node signs nothing until %d "
-                    "heights pass without that key signing", me, where, height, self.check_height,
-                )  # fmt: skip
+                    "heights pass without that key signing",
+                    me,
+                    where,
+                    height,
+                    self.check_height,
+                )
         elif self._held is None:
-            log.warning("validator %s signed %s at height %d that this node has no record of (its sign state is "
-                        "missing or older, as after a wipe or a restore; if another node may still run with this "
-                        "key, stop it): it signs nothing until %d heights pass without that key signing "
-                        "([consensus] double_sign_check_height)", me, where, height, self.check_height)  # fmt: skip
+            log.warning(
+                "validator %s signed %s at height %d that this node has no record of (its sign state is "
+                "missing or older, as after a wipe or a restore; if another node may still run with this "
+                "key, stop it): it signs nothing until %d heights pass without that key signing "
+                "([consensus] double_sign_check_height)",
+                me,
+                where,
+                height,
+                self.check_height,
+            )
 
     # --- the decision ---------------------------------------------------------------------------------
 
@@ -118,20 +128,28 @@ class DoubleSignGuard:
         if self.caught_up_at is None and self._caught_up(head, validators):
             self.caught_up_at = head
             if self.must_catch_up:
-                log.info("caught up at height %d; it signs once the last %d heights carry no signature of its key "
-                         "it did not make", head, self.check_height)  # fmt: skip
+                log.info(
+                    "caught up at height %d; it signs once the last %d heights carry no signature of its key "
+                    "it did not make",
+                    head,
+                    self.check_height,
+                )
         if self.caught_up_at is None and self.must_catch_up:
             return self._hold("catching up with its peers first (it started without its sign state)", head)
         if self.last_foreign is not None and head - self.last_foreign < self.check_height:
             others = sum(v.power for v in validators.validators if v.address != me)
             if others < validators.quorum():
-                why = (f"its key signed height {self.last_foreign}, unknown to this node, and the other validators "
-                       "cannot finalize a height without it, so the heights it waits for will not come: if you are "
-                       "sure no other instance of this key runs and that this node signed nothing since, set "
-                       "[consensus] double_sign_check_height = 0 for one start")  # fmt: skip
+                why = (
+                    f"its key signed height {self.last_foreign}, unknown to this node, and the other validators "
+                    "cannot finalize a height without it, so the heights it waits for will not come: if you are "
+                    "sure no other instance of this key runs and that this node signed nothing since, set "
+                    "[consensus] double_sign_check_height = 0 for one start"
+                )
             else:
-                why = (f"its key signed height {self.last_foreign}, unknown to this node: waiting until height "
-                       f"{self.last_foreign + self.check_height} is committed")
+                why = (
+                    f"its key signed height {self.last_foreign}, unknown to this node: waiting until height "
+                    f"{self.last_foreign + self.check_height} is committed"
+                )
             return self._hold(why, head)
         return self._hold(None, head)
 
@@ -143,7 +161,7 @@ class DoubleSignGuard:
             if power * 3 > validators.total_power - (0 if mine is None else mine.power):
                 return True
         heads = self.peer_heads()
-        return bool(heads) and max(heads) <= head + 1  # type: ignore[arg-type]
+        return max(heads) <= head + 1 if heads else False
 
     def _hold(self, why: str | None, head: int) -> bool:
         if why != self._held:
@@ -175,7 +193,7 @@ class Withheld:
         """Keep `action` if the guard holds (True), and look again soon."""
         if self.guard.may_sign(head, validators):
             return False
-        self._requests = [*self._requests[-(MAX_WITHHELD - 1):], action]
+        self._requests = [*self._requests[-(MAX_WITHHELD - 1) :], action]
         self._schedule()
         return True
 

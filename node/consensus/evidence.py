@@ -44,8 +44,13 @@ class EvidencePool:
         """A validator signed two different votes for one (height, round, type)."""
         evidence = DuplicateVote.of(first, second)
         self._on_found()
-        log.warning("validator 0x%s equivocated at height %d round %d: evidence %s",
-                    evidence.validator.hex(), evidence.height, first.round, evidence.hash().hex()[:16])  # fmt: skip
+        log.warning(
+            "validator 0x%s equivocated at height %d round %d: evidence %s",
+            evidence.validator.hex(),
+            evidence.height,
+            first.round,
+            evidence.hash().hex()[:16],
+        )
         if self.add(evidence):
             for listener in self._listeners:
                 listener(evidence.encode())

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from enum import Enum
+from typing import Final
 
 from consensus.events import Event, VoteReceived
 from core.block import Block
@@ -30,8 +32,14 @@ class UnvalidatedProposal:
         self.arrived_at = time.monotonic()
 
 
-RETRY = object()  # look again at the requests to sign the double-sign guard held back
-Entry = Event | UnvalidatedProposal | object | None  # None: the head moved
+class Retry(Enum):
+    """Look again at the requests to sign the double-sign guard held back."""
+
+    RETRY = "retry"
+
+
+RETRY: Final = Retry.RETRY
+Entry = Event | UnvalidatedProposal | Retry | None  # None: the head moved
 
 
 class Inbox:

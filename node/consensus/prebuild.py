@@ -39,7 +39,7 @@ from core.transaction import Transaction
 from core.validators import ValidatorSet
 from node.block_thread import BlockThread
 from node.chain import BLOCK_TX_BYTES, BlockBuilder, PendingBlock
-from node.consensus.inbox import Inbox
+from node.consensus.inbox import Entry, Inbox
 from node.consensus.signer import Signer
 
 log = logging.getLogger("aichain.consensus")
@@ -47,14 +47,19 @@ log = logging.getLogger("aichain.consensus")
 STEP_EVERY_S = 0.05  # execute arrivals at most this often: small steps cost a mempool walk each
 
 
-class BuildingLedger(Protocol):
-    """The chain as the prebuilder and the wait between heights read it (`node.chain.Chain`)."""
+class ChainHead(Protocol):
+    """The chain as the wait between heights reads it (`node.chain.Chain`): its head, and the set
+    that signs the next block."""
 
     @property
     def head(self) -> Header: ...
 
     @property
     def validators(self) -> ValidatorSet: ...
+
+
+class BuildingLedger(ChainHead, Protocol):
+    """The chain as the prebuilder builds on it."""
 
     def start_block(self, proposer: bytes, timestamp_ms: int) -> BlockBuilder: ...
 
@@ -130,7 +135,7 @@ class Prebuilder:
 class NextHeight:
     """What the wait for the next height reads; `params` carry this node's block time."""
 
-    ledger: BuildingLedger
+    ledger: ChainHead
     mempool: Candidates
     evidence: PendingEvidence
     params: ChainParams
@@ -139,7 +144,7 @@ class NextHeight:
     tx_arrived: asyncio.Event  # set by admission when transactions arrive
 
 
-async def wait_for_next_height(at: NextHeight, inbox: Inbox, stash: Callable[[object], bool]) -> None:
+async def wait_for_next_height(at: NextHeight, inbox: Inbox, stash: Callable[[Entry | bool], bool]) -> None:
     """Return when the next height is due. Events taken from `inbox` meanwhile go to `stash`,
     which keeps those for the next height and answers whether it holds any."""
     ledger, mempool, signer, prebuilder = at.ledger, at.mempool, at.signer, at.prebuilder
@@ -172,6 +177,6 @@ async def wait_for_next_height(at: NextHeight, inbox: Inbox, stash: Callable[[ob
             head = ledger.head
 
 
-def _proposes(ledger: BuildingLedger, signer: Signer, height: int) -> bool:
+def _proposes(ledger: ChainHead, signer: Signer, height: int) -> bool:
     """Whether this validator proposes round 0 of `height`."""
     return proposer_for(ledger.validators, height, 0).address == signer.address

@@ -91,11 +91,18 @@ class EvidenceSink(Protocol):
 
 class ConsensusReactor:
     def __init__(
-        self, *, manager: PeerManager, gossip: Gossip, chain: CheckingChain, votes: VoteGossip,
-        deliver: Callable[[ConsensusMessage], None], evidence: EvidenceSink, metrics: NodeMetrics,
+        self,
+        *,
+        manager: PeerManager,
+        gossip: Gossip,
+        chain: CheckingChain,
+        votes: VoteGossip,
+        deliver: Callable[[ConsensusMessage], None],
+        evidence: EvidenceSink,
+        metrics: NodeMetrics,
         lookup_tx: Callable[[bytes], Transaction | None] = lambda tx_hash: None,
         observe_vote: Callable[[Vote], None] = lambda vote: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.manager = manager
         self.gossip = gossip
         self.chain = chain
@@ -106,7 +113,7 @@ class ConsensusReactor:
         self.lookup_tx = lookup_tx  # transactions a proposal's block refers to by hash (the mempool's)
         self.observe_vote = observe_vote  # the double-sign guard watches every valid vote
         self.held = HeldForNextHeight()
-        self._publishing: set[asyncio.Task[None]] = set()
+        self._publishing: set[asyncio.Task[bool]] = set()
 
     def register(self) -> None:
         for msg_type, handler in ((PROPOSAL, self._on_proposal), (VOTE, self._on_vote), (EVIDENCE, self._on_evidence)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,24 +67,38 @@ class Signer:
     def sign_vote(self, vote: Vote) -> Vote:
         step = STEP_PREVOTE if vote.vote_type == VoteType.PREVOTE else STEP_PRECOMMIT
         lock = (vote.height, vote.round, vote.block_hash) if step == STEP_PRECOMMIT and vote.block_hash else None
-        signature = self._sign(vote.height, vote.round, step, vote.signing_payload(), lambda: vote.signed_by(
-            self.key, self.chain_id).signature, lock)  # fmt: skip
+        signature = self._sign(
+            vote.height,
+            vote.round,
+            step,
+            vote.signing_payload(),
+            lambda: vote.signed_by(self.key, self.chain_id).signature,
+            lock,
+        )
         return Vote(vote.vote_type, vote.height, vote.round, vote.block_hash, vote.validator, signature)
 
     def sign_proposal(self, proposal: Proposal) -> Proposal:
         payload = proposal.signing_payload()
         signature = self._sign(
-            proposal.height, proposal.round, STEP_PROPOSAL, payload,
+            proposal.height,
+            proposal.round,
+            STEP_PROPOSAL,
+            payload,
             lambda: proposal.signed_by(self.key, self.chain_id).signature,
-        )  # fmt: skip
+        )
         return Proposal(
             proposal.height, proposal.round, proposal.pol_round, proposal.block_hash, proposal.proposer, signature
         )
 
     def _sign(
-        self, height: int, round_: int, step: int, payload: bytes, make: object,
+        self,
+        height: int,
+        round_: int,
+        step: int,
+        payload: bytes,
+        make: Callable[[], bytes],
         lock: tuple[int, int, bytes] | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         last = self._last
         position = (height, round_, step)
         if last is not None:
@@ -94,7 +109,7 @@ class Signer:
                 if payload == last.payload:
                     return last.signature
                 raise DoubleSignRefused(f"refusing to sign different bytes at {position}: that would equivocate")
-        signature: bytes = make()  # type: ignore[operator]
+        signature = make()
         if lock is None and last is not None and last.lock is not None and last.lock[0] == height:
             lock = last.lock  # the lock holds for the rest of the height
         self._store(_Signed(height, round_, step, payload, signature, lock))
@@ -107,8 +122,14 @@ class Signer:
 
     def _store(self, signed: _Signed) -> None:
         lock = None if signed.lock is None else [signed.lock[0], signed.lock[1], signed.lock[2].hex()]
-        doc = {"height": signed.height, "round": signed.round, "step": signed.step,
-               "payload": signed.payload.hex(), "signature": signed.signature.hex(), "lock": lock}  # fmt: skip
+        doc = {
+            "height": signed.height,
+            "round": signed.round,
+            "step": signed.step,
+            "payload": signed.payload.hex(),
+            "signature": signed.signature.hex(),
+            "lock": lock,
+        }
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -134,9 +155,14 @@ class Signer:
                 "without it. Restore it, or delete it only if you are sure this key signed nothing at later heights"
             ) from exc
         lock = doc.get("lock")
-        return _Signed(doc["height"], doc["round"], doc["step"], bytes.fromhex(doc["payload"]),
-                       bytes.fromhex(doc["signature"]),
-                       None if lock is None else (lock[0], lock[1], bytes.fromhex(lock[2])))  # fmt: skip
+        return _Signed(
+            doc["height"],
+            doc["round"],
+            doc["step"],
+            bytes.fromhex(doc["payload"]),
+            bytes.fromhex(doc["signature"]),
+            None if lock is None else (lock[0], lock[1], bytes.fromhex(lock[2])),
+        )
 
     def last_vote(self) -> Vote | None:
         """The last thing signed, if it was a vote (rebuilt from its bytes and signature)."""

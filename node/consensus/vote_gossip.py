@@ -284,8 +284,11 @@ def decode_round_step(payload: Any) -> RoundStep:
         if vote_type not in (VoteType.PREVOTE, VoteType.PRECOMMIT):
             raise DecodeError(f"round step: vote type {vote_type} is unknown")
         bits = codec.expect_bytes(entry[2], "round step bits", max_size=MAX_BITS_BYTES)
-        votes.append(VoteBits(codec.expect_uint(entry[0], "round step vote round", bits=31), vote_type,
-                              int.from_bytes(bits, "little")))  # fmt: skip
+        votes.append(
+            VoteBits(
+                codec.expect_uint(entry[0], "round step vote round", bits=31), vote_type, int.from_bytes(bits, "little")
+            )
+        )
     return RoundStep(height, round_, step, bool(proposal), pol_round, tuple(votes))
 
 

@@ -87,7 +87,7 @@ class AddressBook:
         return max(0.0, min(waiting) - now) if waiting else None
 
     def _backoff(self, failures: int) -> float:
-        delay = min(self.backoff_max, self.backoff_initial * 2 ** max(0, failures - 1))
+        delay = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, failures - 1))
         return delay * random.uniform(0.75, 1.0)
 
     def dial_started(self, entry: AddressEntry) -> None:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import ssl
 import time
+from typing import Any
 
 from core.hashing import sha256
 from core.keys import PrivateKey
@@ -61,14 +62,19 @@ async def manager_throughput(seconds: float, payload_size: int) -> tuple[float, 
     """(messages/s, MB/s) from one PeerManager to another over one connection."""
     genesis = sha256(b"bench")
     config = P2PConfig(
-        chain_id=1, genesis_hash=genesis, rate_messages=1e9, rate_messages_burst=1e9,
-        rate_bytes=1e12, rate_bytes_burst=1e12, send_queue_frames=65536,
+        chain_id=1,
+        genesis_hash=genesis,
+        rate_messages=1e9,
+        rate_messages_burst=1e9,
+        rate_bytes=1e12,
+        rate_bytes_burst=1e12,
+        send_queue_frames=65536,
     )
     a, b = PeerManager(config, PrivateKey.generate()), PeerManager(config, PrivateKey.generate())
     count = 0
     nbytes = 0
 
-    async def handler(peer: Peer, payload: list) -> None:
+    async def handler(peer: Peer, payload: list[Any]) -> None:
         nonlocal count, nbytes
         count += 1
         nbytes += len(payload[1])

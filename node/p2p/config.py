@@ -109,7 +109,8 @@ class P2PConfig:
         if self.max_inbound < 0 or self.max_outbound < 0:
             raise ConfigError("peer limits must not be negative")
         if self.max_pending_handshakes < 1 or self.max_pending_per_ip < 1 or not self.handshake_timeout > 0:
-            raise ConfigError("max_pending_handshakes and max_pending_per_ip must be at least 1, handshake_timeout "
-                              "above 0")  # fmt: skip
+            raise ConfigError(
+                "max_pending_handshakes and max_pending_per_ip must be at least 1, handshake_timeout above 0"
+            )
         for text in self.bootnodes:
             Bootnode.parse(text)

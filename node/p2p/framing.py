@@ -102,9 +102,16 @@ def _check_value_count(body: bytes, limits: Limits, max_values: int) -> None:
         return items
 
     try:
-        msgpack.unpackb(body, raw=False, list_hook=hook, max_bin_len=limits.max_bin_len,
-                        max_str_len=limits.max_str_len, max_array_len=limits.max_array_len, max_map_len=0,
-                        max_ext_len=0)  # fmt: skip
+        msgpack.unpackb(
+            body,
+            raw=False,
+            list_hook=hook,
+            max_bin_len=limits.max_bin_len,
+            max_str_len=limits.max_str_len,
+            max_array_len=limits.max_array_len,
+            max_map_len=0,
+            max_ext_len=0,
+        )
     except _TooManyValues:
         raise MalformedFrame(f"malformed payload: more than {max_values} values") from None
     except Exception:  # not ours to judge: `decode` says what else is wrong with it

@@ -72,8 +72,16 @@ class Hello:
 
     def _fields(self) -> list[Any]:
         return [
-            HELLO_TAG, self.protocol_version, self.chain_id, self.genesis_hash, self.role,
-            self.node_public_key, self.listen_port, self.head_height, self.head_hash, self.client_version,
+            HELLO_TAG,
+            self.protocol_version,
+            self.chain_id,
+            self.genesis_hash,
+            self.role,
+            self.node_public_key,
+            self.listen_port,
+            self.head_height,
+            self.head_hash,
+            self.client_version,
         ]
 
     def signing_payload(self, binding: bytes, side: Side) -> bytes:
@@ -126,8 +134,15 @@ class LocalNode:
 
     def hello(self) -> Hello:
         return Hello(
-            PROTOCOL_VERSION, self.chain_id, self.genesis_hash, self.role, self.key.public_key,
-            self.listen_port, self.head_height, self.head_hash, self.client_version,
+            PROTOCOL_VERSION,
+            self.chain_id,
+            self.genesis_hash,
+            self.role,
+            self.key.public_key,
+            self.listen_port,
+            self.head_height,
+            self.head_hash,
+            self.client_version,
         )
 
 
@@ -136,7 +151,12 @@ def _short(h: bytes) -> str:
 
 
 def verify_hello(
-    hello: Hello, local: LocalNode, *, binding: bytes, peer_side: Side, peer_label: str,
+    hello: Hello,
+    local: LocalNode,
+    *,
+    binding: bytes,
+    peer_side: Side,
+    peer_label: str,
     expected_key: bytes | None = None,
 ) -> None:
     """Raise `HandshakeRefused` unless `hello` is acceptable (see the module rules)."""

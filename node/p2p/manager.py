@@ -1,21 +1,18 @@
 """PeerManager: listens, dials, authenticates, deduplicates, bans and routes messages.
 
-Rules:
+Its parts: the connected peers (`node.p2p.peer_set`: one per node key), the handshake and the
+refusals decided in it (`node.p2p.connector`), dialing (`node.p2p.dialer`), peer exchange
+(`node.p2p.pex`: fills the address book from peers' peer lists). Rules kept here:
 - Inbound: a connection from a banned IP is closed before TLS. TLS and the Hello exchange
-  share one deadline (`handshake_timeout`). A banned node key, or an inbound peer beyond
-  `max_inbound`, is refused in the handshake with that reason.
+  share one deadline (`handshake_timeout`).
 - Pending handshakes (inbound connections not through TLS and the Hello yet) are bounded per
   IP (`max_pending_per_ip`) and in all (`max_pending_handshakes`). A connection beyond either
   bound is not refused: the oldest pending handshake (of its IP, or of all) is dropped for it
   (`pending_evicted`). An honest peer finishes its handshake in milliseconds, so the oldest is
   the likeliest to be idle; idle connections cannot lock new peers out, and on loopback, where a
   local testnet's nodes all share 127.0.0.1, honest peers still get through.
-- Outbound: a dial loop keeps up to `max_outbound` outbound peers (dials in flight count)
-  from the address book (bootnodes, peer exchange, `add_address`), with the book's backoff.
-- One connection per node key. When two exist (simultaneous dials), both ends keep the one
-  dialed by the smaller node key (bytewise); of two in the same direction the newer wins.
-  The loser is refused or closed with reason `duplicate`.
-- Peer exchange (pex.py) fills the address book from peers' peer lists.
+- A peer that loses the one-connection-per-key rule after its handshake is closed with reason
+  `duplicate`.
 - A peer whose score reaches the threshold is disconnected and its key and IP banned for
   `ban_seconds`. An IP ban refuses new connections only; peers already connected from that
   IP with other keys stay (they may share a NAT).
@@ -27,35 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Collection, Coroutine
 from typing import Any
 
 from core.codec import Value
 from core.keys import PrivateKey
 from node.p2p.addrbook import AddressBook, AddressEntry
 from node.p2p.config import Bootnode, P2PConfig
+from node.p2p.connector import Connector
+from node.p2p.dialer import Dialer
 from node.p2p.errors import HandshakeError, HandshakeRefused, Reason
 from node.p2p.framing import encode_frame
-from node.p2p.handshake import Hello, LocalNode, Side, perform_handshake
+from node.p2p.handshake import LocalNode
 from node.p2p.messages import FIRST_APP_TYPE
 from node.p2p.metrics import P2PMetrics
-from node.p2p.peer import Direction, Handler, Peer, PeerInfo
+from node.p2p.peer import Handler, Peer, PeerInfo
+from node.p2p.peer_set import PeerCallback, PeerSet
 from node.p2p.pex import PeerExchange
 from node.p2p.scoring import BanList
-from node.p2p.tls import TLSIdentity, peer_channel_binding
+from node.p2p.tls import TLSIdentity
 
 log = logging.getLogger("node.p2p")
-
-PeerCallback = Callable[[Peer], Awaitable[None] | None]
-_LASTING = {Reason.WRONG_CHAIN, Reason.WRONG_GENESIS, Reason.BANNED, Reason.NOT_ALLOWED,
-            Reason.UNEXPECTED_KEY, Reason.PROTOCOL_VERSION}
-
-
-RECHECK_S = 5.0
-MIN_DIAL_WAIT_S = 0.05
 
 
 class PeerManager:
@@ -73,22 +64,26 @@ class PeerManager:
         self.metrics = P2PMetrics()
         self.bans = BanList()
         self.book = AddressBook(
-            backoff_initial=config.backoff_initial, backoff_max=config.backoff_max,
-            max_failures=config.max_dial_failures, max_entries=config.max_addresses,
+            backoff_initial=config.backoff_initial,
+            backoff_max=config.backoff_max,
+            max_failures=config.max_dial_failures,
+            max_entries=config.max_addresses,
         )
         self.pex = PeerExchange(self)
         self._handlers: dict[int, Handler] = self.pex.handlers()
-        self._peers: dict[bytes, Peer] = {}
+        self._peers = PeerSet(node_key.public_key, self.metrics)
+        self._connector = Connector(
+            config, self.identity, self.metrics, self.bans, self._peers, self._local, self._handlers, self._ban_peer
+        )
+        self._dialer = Dialer(
+            config, self.book, self.bans, self._peers, self._connector, self.metrics, self._spawn, self._run_peer
+        )
         self._peer_tasks: dict[asyncio.Task[Any], Peer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._connected_cbs: list[PeerCallback] = []
-        self._disconnected_cbs: list[PeerCallback] = []
         self._server: asyncio.Server | None = None
         self._listen_port = 0
         self._head = (0, config.genesis_hash)
         self._pending: dict[asyncio.StreamWriter, tuple[str, asyncio.Task[None]]] = {}  # oldest first
-        self._dialing = 0
-        self._wakeup = asyncio.Event()
         self._stopping = False
         for text in config.bootnodes:
             self.add_address(text)
@@ -112,10 +107,10 @@ class PeerManager:
         self._handlers[msg_type] = handler
 
     def on_peer_connected(self, callback: PeerCallback) -> None:
-        self._connected_cbs.append(callback)
+        self._peers.on_connected(callback)
 
     def on_peer_disconnected(self, callback: PeerCallback) -> None:
-        self._disconnected_cbs.append(callback)
+        self._peers.on_disconnected(callback)
 
     def set_head(self, height: int, head_hash: bytes) -> None:
         """Our head, announced in the Hello of later connections."""
@@ -125,21 +120,20 @@ class PeerManager:
         """Dial `[nodekeyhex@]host:port` and keep it connected (with backoff)."""
         bn = Bootnode.parse(address) if isinstance(address, str) else address
         self.book.add(bn.host, bn.port, bn.node_key, persistent=persistent)
-        self._wakeup.set()
+        self._dialer.wake()
 
     def wake_dialer(self) -> None:
         """Let the dial loop look at the address book now."""
-        self._wakeup.set()
+        self._dialer.wake()
 
     def peers(self) -> list[PeerInfo]:
-        return [p.info() for p in self._peers.values() if not p.closing]
+        return [p.info() for p in self._peers.connected()]
 
     def peer(self, node_key: bytes) -> Peer | None:
-        p = self._peers.get(node_key)
-        return p if p is not None and not p.closing else None
+        return self._peers.get(node_key)
 
     def connected_peers(self) -> list[Peer]:
-        return [p for p in self._peers.values() if not p.closing]
+        return self._peers.connected()
 
     async def broadcast(
         self, msg_type: int, payload: Value, *, exclude: bytes | Collection[bytes] | None = None
@@ -159,9 +153,14 @@ class PeerManager:
         seconds = self.config.ban_seconds if seconds is None else seconds
         self.bans.ban(node_key=node_key, ip=ip if self.config.ban_ip else None, seconds=seconds)
         self.metrics.bans += 1
-        log.warning("banned %s%s for %.0f s: %s", node_key.hex()[:16] if node_key else "", f" ({ip})" if ip else "",
-                    seconds, reason)
-        peer = self._peers.get(node_key) if node_key else None
+        log.warning(
+            "banned %s%s for %.0f s: %s",
+            node_key.hex()[:16] if node_key else "",
+            f" ({ip})" if ip else "",
+            seconds,
+            reason,
+        )
+        peer = self._peers.held(node_key) if node_key else None
         if peer is not None:
             peer.close(Reason.BANNED, f"banned for {seconds:.0f} s: {reason}")
 
@@ -172,7 +171,7 @@ class PeerManager:
         assert entry is not None
         ready: asyncio.Future[Peer] = asyncio.get_running_loop().create_future()
         self.book.dial_started(entry)
-        self._spawn(self._dial(entry, ready), f"p2p-dial-{entry}")
+        self._spawn(self._dialer.dial(entry, ready), f"p2p-dial-{entry}")
         return await ready
 
     async def start(self) -> None:
@@ -182,14 +181,14 @@ class PeerManager:
             )
             self._listen_port = self._server.sockets[0].getsockname()[1]
             log.info("p2p listening on %s:%d as %s", self.config.host, self._listen_port, self.node_id.hex())
-        self._spawn(self._dial_loop(), "p2p-dial-loop")
+        self._spawn(self._dialer.run(), "p2p-dial-loop")
         self._spawn(self.pex.run(), "p2p-pex-loop")
 
     async def stop(self) -> None:
         self._stopping = True
         if self._server is not None:
             self._server.close()
-        for peer in list(self._peers.values()):
+        for peer in self._peers.all():
             peer.close(Reason.SHUTDOWN, "node shutting down")
         for task in self._tasks - self._peer_tasks.keys():
             task.cancel()
@@ -220,69 +219,16 @@ class PeerManager:
 
     def _local(self) -> LocalNode:
         return LocalNode(
-            self.key, self.config.chain_id, self.config.genesis_hash, self.config.role, self._listen_port,
-            self._head[0], self._head[1], self.config.client_version, self.config.allow_list,
+            self.key,
+            self.config.chain_id,
+            self.config.genesis_hash,
+            self.config.role,
+            self._listen_port,
+            self._head[0],
+            self._head[1],
+            self.config.client_version,
+            self.config.allow_list,
         )
-
-    def _count(self, direction: Direction) -> int:
-        return sum(1 for p in self._peers.values() if p.direction == direction and not p.closing)
-
-    def _prefer_new(self, direction: Direction, key: bytes, existing: Peer) -> bool:
-        if direction == existing.direction:
-            return True
-        dialer = self.node_id if direction == "outbound" else key
-        return dialer == min(self.node_id, key)
-
-    def _checker(self, direction: Direction, host: str, entry: AddressEntry | None) -> Callable[[Hello], None]:
-        def check(hello: Hello) -> None:
-            key = hello.node_public_key
-            if entry is not None and entry.node_key is None:
-                entry.node_key = key
-            if self.bans.key_banned(key):
-                left = self.bans.remaining(node_key=key)
-                raise HandshakeRefused(Reason.BANNED, f"node key {key.hex()[:16]}.. is banned for another {left:.0f} s")
-            existing = self.peer(key)
-            if existing is not None and not self._prefer_new(direction, key, existing):
-                raise HandshakeRefused(Reason.DUPLICATE, f"already connected to {key.hex()[:16]}..")
-            if direction == "inbound" and existing is None and self._count("inbound") >= self.config.max_inbound:
-                raise HandshakeRefused(Reason.TOO_MANY_PEERS, f"all {self.config.max_inbound} inbound slots are taken")
-
-        return check
-
-    async def _handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, side: Side, host: str, port: int,
-        entry: AddressEntry | None, deadline: float,
-    ) -> Peer:
-        binding = self.identity.binding if side == "server" else peer_channel_binding(writer)
-        direction: Direction = "inbound" if side == "server" else "outbound"
-        try:
-            hello = await perform_handshake(
-                reader, writer, self._local(), side=side, binding=binding, peer_label=f"{host}:{port}",
-                timeout=max(0.05, deadline - time.monotonic()),
-                expected_key=entry.node_key if entry is not None else None,
-                check=self._checker(direction, host, entry),
-            )
-        except HandshakeRefused as exc:
-            (self.metrics.refused_by_peer if exc.by_peer else self.metrics.refused_by_us)[exc.code] += 1
-            raise
-        except HandshakeError:
-            self.metrics.handshake_errors += 1
-            raise
-        self.metrics.handshakes_ok += 1
-        return Peer(
-            reader, writer, hello, direction=direction, host=host, port=port, config=self.config,
-            metrics=self.metrics, handlers=self._handlers, on_ban=self._ban_peer,
-        )
-
-    async def _close_stream(self, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-        try:
-            async with asyncio.timeout(self.config.close_timeout):
-                await writer.wait_closed()
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
 
     def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Accept callback: refuse at once, or serve the connection in a task of our own."""
@@ -317,12 +263,12 @@ class PeerManager:
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 await writer.start_tls(self.identity.server_context)
-            peer = await self._handshake(reader, writer, "server", host, port, None, deadline)
+            peer = await self._connector.handshake(reader, writer, "server", host, port, None, deadline)
         except (HandshakeError, OSError, TimeoutError) as exc:
             if not isinstance(exc, HandshakeError):  # TLS itself failed or timed out
                 self.metrics.handshake_errors += 1
             log.debug("inbound %s:%s failed: %s", host, port, exc)
-            await self._close_stream(writer)
+            await self._connector.close_stream(writer)
             return
         except asyncio.CancelledError:  # stopping, or evicted for a newer connection
             writer.transport.abort()
@@ -331,52 +277,13 @@ class PeerManager:
             self._pending.pop(writer, None)
         await self._run_peer(peer, None)
 
-    async def _dial(self, entry: AddressEntry, ready: asyncio.Future[Peer] | None = None) -> None:
-        self.metrics.dials += 1
-        self._dialing += 1
-        label = f"{entry.host}:{entry.port}"
-        try:
-            deadline = time.monotonic() + self.config.handshake_timeout
-            writer = None
-            try:
-                async with asyncio.timeout(self.config.handshake_timeout):
-                    reader, writer = await asyncio.open_connection(
-                        entry.host, entry.port, ssl=self.identity.client_context, server_hostname="",
-                        limit=256 * 1024,
-                    )
-                peer = await self._handshake(reader, writer, "client", entry.host, entry.port, entry, deadline)
-            except (HandshakeError, OSError, TimeoutError) as exc:
-                self.metrics.dial_failures += 1
-                code = getattr(exc, "code", "")
-                if code == Reason.SELF:
-                    self.book.mark_self(entry)
-                else:
-                    self.book.dial_failed(entry, str(exc) or type(exc).__name__, lasting=code in _LASTING)
-                log.debug("dial %s failed: %s", label, exc)
-                self._wakeup.set()  # the dial loop re-plans with this entry's new backoff
-                if writer is not None:
-                    await self._close_stream(writer)
-                if ready is not None and not ready.done():
-                    ready.set_exception(exc if isinstance(exc, HandshakeError | OSError) else HandshakeError(str(exc)))
-                return
-            except asyncio.CancelledError:
-                if writer is not None:
-                    writer.transport.abort()
-                if ready is not None and not ready.done():
-                    ready.set_exception(HandshakeError(f"dial {label} cancelled: the manager is stopping"))
-                raise
-        finally:
-            self._dialing -= 1
-        self.book.dial_succeeded(entry, peer.node_key)
-        await self._run_peer(peer, entry, ready)
-
     async def _run_peer(
         self, peer: Peer, entry: AddressEntry | None, ready: asyncio.Future[Peer] | None = None
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._peer_tasks[task] = peer
-        admitted = not self._stopping and self._admit(peer)
+        admitted = not self._stopping and self._peers.admit(peer)
         if not admitted:
             peer.close(Reason.DUPLICATE if not self._stopping else Reason.SHUTDOWN, "already connected")
         elif ready is not None and not ready.done():
@@ -384,14 +291,12 @@ class PeerManager:
         try:
             if admitted:
                 log.info("peer %s connected (%s)", peer, peer.direction)
-                await self._notify(self._connected_cbs, peer)
+                await self._peers.connected_now(peer)
                 self.pex.ask(peer)
             await peer.run()
         finally:
             self._peer_tasks.pop(task, None)
-            if self._peers.get(peer.node_key) is peer:
-                del self._peers[peer.node_key]
-            self._update_gauges()
+            self._peers.remove(peer)
             self.metrics.disconnects[peer.close_code or "unknown"] += 1
             if entry is not None:
                 self.book.disconnected(entry, f"{peer.close_code}: {peer.close_reason}")
@@ -399,59 +304,8 @@ class PeerManager:
                 ready.set_exception(HandshakeRefused(peer.close_code or "closed", peer.close_reason))
             if admitted:
                 log.info("peer %s disconnected: %s (%s)", peer, peer.close_reason, peer.close_code)
-                await self._notify(self._disconnected_cbs, peer)
-            self._wakeup.set()
-
-    def _admit(self, peer: Peer) -> bool:
-        existing = self._peers.get(peer.node_key)
-        if existing is not None and not existing.closing:
-            if not self._prefer_new(peer.direction, peer.node_key, existing):
-                return False
-            existing.close(Reason.DUPLICATE, "replaced by another connection")
-        self._peers[peer.node_key] = peer
-        self._update_gauges()
-        return True
-
-    def _update_gauges(self) -> None:
-        self.metrics.peers_inbound = self._count("inbound")
-        self.metrics.peers_outbound = self._count("outbound")
-
-    async def _notify(self, callbacks: list[PeerCallback], peer: Peer) -> None:
-        for callback in callbacks:
-            try:
-                result = callback(peer)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("peer event callback failed")
+                await self._peers.disconnected_now(peer)
+            self._dialer.wake()
 
     def _ban_peer(self, peer: Peer, reason: str) -> None:
         self.ban(peer.node_key, peer.host, reason=f"score {peer.score.value:.0f} at or below threshold: {reason}")
-
-    # --- dialing and peer exchange --------------------------------------------------------
-
-    async def _dial_loop(self) -> None:
-        while True:
-            self._wakeup.clear()
-            now = time.monotonic()
-            slots = self.config.max_outbound - self._count("outbound") - self._dialing
-            for entry in self.book.due(now):
-                if slots <= 0:
-                    break
-                key = entry.node_key
-                if key is not None and (key == self.node_id or key in self._peers or self.bans.key_banned(key)):
-                    entry.next_attempt = now + RECHECK_S  # connected or banned: look again later, not at once
-                    continue
-                if self.config.ban_ip and self.bans.ip_banned(entry.host):
-                    entry.next_attempt = now + RECHECK_S
-                    continue
-                slots -= 1
-                self.book.dial_started(entry)
-                self._spawn(self._dial(entry), f"p2p-dial-{entry}")
-            # Sleep until an address is due, a peer leaves (wake_dialer), or 1 s; never spin: with no
-            # free slot, due addresses wait for a wake-up.
-            delay = self.book.next_due(time.monotonic()) if slots > 0 else None
-            wait = 1.0 if delay is None else min(1.0, max(MIN_DIAL_WAIT_S, delay))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wakeup.wait()

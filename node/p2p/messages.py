@@ -16,7 +16,7 @@ import ipaddress
 from enum import IntEnum
 from typing import Any
 
-from core.codec import expect_bytes, expect_list, expect_str, expect_uint
+from core.codec import Value, expect_bytes, expect_list, expect_str, expect_uint
 from core.errors import DecodeError
 from node.p2p.errors import MalformedFrame
 from node.p2p.framing import encode_frame
@@ -58,7 +58,7 @@ def get_peers_frame() -> bytes:
 
 
 def peers_frame(entries: list[tuple[bytes, str, int]]) -> bytes:
-    items = [[key, host, port] for key, host, port in entries[:MAX_PEERS_PER_MESSAGE]]
+    items: list[Value] = [[key, host, port] for key, host, port in entries[:MAX_PEERS_PER_MESSAGE]]
     return encode_frame(MsgType.PEERS, [int(MsgType.PEERS), items])
 
 

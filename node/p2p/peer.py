@@ -16,10 +16,7 @@ Rules:
 - Outgoing frames go through a bounded send queue drained by the writer task, so no sender
   waits for the network. `send` waits up to `send_timeout` for room, `offer` (broadcast)
   not at all; either way a peer whose queue stays full is disconnected as slow.
-- Keepalive: a Ping every `ping_interval`; no Pong within `ping_timeout` ends the
-  connection. A watchdog (one timer per peer, not two per frame) ends it when no complete
-  frame arrived for `idle_timeout`, which also bounds a frame body that trickles in. Neither
-  blames the peer while our reader is blocked on a full receive queue.
+- Keepalive (pings, and a watchdog on arriving frames): `node.p2p.keepalive`.
 - Closing sends a Disconnect [code, reason] after what is queued, then TLS close; whatever
   is not done within `close_timeout` is aborted. The first recorded reason is the reason.
 """
@@ -29,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -50,13 +46,13 @@ from node.p2p.errors import (
 )
 from node.p2p.framing import decode_body, encode_frame, frame_type, limits_for, read_frame
 from node.p2p.handshake import Hello
+from node.p2p.keepalive import Keepalive
 from node.p2p.messages import (
     FIRST_APP_TYPE,
     MsgType,
     disconnect_frame,
     parse_disconnect,
     parse_nonce,
-    ping_frame,
     pong_frame,
 )
 from node.p2p.metrics import P2PMetrics
@@ -88,7 +84,6 @@ class PeerInfo:
     score: float
     connected_at: float
     rtt: float | None
-    send_queue: int
 
 
 class Peer:
@@ -115,7 +110,6 @@ class Peer:
         self.host, self.port = host, port
         self.head_height, self.head_hash = hello.head_height, hello.head_hash
         self.connected_at = time.time()
-        self.rtt: float | None = None
         self.score = Score(config.ban_threshold, config.score_recovery_per_s)
         self.close_code: str | None = None
         self.close_reason = ""
@@ -131,11 +125,7 @@ class Peer:
         )
         self._inbox = FrameQueue(config.recv_queue_frames, config.recv_queue_bytes)
         self._urgent_inbox = FrameQueue(config.recv_queue_frames, config.recv_queue_bytes)
-        self._ping_nonce: int | None = None
-        self._pong = asyncio.Event()
-        self._reader_blocked = False
-        self._last_frame = time.monotonic()
-        self._idle_limit = config.idle_timeout or 2 * config.ping_interval + config.ping_timeout
+        self._keepalive = Keepalive(config, self.offer, self.close, lambda: self.closing)
         self._done = asyncio.Event()
         self._abort_timer: asyncio.TimerHandle | None = None
 
@@ -153,14 +143,28 @@ class Peer:
         return (self.host, self.hello.listen_port) if self.hello.listen_port else None
 
     @property
+    def rtt(self) -> float | None:
+        """Seconds the last ping took to be answered (None before the first)."""
+        return self._keepalive.rtt
+
+    @property
     def closing(self) -> bool:
         return self.close_code is not None
 
     def info(self) -> PeerInfo:
         return PeerInfo(
-            self.node_key, self.host, self.port, self.hello.listen_port, self.direction, self.hello.role,
-            self.head_height, self.head_hash, self.hello.client_version, self.score.value, self.connected_at,
-            self.rtt, len(self._queue),
+            self.node_key,
+            self.host,
+            self.port,
+            self.hello.listen_port,
+            self.direction,
+            self.hello.role,
+            self.head_height,
+            self.head_hash,
+            self.hello.client_version,
+            self.score.value,
+            self.connected_at,
+            self.rtt,
         )
 
     def set_head(self, height: int, head_hash: bytes) -> None:
@@ -234,12 +238,12 @@ class Peer:
     async def run(self) -> None:
         """Serve the connection until it ends; returns after everything is closed."""
         writer_task = asyncio.create_task(self._write_loop(), name=f"p2p-write-{self}")
-        ping_task = asyncio.create_task(self._keepalive(), name=f"p2p-ping-{self}")
+        ping_task = asyncio.create_task(self._keepalive.pings(), name=f"p2p-ping-{self}")
         dispatch_task = asyncio.gather(
             asyncio.create_task(self._dispatch_loop(self._inbox), name=f"p2p-dispatch-{self}"),
             asyncio.create_task(self._dispatch_loop(self._urgent_inbox), name=f"p2p-dispatch-urgent-{self}"),
         )
-        watchdog_task = asyncio.create_task(self._watchdog(), name=f"p2p-watchdog-{self}")
+        watchdog_task = asyncio.create_task(self._keepalive.watchdog(), name=f"p2p-watchdog-{self}")
         try:
             await self._read_loop()
         except PeerClosed as exc:
@@ -278,7 +282,7 @@ class Peer:
             except MalformedFrame as exc:  # an empty frame: the stream is still in step
                 self._violation(exc)
                 continue
-            self._last_frame = time.monotonic()
+            self._keepalive.frame_arrived()
             self._metrics.bytes_in += frame.size
             self._metrics.messages_in[frame.msg_type] += 1
             size = 0 if frame.msg_type in self._config.requested_types else frame.size
@@ -293,12 +297,8 @@ class Peer:
                     item = bytes((frame.msg_type,)) + frame.body
                     inbox = self._urgent_inbox if frame.msg_type in self._config.urgent_types else self._inbox
                     if not inbox.try_put(item):
-                        self._reader_blocked = True
-                        try:
+                        with self._keepalive.reader_blocked():
                             await inbox.put(item, None)
-                        finally:
-                            self._reader_blocked = False
-                            self._last_frame = time.monotonic()
                 else:
                     self._control(frame.msg_type, frame.body)
             except ProtocolViolation as exc:
@@ -316,11 +316,7 @@ class Peer:
             nonce = parse_nonce(decode_body(body, self._limits), MsgType.PING)
             self.offer(pong_frame(nonce))
         elif msg_type == MsgType.PONG:
-            nonce = parse_nonce(decode_body(body, self._limits), MsgType.PONG)
-            if nonce != self._ping_nonce:
-                raise UnsolicitedMessage("pong without a matching ping")
-            self._ping_nonce = None
-            self._pong.set()
+            self._keepalive.pong(parse_nonce(decode_body(body, self._limits), MsgType.PONG))
         elif msg_type == MsgType.DISCONNECT:
             code, reason = parse_disconnect(decode_body(body, self._limits))
             log.info("peer %s disconnected: %s (%s)", self, reason, code)
@@ -347,7 +343,7 @@ class Peer:
                 except (ProtocolViolation, DecodeError) as exc:
                     self._violation(exc)
                 except (PeerClosed, SendQueueFull) as exc:  # an answer to a peer dropped meanwhile (slow, banned)
-                    if self.closing:
+                    if self.close_code is not None:  # closed while the handler ran
                         return
                     log.warning("handler for message type %d on a message from %s: %s", msg_type, self, exc)
                 except Exception:
@@ -377,31 +373,3 @@ class Peer:
             except asyncio.CancelledError:
                 self._abort()
                 raise
-
-    async def _watchdog(self) -> None:
-        tick = min(1.0, self._idle_limit / 4)
-        while not self.closing:
-            await asyncio.sleep(tick)
-            if not self._reader_blocked and time.monotonic() - self._last_frame > self._idle_limit:
-                self.close(Reason.TIMEOUT, f"no complete frame for {self._idle_limit:g} s")
-                return
-
-    async def _keepalive(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(self._config.ping_interval)
-            nonce = secrets.randbits(64)
-            self._ping_nonce = nonce
-            self._pong.clear()
-            started = time.monotonic()
-            if not self.offer(ping_frame(nonce)):
-                return
-            while not self._pong.is_set():
-                try:
-                    async with asyncio.timeout(self._config.ping_timeout):
-                        await self._pong.wait()
-                except TimeoutError:
-                    if self._reader_blocked:  # our reader is stuck: the pong may be waiting unread
-                        continue
-                    self.close(Reason.PING_TIMEOUT, f"no pong within {self._config.ping_timeout} s")
-                    return
-            self.rtt = time.monotonic() - started

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+K = TypeVar("K")  # what a ban is of: a node key or an IP
 
 
 class TokenBucket:
@@ -91,7 +94,7 @@ class BanList:
         if ip is not None:
             self._ips[ip] = max(until, self._ips.get(ip, 0.0))
 
-    def _active(self, table: dict, item: object) -> bool:
+    def _active(self, table: dict[K, float], item: K) -> bool:
         until = table.get(item)
         if until is None:
             return False

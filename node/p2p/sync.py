@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from consensus.validation import verify_commit
 from core import codec
 from core.block import Block, Commit, Header
+from core.codec import Value
 from core.errors import AichainError, DecodeError
 from core.validators import ValidatorSet
 from node.block_thread import BlockThread
@@ -91,11 +92,16 @@ class ConsensusProgress(Protocol):
 
 class BlockSync:
     def __init__(
-        self, manager: PeerManager, chain: SyncedChain, blocks: BlockThread, consensus: ConsensusProgress,
+        self,
+        manager: PeerManager,
+        chain: SyncedChain,
+        blocks: BlockThread,
+        consensus: ConsensusProgress,
         verify_signatures: Callable[[Block], Awaitable[set[bytes]]],
-        on_imported: Callable[[PendingBlock], Awaitable[None]], metrics: NodeMetrics,
+        on_imported: Callable[[PendingBlock], Awaitable[None]],
+        metrics: NodeMetrics,
         answer_bytes: int = MAX_ANSWER_BYTES,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.manager = manager
         self.chain = chain
         self.blocks = blocks  # its `writing_height` is a block consensus decided and is writing
@@ -227,7 +233,7 @@ class BlockSync:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
         store = self.chain.blocks
-        out: list[list[bytes]] = []
+        out: list[Value] = []
         size = 0
         for height in range(max(start, 1), start + count):
             raw = store.block_bytes(height)

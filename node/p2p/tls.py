@@ -38,10 +38,12 @@ CERT_VALID_DAYS = 36_500
 def make_certificate(key: PrivateKey, *, valid_days: int = CERT_VALID_DAYS) -> x509.Certificate:
     """A self-signed X.509 certificate for the node key (Ed25519, no hash algorithm)."""
     signing_key = Ed25519PrivateKey.from_private_bytes(key.seed)
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "aichain-node"),
-        x509.NameAttribute(NameOID.COMMON_NAME, key.public_key.hex()),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "aichain-node"),
+            x509.NameAttribute(NameOID.COMMON_NAME, key.public_key.hex()),
+        ]
+    )
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()

@@ -148,7 +148,7 @@ def build_registry(node: Served) -> MethodRegistry:
         example={"params": ["0x9b01cd1e61…"], "result": {"hash": "0x5c1f…"}},
     )
     async def tx_send(raw: bytes) -> dict[str, str]:
-        (tx,) = await decode_each([raw], decode_tx, order=node.admission)  # type: ignore[arg-type]  # after earlier batches
+        (tx,) = await decode_each([raw], decode_tx, order=node.admission)  # after earlier batches
         if isinstance(tx, AichainError):
             raise tx
         tx_hash = await node.admission.submit(tx)
@@ -160,7 +160,7 @@ def build_registry(node: Served) -> MethodRegistry:
         doc="Submit many signed transactions; one result per transaction, a hash or an error.",
     )
     async def tx_send_batch(raws: list[bytes]) -> list[dict[str, Any]]:
-        decoded = await decode_each(raws, decode_tx, order=node.admission)  # type: ignore[arg-type]  # in slices, in order
+        decoded = await decode_each(raws, decode_tx, order=node.admission)  # in slices, in order
         valid = [t for t in decoded if isinstance(t, Transaction)]
         outcomes = iter(without_tracebacks(await node.admission.submit_many(valid)))
         await asyncio.sleep(0)  # the answers (10,000 of them) in another turn of the loop than the admissions
@@ -192,9 +192,17 @@ def build_registry(node: Served) -> MethodRegistry:
         "know it (never sent here, or evicted longer ago than it remembers, or before a restart).",
         example={
             "params": ["0x5c1f…"],
-            "result": {"hash": "0x5c1f…", "from": "0x8d9a…", "nonce": 1, "status": "evicted", "pending": False,
-                       "reason": "replaced", "message": "replaced by 0x77e0… (the same nonce 1 at gas price 2, "
-                       "up from 1)", "evicted_at_ms": 1767225613042, "by": "0x77e0…"},
+            "result": {
+                "hash": "0x5c1f…",
+                "from": "0x8d9a…",
+                "nonce": 1,
+                "status": "evicted",
+                "pending": False,
+                "reason": "replaced",
+                "message": "replaced by 0x77e0… (the same nonce 1 at gas price 2, up from 1)",
+                "evicted_at_ms": 1767225613042,
+                "by": "0x77e0…",
+            },
         },
     )
     def tx_get(tx_hash: bytes) -> dict[str, Any] | None:
@@ -235,7 +243,9 @@ def build_registry(node: Served) -> MethodRegistry:
                 raise TransactionEvicted(
                     f"transaction {view['hash']} was evicted from this node's mempool uncommitted "
                     f"({eviction.reason.value}): {eviction.message}",
-                    reason=view["reason"], evicted_at_ms=view["evicted_at_ms"], by=view["by"],
+                    reason=view["reason"],
+                    evicted_at_ms=view["evicted_at_ms"],
+                    by=view["by"],
                 )
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.artifact import format_id, parse_id
 from core.errors import ArtifactError, ArtifactNotFound
-from node.artifacts.http import manifest_summary
+from node.artifacts.manifest_json import manifest_summary
 from node.rpc import params as p
 from node.rpc.registry import MethodRegistry, Param
 
@@ -38,17 +38,27 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
             raise ArtifactError("this node runs without P2P (p2p.enabled = false): it cannot fetch from peers")
         return peers
 
-    @registry.method("artifact_list", doc="The artifacts stored on this node, with their sizes and pins.",
-                     example={"params": [], "result": [{"id": "sha256:9f86…", "size": 4, "pinned": True}]})  # fmt: skip
+    @registry.method(
+        "artifact_list",
+        doc="The artifacts stored on this node, with their sizes and pins.",
+        example={"params": [], "result": [{"id": "sha256:9f86…", "size": 4, "pinned": True}]},
+    )
     def artifact_list() -> list[dict[str, Any]]:
         return [{**manifest_summary(info.manifest), "pinned": info.pinned} for info in store.artifacts()]
 
-    @registry.method("artifact_info", ID, doc="An artifact's manifest: size, chunks, Merkle root, files.",
-                     example={"params": ["sha256:9f86…"], "result": {"id": "sha256:9f86…", "chunks": 1}})  # fmt: skip
+    @registry.method(
+        "artifact_info",
+        ID,
+        doc="An artifact's manifest: size, chunks, Merkle root, files.",
+        example={"params": ["sha256:9f86…"], "result": {"id": "sha256:9f86…", "chunks": 1}},
+    )
     def artifact_info(artifact: bytes) -> dict[str, Any]:
         manifest = store.manifest(artifact)
-        return {**manifest_summary(manifest), "pinned": store.is_pinned(artifact),
-                "chunk_ids": ["0x" + c.hex() for c in manifest.chunks]}  # fmt: skip
+        return {
+            **manifest_summary(manifest),
+            "pinned": store.is_pinned(artifact),
+            "chunk_ids": ["0x" + c.hex() for c in manifest.chunks],
+        }
 
     @registry.method("artifact_pin", ID, doc="Keep an artifact through garbage collection.")
     def artifact_pin(artifact: bytes) -> bool:
@@ -65,14 +75,20 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
         ID,
         Param("repair", p.boolean, default=False, doc="fetch the damaged chunks again from peers"),
         doc="Re-read and re-hash every chunk of an artifact: what is damaged; with repair, fetch it again from peers.",
-        example={"params": ["sha256:9f86…", True],
-                 "result": {"id": "sha256:9f86…", "ok": False, "bad_chunks": [3], "digest_ok": False,
-                            "repaired": [3]}},
-    )  # fmt: skip
+        example={
+            "params": ["sha256:9f86…", True],
+            "result": {"id": "sha256:9f86…", "ok": False, "bad_chunks": [3], "digest_ok": False, "repaired": [3]},
+        },
+    )
     async def artifact_verify(artifact: bytes, repair: bool) -> dict[str, Any]:
         report = await asyncio.to_thread(store.verify, artifact)
-        answer: dict[str, Any] = {"id": report.artifact, "ok": report.ok, "chunks": report.chunks,
-                                  "bad_chunks": report.bad_chunks, "digest_ok": report.digest_ok}  # fmt: skip
+        answer: dict[str, Any] = {
+            "id": report.artifact,
+            "ok": report.ok,
+            "chunks": report.chunks,
+            "bad_chunks": report.bad_chunks,
+            "digest_ok": report.digest_ok,
+        }
         if repair and report.bad_chunks:
             answer["repaired"] = await exchange().repair(artifact, report.bad_chunks)
         return answer
@@ -84,8 +100,11 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
     )
     async def artifact_gc() -> dict[str, int]:
         report = await asyncio.to_thread(store.gc)
-        return {"artifacts_removed": report.artifacts_removed, "chunks_removed": report.chunks_removed,
-                "bytes_freed": report.bytes_freed}  # fmt: skip
+        return {
+            "artifacts_removed": report.artifacts_removed,
+            "chunks_removed": report.chunks_removed,
+            "bytes_freed": report.bytes_freed,
+        }
 
     @registry.method(
         "artifact_remove",
@@ -105,9 +124,11 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
         Param("wait_s", p.quantity, default=0, doc="wait up to this many seconds (at most 600) for it to finish"),
         doc="Fetch an artifact from peers: chunks from every peer that has it, each checked on arrival; "
         "resumes what an earlier attempt stored. Returns the fetch's status (poll artifact_fetchStatus).",
-        example={"params": ["sha256:9f86…", True, False, 0],
-                 "result": {"id": "sha256:9f86…", "state": "fetching", "chunks": 256, "chunks_done": 12}},
-    )  # fmt: skip
+        example={
+            "params": ["sha256:9f86…", True, False, 0],
+            "result": {"id": "sha256:9f86…", "state": "fetching", "chunks": 256, "chunks_done": 12},
+        },
+    )
     async def artifact_fetch(artifact: bytes, pin: bool, force: bool, wait_s: int) -> dict[str, Any]:
         fetcher = exchange()
         status = fetcher.start_fetch(artifact, pin=pin, force=force)
@@ -121,9 +142,11 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
         doc="How a fetch started by artifact_fetch is going (state: finding, fetching, checking, done, failed). "
         "While chunks are arriving it includes the artifact's `manifest`: GET /artifacts/{id}/stored?follow=true "
         "then streams the chunks as they land.",
-        example={"params": ["sha256:9f86…"],
-                 "result": {"id": "sha256:9f86…", "state": "done", "bytes_fetched": 1073741824, "bytes_per_s": 2.1e8}},
-    )  # fmt: skip
+        example={
+            "params": ["sha256:9f86…"],
+            "result": {"id": "sha256:9f86…", "state": "done", "bytes_fetched": 1073741824, "bytes_per_s": 2.1e8},
+        },
+    )
     def artifact_fetch_status(artifact: bytes) -> dict[str, Any]:
         fetcher = exchange()
         status = fetcher.status.get(artifact)

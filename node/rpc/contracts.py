@@ -71,7 +71,6 @@ def register_contracts(registry: MethodRegistry, chain: Chain, rpc: RpcConfig, c
             )
         return head
 
-
     @registry.method(
         "contract_call",
         Param("address", p.address, doc="the contract"),
@@ -96,10 +95,17 @@ def register_contracts(registry: MethodRegistry, chain: Chain, rpc: RpcConfig, c
             deadline.check()
             head, state = chain.state_snapshot()
             try:
-                ctx = CallContext(caller, head.height + 1, head.timestamp_ms, read_only=True,
-                                  chain_id=chain.chain_id, deadline=deadline)  # fmt: skip
-                result, used, _ = run_call(StateView(state), ctx, caller, address, function, list(args), 0,
-                                           rpc.call_gas_cap)  # fmt: skip
+                ctx = CallContext(
+                    caller,
+                    head.height + 1,
+                    head.timestamp_ms,
+                    read_only=True,
+                    chain_id=chain.chain_id,
+                    deadline=deadline,
+                )
+                result, used, _ = run_call(
+                    StateView(state), ctx, caller, address, function, list(args), 0, rpc.call_gas_cap
+                )
             finally:
                 state.close()
             return {"result": result_json(result), "gas_used": used, "height": head.height}
@@ -119,9 +125,11 @@ def register_contracts(registry: MethodRegistry, chain: Chain, rpc: RpcConfig, c
         Param("key", value_from_json, default=None, doc="for a map: the key (JSON contract value)"),
         Param("block", p.block_ref, default="latest", doc="the block whose state to read: the head"),
         doc="A storage value at the head, with a proof of it (or of its absence) against the head's state root.",
-        example={"params": ["0x5fc5…", "balances", "0x9ba4…"],
-                 "result": {"value": 990, "present": True, "height": 12, "state_root": "0x…", "proof": "0x…"}},
-    )  # fmt: skip
+        example={
+            "params": ["0x5fc5…", "balances", "0x9ba4…"],
+            "result": {"value": 990, "present": True, "height": 12, "state_root": "0x…", "proof": "0x…"},
+        },
+    )
     async def contract_get_storage(address: bytes, name: str, key: Any, block: str | int) -> dict[str, Any]:
         head_state(block)
         module = load_module(StateView(chain.state), address)
@@ -143,9 +151,13 @@ def register_contracts(registry: MethodRegistry, chain: Chain, rpc: RpcConfig, c
         header, raw, proof = await asyncio.to_thread(chain.prove_key, state_key)
         value = decl.zero if raw is None else decode_value(raw)
         return {
-            "value": value_to_json(value), "present": raw is not None, "height": header.height,
-            "state_root": hx(header.state_root), "key": hx(state_key), "proof": hx(proof.encode()),
-        }  # fmt: skip
+            "value": value_to_json(value),
+            "present": raw is not None,
+            "height": header.height,
+            "state_root": hx(header.state_root),
+            "key": hx(state_key),
+            "proof": hx(proof.encode()),
+        }
 
     @registry.method(
         "contract_getEvents",
@@ -154,9 +166,11 @@ def register_contracts(registry: MethodRegistry, chain: Chain, rpc: RpcConfig, c
         Param("to_height", p.quantity, default=None, doc="last block (default: the head)"),
         Param("name", _function_name, default=None, doc="only events of this name"),
         doc=f"Events a contract emitted in a range of blocks (at most {MAX_EVENT_BLOCKS:,} blocks per call).",
-        example={"params": ["0x5fc5…", 1, 20, "Sent"],
-                 "result": [{"height": 3, "tx_hash": "0x…", "name": "Sent", "fields": {"amount": 10}}]},
-    )  # fmt: skip
+        example={
+            "params": ["0x5fc5…", 1, 20, "Sent"],
+            "result": [{"height": 3, "tx_hash": "0x…", "name": "Sent", "fields": {"amount": 10}}],
+        },
+    )
     async def contract_get_events(
         address: bytes, first: int, last: int | None, name: str | None
     ) -> list[dict[str, Any]]:
@@ -178,8 +192,14 @@ def _scan_events(chain: Chain, address: bytes, first: int, last: int, name: str 
             receipt = chain.blocks.receipt(height, index)
             for event in () if receipt is None else receipt.events:
                 if event.emitter == address and (name is None or event.name == name):
-                    found.append({"height": height, "tx_hash": hx(tx.hash), "name": event.name,
-                                  "fields": {k: value_to_json(v) for k, v in event.fields}})  # fmt: skip
+                    found.append(
+                        {
+                            "height": height,
+                            "tx_hash": hx(tx.hash),
+                            "name": event.name,
+                            "fields": {k: value_to_json(v) for k, v in event.fields},
+                        }
+                    )
     return found
 
 

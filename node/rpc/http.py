@@ -88,7 +88,8 @@ class _RpcEndpoint:
         refusal = self._precheck(request)
         if refusal is not None:
             return refusal
-        return await _default_expect_handler(request)
+        await _default_expect_handler(request)  # "100 Continue"
+        return None
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         """Read the body within its limits and hand it to the dispatcher."""
@@ -198,8 +199,10 @@ def unreadable_body(request: web.Request) -> ParseError:
     """The error for a body aiohttp could not decode: say which encoding it claimed."""
     encoding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip()[:40]
     if encoding:
-        return ParseError(f"parse error: the body is not valid {encoding!r} data (Content-Encoding); "
-                          "send it compressed that way, or uncompressed without the header")  # fmt: skip
+        return ParseError(
+            f"parse error: the body is not valid {encoding!r} data (Content-Encoding); "
+            "send it compressed that way, or uncompressed without the header"
+        )
     return ParseError("parse error: the body's chunked framing is broken (Transfer-Encoding: chunked)")
 
 

@@ -78,8 +78,16 @@ class RpcLimits:
     max_param_depth: int = 32  # contract values nest 8 deep; nothing a method takes nests further
 
     def __post_init__(self) -> None:
-        if min(self.max_body_bytes, self.max_batch, self.max_json_values, self.max_param_depth,
-               self.max_batch_response_bytes) < 1:
+        if (
+            min(
+                self.max_body_bytes,
+                self.max_batch,
+                self.max_json_values,
+                self.max_param_depth,
+                self.max_batch_response_bytes,
+            )
+            < 1
+        ):
             raise ValueError("RpcLimits values must be positive")
 
 
@@ -111,9 +119,11 @@ class Dispatcher:
         values = body.count(b",") + body.count(b":") + 1
         if values > self.limits.max_json_values:
             limit = self.limits.max_json_values
-            error = InvalidRequest(f"invalid request: the body holds about {values} JSON values, more than the limit "
-                                   f"of {limit} (counted by their separators); split it into several requests",
-                                   {"limit": limit})  # fmt: skip
+            error = InvalidRequest(
+                f"invalid request: the body holds about {values} JSON values, more than the limit "
+                f"of {limit} (counted by their separators); split it into several requests",
+                {"limit": limit},
+            )
             return self._error(None, error)[1]
         try:
             obj = _loads(body)
@@ -160,8 +170,11 @@ class Dispatcher:
             return self._error(*checked)
         if checked.notification:
             return None
-        error = InvalidRequest(f"invalid request: the answers of this batch passed {limit} bytes, so this request "
-                               "was not run; send it again in a smaller batch", {"limit": limit})  # fmt: skip
+        error = InvalidRequest(
+            f"invalid request: the answers of this batch passed {limit} bytes, so this request "
+            "was not run; send it again in a smaller batch",
+            {"limit": limit},
+        )
         return self._error(checked.id, error)
 
     async def _handle_one(self, item: object) -> _Answer | None:
@@ -171,8 +184,10 @@ class Dispatcher:
         request = checked
         try:
             if _deeper_than(request.params, self.limits.max_param_depth):
-                raise InvalidParams(f"invalid params: nested more than {self.limits.max_param_depth} arrays or "
-                                    "objects deep", {"limit": self.limits.max_param_depth})  # fmt: skip
+                raise InvalidParams(
+                    f"invalid params: nested more than {self.limits.max_param_depth} arrays or objects deep",
+                    {"limit": self.limits.max_param_depth},
+                )
             result = await self._call(request)
         except RpcError as exc:
             error: RpcError = exc
@@ -235,8 +250,10 @@ def _loads(body: bytes) -> Any:
         raise ParseError("parse error: JSON nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         if "integer string conversion" in str(exc):  # CPython's guard against quadratic int() parsing
-            raise ParseError(f"parse error: a number has more than {sys.get_int_max_str_digits()} digits; "
-                             "numbers in requests have at most 78 (256 bits)") from None  # fmt: skip
+            raise ParseError(
+                f"parse error: a number has more than {sys.get_int_max_str_digits()} digits; "
+                "numbers in requests have at most 78 (256 bits)"
+            ) from None
         raise ParseError(f"parse error: {exc}") from None
 
 
@@ -244,9 +261,12 @@ def _deeper_than(value: object, limit: int) -> bool:
     """Whether arrays and objects nest more than `limit` levels in `value`; iterative, so any depth is safe."""
     level: list[object] = [value]
     for _ in range(limit):
-        level = [child for node in level
-                 for child in (node if type(node) is list else node.values() if type(node) is dict else ())
-                 if type(child) is list or type(child) is dict]  # fmt: skip
+        level = [
+            child
+            for node in level
+            for child in (node if type(node) is list else node.values() if type(node) is dict else ())
+            if type(child) is list or type(child) is dict
+        ]
         if not level:
             return False
     return bool(level)

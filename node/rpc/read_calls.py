@@ -50,6 +50,10 @@ class ReadOnlyCalls:
         self._closed = False
         self.outcomes: dict[str, int] = {}  # for /metrics: answered, failed, busy
 
+    def counts(self) -> dict[str, int]:
+        """What /metrics shows of the calls: in flight, and each outcome."""
+        return {"in_flight": self.in_flight, **self.outcomes}
+
     async def run(self, client: str, job: Callable[[], T]) -> T:
         """Run `job` on a call thread in `client`'s turn, or raise `CallsBusy` at once if a bound is reached."""
         if self._closed:

@@ -77,9 +77,7 @@ def tx_view(tx: Transaction, location: tuple[int, int, bytes] | None = None) -> 
 def block_view(block: Block, full_transactions: bool, commit: Commit | None = None) -> dict[str, Any]:
     view = header_view(block.header)
     if full_transactions:
-        view["transactions"] = [
-            tx_view(tx, (block.height, i, block.hash)) for i, tx in enumerate(block.transactions)
-        ]
+        view["transactions"] = [tx_view(tx, (block.height, i, block.hash)) for i, tx in enumerate(block.transactions)]
     else:
         view["transactions"] = [hx(tx.hash) for tx in block.transactions]
     view["last_commit"] = commit_view(block.last_commit)

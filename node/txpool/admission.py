@@ -44,9 +44,13 @@ class TxAdmission:
     committed block holds a transaction, if one does (read only to explain a used nonce)."""
 
     def __init__(
-        self, mempool: Mempool, metrics: NodeMetrics, *, next_nonce: Callable[[bytes], int],
+        self,
+        mempool: Mempool,
+        metrics: NodeMetrics,
+        *,
+        next_nonce: Callable[[bytes], int],
         tx_location: Callable[[bytes], tuple[int, int] | None],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.mempool = mempool
         self.metrics = metrics
         self._next_nonce = next_nonce
@@ -152,10 +156,13 @@ class TxAdmission:
                     results[i] = exc
             admitted = [tx for tx, r in zip(txs, results, strict=True) if isinstance(r, bytes)]
             self._admitted(admitted, relay=relay)
+        outcomes: list[bytes | AichainError] = []
         for r in results:
+            assert r is not None  # each was refused before its signature was checked, or admitted or refused after
             if isinstance(r, AichainError):
                 self.metrics.txs_rejected.labels(type(r).__name__).inc()
-        return results  # type: ignore[return-value]
+            outcomes.append(r)
+        return outcomes
 
     async def readmit(self, records: list[JournalRecord], ttl_ms: int) -> list[Transaction]:
         """Admit again what the mempool journal kept (at start, before peers and clients are served):

@@ -28,6 +28,7 @@ from core.transaction import Transaction
 SLICE_TXS = 256
 SLICE_BYTES = 1024 * 1024
 T = TypeVar("T")
+R = TypeVar("R")  # what is decoded: a transaction's encoding, as given
 
 
 class _Order:
@@ -41,9 +42,12 @@ _orders: WeakKeyDictionary[object, _Order] = WeakKeyDictionary()
 
 
 async def decode_each(
-    raws: Sequence[object], decode: Callable[[object], Transaction], *, order: object,
+    raws: Sequence[R],
+    decode: Callable[[R], Transaction],
+    *,
+    order: object,
     stop_at_error: bool = False,
-) -> list[Transaction | AichainError]:  # fmt: skip
+) -> list[Transaction | AichainError]:
     """`decode(raw)` for each of `raws`, in order: the transaction or the error it raised (without its
     traceback). With `stop_at_error`, the list ends at the first error (the caller refuses the lot).
     Returns only after every decode that began earlier for `order` (the node) has returned."""

@@ -72,4 +72,3 @@ class EvictionLog:
 
     def __len__(self) -> int:
         return len(self._records)
-

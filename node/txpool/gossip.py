@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core import codec
+from core.codec import Value
 from core.errors import AichainError, DecodeError, InvalidSignature
 from core.hashing import sha256
 from core.transaction import Transaction
@@ -107,12 +108,16 @@ class TxGossip:
         for i, batch in enumerate(batches(raws, TX_BATCH, self._batch_bytes)):
             if i:
                 await asyncio.sleep(0)  # many batches: let the loop breathe between them
+            txs: list[Value] = list(batch)  # as the codec types a list
             try:
-                await self.manager.broadcast(TXS, [TXS, batch], exclude=None if exclude is None else exclude.node_key)
+                await self.manager.broadcast(TXS, [TXS, txs], exclude=None if exclude is None else exclude.node_key)
             except Exception:  # a bug must not end gossip for good: say so, count it, go on
                 self.metrics.tx_gossip_failures.inc()
-                log.exception("gossip of %d transactions (%d bytes) failed; gossip goes on with the next batch",
-                              len(batch), sum(map(len, batch)))  # fmt: skip
+                log.exception(
+                    "gossip of %d transactions (%d bytes) failed; gossip goes on with the next batch",
+                    len(batch),
+                    sum(map(len, batch)),
+                )
 
     async def _on_txs(self, peer: Peer, payload: Any) -> None:
         try:
@@ -128,7 +133,7 @@ class TxGossip:
         if decoded and not isinstance(decoded[-1], Transaction):
             peer.penalize(PENALTY_MALFORMED, f"malformed: {decoded[-1]}")
             return
-        txs: list[Transaction] = decoded  # type: ignore[assignment]
+        txs = [tx for tx in decoded if isinstance(tx, Transaction)]  # all of them: decoding stops at an error
         if not txs:
             return
         results = without_tracebacks(await self.admit(txs))

@@ -34,7 +34,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from core.clock import now_ms
 from core.hashing import sha256
@@ -42,7 +42,6 @@ from core.hashing import sha256
 if TYPE_CHECKING:
     from core.transaction import Transaction
     from node.txpool.evictions import Eviction
-    from node.txpool.mempool import Mempool
 
 log = logging.getLogger("aichain.mempool")
 
@@ -57,6 +56,14 @@ TOMBSTONE = (1 << 64) - 1  # the arrival field of a record whose bytes are the h
 class JournalRecord:
     arrival_ms: int
     raw: bytes
+
+
+class Readmission(Protocol):
+    """Admission as a restart uses it (`node.txpool.admission.TxAdmission`)."""
+
+    async def readmit(self, records: list[JournalRecord], ttl_ms: int) -> list[Transaction]: ...
+
+    def subscribe(self, listener: Callable[[list[Transaction]], None], *, relay_only: bool = False) -> None: ...
 
 
 def encode_records(records: Iterable[tuple[int, bytes]]) -> bytes:
@@ -114,8 +121,11 @@ class TxJournal:
             except FileNotFoundError:
                 continue
             except OSError as exc:  # an unreadable file costs what it held, not the node's start
-                log.error("cannot read the mempool journal file %s (%s): its transactions are not admitted "
-                          "again", self._path(index), exc.strerror or exc)  # fmt: skip
+                log.error(
+                    "cannot read the mempool journal file %s (%s): its transactions are not admitted again",
+                    self._path(index),
+                    exc.strerror or exc,
+                )
                 continue
             for record in decode_records(data):
                 if record.arrival_ms == TOMBSTONE:
@@ -179,25 +189,28 @@ class JournalKeeper:
     def load(self) -> list[JournalRecord]:
         return self.journal.load()
 
+    async def restore(self, admission: Readmission, ttl_ms: int) -> list[Transaction]:
+        """Admit again what the journal kept, and journal every admission from now on; what was admitted again."""
+        records = self.load()
+        restored = await admission.readmit(records, ttl_ms) if records else []
+        admission.subscribe(self.admitted)
+        if records:
+            log.info("mempool: %d of %d journaled transactions admitted again", len(restored), len(records))
+            self.compact()  # what was not admitted again leaves the journal
+        return restored
+
     def admitted(self, txs: list[Transaction]) -> None:
         """A mempool listener: called with each batch the mempool admitted, before admission answers."""
         now = now_ms()
         self._append([(now, tx.encoded) for tx in txs])
 
-    def follow_evictions(self, mempool: Mempool) -> None:
-        """Journal each eviction of `mempool` (besides whatever it told of them before)."""
-        told = mempool.on_evicted
+    def evicted(self, eviction: Eviction) -> None:
+        """A mempool eviction listener: a restart must not admit the transaction again (a tombstone)."""
+        self._append([(TOMBSTONE, eviction.tx_hash)])
 
-        def evicted(eviction: Eviction) -> None:
-            if told is not None:
-                told(eviction)
-            self.evicted(eviction.tx_hash)
-
-        mempool.on_evicted = evicted
-
-    def evicted(self, tx_hash: bytes) -> None:
-        """The mempool evicted this transaction: a restart must not admit it again (a tombstone)."""
-        self._append([(TOMBSTONE, tx_hash)])
+    def counts(self) -> dict[str, int]:
+        """What /metrics shows of the journal."""
+        return {"write_errors": self.write_errors, "compactions": self.compactions, "bytes": self.journal.bytes_written}
 
     def _append(self, records: list[tuple[int, bytes]]) -> None:
         try:
@@ -205,8 +218,12 @@ class JournalKeeper:
         except OSError as exc:  # a full disk must not stop admission; these are lost to a crash only
             self.write_errors += 1
             if self.write_errors == 1 or self.write_errors % 1000 == 0:
-                log.error("cannot write the mempool journal (%s); admitted transactions would not survive a "
-                          "crash of this node: free space in %s", exc, self.journal.directory)  # fmt: skip
+                log.error(
+                    "cannot write the mempool journal (%s); admitted transactions would not survive a "
+                    "crash of this node: free space in %s",
+                    exc,
+                    self.journal.directory,
+                )
 
     def block_committed(self) -> None:
         """Compact (in the background) when the journal has grown well past what is pending."""

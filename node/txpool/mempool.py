@@ -22,7 +22,6 @@ Rules:
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable, Mapping
@@ -41,6 +40,7 @@ from core.errors import (
 from core.genesis import ChainParams
 from core.transaction import Transaction
 from node.txpool.evictions import Eviction, EvictionLog, EvictionReason
+from node.txpool.sender_queues import PendingEntry, SenderQueue, cheapest_tails, select_for_block
 from vm.execution import check_stateless
 
 AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance)
@@ -62,39 +62,17 @@ class MempoolLimits:
     evictions_kept: int = 50_000  # the last evictions `tx_get` can explain (about 620 bytes each)
 
 
-@dataclass(slots=True)
-class _Entry:
-    tx: Transaction
-    arrival_ms: int
-    seq: int
-
-
-class _SenderQueue:
-    """One sender's pending transactions: consecutive nonces `low` .. `low + len - 1`.
-
-    Entries leave from the bottom (committed) or the top (evicted, invalidated), so the
-    bounds stay O(1) to read.
-    """
-
-    __slots__ = ("cost", "entries", "low")
-
-    def __init__(self, low: int) -> None:
-        self.entries: dict[int, _Entry] = {}  # nonce -> entry
-        self.cost = 0  # sum of value + max fee of the entries
-        self.low = low
-
-    def lowest(self) -> int:
-        return self.low
-
-    def highest(self) -> int:
-        return self.low + len(self.entries) - 1
-
-
 class Mempool:
     def __init__(
-        self, chain_id: int, params: ChainParams, accounts: AccountReader, limits: MempoolLimits | None = None,
-        *, is_committed: CommittedReader = _never_committed, clock: Callable[[], int] = now_ms,
-    ) -> None:  # fmt: skip
+        self,
+        chain_id: int,
+        params: ChainParams,
+        accounts: AccountReader,
+        limits: MempoolLimits | None = None,
+        *,
+        is_committed: CommittedReader = _never_committed,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.chain_id = chain_id
         self.params = params
         self.limits = limits or MempoolLimits()
@@ -102,12 +80,16 @@ class Mempool:
         self._is_committed = is_committed
         self._clock = clock
         self.evictions = EvictionLog(self.limits.evictions_kept)
-        self.on_evicted: Callable[[Eviction], None] | None = None  # told of each eviction (metrics)
+        self._eviction_listeners: list[Callable[[Eviction], None]] = []
         self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
-        self._senders: dict[bytes, _SenderQueue] = {}
+        self._senders: dict[bytes, SenderQueue] = {}
         self._bytes = 0
         self._seq = itertools.count()
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+
+    def subscribe_evictions(self, listener: Callable[[Eviction], None]) -> None:
+        """`listener(eviction)` is told of each eviction, after it is recorded (metrics, the journal)."""
+        self._eviction_listeners.append(listener)
 
     # --- admission ----------------------------------------------------------------------------
 
@@ -175,16 +157,20 @@ class Mempool:
                 raise MempoolFull(f"this sender already has {self.limits.max_per_sender} pending transactions")
             self._make_room(tx, sender)
         if queue is None:
-            queue = self._senders[sender] = _SenderQueue(tx.nonce)
+            queue = self._senders[sender] = SenderQueue(tx.nonce)
         if replaced is not None:
             del queue.entries[tx.nonce]
             queue.cost -= replaced.tx.value + replaced.tx.max_fee
             self._by_hash.pop(replaced.tx.hash, None)
             self._bytes -= len(replaced.tx.encoded)
-            self._record(replaced.tx, EvictionReason.REPLACED, tx.hash,
-                         f"replaced by 0x{tx.hash.hex()} (the same nonce {tx.nonce} at gas price {tx.gas_price}, "
-                         f"up from {replaced.tx.gas_price})")  # fmt: skip
-        queue.entries[tx.nonce] = _Entry(tx, now_ms, next(self._seq))
+            self._record(
+                replaced.tx,
+                EvictionReason.REPLACED,
+                tx.hash,
+                f"replaced by 0x{tx.hash.hex()} (the same nonce {tx.nonce} at gas price {tx.gas_price}, "
+                f"up from {replaced.tx.gas_price})",
+            )
+        queue.entries[tx.nonce] = PendingEntry(tx, now_ms, next(self._seq))
         queue.cost += cost
         self._by_hash[tx.hash] = (sender, tx.nonce)
         self._bytes += len(tx.encoded)
@@ -193,36 +179,25 @@ class Mempool:
 
     def _make_room(self, tx: Transaction, sender: bytes) -> None:
         """Evict the cheapest tails of other senders until `tx` fits; evict nothing if it cannot fit."""
-        size = len(tx.encoded)
-        count, used = len(self._by_hash), self._bytes
-        if count < self.limits.max_txs and used + size <= self.limits.max_bytes:
+        count, used, limits = len(self._by_hash), self._bytes, self.limits
+        if count < limits.max_txs and used + len(tx.encoded) <= limits.max_bytes:
             return
-        # Full: a scan over the senders' tails. Rare (the pool is sized for bursts), so a scan
-        # beats keeping an index of tails up to date on every admission.
-        tails = {s: q.highest() for s, q in self._senders.items() if s != sender}
-        victims: list[tuple[bytes, int]] = []
-        while count >= self.limits.max_txs or used + size > self.limits.max_bytes:
-            best: tuple[int, bytes, int] | None = None
-            for victim_sender, nonce in tails.items():
-                entry = self._senders[victim_sender].entries.get(nonce)
-                if entry is not None and (best is None or entry.tx.gas_price < best[0]):
-                    best = (entry.tx.gas_price, victim_sender, nonce)
-            if best is None or best[0] >= tx.gas_price:
-                raise MempoolFull(
-                    f"the mempool is full ({len(self._by_hash)} transactions); retry later or pay a higher gas price"
-                )
-            _, victim_sender, victim_nonce = best
-            victims.append((victim_sender, victim_nonce))
-            tails[victim_sender] = victim_nonce - 1
-            count -= 1
-            used -= len(self._senders[victim_sender].entries[victim_nonce].tx.encoded)
+        victims = cheapest_tails(self._senders, tx, sender, count, used, limits.max_txs, limits.max_bytes)
+        if victims is None:
+            raise MempoolFull(
+                f"the mempool is full ({len(self._by_hash)} transactions); retry later or pay a higher gas price"
+            )
         for victim_sender, victim_nonce in victims:
             victim = self._remove_entry(victim_sender, self._senders[victim_sender], victim_nonce)
-            self._record(victim, EvictionReason.POOL_FULL, tx.hash,
-                         f"the mempool was full and 0x{tx.hash.hex()} pays a higher gas price "
-                         f"({tx.gas_price} > {victim.gas_price}); send it again at a higher price")  # fmt: skip
+            self._record(
+                victim,
+                EvictionReason.POOL_FULL,
+                tx.hash,
+                f"the mempool was full and 0x{tx.hash.hex()} pays a higher gas price "
+                f"({tx.gas_price} > {victim.gas_price}); send it again at a higher price",
+            )
 
-    def _remove_entry(self, sender: bytes, queue: _SenderQueue, nonce: int) -> Transaction:
+    def _remove_entry(self, sender: bytes, queue: SenderQueue, nonce: int) -> Transaction:
         entry = queue.entries.pop(nonce)
         if nonce == queue.low:
             queue.low += 1
@@ -236,8 +211,8 @@ class Mempool:
     def _record(self, tx: Transaction, reason: EvictionReason, by: bytes | None, message: str) -> None:
         eviction = Eviction(tx.hash, tx.sender_address, tx.nonce, reason, message, self._clock(), by)
         self.evictions.record(eviction)
-        if self.on_evicted is not None:
-            self.on_evicted(eviction)
+        for listener in self._eviction_listeners:
+            listener(eviction)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -259,8 +234,9 @@ class Mempool:
 
     def records(self) -> list[tuple[int, bytes]]:
         """Every pending transaction as (arrival ms, encoded bytes): what the journal keeps."""
-        return [(entry.arrival_ms, entry.tx.encoded) for queue in self._senders.values()
-                for entry in queue.entries.values()]  # fmt: skip
+        return [
+            (entry.arrival_ms, entry.tx.encoded) for queue in self._senders.values() for entry in queue.entries.values()
+        ]
 
     def eviction(self, tx_hash: bytes) -> Eviction | None:
         """Why this node evicted a transaction it had admitted (None if it did not, or forgot it)."""
@@ -275,28 +251,8 @@ class Mempool:
 
         A transaction that does not fit the gas (or encoded bytes) left is skipped with its
         sender's later nonces (they would leave a gap); they stay pending for a later block."""
-        heap: list[tuple[int, int, bytes, int]] = []
-        for sender, queue in self._senders.items():
-            nonce = queue.lowest()
-            entry = queue.entries[nonce]
-            heap.append((-entry.tx.gas_price, entry.seq, sender, nonce))
-        heapq.heapify(heap)
-        chosen: list[Transaction] = []
-        gas = size = 0
         byte_limit = self.limits.max_bytes if max_bytes is None else max_bytes
-        while heap and len(chosen) < max_txs:
-            _, _, sender, nonce = heapq.heappop(heap)
-            queue = self._senders[sender]
-            tx = queue.entries[nonce].tx
-            if gas + tx.gas_limit > max_gas or size + len(tx.encoded) > byte_limit:
-                continue
-            gas += tx.gas_limit
-            size += len(tx.encoded)
-            chosen.append(tx)
-            following = queue.entries.get(nonce + 1)
-            if following is not None:
-                heapq.heappush(heap, (-following.tx.gas_price, following.seq, sender, nonce + 1))
-        return chosen
+        return select_for_block(self._senders, max_txs, max_gas, byte_limit)
 
     # --- upkeep ------------------------------------------------------------------------------
 
@@ -321,8 +277,12 @@ class Mempool:
             user = used.get((sender, nonce))
             if user != tx.hash and (user is not None or not self._is_committed(tx.hash)):
                 by = f"0x{user.hex()}" if user is not None else "another transaction"
-                self._record(tx, EvictionReason.NONCE_USED, user,
-                             f"nonce {nonce} was used by {by}, committed: this one can never be included")  # fmt: skip
+                self._record(
+                    tx,
+                    EvictionReason.NONCE_USED,
+                    user,
+                    f"nonce {nonce} was used by {by}, committed: this one can never be included",
+                )
             if sender not in self._senders:
                 return
         # What the sender committed may have cost more than what this node had pending for those
@@ -332,16 +292,24 @@ class Mempool:
             top = queue.highest()
             cost = queue.cost
             tx = self._remove_entry(sender, queue, top)
-            self._record(tx, EvictionReason.INVALID, None,
-                         f"the sender's balance ({balance}) no longer pays for its pending transactions up to "
-                         f"nonce {top} ({cost}); send it again once the account can pay")  # fmt: skip
+            self._record(
+                tx,
+                EvictionReason.INVALID,
+                None,
+                f"the sender's balance ({balance}) no longer pays for its pending transactions up to "
+                f"nonce {top} ({cost}); send it again once the account can pay",
+            )
             if sender not in self._senders:
                 return
 
     def remove_from(
-        self, sender: bytes, nonce: int, reason: EvictionReason = EvictionReason.INVALID, message: str = "",
+        self,
+        sender: bytes,
+        nonce: int,
+        reason: EvictionReason = EvictionReason.INVALID,
+        message: str = "",
         by: bytes | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Evict `sender`'s transactions from `nonce` upwards (that one for `reason`; the later ones
         because they would wait on a gap for ever), recording each."""
         queue = self._senders.get(sender)
@@ -354,9 +322,13 @@ class Mempool:
                 first = tx
                 self._record(tx, reason, by, message or f"evicted ({reason})")
             else:
-                self._record(tx, EvictionReason.EARLIER_EVICTED, first.hash,
-                             f"nonce {first.nonce} of the sender (0x{first.hash.hex()}) was evicted ({reason}), "
-                             f"so nonce {n} could never be next; send both again")  # fmt: skip
+                self._record(
+                    tx,
+                    EvictionReason.EARLIER_EVICTED,
+                    first.hash,
+                    f"nonce {first.nonce} of the sender (0x{first.hash.hex()}) was evicted ({reason}), "
+                    f"so nonce {n} could never be next; send both again",
+                )
             if sender not in self._senders:
                 return
 
@@ -374,8 +346,12 @@ class Mempool:
             if tx.nonce < self._accounts(sender)[0]:
                 self._remove_stale(sender, {})
                 continue
-            self.remove_from(sender, tx.nonce, EvictionReason.INVALID,
-                             f"invalid when executed for block {height}: {type(error).__name__}: {error}")  # fmt: skip
+            self.remove_from(
+                sender,
+                tx.nonce,
+                EvictionReason.INVALID,
+                f"invalid when executed for block {height}: {type(error).__name__}: {error}",
+            )
 
     def expire(self, now_ms: int) -> int:
         """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
@@ -388,6 +364,10 @@ class Mempool:
         before = len(self._by_hash)
         ttl_s = self.limits.ttl_ms / 1000
         for sender, nonce in oldest.items():
-            self.remove_from(sender, nonce, EvictionReason.EXPIRED,
-                             f"pending longer than this node's mempool keeps transactions ({ttl_s:g} s)")  # fmt: skip
+            self.remove_from(
+                sender,
+                nonce,
+                EvictionReason.EXPIRED,
+                f"pending longer than this node's mempool keeps transactions ({ttl_s:g} s)",
+            )
         return before - len(self._by_hash)

@@ -82,7 +82,7 @@ class Proposer:
             is_committed=lambda h: chain.blocks.tx_location(h) is not None, clock=lambda: self.now_ms,
         )  # fmt: skip
         self.evicted: list[Eviction] = []
-        self.mempool.on_evicted = self.evicted.append
+        self.mempool.subscribe_evictions(self.evicted.append)
         self.builder: BlockBuilder | None = None
 
     def _account(self, address: bytes) -> tuple[int, int]:
@@ -333,7 +333,7 @@ def run_random_traffic(tmp_path: Path, seed: int, blocks: int) -> Counter[str]:
         admitted: dict[bytes, Transaction] = {}
         last_pending = {k.address: 0 for k in senders}
         evicted_senders: set[bytes] = set()
-        proposer.mempool.on_evicted = lambda e: (proposer.evicted.append(e), evicted_senders.add(e.sender))
+        proposer.mempool.subscribe_evictions(lambda e: evicted_senders.add(e.sender))  # besides `evicted`
 
         def pending_nonce(address: bytes) -> int:
             pending = proposer.mempool.pending_nonce(address)

@@ -73,7 +73,8 @@ async def test_a_taken_rpc_port_closes_what_was_opened_before_the_error(tmp_path
     await again.start()
     try:
         assert again.network is not None and again.network.manager.listen_port == p2p_port
-        assert await again.wait_for_height(1, 10), "the node started on the same data and P2P port decides blocks"
+        decided = await again.head_waiters.wait_for_height(1, 10)
+        assert decided, "the node started on the same data and P2P port decides blocks"
     finally:
         await again.stop()
     assert_nothing_left(config, p2p_port)

@@ -21,7 +21,7 @@ from core.artifact import KIND_DIRECTORY, FileEntry, Manifest, directory_id, for
 from core.artifact_listing import plaintext_listing
 from core.errors import ArtifactError, DecodeError
 from core.sealing import AEAD_TAG_SIZE, ChunkDecryptionFailed, encrypt_chunk
-from node.artifacts.http import manifest_summary
+from node.artifacts.manifest_json import manifest_summary
 from storage.artifact_io import plaintext_blocks
 
 CHUNK = 1024

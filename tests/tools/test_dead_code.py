@@ -28,21 +28,21 @@ def test_reports_what_nothing_in_the_product_uses_and_only_in_the_checked_floors
     dead_code = load("tools/dead_code.py")
     write(tmp_path, "core/__init__.py", "")
     write(tmp_path, "core/things.py", """
-        def used_by_node(): return 1
+        def used_by_cli(): return 1
         def used_by_nobody(): return 2
         def used_by_a_test_only(): return 3
         class Kept:
             def method_nobody_calls(self): return 4
     """)
-    write(tmp_path, "node/__init__.py", "")
-    write(tmp_path, "node/user.py", """
-        from core.things import Kept, used_by_node
-        def unused_in_node(): return used_by_node(), Kept()
+    write(tmp_path, "cli/__init__.py", "")
+    write(tmp_path, "cli/user.py", """
+        from core.things import Kept, used_by_cli
+        def unused_in_cli(): return used_by_cli(), Kept()
     """)
     write(tmp_path, "tests/test_things.py", "from core.things import used_by_a_test_only\nused_by_a_test_only()\n")
     found = dead_code.unused(tmp_path)
     names = sorted(line.split("'")[1] for line in found)
-    # node/ counts as a user; a test does not; node/'s own dead code is not this check's to report.
+    # cli/ counts as a user; a test does not; cli/'s own dead code is not this check's to report.
     assert names == ["method_nobody_calls", "used_by_a_test_only", "used_by_nobody"], found
     assert all(line.startswith("core/things.py:") for line in found)
 
