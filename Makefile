@@ -20,8 +20,8 @@ run: $(STAMP)
 
 # Every package of the product and the tools are held to the formatter, to strict mypy and to vulture
 # (docs/decisions.md, "Static checks"; mypy's file list is in pyproject.toml, vulture's in
-# tools/dead_code.py). The tests keep their own layout (their `# fmt: skip` markers) until they follow.
-FORMATTED := core storage vm consensus node aichain_node cli tools typings
+# tools/dead_code.py). The tests follow the formatter too.
+FORMATTED := core storage vm consensus node aichain_node cli tools typings tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -70,8 +70,18 @@ class NodeProcess:
         return Rpc(self.url, timeout=30)
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
-        args = [CLI, "start", "--dev", "--datadir", str(self.datadir), "--rpc-port", str(self.port),
-                "--p2p-port", str(self.p2p_port), *self.extra]  # fmt: skip
+        args = [
+            CLI,
+            "start",
+            "--dev",
+            "--datadir",
+            str(self.datadir),
+            "--rpc-port",
+            str(self.port),
+            "--p2p-port",
+            str(self.p2p_port),
+            *self.extra,
+        ]
         if self.block_time_ms is not None:
             args += ["--block-time-ms", str(self.block_time_ms)]
         log = self.log_path.open("ab")

@@ -238,8 +238,11 @@ class Signer:
         first_round = max(rounds) if rounds else 0
         if (height, first_round, VoteType.PRECOMMIT) in self.votes:
             first_round += 1
-        locks = [(r, block) for (h, r, t), (block, _) in self.votes.items()
-                 if h == height and t == VoteType.PRECOMMIT and block]  # fmt: skip
+        locks = [
+            (r, block)
+            for (h, r, t), (block, _) in self.votes.items()
+            if h == height and t == VoteType.PRECOMMIT and block
+        ]
         return first_round, max(locks) if locks else None
 
     def sign_proposal(self, proposal: Proposal, instance: int) -> Proposal | None:

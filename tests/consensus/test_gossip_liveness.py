@@ -88,22 +88,54 @@ def test_without_vote_gossip_the_three_stall_for_good() -> None:
 # locked on the second (a polka with n0's second prevote); n1 held only n0's first. Tracking "holds a
 # vote of n0" kept n0's second prevote from n1 for good: every re-proposal of the locked block got nil.
 EQUIVOCATOR_COMPLETES_A_POLKA = Scenario(
-    seed=2263696, byzantine_index=0, byzantine=Byzantine(double_sign=1.0, withhold=0.0, invalid_proposal=0.0),
-    net=NetworkConfig(min_delay=0.0, max_delay=0.4, drop_rate=0.0, duplicate_rate=0.1, gst=27.7, delta=0.1,
-                      gossip_interval=0.5, block_interval=0.0, sync_after=5.0),
-    timeouts=FAST, crashes=((0, 15.8, 11.2),), max_down=1, partitions=(), wal=False, gossip="peers",
-)  # fmt: skip
+    seed=2263696,
+    byzantine_index=0,
+    byzantine=Byzantine(double_sign=1.0, withhold=0.0, invalid_proposal=0.0),
+    net=NetworkConfig(
+        min_delay=0.0,
+        max_delay=0.4,
+        drop_rate=0.0,
+        duplicate_rate=0.1,
+        gst=27.7,
+        delta=0.1,
+        gossip_interval=0.5,
+        block_interval=0.0,
+        sync_after=5.0,
+    ),
+    timeouts=FAST,
+    crashes=((0, 15.8, 11.2),),
+    max_down=1,
+    partitions=(),
+    wal=False,
+    gossip="peers",
+)
 
 
 # Found by hypothesis: n2's round-0 prevote (one of the polka n2 locked on) was lost on its way to n1
 # and n3 before GST; they moved on from round to round, so n2 never thought them stuck, and every
 # re-proposal of the locked block with POL round 0 got their nil.
 A_POLKA_PREVOTE_LOST_BEFORE_GST = Scenario(
-    seed=79, byzantine_index=0, byzantine=Byzantine(double_sign=0.0, withhold=0.3, invalid_proposal=0.0),
-    net=NetworkConfig(min_delay=0.0, max_delay=0.5, drop_rate=0.5, duplicate_rate=0.0, gst=8.1, delta=0.1,
-                      gossip_interval=1.0, block_interval=0.5, sync_after=5.0),
-    timeouts=TimeoutConfig(), crashes=(), max_down=1, partitions=(), wal=False, gossip="peers",
-)  # fmt: skip
+    seed=79,
+    byzantine_index=0,
+    byzantine=Byzantine(double_sign=0.0, withhold=0.3, invalid_proposal=0.0),
+    net=NetworkConfig(
+        min_delay=0.0,
+        max_delay=0.5,
+        drop_rate=0.5,
+        duplicate_rate=0.0,
+        gst=8.1,
+        delta=0.1,
+        gossip_interval=1.0,
+        block_interval=0.5,
+        sync_after=5.0,
+    ),
+    timeouts=TimeoutConfig(),
+    crashes=(),
+    max_down=1,
+    partitions=(),
+    wal=False,
+    gossip="peers",
+)
 
 
 @PROPERTY

@@ -53,9 +53,14 @@ NIL = b""
 
 # Shorter than the defaults, so a simulated minute holds many rounds; growth and cap as in production.
 FAST = TimeoutConfig(
-    propose_s=1.0, propose_delta_s=0.5, prevote_s=0.5, prevote_delta_s=0.25, precommit_s=0.5,
-    precommit_delta_s=0.25, cap_s=4.0,
-)  # fmt: skip
+    propose_s=1.0,
+    propose_delta_s=0.5,
+    prevote_s=0.5,
+    prevote_delta_s=0.25,
+    precommit_s=0.5,
+    precommit_delta_s=0.25,
+    cap_s=4.0,
+)
 PROPERTY = settings(deadline=None, max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -172,9 +177,11 @@ RELAY = st.just("relay")
 
 @st.composite
 def scenarios(
-    draw: st.DrawFn, gst: st.SearchStrategy[float], max_down: st.SearchStrategy[int],
+    draw: st.DrawFn,
+    gst: st.SearchStrategy[float],
+    max_down: st.SearchStrategy[int],
     gossip: st.SearchStrategy[str] = RELAY,
-) -> Scenario:  # fmt: skip
+) -> Scenario:
     min_delay = draw(tenths(0, 1))
     net = NetworkConfig(
         min_delay=min_delay,
@@ -228,13 +235,34 @@ LIVENESS_BOUND_S = 60.0  # simulated s after GST; a paper-faithful machine neede
 # and n3 precommitted and wait in round 0 for a third precommit (the Byzantine one's was lost and
 # it moved on). Resuming n1 one round later stalled the height; it must resume in round 0.
 CRASH_BETWEEN_PREVOTE_AND_PRECOMMIT = Scenario(
-    seed=0, byzantine_index=0, byzantine=Byzantine(double_sign=0.7, withhold=0.0, invalid_proposal=0.0),
-    net=NetworkConfig(min_delay=0.1, max_delay=1.6, drop_rate=0.5, duplicate_rate=0.0, gst=5.2, delta=0.2,
-                      gossip_interval=0.5, block_interval=0.0, sync_after=5.0),
-    timeouts=TimeoutConfig(propose_s=3.0, propose_delta_s=0.5, prevote_s=1.0, prevote_delta_s=0.5, precommit_s=1.0,
-                           precommit_delta_s=0.5, cap_s=30.0),
-    crashes=((0, 5.1, 0.5),), max_down=1, partitions=(), wal=False,
-)  # fmt: skip
+    seed=0,
+    byzantine_index=0,
+    byzantine=Byzantine(double_sign=0.7, withhold=0.0, invalid_proposal=0.0),
+    net=NetworkConfig(
+        min_delay=0.1,
+        max_delay=1.6,
+        drop_rate=0.5,
+        duplicate_rate=0.0,
+        gst=5.2,
+        delta=0.2,
+        gossip_interval=0.5,
+        block_interval=0.0,
+        sync_after=5.0,
+    ),
+    timeouts=TimeoutConfig(
+        propose_s=3.0,
+        propose_delta_s=0.5,
+        prevote_s=1.0,
+        prevote_delta_s=0.5,
+        precommit_s=1.0,
+        precommit_delta_s=0.5,
+        cap_s=30.0,
+    ),
+    crashes=((0, 5.1, 0.5),),
+    max_down=1,
+    partitions=(),
+    wal=False,
+)
 
 
 @PROPERTY
@@ -313,9 +341,14 @@ def test_machine_schedules_growing_capped_timeouts() -> None:
     """Every block is invalid, so rounds fail one after another; each scheduled timeout is the
     configured one for its round, and later rounds reach the cap."""
     config = TimeoutConfig(
-        propose_s=1.0, propose_delta_s=1.0, prevote_s=0.5, prevote_delta_s=0.5, precommit_s=0.5,
-        precommit_delta_s=0.5, cap_s=3.0,
-    )  # fmt: skip
+        propose_s=1.0,
+        propose_delta_s=1.0,
+        prevote_s=0.5,
+        prevote_delta_s=0.5,
+        precommit_s=0.5,
+        precommit_delta_s=0.5,
+        cap_s=3.0,
+    )
     sim = SimNet(4, timeouts=config)
     sim.on_build.append(lambda node, block: sim.invalid_blocks.add(block.hash))
     sim.start()
@@ -402,9 +435,10 @@ class Driver:
 
 def my_votes(actions: list[Action], vote_type: VoteType, round_: int) -> list[bytes]:
     return [
-        a.vote.block_hash for a in actions
+        a.vote.block_hash
+        for a in actions
         if isinstance(a, SignVote) and a.vote.vote_type == vote_type and a.vote.round == round_
-    ]  # fmt: skip
+    ]
 
 
 def test_locked_validator_prevotes_nil_for_another_block_without_a_newer_polka() -> None:

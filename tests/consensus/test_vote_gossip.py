@@ -29,8 +29,16 @@ def bits(*who: int) -> int:
     return sum(1 << i for i in who)
 
 
-def peer_at(height: int, round_: int, step: Step = Step.PROPOSE, *, proposal: bool = False, pol_round: int = -1,
-            votes: tuple[VoteBits, ...] = (), now: float = 0.0) -> PeerRoundState:  # fmt: skip
+def peer_at(
+    height: int,
+    round_: int,
+    step: Step = Step.PROPOSE,
+    *,
+    proposal: bool = False,
+    pol_round: int = -1,
+    votes: tuple[VoteBits, ...] = (),
+    now: float = 0.0,
+) -> PeerRoundState:
     peer = PeerRoundState()
     peer.apply(RoundStep(height, round_, int(step), proposal, pol_round, votes), now)
     return peer
@@ -64,8 +72,12 @@ def test_a_restarted_peer_gets_the_proposal_and_the_polka_including_a_dead_valid
     picked = pick(d.machine, peer, None, now=10.0, max_votes=100)
     assert [p.block_hash for p, _ in picked.proposals] == [block_hash]
     assert voters(picked.votes, d) == {
-        (A, 0, PREVOTE), (C, 0, PREVOTE), (ME, 0, PREVOTE), (C, 0, PRECOMMIT), (ME, 0, PRECOMMIT),
-    }  # fmt: skip
+        (A, 0, PREVOTE),
+        (C, 0, PREVOTE),
+        (ME, 0, PREVOTE),
+        (C, 0, PRECOMMIT),
+        (ME, 0, PRECOMMIT),
+    }
     assert all(v.verify(d.validators.by_address[v.validator].public_key, 4242) for v in picked.votes)
     # everything picked counts as sent: nothing more until something changes
     assert not pick(d.machine, peer, None, now=10.1, max_votes=100)
@@ -187,8 +199,9 @@ def test_announce_says_where_the_machine_is_and_which_votes_it_holds() -> None:
     step = announce(d.machine)
     assert (step.height, step.round, step.step, step.proposal, step.pol_round) == (1, 0, int(Step.PRECOMMIT), True, -1)
     assert {(v.round, v.vote_type): v.bits for v in step.votes} == {
-        (0, PREVOTE): bits(A, C, ME), (0, PRECOMMIT): bits(C, ME),
-    }  # fmt: skip
+        (0, PREVOTE): bits(A, C, ME),
+        (0, PRECOMMIT): bits(C, ME),
+    }
     fresh = Driver()
     assert announce(fresh.machine) == RoundStep(1, 0, int(Step.NEW_HEIGHT))
 
@@ -251,5 +264,7 @@ def test_what_a_peer_says_it_lacks_of_an_earlier_round_is_sent_again_and_a_long_
     assert not pick(d.machine, peer, None, now=STUCK_RESET_S - 0.1, max_votes=100)
     peer.apply(RoundStep(1, 6, int(Step.PROPOSE)), now=STUCK_RESET_S)
     assert voters(pick(d.machine, peer, None, now=STUCK_RESET_S, max_votes=100).votes, d) == {
-        (A, 0, PREVOTE), (C, 0, PREVOTE), (ME, 0, PREVOTE),
-    }  # fmt: skip
+        (A, 0, PREVOTE),
+        (C, 0, PREVOTE),
+        (ME, 0, PREVOTE),
+    }

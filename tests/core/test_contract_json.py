@@ -12,8 +12,14 @@ from hypothesis import strategies as st
 from core.contract_json import JsonTooLarge, value_from_json, value_to_json
 from core.contract_values import INT_MAX, INT_MIN, MAX_DEPTH
 
-scalars = (st.integers(INT_MIN, INT_MAX) | st.binary(max_size=64) | st.text(max_size=32) | st.booleans()
-           | st.none() | st.sampled_from(["0x", "0x01", "0Xab", "0xnothex"]))  # fmt: skip
+scalars = (
+    st.integers(INT_MIN, INT_MAX)
+    | st.binary(max_size=64)
+    | st.text(max_size=32)
+    | st.booleans()
+    | st.none()
+    | st.sampled_from(["0x", "0x01", "0Xab", "0xnothex"])
+)
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=20)
 
 
@@ -24,17 +30,29 @@ def test_every_value_survives_json_and_back(value: Any) -> None:
 
 
 def test_the_forms_are_the_documented_ones() -> None:
-    assert value_to_json([1, b"\x01\xff", "text", "0xabc", True, None]) == [1, "0x01ff", "text", {"str": "0xabc"},
-                                                                              True, None]  # fmt: skip
+    assert value_to_json([1, b"\x01\xff", "text", "0xabc", True, None]) == [
+        1,
+        "0x01ff",
+        "text",
+        {"str": "0xabc"},
+        True,
+        None,
+    ]
     assert value_to_json({"a": b"\x02"}) == [["a", "0x02"]]  # a map (a call's result only): [key, value] pairs
     assert value_from_json("0X0a") == b"\n"
 
 
 @pytest.mark.parametrize(
     ("bad", "why"),
-    [("0x123", "even number of digits"), ("0xzz", "non-hex"), ("\ud800", "lone surrogate"),
-     ({"str": 1}, "contract values are"), (1.5, "contract values are"), ({"a": 1}, "contract values are")],
-)  # fmt: skip
+    [
+        ("0x123", "even number of digits"),
+        ("0xzz", "non-hex"),
+        ("\ud800", "lone surrogate"),
+        ({"str": 1}, "contract values are"),
+        (1.5, "contract values are"),
+        ({"a": 1}, "contract values are"),
+    ],
+)
 def test_what_is_not_a_value_is_refused_saying_why(bad: Any, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         value_from_json(bad)

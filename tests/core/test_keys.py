@@ -47,9 +47,16 @@ def key(i: int) -> PrivateKey:
 
 def signed_tx(k: PrivateKey, chain_id: int = CHAIN, **overrides: Any) -> Transaction:
     fields: dict[str, Any] = dict(
-        chain_id=chain_id, sender=b"", nonce=3, gas_limit=21_000, gas_price=2, kind=int(TxKind.TRANSFER),
-        to=key(99).address, value=12345, data=b"memo",
-    )  # fmt: skip
+        chain_id=chain_id,
+        sender=b"",
+        nonce=3,
+        gas_limit=21_000,
+        gas_price=2,
+        kind=int(TxKind.TRANSFER),
+        to=key(99).address,
+        value=12345,
+        data=b"memo",
+    )
     fields.update(overrides)
     return Transaction(**fields).signed_by(k)
 
@@ -338,8 +345,18 @@ def test_pem_is_openssl_compatible(tmp_path: Path) -> None:
     assert _openssl("pkey", "-in", str(enc), "-passin", "pass:wrong", "-noout").returncode != 0
     assert _openssl("pkey", "-in", str(plain), "-noout").returncode == 0
     # openssl derives the same public key
-    out = _openssl("pkey", "-in", str(enc), "-passin", "pass:s3cret", "-pubout", "-outform", "DER", "-out",
-                   str(tmp_path / "pub.der"))  # fmt: skip
+    out = _openssl(
+        "pkey",
+        "-in",
+        str(enc),
+        "-passin",
+        "pass:s3cret",
+        "-pubout",
+        "-outform",
+        "DER",
+        "-out",
+        str(tmp_path / "pub.der"),
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "pub.der").read_bytes()[-32:] == k.public_key
     # and a key that openssl made and encrypted loads here

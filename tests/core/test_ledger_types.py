@@ -48,20 +48,37 @@ def key(i: int) -> PrivateKey:
 
 def make_tx(i: int = 1, **overrides: Any) -> Transaction:
     fields: dict[str, Any] = dict(
-        chain_id=CHAIN, sender=b"", nonce=0, gas_limit=21_000, gas_price=1, kind=int(TxKind.TRANSFER),
-        to=key(50).address, value=1000, data=b"",
-    )  # fmt: skip
+        chain_id=CHAIN,
+        sender=b"",
+        nonce=0,
+        gas_limit=21_000,
+        gas_price=1,
+        kind=int(TxKind.TRANSFER),
+        to=key(50).address,
+        value=1000,
+        data=b"",
+    )
     fields.update(overrides)
     return Transaction(**fields).signed_by(key(i))
 
 
 def make_header(**overrides: Any) -> Header:
     fields: dict[str, Any] = dict(
-        chain_id=CHAIN, height=5, timestamp_ms=1_700_000_000_000, parent_hash=b"\x01" * 32, proposer=key(1).address,
-        tx_root=b"\x02" * 32, state_root=b"\x03" * 32, receipts_root=b"\x04" * 32, validators_hash=b"\x05" * 32,
-        next_validators_hash=b"\x06" * 32, last_commit_hash=b"\x07" * 32, evidence_hash=b"\x08" * 32,
-        gas_used=42_000, tx_count=2,
-    )  # fmt: skip
+        chain_id=CHAIN,
+        height=5,
+        timestamp_ms=1_700_000_000_000,
+        parent_hash=b"\x01" * 32,
+        proposer=key(1).address,
+        tx_root=b"\x02" * 32,
+        state_root=b"\x03" * 32,
+        receipts_root=b"\x04" * 32,
+        validators_hash=b"\x05" * 32,
+        next_validators_hash=b"\x06" * 32,
+        last_commit_hash=b"\x07" * 32,
+        evidence_hash=b"\x08" * 32,
+        gas_used=42_000,
+        tx_count=2,
+    )
     fields.update(overrides)
     return Header(**fields)
 
@@ -253,8 +270,9 @@ def test_tx_non_canonical_bytes_are_rejected() -> None:
 @settings(max_examples=50)
 @given(U64, U64, U64, U64, U64, st.binary(min_size=32, max_size=32))
 def test_header_round_trip(chain_id: int, height: int, ts: int, gas: int, count: int, parent: bytes) -> None:
-    header = make_header(chain_id=chain_id, height=height, timestamp_ms=ts, gas_used=gas, tx_count=count,
-                         parent_hash=parent)  # fmt: skip
+    header = make_header(
+        chain_id=chain_id, height=height, timestamp_ms=ts, gas_used=gas, tx_count=count, parent_hash=parent
+    )
     again = Header.from_wire(reencode(header.to_wire()))
     assert again == header
     assert again.hash == header.hash == sha256(codec.encode(header.to_wire()))
@@ -571,11 +589,32 @@ def test_parse_amount(text: str, units: int) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "", " ", ".", "abc", "-1", "+1", "1e9", "1.2.3", "0x10", "1.0000000001", "18446744073.709551616",
-        f"{U64_MAX + 1}units", "units", "AIC", "1.5units", "-5units", "1 ETH", "²", "1²", "١٢", "１",
-        "1,5", "1,00.25 AIC", "10,00",
+        "",
+        " ",
+        ".",
+        "abc",
+        "-1",
+        "+1",
+        "1e9",
+        "1.2.3",
+        "0x10",
+        "1.0000000001",
+        "18446744073.709551616",
+        f"{U64_MAX + 1}units",
+        "units",
+        "AIC",
+        "1.5units",
+        "-5units",
+        "1 ETH",
+        "²",
+        "1²",
+        "١٢",
+        "１",
+        "1,5",
+        "1,00.25 AIC",
+        "10,00",
     ],
-)  # fmt: skip
+)
 def test_parse_amount_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"amount|decimals|limit|whole number|commas"):
         parse_amount(text)
@@ -583,9 +622,14 @@ def test_parse_amount_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("units", "text"),
-    [(0, "0 AIC"), (1, "0.000000001 AIC"), (1_500_000_000, "1.5 AIC"), (UNIT * 1234, "1,234 AIC"),
-     (U64_MAX, "18,446,744,073.709551615 AIC")],
-)  # fmt: skip
+    [
+        (0, "0 AIC"),
+        (1, "0.000000001 AIC"),
+        (1_500_000_000, "1.5 AIC"),
+        (UNIT * 1234, "1,234 AIC"),
+        (U64_MAX, "18,446,744,073.709551615 AIC"),
+    ],
+)
 def test_format_amount(units: int, text: str) -> None:
     assert format_amount(units) == text
 

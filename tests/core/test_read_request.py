@@ -19,8 +19,16 @@ PATH = "/artifacts/sha256:" + ART.hex()
 
 
 def signed(**changes: object) -> str:
-    fields: dict[str, object] = {"model": "m", "version": 1, "method": "GET", "path": PATH, "range_header": "",
-                                 "audience": NODE_A, "timestamp_ms": 1_000, "nonce": b"\x01" * 16}  # fmt: skip
+    fields: dict[str, object] = {
+        "model": "m",
+        "version": 1,
+        "method": "GET",
+        "path": PATH,
+        "range_header": "",
+        "audience": NODE_A,
+        "timestamp_ms": 1_000,
+        "nonce": b"\x01" * 16,
+    }
     fields.update(changes)
     return sign_read(KEY, 7, ART, **fields).header()  # type: ignore[arg-type]
 
@@ -54,22 +62,30 @@ def test_the_token_names_what_it_relies_on_and_a_changed_field_breaks_the_signat
     stranger = PrivateKey.generate()
     changed = list(fields)
     changed[0] = stranger.public_key  # someone else's key beside this signature
-    assert not parse_read(f"{SCHEME} {base64.b64encode(codec.encode(changed)).decode()}", ART, "GET", PATH,
-                          "").verifies(7)  # fmt: skip
+    assert not parse_read(
+        f"{SCHEME} {base64.b64encode(codec.encode(changed)).decode()}", ART, "GET", PATH, ""
+    ).verifies(7)
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer abc", f"{SCHEME}", f"{SCHEME} !!!", f"{SCHEME} " + "A" * 2000,
-    f"{SCHEME} " + base64.b64encode(b"\xc1").decode(),  # not msgpack
-    f"{SCHEME} " + base64.b64encode(codec.encode([1, 2, 3])).decode(),  # the wrong shape
-    f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 31, NODE_A, "m", 1, 1, b"n" * 16, b"s" * 64])).decode(),
-    f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, b"a" * 31, "m", 1, 1, b"n" * 16, b"s" * 64])).decode(),
-    f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, "node", "m", 1, 1, b"n" * 16, b"s" * 64])).decode(),
-    f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, NODE_A, "m" * 65, 1, 1, b"n" * 16, b"s" * 64])).decode(),
-    f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, NODE_A, "m", -1, 1, b"n" * 16, b"s" * 64])).decode(),
-    f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, NODE_A, "m", 1, 1, b"n" * 15, b"s" * 64])).decode(),
-    f"{SCHEME} " + base64.b64encode(os.urandom(200)).decode(),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer abc",
+        f"{SCHEME}",
+        f"{SCHEME} !!!",
+        f"{SCHEME} " + "A" * 2000,
+        f"{SCHEME} " + base64.b64encode(b"\xc1").decode(),  # not msgpack
+        f"{SCHEME} " + base64.b64encode(codec.encode([1, 2, 3])).decode(),  # the wrong shape
+        f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 31, NODE_A, "m", 1, 1, b"n" * 16, b"s" * 64])).decode(),
+        f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, b"a" * 31, "m", 1, 1, b"n" * 16, b"s" * 64])).decode(),
+        f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, "node", "m", 1, 1, b"n" * 16, b"s" * 64])).decode(),
+        f"{SCHEME} "
+        + base64.b64encode(codec.encode([b"k" * 32, NODE_A, "m" * 65, 1, 1, b"n" * 16, b"s" * 64])).decode(),
+        f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, NODE_A, "m", -1, 1, b"n" * 16, b"s" * 64])).decode(),
+        f"{SCHEME} " + base64.b64encode(codec.encode([b"k" * 32, NODE_A, "m", 1, 1, b"n" * 15, b"s" * 64])).decode(),
+        f"{SCHEME} " + base64.b64encode(os.urandom(200)).decode(),
+    ],
+)
 def test_malformed_headers_are_refused_with_a_reason(header: str) -> None:
     with pytest.raises(ReadRequestInvalid, match=SCHEME):
         parse_read(header, ART, "GET", PATH, "")

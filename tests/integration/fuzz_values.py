@@ -32,20 +32,72 @@ def _deep(depth: int, leaf: Any = 0, as_dict: bool = False) -> Any:
 
 _hexes = st.binary(max_size=40).map(lambda b: "0x" + b.hex())
 _huge_ints = st.one_of(st.integers(-(2**300), 2**300), st.sampled_from([2**64, 2**256, 2**256 - 1, -1, 10**4000]))
-MONSTERS = [2**64, 2**256, 2**256 - 1, -1, 10**4000, 10**300, -(2**300),
-    "", "0x", "0x0", "0X1", "0x" + "f" * 65, "0x" + "f" * 4000, "0xZZ", " 0x1", "0x1 ", "0x1_0", "-0x1", "1e5",
-    "latest", "pending", "earliest", "safe", "finalized", "LATEST", "sha256:" + "0" * 64, "sha256:", "sha256:zz",
-    "\u0000", "\ud800", "é" * 300, "a" * 70_000, "../../etc/passwd", "%00", "{}", "[]", "null",
-    _deep(40), _deep(100), _deep(600), _deep(100, as_dict=True), [1] * 5000, {"str": "x"}, {"str": 5}, 1.5, -0.0,
-    1e308, True, False, None, [], {}, [None], {"": None},
-]  # fmt: skip
+MONSTERS = [
+    2**64,
+    2**256,
+    2**256 - 1,
+    -1,
+    10**4000,
+    10**300,
+    -(2**300),
+    "",
+    "0x",
+    "0x0",
+    "0X1",
+    "0x" + "f" * 65,
+    "0x" + "f" * 4000,
+    "0xZZ",
+    " 0x1",
+    "0x1 ",
+    "0x1_0",
+    "-0x1",
+    "1e5",
+    "latest",
+    "pending",
+    "earliest",
+    "safe",
+    "finalized",
+    "LATEST",
+    "sha256:" + "0" * 64,
+    "sha256:",
+    "sha256:zz",
+    "\u0000",
+    "\ud800",
+    "é" * 300,
+    "a" * 70_000,
+    "../../etc/passwd",
+    "%00",
+    "{}",
+    "[]",
+    "null",
+    _deep(40),
+    _deep(100),
+    _deep(600),
+    _deep(100, as_dict=True),
+    [1] * 5000,
+    {"str": "x"},
+    {"str": 5},
+    1.5,
+    -0.0,
+    1e308,
+    True,
+    False,
+    None,
+    [],
+    {},
+    [None],
+    {"": None},
+]
 _monsters = st.sampled_from(MONSTERS)
 _leaves = st.one_of(st.none(), st.booleans(), _huge_ints, st.floats(allow_nan=False), st.text(max_size=30), _hexes)
 hostile_json = st.one_of(
     _monsters,
-    st.recursive(_leaves, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                       max_size=4), max_leaves=15),
-)  # fmt: skip
+    st.recursive(
+        _leaves,
+        lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=15,
+    ),
+)
 
 _addresses = st.one_of(st.just(DEV), st.just("0x" + "00" * 20), st.binary(min_size=20, max_size=20).map(address_hex))
 _hashes = st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex())
@@ -53,7 +105,8 @@ _heights = st.one_of(st.integers(0, 40), st.integers(0, 40).map(hex))
 _artifact_ids = st.binary(min_size=32, max_size=32).map(lambda b: "sha256:" + b.hex())
 _contract_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**255), 2**255 - 1), _hexes, st.text(max_size=10)),
-    lambda inner: st.lists(inner, max_size=4), max_leaves=8,
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=8,
 )
 
 
@@ -78,22 +131,53 @@ def signed_transactions(draw: st.DrawFn) -> str:
 _raw_txs = st.one_of(signed_transactions(), _hexes)
 
 PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
-    "address": _addresses, "from": _addresses, "hash": _hashes, "height": _heights, "from_height": _heights,
-    "to_height": _heights, "block": st.one_of(st.sampled_from(["latest", "earliest", "pending"]), _heights),
-    "full": st.booleans(), "pin": st.booleans(), "force": st.booleans(), "erase": st.booleans(),
-    "repair": st.booleans(), "id": _artifact_ids, "raw": _raw_txs, "raws": st.lists(_raw_txs, min_size=1, max_size=4),
+    "address": _addresses,
+    "from": _addresses,
+    "hash": _hashes,
+    "height": _heights,
+    "from_height": _heights,
+    "to_height": _heights,
+    "block": st.one_of(st.sampled_from(["latest", "earliest", "pending"]), _heights),
+    "full": st.booleans(),
+    "pin": st.booleans(),
+    "force": st.booleans(),
+    "erase": st.booleans(),
+    "repair": st.booleans(),
+    "id": _artifact_ids,
+    "raw": _raw_txs,
+    "raws": st.lists(_raw_txs, min_size=1, max_size=4),
     "function": st.sampled_from(["f", "constructor", "balance_of", "", "x" * 70]),
-    "args": st.lists(_contract_values, max_size=4), "name": st.sampled_from(["counter", "balances", "Transfer", ""]),
-    "key": _contract_values, "timeout_s": st.just(0), "wait_s": st.just(0),
-}  # fmt: skip
+    "args": st.lists(_contract_values, max_size=4),
+    "name": st.sampled_from(["counter", "balances", "Transfer", ""]),
+    "key": _contract_values,
+    "timeout_s": st.just(0),
+    "wait_s": st.just(0),
+}
 
 
 DEFAULTS: dict[str, Any] = {
-    "address": DEV, "from": DEV, "hash": "0x" + "00" * 32, "height": 1, "from_height": 1, "to_height": 2,
-    "block": "latest", "full": False, "pin": False, "force": False, "erase": False, "repair": False,
-    "id": "sha256:" + "00" * 32, "raw": "0x00", "raws": ["0x00"], "function": "f", "args": [], "name": "counter",
-    "key": None, "timeout_s": 0, "wait_s": 0,
-}  # fmt: skip
+    "address": DEV,
+    "from": DEV,
+    "hash": "0x" + "00" * 32,
+    "height": 1,
+    "from_height": 1,
+    "to_height": 2,
+    "block": "latest",
+    "full": False,
+    "pin": False,
+    "force": False,
+    "erase": False,
+    "repair": False,
+    "id": "sha256:" + "00" * 32,
+    "raw": "0x00",
+    "raws": ["0x00"],
+    "function": "f",
+    "args": [],
+    "name": "counter",
+    "key": None,
+    "timeout_s": 0,
+    "wait_s": 0,
+}
 
 
 def monster_sweep(methods: dict[str, list[str]]) -> list[tuple[str, list[Any]]]:
@@ -166,18 +250,35 @@ def encode(request: Any) -> bytes:
 
 
 RAW_BODIES = [
-    b"", b"{", b"[", b"[]", b"{}", b"null", b"0", b'"x"', b"\xff\xfe", b"\xef\xbb\xbf{}", b"NaN", b"[" * 10_000,
+    b"",
+    b"{",
+    b"[",
+    b"[]",
+    b"{}",
+    b"null",
+    b"0",
+    b'"x"',
+    b"\xff\xfe",
+    b"\xef\xbb\xbf{}",
+    b"NaN",
+    b"[" * 10_000,
     b'{"jsonrpc":"2.0","id":' + b"1" * 5000 + b',"method":"eth_blockNumber"}',
     b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[' + b"9" * 4400 + b"]}",
-    b'{"jsonrpc":"2.0","id":1e999,"method":"eth_blockNumber"}', b'{"jsonrpc":"2.0","id":-0.0,"method":"x"}',
-    b'[' + b','.join([b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}'] * 1001) + b']',
-    b'[' + b','.join([b'{"jsonrpc":"2.0","method":"net_version"}'] * 50) + b']',
+    b'{"jsonrpc":"2.0","id":1e999,"method":"eth_blockNumber"}',
+    b'{"jsonrpc":"2.0","id":-0.0,"method":"x"}',
+    b"[" + b",".join([b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}'] * 1001) + b"]",
+    b"[" + b",".join([b'{"jsonrpc":"2.0","method":"net_version"}'] * 50) + b"]",
     b"[" + b",".join([b"0"] * 300_000) + b"]",
-    b'{"jsonrpc":"2.0","id":1,"method":"contract_call","params":["' + DEV.encode() + b'","f",' + b"[" * 900
-    + b"]" * 900 + b"]}",
+    b'{"jsonrpc":"2.0","id":1,"method":"contract_call","params":["'
+    + DEV.encode()
+    + b'","f",'
+    + b"[" * 900
+    + b"]" * 900
+    + b"]}",
     b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","jsonrpc":"1.0"}',
-    b'{"jsonrpc":"2.0","id":1,"method":"\\ud800"}', b'{"jsonrpc":"2.0","id":"\\u0000","method":"rpc_methods"}',
-]  # fmt: skip
+    b'{"jsonrpc":"2.0","id":1,"method":"\\ud800"}',
+    b'{"jsonrpc":"2.0","id":"\\u0000","method":"rpc_methods"}',
+]
 
 
 # --- artifact HTTP ------------------------------------------------------------------------------
@@ -195,20 +296,46 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 _ranges = st.one_of(
     st.tuples(st.integers(0, 2**70), st.integers(0, 2**70)).map(lambda t: f"bytes={t[0]}-{t[1]}"),
-    st.integers(0, 2**70).map(lambda n: f"bytes={n}-"), st.integers(0, 2**70).map(lambda n: f"bytes=-{n}"),
-    st.sampled_from(["bytes=", "bytes=-", "bytes=0-0,1-1", "items=0-1", "bytes=٣-", "bytes=" + "9" * 5000 + "-",
-                     "bytes=-" + "9" * 5000, "bytes=5-1", "bytes=0-" + "9" * 20, "garbage", "bytes=-0"]),
+    st.integers(0, 2**70).map(lambda n: f"bytes={n}-"),
+    st.integers(0, 2**70).map(lambda n: f"bytes=-{n}"),
+    st.sampled_from(
+        [
+            "bytes=",
+            "bytes=-",
+            "bytes=0-0,1-1",
+            "items=0-1",
+            "bytes=٣-",
+            "bytes=" + "9" * 5000 + "-",
+            "bytes=-" + "9" * 5000,
+            "bytes=5-1",
+            "bytes=0-" + "9" * 20,
+            "garbage",
+            "bytes=-0",
+        ]
+    ),
     st.text(max_size=20),
-)  # fmt: skip
+)
 _digests = st.one_of(
     st.binary(max_size=40).map(lambda b: f"sha-256=:{base64.b64encode(b).decode()}:"),
-    st.sampled_from(["sha-256=:abc:", "sha-256=::", "sha-256=:!!!!:", "sha-512=:AAAA:", "sha-256=:" + "A" * 5000 + ":",
-                     "sha-256=:" + "QUFB" * 4 + ":", "sha-256=:=:", " sha-256 = :x:", "sha-256"]),
+    st.sampled_from(
+        [
+            "sha-256=:abc:",
+            "sha-256=::",
+            "sha-256=:!!!!:",
+            "sha-512=:AAAA:",
+            "sha-256=:" + "A" * 5000 + ":",
+            "sha-256=:" + "QUFB" * 4 + ":",
+            "sha-256=:=:",
+            " sha-256 = :x:",
+            "sha-256",
+        ]
+    ),
     st.text(max_size=30),
-)  # fmt: skip
+)
 _base64 = st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())
-_ids = st.one_of(_artifact_ids, st.sampled_from(["sha256:", "sha256:" + "0" * 63, "md5:00", "", "x" * 300]),
-                 st.text(max_size=20))  # fmt: skip
+_ids = st.one_of(
+    _artifact_ids, st.sampled_from(["sha256:", "sha256:" + "0" * 63, "md5:00", "", "x" * 300]), st.text(max_size=20)
+)
 _bodies = st.one_of(
     st.binary(max_size=3000),
     st.binary(max_size=3000).map(gzip.compress),
@@ -217,12 +344,28 @@ _bodies = st.one_of(
     st.just(gzip.compress(bytes(20_000_000))),  # a small bomb: 20 MB of zeros in 20 KB
 )
 _paths = st.one_of(
-    st.sampled_from(["/artifacts", "/artifacts/", "/artifacts/{id}", "/artifacts/{id}/stored",
-                     "/artifacts/{id}/stored?follow=true", "/artifacts/{id}/files/a", "/artifacts/{id}/files/../../x",
-                     "/artifacts/{id}/files/%00", "/artifacts/{id}/files/" + "a" * 5000, "/artifacts?pin=false",
-                     "/artifacts?encrypt=true", "/artifacts?encrypt=1&pin=0", "/metrics", "/health", "/",
-                     "/artifacts/{id}/files/é", "/artifacts/{id}?x=%ff%fe"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "/artifacts",
+            "/artifacts/",
+            "/artifacts/{id}",
+            "/artifacts/{id}/stored",
+            "/artifacts/{id}/stored?follow=true",
+            "/artifacts/{id}/files/a",
+            "/artifacts/{id}/files/../../x",
+            "/artifacts/{id}/files/%00",
+            "/artifacts/{id}/files/" + "a" * 5000,
+            "/artifacts?pin=false",
+            "/artifacts?encrypt=true",
+            "/artifacts?encrypt=1&pin=0",
+            "/metrics",
+            "/health",
+            "/",
+            "/artifacts/{id}/files/é",
+            "/artifacts/{id}?x=%ff%fe",
+        ]
+    ),
+)
 
 
 @st.composite
@@ -232,12 +375,17 @@ def artifact_requests(draw: st.DrawFn, known: list[str]) -> tuple[str, str, dict
     artifact = draw(st.one_of(st.sampled_from(known), _ids)) if known else draw(_ids)
     path = quote(draw(_paths).replace("{id}", artifact.replace("/", "%2F")), safe="/?=&%:")  # the request line is ASCII
     headers: dict[str, str] = {}
-    for name, strategy in (("Range", _ranges), ("Repr-Digest", _digests), ("X-Artifact-Id", _ids),
-                           ("Content-Encoding", st.sampled_from(["gzip", "deflate", "br", "zstd", "identity", "x",
-                                                                 "gzip, gzip", ""])),
-                           ("Content-Type", st.sampled_from(["application/x-tar", "application/octet-stream",
-                                                             "application/json", "text/plain", ""])),
-                           ("X-Content-Key", st.one_of(_base64, st.text(max_size=20)))):  # fmt: skip
+    for name, strategy in (
+        ("Range", _ranges),
+        ("Repr-Digest", _digests),
+        ("X-Artifact-Id", _ids),
+        ("Content-Encoding", st.sampled_from(["gzip", "deflate", "br", "zstd", "identity", "x", "gzip, gzip", ""])),
+        (
+            "Content-Type",
+            st.sampled_from(["application/x-tar", "application/octet-stream", "application/json", "text/plain", ""]),
+        ),
+        ("X-Content-Key", st.one_of(_base64, st.text(max_size=20))),
+    ):
         if draw(st.integers(0, 3)) == 0:
             headers[name] = draw(strategy)
     headers = {k: v for k, v in headers.items() if _header_ok(v)}

@@ -53,8 +53,9 @@ class Target:
     @classmethod
     def at(cls, url: str, log_path: Path, pid_of: Callable[[], int | None]) -> Target:
         status = Rpc(url, timeout=10).call("node_status")
-        return cls(url, log_path, pid_of, status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]),
-                   status["p2p_port"])  # fmt: skip
+        return cls(
+            url, log_path, pid_of, status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]), status["p2p_port"]
+        )
 
     @classmethod
     def of(cls, node: TestnetNode) -> Target:
@@ -129,12 +130,21 @@ class Attacker:
     async def connect(self, key: PrivateKey | None = None) -> Session:
         await self.close()
         key = key or PrivateKey.generate()
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(
-            "127.0.0.1", self.target.p2p_port, ssl=client_context(), server_hostname="", local_addr=(self.source, 0),
-            limit=1 << 25), 10)  # fmt: skip
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                "127.0.0.1",
+                self.target.p2p_port,
+                ssl=client_context(),
+                server_hostname="",
+                local_addr=(self.source, 0),
+                limit=1 << 25,
+            ),
+            10,
+        )
         local = LocalNode(key, self.target.chain_id, self.target.genesis_hash)
-        await perform_handshake(reader, writer, local, side="client", binding=peer_channel_binding(writer),
-                                peer_label="target")  # fmt: skip
+        await perform_handshake(
+            reader, writer, local, side="client", binding=peer_channel_binding(writer), peer_label="target"
+        )
         self.session = Session(key, reader, writer)
         self.sessions += 1
         if self.reading:
@@ -164,8 +174,10 @@ class Attacker:
         nonce = secrets.randbits(63)
         before = session.peers_answers
         try:
-            session.writer.write(encode_frame(MsgType.PING, [int(MsgType.PING), nonce])
-                                 + encode_frame(MsgType.GET_PEERS, [int(MsgType.GET_PEERS)]))  # fmt: skip
+            session.writer.write(
+                encode_frame(MsgType.PING, [int(MsgType.PING), nonce])
+                + encode_frame(MsgType.GET_PEERS, [int(MsgType.GET_PEERS)])
+            )
             await session.writer.drain()
             async with asyncio.timeout(timeout):
                 while not (nonce in session.pongs and session.peers_answers > before):
@@ -253,8 +265,9 @@ async def raw_connection(target: Target, data: bytes, *, hold_s: float = 0.0, so
 async def tls_connection(target: Target, data: bytes, *, hold_s: float = 0.0, source: str = "127.0.0.1") -> bool:
     """TLS done, then `data` instead of a Hello; True if the node closed the connection within `hold_s`."""
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", target.p2p_port, ssl=client_context(),
-                                                       server_hostname="", local_addr=(source, 0))  # fmt: skip
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", target.p2p_port, ssl=client_context(), server_hostname="", local_addr=(source, 0)
+        )
     except CONNECT_ERRORS:
         return True
     try:

@@ -32,8 +32,30 @@ APP_TYPES = (TXS, PROPOSAL, VOTE, EVIDENCE, STATUS, GET_BLOCKS, BLOCKS, WANT, HA
 CONTROL_TYPES = (0, 1, 2, 3, 4, 5, 6)
 UNKNOWN_TYPES = tuple(t for t in range(256) if t not in APP_TYPES and t not in CONTROL_TYPES)
 
-BOUNDARY_INTS = [0, 1, 2, 127, 128, 255, 256, 2**16 - 1, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53,
-                 2**63 - 1, 2**63, 2**64 - 1, -1, -2, -128, -(2**31), -(2**63)]  # fmt: skip
+BOUNDARY_INTS = [
+    0,
+    1,
+    2,
+    127,
+    128,
+    255,
+    256,
+    2**16 - 1,
+    2**16,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**53,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    -1,
+    -2,
+    -128,
+    -(2**31),
+    -(2**63),
+]
 BYTE_SIZES = [0, 1, 19, 20, 21, 31, 32, 33, 63, 64, 65, 255, 256, 4096, 4097]
 
 
@@ -54,8 +76,17 @@ class Templates:
 
 def signed_tx(key: PrivateKey, chain_id: int, nonce: int = 0, data: bytes = b"", **fields: int) -> Transaction:
     gas_limit = fields.get("gas_limit", 21_000 + 16 * len(data))
-    tx = Transaction(chain_id, key.public_key, nonce, gas_limit, fields.get("gas_price", 1), TxKind.TRANSFER,
-                     b"\x42" * 20, fields.get("value", 1), data)  # fmt: skip
+    tx = Transaction(
+        chain_id,
+        key.public_key,
+        nonce,
+        gas_limit,
+        fields.get("gas_price", 1),
+        TxKind.TRANSFER,
+        b"\x42" * 20,
+        fields.get("value", 1),
+        data,
+    )
     return tx.signed_by(key)
 
 
@@ -190,8 +221,10 @@ def big_frames(rng: random.Random, chain_id: int, max_frame: int) -> list[tuple[
     """Frames at and near the size limit, or with the most values a frame can carry."""
     key = PrivateKey.from_seed(rng.randbytes(32))
     largest = signed_tx(key, chain_id, 0, rng.randbytes(MAX_TX_DATA)).encoded
-    unsigned = [Transaction(chain_id, key.public_key, n, 21_000, 1, TxKind.TRANSFER, b"\x42" * 20, 1, b"",
-                            bytes(64)).encoded for n in range(2000)]  # fmt: skip
+    unsigned = [
+        Transaction(chain_id, key.public_key, n, 21_000, 1, TxKind.TRANSFER, b"\x42" * 20, 1, b"", bytes(64)).encoded
+        for n in range(2000)
+    ]
     out = [
         ("16 largest txs (near a frame)", frame(TXS, [TXS, [largest] * ((max_frame - 64) // (len(largest) + 5))])),
         ("16 2000 unsigned txs", frame(TXS, [TXS, unsigned])),
@@ -203,7 +236,7 @@ def big_frames(rng: random.Random, chain_id: int, max_frame: int) -> list[tuple[
         ("one bytes of a frame", frame(CHUNK, [CHUNK, bytes(32), 0, rng.randbytes(max_frame - 64)])),
         ("deep 1000", frame(STATUS, [STATUS, nested(1000)])),
     ]
-    body = frame(TXS, [TXS, []])[LENGTH.size + 1:]
+    body = frame(TXS, [TXS, []])[LENGTH.size + 1 :]
     out.append(("frame at the limit", frame_from_body(TXS, body + b"\x00" * (max_frame - 1 - len(body)))))
     return out
 
@@ -218,8 +251,10 @@ def block_with_txs(block_bytes: bytes, txs: list[bytes]) -> bytes:
 def unsigned_txs(chain_id: int, count: int, rng: random.Random) -> list[bytes]:
     """Transactions that decode (every field well-formed) but carry no valid signature."""
     sender = PrivateKey.from_seed(rng.randbytes(32)).public_key
-    return [Transaction(chain_id, sender, n, 21_000, 1, TxKind.TRANSFER, b"\x42" * 20, 1, b"", bytes(64)).encoded
-            for n in range(count)]  # fmt: skip
+    return [
+        Transaction(chain_id, sender, n, 21_000, 1, TxKind.TRANSFER, b"\x42" * 20, 1, b"", bytes(64)).encoded
+        for n in range(count)
+    ]
 
 
 def hello_wire(key: PrivateKey, chain_id: int, genesis: bytes, binding: bytes = bytes(32)) -> list[Any]:

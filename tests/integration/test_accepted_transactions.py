@@ -124,16 +124,22 @@ def test_more_transaction_bytes_than_one_proposal_can_carry_all_commit(tmp_path:
         sender = PrivateKey.generate()
         fund_all(node.url, CHAIN_ID, [sender], 1_000 * 10**9)
         data = bytes(MAX_TX_DATA)
-        txs = [Transaction(CHAIN_ID, sender.public_key, n, intrinsic_gas(data), 1, TxKind.TRANSFER, RECIPIENT, 1,
-                           data).signed_by(sender) for n in range(130)]  # fmt: skip
+        txs = [
+            Transaction(
+                CHAIN_ID, sender.public_key, n, intrinsic_gas(data), 1, TxKind.TRANSFER, RECIPIENT, 1, data
+            ).signed_by(sender)
+            for n in range(130)
+        ]
         first_height = pace(node.url, CHAIN_ID) + 1
         for start in range(0, len(txs), 15):  # 15 hex-encoded transactions: under the 5 MiB body limit
             answers = batch(node.url, [("tx_send", [raw(tx)]) for tx in txs[start : start + 15]], timeout=60)
             assert all("result" in a for a in answers), answers
         receipt = node.rpc.call("tx_wait", "0x" + txs[-1].hash.hex(), 30)
         assert receipt is not None, node.log()
-        blocks = [node.rpc.call("chain_getBlockByHeight", h, False)["transactions"]
-                  for h in range(first_height, receipt["block_height"] + 1)]  # fmt: skip
+        blocks = [
+            node.rpc.call("chain_getBlockByHeight", h, False)["transactions"]
+            for h in range(first_height, receipt["block_height"] + 1)
+        ]
         assert sorted(h for b in blocks for h in b) == sorted("0x" + tx.hash.hex() for tx in txs)
         assert len([b for b in blocks if b]) >= 3  # 8 MiB of transactions in a block at most
         assert pending_nonce(node, sender.address) == 130
@@ -175,8 +181,9 @@ class Traffic:
     _price: dict[tuple[bytes, int], int] = field(default_factory=dict)  # (sender, nonce) -> last gas price sent
 
     def gas(self) -> int:
-        return self.rng.choice([TRANSFER_GAS] * 6 + [200_000, self.gas_limit // 3, self.gas_limit // 2 + 1,
-                                                     self.gas_limit])  # fmt: skip
+        return self.rng.choice(
+            [TRANSFER_GAS] * 6 + [200_000, self.gas_limit // 3, self.gas_limit // 2 + 1, self.gas_limit]
+        )
 
     def nonces(self, url: str, sender: PrivateKey) -> tuple[int, int]:
         """(account nonce, pending nonce) on the node at `url`; the pending one must not have fallen back."""
@@ -197,12 +204,30 @@ class Traffic:
             nonce = rng.randrange(account_nonce, pending)
             old = self._price.get((sender.address, nonce), 1)
             price = old + rng.choice([1, max(1, old // 10), old])  # at times too little of a bump: refused
-            txs.append(transfer(sender, RECIPIENT, rng.randrange(1, 100), nonce, gas_limit=self.gas(),
-                                gas_price=price, chain_id=self.chain_id))  # fmt: skip
+            txs.append(
+                transfer(
+                    sender,
+                    RECIPIENT,
+                    rng.randrange(1, 100),
+                    nonce,
+                    gas_limit=self.gas(),
+                    gas_price=price,
+                    chain_id=self.chain_id,
+                )
+            )
         else:
             for i in range(rng.choice([1, 1, 1, 2, 3])):  # one, or a few consecutive nonces in a batch
-                txs.append(transfer(sender, RECIPIENT, rng.randrange(1, 100), pending + i, gas_limit=self.gas(),
-                                    gas_price=rng.randrange(1, 6), chain_id=self.chain_id))  # fmt: skip
+                txs.append(
+                    transfer(
+                        sender,
+                        RECIPIENT,
+                        rng.randrange(1, 100),
+                        pending + i,
+                        gas_limit=self.gas(),
+                        gas_price=rng.randrange(1, 6),
+                        chain_id=self.chain_id,
+                    )
+                )
         answers = batch(url, [("tx_send", [raw(tx)]) for tx in txs])
         for tx, answer in zip(txs, answers, strict=True):
             if "result" in answer:

@@ -26,7 +26,10 @@ def test_files_and_directories_round_trip_through_the_cli(dev_node: NodeProcess,
     (model / "README.md").write_text("# a model card\n")
     directory = dev_node.cli_json("artifact", "add", str(model), "--quiet")
     assert directory["kind"] == "directory" and [f["path"] for f in directory["files"]] == [
-        "README.md", "model.onnx", "tokenizer/vocab.txt"]  # fmt: skip
+        "README.md",
+        "model.onnx",
+        "tokenizer/vocab.txt",
+    ]
     out = tmp_path / "out"
     dev_node.cli("artifact", "get", directory["id"], "-o", str(out), "--quiet")
     for name in ("README.md", "model.onnx", "tokenizer/vocab.txt"):

@@ -29,8 +29,13 @@ def add(net: Testnet, index: int, path: Path) -> str:
     import json
     import subprocess
 
-    out = subprocess.run([CLI, "artifact", "add", str(path), "--quiet", "--json", "--rpc", net.nodes[index].rpc_url],
-                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    out = subprocess.run(
+        [CLI, "artifact", "add", str(path), "--quiet", "--json", "--rpc", net.nodes[index].rpc_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return str(json.loads(out.stdout)["id"])
 
 
@@ -51,8 +56,11 @@ def penalties(rpc_url: str, reason: str) -> float:
     import urllib.request
 
     text = urllib.request.urlopen(rpc_url + "/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("aichain_p2p_penalties") and f'reason="{reason}"' in line)  # fmt: skip
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aichain_p2p_penalties") and f'reason="{reason}"' in line
+    )
 
 
 def test_a_fetch_takes_chunks_from_several_peers_and_a_lying_peer_is_penalised(
@@ -150,15 +158,20 @@ def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path
         next(net.nodes[1].dir.rglob(chunk)).write_bytes(b"\x01" * MiB)
         damaged = subprocess.run([CLI, "artifact", "verify", artifact, *rpc], capture_output=True, text=True)
         assert damaged.returncode == 1 and "DAMAGED" in damaged.stdout
-        repaired = subprocess.run([CLI, "artifact", "verify", artifact, "--repair", *rpc], capture_output=True,
-                                  text=True, timeout=60)  # fmt: skip
+        repaired = subprocess.run(
+            [CLI, "artifact", "verify", artifact, "--repair", *rpc], capture_output=True, text=True, timeout=60
+        )
         assert repaired.returncode == 0 and "repaired chunks [2]" in repaired.stdout, repaired.stdout + repaired.stderr
         # an encrypted artifact travels as ciphertext: a node without its content key stores and checks
         # the chunks, but cannot read it
         secret = tmp_path / "secret.bin"
         secret.write_bytes(data[: 2 * MiB])
-        out = subprocess.run([CLI, "artifact", "add", str(secret), "--encrypt", "--quiet", "--json", "--rpc",
-                              net.nodes[0].rpc_url], capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [CLI, "artifact", "add", str(secret), "--encrypt", "--quiet", "--json", "--rpc", net.nodes[0].rpc_url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         import json
 
         sealed = json.loads(out.stdout)["id"]
@@ -166,12 +179,17 @@ def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path
         assert fetched(net.rpc(1), sealed)["chunks"] == 2
         assert net.call(1, "artifact_verify", sealed)["ok"] is True
         elsewhere = {**os.environ, "AICHAIN_CONTENT_KEYS": str(tmp_path / "no-keys")}  # another machine
-        refused = subprocess.run([CLI, "artifact", "get", sealed, "-o", str(tmp_path / "x"), "--quiet", *rpc],
-                                 capture_output=True, text=True, env=elsewhere)  # fmt: skip
+        refused = subprocess.run(
+            [CLI, "artifact", "get", sealed, "-o", str(tmp_path / "x"), "--quiet", *rpc],
+            capture_output=True,
+            text=True,
+            env=elsewhere,
+        )
         assert refused.returncode == 1 and "content key" in refused.stderr
         # the machine that added it kept the content key: it decrypts node 1's ciphertext itself
-        subprocess.run([CLI, "artifact", "get", sealed, "-o", str(tmp_path / "mine"), "--quiet", *rpc], check=True,
-                       timeout=120)  # fmt: skip
+        subprocess.run(
+            [CLI, "artifact", "get", sealed, "-o", str(tmp_path / "mine"), "--quiet", *rpc], check=True, timeout=120
+        )
         assert (tmp_path / "mine").read_bytes() == data[: 2 * MiB] and (tmp_path / "mine").stat().st_mode & 0o077 == 0
 
 
@@ -190,11 +208,15 @@ def test_a_fetch_can_be_read_while_it_is_running(tmp_path: Path) -> None:
         peers_connected(net, 1, 1)
         rpc = net.rpc(1)
         rpc.call("artifact_fetch", artifact)
-        status = wait_for(lambda: (s := rpc.call("artifact_fetchStatus", artifact)) and "manifest" in s and s, 30,
-                          "the fetch to find the manifest")  # fmt: skip
+        status = wait_for(
+            lambda: (s := rpc.call("artifact_fetchStatus", artifact)) and "manifest" in s and s,
+            30,
+            "the fetch to find the manifest",
+        )
         assert status["state"] == "fetching" and status["manifest"]["chunks"] == 13
-        with urllib.request.urlopen(f"{net.nodes[1].rpc_url}/artifacts/{artifact}/stored?follow=true",
-                                    timeout=60) as answer:  # fmt: skip
+        with urllib.request.urlopen(
+            f"{net.nodes[1].rpc_url}/artifacts/{artifact}/stored?follow=true", timeout=60
+        ) as answer:
             first = answer.read(MiB)
             assert rpc.call("artifact_fetchStatus", artifact)["state"] == "fetching"  # still under way
             body = first + answer.read()

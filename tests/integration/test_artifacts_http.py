@@ -18,8 +18,9 @@ from core.errors import ArtifactErased
 from tests.harness import NodeProcess
 
 
-def request(node: NodeProcess, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    node: NodeProcess, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     url = urlparse(node.url)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     try:
@@ -46,8 +47,12 @@ def test_upload_download_ranges_and_digests(dev_node: NodeProcess) -> None:
     assert status == 200 and body == data
     assert headers["content-length"] == str(len(data)) and headers["etag"] == f'"{summary["id"]}"'
     assert headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest).decode()}:"
-    ranges = [("bytes=0-0", 0, 1), ("bytes=4194300-4194400", 4194300, 4194401),
-              ("bytes=-10", len(data) - 10, len(data)), ("bytes=9437000-", 9437000, len(data))]  # fmt: skip
+    ranges = [
+        ("bytes=0-0", 0, 1),
+        ("bytes=4194300-4194400", 4194300, 4194401),
+        ("bytes=-10", len(data) - 10, len(data)),
+        ("bytes=9437000-", 9437000, len(data)),
+    ]
     for asked, start, stop in ranges:
         status, headers, body = request(dev_node, "GET", path, headers={"Range": asked})
         assert status == 206 and body == data[start:stop], asked

@@ -112,8 +112,13 @@ class ChaosLoad(threading.Thread):
     def _round(self, target: int) -> None:
         for sender in self.senders:
             if sender.current is None:
-                sender.current = transfer(sender.key, self.rng.choice(self.receivers), self.rng.randint(1, 1000),
-                                          sender.nonce, chain_id=CHAIN_ID)  # fmt: skip
+                sender.current = transfer(
+                    sender.key,
+                    self.rng.choice(self.receivers),
+                    self.rng.randint(1, 1000),
+                    sender.nonce,
+                    chain_id=CHAIN_ID,
+                )
         calls: list[tuple[str, list[Any]]] = [("tx_send", [raw(s.current)]) for s in self.senders]  # type: ignore[arg-type]
         answers = batch(self.net.nodes[target].rpc_url, calls, timeout=SEND_TIMEOUT_S)
         now = time.monotonic()
@@ -164,16 +169,20 @@ class Campaign:
             for figure in ("resume_s", "catchup_s"):
                 times = [getattr(e, figure) for e in self.events if e.kind == kind]
                 if times:
-                    out[f"{kind} {figure}"] = {"events": len(times), "min": round(min(times), 2),
-                                               "median": round(statistics.median(times), 2),
-                                               "max": round(max(times), 2)}  # fmt: skip
+                    out[f"{kind} {figure}"] = {
+                        "events": len(times),
+                        "min": round(min(times), 2),
+                        "median": round(statistics.median(times), 2),
+                        "max": round(max(times), 2),
+                    }
         return out
 
 
 def plan(rng: random.Random, singles: int, pairs: int, pauses: int, validators: int = 4) -> list[Event]:
     events = [Event("kill", (rng.randrange(validators),), rng.uniform(1.0, 4.0)) for _ in range(singles)]
-    events += [Event("kill-quorum", tuple(rng.sample(range(validators), 2)), rng.uniform(1.0, 4.0))
-               for _ in range(pairs)]  # fmt: skip
+    events += [
+        Event("kill-quorum", tuple(rng.sample(range(validators), 2)), rng.uniform(1.0, 4.0)) for _ in range(pairs)
+    ]
     events += [Event("pause", (rng.randrange(validators),), rng.uniform(1.0, 6.0)) for _ in range(pauses)]
     rng.shuffle(events)
     return events
@@ -311,6 +320,7 @@ def fund(net: Testnet, senders: list[PrivateKey]) -> None:
 def check_outcome(net: Testnet, load: ChaosLoad, campaign: Campaign, report: Path) -> None:
     everyone = list(range(len(net.nodes)))
     acked = dict(load.acked)
+
     # Every acknowledged transaction commits, with every node up and no more faults.
     def uncommitted() -> list[str]:
         missing = []
@@ -338,9 +348,18 @@ def check_outcome(net: Testnet, load: ChaosLoad, campaign: Campaign, report: Pat
     assert all(seen[h] == 1 for h in acked), "an acknowledged transaction is not in exactly one block"
 
     summary = campaign.summary()
-    report.write_text(json.dumps({"summary": summary, "acknowledged": len(acked), "height": compared,
-                                  "send_errors": dict(load.send_errors),
-                                  "events": [e.__dict__ for e in campaign.events]}, indent=1))  # fmt: skip
+    report.write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "acknowledged": len(acked),
+                "height": compared,
+                "send_errors": dict(load.send_errors),
+                "events": [e.__dict__ for e in campaign.events],
+            },
+            indent=1,
+        )
+    )
     print(f"chaos: {len(acked)} acknowledged transactions committed once each; height {compared}")
     for name, figures in summary.items():
         print(f"  {name:<22} {figures}")

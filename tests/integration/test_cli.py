@@ -197,9 +197,19 @@ def test_help_of_every_command_works() -> None:
                 following += [(*path, name) for name in _subcommands(result.stdout)]
             level = following
     commands = set(seen)
-    for expected in [("init",), ("start",), ("status",), ("keys", "new"), ("keys", "list"), ("keys", "show"),
-                     ("account", "balance"), ("account", "show"), ("tx", "transfer"), ("tx", "get"),
-                     ("tx", "receipt")]:  # fmt: skip
+    for expected in [
+        ("init",),
+        ("start",),
+        ("status",),
+        ("keys", "new"),
+        ("keys", "list"),
+        ("keys", "show"),
+        ("account", "balance"),
+        ("account", "show"),
+        ("tx", "transfer"),
+        ("tx", "get"),
+        ("tx", "receipt"),
+    ]:
         assert expected in commands, sorted(commands)
     for path in NODE_COMMANDS:
         assert "--rpc" in seen[path] and "--json" in seen[path], path

@@ -29,8 +29,9 @@ def log_text(node: NodeProcess) -> str:
     return node.log_path.read_text()
 
 
-def call_http(node: NodeProcess, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+def call_http(
+    node: NodeProcess, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
     try:
         connection.request(method, path, body=body, headers=headers or {})
@@ -71,15 +72,17 @@ def test_range_numbers_of_thousands_of_digits_are_not_converted(node: NodeProces
 def test_a_body_that_is_not_what_its_content_encoding_says_is_400(node: NodeProcess) -> None:
     body = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}'
     for encoding in ("gzip", "deflate", "br"):
-        status, answer = call_http(node, "POST", "/", body, {"Content-Type": "application/json",
-                                                               "Content-Encoding": encoding})  # fmt: skip
+        status, answer = call_http(
+            node, "POST", "/", body, {"Content-Type": "application/json", "Content-Encoding": encoding}
+        )
         assert status == 400, (encoding, status, answer)
         if encoding != "br":  # without the Brotli package aiohttp itself refuses br before the endpoint runs
             assert json.loads(answer)["error"]["code"] == -32700
         status, answer = call_http(node, "PUT", "/artifacts", b"not compressed at all", {"Content-Encoding": encoding})
         assert status == 400, (encoding, status, answer)
-    status, answer = call_http(node, "POST", "/", gzip.compress(body), {"Content-Type": "application/json",
-                                                                        "Content-Encoding": "gzip"})  # fmt: skip
+    status, answer = call_http(
+        node, "POST", "/", gzip.compress(body), {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
     assert status == 200 and "result" in json.loads(answer)
 
 
@@ -96,16 +99,21 @@ def test_contract_arguments_nested_500_deep_are_invalid_params_in_at_most_one_li
 
 def test_block_numbers_of_thousands_of_digits_are_invalid_params(node: NodeProcess) -> None:
     hex_huge = "0x" + "f" * 4000  # about 4,800 decimal digits once converted
-    for method, params in (("eth_getBalance", [ZERO_ADDRESS, hex_huge]), ("eth_getBlockByNumber", [hex_huge]),
-                           ("chain_getBlockByHeight", [hex_huge]), ("contract_call", [ZERO_ADDRESS, "f", [], None,
-                                                                                         hex_huge])):  # fmt: skip
+    for method, params in (
+        ("eth_getBalance", [ZERO_ADDRESS, hex_huge]),
+        ("eth_getBlockByNumber", [hex_huge]),
+        ("chain_getBlockByHeight", [hex_huge]),
+        ("contract_call", [ZERO_ADDRESS, "f", [], None, hex_huge]),
+    ):
         answer = rpc(node, method, params)
         assert error_code(answer) == -32602, (method, answer)
 
 
 def test_numbers_of_5000_digits_are_a_parse_error_that_names_no_python_internals(node: NodeProcess) -> None:
-    for raw in ('{"jsonrpc":"2.0","id":' + "1" * 5000 + ',"method":"eth_blockNumber"}',
-                '{"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":[' + "1" * 5000 + "]}"):  # fmt: skip
+    for raw in (
+        '{"jsonrpc":"2.0","id":' + "1" * 5000 + ',"method":"eth_blockNumber"}',
+        '{"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":[' + "1" * 5000 + "]}",
+    ):
         answer = post(node.url, raw)
         error = answer.json()["error"]
         assert error["code"] == -32700 and "4300 digits" in error["message"], error
@@ -124,8 +132,12 @@ def test_aborted_downloads_and_malformed_http_log_one_line_each(node: NodeProces
             s.sendall(f"GET /artifacts/{artifact} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             s.recv(1000)
         sent += 1
-    for junk in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-                 b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"):
+    for junk in (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    ):
         with socket.create_connection(("127.0.0.1", node.port)) as s:
             s.sendall(junk)
             s.settimeout(10)

@@ -86,8 +86,10 @@ def test_reads_run_against_the_head_and_refuse_older_blocks(dev_node: NodeProces
     head = dev_node.rpc.call("chain_head")["height"]
     answer = dev_node.rpc.call("contract_call", models, "owners_of_all", [[]], "0x" + "00" * 20, "latest")
     assert answer["result"] == [] and answer["height"] >= head
-    for call in (("contract_call", models, "owners_of_all", [[]], "0x" + "00" * 20, 1),
-                 ("contract_getStorage", models, "version_count", "m", "earliest")):  # fmt: skip
+    for call in (
+        ("contract_call", models, "owners_of_all", [[]], "0x" + "00" * 20, 1),
+        ("contract_getStorage", models, "version_count", "m", "earliest"),
+    ):
         try:
             dev_node.rpc.call(*call)
             raise AssertionError("an old block's state must be refused")

@@ -99,8 +99,17 @@ def test_one_envelope_per_licensee_when_the_owner_posts_while_the_releaser_is_do
         assert hashlib.sha256(stored).hexdigest() != artifact[7:] and source.read_bytes()[:64] not in stored
         path = f"/artifacts/{artifact}"
         validator = bytes.fromhex(net.call(VALIDATOR, "node_status")["node_key"][2:])
-        read = sign_read(bob, net.chain_id, bytes.fromhex(artifact[7:]), "m", 1, "GET", path, audience=validator,
-                         timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        read = sign_read(
+            bob,
+            net.chain_id,
+            bytes.fromhex(artifact[7:]),
+            "m",
+            1,
+            "GET",
+            path,
+            audience=validator,
+            timestamp_ms=int(time.time() * 1000),
+        )
         status, body = get(url[VALIDATOR] + path, {"Authorization": read.header()})
         assert status == 409 and b"has not got its content key" in body  # a licensee, but no key on that node
 
@@ -112,8 +121,9 @@ def test_a_peer_claiming_a_head_nobody_has_does_not_hold_up_releases(tmp_path: P
     with NodeProcess(tmp_path, block_time_ms=200) as node:
         alice, *buyers = (fund(node, 50 * AIC) for _ in range(3))
         with Client(node.url, alice) as owner:
-            owner.models.publish(build_mlp(tmp_path / "m.onnx", seed=33), "m", private=True,
-                                 offer=Offer.parse("price=1"))  # fmt: skip
+            owner.models.publish(
+                build_mlp(tmp_path / "m.onnx", seed=33), "m", private=True, offer=Offer.parse("price=1")
+            )
         status = node.rpc.call("node_status")
         stop = threading.Event()
         liar = threading.Thread(target=asyncio.run, args=(_claim_a_head(status, 10**9, stop),))
@@ -139,13 +149,15 @@ def test_a_peer_claiming_a_head_nobody_has_does_not_hold_up_releases(tmp_path: P
 
 async def _claim_a_head(status: dict[str, Any], height: int, stop: threading.Event) -> None:
     """Connect as a peer, claim `height` as its head, answer pings until `stop`."""
-    peer = await raw_peer(status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]),
-                          "127.0.0.1")  # fmt: skip
+    peer = await raw_peer(
+        status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]), "127.0.0.1"
+    )
     await peer.send_raw(encode_frame(STATUS, [STATUS, height, b"\x07" * 32]))
     while not stop.is_set():
         try:
-            frame = await asyncio.wait_for(read_frame(peer.reader, max_frame_size=1 << 26, idle_timeout=None,
-                                                      body_timeout=5), 0.5)  # fmt: skip
+            frame = await asyncio.wait_for(
+                read_frame(peer.reader, max_frame_size=1 << 26, idle_timeout=None, body_timeout=5), 0.5
+            )
         except TimeoutError:
             continue
         if frame.msg_type == MsgType.PING:

@@ -33,12 +33,24 @@ def cli(shared_node: NodeProcess, tmp_path: Path) -> NodeProcess:
 
 def test_publish_buy_pull_run_record_from_the_cli(cli: NodeProcess, tmp_path: Path) -> None:
     owner, buyer, stranger = (fund(cli, 50 * AIC) for _ in range(3))
-    owner_key, buyer_key, stranger_key = (key_file(tmp_path, k, n) for k, n in
-                                          ((owner, "owner"), (buyer, "buyer"), (stranger, "stranger")))  # fmt: skip
+    owner_key, buyer_key, stranger_key = (
+        key_file(tmp_path, k, n) for k, n in ((owner, "owner"), (buyer, "buyer"), (stranger, "stranger"))
+    )
     source = build_mlp(tmp_path / "net.onnx", seed=11)
     name = f"cli-{owner.address.hex()[:8]}"
-    published = cli.cli_json("model", "publish", str(source), "--name", name, "--private", "--from", owner_key,
-                             "--offer", "price=2,per-use=0.25", "--quiet")  # fmt: skip
+    published = cli.cli_json(
+        "model",
+        "publish",
+        str(source),
+        "--name",
+        name,
+        "--private",
+        "--from",
+        owner_key,
+        "--offer",
+        "price=2,per-use=0.25",
+        "--quiet",
+    )
     assert published["version"] == 1 and published["private"] and published["offer"] == 1
     info = cli.cli_json("model", "info", name)
     assert info["owners"] == [{"address": address_hex(owner.address), "bps": 10_000}]
@@ -61,8 +73,18 @@ def test_publish_buy_pull_run_record_from_the_cli(cli: NodeProcess, tmp_path: Pa
     assert Path(pulled["path"]).read_bytes() == source.read_bytes() and pulled["encrypted"]
     x = np.random.default_rng(0).standard_normal((3, 8), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
-    ran = cli.cli_json("model", "run", name, "--input", str(tmp_path / "x.npy"), "--output",
-                       str(tmp_path / "y.npz"), "--record", "--from", buyer_key)  # fmt: skip
+    ran = cli.cli_json(
+        "model",
+        "run",
+        name,
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--output",
+        str(tmp_path / "y.npz"),
+        "--record",
+        "--from",
+        buyer_key,
+    )
     expected = Session(source).run({"x": x})
     np.testing.assert_array_equal(np.load(tmp_path / "y.npz")["y"], expected["y"])
     assert ran["output_hash"] == "0x" + tensor_digest(expected).hex() and ran["charged"] == AIC // 4
@@ -76,8 +98,9 @@ def test_publish_buy_pull_run_record_from_the_cli(cli: NodeProcess, tmp_path: Pa
     checked = cli.cli("model", "run", name, "--input", str(tmp_path / "x.npy"), "--check", "1", "--from", buyer_key)
     assert f"{name}@1 receipt #1 holds" in checked.stdout and ran["output_hash"] in checked.stdout
     np.save(tmp_path / "other.npy", x + 1)
-    other = cli.cli("model", "run", name, "-i", str(tmp_path / "other.npy"), "--check", "1", "--from", buyer_key,
-                    check=False)  # fmt: skip
+    other = cli.cli(
+        "model", "run", name, "-i", str(tmp_path / "other.npy"), "--check", "1", "--from", buyer_key, check=False
+    )
     assert other.returncode == 1 and "these inputs are not the ones" in other.stderr
     assert other.stderr.strip().count("\n") == 0
 
@@ -97,8 +120,20 @@ def test_lineage_as_text_json_dot_and_image(cli: NodeProcess, tmp_path: Path) ->
     with Client(cli.url, owner) as node:
         node.models.register_dataset(dataset, terms="CC-BY-4.0")
     cli.cli("model", "publish", str(build_mlp(tmp_path / "b.onnx", seed=1)), "--name", base, "--from", key, "-q")
-    cli.cli("model", "publish", str(build_mlp(tmp_path / "c.onnx", seed=2)), "--name", child, "--parent",
-            f"{base}@1", "--dataset", dataset, "--from", key, "-q")  # fmt: skip
+    cli.cli(
+        "model",
+        "publish",
+        str(build_mlp(tmp_path / "c.onnx", seed=2)),
+        "--name",
+        child,
+        "--parent",
+        f"{base}@1",
+        "--dataset",
+        dataset,
+        "--from",
+        key,
+        "-q",
+    )
     graph = cli.cli_json("model", "lineage", child)
     edges = {(e["from"], e["to"], e["kind"]) for e in graph["edges"]}
     assert (f"version:{base}@1", f"version:{child}@1", "derived") in edges
@@ -118,10 +153,24 @@ def test_lineage_as_text_json_dot_and_image(cli: NodeProcess, tmp_path: Path) ->
     shared = f"shared-{owner.address.hex()[:8]}"
     partner = fund(cli, AIC)
     write_key_file(cli.keystore / "partner.pem", partner, None)
-    cli.cli("model", "publish", str(build_mlp(tmp_path / "s.onnx", seed=3)), "--name", shared, "--owner",
-            f"{key}:70%", "--owner", "partner:30%", "--from", key, "-q")  # fmt: skip
-    assert cli.cli_json("model", "info", shared)["owners"] == [{"address": address_hex(owner.address), "bps": 7000},
-                                                              {"address": address_hex(partner.address), "bps": 3000}]
+    cli.cli(
+        "model",
+        "publish",
+        str(build_mlp(tmp_path / "s.onnx", seed=3)),
+        "--name",
+        shared,
+        "--owner",
+        f"{key}:70%",
+        "--owner",
+        "partner:30%",
+        "--from",
+        key,
+        "-q",
+    )
+    assert cli.cli_json("model", "info", shared)["owners"] == [
+        {"address": address_hex(owner.address), "bps": 7000},
+        {"address": address_hex(partner.address), "bps": 3000},
+    ]
     versions = cli.cli_json("model", "versions", child)
     assert versions[0]["parents"] == [f"{base}@1"] and versions[0]["datasets"] == [dataset]
 

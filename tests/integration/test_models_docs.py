@@ -23,8 +23,17 @@ AIC = 10**9
 
 def test_the_walkthrough_has_its_steps() -> None:
     text = "\n".join(code for _, code in BLOCKS)
-    for step in ("model publish", "licence buy", "model pull", "model verify", "--record", "--check 1",
-                 "model receipts", "--parent iris@1", "model lineage"):  # fmt: skip
+    for step in (
+        "model publish",
+        "licence buy",
+        "model pull",
+        "model verify",
+        "--record",
+        "--check 1",
+        "model receipts",
+        "--parent iris@1",
+        "model lineage",
+    ):
         assert step in text, f"docs/models.md no longer runs `{step}`"
 
 

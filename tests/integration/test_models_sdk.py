@@ -201,7 +201,6 @@ def test_a_version_whose_parent_is_missing_is_refused_by_the_chain(shared_node: 
         node.models.publish(source, f"orphan-{owner.address.hex()[:8]}", parents=["nowhere@1"])
 
 
-
 def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path) -> None:
     owner_keys, elsewhere = tmp_path / "owner-keys", tmp_path / "elsewhere"  # the owner's machine, and another
     (tmp_path / "node").mkdir()
@@ -224,8 +223,10 @@ def test_with_key_release_off_the_owner_releases_keys_itself(tmp_path: Path) -> 
             assert node.models.release("vetted") == []  # served once
         with Client(node_process.url, buyer) as node:
             assert node.models.pull("vetted").path.read_bytes() == source.read_bytes()
-        with (Client(node_process.url, buyer, content_key_dir=elsewhere) as node,
-              pytest.raises(NoContentKey, match="keeps no content key")):  # fmt: skip
+        with (
+            Client(node_process.url, buyer, content_key_dir=elsewhere) as node,
+            pytest.raises(NoContentKey, match="keeps no content key"),
+        ):
             node.models.release("vetted")
         assert list(owner_keys.glob("*.key")) and not elsewhere.exists()
 

@@ -45,10 +45,13 @@ def test_owners_publish_on_a_and_a_buyer_on_c_runs_it(tmp_path: Path, monkeypatc
             node.models.publish(base_file, "base")
         with Client(url[A], first) as node:
             published = node.models.publish(
-                model_file, "tuned", private=True, parents=["base@1"],
+                model_file,
+                "tuned",
+                private=True,
+                parents=["base@1"],
                 owners=[(first.address, 6000), (second.address, 4000)],
                 offer=Offer.parse("price=10,duration=30d,royalty-upstream=10%"),
-            )  # fmt: skip
+            )
             assert published.releaser == net.call(A, "node_status")["releaser"]
             with pytest.raises(TransactionFailed, match="parent"):
                 node.models.publish(base_file, "dangling", parents=["base@7"])  # the chain refuses a missing parent
@@ -57,18 +60,26 @@ def test_owners_publish_on_a_and_a_buyer_on_c_runs_it(tmp_path: Path, monkeypatc
         assert lineage == [{"from": "version:base@1", "to": "version:tuned@1", "kind": "derived"}]
 
         with Client(url[C], buyer) as node:
-            before = {who: node.balance(k.address) for who, k in
-                      (("first", first), ("second", second), ("upstream", upstream))}  # fmt: skip
+            before = {
+                who: node.balance(k.address)
+                for who, k in (("first", first), ("second", second), ("upstream", upstream))
+            }
             licence = node.models.buy("tuned")
-            after = {who: node.balance(k.address) for who, k in
-                     (("first", first), ("second", second), ("upstream", upstream))}  # fmt: skip
+            after = {
+                who: node.balance(k.address)
+                for who, k in (("first", first), ("second", second), ("upstream", upstream))
+            }
             # 10 AIC: 10% to the upstream owner, the rest 60/40 between the owners; exactly.
             assert {who: after[who] - before[who] for who in before} == {
-                "first": 5_400_000_000, "second": 3_600_000_000, "upstream": 1_000_000_000}
+                "first": 5_400_000_000,
+                "second": 3_600_000_000,
+                "upstream": 1_000_000_000,
+            }
             assert licence["valid"] and licence["offer"] == published.offer
 
-            assert net.call(C, "artifact_list") == [] or all(a["id"] != published.artifact
-                                                             for a in net.call(C, "artifact_list"))  # fmt: skip
+            assert net.call(C, "artifact_list") == [] or all(
+                a["id"] != published.artifact for a in net.call(C, "artifact_list")
+            )
             pulled = node.models.pull("tuned")  # node C fetches the ciphertext from A; decrypted here
             assert pulled.encrypted and pulled.path.is_dir()
             assert any(a["id"] == published.artifact for a in net.call(C, "artifact_list"))
@@ -84,14 +95,23 @@ def test_owners_publish_on_a_and_a_buyer_on_c_runs_it(tmp_path: Path, monkeypatc
 
         # A stranger on D (another machine: another cache) gets the encrypted bytes, but no key to open them.
         monkeypatch.setenv("AICHAIN_MODEL_CACHE", str(tmp_path / "stranger-cache"))  # for the CLI below
-        with (Client(url[D], stranger, model_cache_dir=tmp_path / "stranger-cache") as node,
-              pytest.raises(NotLicensed, match="holds no licence to tuned@1")):  # fmt: skip
+        with (
+            Client(url[D], stranger, model_cache_dir=tmp_path / "stranger-cache") as node,
+            pytest.raises(NotLicensed, match="holds no licence to tuned@1"),
+        ):
             node.models.pull("tuned")
-        wait_for(lambda: any(a["id"] == published.artifact and a["encrypted"] for a in net.call(D, "artifact_list")),
-                 30, "node D to hold the ciphertext")  # fmt: skip
+        wait_for(
+            lambda: any(a["id"] == published.artifact and a["encrypted"] for a in net.call(D, "artifact_list")),
+            30,
+            "node D to hold the ciphertext",
+        )
         key = tmp_path / "stranger.pem"
         write_key_file(key, stranger, None)
-        refused = subprocess.run([CLI, "model", "pull", "tuned", "--from", str(key), "--rpc", url[D], "--quiet"],
-                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        refused = subprocess.run(
+            [CLI, "model", "pull", "tuned", "--from", str(key), "--rpc", url[D], "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert refused.returncode == 1 and refused.stderr.strip().count("\n") == 0
         assert "holds no licence to tuned@1" in refused.stderr and "licence buy tuned@1" in refused.stderr

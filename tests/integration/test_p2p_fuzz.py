@@ -267,11 +267,15 @@ async def requests_campaign(net: Net, rng: random.Random, rounds: int) -> Counte
     """Requests for huge block ranges and for chunks and manifests, read as fast as the node sends."""
     head = net.target.status()["head_height"]
     requests = [
-        frame(GET_BLOCKS, [GET_BLOCKS, 0, 2**64 - 1]), frame(GET_BLOCKS, [GET_BLOCKS, 1, 128]),
-        frame(GET_BLOCKS, [GET_BLOCKS, 2**64 - 1, 128]), frame(GET_BLOCKS, [GET_BLOCKS, head, 2**64 - 1]),
-        frame(GET, [GET, net.artifact, [2, 0]]), frame(GET, [GET, net.artifact, [2**64 - 1] * 8]),
-        frame(WANT, [WANT, net.artifact]), frame(WANT, [WANT, rng.randbytes(32)]),
-    ]  # fmt: skip
+        frame(GET_BLOCKS, [GET_BLOCKS, 0, 2**64 - 1]),
+        frame(GET_BLOCKS, [GET_BLOCKS, 1, 128]),
+        frame(GET_BLOCKS, [GET_BLOCKS, 2**64 - 1, 128]),
+        frame(GET_BLOCKS, [GET_BLOCKS, head, 2**64 - 1]),
+        frame(GET, [GET, net.artifact, [2, 0]]),
+        frame(GET, [GET, net.artifact, [2**64 - 1] * 8]),
+        frame(WANT, [WANT, net.artifact]),
+        frame(WANT, [WANT, rng.randbytes(32)]),
+    ]
     attacker = Attacker(net.target)
     seen: Counter[str] = Counter()
     for n in range(rounds):
@@ -399,10 +403,12 @@ async def handshake_campaign(net: Net, rng: random.Random, rounds: int) -> Count
     seen: Counter[str] = Counter()
     target = net.target
     inputs = pre_handshake_inputs(rng, target.chain_id, target.genesis_hash, client_hello())
-    idle = [asyncio.create_task(raw_connection(target, b"", hold_s=4, source=f"127.0.1.{1 + i % 4}"))
-            for i in range(40)]  # fmt: skip
-    idle += [asyncio.create_task(tls_connection(target, b"", hold_s=4, source=f"127.0.2.{1 + i % 4}"))
-             for i in range(20)]  # fmt: skip
+    idle = [
+        asyncio.create_task(raw_connection(target, b"", hold_s=4, source=f"127.0.1.{1 + i % 4}")) for i in range(40)
+    ]
+    idle += [
+        asyncio.create_task(tls_connection(target, b"", hold_s=4, source=f"127.0.2.{1 + i % 4}")) for i in range(20)
+    ]
     await asyncio.sleep(0.3)
     started = time.monotonic()
     honest = Attacker(target, source="127.0.3.1")
@@ -410,9 +416,14 @@ async def handshake_campaign(net: Net, rng: random.Random, rounds: int) -> Count
     seen["honest peer in, ms"] = int((time.monotonic() - started) * 1000)
     assert await honest.settle()
     for _ in range(rounds):  # all at once, from 16 addresses (a cut record waits for the handshake timeout, 3 s)
-        outcomes = await asyncio.gather(*(
-            (raw_connection if layer == "tcp" else tls_connection)(target, data, hold_s=5, source=f"127.0.4.{i % 16}")
-            for i, (layer, _, data) in enumerate(inputs)))  # fmt: skip
+        outcomes = await asyncio.gather(
+            *(
+                (raw_connection if layer == "tcp" else tls_connection)(
+                    target, data, hold_s=5, source=f"127.0.4.{i % 16}"
+                )
+                for i, (layer, _, data) in enumerate(inputs)
+            )
+        )
         for (layer, category, _), closed in zip(inputs, outcomes, strict=True):
             seen[f"{layer} {category}"] += 1
             seen["closed by the node" if closed else "left open"] += 1

@@ -44,6 +44,9 @@ def test_blocks_are_prebuilt_under_steady_load_and_keep_their_due_time(tmp_path:
         assert included == len(sent), "every transfer is included exactly once"
         assert _prebuilt(node) >= 3, node.log()
         # A prebuilt block carries the time it was due: exactly one block time after its parent.
-        on_time = [b for a, b in itertools.pairwise(blocks)
-                   if b["tx_count"] and b["timestamp_ms"] - a["timestamp_ms"] == BLOCK_TIME_MS]  # fmt: skip
+        on_time = [
+            b
+            for a, b in itertools.pairwise(blocks)
+            if b["tx_count"] and b["timestamp_ms"] - a["timestamp_ms"] == BLOCK_TIME_MS
+        ]
         assert len(on_time) >= 3, [(b["height"], b["timestamp_ms"], b["tx_count"]) for b in blocks]

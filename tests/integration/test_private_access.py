@@ -42,8 +42,13 @@ class Machine:
         root.mkdir(parents=True)
         self.key_file = root / "me.pem"
         write_key_file(self.key_file, key, None)
-        self.env = {**node.env, "HOME": str(root), "AICHAIN_RPC": node.url, "AICHAIN_CONTENT_KEYS": str(root / "keys"),
-                    "AICHAIN_MODEL_CACHE": str(root / "models")}  # fmt: skip
+        self.env = {
+            **node.env,
+            "HOME": str(root),
+            "AICHAIN_RPC": node.url,
+            "AICHAIN_CONTENT_KEYS": str(root / "keys"),
+            "AICHAIN_MODEL_CACHE": str(root / "models"),
+        }
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([CLI, *args], env=self.env, capture_output=True, text=True, timeout=120)
@@ -55,8 +60,13 @@ class Machine:
         return json.loads(self.cli(*args, "--json").stdout)
 
 
-def http(node: NodeProcess, path: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-         ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def http(
+    node: NodeProcess,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(node.url + path, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -65,12 +75,32 @@ def http(node: NodeProcess, path: str, *, method: str = "GET", headers: dict[str
         return error.code, dict(error.headers), error.read()
 
 
-def signed(key: PrivateKey, artifact: str, model: str, version: int, path: str, *, method: str = "GET",
-           range_header: str = "", chain_id: int = CHAIN_ID, node: bytes | NodeProcess) -> dict[str, str]:  # fmt: skip
+def signed(
+    key: PrivateKey,
+    artifact: str,
+    model: str,
+    version: int,
+    path: str,
+    *,
+    method: str = "GET",
+    range_header: str = "",
+    chain_id: int = CHAIN_ID,
+    node: bytes | NodeProcess,
+) -> dict[str, str]:
     """The headers of one read signed for `node` (a running node, or another node's key)."""
     audience = node if isinstance(node, bytes) else bytes.fromhex(node.rpc.call("node_status")["node_key"][2:])
-    read = sign_read(key, chain_id, bytes.fromhex(artifact.removeprefix("sha256:")), model, version, method, path,
-                     range_header, audience=audience, timestamp_ms=int(time.time() * 1000))  # fmt: skip
+    read = sign_read(
+        key,
+        chain_id,
+        bytes.fromhex(artifact.removeprefix("sha256:")),
+        model,
+        version,
+        method,
+        path,
+        range_header,
+        audience=audience,
+        timestamp_ms=int(time.time() * 1000),
+    )
     return {"Authorization": read.header(), **({"Range": range_header} if range_header else {})}
 
 
@@ -89,8 +119,19 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     a, b, m = (Machine(node, tmp_path / who, k) for who, k in (("alice", alice), ("bob", bob), ("mallory", mallory)))
     source = build_mlp(tmp_path / "m.onnx", seed=3)
     plaintext = source.read_bytes()
-    published = a.cli_json("model", "publish", str(source), "--name", "m", "--private", "--offer", "price=5",
-                           "--from", str(a.key_file), "--quiet")  # fmt: skip
+    published = a.cli_json(
+        "model",
+        "publish",
+        str(source),
+        "--name",
+        "m",
+        "--private",
+        "--offer",
+        "price=5",
+        "--from",
+        str(a.key_file),
+        "--quiet",
+    )
     artifact = published["artifact"]
     assert artifact == "sha256:" + hashlib.sha256(plaintext).hexdigest()
     path = f"/artifacts/{artifact}"
@@ -110,8 +151,9 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.part").exists()
 
     # A stranger's signature proves nothing it may have.
-    got = b.cli("artifact", "get", artifact, "-o", str(tmp_path / "x"), "--from", str(b.key_file), "--quiet",
-                check=False)  # fmt: skip
+    got = b.cli(
+        "artifact", "get", artifact, "-o", str(tmp_path / "x"), "--from", str(b.key_file), "--quiet", check=False
+    )
     assert got.returncode == 1 and "holds no valid licence" in got.stderr and "licence buy m@1" in got.stderr
     status, _, body = http(node, path, headers=signed(bob, artifact, "m", 1, path, node=node))
     assert status == 403 and f"{address_hex(bob.address)} holds no valid licence to m@1" in json.loads(body)["error"]
@@ -139,13 +181,25 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
     elsewhere_key = PrivateKey.generate().public_key  # another node's: a read sent there, relayed here
     status, _, body = http(node, path, headers=signed(bob, artifact, "m", 1, path, node=elsewhere_key))
     assert status == 403 and f"this signed read is for node 0x{elsewhere_key.hex()}" in json.loads(body)["error"]
-    status, _, body = http(node, path, method="HEAD", headers=signed(bob, artifact, "m", 1, path, method="HEAD",
-                                                                     node=node))  # fmt: skip
+    status, _, body = http(
+        node, path, method="HEAD", headers=signed(bob, artifact, "m", 1, path, method="HEAD", node=node)
+    )
     assert status == 200 and body == b""
 
     # A licence is for its version: m@2 (other bytes) gives nothing on m@1's artifact, nor on its own.
-    a.cli("model", "publish", str(build_mlp(tmp_path / "m2.onnx", seed=4)), "--name", "m", "--private",
-          "--offer", "price=1", "--from", str(a.key_file), "--quiet")  # fmt: skip
+    a.cli(
+        "model",
+        "publish",
+        str(build_mlp(tmp_path / "m2.onnx", seed=4)),
+        "--name",
+        "m",
+        "--private",
+        "--offer",
+        "price=1",
+        "--from",
+        str(a.key_file),
+        "--quiet",
+    )
     with Client(node.url, mallory) as mal:
         mal.models.buy("m@2")
         status, _, body = http(node, path, headers=signed(mallory, artifact, "m", 2, path, node=node))
@@ -154,8 +208,9 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
         # Mallory registers her own model naming Alice's artifact (its id is public), names the node's releaser
         # to it and buys it from herself: she owns that copy, which unlocks nothing, and the node seals no key.
         releaser = published["releaser"]
-        mal.send(MODELS, "register_model", "copycat", bytes.fromhex(artifact[7:]), "onnx", b"", [[mallory.address,
-                                                                                                 10_000]])  # fmt: skip
+        mal.send(
+            MODELS, "register_model", "copycat", bytes.fromhex(artifact[7:]), "onnx", b"", [[mallory.address, 10_000]]
+        )
         mal.send(KEYS, "set_releaser", "copycat", bytes.fromhex(releaser[2:]))
         mal.send(LICENSING, "make_offer", "copycat", 1, 0, 0, 0, 0, [], 0)
         mal.models.buy("copycat")
@@ -168,8 +223,19 @@ def test_a_private_models_plaintext_only_for_signed_owners_and_licensees(node: N
             time.sleep(0.2)
         assert buyer.view(KEYS, "envelope_for", "m", 2, bob.address), "the honest sale got no envelope"
         assert buyer.view(KEYS, "envelope_for", "copycat", 1, mallory.address) == b""
-    got = m.cli("artifact", "get", artifact, "-o", str(tmp_path / "y"), "--from", str(m.key_file), "--model",
-                "copycat@1", "--quiet", check=False)  # fmt: skip
+    got = m.cli(
+        "artifact",
+        "get",
+        artifact,
+        "-o",
+        str(tmp_path / "y"),
+        "--from",
+        str(m.key_file),
+        "--model",
+        "copycat@1",
+        "--quiet",
+        check=False,
+    )
     assert got.returncode == 1 and "HTTP 403" in got.stderr and not (tmp_path / "y").exists()
 
     # An owner on a machine that did not publish (no content key kept there) pulls with signed reads: 0600 in 0700.
@@ -206,8 +272,19 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
     alice, bob = fund(node, 50 * AIC), fund(node, 50 * AIC)
     a, b = Machine(node, tmp_path / "alice", alice), Machine(node, tmp_path / "bob", bob)
     model = build_mlp(tmp_path / "tuned", seed=5, hidden=64, external_data=True)
-    published = a.cli_json("model", "publish", str(model), "--name", "tuned", "--private", "--offer", "price=1",
-                           "--from", str(a.key_file), "--quiet")  # fmt: skip
+    published = a.cli_json(
+        "model",
+        "publish",
+        str(model),
+        "--name",
+        "tuned",
+        "--private",
+        "--offer",
+        "price=1",
+        "--from",
+        str(a.key_file),
+        "--quiet",
+    )
     artifact = published["artifact"]
     weights = f"/artifacts/{artifact}/files/weights.bin"
     assert http(node, weights)[0] == 401 and http(node, weights, method="HEAD")[0] == 401
@@ -237,8 +314,9 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
     # An artifact added encrypted but published as no model version: its plaintext is served to no one.
     secret = tmp_path / "notes.bin"
     secret.write_bytes(os.urandom(1000))
-    added = a.cli_json("artifact", "add", str(secret), "--encrypt", "--publisher", address_hex(alice.address),
-                       "--quiet")  # fmt: skip
+    added = a.cli_json(
+        "artifact", "add", str(secret), "--encrypt", "--publisher", address_hex(alice.address), "--quiet"
+    )
     path = f"/artifacts/{added['id']}"
     status, _, body = http(node, path, headers=signed(alice, added["id"], "tuned", 1, path, node=node))
     assert status == 403 and "tuned@1 is sha256:" in json.loads(body)["error"]
@@ -248,8 +326,12 @@ def test_a_private_directorys_files_and_the_modes_of_every_decrypted_copy(node: 
     assert mine["decrypted_here"] and (tmp_path / "alice" / "notes").read_bytes() == secret.read_bytes()
     bad = a.cli("artifact", "add", str(secret), "--encrypt", "--publisher", "0x12", check=False)
     assert bad.returncode == 1 and "not an address" in bad.stderr
-    status, _, body = http_put(node, "/artifacts?encrypt=true", b"x", {"X-Artifact-Id": "sha256:" + hashlib.sha256(
-        b"x").hexdigest(), "X-Content-Publisher": "alice"})  # fmt: skip
+    status, _, body = http_put(
+        node,
+        "/artifacts?encrypt=true",
+        b"x",
+        {"X-Artifact-Id": "sha256:" + hashlib.sha256(b"x").hexdigest(), "X-Content-Publisher": "alice"},
+    )
     assert status == 400 and "X-Content-Publisher" in json.loads(body)["error"]
 
 
@@ -258,16 +340,38 @@ def test_a_licensees_pulled_copy_is_for_its_user_only(node: NodeProcess, tmp_pat
     alice, bob = fund(node, 50 * AIC), fund(node, 50 * AIC)
     a, b = Machine(node, tmp_path / "alice", alice), Machine(node, tmp_path / "bob", bob)
     model = build_mlp(tmp_path / "tuned", seed=6, hidden=64, external_data=True)
-    a.cli("model", "publish", str(model), "--name", "modes", "--private", "--offer", "price=1", "--from",
-          str(a.key_file), "--quiet")  # fmt: skip
+    a.cli(
+        "model",
+        "publish",
+        str(model),
+        "--name",
+        "modes",
+        "--private",
+        "--offer",
+        "price=1",
+        "--from",
+        str(a.key_file),
+        "--quiet",
+    )
     b.cli("licence", "buy", "modes", "--from", str(b.key_file))
     pulled = Path(b.cli_json("model", "pull", "modes", "--from", str(b.key_file), "--quiet")["path"])
     assert (pulled / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
     assert pulled.is_dir() and mode(pulled) == 0o700 and mode(pulled.parent) == 0o700
     assert {mode(f) for f in pulled.rglob("*") if f.is_file()} == {0o600}
     single = build_mlp(tmp_path / "one.onnx", seed=7)
-    a.cli("model", "publish", str(single), "--name", "modes-1", "--private", "--offer", "price=1", "--from",
-          str(a.key_file), "--quiet")  # fmt: skip
+    a.cli(
+        "model",
+        "publish",
+        str(single),
+        "--name",
+        "modes-1",
+        "--private",
+        "--offer",
+        "price=1",
+        "--from",
+        str(a.key_file),
+        "--quiet",
+    )
     b.cli("licence", "buy", "modes-1", "--from", str(b.key_file))
     out = tmp_path / "bob" / "chosen" / "one.onnx"
     out.parent.mkdir()
@@ -284,5 +388,3 @@ def http_put(node: NodeProcess, path: str, body: bytes, headers: dict[str, str])
             return answer.status, dict(answer.headers), answer.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
-
-

@@ -85,9 +85,14 @@ class Front:
         body = request.rfile.read(length) if length else None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}
         if request.path.startswith("/artifacts/") and "Authorization" in request.headers:
-            self.seen.append({"method": request.command, "path": request.path,
-                              "authorization": request.headers["Authorization"],
-                              "range": request.headers.get("Range", "")})  # fmt: skip
+            self.seen.append(
+                {
+                    "method": request.command,
+                    "path": request.path,
+                    "authorization": request.headers["Authorization"],
+                    "range": request.headers.get("Range", ""),
+                }
+            )
         upstream = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
         try:
             upstream.request(request.command, request.path, body=body, headers=headers)
@@ -150,8 +155,19 @@ def test_a_read_sent_to_one_node_cannot_be_relayed_to_the_node_that_keeps_the_ke
 
         with Front(url[B]) as front:  # Mallory's front to B
             # Bob's CLI, pointed at B: it signs its read for B, and B (no content key) answers 409.
-            got = cli(home, "artifact", "get", artifact, "-o", str(home / "copy.onnx"), "--from",
-                      str(home / "bob.pem"), "--rpc", front.url, "--quiet")  # fmt: skip
+            got = cli(
+                home,
+                "artifact",
+                "get",
+                artifact,
+                "-o",
+                str(home / "copy.onnx"),
+                "--from",
+                str(home / "bob.pem"),
+                "--rpc",
+                front.url,
+                "--quiet",
+            )
             assert got.returncode == 1 and "has not got its content key" in got.stderr, got.stderr
             # The SDK too: a download as a licensee, pointed at B.
             with Client(front.url, bob) as sdk, pytest.raises(ArtifactError, match="has not got its content key"):
@@ -162,20 +178,42 @@ def test_a_read_sent_to_one_node_cannot_be_relayed_to_the_node_that_keeps_the_ke
         for seen in front.seen:
             status, body = get(url[A] + seen["path"], {"Authorization": seen["authorization"]})
             assert status == 403, (status, body[:80])  # it used to be 200, with the plaintext
-            assert f"this signed read is for node 0x{key[B].hex()}, and this is node 0x{key[A].hex()}" in (
-                json.loads(body)["error"])  # fmt: skip
+            assert (
+                f"this signed read is for node 0x{key[B].hex()}, and this is node 0x{key[A].hex()}"
+                in (json.loads(body)["error"])
+            )
         assert not (home / "copy.onnx").exists() and not (home / "sdk.onnx").exists()
 
         # The same request signed for A is served by A (what differs is only the node it names).
-        read = sign_read(bob, net.chain_id, bytes.fromhex(artifact[7:]), "m", 1, "GET", path, audience=key[A],
-                         timestamp_ms=int(time.time() * 1000))  # fmt: skip
+        read = sign_read(
+            bob,
+            net.chain_id,
+            bytes.fromhex(artifact[7:]),
+            "m",
+            1,
+            "GET",
+            path,
+            audience=key[A],
+            timestamp_ms=int(time.time() * 1000),
+        )
         status, body = get(url[A] + path, {"Authorization": read.header()})
         assert status == 200 and hashlib.sha256(body).hexdigest() == artifact[7:]
 
         # A node behind a reverse proxy: the front to A reports A's key, reads are signed for A, and served.
         with Front(url[A]) as proxy:
-            got = cli(home, "artifact", "get", artifact, "-o", str(home / "copy.onnx"), "--from",
-                      str(home / "bob.pem"), "--rpc", proxy.url, "--quiet")  # fmt: skip
+            got = cli(
+                home,
+                "artifact",
+                "get",
+                artifact,
+                "-o",
+                str(home / "copy.onnx"),
+                "--from",
+                str(home / "bob.pem"),
+                "--rpc",
+                proxy.url,
+                "--quiet",
+            )
             assert got.returncode == 0 and (home / "copy.onnx").read_bytes() == plaintext, got.stderr
             with Client(proxy.url, bob) as sdk:
                 sdk.download(artifact, home / "sdk.onnx", read_as=("m", 1))
@@ -183,17 +221,40 @@ def test_a_read_sent_to_one_node_cannot_be_relayed_to_the_node_that_keeps_the_ke
 
         # Mallory's front lies: it says B is A. A client pinned to B's key signs nothing for it.
         with Front(url[B], claim="0x" + key[A].hex()) as liar:
-            got = cli(home, "artifact", "get", artifact, "-o", str(home / "pinned.onnx"), "--from",
-                      str(home / "bob.pem"), "--rpc", liar.url, "--node-key", "0x" + key[B].hex(),
-                      "--quiet")  # fmt: skip
+            got = cli(
+                home,
+                "artifact",
+                "get",
+                artifact,
+                "-o",
+                str(home / "pinned.onnx"),
+                "--from",
+                str(home / "bob.pem"),
+                "--rpc",
+                liar.url,
+                "--node-key",
+                "0x" + key[B].hex(),
+                "--quiet",
+            )
             assert got.returncode == 1 and f"reports node key 0x{key[A].hex()}, not 0x{key[B].hex()}" in got.stderr
             with Client(liar.url, bob, node_key=key[B]) as sdk, pytest.raises(WrongNode, match="not 0x"):
                 sdk.download(artifact, home / "pinned.onnx", read_as=("m", 1))
             laptop = tmp_path / "alice-laptop"  # the owner pulls where she kept no content key: signed reads
             laptop.mkdir()
             write_key_file(laptop / "alice.pem", alice, None)
-            got = cli(laptop, "model", "pull", "m@1", "--from", str(laptop / "alice.pem"), "--rpc", liar.url,
-                      "--node-key", "0x" + key[B].hex(), "--quiet")  # fmt: skip
+            got = cli(
+                laptop,
+                "model",
+                "pull",
+                "m@1",
+                "--from",
+                str(laptop / "alice.pem"),
+                "--rpc",
+                liar.url,
+                "--node-key",
+                "0x" + key[B].hex(),
+                "--quiet",
+            )
             assert got.returncode == 1 and f"reports node key 0x{key[A].hex()}, not 0x{key[B].hex()}" in got.stderr
             assert liar.seen == []  # nothing signed was sent
 

@@ -63,8 +63,9 @@ def baseline(node: NodeProcess, stored: list[str]) -> Health:
     return Health.of(node)
 
 
-def send(node: NodeProcess, method: str, path: str, headers: dict[str, str], body: bytes | None,
-         timeout: float = 60) -> tuple[int, bytes]:  # fmt: skip
+def send(
+    node: NodeProcess, method: str, path: str, headers: dict[str, str], body: bytes | None, timeout: float = 60
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers)
@@ -114,8 +115,9 @@ def test_every_method_with_fuzzed_params(node: NodeProcess, methods: dict[str, l
     check_health(node, baseline)
 
 
-def test_every_parameter_of_every_method_with_every_monster(node: NodeProcess, methods: dict[str, list[str]],
-                                                            baseline: Health) -> None:  # fmt: skip
+def test_every_parameter_of_every_method_with_every_monster(
+    node: NodeProcess, methods: dict[str, list[str]], baseline: Health
+) -> None:
     """A systematic sweep beside the random one: huge numbers, long hex, deep nesting, odd text in each param."""
     sweep = monster_sweep(methods)
     for start in range(0, len(sweep), 100):  # batches of 100: each request is answered on its own
@@ -142,9 +144,12 @@ def test_malformed_oversized_and_oddly_encoded_bodies(node: NodeProcess, baselin
     for body in RAW_BODIES:
         COUNTS["rpc raw body"] += 1
         post_rpc(node, body)
-    for headers, body in (({"Content-Encoding": "gzip"}, b"not gzip"), ({"Content-Encoding": "deflate"}, b"\x00" * 9),
-                          ({"Content-Type": "text/plain"}, b"{}"),
-                          ({"Transfer-Encoding": "chunked"}, b"zz\r\n{}\r\n0\r\n\r\n")):  # fmt: skip
+    for headers, body in (
+        ({"Content-Encoding": "gzip"}, b"not gzip"),
+        ({"Content-Encoding": "deflate"}, b"\x00" * 9),
+        ({"Content-Type": "text/plain"}, b"{}"),
+        ({"Transfer-Encoding": "chunked"}, b"zz\r\n{}\r\n0\r\n\r\n"),
+    ):
         COUNTS["rpc raw body"] += 1
         status, answer = send(node, "POST", "/", {"Content-Type": "application/json", **headers}, body)
         assert status != 500 and status < 500, (headers, status, answer)
@@ -155,8 +160,10 @@ def test_hostile_bytecode_deploys_are_refused_cleanly(node: NodeProcess, baselin
     """Mutated bytecode of a real contract, deployed over RPC: each transaction is refused at admission with a
     documented error or fails in its receipt with a reason; nothing reaches the node's log as a traceback."""
     code = compile_contract((node_root() / "vm" / "system" / "payments.contract").read_text()).encode()
-    mutation = st.tuples(st.lists(st.tuples(st.integers(0, len(code) - 1), st.integers(0, 255)), min_size=1,
-                                  max_size=4), st.sampled_from(["flip", "cut", "grow"]))  # fmt: skip
+    mutation = st.tuples(
+        st.lists(st.tuples(st.integers(0, len(code) - 1), st.integers(0, 255)), min_size=1, max_size=4),
+        st.sampled_from(["flip", "cut", "grow"]),
+    )
 
     @settings(SETTINGS, max_examples=3)
     @given(st.lists(mutation, min_size=25, max_size=25))
@@ -172,8 +179,9 @@ def test_hostile_bytecode_deploys_are_refused_cleanly(node: NodeProcess, baselin
             elif how == "grow":
                 mutated += bytes(edits[0][1] for _ in range(edits[0][0] % 64))
             data = encode_deploy_data(bytes(mutated))
-            tx = Transaction(DEV_CHAIN_ID, DEV_ACCOUNT_KEY.public_key, nonce + len(raws), 5_000_000, 1, TxKind.DEPLOY,
-                             b"", 0, data)  # fmt: skip
+            tx = Transaction(
+                DEV_CHAIN_ID, DEV_ACCOUNT_KEY.public_key, nonce + len(raws), 5_000_000, 1, TxKind.DEPLOY, b"", 0, data
+            )
             raws.append("0x" + tx.signed_by(DEV_ACCOUNT_KEY).encoded.hex())
         COUNTS["hostile deploy"] += len(raws)
         _, answer = post_rpc(node, encode({"jsonrpc": "2.0", "id": 1, "method": "tx_sendBatch", "params": [raws]}))
@@ -205,8 +213,9 @@ def node_root() -> Any:
 # --- artifact HTTP -------------------------------------------------------------------------------
 
 
-def test_artifact_routes_with_fuzzed_methods_paths_headers_and_bodies(node: NodeProcess, stored: list[str],
-                                                                     baseline: Health) -> None:  # fmt: skip
+def test_artifact_routes_with_fuzzed_methods_paths_headers_and_bodies(
+    node: NodeProcess, stored: list[str], baseline: Health
+) -> None:
     @settings(SETTINGS, max_examples=300)
     @given(artifact_requests(stored))
     def fuzz(request: tuple[str, str, dict[str, str], bytes | None]) -> None:
@@ -224,8 +233,9 @@ def test_artifact_routes_with_fuzzed_methods_paths_headers_and_bodies(node: Node
 
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
-def test_soak_rpc_and_artifacts(node: NodeProcess, methods: dict[str, list[str]], stored: list[str],
-                                baseline: Health) -> None:  # fmt: skip
+def test_soak_rpc_and_artifacts(
+    node: NodeProcess, methods: dict[str, list[str]], stored: list[str], baseline: Health
+) -> None:
     """The same properties for about 20,000 inputs, with RSS sampled as it goes: it must level off."""
     samples: list[int] = []
     started = time.monotonic()
@@ -248,8 +258,10 @@ def test_soak_rpc_and_artifacts(node: NodeProcess, methods: dict[str, list[str]]
 
     fuzz()
     check_health_soak(node, baseline, samples)
-    print(f"\nsoak: {sum(v for k, v in COUNTS.items() if k.startswith('soak'))} inputs in "
-          f"{time.monotonic() - started:.0f} s; RSS samples (KiB): {samples}")  # fmt: skip
+    print(
+        f"\nsoak: {sum(v for k, v in COUNTS.items() if k.startswith('soak'))} inputs in "
+        f"{time.monotonic() - started:.0f} s; RSS samples (KiB): {samples}"
+    )
 
 
 def check_health_soak(node: NodeProcess, before: Health, samples: list[int]) -> None:

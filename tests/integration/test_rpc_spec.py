@@ -315,8 +315,13 @@ def test_every_rejected_transaction_has_its_own_code_and_says_why(shared_node: N
     assert receipt is not None and receipt["status"] == "success"
 
     # One documented code per reason: the same rule broken in different ways shares it, no two reasons do.
-    reason_of = {"signed by another key": "bad signature", "empty bytes": "garbage bytes", "truncated": "garbage bytes",
-                 "trailing bytes": "garbage bytes", "already pending": "already committed"}  # fmt: skip
+    reason_of = {
+        "signed by another key": "bad signature",
+        "empty bytes": "garbage bytes",
+        "truncated": "garbage bytes",
+        "trailing bytes": "garbage bytes",
+        "already pending": "already committed",
+    }
     by_reason: dict[str, set[int]] = {}
     for name, code in codes.items():
         by_reason.setdefault(reason_of.get(name, name), set()).add(code)

@@ -15,8 +15,11 @@ from tests.harness import NodeProcess
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "sdk.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-README_SDK = [code for code in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-              if "aichain_node" in code]  # fmt: skip
+README_SDK = [
+    code
+    for code in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    if "aichain_node" in code
+]
 
 
 def test_the_page_has_examples() -> None:
@@ -27,8 +30,13 @@ def test_the_page_has_examples() -> None:
 def test_the_docs_name_the_sdk_by_its_package() -> None:
     """`node.sdk` was dropped in issue 19 (docs/decisions.md says why); no page a user reads points to it."""
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    stale = [f"{page.name}: {line.strip()}" for page in pages if page.name != "decisions.md"
-             for line in page.read_text().splitlines() if re.search(r"node[./]sdk\b", line)]  # fmt: skip
+    stale = [
+        f"{page.name}: {line.strip()}"
+        for page in pages
+        if page.name != "decisions.md"
+        for line in page.read_text().splitlines()
+        if re.search(r"node[./]sdk\b", line)
+    ]
     assert stale == []
 
 
@@ -37,8 +45,7 @@ def test_example_runs(shared_node: NodeProcess, index: int, tmp_path: Path) -> N
     code = EXAMPLES[index].replace('"http://127.0.0.1:8545"', repr(shared_node.url))
     assert repr(shared_node.url) in code, "the example should talk to URL = 'http://127.0.0.1:8545'"
     home = {**os.environ, "HOME": str(tmp_path)}  # whatever an example keeps under ~ stays in the test's tmp
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=home, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=home, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"example {index + 1} of docs/sdk.md failed:\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip(), "every example prints what it did"
 
@@ -48,7 +55,6 @@ def test_the_readme_sdk_example_runs(shared_node: NodeProcess, tmp_path: Path) -
     code = README_SDK[0].replace('"http://127.0.0.1:8545"', repr(shared_node.url))
     assert repr(shared_node.url) in code and "from aichain_node import" in code
     home = {**os.environ, "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=home, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=home, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"the README's SDK example failed:\n{done.stdout}\n{done.stderr}"
     assert done.stdout.split()[0] == "success", done.stdout

@@ -125,8 +125,13 @@ def test_eight_trickling_uploads_stall_neither_downloads_nor_metrics(node: NodeP
 
 async def test_a_hundred_idle_connections_to_the_p2p_port_do_not_keep_a_peer_out(node: NodeProcess) -> None:
     status = node.rpc.call("node_status")
-    config = P2PConfig(chain_id=status["chain_id"], genesis_hash=bytes.fromhex(status["genesis_hash"][2:]),
-                       listen=False, handshake_timeout=5.0, close_timeout=0.3)  # fmt: skip
+    config = P2PConfig(
+        chain_id=status["chain_id"],
+        genesis_hash=bytes.fromhex(status["genesis_hash"][2:]),
+        listen=False,
+        handshake_timeout=5.0,
+        close_timeout=0.3,
+    )
     idle = [await asyncio.open_connection("127.0.0.1", node.p2p_port) for _ in range(100)]
     manager = PeerManager(config, PrivateKey.generate())
     await manager.start()

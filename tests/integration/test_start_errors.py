@@ -16,13 +16,26 @@ def test_a_taken_rpc_port_is_one_line_and_leaves_nothing_behind(tmp_path: Path) 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        args = [CLI, "start", "--dev", "--datadir", str(node.datadir), "--rpc-port", str(taken.getsockname()[1]),
-                "--p2p-port", str(node.p2p_port), "--log-level", "warning"]  # fmt: skip
+        args = [
+            CLI,
+            "start",
+            "--dev",
+            "--datadir",
+            str(node.datadir),
+            "--rpc-port",
+            str(taken.getsockname()[1]),
+            "--p2p-port",
+            str(node.p2p_port),
+            "--log-level",
+            "warning",
+        ]
         result = subprocess.run(args, env=node.env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    expected = (r"error: cannot listen for RPC on 127\.0\.0\.1:\d+: address already in use; "
-                r"is another node running\? choose another --rpc-port\n")  # fmt: skip
+    expected = (
+        r"error: cannot listen for RPC on 127\.0\.0\.1:\d+: address already in use; "
+        r"is another node running\? choose another --rpc-port\n"
+    )
     assert re.fullmatch(expected, result.stderr), result.stderr
     assert not (node.datadir / "node.json").exists()
     with node:  # the same data directory (its LevelDB lock) and the same P2P port

@@ -26,8 +26,14 @@ def test_a_late_node_syncs_blocks_of_thousands_of_transactions_without_a_stall(t
         assert net.rpc(0).call("tx_wait", "0x" + funding[-1].hash.hex(), 30) is not None
         txs = [transfer(key, CHAIN_ID, n) for n in range(1000) for key in senders]  # 20,000, in one or two blocks
         for start in (0, 10_000):
-            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tx_sendBatch",
-                               "params": [[raw(tx) for tx in txs[start : start + 10_000]]]})  # fmt: skip
+            body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tx_sendBatch",
+                    "params": [[raw(tx) for tx in txs[start : start + 10_000]]],
+                }
+            )
             assert all("hash" in r for r in post(net.nodes[0].rpc_url, body, timeout=60).json()["result"])
         assert net.rpc(0).call("tx_wait", "0x" + txs[-1].hash.hex(), 30) is not None
         top = net.height(0)

@@ -30,8 +30,17 @@ GAS = 5_000_000
 
 def buy(node: NodeProcess, key: PrivateKey, model: str, offer: int, value: int) -> dict[str, Any]:
     nonce = pending_nonce(node, key.address)
-    tx = Transaction(CHAIN_ID, key.public_key, nonce, GAS, MIN_GAS_PRICE, TxKind.CALL, LICENSING, value,
-                     encode_call("buy", [model, offer])).signed_by(key)  # fmt: skip
+    tx = Transaction(
+        CHAIN_ID,
+        key.public_key,
+        nonce,
+        GAS,
+        MIN_GAS_PRICE,
+        TxKind.CALL,
+        LICENSING,
+        value,
+        encode_call("buy", [model, offer]),
+    ).signed_by(key)
     receipt = node.rpc.call("tx_wait", node.rpc.send(tx), 30)
     assert receipt is not None
     return receipt
@@ -74,8 +83,15 @@ def test_royalties_split_exactly_and_the_supply_stays_constant(dev_node: NodePro
     made = licensing(dev_node, c, "make_offer", "tuned", 2, 1_000_000, 3600, 0, 0, [], 1_500)
     assert made["status"] == "success" and made["events"][0]["name"] == "OfferMade", made
 
-    everyone = [DEV_KEY.address, *(k.address for k in (*owners, upstream, buyer)), validator_address(dev_node),
-                MODELS, LICENSING, PAYMENTS, KEYS]  # fmt: skip
+    everyone = [
+        DEV_KEY.address,
+        *(k.address for k in (*owners, upstream, buyer)),
+        validator_address(dev_node),
+        MODELS,
+        LICENSING,
+        PAYMENTS,
+        KEYS,
+    ]
     before = {who: balance(dev_node, who) for who in everyone}
     receipt = buy(dev_node, buyer, "tuned", 1, 1_000_000)
     assert receipt["status"] == "success", receipt
@@ -147,7 +163,8 @@ def test_the_documented_licensing_walkthrough_runs(dev_node: NodeProcess) -> Non
     script = re.search(r"```sh\n(.*?)```", section, re.S)
     assert script is not None
     env = {**dev_node.env, "AICHAIN_RPC": dev_node.url, "PATH": f"{Path(CLI).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script.group(1)], env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.group(1)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "true"

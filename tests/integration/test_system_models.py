@@ -18,8 +18,17 @@ DATASET = b"\x22" * 32
 def send_to(contract: bytes, node: NodeProcess, key: PrivateKey, function: str, *args: Any) -> dict[str, Any]:
     """Call a system contract by transaction; its receipt."""
     nonce = pending_nonce(node, key.address)
-    tx = Transaction(7777, key.public_key, nonce, 5_000_000, MIN_GAS_PRICE, TxKind.CALL, contract, 0,
-                     encode_call(function, list(args))).signed_by(key)  # fmt: skip
+    tx = Transaction(
+        7777,
+        key.public_key,
+        nonce,
+        5_000_000,
+        MIN_GAS_PRICE,
+        TxKind.CALL,
+        contract,
+        0,
+        encode_call(function, list(args)),
+    ).signed_by(key)
     receipt = node.rpc.call("tx_wait", node.rpc.send(tx), 30)
     assert receipt is not None
     return receipt
@@ -58,8 +67,10 @@ def test_lineage_is_enforced_and_only_owners_publish(dev_node: NodeProcess) -> N
     refused = call(dev_node, outsider, "publish_version", "base", ARTIFACT, [], [])
     assert refused["status"] == "failed" and "only the model's owners" in refused["error"]
 
-    assert call(dev_node, other, "register_model", "child", b"\x44" * 32, "onnx", b"",
-                [[other.address, 10_000]])["status"] == "success"  # fmt: skip
+    assert (
+        call(dev_node, other, "register_model", "child", b"\x44" * 32, "onnx", b"", [[other.address, 10_000]])["status"]
+        == "success"
+    )
     assert call(dev_node, other, "publish_version", "child", b"\x55" * 32, [["base", 2]], [])["status"] == "success"
     assert read(dev_node, "lineage", "child", 2) == [["base", 2], ["base", 1]]
     assert read(dev_node, "model_info", "base")[3] == 2
@@ -69,8 +80,10 @@ def test_lineage_is_enforced_and_only_owners_publish(dev_node: NodeProcess) -> N
 
 def test_keys_and_envelopes_only_from_a_models_owners_to_a_published_key(dev_node: NodeProcess) -> None:
     owner, licensee = DEV_KEY, fund(dev_node, 10**12)
-    assert call(dev_node, owner, "register_model", "sealed", ARTIFACT, "onnx", b"",
-                [[owner.address, 10_000]])["status"] == "success"  # fmt: skip
+    assert (
+        call(dev_node, owner, "register_model", "sealed", ARTIFACT, "onnx", b"", [[owner.address, 10_000]])["status"]
+        == "success"
+    )
     envelope = b"\x77" * 80
     early = call_keys(dev_node, owner, "post_envelope", "sealed", 1, licensee.address, envelope)
     assert early["status"] == "failed" and "has not published an encryption key" in early["error"]
@@ -92,4 +105,3 @@ def test_keys_and_envelopes_only_from_a_models_owners_to_a_published_key(dev_nod
     assert got["result"] == "0x" + envelope.hex()
     published = dev_node.rpc.call("contract_call", keys, "key_of", ["0x" + licensee.address.hex()])
     assert published["result"] == "0x" + "99" * 32
-

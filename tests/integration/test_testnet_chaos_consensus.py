@@ -36,5 +36,7 @@ def test_finalization_resumes_within_ten_seconds_of_the_quorum_returning(tmp_pat
         net.assert_same_chain(range(4))
     for broken, times in resumed.items():
         what = "the quorum back, all four finalized" if broken else "the killed one back, all four finalized"
-        print(f"{len(times)} kills, {what} the next height after min {min(times):.1f} s, "
-              f"median {statistics.median(times):.1f} s, max {max(times):.1f} s")  # fmt: skip
+        print(
+            f"{len(times)} kills, {what} the next height after min {min(times):.1f} s, "
+            f"median {statistics.median(times):.1f} s, max {max(times):.1f} s"
+        )

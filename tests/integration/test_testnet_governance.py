@@ -70,8 +70,11 @@ def test_a_validator_is_added_then_another_removed_by_governance_votes(tmp_path:
             validators = net.validator_addresses(i)
             assert newcomer in validators and len(validators) == 5, (i, validators)
         # Its signatures appear in the commits of the heights it helps decide.
-        signed = wait_for(lambda: _first_signed(net, [0, 1, 2, 3, 4], newcomer, effective - 1), 30,
-                          "a commit signed by the new validator")  # fmt: skip
+        signed = wait_for(
+            lambda: _first_signed(net, [0, 1, 2, 3, 4], newcomer, effective - 1),
+            30,
+            "a commit signed by the new validator",
+        )
         assert signed >= effective
 
         # Now 4 of 5 (more than 2/3) vote node3 out, one of them the newcomer.

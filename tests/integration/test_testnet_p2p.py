@@ -90,8 +90,11 @@ def test_a_misbehaving_peer_is_disconnected_and_banned_and_the_node_keeps_runnin
         net.assert_same_chain([0, 1])
         # /metrics tells the operator: one peer, traffic both ways, one ban and its penalties.
         metrics = scrape(net.nodes[0].rpc_url)
-        assert metrics[("aichain_peers", (("direction", "inbound"),))] + metrics[
-            ("aichain_peers", (("direction", "outbound"),))] == 1  # fmt: skip
+        assert (
+            metrics[("aichain_peers", (("direction", "inbound"),))]
+            + metrics[("aichain_peers", (("direction", "outbound"),))]
+            == 1
+        )
         assert metrics[("aichain_p2p_bytes_total", (("direction", "in"),))] > 0
         assert metrics[("aichain_p2p_bytes_total", (("direction", "out"),))] > 0
         assert metrics[("aichain_p2p_bans_total", ())] >= 1

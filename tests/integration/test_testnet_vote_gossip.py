@@ -26,8 +26,9 @@ def test_a_peer_that_keeps_announcing_it_lacks_everything_gets_a_bounded_share(t
         sent_before = {kind: _gossip_sent(url, kind) for kind in ("vote", "proposal")}
 
         async def attack() -> dict[int, int]:
-            peer = await raw_peer(status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]),
-                                  "127.0.0.1")  # fmt: skip
+            peer = await raw_peer(
+                status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]), "127.0.0.1"
+            )
             counts: dict[int, int] = {}
             height = [net.height(0) + 1]
 
@@ -55,8 +56,10 @@ def test_a_peer_that_keeps_announcing_it_lacks_everything_gets_a_bounded_share(t
         counts = asyncio.run(attack())
         votes = _gossip_sent(url, "vote") - sent_before["vote"]
         proposals = _gossip_sent(url, "proposal") - sent_before["proposal"]
-        print(f"in {ATTACK_S:.0f} s of announcements: {votes:.0f} votes and {proposals:.0f} proposals sent by gossip; "
-              f"frames to the attacker by type: {counts}")  # fmt: skip
+        print(
+            f"in {ATTACK_S:.0f} s of announcements: {votes:.0f} votes and {proposals:.0f} proposals sent by gossip; "
+            f"frames to the attacker by type: {counts}"
+        )
         # Other peers are caught up: nearly all of this went to the attacker.
         assert votes <= VOTES_PER_S * (ATTACK_S + 1), votes
         assert proposals <= PROPOSALS_PER_S * (ATTACK_S + 1) + PROPOSAL_BURST + 3, proposals

@@ -93,8 +93,11 @@ def test_a_second_instance_of_a_validator_key_refuses_to_sign_and_says_why(tmp_p
         me = net.validator_address(3)
         net.start(4)
         assert net.call(4, "node_status")["validator"].lower() == me
-        wait_for(lambda: "another instance with this key may be running" in net.log(4), 30,
-                 "the second instance to say another instance of its key runs")  # fmt: skip
+        wait_for(
+            lambda: "another instance with this key may be running" in net.log(4),
+            30,
+            "the second instance to say another instance of its key runs",
+        )
         started = net.height(0)
         net.wait_height(range(5), started + 15, 60)
         status = net.call(4, "consensus_status")
@@ -112,8 +115,11 @@ def test_a_precommit_contradicting_a_stored_commit_is_evidence_and_the_signer_le
         net.wait_height(range(4), 4, 30)
         me = net.validator_address(3)
         # A commit holds the first 2f+1 precommits that arrived: on a loaded machine node3's may miss a few.
-        height = wait_for(lambda: next((h for h in range(2, net.height(0) + 1) if me in net.commit_signers(0, h)),
-                                       None), 30, "a stored commit that node3 signed")  # fmt: skip
+        height = wait_for(
+            lambda: next((h for h in range(2, net.height(0) + 1) if me in net.commit_signers(0, h)), None),
+            30,
+            "a stored commit that node3 signed",
+        )
         commit = net.call(0, "chain_getCommit", height)
         key = read_key_file(net.validator_key(3), None)
         conflicting = Vote(VoteType.PRECOMMIT, height, int(commit["round"]), b"", key.address).signed_by(
@@ -122,8 +128,9 @@ def test_a_precommit_contradicting_a_stored_commit_is_evidence_and_the_signer_le
         status = net.call(0, "node_status")
 
         async def send() -> None:
-            peer = await raw_peer(status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]),
-                                  "127.0.0.1")  # fmt: skip
+            peer = await raw_peer(
+                status["p2p_port"], status["chain_id"], bytes.fromhex(status["genesis_hash"][2:]), "127.0.0.1"
+            )
             await peer.send_raw(encode_frame(18, [18, conflicting.to_wire()]))
             await asyncio.sleep(0.5)
             peer.close()

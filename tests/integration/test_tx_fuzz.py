@@ -34,8 +34,10 @@ from tests.node_health import Health, stall_lines, tracebacks
 SEED = 1818
 SENDERS = 10
 COUNTS: Counter[str] = Counter()
-DOCUMENTED = {int(code) for code in re.findall(r"^\| (-32\d{3}) \|", (Path(__file__).parents[2] / "docs" / "rpc.md")
-                                                 .read_text(), re.M)}  # fmt: skip
+DOCUMENTED = {
+    int(code)
+    for code in re.findall(r"^\| (-32\d{3}) \|", (Path(__file__).parents[2] / "docs" / "rpc.md").read_text(), re.M)
+}
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +94,9 @@ def check_health(node: NodeProcess, before: Health) -> Health:
     return now
 
 
-def rpc_rounds(node: NodeProcess, senders: list[PrivateKey], rng: random.Random, rounds: int,
-               seen: Counter[str]) -> list[str]:  # fmt: skip
+def rpc_rounds(
+    node: NodeProcess, senders: list[PrivateKey], rng: random.Random, rounds: int, seen: Counter[str]
+) -> list[str]:
     """Each round: every sender's next transaction and its mutants, a third by tx_send, the rest in one
     tx_sendBatch. Returns the hashes acknowledged (each refusal checked on the way)."""
     limit = int(node.rpc.call("node_genesis")["params"]["block_gas_limit"])
@@ -118,8 +121,9 @@ def rpc_rounds(node: NodeProcess, senders: list[PrivateKey], rng: random.Random,
     return acknowledged
 
 
-async def gossip_rounds(node: NodeProcess, senders: list[PrivateKey], rng: random.Random,
-                        rounds: int) -> tuple[list[Transaction], Counter[str]]:  # fmt: skip
+async def gossip_rounds(
+    node: NodeProcess, senders: list[PrivateKey], rng: random.Random, rounds: int
+) -> tuple[list[Transaction], Counter[str]]:
     """Each round: a batch of every sender's next transaction from three peers at once, and the mutants
     of each from a fourth peer that holds no key of the senders, one to a frame. Returns the valid ones."""
     target = Target.of_process(node)

@@ -74,8 +74,19 @@ def assert_data(value: object, what: str, size: int | None = None, max_size: int
 
 
 def assert_eth_tx(tx: dict[str, Any]) -> None:
-    for name in ("blockNumber", "gas", "gasPrice", "nonce", "transactionIndex", "value", "type", "chainId",
-                 "v", "r", "s"):  # fmt: skip
+    for name in (
+        "blockNumber",
+        "gas",
+        "gasPrice",
+        "nonce",
+        "transactionIndex",
+        "value",
+        "type",
+        "chainId",
+        "v",
+        "r",
+        "s",
+    ):
         assert_quantity(tx[name], f"tx.{name}")
     assert_data(tx["blockHash"], "tx.blockHash", 32)
     assert_data(tx["hash"], "tx.hash", 32)
@@ -196,7 +207,10 @@ def test_web3_unknown_block_and_transaction_are_not_found(w3: Web3, shared_node:
         w3.eth.get_transaction("0x" + secrets.token_hex(32))
     # ... because the node answered null, as the spec says for unknown objects.
     assert call_raw(shared_node.url, "eth_getBlockByNumber", hex(10**9), False) == {
-        "jsonrpc": "2.0", "id": 1, "result": None}  # fmt: skip
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": None,
+    }
     assert call_raw(shared_node.url, "eth_getBlockByHash", "0x" + secrets.token_hex(32), True)["result"] is None
     assert call_raw(shared_node.url, "eth_getTransactionByHash", "0x" + secrets.token_hex(32))["result"] is None
 

@@ -51,8 +51,10 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         except (NodeUnreachable, OSError) as exc:
             last_error = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}" +
-                                 (f" (last error: {last_error})" if last_error else ""))  # fmt: skip
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}"
+                + (f" (last error: {last_error})" if last_error else "")
+            )
         time.sleep(interval)
 
 
@@ -62,9 +64,16 @@ class Testnet:
     __test__ = False  # not a test class, whatever its name
 
     def __init__(
-        self, root: Path, validators: int = 4, *, full_nodes: int = 0, block_time_ms: int = 200,
-        empty_block_interval_ms: int | None = None, chain_id: int = CHAIN_ID, start: bool = True,
-    ) -> None:  # fmt: skip
+        self,
+        root: Path,
+        validators: int = 4,
+        *,
+        full_nodes: int = 0,
+        block_time_ms: int = 200,
+        empty_block_interval_ms: int | None = None,
+        chain_id: int = CHAIN_ID,
+        start: bool = True,
+    ) -> None:
         self.root = root
         self.validators = validators
         self.full_nodes = full_nodes
@@ -81,10 +90,15 @@ class Testnet:
         count = self.validators + self.full_nodes
         base = free_port_block(2 * count)
         self.nodes = testnet.init_testnet(
-            self.root, self.validators, full_nodes=self.full_nodes, chain_id=self.chain_id,
-            rpc_base_port=base, p2p_base_port=base + count, block_time_ms=self.block_time_ms,
+            self.root,
+            self.validators,
+            full_nodes=self.full_nodes,
+            chain_id=self.chain_id,
+            rpc_base_port=base,
+            p2p_base_port=base + count,
+            block_time_ms=self.block_time_ms,
             empty_block_interval_ms=self.empty_block_interval_ms,
-        )  # fmt: skip
+        )
         try:
             if self.autostart:
                 self.start(*range(self.validators))
@@ -171,8 +185,11 @@ class Testnet:
     def wait_height(self, indexes: Iterable[int], height: int, timeout: float) -> None:
         """Every node in `indexes` has finalized `height`."""
         nodes = list(indexes)
-        wait_for(lambda: all(self.height(i) >= height for i in nodes), timeout,
-                 f"nodes {nodes} to reach height {height} (now {self._heights_or_errors(nodes)})")  # fmt: skip
+        wait_for(
+            lambda: all(self.height(i) >= height for i in nodes),
+            timeout,
+            f"nodes {nodes} to reach height {height} (now {self._heights_or_errors(nodes)})",
+        )
 
     def _heights_or_errors(self, nodes: list[int]) -> dict[int, int | str]:
         out: dict[int, int | str] = {}
@@ -259,9 +276,12 @@ class Testnet:
         env = {**os.environ, "AICHAIN_KEYSTORE": str(self.root / "keystore"), "HOME": str(self.root)}
         env.pop("AICHAIN_RPC", None)
         return subprocess.Popen(
-            [CLI, *args, "--rpc", self.nodes[i].rpc_url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [CLI, *args, "--rpc", self.nodes[i].rpc_url],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:

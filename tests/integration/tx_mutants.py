@@ -20,8 +20,9 @@ RECIPIENT = b"\x42" * 20
 def transfer(
     key: PrivateKey, chain_id: int, nonce: int, *, value: int = 1, price: int = 1, to: bytes = RECIPIENT
 ) -> Transaction:
-    return Transaction(chain_id, key.public_key, nonce, intrinsic_gas(b""), price, TxKind.TRANSFER, to, value,
-                       b"").signed_by(key)  # fmt: skip
+    return Transaction(
+        chain_id, key.public_key, nonce, intrinsic_gas(b""), price, TxKind.TRANSFER, to, value, b""
+    ).signed_by(key)
 
 
 def flipped(rng: random.Random, raw: bytes) -> bytes:
@@ -58,8 +59,9 @@ def field_mutants(
     return [(f"{name} not re-signed", changed)]
 
 
-def mutants(rng: random.Random, tx: Transaction, key: PrivateKey, block_gas_limit: int,
-            accepted: list[Transaction]) -> list[tuple[str, bytes]]:  # fmt: skip
+def mutants(
+    rng: random.Random, tx: Transaction, key: PrivateKey, block_gas_limit: int, accepted: list[Transaction]
+) -> list[tuple[str, bytes]]:
     """Mutants of the valid `tx` (which comes first: a sender's next nonce), and replays of `accepted`."""
     out: list[tuple[str, bytes]] = [("valid", tx.encoded)]
     for _ in range(rng.randrange(3, 8)):

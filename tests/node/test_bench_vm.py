@@ -35,8 +35,9 @@ def test_licence_purchases_through_a_running_validator_all_succeed() -> None:
 
 
 def test_bench_vm_reports_the_gas_spread_and_full_blocks_beside_the_block_time() -> None:
-    report = run_vm_bench(iterations=3000, repeats=1, licence_blocks=0, calibration_gas=2_000_000,
-                          block_gas_limit=20_000_000)  # fmt: skip
+    report = run_vm_bench(
+        iterations=3000, repeats=1, licence_blocks=0, calibration_gas=2_000_000, block_gas_limit=20_000_000
+    )
     spread, *blocks = report.figures[1:]
     assert spread.unit == "x" and spread.value >= 1
     assert blocks and all(f.limit == 1.0 and f.value > 0 and f.name.startswith("full block of ") for f in blocks)

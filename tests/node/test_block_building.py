@@ -78,9 +78,13 @@ class Proposer:
         self.chain = chain
         self.now_ms = T0
         self.mempool = Mempool(
-            chain.chain_id, chain.params, self._account, limits or MempoolLimits(),
-            is_committed=lambda h: chain.blocks.tx_location(h) is not None, clock=lambda: self.now_ms,
-        )  # fmt: skip
+            chain.chain_id,
+            chain.params,
+            self._account,
+            limits or MempoolLimits(),
+            is_committed=lambda h: chain.blocks.tx_location(h) is not None,
+            clock=lambda: self.now_ms,
+        )
         self.evicted: list[Eviction] = []
         self.mempool.subscribe_evictions(self.evicted.append)
         self.builder: BlockBuilder | None = None
@@ -387,8 +391,9 @@ def run_random_traffic(tmp_path: Path, seed: int, blocks: int) -> Counter[str]:
             check_no_fall_back()
         assert len(proposer.mempool) == 0
 
-        included = Counter(tx.hash for h in range(1, chain.head.height + 1)
-                           for tx in chain.blocks.block(h).transactions)  # type: ignore[union-attr]  # fmt: skip
+        included = Counter(
+            tx.hash for h in range(1, chain.head.height + 1) for tx in chain.blocks.block(h).transactions
+        )  # type: ignore[union-attr]
         for tx_hash in admitted:
             eviction = proposer.mempool.eviction(tx_hash)
             committed = included[tx_hash]
@@ -408,8 +413,15 @@ def test_random_traffic_commits_or_explains_every_admitted_transaction(tmp_path:
     total: Counter[str] = Counter()
     for seed in range(6):
         total += run_random_traffic(tmp_path, seed, blocks=40)
-    for what in ("committed", "evicted replaced", "evicted nonce_used", "evicted pool_full", "evicted invalid",
-                 "evicted expired", "evicted earlier_evicted"):  # fmt: skip
+    for what in (
+        "committed",
+        "evicted replaced",
+        "evicted nonce_used",
+        "evicted pool_full",
+        "evicted invalid",
+        "evicted expired",
+        "evicted earlier_evicted",
+    ):
         assert total[what] > 0, total
 
 

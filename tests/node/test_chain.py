@@ -488,8 +488,9 @@ def test_supply_is_conserved_across_committed_blocks(
             for who, to, value, price, offset in plan:
                 recipient = USERS[to] if to < len(USERS) else VALIDATOR
                 nonce = max(0, expected_nonce[who] + offset)
-                t = Transaction(genesis.chain_id, b"", nonce, 21_000, price, int(TxKind.TRANSFER),
-                                recipient.address, value, b"").signed_by(USERS[who])  # fmt: skip
+                t = Transaction(
+                    genesis.chain_id, b"", nonce, 21_000, price, int(TxKind.TRANSFER), recipient.address, value, b""
+                ).signed_by(USERS[who])
                 txs.append(t)
                 if offset == 0:
                     expected_nonce[who] += 1

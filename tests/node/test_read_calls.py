@@ -40,12 +40,21 @@ def test_a_looping_call_with_a_deadline_stops_within_its_budget() -> None:
 def test_a_deadline_changes_no_gas_and_no_result() -> None:
     view = deploy(SUM)
     plain = run_call(view, CallContext(DEPLOYER, 5, 0), DEPLOYER, CONTRACT, "total", [30_000], 0, 10**10)
-    timed = run_call(view, CallContext(DEPLOYER, 5, 0, deadline=Deadline(60)), DEPLOYER, CONTRACT, "total",
-                     [30_000], 0, 10**10)  # fmt: skip
+    timed = run_call(
+        view, CallContext(DEPLOYER, 5, 0, deadline=Deadline(60)), DEPLOYER, CONTRACT, "total", [30_000], 0, 10**10
+    )
     assert plain[:2] == timed[:2] and plain[1] > 3_000_000  # it crossed several gas slices
     with pytest.raises(OutOfGas) as short:
-        run_call(view, CallContext(DEPLOYER, 5, 0, deadline=Deadline(60)), DEPLOYER, CONTRACT, "total", [30_000],
-                 0, plain[1] - 1)  # fmt: skip
+        run_call(
+            view,
+            CallContext(DEPLOYER, 5, 0, deadline=Deadline(60)),
+            DEPLOYER,
+            CONTRACT,
+            "total",
+            [30_000],
+            0,
+            plain[1] - 1,
+        )
     assert short.value.gas_used == plain[1] - 1  # type: ignore[attr-defined]
 
 

@@ -71,9 +71,19 @@ async def test_the_answers_of_a_batch_stop_at_their_budget_and_say_so() -> None:
 
 @pytest.mark.parametrize(
     ("ref", "ok"),
-    [("0x" + "f" * 64, True), ("0x" + "f" * 65, False), ("0x" + "f" * 4000, False), (2**256 - 1, True),
-     (2**256, False), ("0x1 ", False), ("0x1_0", False), ("0x", False), ("-0x1", False), ("latest", True)],
-)  # fmt: skip
+    [
+        ("0x" + "f" * 64, True),
+        ("0x" + "f" * 65, False),
+        ("0x" + "f" * 4000, False),
+        (2**256 - 1, True),
+        (2**256, False),
+        ("0x1 ", False),
+        ("0x1_0", False),
+        ("0x", False),
+        ("-0x1", False),
+        ("latest", True),
+    ],
+)
 async def test_quantities_are_at_most_256_bits_of_plain_hex(ref: Any, ok: bool) -> None:
     response = await answer(Dispatcher(registry()), {"jsonrpc": "2.0", "id": 1, "method": "block", "params": [ref]})
     if ok:

@@ -29,8 +29,9 @@ HOLD_S = 0.5
         ("contract_getStorage", ["0x" + "00" * 19 + "a1", "version_count", "no-such-model"]),
     ],
 )
-async def test_a_read_waiting_for_a_commit_does_not_hold_the_event_loop(tmp_path: Path, method: str,
-                                                                        params: list) -> None:  # fmt: skip
+async def test_a_read_waiting_for_a_commit_does_not_hold_the_event_loop(
+    tmp_path: Path, method: str, params: list
+) -> None:
     validator = PrivateKey.generate()
     node = await start_bench_node(tmp_path / "node", bench_genesis(validator, 1), validator)
     try:

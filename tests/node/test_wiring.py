@@ -42,12 +42,15 @@ def test_a_wiring_variable_that_names_no_file_is_refused(tmp_path: Path) -> None
         load_wiring({ENV: str(tmp_path / "missing.py")}, NodeConfig(datadir=tmp_path))
 
 
-@pytest.mark.parametrize("setting", [
-    "test_double_sign = true",
-    "test_commit_delay_ms = 500",
-    "[consensus]\ntest_exit_after_prevote_at = 3",
-    "[artifacts]\ntest_corrupt_chunks = true",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "test_double_sign = true",
+        "test_commit_delay_ms = 500",
+        "[consensus]\ntest_exit_after_prevote_at = 3",
+        "[artifacts]\ntest_corrupt_chunks = true",
+    ],
+)
 def test_the_former_test_switches_are_not_settings(tmp_path: Path, setting: str) -> None:
     path = tmp_path / "node.toml"
     path.write_text(setting + "\n")
@@ -72,8 +75,22 @@ async def test_an_equivocating_validator_sends_a_conflicting_vote_its_signer_wou
     with pytest.raises(DoubleSignRefused):  # the node's own signer never equivocates
         signer.sign_vote(Vote(VoteType.PREVOTE, 3, 0, b"", KEY.address))
 
-    header = Header(CHAIN, 3, 1, ZERO_HASH, KEY.address, ZERO_HASH, ZERO_HASH, ZERO_HASH, ZERO_HASH, ZERO_HASH,
-                    ZERO_HASH, ZERO_HASH, 0, 0)  # fmt: skip
+    header = Header(
+        CHAIN,
+        3,
+        1,
+        ZERO_HASH,
+        KEY.address,
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        0,
+        0,
+    )
     block = Block(header, (), None, ())
     proposal = SignedProposal(Proposal(3, 0, -1, block.hash, KEY.address).signed_by(KEY, CHAIN), block)
     await broadcast(proposal)

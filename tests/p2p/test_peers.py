@@ -45,6 +45,7 @@ async def test_peer_exchange_respects_the_outbound_limit(cluster: Cluster) -> No
     spokes = [await cluster.start(bootnodes=(bootnode(hub),)) for _ in range(4)]
     await wait_until(lambda: all(connected(s, hub) for s in spokes), what="spokes")
     a = await cluster.start(bootnodes=(bootnode(hub),), max_outbound=2)
+
     def outbound() -> int:
         return sum(i.direction == "outbound" for i in a.peers())
 

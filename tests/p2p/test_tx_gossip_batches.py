@@ -29,8 +29,9 @@ def test_batches_keep_order_and_both_bounds(sizes: list[int], max_count: int, ma
 
 def tx_with(data_size: int, nonce: int) -> Transaction:
     key = PrivateKey.generate()
-    return Transaction(7, key.public_key, nonce, 10**6, 1, TxKind.TRANSFER, b"\x01" * 20, 0,
-                       random.randbytes(data_size)).signed_by(key)  # fmt: skip
+    return Transaction(
+        7, key.public_key, nonce, 10**6, 1, TxKind.TRANSFER, b"\x01" * 20, 0, random.randbytes(data_size)
+    ).signed_by(key)
 
 
 async def refuse_all(txs: object) -> list[Any]:

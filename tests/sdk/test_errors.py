@@ -20,8 +20,13 @@ from core.errors import AichainError, NonceTooLow, TransactionEvicted
 ROOT = Path(__file__).resolve().parents[2]
 # The node's own codes in docs/rpc.md (-32000 and below, above JSON-RPC's reserved -32600..-32768, which stay
 # `NodeError`s: a malformed request is the client's bug, not a condition to catch).
-DOCUMENTED = sorted({int(c) for c in re.findall(r"^\| (-3[0-9]{4}) \|", (ROOT / "docs" / "rpc.md").read_text(), re.M)
-                     if int(c) > -32600})  # fmt: skip
+DOCUMENTED = sorted(
+    {
+        int(c)
+        for c in re.findall(r"^\| (-3[0-9]{4}) \|", (ROOT / "docs" / "rpc.md").read_text(), re.M)
+        if int(c) > -32600
+    }
+)
 GENERIC = -32000  # AichainError's own code, which several of the node's errors share: no type can claim it
 
 
@@ -45,9 +50,18 @@ def test_a_code_gives_the_same_type_whatever_the_process_imported() -> None:
     for module in pkgutil.walk_packages(node.__path__, "node."):
         importlib.import_module(module.name)
     here = sdk_types()
-    alone = subprocess.run([sys.executable, "-c", "import json; from aichain_node.errors import error_from_rpc; "
-                            f"print(json.dumps({{c: type(error_from_rpc(c, 'm')).__name__ for c in {DOCUMENTED}}}))"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    alone = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from aichain_node.errors import error_from_rpc; "
+            f"print(json.dumps({{c: type(error_from_rpc(c, 'm')).__name__ for c in {DOCUMENTED}}}))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert alone.returncode == 0, alone.stderr
     assert {int(c): name for c, name in json.loads(alone.stdout).items()} == here
     assert all(type(error_from_rpc(c, "m")).__module__.startswith(("core.", "aichain_node.")) for c in DOCUMENTED)

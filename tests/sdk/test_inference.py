@@ -40,10 +40,11 @@ def reference(model_file: Path, x: np.ndarray) -> np.ndarray:
 
 def two_input_model(dest: Path) -> Path:
     graph = helper.make_graph(
-        [helper.make_node("Add", ["a", "b"], ["s"])], "add",
+        [helper.make_node("Add", ["a", "b"], ["s"])],
+        "add",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2]) for name in ("a", "b")],
         [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2])],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save_model(model, str(dest))
@@ -223,9 +224,12 @@ def test_feed_takes_inputs_by_name(session: Session) -> None:
 
 @pytest.mark.parametrize(
     ("names", "message"),
-    [(["z"], r"missing \['x'\], unknown \['z'\]"), ([], r"missing \['x'\], unknown \[\]"),
-     (["x", "extra"], r"missing \[\], unknown \['extra'\]")],
-)  # fmt: skip
+    [
+        (["z"], r"missing \['x'\], unknown \['z'\]"),
+        ([], r"missing \['x'\], unknown \[\]"),
+        (["x", "extra"], r"missing \[\], unknown \['extra'\]"),
+    ],
+)
 def test_feed_with_wrong_names_is_bad_input(session: Session, names: list[str], message: str) -> None:
     with pytest.raises(BadInput, match=message):
         session.feed({name: np.ones((1, INPUTS), np.float32) for name in names})
@@ -248,11 +252,16 @@ def test_run_is_deterministic_so_its_digest_can_be_rechecked(session: Session) -
 
 @pytest.mark.parametrize(
     ("x", "message"),
-    [(np.ones((2, INPUTS + 1), np.float32), rf"input 'x' takes float32 of shape \[\w+, {INPUTS}\], got float32 of "
-                                             rf"shape \[2, {INPUTS + 1}\]$"),
-     (np.ones((2, INPUTS), np.float64), r"got float64 of shape .*: convert it \(e.g. x.astype\(np.float32\)\)"),
-     (np.ones(INPUTS, np.float32), rf"got float32 of shape \[{INPUTS}\]$")],
-)  # fmt: skip
+    [
+        (
+            np.ones((2, INPUTS + 1), np.float32),
+            rf"input 'x' takes float32 of shape \[\w+, {INPUTS}\], got float32 of "
+            rf"shape \[2, {INPUTS + 1}\]$",
+        ),
+        (np.ones((2, INPUTS), np.float64), r"got float64 of shape .*: convert it \(e.g. x.astype\(np.float32\)\)"),
+        (np.ones(INPUTS, np.float32), rf"got float32 of shape \[{INPUTS}\]$"),
+    ],
+)
 def test_feed_of_inputs_that_do_not_fit_says_what_the_model_takes(
     session: Session, x: np.ndarray, message: str
 ) -> None:
@@ -283,8 +292,9 @@ def test_session_on_a_file_that_is_not_a_model_is_bad_input(tmp_path: Path) -> N
 
 
 def test_session_runs_a_directory_model_with_external_weights(tmp_path: Path, mlp: Path) -> None:
-    directory = build_mlp(tmp_path / "artifact", inputs=INPUTS, hidden=HIDDEN, outputs=OUTPUTS, seed=7,
-                          external_data=True)  # fmt: skip
+    directory = build_mlp(
+        tmp_path / "artifact", inputs=INPUTS, hidden=HIDDEN, outputs=OUTPUTS, seed=7, external_data=True
+    )
     assert sorted(p.name for p in directory.iterdir()) == ["model.onnx", "weights.bin"]
     x = np.random.default_rng(3).standard_normal((2, INPUTS), dtype=np.float32)
     out = Session(model_file_in(directory)).run({"x": x})["y"]

@@ -19,8 +19,18 @@ from aichain_node.runs import AsyncModelRuns, Registry
 from core.artifact import format_id
 
 OFFERED = ["cache_path", "check", "content_key", "pull", "receipts", "record", "run", "verify"]
-LICENSING = ["buy", "is_licensed", "licence", "licences", "make_offer", "node_releaser", "offers",
-             "publish_encryption_key", "release", "releaser"]  # fmt: skip
+LICENSING = [
+    "buy",
+    "is_licensed",
+    "licence",
+    "licences",
+    "make_offer",
+    "node_releaser",
+    "offers",
+    "publish_encryption_key",
+    "release",
+    "releaser",
+]
 
 
 def test_neither_inherits_from_the_other() -> None:
@@ -40,7 +50,8 @@ def test_the_models_api_offers_the_licensing_calls_as_they_are(name: str) -> Non
 def test_the_models_api_offers_the_runs_calls_as_they_are(name: str) -> None:
     assert inspect.signature(getattr(AsyncModels, name)) == inspect.signature(getattr(AsyncModelRuns, name))
     assert inspect.iscoroutinefunction(getattr(AsyncModels, name)) == inspect.iscoroutinefunction(
-        getattr(AsyncModelRuns, name))
+        getattr(AsyncModelRuns, name)
+    )
 
 
 def test_the_registry_port_is_what_models_provide() -> None:
@@ -78,8 +89,13 @@ async def test_verify_runs_on_its_port_alone(tmp_path: Path) -> None:
     async with AsyncClient("http://127.0.0.1:1", model_cache_dir=tmp_path / "cache") as client:  # no node at all
         runs = AsyncModelRuns(client, registry)
         checked = await runs.verify(model, "net@1")
-        assert checked == {"path": str(model), "model": "net", "version": 1, "artifact": format_id(registry.artifact),
-                           "ok": True}  # fmt: skip
+        assert checked == {
+            "path": str(model),
+            "model": "net",
+            "version": 1,
+            "artifact": format_id(registry.artifact),
+            "ok": True,
+        }
         model.write_bytes(b"other bytes")
         with pytest.raises(ArtifactMismatch, match="it is not that model"):
             await runs.verify(model, "net@1")

@@ -32,16 +32,19 @@ def test_the_package_is_built_into_the_distribution() -> None:
 
 def test_the_sdk_imports_without_the_server(tmp_path: Path) -> None:
     # The acceptance command of issue 19, word for word, then the import of every submodule of the package.
-    done = fresh_interpreter("import aichain_node, sys; "
-                             "assert not any(m.split('.')[0] in ('node','storage') for m in sys.modules)", tmp_path)
+    done = fresh_interpreter(
+        "import aichain_node, sys; assert not any(m.split('.')[0] in ('node','storage') for m in sys.modules)", tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert len(SUBMODULES) >= 13, SUBMODULES
-    check = ("import importlib, sys\n"
-             "from aichain_node import AsyncClient, Client\n"
-             f"for name in {SUBMODULES!r}:\n"
-             "    importlib.import_module(name)\n"
-             "print(importlib.import_module('aichain_node').__file__)\n"
-             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(SERVER)!r}))\n")  # fmt: skip
+    check = (
+        "import importlib, sys\n"
+        "from aichain_node import AsyncClient, Client\n"
+        f"for name in {SUBMODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(importlib.import_module('aichain_node').__file__)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(SERVER)!r}))\n"
+    )
     done = fresh_interpreter(check, tmp_path)
     assert done.returncode == 0, done.stderr
     where, server = done.stdout.splitlines()

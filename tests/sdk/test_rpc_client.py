@@ -45,8 +45,9 @@ async def test_a_web_page_is_not_a_node() -> None:
         await answer_with(page)
 
 
-@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "null", '{"error": "no"}', '{"error": {"code": "x"}}',
-                                  '{"error": {"code": true}}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "body", ["[1, 2]", '"text"', "null", '{"error": "no"}', '{"error": {"code": "x"}}', '{"error": {"code": true}}']
+)
 async def test_json_that_is_not_a_json_rpc_answer(body: str) -> None:
     async def odd(request: web.Request) -> web.Response:
         return web.Response(text=body, content_type="application/json")

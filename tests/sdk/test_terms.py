@@ -68,9 +68,18 @@ def test_model_ref_version_in_non_ascii_digits_raises_terms_error() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0), ("45", 45), ("30s", 30), ("15m", 900), ("12h", 43_200), ("30d", 2_592_000), ("2w", 1_209_600),
-     (" 30D ", 2_592_000), ("12 h", 43_200)],
-)  # fmt: skip
+    [
+        ("0", 0),
+        ("45", 45),
+        ("30s", 30),
+        ("15m", 900),
+        ("12h", 43_200),
+        ("30d", 2_592_000),
+        ("2w", 1_209_600),
+        (" 30D ", 2_592_000),
+        ("12 h", 43_200),
+    ],
+)
 def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
@@ -86,9 +95,18 @@ def test_malformed_duration_is_refused(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "bps"),
-    [("10%", 1000), ("0.5%", 50), ("100%", 10_000), ("0%", 0), ("12.34%", 1234), ("1000bps", 1000), ("1000", 1000),
-     (" 25 % ", 2500), ("10000BPS", 10_000)],
-)  # fmt: skip
+    [
+        ("10%", 1000),
+        ("0.5%", 50),
+        ("100%", 10_000),
+        ("0%", 0),
+        ("12.34%", 1234),
+        ("1000bps", 1000),
+        ("1000", 1000),
+        (" 25 % ", 2500),
+        ("10000BPS", 10_000),
+    ],
+)
 def test_parse_bps(text: str, bps: int) -> None:
     assert parse_bps(text) == bps
 
@@ -133,9 +151,15 @@ def test_offer_with_every_term() -> None:
 
 @pytest.mark.parametrize(
     ("text", "price"),
-    [("price=10", 10 * UNIT), ("price=0.5", UNIT // 2), ("price=12.5AIC", 12 * UNIT + UNIT // 2),
-     ("price=1000units", 1000), ("price=0.000000001", 1), ("price=0", 0)],
-)  # fmt: skip
+    [
+        ("price=10", 10 * UNIT),
+        ("price=0.5", UNIT // 2),
+        ("price=12.5AIC", 12 * UNIT + UNIT // 2),
+        ("price=1000units", 1000),
+        ("price=0.000000001", 1),
+        ("price=0", 0),
+    ],
+)
 def test_offer_price_is_in_whole_aic_or_base_units(text: str, price: int) -> None:
     assert Offer.parse(text).price == price
 
@@ -158,12 +182,21 @@ def test_offer_allow_list_skips_empty_entries() -> None:
 
 @pytest.mark.parametrize(
     ("text", "names"),
-    [("price", "key=value"), ("price=ten", "price 'ten'"), ("price=1.0000000001", "price"),
-     ("price=-1", "price"), ("per-use=abc", "per-use price 'abc'"), ("duration=forever", "duration 'forever'"),
-     ("royalty-upstream=200%", "royalty '200%'"), ("max=lots", "max licensees 'lots'"),
-     ("max=-1", "max licensees"), ("max=1.5", "max licensees"), ("colour=blue", "unknown offer term 'colour'"),
-     ("price=1,bogus=2", "unknown offer term 'bogus'")],
-)  # fmt: skip
+    [
+        ("price", "key=value"),
+        ("price=ten", "price 'ten'"),
+        ("price=1.0000000001", "price"),
+        ("price=-1", "price"),
+        ("per-use=abc", "per-use price 'abc'"),
+        ("duration=forever", "duration 'forever'"),
+        ("royalty-upstream=200%", "royalty '200%'"),
+        ("max=lots", "max licensees 'lots'"),
+        ("max=-1", "max licensees"),
+        ("max=1.5", "max licensees"),
+        ("colour=blue", "unknown offer term 'colour'"),
+        ("price=1,bogus=2", "unknown offer term 'bogus'"),
+    ],
+)
 def test_malformed_offer_term_raises_terms_error_naming_it(text: str, names: str) -> None:
     with pytest.raises(TermsError) as info:
         Offer.parse(text)

@@ -384,8 +384,13 @@ def test_encrypted_chunks_of_another_artifact_do_not_decrypt_under_the_trusted_i
 
 @pytest.mark.parametrize("path", ["../escape.txt", "/abs.txt", "a/../../b", "a\\b"])
 def test_a_listing_with_a_path_outside_the_artifact_is_refused_before_writing(tmp_path: Path, path: str) -> None:
-    summary = {"kind": "directory", "size": 3, "chunk_size": CHUNK, "encrypted": False,
-               "files": [{"path": path, "size": 3, "sha256": sha(b"abc").hex()}]}  # fmt: skip
+    summary = {
+        "kind": "directory",
+        "size": 3,
+        "chunk_size": CHUNK,
+        "encrypted": False,
+        "files": [{"path": path, "size": 3, "sha256": sha(b"abc").hex()}],
+    }
     (tmp_path / "dl").mkdir()
     job = StoredDownload(summary, directory_id((FileEntry(path, 3, sha(b"abc")),)), None, tmp_path / "dl" / "model")
     with pytest.raises(DecodeError):

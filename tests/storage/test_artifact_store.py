@@ -53,8 +53,14 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArtifactS
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.binary(max_size=4 * CHUNK), st.sampled_from([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1,
-                                                                  2 * CHUNK, 2 * CHUNK + 1, 5 * CHUNK]).map(sized)))
+@given(
+    st.one_of(
+        st.binary(max_size=4 * CHUNK),
+        st.sampled_from([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 2 * CHUNK, 2 * CHUNK + 1, 5 * CHUNK]).map(
+            sized
+        ),
+    )
+)
 @example(b"")
 @example(b"\x00")
 def test_any_bytes_round_trip_and_the_id_is_their_sha256(shared_store: ArtifactStore, data: bytes) -> None:
@@ -86,8 +92,15 @@ def test_a_flipped_bit_is_caught_on_read_and_by_verify(store: ArtifactStore) -> 
 def test_ranges_read_exactly_the_bytes_asked(store: ArtifactStore) -> None:
     data = sized(4 * CHUNK + 7)
     artifact = add_bytes(store, data).id
-    for start, stop in [(0, 0), (0, 1), (5, CHUNK), (CHUNK - 1, CHUNK + 1), (CHUNK, 3 * CHUNK), (100, len(data)),
-                        (len(data) - 1, len(data) + 50)]:  # fmt: skip
+    for start, stop in [
+        (0, 0),
+        (0, 1),
+        (5, CHUNK),
+        (CHUNK - 1, CHUNK + 1),
+        (CHUNK, 3 * CHUNK),
+        (100, len(data)),
+        (len(data) - 1, len(data) + 50),
+    ]:
         assert b"".join(store.read(artifact, start, stop)) == data[start:stop]
 
 
@@ -130,15 +143,21 @@ def test_gc_drops_unpinned_artifacts_and_stray_chunks_only(store: ArtifactStore)
 def test_a_directory_is_one_artifact_listing_its_files(store: ArtifactStore, tmp_path: Path) -> None:
     model = tmp_path / "model"
     (model / "weights").mkdir(parents=True)
-    files = {"model.onnx": sized(2500), "weights/shard-0.bin": sized(3000), "weights/shard-1.bin": sized(1024),
-             "README.md": b"# card\n", "empty.txt": b""}  # fmt: skip
+    files = {
+        "model.onnx": sized(2500),
+        "weights/shard-0.bin": sized(3000),
+        "weights/shard-1.bin": sized(1024),
+        "README.md": b"# card\n",
+        "empty.txt": b"",
+    }
     for name, content in files.items():
         (model / name).write_bytes(content)
     manifest = store.add_file(model)
     assert manifest.kind == KIND_DIRECTORY
     assert [f.path for f in manifest.files] == sorted(files)
-    assert all(f.sha256 == hashlib.sha256(files[f.path]).digest() and f.size == len(files[f.path])
-               for f in manifest.files)  # fmt: skip
+    assert all(
+        f.sha256 == hashlib.sha256(files[f.path]).digest() and f.size == len(files[f.path]) for f in manifest.files
+    )
     assert store.read_bytes(manifest.id) == b"".join(files[name] for name in sorted(files))
     assert Manifest.decode(manifest.encode()) == manifest and store.verify(manifest.id).ok
     (model / "extra").symlink_to(model / "README.md")
@@ -149,8 +168,12 @@ def test_a_directory_is_one_artifact_listing_its_files(store: ArtifactStore, tmp
 def test_manifests_that_do_not_add_up_are_refused(store: ArtifactStore) -> None:
     manifest = add_bytes(store, sized(3 * CHUNK))
     wire = manifest.to_wire()
-    for index, value, message in [(6, wire[6][:2], "chunk ids for"), (7, b"\x00" * 32, "Merkle root"),
-                                  (5, 10, "chunk size"), (4, 3 * CHUNK + 5, "chunk ids for")]:  # fmt: skip
+    for index, value, message in [
+        (6, wire[6][:2], "chunk ids for"),
+        (7, b"\x00" * 32, "Merkle root"),
+        (5, 10, "chunk size"),
+        (4, 3 * CHUNK + 5, "chunk ids for"),
+    ]:
         bad = list(wire)
         bad[index] = value
         with pytest.raises(DecodeError, match=message):
@@ -207,8 +230,13 @@ def test_kill_9_during_ingest_leaves_no_partial_artifact(tmp_path: Path) -> None
     root = tmp_path / "artifacts"
     with ArtifactStore(root, chunk_size=CHUNK) as before:
         kept = add_bytes(before, sized(5 * CHUNK))
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CRASHING_INGEST), str(root)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CRASHING_INGEST), str(root)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ingesting"
         time.sleep(0.2)
@@ -228,8 +256,9 @@ def test_kill_9_during_ingest_leaves_no_partial_artifact(tmp_path: Path) -> None
         assert list(after.chunks.tmp.iterdir()) == []
 
 
-def test_encrypted_artifacts_keep_the_plaintext_id_and_read_only_with_their_key(store: ArtifactStore,
-                                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_encrypted_artifacts_keep_the_plaintext_id_and_read_only_with_their_key(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
     from core.errors import ArtifactError
     from core.sealing import ChunkDecryptionFailed, decrypt_chunk, new_content_key
 
@@ -303,8 +332,14 @@ def test_two_uploads_of_the_same_bytes_at_once_leave_one_consistent_copy(store: 
         outcomes: list[object] = [None, None]
         start = threading.Barrier(2)
 
-        def upload(i: int, data: bytes = data, artifact: bytes = artifact, clear: bool = clear,
-                   outcomes: list[object] = outcomes, start: threading.Barrier = start) -> None:  # fmt: skip
+        def upload(
+            i: int,
+            data: bytes = data,
+            artifact: bytes = artifact,
+            clear: bool = clear,
+            outcomes: list[object] = outcomes,
+            start: threading.Barrier = start,
+        ) -> None:
             seal = None if clear and i == 1 else (new_content_key(), artifact)
             start.wait()
             try:

@@ -27,18 +27,26 @@ def write(root: Path, relative: str, source: str) -> None:
 def test_reports_what_nothing_in_the_product_uses_and_only_in_the_checked_floors(tmp_path: Path) -> None:
     dead_code = load("tools/dead_code.py")
     write(tmp_path, "core/__init__.py", "")
-    write(tmp_path, "core/things.py", """
+    write(
+        tmp_path,
+        "core/things.py",
+        """
         def used_by_cli(): return 1
         def used_by_nobody(): return 2
         def used_by_a_test_only(): return 3
         class Kept:
             def method_nobody_calls(self): return 4
-    """)
+    """,
+    )
     write(tmp_path, "cli/__init__.py", "")
-    write(tmp_path, "cli/user.py", """
+    write(
+        tmp_path,
+        "cli/user.py",
+        """
         from core.things import Kept, used_by_cli
         def unused_in_cli(): return used_by_cli(), Kept()
-    """)
+    """,
+    )
     write(tmp_path, "tests/test_things.py", "from core.things import used_by_a_test_only\nused_by_a_test_only()\n")
     found = dead_code.unused(tmp_path)
     names = sorted(line.split("'")[1] for line in found)
@@ -50,13 +58,17 @@ def test_reports_what_nothing_in_the_product_uses_and_only_in_the_checked_floors
 def test_a_cli_command_is_used_by_being_registered(tmp_path: Path) -> None:
     dead_code = load("tools/dead_code.py")
     write(tmp_path, "cli/__init__.py", "")
-    write(tmp_path, "cli/things_cmds.py", """
+    write(
+        tmp_path,
+        "cli/things_cmds.py",
+        """
         import typer
         things_app = typer.Typer()
         @things_app.command("show")
         def show_things(): return 1
         def helper_nobody_calls(): return 2
-    """)
+    """,
+    )
     found = dead_code.unused(tmp_path)
     assert [line.split("'")[1] for line in found] == ["helper_nobody_calls"], found
 

@@ -34,25 +34,53 @@ HOSTILE: list[tuple[str, bytes, int, str]] = [  # name, source, line, what the m
     ("5000_digits", fn("f", "return " + "7" * 5000).encode(), 3, "at most 78 digits"),
     ("79_digits", fn("f", "return " + "7" * 79).encode(), 3, "256-bit range"),
     ("index_2_to_255", fn("f", f"return [1][{2**255}]").encode(), 3, "256-bit range"),  # found by the soak
-    ("300_locals", ("@public\ndef f():\n" + "".join(f"    v{i} = {i}\n" for i in range(300))).encode(), 259,
-     "more than 256 local variables"),
-    ("1100_constants", ("@public\ndef f():\n    x = 0\n"
-                        + "".join(f"    x = {i + 1000}\n" for i in range(1100))).encode(), 1027,
-     "more than 1024 distinct constants"),
-    ("17000_instructions", ("@public\ndef f():\n    x = 0\n" + "    x = x + 1\n" * 5000).encode(), 4099,
-     "more than 16384 instructions"),
+    (
+        "300_locals",
+        ("@public\ndef f():\n" + "".join(f"    v{i} = {i}\n" for i in range(300))).encode(),
+        259,
+        "more than 256 local variables",
+    ),
+    (
+        "1100_constants",
+        ("@public\ndef f():\n    x = 0\n" + "".join(f"    x = {i + 1000}\n" for i in range(1100))).encode(),
+        1027,
+        "more than 1024 distinct constants",
+    ),
+    (
+        "17000_instructions",
+        ("@public\ndef f():\n    x = 0\n" + "    x = x + 1\n" * 5000).encode(),
+        4099,
+        "more than 16384 instructions",
+    ),
     ("long_name", fn("f" * 65).encode(), 2, "at most 64"),
     ("two_functions_one_name", (fn("f") + fn("f")).encode(), 5, "a second function named f"),
     ("list_of_5000", fn("f", "return [" + "1," * 5000 + "]").encode(), 3, "more than 4096 items"),
-    ("event_of_40_fields", fn("f", "emit('E', " + ", ".join(f"a{i}=1" for i in range(40)) + ")").encode(), 3,
-     "at most 32 fields"),
+    (
+        "event_of_40_fields",
+        fn("f", "emit('E', " + ", ".join(f"a{i}=1" for i in range(40)) + ")").encode(),
+        3,
+        "at most 32 fields",
+    ),
     ("lone_surrogate", fn("f", "return '\\ud800'").encode(), 3, "valid Unicode"),
-    ("code_over_96k", "".join(f"@public\ndef f{i}():\n    x = 0\n" + "    x = x + 1\n" * 1500 + "    return x\n"
-                              for i in range(10)).encode(), 2 + 8 * 1504, f"over the limit of {MAX_CODE_BYTES}"),
-    ("300_elifs", ("@public\ndef f(x):\n    if x == 0:\n        return 0\n"
-                   + "".join(f"    elif x == {i}:\n        return {i}\n" for i in range(1, 300))
-                   + "    return 1 / 2\n").encode(), 603, "Div is not supported"),
-]  # fmt: skip
+    (
+        "code_over_96k",
+        "".join(
+            f"@public\ndef f{i}():\n    x = 0\n" + "    x = x + 1\n" * 1500 + "    return x\n" for i in range(10)
+        ).encode(),
+        2 + 8 * 1504,
+        f"over the limit of {MAX_CODE_BYTES}",
+    ),
+    (
+        "300_elifs",
+        (
+            "@public\ndef f(x):\n    if x == 0:\n        return 0\n"
+            + "".join(f"    elif x == {i}:\n        return {i}\n" for i in range(1, 300))
+            + "    return 1 / 2\n"
+        ).encode(),
+        603,
+        "Div is not supported",
+    ),
+]
 
 
 @pytest.mark.parametrize(("source", "line", "says"), [case[1:] for case in HOSTILE], ids=[c[0] for c in HOSTILE])
@@ -99,8 +127,9 @@ def test_the_installed_cli_on_a_non_utf8_file_exits_1_without_a_traceback(tmp_pa
     path.write_bytes("@public\ndef f():\n    return 'café'\n".encode("latin-1"))
     result = subprocess.run([CLI, "contract", "compile", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.strip() == (f"error: {path}: line 3: the source is not UTF-8 text (byte 0xe9); save it as "
-                                     "UTF-8 (column 16)"), result.stderr  # fmt: skip
+    assert result.stderr.strip() == (
+        f"error: {path}: line 3: the source is not UTF-8 text (byte 0xe9); save it as UTF-8 (column 16)"
+    ), result.stderr
 
 
 def test_deploying_or_calling_with_hostile_input_ends_in_one_line_before_any_rpc(tmp_path: Path) -> None:

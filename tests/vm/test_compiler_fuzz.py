@@ -73,7 +73,13 @@ def test_every_system_contract_still_compiles() -> None:
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
 @SOAK
-@given(st.one_of(generated_sources, mutated_sources(), extreme_sources(max_size=20_000).map(lambda s: s[1]),
-                 st.binary(max_size=2000)))  # fmt: skip
+@given(
+    st.one_of(
+        generated_sources,
+        mutated_sources(),
+        extreme_sources(max_size=20_000).map(lambda s: s[1]),
+        st.binary(max_size=2000),
+    )
+)
 def test_soak_compiler(source: str | bytes) -> None:
     check(source)

@@ -24,8 +24,14 @@ def total(view: StateView, addresses: list[bytes]) -> int:
 
 def test_deploy_then_call_then_a_failing_call_charges_gas_and_reverts() -> None:
     view = StateView(DictState({ALICE.address: Account(10**12)}))
-    deploy = tx(ALICE, to=b"", value=7, gas_limit=GAS, data=encode_deploy(compile_contract(TOKEN), [1000]),
-                kind=int(TxKind.DEPLOY))  # fmt: skip
+    deploy = tx(
+        ALICE,
+        to=b"",
+        value=7,
+        gas_limit=GAS,
+        data=encode_deploy(compile_contract(TOKEN), [1000]),
+        kind=int(TxKind.DEPLOY),
+    )
     receipt = apply_transaction(view, deploy, ctx())
     assert receipt.status == STATUS_SUCCESS, receipt.error
     address = contract_address(ALICE.address, 0)
@@ -35,15 +41,29 @@ def test_deploy_then_call_then_a_failing_call_charges_gas_and_reverts() -> None:
     spent = receipt.gas_used * deploy.gas_price
     assert view.account(ALICE.address).balance == 10**12 - 7 - spent
 
-    send = tx(ALICE, to=address, value=0, nonce=1, gas_limit=GAS, data=encode_call("send", [BOB.address, 40]),
-              kind=int(TxKind.CALL))  # fmt: skip
+    send = tx(
+        ALICE,
+        to=address,
+        value=0,
+        nonce=1,
+        gas_limit=GAS,
+        data=encode_call("send", [BOB.address, 40]),
+        kind=int(TxKind.CALL),
+    )
     receipt = apply_transaction(view, send, ctx())
     assert receipt.status == STATUS_SUCCESS, receipt.error
     assert [e.name for e in receipt.events] == ["Sent"]
 
     before = view.account(ALICE.address).balance
-    too_much = tx(ALICE, to=address, value=5, nonce=2, gas_limit=GAS, data=encode_call("send", [BOB.address, 10**6]),
-                  kind=int(TxKind.CALL))  # fmt: skip
+    too_much = tx(
+        ALICE,
+        to=address,
+        value=5,
+        nonce=2,
+        gas_limit=GAS,
+        data=encode_call("send", [BOB.address, 10**6]),
+        kind=int(TxKind.CALL),
+    )
     receipt = apply_transaction(view, too_much, ctx())
     assert receipt.status == STATUS_FAILED and "insufficient balance" in receipt.error
     assert receipt.events == ()

@@ -33,13 +33,21 @@ def deploy(source: str, *args: Any, balance: int = 0) -> StateView:
     view.account(DEPLOYER).balance = balance
     view.touch(DEPLOYER)
     if "def constructor" in source:
-        run_call(view, CallContext(DEPLOYER, 1, 0), DEPLOYER, CONTRACT, "constructor", list(args), 0, 10**6,
-                 internal=True)  # fmt: skip
+        run_call(
+            view, CallContext(DEPLOYER, 1, 0), DEPLOYER, CONTRACT, "constructor", list(args), 0, 10**6, internal=True
+        )
     return view
 
 
-def call(view: StateView, function: str, *args: Any, gas: int = 10**7, value: int = 0, caller: bytes = DEPLOYER,
-         ctx: CallContext | None = None) -> Any:  # fmt: skip
+def call(
+    view: StateView,
+    function: str,
+    *args: Any,
+    gas: int = 10**7,
+    value: int = 0,
+    caller: bytes = DEPLOYER,
+    ctx: CallContext | None = None,
+) -> Any:
     return run_call(view, ctx or CallContext(caller, 5, 1234), caller, CONTRACT, function, list(args), value, gas)[0]
 
 
@@ -112,8 +120,25 @@ def list_sum(xs: list) -> int:
 """
     view = deploy(source)
     assert call(view, "run", 20) == [
-        [1, 4, 16, 25, 49, 64, 100], 7, "bc3", 5, 4, b"\x01\x02\xe3", 258, -4, 1, 1024, 16, -1, 1, 4, True, True, 9, 6,
-    ]  # fmt: skip
+        [1, 4, 16, 25, 49, 64, 100],
+        7,
+        "bc3",
+        5,
+        4,
+        b"\x01\x02\xe3",
+        258,
+        -4,
+        1,
+        1024,
+        16,
+        -1,
+        1,
+        4,
+        True,
+        True,
+        9,
+        6,
+    ]
 
 
 def test_storage_scalars_maps_with_tuple_keys_and_deletes() -> None:
@@ -167,8 +192,10 @@ def test_gas_runs_out_and_memory_and_depth_are_bounded() -> None:
 
 def test_gas_used_is_the_same_every_time() -> None:
     view = deploy(TOKEN, 1000)
-    used = {run_call(deploy(TOKEN, 1000), CallContext(DEPLOYER, 5, 0), DEPLOYER, CONTRACT, "send", [ALICE, 3], 0,
-                     10**6)[1] for _ in range(3)}  # fmt: skip
+    used = {
+        run_call(deploy(TOKEN, 1000), CallContext(DEPLOYER, 5, 0), DEPLOYER, CONTRACT, "send", [ALICE, 3], 0, 10**6)[1]
+        for _ in range(3)
+    }
     assert len(used) == 1 and next(iter(used)) > 0
     assert call(view, "balance_of", ALICE) == 0
 
@@ -191,11 +218,15 @@ def forward(to: bytes) -> int:
 def test_contracts_call_each_other_and_a_failure_inside_reverts_everything() -> None:
     view = deploy(TOKEN, 1000)
     other = b"\x09" * 20
-    install(view, other, compile_contract('''
+    install(
+        view,
+        other,
+        compile_contract("""
 @public
 def relay(token: bytes, to: bytes, amount: int) -> bool:
     return call(token, "send", to, amount)
-'''))  # fmt: skip
+"""),
+    )
     call(view, "send", other, 50)
     ctx = CallContext(DEPLOYER, 5, 0)
     assert run_call(view, ctx, DEPLOYER, other, "relay", [CONTRACT, ALICE, 20], 0, 10**6)[0] is True
@@ -216,7 +247,10 @@ def take(note: str) -> int:
     return chain_id()
 """)
     sender = b"\x09" * 20
-    install(view, sender, compile_contract("""
+    install(
+        view,
+        sender,
+        compile_contract("""
 @public
 def forward(target: bytes, note: str) -> int:
     return call(target, "take", note, value=call_value())
@@ -224,7 +258,8 @@ def forward(target: bytes, note: str) -> int:
 @view
 def push(target: bytes) -> int:
     return call(target, "take", "view", value=1)
-"""))  # fmt: skip
+"""),
+    )
     view.account(ALICE).balance = 100
     view.touch(ALICE)
     ctx = CallContext(ALICE, 5, 0, chain_id=42)
@@ -290,8 +325,14 @@ def wire_functions(draw: st.DrawFn) -> list[object]:
     for _ in range(n):
         code += [draw(st.sampled_from([int(op) for op in Op])), draw(st.integers(0, 300))]
     code += [11, 0]
-    consts = draw(st.lists(st.one_of(st.integers(-(2**70), 2**70), st.binary(max_size=8), st.text(max_size=4),
-                                     st.booleans(), st.none()), max_size=4))  # fmt: skip
+    consts = draw(
+        st.lists(
+            st.one_of(
+                st.integers(-(2**70), 2**70), st.binary(max_size=8), st.text(max_size=4), st.booleans(), st.none()
+            ),
+            max_size=4,
+        )
+    )
     return ["f", draw(st.integers(0, 2)), draw(st.integers(2, 6)), True, False, [to_wire(c) for c in consts], code]
 
 

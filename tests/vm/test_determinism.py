@@ -24,13 +24,19 @@ NAMES = ["a", "b", "c"]
 
 
 def expressions() -> st.SearchStrategy[str]:
-    leaves = st.one_of(st.integers(-(2**70), 2**70).map(str), st.sampled_from(NAMES), st.just("n"),
-                       st.just("store[a % 3]"), st.just("counter"))  # fmt: skip
+    leaves = st.one_of(
+        st.integers(-(2**70), 2**70).map(str),
+        st.sampled_from(NAMES),
+        st.just("n"),
+        st.just("store[a % 3]"),
+        st.just("counter"),
+    )
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         return st.one_of(
-            st.tuples(inner, st.sampled_from(["+", "-", "*", "//", "%", "&", "|", "^", "<", "==", "and", "or"]),
-                      inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(
+                inner, st.sampled_from(["+", "-", "*", "//", "%", "&", "|", "^", "<", "==", "and", "or"]), inner
+            ).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
             inner.map(lambda e: f"(-{e})"),
             st.tuples(inner, inner).map(lambda t: f"min({t[0]}, {t[1]})"),
             inner.map(lambda e: f"len(str({e}))"),
@@ -108,8 +114,13 @@ def test_random_programs_behave_the_same_in_another_process(jobs: list[tuple[str
     for outcome in here:
         assert outcome["gas"] is None or 0 < outcome["gas"] <= GAS  # it stopped within its gas
     child = subprocess.run(
-        [sys.executable, "-c", CHILD], input=json.dumps(jobs), capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [sys.executable, "-c", CHILD],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert child.returncode == 0, child.stderr[-2000:]
     assert json.loads(child.stdout) == here

@@ -73,12 +73,15 @@ def receipt_error(source: str, function: str, args: list[Any]) -> str:
         ("d = {'k': 1}\n    return [a] in d", [1, 0], "type error: a list cannot be a dict key"),
         ("return a[b]", [None, 0], "type error: None cannot be indexed or sliced"),
         ("return a - b", ["x", 1], "type error: expected an int, got a string"),
-        ("x = [a]\n    x.append(x)\n    y = [a]\n    y.append(y)\n    return x == y", [1, 0],
-         "values nest at most 64 levels deep"),
+        (
+            "x = [a]\n    x.append(x)\n    y = [a]\n    y.append(y)\n    return x == y",
+            [1, 0],
+            "values nest at most 64 levels deep",
+        ),
         ("return len(a) + b", [5, 0], "type error: len() takes bytes, a string, a list or a dict"),
         ("return a.get(b)", [[1], 0], "type error: a list has no method get()"),
     ],
-)  # fmt: skip
+)
 def test_receipts_name_type_index_and_key_errors_in_the_vms_own_words(body: str, args: list[Any], message: str) -> None:
     source = f"@public\ndef f(a: int, b: int) -> int:\n    {body}\n"
     error = receipt_error(source, "f", args)
@@ -101,8 +104,12 @@ def test_malformed_data_and_bytecode_are_named_by_what_was_expected() -> None:
         tx(ALICE, to=b"", value=0, nonce=3, gas_limit=GAS, data=b"\x01", kind=int(TxKind.VALIDATOR_VOTE)),
     ]
     errors = [apply_transaction(view, case, ctx()).error for case in cases]
-    assert errors == [Fault.BAD_CODE.value, Fault.MALFORMED_CALL.value, Fault.MALFORMED_ARGUMENTS.value,
-                      Fault.VOTE_MALFORMED.value]  # fmt: skip
+    assert errors == [
+        Fault.BAD_CODE.value,
+        Fault.MALFORMED_CALL.value,
+        Fault.MALFORMED_ARGUMENTS.value,
+        Fault.VOTE_MALFORMED.value,
+    ]
 
 
 # --- the stack rule ----------------------------------------------------------------------------------
@@ -142,14 +149,35 @@ def test_every_contract_the_compiler_makes_keeps_the_stack_rule() -> None:
 
 # --- random programs only ever fail in the VM's own words --------------------------------------------
 
-CONSTS = st.one_of(st.integers(-(2**255), 2**255 - 1), st.integers(-3, 3), st.binary(max_size=6), st.text(max_size=3),
-                   st.booleans(), st.none())  # fmt: skip
+CONSTS = st.one_of(
+    st.integers(-(2**255), 2**255 - 1),
+    st.integers(-3, 3),
+    st.binary(max_size=6),
+    st.text(max_size=3),
+    st.booleans(),
+    st.none(),
+)
 VALUES = st.recursive(CONSTS, lambda inner: st.lists(inner, max_size=3), max_leaves=5)
 _UNARY = (Op.NEG, Op.NOT, Op.INVERT)
-_SIMPLE = [(Op.NOP, 0, 0), (Op.POP, 1, 0), (Op.DUP, 1, 2), (Op.STORE, 1, 0), (Op.SSTORE, 1, 0),
-           (Op.STORE_INDEX, 3, 0), (Op.SLICE, 3, 1), (Op.MLOAD, 1, 1), (Op.MSTORE, 2, 0), (Op.MHAS, 1, 1),
-           (Op.MDEL, 1, 0), (Op.SLOAD, 0, 1), (Op.INDEX, 2, 1)] + [(op, 1, 1) for op in _UNARY] + [
-    (op, 2, 1) for op in Op if Op.ADD <= op <= Op.NOT_IN and op not in _UNARY]  # fmt: skip
+_SIMPLE = (
+    [
+        (Op.NOP, 0, 0),
+        (Op.POP, 1, 0),
+        (Op.DUP, 1, 2),
+        (Op.STORE, 1, 0),
+        (Op.SSTORE, 1, 0),
+        (Op.STORE_INDEX, 3, 0),
+        (Op.SLICE, 3, 1),
+        (Op.MLOAD, 1, 1),
+        (Op.MSTORE, 2, 0),
+        (Op.MHAS, 1, 1),
+        (Op.MDEL, 1, 0),
+        (Op.SLOAD, 0, 1),
+        (Op.INDEX, 2, 1),
+    ]
+    + [(op, 1, 1) for op in _UNARY]
+    + [(op, 2, 1) for op in Op if Op.ADD <= op <= Op.NOT_IN and op not in _UNARY]
+)
 
 
 @st.composite
@@ -164,8 +192,11 @@ def even_stack_functions(draw: st.DrawFn) -> tuple[bytes, int]:
     for _ in range(draw(st.integers(1, 30))):
         choice = draw(st.integers(0, 9))
         if choice <= 2 or h == 0:
-            body.append((Op.CONST, draw(st.integers(0, len(consts) - 1))) if draw(st.booleans()) else
-                        (Op.LOAD, draw(st.integers(0, n_locals - 1))))  # fmt: skip
+            body.append(
+                (Op.CONST, draw(st.integers(0, len(consts) - 1)))
+                if draw(st.booleans())
+                else (Op.LOAD, draw(st.integers(0, n_locals - 1)))
+            )
             h += 1
             continue
         if choice == 3:
@@ -213,8 +244,16 @@ def even_stack_functions(draw: st.DrawFn) -> tuple[bytes, int]:
     for at in stubs:
         body[at] = (body[at][0], len(body))
         body += [(Op.BUILD_LIST, 0), (Op.RETURN, 0)]
-    code = [int(x) for pair in body for x in (pair[0], 2 * pair[1] if pair[0] in (
-        Op.JUMP, Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.AND_JUMP, Op.OR_JUMP) else pair[1])]  # fmt: skip
+    code = [
+        int(x)
+        for pair in body
+        for x in (
+            pair[0],
+            2 * pair[1]
+            if pair[0] in (Op.JUMP, Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.AND_JUMP, Op.OR_JUMP)
+            else pair[1],
+        )
+    ]
     function = ["f", n_params, n_locals, True, False, [to_wire(c) for c in consts], code]
     return codec.encode([20, 1, [function], [["v", 0, 0], ["m", 1, None]]]), n_params
 
@@ -243,8 +282,11 @@ LEAVES = ["a", "b", "0", "7", "-2", "'ab'", "b'xy'", "[1, 'a']", "None", "True",
 
 def expressions() -> st.SearchStrategy[str]:
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        binary = st.tuples(inner, st.sampled_from(["+", "-", "*", "//", "%", "**", "<", "<=", "==", "!=", "in",
-                                                   "not in", "<<", "&"]), inner)  # fmt: skip
+        binary = st.tuples(
+            inner,
+            st.sampled_from(["+", "-", "*", "//", "%", "**", "<", "<=", "==", "!=", "in", "not in", "<<", "&"]),
+            inner,
+        )
         return st.one_of(
             binary.map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
             st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}]"),

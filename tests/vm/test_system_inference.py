@@ -85,11 +85,26 @@ def test_a_model_registered_with_parents_starts_its_lineage_and_a_missing_parent
     chain, keys = world
     owner = keys[4].address
     with pytest.raises(Revert, match="parent version does not exist"):
-        chain.call(MODELS, owner, "register_derived", "child", b"\x13" * 32, "onnx", b"", [[owner, 10_000]],
-                   [["base", 2]], [])  # fmt: skip
+        chain.call(
+            MODELS, owner, "register_derived", "child", b"\x13" * 32, "onnx", b"", [[owner, 10_000]], [["base", 2]], []
+        )
     with pytest.raises(Revert, match="parent model does not exist"):
-        chain.call(MODELS, owner, "register_derived", "child", b"\x13" * 32, "onnx", b"", [[owner, 10_000]],
-                   [["nowhere", 1]], [])  # fmt: skip
-    assert chain.call(MODELS, owner, "register_derived", "child", b"\x13" * 32, "onnx", b"", [[owner, 10_000]],
-                      [["tuned", 2]], []) == 1  # fmt: skip
+        chain.call(
+            MODELS,
+            owner,
+            "register_derived",
+            "child",
+            b"\x13" * 32,
+            "onnx",
+            b"",
+            [[owner, 10_000]],
+            [["nowhere", 1]],
+            [],
+        )
+    assert (
+        chain.call(
+            MODELS, owner, "register_derived", "child", b"\x13" * 32, "onnx", b"", [[owner, 10_000]], [["tuned", 2]], []
+        )
+        == 1
+    )
     assert chain.call(MODELS, owner, "lineage", "child", 1) == [["tuned", 2], ["base", 1], ["tuned", 1]]

@@ -37,8 +37,9 @@ def released(world: tuple[Chain, list[Any]]) -> tuple[Chain, list[bytes]]:
     return chain, [a, b, c, up, buyer, stranger, node]
 
 
-def offer(chain: Chain, owner: bytes, version: int = 1, *, price: int = 5, duration_s: int = 0,
-          per_use: int = 0) -> int:  # fmt: skip
+def offer(
+    chain: Chain, owner: bytes, version: int = 1, *, price: int = 5, duration_s: int = 0, per_use: int = 0
+) -> int:
     number: int = chain.license(owner, "make_offer", "tuned", version, price, duration_s, per_use, 0, [], 0)
     return number
 
@@ -130,6 +131,5 @@ def test_posting_an_envelope_costs_bounded_gas(released: tuple[Chain, list[bytes
     chain, (a, _, _, _, buyer, _, node) = released
     chain.license(buyer, "buy", "tuned", offer(chain, a, price=0, per_use=7), value=70)  # metered: the dearest check
     ctx = CallContext(node, 10, chain.time_ms, chain_id=31)
-    _, used, _ = run_call(chain.view, ctx, node, KEYS, "post_envelope", ["tuned", 1, buyer, b"\x07" * 1024], 0,
-                          10**7)  # fmt: skip
+    _, used, _ = run_call(chain.view, ctx, node, KEYS, "post_envelope", ["tuned", 1, buyer, b"\x07" * 1024], 0, 10**7)
     assert used < POST_GAS // 2, used

@@ -26,8 +26,7 @@ def test_a_purchase_pays_owners_by_share_and_the_upstream_royalty_exactly(world:
     assert expires == chain.time_ms + 3_600_000
     paid = {who: chain.balance(who) - before[who] for who in everyone}
     # 90% to the owners by 50/30/20, 10% upstream; the 2 units rounding leaves go to the first owner
-    assert paid == {a: 450_001 + 2, b: 270_000, c: 180_000, up: 100_000, buyer: -1_000_003, LICENSING: 0,
-                    PAYMENTS: 0}  # fmt: skip
+    assert paid == {a: 450_001 + 2, b: 270_000, c: 180_000, up: 100_000, buyer: -1_000_003, LICENSING: 0, PAYMENTS: 0}
     assert sum(paid.values()) == 0
     assert chain.license(a, "is_licensed", buyer, "tuned", 2) is True
     assert chain.license(a, "is_licensed", buyer, "tuned", 1) is False  # a licence is for its version

@@ -48,12 +48,34 @@ class World:
         finally:
             self.chain.time_ms = saved
 
-    def header(self, key: PrivateKey, model: str = "m", version: int = 1, *, path: str | None = None,
-               method: str = "GET", range_header: str = "", at_ms: int | None = None, chain_id: int = CHAIN,
-               artifact: bytes = SECRET, nonce: bytes | None = None, node: bytes = THIS_NODE) -> str:  # fmt: skip
-        signed = sign_read(key, chain_id, artifact, model, version, method, path or self.path, range_header,
-                           audience=node, timestamp_ms=self.clock_ms if at_ms is None else at_ms,
-                           nonce=nonce)  # fmt: skip
+    def header(
+        self,
+        key: PrivateKey,
+        model: str = "m",
+        version: int = 1,
+        *,
+        path: str | None = None,
+        method: str = "GET",
+        range_header: str = "",
+        at_ms: int | None = None,
+        chain_id: int = CHAIN,
+        artifact: bytes = SECRET,
+        nonce: bytes | None = None,
+        node: bytes = THIS_NODE,
+    ) -> str:
+        signed = sign_read(
+            key,
+            chain_id,
+            artifact,
+            model,
+            version,
+            method,
+            path or self.path,
+            range_header,
+            audience=node,
+            timestamp_ms=self.clock_ms if at_ms is None else at_ms,
+            nonce=nonce,
+        )
         return signed.header()
 
     @property
@@ -104,8 +126,12 @@ def test_a_read_signed_for_another_node_is_refused_here(world: World) -> None:
     world.chain.license(world.bob.address, "buy", "m", world.offer, value=5)
     nonce = b"\x07" * 16
     relayed = world.header(world.bob, node=OTHER_NODE, nonce=nonce)
-    world.refused(relayed, 403, f"this signed read is for node 0x{OTHER_NODE.hex()}, and this is node "
-                                f"0x{THIS_NODE.hex()}: a node serves only reads signed for itself")  # fmt: skip
+    world.refused(
+        relayed,
+        403,
+        f"this signed read is for node 0x{OTHER_NODE.hex()}, and this is node "
+        f"0x{THIS_NODE.hex()}: a node serves only reads signed for itself",
+    )
     world.refused(relayed, 403, "is for node 0x")  # again: refused for what it is, not as a replay
     token = codec.decode(base64.b64decode(relayed.split(" ", 1)[1]))  # re-addressed here: its signature fails
     token[1] = THIS_NODE
@@ -147,8 +173,7 @@ def test_owning_a_copy_that_names_someone_elses_artifact_unlocks_nothing(world: 
     unbound = World.__new__(World)  # the same chain, but this node kept the key without a publisher
     unbound.__dict__.update(world.__dict__)
     unbound.bindings = PublisherBindings(world.bindings.root.parent / "none")
-    unbound.access = ArtifactAccess(CHAIN, THIS_NODE, world.view, unbound.bindings,
-                                    clock=lambda: world.clock_ms / 1000)  # fmt: skip
+    unbound.access = ArtifactAccess(CHAIN, THIS_NODE, world.view, unbound.bindings, clock=lambda: world.clock_ms / 1000)
     unbound.refused(world.header(world.alice, nonce=b"\x09" * 16), 403, "without a publisher")
 
 

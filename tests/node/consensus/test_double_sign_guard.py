@@ -146,8 +146,11 @@ def test_the_check_height_comes_from_node_toml_and_the_environment_and_bad_value
     assert load_config(None, environ={}).consensus.double_sign_check_height == 10, "on by default"
     env = {"AICHAIN_CONSENSUS_DOUBLE_SIGN_CHECK_HEIGHT": "0"}
     assert load_config(toml, environ=env).consensus.double_sign_check_height == 0
-    for bad, message in (("-1", "must be 0 to 10000 blocks"), ("10001", "must be 0 to 10000 blocks"),
-                         ('"ten"', "not a valid value")):  # fmt: skip
+    for bad, message in (
+        ("-1", "must be 0 to 10000 blocks"),
+        ("10001", "must be 0 to 10000 blocks"),
+        ('"ten"', "not a valid value"),
+    ):
         toml.write_text(f"[consensus]\ndouble_sign_check_height = {bad}\n")
         with pytest.raises(ConfigError, match=message):
             load_config(toml, environ={})

@@ -46,8 +46,22 @@ class FakeChain:
     def __init__(self, validators: ValidatorSet) -> None:
         self.validators = validators
         vhash = validators.hash()
-        self.head = Header(CHAIN_ID, 0, T0, ZERO_HASH, bytes(20), ZERO_HASH, ZERO_HASH, ZERO_HASH, vhash, vhash,
-                           ZERO_HASH, ZERO_HASH, 0, 0)  # fmt: skip
+        self.head = Header(
+            CHAIN_ID,
+            0,
+            T0,
+            ZERO_HASH,
+            bytes(20),
+            ZERO_HASH,
+            ZERO_HASH,
+            ZERO_HASH,
+            vhash,
+            vhash,
+            ZERO_HASH,
+            ZERO_HASH,
+            0,
+            0,
+        )
         self.committed: list[tuple[Block, Commit]] = []
         self.executed: list[int] = []
         self.refused: list[bytes] = []
@@ -56,8 +70,22 @@ class FakeChain:
         self, txs: list[Transaction], proposer: bytes, now_ms: int, evidence: tuple[bytes, ...] = ()
     ) -> PendingBlock:
         head, vhash = self.head, self.validators.hash()
-        header = Header(CHAIN_ID, head.height + 1, max(now_ms, head.timestamp_ms + 1), head.hash, proposer,
-                        ZERO_HASH, ZERO_HASH, ZERO_HASH, vhash, vhash, ZERO_HASH, ZERO_HASH, 0, len(txs))  # fmt: skip
+        header = Header(
+            CHAIN_ID,
+            head.height + 1,
+            max(now_ms, head.timestamp_ms + 1),
+            head.hash,
+            proposer,
+            ZERO_HASH,
+            ZERO_HASH,
+            ZERO_HASH,
+            vhash,
+            vhash,
+            ZERO_HASH,
+            ZERO_HASH,
+            0,
+            len(txs),
+        )
         return PendingBlock(Block(header, tuple(txs), None, evidence), [], {}, None, [])  # type: ignore[arg-type]
 
     def execute(self, block: Block, now_ms: int | None = None, verified: object = None) -> PendingBlock:
@@ -103,12 +131,21 @@ class Validating:
         self.peers: list[Validating] = []
         self.signer = Signer(key, CHAIN_ID, root / "sign_state.json")
         self.driver = ConsensusDriver(
-            machine=Tendermint(CHAIN_ID, key.address, timeouts), signer=self.signer, inbox=self.inbox,
-            ledger=self.chain, params=PARAMS, mempool=EmptyMempool(), evidence=EvidencePool(lambda items: items),
-            blocks=self.blocks, prebuilder=Prebuilder(self.chain, EmptyMempool(), self.blocks, PARAMS),  # type: ignore[arg-type]
-            wal=ConsensusWal(self.kv), metrics=NodeMetrics(), on_committed=self.committed,
-            tx_arrived=asyncio.Event(), broadcast=self.broadcast,
-        )  # fmt: skip
+            machine=Tendermint(CHAIN_ID, key.address, timeouts),
+            signer=self.signer,
+            inbox=self.inbox,
+            ledger=self.chain,
+            params=PARAMS,
+            mempool=EmptyMempool(),
+            evidence=EvidencePool(lambda items: items),
+            blocks=self.blocks,
+            prebuilder=Prebuilder(self.chain, EmptyMempool(), self.blocks, PARAMS),  # type: ignore[arg-type]
+            wal=ConsensusWal(self.kv),
+            metrics=NodeMetrics(),
+            on_committed=self.committed,
+            tx_arrived=asyncio.Event(),
+            broadcast=self.broadcast,
+        )
 
     async def broadcast(self, message: ConsensusMessage) -> None:
         """The network, faked: every other validator's driver receives it as a peer's checked message."""
@@ -187,12 +224,15 @@ async def test_four_validators_decide_the_same_blocks_through_typed_messages(
         assert len(commit.signatures) >= 3, "a commit holds the precommits of more than 2/3 of the power"
 
 
-@pytest.mark.parametrize("message", [
-    ("vote", Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, b"\x02" * 20)),  # the old tuple form
-    Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, b"\x02" * 20),  # a bare vote
-    None,
-    b"\x12",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "message",
+    [
+        ("vote", Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, b"\x02" * 20)),  # the old tuple form
+        Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, b"\x02" * 20),  # a bare vote
+        None,
+        b"\x12",
+    ],
+)
 async def test_an_unknown_message_is_refused_and_deciding_goes_on(
     network: Callable[..., list[Validating]], message: object
 ) -> None:
@@ -215,8 +255,27 @@ async def test_a_proposal_the_chain_refuses_gets_a_nil_prevote(network: Callable
     alone.peers = []  # what it signs stays with it
     alone.driver.start()
     vhash = validators.hash()
-    orphan = Block(Header(CHAIN_ID, 1, T0 + 5, b"\x09" * 32, proposer.key.address, ZERO_HASH, ZERO_HASH, ZERO_HASH,
-                          vhash, vhash, ZERO_HASH, ZERO_HASH, 0, 0), (), None, ())  # fmt: skip
+    orphan = Block(
+        Header(
+            CHAIN_ID,
+            1,
+            T0 + 5,
+            b"\x09" * 32,
+            proposer.key.address,
+            ZERO_HASH,
+            ZERO_HASH,
+            ZERO_HASH,
+            vhash,
+            vhash,
+            ZERO_HASH,
+            ZERO_HASH,
+            0,
+            0,
+        ),
+        (),
+        None,
+        (),
+    )
     proposal = Proposal(1, 0, -1, orphan.hash, proposer.key.address).signed_by(proposer.key, CHAIN_ID)
     alone.driver.receive(SignedProposal(proposal, orphan))
 

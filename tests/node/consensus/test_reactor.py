@@ -44,8 +44,22 @@ class AtGenesis:
     chain_id = CHAIN_ID
     validators = VALIDATORS
     last_commit: Commit | None = None
-    head = Header(CHAIN_ID, 0, 0, ZERO_HASH, bytes(20), ZERO_HASH, ZERO_HASH, ZERO_HASH, VALIDATORS.hash(),
-                  VALIDATORS.hash(), ZERO_HASH, ZERO_HASH, 0, 0)  # fmt: skip
+    head = Header(
+        CHAIN_ID,
+        0,
+        0,
+        ZERO_HASH,
+        bytes(20),
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        VALIDATORS.hash(),
+        VALIDATORS.hash(),
+        ZERO_HASH,
+        ZERO_HASH,
+        0,
+        0,
+    )
 
     class blocks:
         @staticmethod
@@ -67,16 +81,35 @@ def reactor_on(manager: PeerManager, delivered: list[ConsensusMessage]) -> Conse
     metrics = NodeMetrics()
     votes = VoteGossip(manager, Tendermint(CHAIN_ID, None), chain, metrics)  # type: ignore[arg-type]
     reactor = ConsensusReactor(
-        manager=manager, gossip=Gossip(manager), chain=chain, votes=votes, deliver=delivered.append,  # type: ignore[arg-type]
-        evidence=EvidencePool(lambda items: items), metrics=metrics,
-    )  # fmt: skip
+        manager=manager,
+        gossip=Gossip(manager),
+        chain=chain,
+        votes=votes,
+        deliver=delivered.append,  # type: ignore[arg-type]
+        evidence=EvidencePool(lambda items: items),
+        metrics=metrics,
+    )
     reactor.register()
     return reactor
 
 
 def a_block() -> Block:
-    header = Header(CHAIN_ID, 1, 1, AtGenesis.head.hash, KEY.address, ZERO_HASH, ZERO_HASH, ZERO_HASH,
-                    VALIDATORS.hash(), VALIDATORS.hash(), ZERO_HASH, ZERO_HASH, 0, 0)  # fmt: skip
+    header = Header(
+        CHAIN_ID,
+        1,
+        1,
+        AtGenesis.head.hash,
+        KEY.address,
+        ZERO_HASH,
+        ZERO_HASH,
+        ZERO_HASH,
+        VALIDATORS.hash(),
+        VALIDATORS.hash(),
+        ZERO_HASH,
+        ZERO_HASH,
+        0,
+        0,
+    )
     return Block(header, (), None, ())
 
 
@@ -95,12 +128,15 @@ async def test_what_the_driver_signs_reaches_a_peer_typed(cluster: Cluster) -> N
     assert delivered == [SignedProposal(proposal, block), SignedVote(vote)]
 
 
-@pytest.mark.parametrize("message", [
-    ("vote", Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, KEY.address)),  # the tuple the driver used to send
-    ("proposal", None, None),
-    Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, KEY.address),
-    "vote",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "message",
+    [
+        ("vote", Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, KEY.address)),  # the tuple the driver used to send
+        ("proposal", None, None),
+        Vote(VoteType.PREVOTE, 1, 0, b"\x01" * 32, KEY.address),
+        "vote",
+    ],
+)
 async def test_an_unknown_message_from_the_driver_is_refused_and_nothing_is_sent(
     cluster: Cluster, message: Any
 ) -> None:

@@ -19,8 +19,10 @@ class Node:
 
 
 def raws(count: int, first_nonce: int = 0) -> list[bytes]:
-    return [Transaction(7, KEY.public_key, n, 21_000, 1, TxKind.TRANSFER, bytes(20), 1, b"").signed_by(KEY).encoded
-            for n in range(first_nonce, first_nonce + count)]  # fmt: skip
+    return [
+        Transaction(7, KEY.public_key, n, 21_000, 1, TxKind.TRANSFER, bytes(20), 1, b"").signed_by(KEY).encoded
+        for n in range(first_nonce, first_nonce + count)
+    ]
 
 
 async def test_a_small_batch_behind_a_large_one_is_decoded_after_it() -> None:

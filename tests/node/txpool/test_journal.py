@@ -62,7 +62,6 @@ def test_journal_files_are_for_the_node_user_only(tmp_path: Path) -> None:
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "mempool").glob("*.journal"))
 
 
-
 def test_an_eviction_removes_what_came_before_it_and_a_transaction_sent_again_counts_again(tmp_path: Path) -> None:
     journal = TxJournal(tmp_path)
     journal.append([(1, b"evicted"), (2, b"kept"), (3, b"evicted-then-sent-again")])

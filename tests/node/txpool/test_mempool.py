@@ -437,8 +437,11 @@ def test_select_property(plan: list[tuple[int, int, int]], max_txs: int, max_gas
         assert nonces == list(range(len(nonces)))  # each sender: consecutive from its first
     # the first pick is the best-paying head among those that fit
     everything = mp.select(10**6, 10**12)
-    heads = [next(t for t in everything if t.sender == k.public_key and t.nonce == 0)
-             for k in senders if any(t.sender == k.public_key for t in everything)]  # fmt: skip
+    heads = [
+        next(t for t in everything if t.sender == k.public_key and t.nonce == 0)
+        for k in senders
+        if any(t.sender == k.public_key for t in everything)
+    ]
     fitting = [h for h in heads if h.gas_limit <= max_gas]
     if max_txs and fitting:
         assert chosen[0].gas_price == max(h.gas_price for h in fitting)
