@@ -29,7 +29,7 @@ from cli.common import (
     rpc_url,
     sdk_client,
 )
-from cli.model_cmds import ModelArgument, connect, guarded
+from cli.model_common import ModelArgument, connect, guarded
 from core.keys import address_hex
 from core.units import format_amount, parse_amount
 

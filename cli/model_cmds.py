@@ -12,18 +12,13 @@ and what to do, with exit code 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from aichain_node.client import Client
-from aichain_node.terms import ModelRef, Offer, TermsError, parse_owners
-from cli.artifact_private import NodeKeyOption, parse_node_key
+from aichain_node.terms import ModelRef, Offer, parse_owners
+from cli.artifact_private import NodeKeyOption
 from cli.common import (
     JsonOption,
     KeystoreOption,
@@ -32,67 +27,22 @@ from cli.common import (
     RpcOption,
     emit,
     fail,
-    load_key,
     resolve_address,
     rpc_url,
     sdk_client,
 )
-from core.errors import AichainError
+from cli.model_common import (
+    FromOption,
+    ModelArgument,
+    connect,
+    duration_text,
+    guarded,
+    phases,
+)
+from cli.model_run_cmds import receipts, run, verify
 from core.units import format_amount
 
 model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI models on chain.", no_args_is_help=True)
-
-ModelArgument = typer.Argument(..., help="MODEL or MODEL@VERSION (the latest version if none is named)")
-FromOption = typer.Option(None, "--from", help="Your key: keystore name or path (signs, and opens your envelopes)")
-T = TypeVar("T")
-
-
-def connect(
-    rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None, node_key: str | None = None
-) -> Client:
-    """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
-    key = None if sender is None else load_key(sender, keystore, password_file)
-    pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
-    return sdk_client(rpc_url(rpc), key, node_key=pinned)
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    """Run `fn`, turning what a user can meet into one line and exit code 1."""
-    try:
-        return fn()
-    except (AichainError, TermsError) as exc:  # NodeUnreachable too
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
-
-
-@contextmanager
-def phases(quiet: bool) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
-    """A progress display on stderr with one bar per phase (`start(description, total)` → advance)."""
-    if quiet:
-        yield lambda description, total: lambda n: None
-        return
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-
-        def start(description: str, total: int | None) -> Callable[[int], None]:
-            task = bar.add_task(description, total=total)
-            return lambda n: bar.advance(task, n)
-
-        yield start
-
-
-def _amount(units: int) -> str:
-    return format_amount(units)
-
-
-def _duration(seconds: int) -> str:
-    if seconds == 0:
-        return "perpetual"
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @model_app.command("publish")
@@ -190,9 +140,9 @@ def info(
         lines.append(f"  {model}@{version['version']}  {version['artifact']}  height {version['height']}")
     for offer in details["offers"]:
         state = "open" if offer["open"] else "withdrawn"
-        terms = [f"price {_amount(offer['price'])}", _duration(offer["duration_s"])]
+        terms = [f"price {format_amount(offer['price'])}", duration_text(offer["duration_s"])]
         if offer["per_use_price"]:
-            terms.append(f"per use {_amount(offer['per_use_price'])}")
+            terms.append(f"per use {format_amount(offer['per_use_price'])}")
         if offer["upstream_bps"]:
             terms.append(f"upstream royalty {offer['upstream_bps'] / 100:g}% to {', '.join(offer['upstream_models'])}")
         if offer["max_licensees"]:
@@ -283,106 +233,6 @@ def pull(
     emit(pulled.to_json(), as_json, f"{pulled.path}  ({pulled.model}@{pulled.version} {pulled.artifact}; {how})")
 
 
-@model_app.command("verify")
-def verify(
-    path: Path = typer.Argument(..., help="A local model file or directory"),
-    model: str = ModelArgument,
-    rpc: str | None = RpcOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Check that a local copy is exactly a version on chain (exit code 1 if not)."""
-    if not path.exists():
-        fail(f"{path} does not exist")
-    with sdk_client(rpc_url(rpc)) as node:
-        result = guarded(lambda: node.models.verify(path, model))
-    emit(result, as_json, f"ok: {path} is {result['model']}@{result['version']} ({result['artifact']})")
-
-
-@model_app.command("run")
-def run(
-    model: str = ModelArgument,
-    input_path: Path = typer.Option(..., "--input", "-i", help="Inputs: a .npy (one input) or .npz (by name)"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Save the outputs (.npz, or .npy for one)"),
-    record: bool = typer.Option(
-        False, "--record", help="Record a signed inference receipt on chain (a per-use licence is charged one use)"
-    ),
-    model_path: Path | None = typer.Option(
-        None, "--model-path", help="Run this local copy (verified against the chain first) instead of the pulled one"
-    ),
-    check: int | None = typer.Option(
-        None,
-        "--check",
-        help="Re-run recorded inference #N of this version on these inputs and compare with its receipt (exit code 1 "
-        "if they differ)",
-    ),
-    sender: str | None = FromOption,
-    node_key: str | None = NodeKeyOption,
-    rpc: str | None = RpcOption,
-    keystore: Path | None = KeystoreOption,
-    password_file: Path | None = PasswordFileOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Run a verified model version on numpy inputs with onnxruntime; print or save the outputs.
-
-    With --check N it re-runs a recorded inference instead: anyone holding the model and the
-    inputs can confirm that receipt #N (`model receipts`) is what the model gives."""
-    from aichain_node.inference import load_inputs, save_outputs
-
-    if record and sender is None:
-        fail("--record signs a receipt: give --from KEY")
-    if record and check is not None:
-        fail("--check re-runs a receipt already recorded: drop --record")
-    inputs = guarded(lambda: load_inputs(input_path))
-    if check is not None:
-        with connect(rpc, sender, keystore, password_file, node_key) as node:
-            checked = guarded(lambda: node.models.check(model, check, inputs, path=model_path))
-        _report_check(checked, as_json)
-        return
-    with connect(rpc, sender, keystore, password_file, node_key) as node:
-        result = guarded(lambda: node.models.run(model, inputs, record=record, path=model_path))
-    report = result.to_json()
-    if output is not None:
-        guarded(lambda: save_outputs(result.outputs, output))
-        report["saved_to"] = str(output)
-    else:
-        report["values"] = {k: v.tolist() for k, v in result.outputs.items()}
-    lines = [f"{result.model}@{result.version}  input 0x{result.input_hash.hex()}  output 0x{result.output_hash.hex()}"]
-    if output is not None:
-        lines.append(f"outputs saved to {output}")
-    else:
-        for name, value in result.outputs.items():
-            lines.append(f"{name} {value.dtype} {list(value.shape)}:\n{value}")
-    if result.receipt is not None:
-        charged = f", charged {_amount(result.charged or 0)}" if result.charged else ""
-        lines.append(f"receipt {result.receipt} recorded{charged}")
-    emit(report, as_json, "\n".join(lines))
-
-
-def _report_check(checked: dict[str, Any], as_json: bool) -> None:
-    ref = f"{checked['model']}@{checked['version']} receipt #{checked['number']}"
-    report = {k: v for k, v in checked.items() if k != "outputs"}
-    if not checked["inputs_match"]:
-        line = (
-            f"these inputs are not the ones {ref} recorded: their digest is {checked['rerun_input_hash']}, "
-            f"the receipt's {checked['input_hash']}"
-        )
-    elif not checked["outputs_match"]:
-        line = (
-            f"{ref} does not hold: the model gives outputs {checked['rerun_output_hash']}, the receipt says "
-            f"{checked['output_hash']} (recorded by {checked['runner']})"
-        )
-    else:
-        line = f"{ref} holds: same inputs, same outputs {checked['output_hash']} (recorded by {checked['runner']})"
-    if as_json:
-        emit(report, True)
-        if not checked["outputs_match"]:
-            raise typer.Exit(1)
-    elif checked["outputs_match"]:
-        typer.echo(line)
-    else:
-        fail(line)
-
-
 @model_app.command("release")
 def release(
     model: str = ModelArgument,
@@ -405,20 +255,7 @@ def release(
     emit(served, as_json, "\n".join(f"released to {a}" for a in served) if served else "nobody is waiting for a key")
 
 
-@model_app.command("receipts")
-def receipts(
-    model: str = ModelArgument,
-    first: int = typer.Option(1, "--first", help="First receipt number"),
-    count: int = typer.Option(256, "--count", help="How many"),
-    rpc: str | None = RpcOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """The inference receipts recorded for a version: number, hash, digests, runner, height, charge."""
-    with sdk_client(rpc_url(rpc)) as node:
-        rows = guarded(lambda: node.models.receipts(model, first=first, count=count))
-    lines = [
-        f"#{r['number']}  {r['receipt']}  by {r['runner']} at height {r['height']}  in {r['input_hash'][:18]}…  "
-        f"out {r['output_hash'][:18]}…" + (f"  charged {_amount(r['charged'])}" if r["charged"] else "")
-        for r in rows
-    ]
-    emit(rows, as_json, "\n".join(lines) if lines else "no receipts recorded")
+# Checking, running and auditing a version (cli/model_run_cmds.py).
+model_app.command("verify")(verify)
+model_app.command("run")(run)
+model_app.command("receipts")(receipts)

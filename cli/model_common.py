@@ -1,0 +1,73 @@
+"""What the `aichain-node model` and `licence` commands share: the connection to a node as a
+key, one-line errors for what a user can meet, progress bars, and how durations read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from aichain_node.client import Client
+from aichain_node.terms import TermsError
+from cli.artifact_private import parse_node_key
+from cli.common import (
+    fail,
+    load_key,
+    rpc_url,
+    sdk_client,
+)
+from core.errors import AichainError
+
+ModelArgument = typer.Argument(..., help="MODEL or MODEL@VERSION (the latest version if none is named)")
+FromOption = typer.Option(None, "--from", help="Your key: keystore name or path (signs, and opens your envelopes)")
+T = TypeVar("T")
+
+
+def connect(
+    rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None, node_key: str | None = None
+) -> Client:
+    """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
+    key = None if sender is None else load_key(sender, keystore, password_file)
+    pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
+    return sdk_client(rpc_url(rpc), key, node_key=pinned)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run `fn`, turning what a user can meet into one line and exit code 1."""
+    try:
+        return fn()
+    except (AichainError, TermsError) as exc:  # NodeUnreachable too
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+
+
+@contextmanager
+def phases(quiet: bool) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
+    """A progress display on stderr with one bar per phase (`start(description, total)` → advance)."""
+    if quiet:
+        yield lambda description, total: lambda n: None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+
+        def start(description: str, total: int | None) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield start
+
+
+def duration_text(seconds: int) -> str:
+    """An offer's licence duration as people write it: `30d`, `12h`, `90m`, `45s`, or `perpetual` (0)."""
+    if seconds == 0:
+        return "perpetual"
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
