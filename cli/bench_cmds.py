@@ -38,18 +38,36 @@ def state(
 @bench_app.command("testnet")
 def testnet_bench(
     validators: int = typer.Option(4, "--validators", help="Validator processes to run on this machine"),
-    duration: float = typer.Option(60.0, "--duration", help="Seconds of load"),
-    rate: float = typer.Option(
-        2200.0, "--rate", help="Offered load, transfers/s: 10% over the 2,000 tx/s target; raise it to find saturation"
+    duration: float | None = typer.Option(
+        None, "--duration", help="Seconds of measured load [60; with --rate auto: 15 for each rate tried]"
     ),
+    rate: str = typer.Option(
+        "2200",
+        "--rate",
+        help="Offered load, transfers/s; or `auto`: search for the highest rate whose finality p99 stays within 2 s",
+    ),
+    warmup: float = typer.Option(5.0, "--warmup", help="With --rate auto: seconds of load before each measured window"),
+    start_rate: float = typer.Option(2000.0, "--start-rate", help="With --rate auto: the first rate tried"),
+    max_steps: int = typer.Option(8, "--max-steps", help="With --rate auto: at most this many rates tried"),
     block_time_ms: int = typer.Option(1000, "--block-time-ms"),
     sync: bool = typer.Option(True, "--sync/--no-sync", help="Also measure a fresh node syncing the history"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """Finalized transfers/s, finality latency (p50/p99) and sync speed of a local testnet."""
-    from node.bench.testnet import run_testnet_bench
+    """Finalized transfers/s, finality latency (p50/p99), consensus step times and sync speed of a
+    local testnet; with --rate auto, the highest offered load whose finality p99 stays within 2 s."""
+    from node.bench.testnet import run_testnet_bench, run_testnet_ceiling
 
-    typer.echo(run_testnet_bench(validators, duration, rate, block_time_ms, sync=sync).render(as_json))
+    if rate == "auto":
+        report = run_testnet_ceiling(
+            validators, duration or 15.0, warmup, start_rate, block_time_ms, sync=sync, max_steps=max_steps
+        )
+    else:
+        try:
+            offered = float(rate)
+        except ValueError:
+            raise typer.BadParameter("a number of transfers/s, or auto", param_hint="--rate") from None
+        report = run_testnet_bench(validators, duration or 60.0, offered, block_time_ms, sync=sync)
+    typer.echo(report.render(as_json))
 
 
 @bench_app.command("vm")
