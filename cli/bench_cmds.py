@@ -14,13 +14,20 @@ def tps(
     duration: float = typer.Option(30.0, "--duration", help="Seconds of sustained load to measure"),
     senders: int = typer.Option(2000, "--senders", help="Funded accounts sending transfers"),
     block_time_ms: int = typer.Option(1000, "--block-time-ms", help="Target block time"),
-    rate_hint: int = typer.Option(12000, "--rate-hint", help="Expected tx/s, to size the pre-signed workload"),
+    rate_hint: int = typer.Option(
+        12000, "--rate-hint", help="Expected tx/s, to size the quick run that sizes the pre-signed workload"
+    ),
+    rpc_duration: float = typer.Option(
+        20.0, "--rpc-duration", help="Seconds measured through JSON-RPC from another process (0: skip)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """Transfers/s finalized through admission, signature checks, execution and LevelDB commits."""
+    """Transfers/s finalized through admission, signature checks, execution and LevelDB commits, in
+    the node's process; then the same through JSON-RPC: a validator process, and transfers sent
+    with tx_sendBatch from another process."""
     from node.bench.tps import run_tps
 
-    typer.echo(run_tps(duration, senders, rate_hint, block_time_ms).render(as_json))
+    typer.echo(run_tps(duration, senders, rate_hint, block_time_ms, rpc_duration=rpc_duration).render(as_json))
 
 
 @bench_app.command("state")

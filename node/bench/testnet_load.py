@@ -56,17 +56,17 @@ def free_base(span: int = 110, attempts: int = 50) -> int:
     raise RuntimeError(f"found no {span} free consecutive ports on 127.0.0.1")
 
 
-def worker_batches(senders: int, total: int, workers: int, worker: int) -> list[int]:
+def worker_batches(senders: int, total: int, workers: int, worker: int, batch: int = BATCH) -> list[int]:
     """Offsets of the batches `worker` sends, of `total` nonce-major transactions from `senders`.
 
-    A batch never spans two nonces of a sender (senders is a multiple of BATCH), and the batch at
-    position j of every nonce round goes to worker j mod workers: each sender's transactions
-    always reach the same node, in nonce order, whatever the number of nodes.
+    A batch never spans two nonces of a sender (senders is a multiple of `batch`), and the batch
+    at position j of every nonce round goes to worker j mod workers: each sender's transactions
+    always reach the same node (or connection), in nonce order, whatever the number of workers.
     """
-    if senders % BATCH:
-        raise ValueError(f"senders must be a multiple of {BATCH}")
-    per_round = senders // BATCH
-    return [o for o in range(0, total, BATCH) if (o // BATCH % per_round) % workers == worker]
+    if senders % batch:
+        raise ValueError(f"senders must be a multiple of the batch size {batch}")
+    per_round = senders // batch
+    return [o for o in range(0, total, batch) if (o // batch % per_round) % workers == worker]
 
 
 class Load:
