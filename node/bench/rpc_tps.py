@@ -30,6 +30,7 @@ from node.bench.testnet_load import free_base, worker_batches
 from node.bench.workload import FUNDING, account_key, signed_transfers
 
 CHAIN_ID = 7791
+MARGIN = 2.0  # on a shared machine this figure has come out above the in-process one it is sized from
 _HEADERS = {"Content-Type": "application/json"}
 
 
@@ -128,15 +129,15 @@ def run_rpc_tps(
 ) -> RpcFigures:
     """Start a validator process, send pre-signed transfers to it from another process, measure.
 
-    The workload is sized for `rate_hint` tx/s (the in-process figure, say) over warm-up and
-    window with a margin; `ran_out` says if that was not enough.
+    The workload is sized for MARGIN times `rate_hint` tx/s (the in-process figure, say) over
+    warm-up and window; `ran_out` says if that was not enough.
     """
     batch = min(batch, senders)
     senders -= senders % batch  # a batch never spans two nonces of a sender
-    per_sender = max(1, int(rate_hint * 1.3 * (warmup + duration + 3) / senders) + 1)
+    per_sender = max(1, int(rate_hint * MARGIN * (warmup + duration + 3) / senders) + 1)
     raws = signed_transfers(senders, per_sender, [bytes([i % 256, 7]) + bytes(18) for i in range(256)], CHAIN_ID)
     bodies = request_bodies(raws, senders, connections, batch)
-    backlog = max(2 * batch, int(4 * rate_hint * block_time_ms / 1000))
+    backlog = max(2 * batch, int(4 * MARGIN * rate_hint * block_time_ms / 1000))
     with tempfile.TemporaryDirectory(prefix="aichain-bench-rpc-") as tmp:
         base = free_base()
         (node,) = testnet.init_testnet(
