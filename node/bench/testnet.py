@@ -19,6 +19,7 @@ a step whose transactions were refused leaves no nonce gap behind for the next.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Iterator
@@ -123,12 +124,17 @@ def run_testnet_ceiling(
     verify_rate = limits.ed25519_verifications_per_s()
     windows: dict[float, tuple[dict[str, float], dict[str, float]]] = {}
     with _running_testnet(validators, block_time_ms, senders * max_steps, sync) as (running, full):
+        accounts = iter(range(0, senders * max_steps, senders))
 
         def measure(rate: float) -> Step:
             per_sender = int(rate * (warmup + duration + 2) / senders) + 1
-            first = len(windows) * senders  # this step's own accounts
+            first = next(accounts)  # this step's own accounts, nonces from 0
             raws = signed_transfers(senders, per_sender, _RECIPIENTS, chain_id=CHAIN_ID, first_sender=first)
-            figures, steps = _window(running, raws, senders, rate, duration, warmup)
+            _wait_idle(running, max(1, len(raws) // 100))
+            try:
+                figures, steps = _window(running, raws, senders, rate, duration, warmup)
+            except RuntimeError:  # too few blocks finalized to measure: the rate did not hold
+                return Step(rate, 0.0, math.inf, math.inf, 0.0)
             windows[rate] = figures, steps
             sent = figures["sent"] + figures["rejected"]
             refused = figures["rejected"] / sent if sent else 1.0
@@ -165,6 +171,16 @@ def run_testnet_ceiling(
         f"{searched_s:.0f} s, {len(search.steps)} steps of {warmup:g} s warm-up + {duration:g} s"
     )
     return report
+
+
+def _wait_idle(nodes: list[testnet.TestnetNode], pending: int, timeout: float = 60.0) -> None:
+    """Wait (at most `timeout` s) until every node's mempool holds at most `pending` transactions,
+    so that a step does not finalize, and get slowed by, what the one before left behind."""
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        with Client(node.rpc_url, timeout=10) as client:
+            while client.rpc("node_status")["mempool_txs"] > pending and time.monotonic() < deadline:
+                time.sleep(0.5)
 
 
 def _describe_search(search: Search) -> list[str]:

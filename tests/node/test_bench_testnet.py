@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from node.bench.rate_search import Bounds, Step, holds, percentile, search_ceiling
+from node.bench.report import Report
 from node.bench.testnet_load import BATCH, parse_step_metrics, step_means, worker_batches
 
 
@@ -133,3 +134,28 @@ def test_step_means_of_a_window_are_the_difference_of_two_readings() -> None:
     assert means["written"] == pytest.approx(0.8)
     assert means["proposed prebuilt"] == 4.0 and means["proposed built"] == 2.0
     assert step_means(after)["decided"] == pytest.approx(0.55)  # since the start
+
+
+def test_the_cli_takes_a_number_or_auto_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import node.bench.testnet as bench
+    from cli.main import app
+
+    calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def fake(name: str) -> Callable[..., Report]:
+        def run(*args: object, **kwargs: object) -> Report:
+            calls.append((name, args))
+            return Report(name)
+
+        return run
+
+    monkeypatch.setattr(bench, "run_testnet_bench", fake("fixed"))
+    monkeypatch.setattr(bench, "run_testnet_ceiling", fake("auto"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["bench", "testnet", "--rate", "3500"]).exit_code == 0
+    assert runner.invoke(app, ["bench", "testnet", "--rate", "auto", "--start-rate", "2500"]).exit_code == 0
+    assert calls == [("fixed", (4, 60.0, 3500.0, 1000)), ("auto", (4, 15.0, 5.0, 2500.0, 1000))]
+    refused = runner.invoke(app, ["bench", "testnet", "--rate", "fast"])
+    assert refused.exit_code == 2 and "auto" in refused.output
