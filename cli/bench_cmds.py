@@ -14,13 +14,20 @@ def tps(
     duration: float = typer.Option(30.0, "--duration", help="Seconds of sustained load to measure"),
     senders: int = typer.Option(2000, "--senders", help="Funded accounts sending transfers"),
     block_time_ms: int = typer.Option(1000, "--block-time-ms", help="Target block time"),
-    rate_hint: int = typer.Option(12000, "--rate-hint", help="Expected tx/s, to size the pre-signed workload"),
+    rate_hint: int = typer.Option(
+        12000, "--rate-hint", help="Expected tx/s, to size the quick run that sizes the pre-signed workload"
+    ),
+    rpc_duration: float = typer.Option(
+        20.0, "--rpc-duration", help="Seconds measured through JSON-RPC from another process (0: skip)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """Transfers/s finalized through admission, signature checks, execution and LevelDB commits."""
+    """Transfers/s finalized through admission, signature checks, execution and LevelDB commits, in
+    the node's process; then the same through JSON-RPC: a validator process, and transfers sent
+    with tx_sendBatch from another process."""
     from node.bench.tps import run_tps
 
-    typer.echo(run_tps(duration, senders, rate_hint, block_time_ms).render(as_json))
+    typer.echo(run_tps(duration, senders, rate_hint, block_time_ms, rpc_duration=rpc_duration).render(as_json))
 
 
 @bench_app.command("state")
@@ -38,18 +45,36 @@ def state(
 @bench_app.command("testnet")
 def testnet_bench(
     validators: int = typer.Option(4, "--validators", help="Validator processes to run on this machine"),
-    duration: float = typer.Option(60.0, "--duration", help="Seconds of load"),
-    rate: float = typer.Option(
-        2200.0, "--rate", help="Offered load, transfers/s: 10% over the 2,000 tx/s target; raise it to find saturation"
+    duration: float | None = typer.Option(
+        None, "--duration", help="Seconds of measured load [60; with --rate auto: 15 for each rate tried]"
     ),
+    rate: str = typer.Option(
+        "2200",
+        "--rate",
+        help="Offered load, transfers/s; or `auto`: search for the highest rate whose finality p99 stays within 2 s",
+    ),
+    warmup: float = typer.Option(5.0, "--warmup", help="With --rate auto: seconds of load before each measured window"),
+    start_rate: float = typer.Option(2000.0, "--start-rate", help="With --rate auto: the first rate tried"),
+    max_steps: int = typer.Option(8, "--max-steps", help="With --rate auto: at most this many rates tried"),
     block_time_ms: int = typer.Option(1000, "--block-time-ms"),
     sync: bool = typer.Option(True, "--sync/--no-sync", help="Also measure a fresh node syncing the history"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON"),
 ) -> None:
-    """Finalized transfers/s, finality latency (p50/p99) and sync speed of a local testnet."""
-    from node.bench.testnet import run_testnet_bench
+    """Finalized transfers/s, finality latency (p50/p99), consensus step times and sync speed of a
+    local testnet; with --rate auto, the highest offered load whose finality p99 stays within 2 s."""
+    from node.bench.testnet import run_testnet_bench, run_testnet_ceiling
 
-    typer.echo(run_testnet_bench(validators, duration, rate, block_time_ms, sync=sync).render(as_json))
+    if rate == "auto":
+        report = run_testnet_ceiling(
+            validators, duration or 15.0, warmup, start_rate, block_time_ms, sync=sync, max_steps=max_steps
+        )
+    else:
+        try:
+            offered = float(rate)
+        except ValueError:
+            raise typer.BadParameter("a number of transfers/s, or auto", param_hint="--rate") from None
+        report = run_testnet_bench(validators, duration or 60.0, offered, block_time_ms, sync=sync)
+    typer.echo(report.render(as_json))
 
 
 @bench_app.command("vm")

@@ -2,127 +2,81 @@
 
 Starts `validators` real node processes on 127.0.0.1 (all on this machine), pushes pre-signed
 transfers at a steady rate through JSON-RPC (`tx_sendBatch`, spread over the nodes), and
-watches blocks being finalized. Figures:
+watches blocks being finalized (node/bench/testnet_load.py). Figures:
 - finalized transfers/s over the measured window (every block in it, on node0);
 - finality latency, submit -> seen in a finalized block, p50 and p99 (a sample of txs);
+- where a height's time goes: the mean time from its start to each consensus step, from the
+  nodes' /metrics;
 - a fresh non-validator started afterwards syncs the whole history: transactions/s.
 Beside them: one core's Ed25519 verifications/s, measured in the same run.
+
+With a fixed rate the load runs once for `duration`. With `run_testnet_ceiling` (`--rate auto`)
+the same testnet is offered a series of rates (node/bench/rate_search.py), each for a warm-up
+and a measured window of `duration`, and the report gives the highest rate whose finality p99
+stayed within 2 s. Each step sends from its own accounts, nonces from 0, signed just before it:
+a step whose transactions were refused leaves no nonce gap behind for the next.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import re
-import statistics
+import math
 import tempfile
-import threading
 import time
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from aichain_node import Client
 from node import testnet
 from node.bench import limits
+from node.bench.rate_search import Bounds, Search, Step, holds, search_ceiling
 from node.bench.report import Report
+from node.bench.testnet_load import Load, free_base, measure_window, step_means, step_totals
 from node.bench.workload import FUNDING, account_key, signed_transfers
 
-BATCH = 100  # per request: clients send steadily, not in bursts
+CHAIN_ID = 7790
+VERIFY_LIMIT = "Ed25519 verifications/s, one core"
+_RECIPIENTS = [bytes([i % 256, i // 256]) + bytes(18) for i in range(5000)]
 
 
-def _post(url: str, method: str, params: list[Any], timeout: float = 30) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        answer = json.loads(response.read())
-    if "error" in answer:
-        raise RuntimeError(answer["error"])
-    return answer["result"]
-
-
-def _free_base(span: int = 110, attempts: int = 50) -> int:
-    """A base port such that base .. base + span are all free on 127.0.0.1 (RPC at base, P2P at base + 100)."""
-    import random
-    import socket
-
-    for _ in range(attempts):
-        base = random.randrange(20000, 60000 - span)
+@contextmanager
+def _running_testnet(
+    validators: int, block_time_ms: int, accounts: int, sync: bool
+) -> Iterator[tuple[list[testnet.TestnetNode], testnet.TestnetNode | None]]:
+    """A started testnet whose accounts 0 .. accounts - 1 are funded (and a fresh full node, not
+    started, if `sync`); every node is stopped on the way out."""
+    with tempfile.TemporaryDirectory(prefix="aichain-bench-testnet-") as tmp:
+        base = free_base()
+        nodes = testnet.init_testnet(
+            Path(tmp),
+            validators,
+            full_nodes=1 if sync else 0,
+            chain_id=CHAIN_ID,
+            rpc_base_port=base,
+            p2p_base_port=base + 100,
+            block_time_ms=block_time_ms,
+            max_block_txs=50_000,
+            allocations={account_key(i).address: FUNDING for i in range(accounts)},
+        )
+        running = [n for n in nodes if n.validator]
         try:
-            for port in range(base, base + span):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"found no {span} free consecutive ports on 127.0.0.1")
+            for node in running:
+                testnet.start_node(node)
+            testnet.wait_ready(running, timeout=60)
+            yield running, nodes[-1] if sync else None
+        finally:
+            for node in nodes:
+                testnet.stop_node(node, grace=10)
 
 
-class _Load:
-    """Sends the pre-signed transactions at `rate`/s in batches, one client thread per node.
-
-    Batch k goes to node k mod n, so each sender's transactions (nonce-major order, a batch
-    never spans two nonces of one sender) always reach the same node, in nonce order. Each
-    thread paces itself at rate/n, so a node that is slow to answer holds up only its share.
-    """
-
-    def __init__(self, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float) -> None:
-        self.nodes, self.raws, self.rate, self.duration = nodes, raws, rate, duration
-        self.sent_at: dict[str, float] = {}  # sampled tx hash -> submit time
-        self.sent_wall: dict[str, float] = {}  # the same, wall clock (to compare with block timestamps)
-        self.sent = 0
-        self.rejected = 0
-        self.stop_flag = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(len(nodes))]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def is_alive(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
-
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _run(self, worker: int) -> None:
-        workers = len(self.nodes)
-        node = self.nodes[worker]
-        rate = self.rate / workers
-        batches = range(worker * BATCH, len(self.raws), workers * BATCH)
-        started = time.monotonic()
-        done = 0
-        for offset in batches:
-            if self.stop_flag.is_set():
-                return
-            while True:  # pace: at most BATCH ahead of the share's schedule
-                elapsed = time.monotonic() - started
-                if elapsed > self.duration:
-                    return
-                if done < int(elapsed * rate) + BATCH:
-                    break
-                time.sleep(0.005)
-            chunk = self.raws[offset : offset + BATCH]
-            done += len(chunk)
-            submitted, submitted_wall = time.monotonic(), time.time()
-            try:
-                results = _post(node.rpc_url, "tx_sendBatch", [["0x" + raw.hex() for raw in chunk]])
-            except Exception:
-                with self._lock:
-                    self.rejected += len(chunk)
-                continue
-            with self._lock:
-                for i, result in enumerate(results):
-                    if "hash" in result:
-                        self.sent += 1
-                        if i % 10 == 0:
-                            self.sent_at[result["hash"]] = submitted
-                            self.sent_wall[result["hash"]] = submitted_wall
-                    else:
-                        self.rejected += 1
+def _window(
+    running: list[testnet.TestnetNode], raws: list[bytes], senders: int, rate: float, duration: float, warmup: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One measured window at `rate`, and the mean consensus step times during it."""
+    before = step_totals(running)
+    with Client(running[0].rpc_url, timeout=30) as watcher:
+        figures = measure_window(watcher, Load(running, raws, senders, rate, warmup + duration), warmup)
+    return figures, step_means(step_totals(running), before)
 
 
 def run_testnet_bench(
@@ -136,57 +90,117 @@ def run_testnet_bench(
     report = Report(f"aichain-node bench testnet: {validators} validators on this machine, {block_time_ms} ms blocks")
     verify_rate = limits.ed25519_verifications_per_s()
     per_sender = int(rate * (duration + 10) / senders) + 1
-    recipients = [bytes([i % 256, i // 256]) + bytes(18) for i in range(5000)]
-    raws = signed_transfers(senders, per_sender, recipients, chain_id=7790)
-    with tempfile.TemporaryDirectory(prefix="aichain-bench-testnet-") as tmp:
-        root = Path(tmp)
-        base = _free_base()
-        nodes = testnet.init_testnet(
-            root,
-            validators,
-            full_nodes=1 if sync else 0,
-            chain_id=7790,
-            rpc_base_port=base,
-            p2p_base_port=base + 100,
-            block_time_ms=block_time_ms,
-            max_block_txs=50_000,
-            allocations={account_key(i).address: FUNDING for i in range(senders)},
-        )
-        running = [n for n in nodes if n.validator]
-        try:
-            for node in running:
-                testnet.start_node(node)
-            testnet.wait_ready(running, timeout=60)
-            figures = _measure(running, raws, rate, duration)
-            steps = _step_means(running)
-            if sync:
-                full = nodes[-1]
-                figures.update(_measure_sync(full, running[0]))
-        finally:
-            for node in nodes:
-                testnet.stop_node(node, grace=10)
-    report.add(
-        "transfers finalized /s (sustained)",
-        figures["tps"],
-        "tx/s",
-        "Ed25519 verifications/s, one core",
-        verify_rate,
-        target=">= 2000 tx/s",
+    raws = signed_transfers(senders, per_sender, _RECIPIENTS, chain_id=CHAIN_ID)
+    with _running_testnet(validators, block_time_ms, senders, sync) as (running, full):
+        figures, steps = _window(running, raws, senders, rate, duration, 0.0)
+        if full is not None:
+            figures.update(_measure_sync(full, running[0]))
+    report.add("transfers finalized /s (sustained)", figures["tps"], "tx/s", VERIFY_LIMIT, verify_rate)
+    report.add("finality latency p50", figures["p50"], "s", target="<= 1.0 s")
+    report.add("finality latency p99", figures["p99"], "s", target="<= 2.0 s")
+    _sync_figure(report, figures, verify_rate)
+    _window_notes(report, figures, steps)
+    report.notes["offered load"] = f"{rate:.0f} tx/s"
+    return report
+
+
+def run_testnet_ceiling(
+    validators: int = 4,
+    duration: float = 15.0,
+    warmup: float = 5.0,
+    start: float = 2000.0,
+    block_time_ms: int = 1000,
+    senders: int = 2000,
+    sync: bool = True,
+    max_steps: int = 8,
+    bounds: Bounds | None = None,
+) -> Report:
+    """The highest offered rate whose finality p99 stays within `bounds` (2 s), found by
+    `search_ceiling` on one running testnet, each step `warmup` + `duration` s of load."""
+    bounds = bounds or Bounds()
+    report = Report(
+        f"aichain-node bench testnet --rate auto: {validators} validators on this machine, {block_time_ms} ms blocks"
     )
-    report.add("finality latency p50", figures["p50"], "s", target="<= 1.5 s")
-    report.add("finality latency p99", figures["p99"], "s", target="<= 3 s")
-    if "sync_tps" in figures:
+    verify_rate = limits.ed25519_verifications_per_s()
+    windows: dict[float, tuple[dict[str, float], dict[str, float]]] = {}
+    with _running_testnet(validators, block_time_ms, senders * max_steps, sync) as (running, full):
+        accounts = iter(range(0, senders * max_steps, senders))
+
+        def measure(rate: float) -> Step:
+            per_sender = int(rate * (warmup + duration + 2) / senders) + 1
+            first = next(accounts)  # this step's own accounts, nonces from 0
+            raws = signed_transfers(senders, per_sender, _RECIPIENTS, chain_id=CHAIN_ID, first_sender=first)
+            _wait_idle(running, max(1, len(raws) // 100))
+            try:
+                figures, steps = _window(running, raws, senders, rate, duration, warmup)
+            except RuntimeError:  # too few blocks finalized to measure: the rate did not hold
+                return Step(rate, 0.0, math.inf, math.inf, 0.0)
+            windows[rate] = figures, steps
+            sent = figures["sent"] + figures["rejected"]
+            refused = figures["rejected"] / sent if sent else 1.0
+            return Step(rate, figures["tps"], figures["p50"], figures["p99"], refused)
+
+        started = time.monotonic()
+        search = search_ceiling(measure, start=start, max_steps=max_steps, bounds=bounds)
+        searched_s = time.monotonic() - started
+        sync_figures = _measure_sync(full, running[0]) if full is not None else {}
+    ceiling = search.ceiling
+    if ceiling is None:
+        report.add("highest offered load within p99 bound", 0.0, "tx/s", VERIFY_LIMIT, verify_rate)
+        report.notes["result"] = f"no rate tested held (p99 <= {bounds.p99_s} s); try a lower --start-rate"
+    else:
+        figures, steps = windows[ceiling.rate]
         report.add(
-            "fresh node sync",
-            figures["sync_tps"],
+            f"highest offered load with p99 <= {bounds.p99_s:g} s",
+            ceiling.rate,
             "tx/s",
-            "Ed25519 verifications/s, one core",
+            VERIFY_LIMIT,
             verify_rate,
-            target=">= 5000 tx/s",
+            target=">= 3500 tx/s",
         )
-        report.notes["synced"] = (
-            f"{int(figures['sync_blocks'])} blocks, {int(figures['sync_txs'])} txs in {figures['sync_s']:.1f} s"
-        )
+        report.add("  transfers finalized /s at it", figures["tps"], "tx/s", VERIFY_LIMIT, verify_rate)
+        report.add("  finality latency p50 at it", figures["p50"], "s", target="<= 1.0 s")
+        report.add("  finality latency p99 at it", figures["p99"], "s", target="<= 2.0 s")
+        _window_notes(report, figures, steps)
+    _sync_figure(report, sync_figures, verify_rate)
+    failed = search.lowest_failed
+    report.notes["lowest rate that failed"] = "none tried" if failed is None else f"{failed.rate:.0f} tx/s"
+    for i, line in enumerate(_describe_search(search), 1):
+        report.notes[f"step {i}"] = line
+    report.notes["search took"] = (
+        f"{searched_s:.0f} s, {len(search.steps)} steps of {warmup:g} s warm-up + {duration:g} s"
+    )
+    return report
+
+
+def _wait_idle(nodes: list[testnet.TestnetNode], pending: int, timeout: float = 60.0) -> None:
+    """Wait (at most `timeout` s) until every node's mempool holds at most `pending` transactions,
+    so that a step does not finalize, and get slowed by, what the one before left behind."""
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        with Client(node.rpc_url, timeout=10) as client:
+            while client.rpc("node_status")["mempool_txs"] > pending and time.monotonic() < deadline:
+                time.sleep(0.5)
+
+
+def _describe_search(search: Search) -> list[str]:
+    return [
+        f"{step.rate:.0f} tx/s offered: finalized {step.finalized:.0f} tx/s, p50 {step.p50:.2f} s, "
+        f"p99 {step.p99:.2f} s, refused {step.refused:.1%} -> {'holds' if holds(step, search.bounds) else 'fails'}"
+        for step in search.steps
+    ]
+
+
+def _sync_figure(report: Report, figures: dict[str, float], verify_rate: float) -> None:
+    if "sync_tps" not in figures:
+        return
+    report.add("fresh node sync", figures["sync_tps"], "tx/s", VERIFY_LIMIT, verify_rate, target=">= 15000 tx/s")
+    report.notes["synced"] = (
+        f"{int(figures['sync_blocks'])} blocks, {int(figures['sync_txs'])} txs in {figures['sync_s']:.1f} s"
+    )
+
+
+def _window_notes(report: Report, figures: dict[str, float], steps: dict[str, float]) -> None:
     report.notes["latency parts (p50)"] = (
         f"waiting for a block {figures['inclusion_wait_p50']:.2f} s, block proposed -> finalized "
         f"{figures['decide_p50']:.2f} s (slowest {figures['decide_max']:.2f} s), block interval "
@@ -201,98 +215,8 @@ def run_testnet_bench(
             f"{int(steps.get('proposed prebuilt', 0))} prebuilt, {int(steps.get('proposed built', 0))} built when due"
         )
     report.notes["measured over"] = f"{figures['window']:.1f} s, {int(figures['committed'])} txs"
-    report.notes["offered load"] = f"{rate:.0f} tx/s"
     report.notes["accepted / refused"] = f"{int(figures['sent'])} / {int(figures['rejected'])}"
-    report.notes["latency sample"] = int(figures["samples"])
-    return report
-
-
-def _measure(nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float) -> dict[str, float]:
-    with Client(nodes[0].rpc_url, timeout=30) as watcher:
-        return _measure_with(watcher, nodes, raws, rate, duration)
-
-
-def _measure_with(
-    watcher: Client, nodes: list[testnet.TestnetNode], raws: list[bytes], rate: float, duration: float
-) -> dict[str, float]:
-    start_height = watcher.rpc("chain_head")["height"]
-    load = _Load(nodes, raws, rate, duration)
-    load.start()
-    seen: list[tuple[float, int, list[str], float, float]] = []  # (seen, height, txs, block timestamp, seen wall)
-    height = start_height
-    deadline = time.monotonic() + duration + 15
-    while time.monotonic() < deadline:
-        # A long poll answers the moment the next block is committed (no polling load on node0).
-        header = watcher.rpc("chain_waitForHeight", height + 1, 5)
-        finalized_at, finalized_wall = time.monotonic(), time.time()  # when the node first reported it
-        head = height if header is None else header["height"]
-        while height < head:
-            height += 1
-            block = watcher.rpc("chain_getBlockByHeight", height, False)
-            seen.append((finalized_at, height, block["transactions"], block["timestamp_ms"] / 1000, finalized_wall))
-        if not load.is_alive() and seen and not seen[-1][2] and height > start_height + 2:
-            break
-    load.stop_flag.set()
-    load.join(5)
-    with_txs = [s for s in seen if s[2]]
-    if len(with_txs) < 3:
-        raise RuntimeError("too few blocks with transactions to measure; is the testnet finalizing?")
-    first, last = with_txs[0], with_txs[-1]
-    committed = sum(len(s[2]) for s in with_txs[1:])
-    window = last[0] - first[0]
-    latencies, waits = [], []
-    for when, _, hashes, stamped, _ in seen:
-        for h in hashes:
-            sent = load.sent_at.get(h)
-            if sent is not None:
-                latencies.append(when - sent)
-                waits.append(stamped - load.sent_wall[h])
-    latencies.sort()
-    # Block proposed -> seen finalized: the part of the latency that consensus is responsible for.
-    decide = [seen_wall - stamped for _, _, _, stamped, seen_wall in with_txs]
-    return {
-        "tps": committed / window if window > 0 else 0.0,
-        "committed": committed,
-        "window": window,
-        "p50": statistics.median(latencies) if latencies else float("nan"),
-        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("nan"),
-        "samples": len(latencies),
-        "inclusion_wait_p50": statistics.median(waits) if waits else float("nan"),
-        "decide_p50": statistics.median(decide),
-        "decide_max": max(decide),
-        "later_rounds": sum(1 for _, h, _, _, _ in with_txs if watcher.rpc("chain_getCommit", h)["round"] > 0),
-        "heights": len(with_txs),
-        "interval_p50": statistics.median(b[3] - a[3] for a, b in itertools.pairwise(with_txs)),
-        "sent": load.sent,
-        "rejected": load.rejected,
-    }
-
-
-_STEP_LINE = re.compile(r'^aichain_consensus_step_seconds_(sum|count)\{step="([^"]+)"\} (\S+)$')
-_PROPOSED_LINE = re.compile(r'^aichain_blocks_proposed_total\{how="([^"]+)"\} (\S+)$')
-
-
-def _step_means(nodes: list[testnet.TestnetNode]) -> dict[str, float]:
-    """Mean time from a height's start to each consensus step, over all nodes' /metrics; and how
-    many blocks were proposed prebuilt / built when due (as "prebuilt" and "built")."""
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    proposed: dict[str, float] = {}
-    for node in nodes:
-        with urllib.request.urlopen(node.rpc_url + "/metrics", timeout=10) as response:
-            text = response.read().decode()
-        for line in text.splitlines():
-            how = _PROPOSED_LINE.match(line)
-            if how:
-                proposed[how.group(1)] = proposed.get(how.group(1), 0.0) + float(how.group(2))
-            match = _STEP_LINE.match(line)
-            if match:
-                kind, step, value = match.groups()
-                target = sums if kind == "sum" else counts
-                target[step] = target.get(step, 0.0) + float(value)
-    order = ["built", "proposal arrived", "proposal validated", "prevoted", "precommitted", "decided", "written"]
-    means = {step: sums[step] / counts[step] for step in order if counts.get(step)}
-    return means | {f"proposed {how}": n for how, n in proposed.items()}
+    report.notes["latency sample"] = f"{int(figures['samples'])} ({int(figures['unseen'])} never seen finalized)"
 
 
 def _measure_sync(full: testnet.TestnetNode, source: testnet.TestnetNode) -> dict[str, float]:

@@ -53,15 +53,21 @@ def _sign_range(args: tuple[int, int, int, int, list[bytes]]) -> list[bytes]:
 
 
 def signed_transfers(
-    senders: int, per_sender: int, recipients: list[bytes], chain_id: int = BENCH_CHAIN_ID
+    senders: int,
+    per_sender: int,
+    recipients: list[bytes],
+    chain_id: int = BENCH_CHAIN_ID,
+    first_sender: int = 0,
 ) -> list[bytes]:
-    """Encoded signed transfers, nonce-major (every sender's nonce 0, then every nonce 1, …).
+    """Encoded signed transfers from accounts first_sender .. first_sender + senders - 1 (account_key
+    indexes), nonces from 0, nonce-major (every sender's nonce 0, then every nonce 1, …).
 
     Signing is spread over every core; it is set-up, not part of what is measured.
     """
     workers = max(1, multiprocessing.cpu_count())
     step = max(1, -(-senders // workers))
-    jobs = [(a, min(a + step, senders), per_sender, chain_id, recipients) for a in range(0, senders, step)]
+    end = first_sender + senders
+    jobs = [(a, min(a + step, end), per_sender, chain_id, recipients) for a in range(first_sender, end, step)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         parts = list(pool.map(_sign_range, jobs))
     # re-interleave to nonce-major order across the workers' ranges
