@@ -287,6 +287,8 @@ class BlockSync:
             peer.penalize(PENALTY_UNSERVED, f"unserved: announced head {claimed} but has no block {start}")
             self._doubt(peer.node_key, start, UNSERVED_DOUBT_S)
         for offset, pair in enumerate(pairs):
+            if self.manager.peer(peer.node_key) is not peer:
+                return  # banned meanwhile (a bad block of this answer, say): the rest is not worth decoding
             try:
                 # Off the event loop (8 MiB of blocks can hold 60,000 transactions, ~0.5 s to decode),
                 # one block at a time: the importer runs each block while the next ones decode.

@@ -322,3 +322,32 @@ async def test_transaction_signatures_of_a_committed_block_are_checked_only_if_c
             else:
                 assert chain.head.hash == source.head.hash
                 assert not honest.penalties
+
+
+async def test_the_rest_of_an_answer_from_a_peer_banned_meanwhile_is_not_decoded(
+    source: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every block the attacker serves has a forged commit: the second one refused bans it, and the
+    blocks left in that answer are dropped undecoded."""
+    decode = sync_module._decode_block
+    from_attacker: list[int] = []
+
+    def slow_decode(height: int, pair: Any) -> tuple[Block, Commit]:
+        time.sleep(0.05)
+        block, commit = decode(height, pair)
+        if commit.signatures[0].validator == OUTSIDER.address:
+            from_attacker.append(height)
+        return block, commit
+
+    monkeypatch.setattr(sync_module, "_decode_block", slow_decode)
+
+    def serve(start: int, count: int) -> list[tuple[Block, Commit]]:
+        return [(b, forged_commit(b, c)) for b, c in served(source, start, count)]
+
+    with open_chain(tmp_path / "db") as chain:
+        attacker, _ = await sync_from(chain, source, serve)
+        assert chain.head.hash == source.head.hash
+    assert attacker is not None and sum(amount for amount, _ in attacker.penalties) >= 100
+    # its first answer decodes whole (one bad block only costs it score); its second stops at the ban
+    # (a block or two on: the next block's decoding may begin before the importer refuses the last)
+    assert len(from_attacker) <= BLOCKS_BUILT + 2, from_attacker
