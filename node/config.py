@@ -107,6 +107,9 @@ class P2PConfig:
     max_pending_per_ip: int = 8  # ... and from one IP; beyond either, the oldest of them is dropped
     handshake_timeout_s: float = 3.0  # TLS and the Hello must finish within this
     sync_answer_bytes: int = 8 * 1024 * 1024  # most block bytes sent in one answer to a syncing peer
+    # Re-verify each transaction signature of a block that comes with a verified commit (the commit's
+    # signatures are verified either way; see docs/network.md, "Block sync")
+    sync_verify_tx_signatures: bool = False
     enabled: bool = True
 
 

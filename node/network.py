@@ -165,6 +165,7 @@ def make_network(
         on_committed,
         metrics,
         config.p2p.sync_answer_bytes,
+        verify_tx_signatures=config.p2p.sync_verify_tx_signatures,
     )
     guard = None if guard_for is None else guard_for(sync.peer_heads)
     votes = VoteGossip(manager, machine, chain, metrics)

@@ -8,13 +8,17 @@ Protocol (application message types 20, 21 and 22):
   at most ~8 MiB per answer.
 
 Rules: peers announce their heads (`STATUS`); while some peer is ahead, windows of blocks are
-requested from different peers in parallel; an answer is decoded (on a worker thread) only if
-it is for a window asked of that peer, else it costs the peer score unread; blocks are imported
-strictly in order, each only after its commit verifies against the validator set this node
-tracks for that height (more than 2/3 of the power signed that very block); transaction
-signatures are verified on two threads first. A peer that sends a block whose commit or
-execution fails is penalised and the window is asked of someone else. After each imported
-block, consensus restarts at the new height.
+requested from different peers in parallel; an answer is decoded (on a worker thread, a block
+at a time, so the first blocks import while the rest decode) only if it is for a window asked
+of that peer, else it costs the peer score unread; blocks are imported strictly in order, each
+only after its commit verifies against the validator set this node tracks for that height
+(more than 2/3 of the power signed that very block). The transaction signatures of such a
+block are not verified again unless configured (`p2p.sync_verify_tx_signatures`): an honest
+validator precommitted it, and precommits only a block it has validated whole, so a forged
+signature needs more than 1/3 of the power to be Byzantine, the bound finality already rests
+on; the transactions themselves are bound to the committed hash by the header's tx root. A
+peer that sends a block whose commit or execution fails is penalised and the window is asked
+of someone else. After each imported block, consensus restarts at the new height.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Container
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from consensus.validation import verify_commit
 from core import codec
@@ -101,6 +105,8 @@ class BlockSync:
         on_imported: Callable[[PendingBlock], Awaitable[None]],
         metrics: NodeMetrics,
         answer_bytes: int = MAX_ANSWER_BYTES,
+        *,
+        verify_tx_signatures: bool = False,
     ) -> None:
         self.manager = manager
         self.chain = chain
@@ -110,9 +116,11 @@ class BlockSync:
         self.on_imported = on_imported
         self.metrics = metrics
         self.answer_bytes = answer_bytes
+        self.verify_tx_signatures = verify_tx_signatures  # of blocks whose commit verified (see the module)
         self._heads: dict[bytes, int] = {}  # peer node key -> announced height
         self._received: dict[int, tuple[Block, Commit, bytes]] = {}  # height -> (block, commit, from peer)
         self._requested: dict[int, tuple[bytes, float]] = {}  # window start -> (peer, when)
+        self._decoding: set[int] = set()  # window starts whose answer is being decoded
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._one_behind_since: tuple[int, float] | None = None
@@ -265,22 +273,32 @@ class BlockSync:
             peer.penalize(10.0, "unsolicited: blocks nobody asked this peer for")
             return
         del self._requested[window]
+        self._decoding.add(window)  # not asked again while its blocks decode and import
         try:
-            # Off the event loop: 8 MiB of blocks can hold 60,000 transactions, ~0.5 s to decode.
-            received = await asyncio.to_thread(_decode_blocks, start, items[2])
-        except DecodeError as exc:
-            peer.penalize(25.0, f"malformed: {exc}")
-            return
-        if not received and start <= self._heads.get(peer.node_key, -1):
+            await self._take_blocks(peer, start, items[2])
+        finally:
+            self._decoding.discard(window)
+            self._wake.set()
+
+    async def _take_blocks(self, peer: Peer, start: int, pairs: list[Any]) -> None:
+        if not pairs and start <= self._heads.get(peer.node_key, -1):
             # A node serves at least one block of any range that begins at or below its head.
             claimed = self._heads[peer.node_key]
             peer.penalize(PENALTY_UNSERVED, f"unserved: announced head {claimed} but has no block {start}")
             self._doubt(peer.node_key, start, UNSERVED_DOUBT_S)
-        head = self.chain.head.height
-        for block, commit in received:
-            if block.height > head:
+        for offset, pair in enumerate(pairs):
+            if self.manager.peer(peer.node_key) is not peer:
+                return  # banned meanwhile (a bad block of this answer, say): the rest is not worth decoding
+            try:
+                # Off the event loop (8 MiB of blocks can hold 60,000 transactions, ~0.5 s to decode),
+                # one block at a time: the importer runs each block while the next ones decode.
+                block, commit = await asyncio.to_thread(_decode_block, start + offset, pair)
+            except DecodeError as exc:
+                peer.penalize(25.0, f"malformed: {exc}")
+                return
+            if block.height > self.chain.head.height:
                 self._received.setdefault(block.height, (block, commit, peer.node_key))
-        self._wake.set()
+                self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -319,7 +337,7 @@ class BlockSync:
             # only peers that announced the window's first missing block
             need = max(window, head + 1)
             candidates = [key for key, height in self._heads.items() if height >= need and self.manager.peer(key)]
-            if window in self._requested or not candidates:
+            if window in self._requested or window in self._decoding or not candidates:
                 continue
             key = candidates[(window // WINDOW + i) % len(candidates)]
             peer = self.manager.peer(key)
@@ -364,8 +382,8 @@ class BlockSync:
 
     async def _import(self, block: Block, commit: Commit) -> None:
         chain = self.chain
-        verify_commit(commit, chain.validators, chain.chain_id, block.height, block.hash)
-        verified = await self.verify_signatures(block)
+        verify_commit(commit, chain.validators, chain.chain_id, block.height, block.hash)  # always, strictly
+        verified = await self.verify_signatures(block) if self.verify_tx_signatures else COMMITTED
         async with self.blocks.commit_lock:
             if chain.head.height + 1 != block.height:
                 return  # consensus committed it meanwhile
@@ -375,16 +393,23 @@ class BlockSync:
         await self.on_imported(pending)
 
 
-def _decode_blocks(start: int, pairs: list[Any]) -> list[tuple[Block, Commit]]:
-    """Blocks and commits of an answer starting at `start` (run on a worker thread: the transactions
-    are decoded without the mempool, which only the event loop touches)."""
-    received = []
-    for offset, pair in enumerate(pairs):
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise DecodeError("blocks: expected [block, commit] pairs")
-        block = Block.decode(codec.expect_bytes(pair[0], "block"))
-        commit = Commit.decode(codec.expect_bytes(pair[1], "commit"))
-        if block.height != start + offset:
-            raise DecodeError(f"blocks: expected height {start + offset}, got {block.height}")
-        received.append((block, commit))
-    return received
+class _Committed(Container[bytes]):
+    """The transactions of a block whose commit verified: all count as verified (see the module)."""
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return True
+
+
+COMMITTED: Final = _Committed()
+
+
+def _decode_block(height: int, pair: Any) -> tuple[Block, Commit]:
+    """One `[block, commit]` pair of an answer, which must be the block at `height` (run on a worker
+    thread: the transactions are decoded without the mempool, which only the event loop touches)."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise DecodeError("blocks: expected [block, commit] pairs")
+    block = Block.decode(codec.expect_bytes(pair[0], "block"))
+    commit = Commit.decode(codec.expect_bytes(pair[1], "commit"))
+    if block.height != height:
+        raise DecodeError(f"blocks: expected height {height}, got {block.height}")
+    return block, commit
