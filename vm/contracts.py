@@ -54,7 +54,7 @@ def install(view: StateView, address: bytes, module: Module) -> None:
 
 
 def load_module(view: StateView, address: bytes) -> Module | None:
-    code_hash = view.account(address).code_hash
+    code_hash = view.code_hash(address)
     if not code_hash:
         return None
     module = _MODULE_CACHE.get(code_hash)
