@@ -23,7 +23,7 @@ from vm.faults import Fault, VMError, internal_fault, kind
 from vm.interpreter import Deadline, Interpreter
 from vm.stack_check import check_module
 from vm.state import StateView
-from vm.storage_values import key_wire, pack, stored_value
+from vm.storage_values import flat_wire, pack, stored_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"
@@ -112,8 +112,12 @@ class ContractHost:
     def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]:
         """(first write of the key in this transaction, bytes of key and value written)."""
         storage = self._key(var, kind, key)
-        check_storable(value, Fault.CANNOT_STORE)
-        raw = encode_value(value)
+        wire = flat_wire(value)
+        if wire is not None:
+            raw = pack(wire)
+        else:
+            check_storable(value, Fault.CANNOT_STORE)
+            raw = encode_value(value)
         self.view.set(storage, raw)
         self.ctx.read_keys.add(storage)
         return self._first(self.ctx.written_keys, storage), len(storage) + len(raw)
@@ -143,7 +147,7 @@ class ContractHost:
         base = self._prefix + _VAR_BYTES[var]
         if kind != StorageKind.MAP:
             return base
-        wire = key_wire(key)
+        wire = flat_wire(key)
         if wire is not None:
             return base + pack(wire)
         check_storable(key, Fault.BAD_MAP_KEY)

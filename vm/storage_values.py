@@ -3,10 +3,10 @@
 Both give exactly what core/contract_values.py gives (the encoding is consensus: it names state
 keys and is hashed into the state root); they only do less work for the common cases:
 
-- `encode_key`: a string, or a flat list of strings, 64-bit ints, bytes, bools and None (the
-  keys contracts use, e.g. `offers[model, number]`), goes straight to its wire form and through
-  one reused packer. Anything else takes the general path (`check_storable`, `encode_value`),
-  so every refusal keeps its fault;
+- `flat_wire` and `pack`: a string, or a flat list of strings, 64-bit ints, bytes, bools and None
+  (the map keys contracts use, e.g. `offers[model, number]`, and many of their values) goes
+  straight to its wire form and through one reused packer. Anything else takes the general path
+  (`check_storable`, `encode_value`), so every refusal keeps its fault;
 - `stored_value`: the decoded value of stored bytes is remembered by those bytes (a pure
   function of them, so it cannot differ between nodes) and handed out as a fresh copy, since
   a contract may change a list it read before writing it back.
@@ -49,8 +49,8 @@ def pack(wire: Any) -> bytes:
     return packer.pack(wire)
 
 
-def key_wire(value: Any) -> list[Any] | None:
-    """The wire form of a common map key that is valid for sure; None: take the general path."""
+def flat_wire(value: Any) -> list[Any] | None:
+    """The wire form of a common key or value that is valid for sure; None: take the general path."""
     kind = type(value)
     if kind is str:
         return [T_STR, value] if len(value) <= _SHORT_STR else None
