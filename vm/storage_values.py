@@ -34,7 +34,7 @@ from core.contract_values import (
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
 _SHORT_STR = MAX_VALUE_BYTES // 4  # at most 4 UTF-8 bytes a character: within the limit for sure
 CACHE_ENTRIES: Final = 16_384  # dropped whole when full (cheaper than LRU upkeep)
-CACHE_MAX_BYTES: Final = 2048  # larger values are decoded each time (they are rare, and the cache stays small)
+CACHE_MAX_BYTES: Final = 1024  # larger values are decoded each time: the cache holds at most ~16 MB
 _DECODED: dict[bytes, Any] = {}
 _MISSING: Final = object()
 _local = threading.local()  # one packer per thread: a packer keeps a buffer between calls
