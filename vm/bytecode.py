@@ -214,6 +214,14 @@ class Function:
 class Module:
     functions: tuple[Function, ...]
     storage: tuple[StorageVar, ...]
+    # Name -> the first function of that name (what `function` finds), built once: every call looks one up.
+    by_name: dict[str, Function] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, Function] = {}
+        for f in self.functions:
+            by_name.setdefault(f.name, f)
+        object.__setattr__(self, "by_name", by_name)
 
     def to_wire(self) -> list[codec.Value]:
         return [
@@ -231,10 +239,7 @@ class Module:
         return sha256(self.encode())
 
     def function(self, name: str) -> Function | None:
-        for f in self.functions:
-            if f.name == name:
-                return f
-        return None
+        return self.by_name.get(name)
 
     @classmethod
     def decode(cls, raw: bytes) -> Module:

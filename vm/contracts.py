@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.contract_values import MAX_DEPTH, MAX_LIST, MAX_VALUE_BYTES, decode_stored, encode_value
+from core.contract_values import MAX_DEPTH, MAX_LIST, MAX_VALUE_BYTES, encode_value
 from core.hashing import sha256
 from core.keys import ADDRESS_SIZE
 from vm.bytecode import Module, StorageKind
@@ -23,11 +23,13 @@ from vm.faults import Fault, VMError, internal_fault, kind
 from vm.interpreter import Deadline, Interpreter
 from vm.stack_check import check_module
 from vm.state import StateView
+from vm.storage_values import flat_wire, pack, stored_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"
 MAX_CALL_DEPTH = 8  # contract-to-contract calls
 _MODULE_CACHE: dict[bytes, Module] = {}  # code hash -> decoded module (code is immutable)
+_VAR_BYTES = tuple(bytes([var]) for var in range(256))
 
 
 def contract_address(deployer: bytes, nonce: int) -> bytes:
@@ -52,7 +54,7 @@ def install(view: StateView, address: bytes, module: Module) -> None:
 
 
 def load_module(view: StateView, address: bytes) -> Module | None:
-    code_hash = view.account(address).code_hash
+    code_hash = view.code_hash(address)
     if not code_hash:
         return None
     module = _MODULE_CACHE.get(code_hash)
@@ -98,19 +100,24 @@ class ContractHost:
         self.block_time_ms = ctx.block_time_ms
         self.chain_id = ctx.chain_id
         self.read_only = ctx.read_only
+        self._prefix = STORAGE_PREFIX + address  # `storage_key` without the var index and key
 
     def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> tuple[Any, bool, int]:
         """(value, first access in this transaction, bytes of key and value)."""
         storage = self._key(var, kind, key)
         raw = self.view.get(storage)
         cold = self._first(self.ctx.read_keys, storage)
-        return (zero if raw is None else decode_stored(raw)), cold, len(storage) + (0 if raw is None else len(raw))
+        return (zero if raw is None else stored_value(raw)), cold, len(storage) + (0 if raw is None else len(raw))
 
     def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]:
         """(first write of the key in this transaction, bytes of key and value written)."""
         storage = self._key(var, kind, key)
-        check_storable(value, Fault.CANNOT_STORE)
-        raw = encode_value(value)
+        wire = flat_wire(value)
+        if wire is not None:
+            raw = pack(wire)
+        else:
+            check_storable(value, Fault.CANNOT_STORE)
+            raw = encode_value(value)
         self.view.set(storage, raw)
         self.ctx.read_keys.add(storage)
         return self._first(self.ctx.written_keys, storage), len(storage) + len(raw)
@@ -136,9 +143,15 @@ class ContractHost:
         return True
 
     def _key(self, var: int, kind: int, key: Any) -> bytes:
-        if kind == StorageKind.MAP:
-            check_storable(key, Fault.BAD_MAP_KEY)
-        return storage_key(self.address, var, key, kind)
+        """`storage_key` of the map key after `check_storable`, the common keys in one step (vm/storage_values.py)."""
+        base = self._prefix + _VAR_BYTES[var]
+        if kind != StorageKind.MAP:
+            return base
+        wire = flat_wire(key)
+        if wire is not None:
+            return base + pack(wire)
+        check_storable(key, Fault.BAD_MAP_KEY)
+        return base + encode_value(key)
 
     def balance(self, address: bytes) -> int:
         return self.view.account(address).balance

@@ -32,7 +32,7 @@ from core.contract_values import INT_MAX, INT_MIN
 from vm import gas as G
 from vm import operations as ops
 from vm.builtins import BUILTINS
-from vm.bytecode import Function, Module, StorageKind
+from vm.bytecode import Function, Module, Op, StorageKind
 from vm.faults import Fault, InternalVMError, OutOfGas, Revert, VMError, contract_text, internal_fault, kind
 from vm.operations import FLAT, OP
 
@@ -95,6 +95,12 @@ class Deadline:
 
 
 _COST = [G.INSTRUCTION_GAS.get(op, 1) for op in range(256)]
+INDEX_SLOW, ALLOC_LIST, ALLOC_ITEM = G.INDEX_SLOW, G.ALLOC_BASE, G.ALLOC_ITEM
+SLOAD, SSTORE, MLOAD, MSTORE, MHAS, MDEL = (
+    int(op) for op in (Op.SLOAD, Op.SSTORE, Op.MLOAD, Op.MSTORE, Op.MHAS, Op.MDEL)
+)
+assert (SLOAD, MDEL) == (60, 65) and MDEL - SLOAD == 5, "`_slow` sends 60 to 65 to `_storage`"
+_WRITES = frozenset({SSTORE, MSTORE, MDEL})
 SCALAR, MAP = int(StorageKind.SCALAR), int(StorageKind.MAP)
 
 
@@ -184,49 +190,23 @@ class Interpreter:
                     gas = self.gas
                 if op == 2:  # LOAD
                     push(locals_[arg])
-                elif op == 1:  # CONST
-                    push(consts[arg])
                 elif op == 3:  # STORE
                     locals_[arg] = pop()
+                elif op == 1:  # CONST
+                    push(consts[arg])
                 elif op == 7:  # JUMP_IF_FALSE
                     if not pop():
                         pc = arg
-                elif op == 20:  # ADD
-                    b = pop()
-                    a = pop()
-                    if type(a) is int and type(b) is int:
-                        r = a + b
-                        if not INT_MIN <= r <= INT_MAX:
-                            raise VMError(Fault.OVERFLOW, op="+")
-                    else:
-                        self.gas = gas
-                        r = ops.add(self, a, b)
-                        gas = self.gas
-                    push(r)
-                elif op == 42:  # LT
-                    b = pop()
-                    a = pop()
-                    if type(a) is int and type(b) is int:
-                        push(a < b)
-                    else:
-                        push(ops.order(self, op, a, b))
-                elif op == 6:  # JUMP
-                    pc = arg
-                elif op == 52:  # INDEX
-                    key = pop()
+                elif op == 15:  # INDEX_CONST
                     container = pop()
+                    key = consts[arg]
                     if type(container) is list and type(key) is int and -len(container) <= key < len(container):
+                        # As `ops.index`, which this skips for an in-range list index: it charges INDEX_SLOW
+                        # to `self.gas` (overwritten by the loop's own count at its next sync).
+                        self._charge(INDEX_SLOW)
                         push(container[key])
                     else:
                         push(ops.index(self, container, key))
-                elif op == 15:  # INDEX_CONST
-                    push(ops.index(self, pop(), consts[arg]))
-                elif op == 13:  # BUILTIN
-                    self.gas = gas
-                    self._builtin(arg >> 8, arg & 0xFF, stack, depth)
-                    gas = self.gas
-                elif op == 4:  # POP
-                    pop()
                 elif op == 14:  # ITER_NEXT
                     sequence = locals_[arg]
                     index = locals_[arg + 1]
@@ -241,6 +221,102 @@ class Interpreter:
                         push(True)
                     else:
                         push(False)
+                elif op == 6:  # JUMP
+                    pc = arg
+                elif op == 4:  # POP
+                    pop()
+                elif op == 13:  # BUILTIN
+                    self.gas = gas
+                    argc = arg & 0xFF
+                    if argc:
+                        args = stack[-argc:]
+                        del stack[-argc:]
+                    else:
+                        args = []
+                    push(BUILTINS[arg >> 8](self, args, depth))
+                    gas = self.gas
+                elif op == 20:  # ADD
+                    b = pop()
+                    a = pop()
+                    if type(a) is int and type(b) is int:
+                        r = a + b
+                        if not INT_MIN <= r <= INT_MAX:
+                            raise VMError(Fault.OVERFLOW, op="+")
+                    else:
+                        self.gas = gas
+                        r = ops.add(self, a, b)
+                        gas = self.gas
+                    push(r)
+                elif op == 8:  # JUMP_IF_TRUE
+                    if pop():
+                        pc = arg
+                elif op == 50:  # BUILD_LIST
+                    if arg:
+                        items = stack[-arg:]
+                        del stack[-arg:]
+                    else:
+                        items = []
+                    # `_alloc_items(arg)` inline: the memory bound, then the charge (through `_charge` only
+                    # when it would run the loop's gas below zero: out of gas leaves the gas as it was before).
+                    self.memory += 8 * arg
+                    if self.memory > MAX_MEMORY:
+                        raise VMError(Fault.MEMORY, limit=MAX_MEMORY)
+                    charge = ALLOC_LIST + ALLOC_ITEM * arg
+                    if gas >= charge:
+                        gas -= charge
+                        self.gas = gas
+                    else:
+                        self.gas = gas
+                        self._charge(charge)
+                        gas = self.gas
+                    push(items)
+                elif op == 42:  # LT
+                    b = pop()
+                    a = pop()
+                    if type(a) is int and type(b) is int:
+                        push(a < b)
+                    else:
+                        push(ops.order(self, op, a, b))
+                elif op == 52:  # INDEX
+                    key = pop()
+                    container = pop()
+                    if type(container) is list and type(key) is int and -len(container) <= key < len(container):
+                        push(container[key])
+                    else:
+                        push(ops.index(self, container, key))
+                elif op == 22:  # MUL
+                    self.gas = gas  # as when it ran in `_slow`: the charges of `ops.index` start from this
+                    b = pop()
+                    a = pop()
+                    if type(a) is int and type(b) is int:
+                        r = a * b
+                        if not INT_MIN <= r <= INT_MAX:
+                            raise VMError(Fault.OVERFLOW, op="*")
+                        push(r)
+                    else:  # `ops.arith` says what is wrong (it charges nothing for these)
+                        push(a)
+                        push(b)
+                        ops.arith(self, op, stack)
+                elif op == 23:  # FLOORDIV
+                    self.gas = gas
+                    b = pop()
+                    a = pop()
+                    if type(a) is int and type(b) is int and b:
+                        r = a // b
+                        if not INT_MIN <= r <= INT_MAX:
+                            raise VMError(Fault.OVERFLOW, op="//")
+                        push(r)
+                    else:
+                        push(a)
+                        push(b)
+                        ops.arith(self, op, stack)
+                elif op == 44 or op == 45:  # GT, GE
+                    b = pop()
+                    a = pop()
+                    if type(a) is int and type(b) is int:
+                        push(a > b if op == 44 else a >= b)  # GT
+                    else:
+                        push(ops.order(self, op, a, b))
                 elif op == 21:  # SUB
                     b = pop()
                     r = ops.to_int(pop()) - ops.to_int(b)
@@ -256,18 +332,6 @@ class Interpreter:
                         self.gas = gas
                         push(ops.equal(self, a, b, 0))
                         gas = self.gas
-                elif op == 11:  # RETURN
-                    return pop()
-                elif op == 8:  # JUMP_IF_TRUE
-                    if pop():
-                        pc = arg
-                elif op == 44 or op == 45:  # GT, GE
-                    b = pop()
-                    a = pop()
-                    if type(a) is int and type(b) is int:
-                        push(a > b if op == 44 else a >= b)  # GT
-                    else:
-                        push(ops.order(self, op, a, b))
                 elif op == 41:  # NE
                     b = pop()
                     a = pop()
@@ -277,21 +341,13 @@ class Interpreter:
                         self.gas = gas
                         push(not ops.equal(self, a, b, 0))
                         gas = self.gas
+                elif op == 11:  # RETURN
+                    return pop()
                 elif op == 9:  # AND_JUMP
                     if not stack[-1]:
                         pc = arg
                     else:
                         pop()
-                elif op == 50:  # BUILD_LIST
-                    if arg:
-                        items = stack[-arg:]
-                        del stack[-arg:]
-                    else:
-                        items = []
-                    self.gas = gas
-                    self._alloc_items(arg)
-                    gas = self.gas
-                    push(items)
                 else:
                     self.gas = gas
                     pc = self._slow(op, arg, pc, stack, func, depth)
@@ -302,11 +358,15 @@ class Interpreter:
     def _slow(self, op: int, arg: int, pc: int, stack: list[Any], func: Function, depth: int) -> int:
         """Every instruction the loop in `_execute` does not handle itself; returns the next pc."""
         push, pop = stack.append, stack.pop
-        if op == OP.OR_JUMP:
+        if op == 70:  # METHOD
+            ops.method(self, arg >> 8, arg & 0xFF, stack)
+        elif 60 <= op <= 65:  # SLOAD to MDEL: storage
+            self._storage(op, arg, stack, func)
+        elif op == 10:  # OR_JUMP
             if stack[-1]:
                 return arg
             pop()
-        elif op == OP.CALL:
+        elif op == 12:  # CALL
             callee = self.module.functions[arg]
             n = callee.n_params
             args = stack[len(stack) - n :] if n else []
@@ -325,8 +385,6 @@ class Interpreter:
             container = pop()
             found = ops.contains(self, container, pop())
             push(found if op == OP.IN else not found)
-        elif op == OP.METHOD:
-            ops.method(self, arg >> 8, arg & 0xFF, stack)
         elif op == OP.BUILD_DICT:  # (BUILD_LIST runs in the loop)
             n = 2 * arg
             items = stack[len(stack) - n :] if n else []
@@ -349,8 +407,6 @@ class Interpreter:
             result = seq[None if start is None else ops.to_int(start) : None if stop is None else ops.to_int(stop)]
             ops.alloc_value(self, result)
             push(result)
-        elif OP.SLOAD <= op <= OP.MDEL:
-            self._storage(op, arg, stack, func)
         else:
             raise AssertionError(f"opcode {op} passed Module.decode but has no implementation")
         return pc
@@ -359,11 +415,11 @@ class Interpreter:
         """Storage instructions: their base gas, then the first touch of a key in the transaction, then size."""
         host = self.host
         decl = self.module.storage[var]
-        if op in (OP.SSTORE, OP.MSTORE, OP.MDEL) and (func.view or host.read_only):
+        if op in _WRITES and (func.view or host.read_only):
             raise VMError(Fault.READ_ONLY, name=func.name, why="a view" if func.view else "a read-only call")
-        if op == OP.SLOAD or op == OP.MLOAD:
-            key = None if op == OP.SLOAD else stack.pop()
-            value, cold, size = host.storage_get(var, SCALAR if op == OP.SLOAD else MAP, key, decl.zero)
+        if op in (SLOAD, MLOAD):
+            key = None if op == SLOAD else stack.pop()
+            value, cold, size = host.storage_get(var, SCALAR if op == SLOAD else MAP, key, decl.zero)
             self._charge((G.STORAGE_READ_COLD if cold else 0) + G.STORAGE_READ_WORD * (size >> 5))
             kind = type(value)
             if kind is bytes or kind is str:
@@ -371,19 +427,14 @@ class Interpreter:
             elif kind is list:
                 self._alloc_items(len(value))
             stack.append(value)
-        elif op == OP.SSTORE or op == OP.MSTORE:
-            key = None if op == OP.SSTORE else stack.pop()
-            first, size = host.storage_set(var, SCALAR if op == OP.SSTORE else MAP, key, stack.pop())
+        elif op in (SSTORE, MSTORE):
+            key = None if op == SSTORE else stack.pop()
+            first, size = host.storage_set(var, SCALAR if op == SSTORE else MAP, key, stack.pop())
             self._charge((G.STORAGE_WRITE if first else G.STORAGE_WRITE_WARM) + G.STORAGE_WRITE_WORD * (size >> 5))
-        elif op == OP.MHAS:
+        elif op == MHAS:
             present, cold, size = host.storage_has(var, stack.pop())
             self._charge((G.STORAGE_READ_COLD if cold else 0) + G.STORAGE_READ_WORD * (size >> 5))
             stack.append(present)
         else:
             first, size = host.storage_delete(var, stack.pop())
             self._charge((G.STORAGE_DELETE if first else G.STORAGE_WRITE_WARM) + G.STORAGE_WRITE_WORD * (size >> 5))
-
-    def _builtin(self, which: int, argc: int, stack: list[Any], depth: int) -> None:
-        args = stack[len(stack) - argc :] if argc else []
-        del stack[len(stack) - argc :]
-        stack.append(BUILTINS[which](self, args, depth))

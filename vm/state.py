@@ -37,6 +37,13 @@ class StateView:
             self._accounts[address] = account
         return account
 
+    def code_hash(self, address: bytes) -> bytes:
+        """`account(address).code_hash`, without making a working copy of the account in this view."""
+        view = self
+        while (account := view._accounts.get(address)) is None and view._parent is not None:
+            view = view._parent
+        return (account or view.account(address)).code_hash
+
     def branch(self) -> StateView:
         """An overlay on this view: `merge` its changes into this one, or drop it to revert them."""
         return StateView(self, parent=self)

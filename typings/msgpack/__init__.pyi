@@ -11,6 +11,10 @@ class ExtType(NamedTuple):
     code: int
     data: bytes
 
+class Packer:
+    def __init__(self, *, use_bin_type: bool = ...) -> None: ...
+    def pack(self, obj: Any) -> bytes: ...
+
 def packb(
     o: Any,
     *,
