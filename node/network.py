@@ -186,10 +186,12 @@ def make_network(
         evidence=evidence,
         metrics=metrics,
         lookup_tx=mempool.get,
+        admit_fetched=admit_from_peer,
         observe_vote=observe_vote,
     )
     evidence.subscribe(reactor.publish_evidence)
     exchange = ArtifactExchange(artifacts, manager, config.artifacts, served_chunks)
     admission.subscribe(txs.announce, relay_only=True)
+    admission.subscribe(reactor.compact.note_local, relay_only=True)  # what a proposal carries along
     network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
     return network, guard

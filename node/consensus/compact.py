@@ -71,15 +71,19 @@ class CompactProposal:
     def __len__(self) -> int:
         return len(self.tx_hashes) // HASH_SIZE
 
-    def transactions(self, known: Callable[[bytes], Transaction | None]) -> tuple[list[Transaction | None], list[int]]:
-        """The block's transactions from the prefilled ones and `known` (hash -> decoded transaction),
-        and the indices of those still missing (None in the list)."""
+    def transactions(
+        self, known: Callable[[bytes], Transaction | None]
+    ) -> tuple[list[Transaction | None], list[int], list[int]]:
+        """The block's transactions from `known` (hash -> decoded transaction) and the prefilled ones;
+        the indices of those still missing (None in the list), and of the prefilled ones decoded here."""
         hashes = self.tx_hashes
         txs: list[Transaction | None] = [known(hashes[i : i + HASH_SIZE]) for i in range(0, len(hashes), HASH_SIZE)]
+        decoded = []
         for index, raw in self.prefilled:
-            if txs[index] is None:  # carried along, and not known here after all: decoded once, now
+            if txs[index] is None:  # carried along, and not known here: decoded once, now
                 txs[index] = Transaction.decode(raw)
-        return txs, [index for index, tx in enumerate(txs) if tx is None]
+                decoded.append(index)
+        return txs, [index for index, tx in enumerate(txs) if tx is None], decoded
 
     def to_wire(self) -> list[codec.Value]:
         return [

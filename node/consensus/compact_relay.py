@@ -3,17 +3,22 @@ rebuilds the block from its mempool and fetches from the sender only what it lac
 relay, BIP 152, does). Wire format: `node.consensus.compact`.
 
 Rules:
-- What the driver signs goes to every peer as a `CompactProposal`; its block is kept to answer
-  requests. A proposal that reached us as a full block (type 17, vote gossip's repair) is
+- What the driver signs goes to every peer as a `CompactProposal`, carrying the transactions
+  this node admitted from its own clients in the last `PREFILL_WINDOW_S` (peers are likely not
+  to hold them yet: gossip and their admission take that long under load); its block is kept
+  to answer requests. A proposal that reached us as a full block (type 17, vote gossip's repair) is
   forwarded compact as well.
 - A compact proposal for the height we decide: its signature must verify and its header must be
   the block it signs (else `PENALTY_BAD_SIGNATURE`). Its transactions come from the mempool
   (decoded and signature-checked once already, at admission), from those carried along, and from
   those fetched before (`RECENT_TXS`); the others are fetched (`GET_TXS`) from the peers that sent
   this very message, one peer at a time, each answer awaited at most `FETCH_TIMEOUT_S`, the whole
-  rebuild at most `REBUILD_TIMEOUT_S`. A fetched transaction is decoded once here; execution
-  verifies its signature once (it is in no mempool). An answered transaction that does not hash
-  to the hash asked costs the peer `PENALTY_BAD_TX`, and the next sender is asked.
+  rebuild at most `REBUILD_TIMEOUT_S`. A fetched (or carried) transaction not in the mempool is
+  decoded once here and admitted to
+  the mempool (`admit`: its signature checked there, once) before the block is delivered, so
+  execution does not check it again and the copy gossip brings later is skipped undecoded. An
+  answered transaction that does not hash to the hash asked costs the peer `PENALTY_BAD_TX`, and
+  the next sender is asked.
 - A rebuilt block whose body does not match its header (`consensus.validation.check_body`:
   transaction root, last commit, evidence) is never delivered and costs each sender
   `PENALTY_BAD_BLOCK`; a correct copy from another peer still gets through (messages are told
@@ -38,7 +43,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from consensus.validation import check_body
@@ -76,6 +81,8 @@ MAX_REBUILDS = 8
 MAX_REBUILDS_PER_PEER = 2
 MAX_KEPT_BLOCKS = 16
 RECENT_TXS = 100_000
+PREFILL_WINDOW_S = 0.5
+LOCAL_TXS = 50_000  # admissions from our clients remembered for prefilling
 REQUESTS_PER_S = 20.0
 REQUEST_BURST = 40.0
 PENALTY_MALFORMED = 20.0
@@ -142,6 +149,7 @@ class CompactRelay:
         held: HeldForNextHeight,
         metrics: NodeMetrics,
         lookup_tx: Callable[[bytes], Transaction | None] = lambda tx_hash: None,
+        admit: Callable[[Sequence[Transaction]], Awaitable[object]] | None = None,
     ) -> None:
         self.manager = manager
         self.chain = chain
@@ -150,12 +158,14 @@ class CompactRelay:
         self.held = held
         self.metrics = metrics
         self.lookup_tx = lookup_tx  # the mempool's: decoded, signature verified
+        self.admit = admit  # into the mempool, as from a peer (not relayed)
         self._kept: OrderedDict[bytes, Block] = OrderedDict()  # block hash -> proposal block we hold
         self._recent: OrderedDict[bytes, Transaction] = OrderedDict()  # fetched or carried along before
         self._delivered = SeenSet(4096)  # signatures of the proposals handed to the driver
         self._rebuilding: dict[bytes, _Rebuild] = {}  # compact key -> rebuild waiting on fetches
         self._waiting: dict[tuple[bytes, bytes], asyncio.Future[Answer]] = {}  # (peer, block hash) -> answer
         self._buckets: dict[bytes, _Bucket] = {}
+        self._local: OrderedDict[bytes, float] = OrderedDict()  # tx hash -> when our clients' tx was admitted
 
     def register(self) -> None:
         self.manager.register(COMPACT_PROPOSAL, self.on_compact)
@@ -171,11 +181,23 @@ class CompactRelay:
 
     # --- outbound -------------------------------------------------------------------------
 
+    def note_local(self, txs: Iterable[Transaction]) -> None:
+        """Transactions our clients sent were admitted (an admission listener): prefill candidates."""
+        now = time.monotonic()
+        local = self._local
+        for tx in txs:
+            local[tx.hash] = now
+        while len(local) > LOCAL_TXS:
+            local.popitem(last=False)
+
     async def publish(self, proposal: Proposal, block: Block, exclude: Peer | None = None) -> None:
         """Send a proposal compact to every peer (but `exclude`), and keep its block to serve."""
         self.keep(block)
         self._delivered.add(proposal.signature)
-        payload = CompactProposal.of(proposal, block).to_wire()
+        since = time.monotonic() - PREFILL_WINDOW_S
+        local = self._local
+        prefill = [i for i, tx in enumerate(block.transactions) if local.get(tx.hash, since) > since]
+        payload = CompactProposal.of(proposal, block, prefill).to_wire()
         await self.manager.broadcast(COMPACT_PROPOSAL, payload, exclude=None if exclude is None else exclude.node_key)
 
     def keep(self, block: Block) -> None:
@@ -233,11 +255,11 @@ class CompactRelay:
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal names another block")
             return
         try:
-            txs, missing = compact.transactions(self._known)
+            txs, missing, decoded = compact.transactions(self._known)
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
-        if not missing:
+        if not missing and not decoded:
             self.metrics.compact_proposals.labels("rebuilt").inc()
             await self._complete(compact, txs, [peer])
             return
@@ -246,7 +268,7 @@ class CompactRelay:
             return  # vote gossip sends the full block if no other rebuild delivers it
         rebuild = _Rebuild(compact, peer)
         self._rebuilding[compact.key] = rebuild
-        rebuild.task = asyncio.create_task(self._fetch(rebuild, txs, missing), name="compact-fetch")
+        rebuild.task = asyncio.create_task(self._fetch(rebuild, txs, missing, decoded), name="compact-fetch")
 
     def _known(self, tx_hash: bytes) -> Transaction | None:
         tx = self.lookup_tx(tx_hash)
@@ -278,9 +300,12 @@ class CompactRelay:
 
     # --- fetching -------------------------------------------------------------------------
 
-    async def _fetch(self, rebuild: _Rebuild, txs: list[Transaction | None], missing: list[int]) -> None:
+    async def _fetch(
+        self, rebuild: _Rebuild, txs: list[Transaction | None], missing: list[int], decoded: list[int]
+    ) -> None:
+        """Fetch what is missing, admit what was decoded here, and complete the proposal."""
         compact = rebuild.compact
-        fetched = len(missing)
+        fetched = list(missing)
         try:
             async with asyncio.timeout(REBUILD_TIMEOUT_S):
                 tried = 0
@@ -303,8 +328,13 @@ class CompactRelay:
                 len(rebuild.sources),
             )
             return
-        self.metrics.compact_proposals.labels("fetched").inc()
-        self.metrics.compact_txs_fetched.inc(fetched)
+        self.metrics.compact_proposals.labels("fetched" if fetched else "rebuilt").inc()
+        self.metrics.compact_txs_fetched.inc(len(fetched))
+        if self.admit is not None:
+            try:  # refusals (a nonce used meanwhile, a full pool) leave the block as it is
+                await self.admit([tx for i in sorted(decoded + fetched) if (tx := txs[i]) is not None])
+            except Exception:  # a bug in admission must not lose the proposal
+                log.exception("admitting the fetched transactions of a proposal failed")
         await self._complete(compact, txs, rebuild.sources)
 
     async def _fetch_from(

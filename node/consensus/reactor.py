@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from consensus.validation import check_body
@@ -106,6 +106,7 @@ class ConsensusReactor:
         evidence: EvidenceSink,
         metrics: NodeMetrics,
         lookup_tx: Callable[[bytes], Transaction | None] = lambda tx_hash: None,
+        admit_fetched: Callable[[Sequence[Transaction]], Awaitable[object]] | None = None,
         observe_vote: Callable[[Vote], None] = lambda vote: None,
     ) -> None:
         self.manager = manager
@@ -126,6 +127,7 @@ class ConsensusReactor:
             held=self.held,
             metrics=metrics,
             lookup_tx=lookup_tx,
+            admit=admit_fetched,
         )
         self._publishing: set[asyncio.Task[bool]] = set()
 

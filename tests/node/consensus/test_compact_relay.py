@@ -7,7 +7,7 @@ Real peer managers over TLS on loopback; the chain is a fake of the reactor's po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -82,6 +82,7 @@ class Node:
         self.chain = Chain()
         self.mempool = mempool if mempool is not None else {}
         self.delivered: list[ConsensusMessage] = []
+        self.admitted: list[tuple[list[Transaction], int]] = []  # (fetched, proposals delivered before)
         self.metrics = NodeMetrics()
         votes = VoteGossip(manager, Tendermint(CHAIN_ID, None), self.chain, self.metrics)  # type: ignore[arg-type]
         self.reactor = ConsensusReactor(
@@ -93,8 +94,12 @@ class Node:
             evidence=EvidencePool(lambda items: items),
             metrics=self.metrics,
             lookup_tx=self.mempool.get,
+            admit_fetched=self._admit,
         )
         self.reactor.register()
+
+    async def _admit(self, txs: Sequence[Transaction]) -> None:
+        self.admitted.append((list(txs), len(self.delivered)))
 
     def count(self, outcome: str) -> float:
         return self.metrics.compact_proposals.labels(outcome)._value.get()
@@ -205,6 +210,8 @@ async def test_missing_transactions_are_fetched_from_the_sender_once(cluster: Cl
     assert isinstance(delivered, SignedProposal) and delivered.block == block
     assert all(a is b for a, b in zip(delivered.block.transactions[::2], txs[::2], strict=True))
     assert validator.count("fetched") == 1 and validator.fetched() == 20
+    # Admitted to the mempool (signature checked there, once) before the block went to execution.
+    assert validator.admitted == [(txs[1::2], 0)]
     # A re-proposal of the same block in the next round needs no fetch: fetched ones are remembered.
     await proposer.reactor.broadcast(SignedProposal(signed(block, 1), block))
     await wait_until(lambda: len(validator.delivered) == 2, what="the re-proposal")
@@ -329,3 +336,18 @@ async def test_transactions_nobody_asked_for_cost_the_sender(cluster: Cluster) -
     pusher.send(validator.manager, BLOCK_TXS, BlockTxs(b"\x02" * 32, (transfers(1)[0].encoded,)).to_wire())
     await wait_until(lambda: score(pusher.manager, validator.manager) < 0, what="the push penalised")
     assert score(pusher.manager, validator.manager) == -compact_relay.PENALTY_UNSOLICITED
+
+
+async def test_transactions_our_clients_just_sent_are_carried_along_and_need_no_fetch(cluster: Cluster) -> None:
+    txs = transfers(30)
+    proposer = Node(await cluster.start())
+    validator = Node(await cluster.start(), {tx.hash: tx for tx in txs[:20]})
+    await linked(cluster, proposer.manager, validator.manager)
+    proposer.reactor.compact.note_local(txs[20:])  # admitted from its clients just now
+    block = block_of(txs)
+    await proposer.reactor.broadcast(SignedProposal(signed(block), block))
+    await wait_until(lambda: bool(validator.delivered), what="the proposal at the validator")
+    assert validator.delivered == [SignedProposal(signed(block), block)]
+    assert validator.count("rebuilt") == 1 and validator.fetched() == 0
+    assert proposer.manager.metrics.messages_in[GET_TXS] == 0, "nothing was asked"
+    assert validator.admitted == [(txs[20:], 0)], "the carried ones are admitted once, before execution"
