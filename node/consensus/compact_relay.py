@@ -80,7 +80,7 @@ REBUILD_TIMEOUT_S = 3.0
 MAX_REBUILDS = 8
 MAX_REBUILDS_PER_PEER = 2
 MAX_KEPT_BLOCKS = 16
-RECENT_TXS = 100_000
+RECENT_TXS = 20_000  # fetched or carried transactions kept for a re-proposal (the mempool may refuse them)
 PREFILL_WINDOW_S = 0.5
 LOCAL_TXS = 50_000  # admissions from our clients remembered for prefilling
 REQUESTS_PER_S = 20.0
@@ -235,7 +235,8 @@ class CompactRelay:
         proposal, chain = compact.proposal, self.chain
         if proposal.height == chain.head.height + 2:
             size = len(compact.tx_hashes) + sum(len(raw) for _, raw in compact.prefilled) + 1024
-            self.held.hold(peer, COMPACT_PROPOSAL, proposal.height, proposal.signature, payload, size)
+            # Held by message, not by signature: an altered copy held first must not shut out the correct one.
+            self.held.hold(peer, COMPACT_PROPOSAL, proposal.height, compact.key, payload, size)
             return
         if proposal.height != chain.head.height + 1:
             return  # another height (normal around height changes; sync handles a peer far ahead)

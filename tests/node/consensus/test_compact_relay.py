@@ -351,3 +351,27 @@ async def test_transactions_our_clients_just_sent_are_carried_along_and_need_no_
     assert validator.count("rebuilt") == 1 and validator.fetched() == 0
     assert proposer.manager.metrics.messages_in[GET_TXS] == 0, "nothing was asked"
     assert validator.admitted == [(txs[20:], 0)], "the carried ones are admitted once, before execution"
+
+
+async def test_a_compact_proposal_one_height_early_is_held_and_an_altered_copy_does_not_shut_it_out(
+    cluster: Cluster,
+) -> None:
+    txs = transfers(4)
+    relay = Raw(await cluster.start())
+    validator = Node(await cluster.start(), {tx.hash: tx for tx in txs})
+    await linked(cluster, relay.manager, validator.manager)
+    last_commit = Commit(1, 0, b"\x03" * 32, ())
+    header = a_header(2, tx_root=transactions_root(txs), tx_count=len(txs), last_commit_hash=last_commit.hash())
+    block = Block(header, tuple(txs), last_commit, ())
+    proposal = signed(block)
+    honest = CompactProposal.of(proposal, block)
+    altered = replace(honest, tx_hashes=honest.tx_hashes[32:64] + honest.tx_hashes[:32] + honest.tx_hashes[64:])
+    relay.send(validator.manager, COMPACT_PROPOSAL, altered.to_wire())  # height 2 while deciding 1: held
+    relay.send(validator.manager, COMPACT_PROPOSAL, honest.to_wire())
+    await wait_until(lambda: len(validator.reactor.held) == 2, what="both held")
+    assert not validator.delivered
+    validator.chain.head = a_header(1)
+    await validator.reactor.release_held(1)
+    await wait_until(lambda: bool(validator.delivered), what="the held proposal delivered")
+    assert validator.delivered == [SignedProposal(proposal, block)]
+    assert score(relay.manager, validator.manager) == -compact_relay.PENALTY_BAD_BLOCK
