@@ -23,7 +23,7 @@ from core.validators import Validator, ValidatorSet
 from node.consensus import compact_relay
 from node.consensus.compact import BLOCK_TXS, COMPACT_PROPOSAL, GET_TXS, BlockTxs, CompactProposal, GetTxs
 from node.consensus.evidence import EvidencePool
-from node.consensus.messages import ConsensusMessage, SignedProposal
+from node.consensus.messages import PROPOSAL, ConsensusMessage, SignedProposal
 from node.consensus.reactor import ConsensusReactor
 from node.consensus.vote_gossip import VoteGossip
 from node.metrics import NodeMetrics
@@ -375,3 +375,21 @@ async def test_a_compact_proposal_one_height_early_is_held_and_an_altered_copy_d
     await wait_until(lambda: bool(validator.delivered), what="the held proposal delivered")
     assert validator.delivered == [SignedProposal(proposal, block)]
     assert score(relay.manager, validator.manager) == -compact_relay.PENALTY_BAD_BLOCK
+
+
+async def test_a_full_block_whose_body_is_not_its_header_is_refused(cluster: Cluster) -> None:
+    txs = transfers(3)
+    relay, watcher = Raw(await cluster.start()), Raw(await cluster.start())
+    validator = Node(await cluster.start())
+    await linked(cluster, relay.manager, validator.manager)
+    await linked(cluster, watcher.manager, validator.manager)
+    block = block_of(txs)
+    proposal = signed(block)
+    altered = Block(block.header, (txs[1], txs[0], txs[2]), None, ())  # the signed header, other order
+    relay.send(validator.manager, PROPOSAL, [PROPOSAL, proposal.to_wire(), altered.encode()])
+    await wait_until(lambda: score(relay.manager, validator.manager) < 0, what="the relay penalised")
+    relay.send(validator.manager, PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()])
+    await wait_until(lambda: bool(validator.delivered), what="the correct block")
+    assert validator.delivered == [SignedProposal(proposal, block)]
+    await wait_until(lambda: bool(watcher.frames), what="the proposal forwarded")
+    assert [t for t, _ in watcher.frames] == [COMPACT_PROPOSAL], "forwarded compact, once"
