@@ -28,12 +28,9 @@ Rules:
   proposal. Nothing waits on a fetch but its own task: handlers return at once.
 - Rebuilt, a proposal is forwarded compact to the peers that did not send it, and delivered.
   A proposal is delivered once (by signature), whichever way it came.
-- Requests are answered from the blocks kept (heights from the head on; older ones are dropped
-  as the head moves), each with at most `MAX_ANSWER_BYTES` of transactions, at most
-  `REQUESTS_PER_S` a peer (burst `REQUEST_BURST`): more cost `PENALTY_FLOOD` and get no answer.
-  A request for a height below our head costs `PENALTY_STALE`, is answered nil, and nothing is
-  looked up; one for a block not held is answered nil. An index beyond the block is malformed.
-  An answer nobody asked for costs `PENALTY_UNSOLICITED`.
+- Requests for the transactions of the blocks this node holds are answered by
+  `node.consensus.compact_serving` (bounded, rate limited). An answer nobody asked for costs
+  `PENALTY_UNSOLICITED`.
 - At most `MAX_REBUILDS` rebuilds wait on fetches at once, `MAX_REBUILDS_PER_PEER` started by one peer.
 """
 
@@ -60,8 +57,8 @@ from node.consensus.compact import (
     BlockTxs,
     CompactProposal,
     GetTxs,
-    answer,
 )
+from node.consensus.compact_serving import ProposalBlocks
 from node.consensus.held_messages import HeldForNextHeight
 from node.consensus.messages import ConsensusMessage, SignedProposal
 from node.consensus.vote_gossip import VoteGossip
@@ -79,18 +76,13 @@ FETCH_TIMEOUT_S = 1.0
 REBUILD_TIMEOUT_S = 3.0
 MAX_REBUILDS = 8
 MAX_REBUILDS_PER_PEER = 2
-MAX_KEPT_BLOCKS = 16
 RECENT_TXS = 20_000  # fetched or carried transactions kept for a re-proposal (the mempool may refuse them)
 PREFILL_WINDOW_S = 0.5
 LOCAL_TXS = 50_000  # admissions from our clients remembered for prefilling
-REQUESTS_PER_S = 20.0
-REQUEST_BURST = 40.0
 PENALTY_MALFORMED = 20.0
 PENALTY_BAD_SIGNATURE = 40.0
 PENALTY_BAD_TX = 40.0
 PENALTY_BAD_BLOCK = 40.0
-PENALTY_FLOOD = 5.0
-PENALTY_STALE = 2.0
 PENALTY_UNSOLICITED = 10.0
 
 Answer = tuple[bytes, ...] | None
@@ -107,24 +99,6 @@ class RelayChain(Protocol):
 
     @property
     def validators(self) -> ValidatorSet: ...
-
-
-class _Bucket:
-    """A peer's request budget (token bucket)."""
-
-    __slots__ = ("at", "tokens")
-
-    def __init__(self) -> None:
-        self.tokens, self.at = REQUEST_BURST, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(REQUEST_BURST, self.tokens + (now - self.at) * REQUESTS_PER_S)
-        self.at = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 class _Rebuild:
@@ -159,17 +133,16 @@ class CompactRelay:
         self.metrics = metrics
         self.lookup_tx = lookup_tx  # the mempool's: decoded, signature verified
         self.admit = admit  # into the mempool, as from a peer (not relayed)
-        self._kept: OrderedDict[bytes, Block] = OrderedDict()  # block hash -> proposal block we hold
+        self.blocks = ProposalBlocks(chain)  # the proposal blocks we hold, served to peers
         self._recent: OrderedDict[bytes, Transaction] = OrderedDict()  # fetched or carried along before
         self._delivered = SeenSet(4096)  # signatures of the proposals handed to the driver
         self._rebuilding: dict[bytes, _Rebuild] = {}  # compact key -> rebuild waiting on fetches
         self._waiting: dict[tuple[bytes, bytes], asyncio.Future[Answer]] = {}  # (peer, block hash) -> answer
-        self._buckets: dict[bytes, _Bucket] = {}
         self._local: OrderedDict[bytes, float] = OrderedDict()  # tx hash -> when our clients' tx was admitted
 
     def register(self) -> None:
         self.manager.register(COMPACT_PROPOSAL, self.on_compact)
-        self.manager.register(GET_TXS, self._on_get_txs)
+        self.manager.register(GET_TXS, self.blocks.on_get_txs)
         self.manager.register(BLOCK_TXS, self._on_block_txs)
         self.manager.on_peer_disconnected(self._on_disconnected)
 
@@ -202,10 +175,7 @@ class CompactRelay:
 
     def keep(self, block: Block) -> None:
         """Hold a proposal block to answer requests for its transactions."""
-        self._kept[block.hash] = block
-        self._kept.move_to_end(block.hash)
-        while len(self._kept) > MAX_KEPT_BLOCKS:
-            self._kept.popitem(last=False)
+        self.blocks.keep(block)
 
     def delivered(self, proposal: Proposal) -> bool:
         """Whether this proposal was handed to the driver already (it came another way)."""
@@ -217,9 +187,7 @@ class CompactRelay:
 
     def head_moved(self, head_height: int) -> None:
         """Drop what is of no use any more: blocks below the head, rebuilds at or below it."""
-        for block_hash, block in list(self._kept.items()):
-            if block.height < head_height:
-                del self._kept[block_hash]
+        self.blocks.head_moved(head_height)
         for rebuild in list(self._rebuilding.values()):
             if rebuild.compact.proposal.height <= head_height and rebuild.task is not None:
                 rebuild.task.cancel()
@@ -391,38 +359,10 @@ class CompactRelay:
         future.set_result(answered.raws)
 
     async def _on_disconnected(self, peer: Peer) -> None:
-        self._buckets.pop(peer.node_key, None)
+        self.blocks.forget(peer.node_key)
         for (node_key, _), future in list(self._waiting.items()):
             if node_key == peer.node_key and not future.done():
                 future.set_result(None)
-
-    # --- serving --------------------------------------------------------------------------
-
-    async def _on_get_txs(self, peer: Peer, payload: Any) -> None:
-        bucket = self._buckets.get(peer.node_key)
-        if bucket is None:
-            bucket = self._buckets[peer.node_key] = _Bucket()
-        if not bucket.take():
-            peer.penalize(PENALTY_FLOOD, "too_many_requests: transaction requests over the rate")
-            return
-        try:
-            request = GetTxs.from_wire(payload)
-        except DecodeError as exc:
-            peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
-            return
-        not_held = BlockTxs(request.block_hash, None).to_wire()
-        if request.height < self.chain.head.height:
-            peer.penalize(PENALTY_STALE, f"stale_request: transactions of height {request.height}")
-            peer.offer(encode_frame(BLOCK_TXS, not_held))
-            return
-        block = self._kept.get(request.block_hash)
-        if block is None or block.height != request.height:
-            peer.offer(encode_frame(BLOCK_TXS, not_held))
-            return
-        if request.indices[-1] >= len(block.transactions):
-            peer.penalize(PENALTY_MALFORMED, "malformed: a transaction index beyond the block")
-            return
-        peer.offer(encode_frame(BLOCK_TXS, answer(block, request.indices).to_wire()))
 
 
 __all__ = ["CompactRelay"]

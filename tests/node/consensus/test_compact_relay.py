@@ -20,7 +20,7 @@ from core.keys import PrivateKey
 from core.proposal import Proposal
 from core.transaction import Transaction, TxKind
 from core.validators import Validator, ValidatorSet
-from node.consensus import compact_relay
+from node.consensus import compact_relay, compact_serving
 from node.consensus.compact import BLOCK_TXS, COMPACT_PROPOSAL, GET_TXS, BlockTxs, CompactProposal, GetTxs
 from node.consensus.evidence import EvidencePool
 from node.consensus.messages import PROPOSAL, ConsensusMessage, SignedProposal
@@ -299,7 +299,7 @@ async def test_request_floods_are_refused_cheaply_and_cost_the_peer(cluster: Clu
         flooder.send(server.manager, GET_TXS, request)
     await wait_until(lambda: server.manager.peer(flooder.manager.node_id) is None, what="the flooder banned")
     answered = [a for a in flooder.answers() if a.raws]
-    assert len(answered) <= compact_relay.REQUEST_BURST + 2, f"{len(answered)} requests answered"
+    assert len(answered) <= compact_serving.REQUEST_BURST + 2, f"{len(answered)} requests answered"
     # Bounds of one request: an index beyond the block is malformed, not served.
     other = Raw(await cluster.start())
     await linked(cluster, other.manager, server.manager)
@@ -320,7 +320,7 @@ async def test_requests_for_an_old_height_are_refused_without_a_lookup(cluster: 
     asker.send(server.manager, GET_TXS, GetTxs(1, block.hash, (0,)).to_wire())
     await wait_until(lambda: bool(asker.answers()), what="the answer")
     assert asker.answers() == [BlockTxs(block.hash, None)]
-    assert score(asker.manager, server.manager) <= -compact_relay.PENALTY_STALE
+    assert score(asker.manager, server.manager) <= -compact_serving.PENALTY_STALE
     # A block not held (at a current height) is answered nil, without penalty.
     before = score(asker.manager, server.manager)
     asker.send(server.manager, GET_TXS, GetTxs(4, b"\x01" * 32, (0,)).to_wire())
