@@ -71,6 +71,18 @@ class NodeMetrics:
             "Equivocations this node found (two conflicting votes of one validator)",
             registry=r,
         )
+        self.compact_proposals = Counter(
+            "aichain_compact_proposals",
+            "Compact proposals from peers: rebuilt from the mempool alone, after fetching transactions, or"
+            " given up (transactions unavailable)",
+            ["outcome"],
+            registry=r,
+        )
+        self.compact_txs_fetched = Counter(
+            "aichain_compact_txs_fetched",
+            "Transactions of proposals fetched from peers (not in the mempool)",
+            registry=r,
+        )
         self.gossip_sent = Counter(
             "aichain_consensus_gossip_sent",
             "Proposals and votes sent to a peer that lacked them (vote gossip), by kind",

@@ -3,7 +3,8 @@
 Message types (application range of `node.p2p.messages`), each handled by one part:
 
 - 16 transactions: `node.txpool.gossip`;
-- 17-19 proposals, votes and evidence: `node.consensus.reactor`;
+- 17-19 proposals, votes and evidence: `node.consensus.reactor`; 28-30 compact proposals and the
+  transactions they name: `node.consensus.compact_relay`;
 - 20-22 heads and block ranges: `node.p2p.sync`;
 - 23-26 artifacts: `node.artifacts.exchange` (serving: `node.artifacts.serving`);
 - 27 where a node is in consensus; each peer is sent the proposals and votes it lacks:
@@ -32,6 +33,7 @@ from node.artifacts.serving import CHUNK
 from node.block_thread import BlockThread
 from node.chain import Chain
 from node.config import NodeConfig
+from node.consensus.compact import BLOCK_TXS, COMPACT_PROPOSAL, GET_TXS
 from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
 from node.consensus.evidence import EvidencePool
 from node.consensus.messages import EVIDENCE, PROPOSAL, VOTE, ConsensusMessage
@@ -50,7 +52,7 @@ from node.version import CLIENT_VERSION
 from node.wiring import ChunkReader
 from storage.artifact_store import ArtifactStore
 
-URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS, ROUND_STEP})
+URGENT_TYPES = frozenset({PROPOSAL, VOTE, EVIDENCE, STATUS, ROUND_STEP, COMPACT_PROPOSAL, GET_TXS, BLOCK_TXS})
 REQUESTED_TYPES = frozenset({CHUNK})
 
 
@@ -121,6 +123,7 @@ class Network:
     async def stop(self) -> None:
         await self.txs.stop()
         await self.votes.stop()
+        await self.consensus.stop()
         await self.sync.stop()
         await self.artifacts.stop()
         await self.manager.stop()
@@ -184,10 +187,12 @@ def make_network(
         evidence=evidence,
         metrics=metrics,
         lookup_tx=mempool.get,
+        admit_fetched=admit_from_peer,
         observe_vote=observe_vote,
     )
     evidence.subscribe(reactor.publish_evidence)
     exchange = ArtifactExchange(artifacts, manager, config.artifacts, served_chunks)
     admission.subscribe(txs.announce, relay_only=True)
+    admission.subscribe(reactor.compact.note_local, relay_only=True)  # what a proposal carries along
     network = Network(manager, txs=txs, sync=sync, artifacts=exchange, votes=votes, consensus=reactor)
     return network, guard

@@ -4,7 +4,9 @@ handed to the driver; what the driver signs, flooded.
 Message types (application range of `node.p2p.messages`):
 
 - 17 `[17, proposal, block bytes]`: for the height we decide; the proposer's signature is
-  checked; forwarded once.
+  checked, and the block's body against its header; forwarded once, compact. Only vote gossip's
+  repair sends it: proposals travel as 28 (`node.consensus.compact_relay`), which rebuilds
+  blocks from the mempool.
 - 18 `[18, vote]`: for the height we decide, from a validator, signature checked; forwarded once.
   A precommit for a height we committed (at most `EVIDENCE_LOOKBACK` back) whose signer's
   precommit in our stored commit, at the same round, names another block is equivocation:
@@ -23,16 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from consensus.validation import check_body
 from core import codec
 from core.block import Block, Commit, Header, Vote, VoteType
-from core.errors import AichainError, DecodeError
+from core.errors import AichainError, DecodeError, InvalidBlock
 from core.evidence import DuplicateVote
 from core.proposal import Proposal
 from core.transaction import Transaction
 from core.validators import ValidatorSet
+from node.consensus.compact import COMPACT_PROPOSAL
+from node.consensus.compact_relay import CompactRelay
 from node.consensus.held_messages import VOTE_SIZE, HeldForNextHeight
 from node.consensus.messages import (
     EVIDENCE,
@@ -101,6 +106,7 @@ class ConsensusReactor:
         evidence: EvidenceSink,
         metrics: NodeMetrics,
         lookup_tx: Callable[[bytes], Transaction | None] = lambda tx_hash: None,
+        admit_fetched: Callable[[Sequence[Transaction]], Awaitable[object]] | None = None,
         observe_vote: Callable[[Vote], None] = lambda vote: None,
     ) -> None:
         self.manager = manager
@@ -113,11 +119,25 @@ class ConsensusReactor:
         self.lookup_tx = lookup_tx  # transactions a proposal's block refers to by hash (the mempool's)
         self.observe_vote = observe_vote  # the double-sign guard watches every valid vote
         self.held = HeldForNextHeight()
+        self.compact = CompactRelay(
+            manager=manager,
+            chain=chain,
+            votes=votes,
+            deliver=deliver,
+            held=self.held,
+            metrics=metrics,
+            lookup_tx=lookup_tx,
+            admit=admit_fetched,
+        )
         self._publishing: set[asyncio.Task[bool]] = set()
 
     def register(self) -> None:
         for msg_type, handler in ((PROPOSAL, self._on_proposal), (VOTE, self._on_vote), (EVIDENCE, self._on_evidence)):
             self.manager.register(msg_type, handler)
+        self.compact.register()
+
+    async def stop(self) -> None:
+        await self.compact.stop()
 
     # --- outbound -------------------------------------------------------------------------
 
@@ -126,7 +146,7 @@ class ConsensusReactor:
         later from `node.consensus.vote_gossip`."""
         match message:
             case SignedProposal(proposal=proposal, block=block):
-                await self.gossip.publish(PROPOSAL, [PROPOSAL, proposal.to_wire(), block.encode()])
+                await self.compact.publish(proposal, block)
                 self.votes.sent_proposal(proposal)
             case SignedVote(vote=vote):
                 await self.gossip.publish(VOTE, [VOTE, vote.to_wire()])
@@ -142,9 +162,11 @@ class ConsensusReactor:
 
     async def release_held(self, head_height: int) -> None:
         """The head moved: handle the messages held for the height now decided."""
+        self.compact.head_moved(head_height)
+        handlers = {PROPOSAL: self._on_proposal, COMPACT_PROPOSAL: self.compact.on_compact}
         for peer, msg_type, payload in self.held.release(head_height):
             self.metrics.held_messages.inc()
-            await (self._on_proposal if msg_type == PROPOSAL else self._on_vote)(peer, payload)
+            await handlers.get(msg_type, self._on_vote)(peer, payload)
 
     # --- inbound --------------------------------------------------------------------------
 
@@ -162,7 +184,7 @@ class ConsensusReactor:
             return
         if proposal.height != chain.head.height + 1:
             return  # another height (normal around height changes; sync handles a peer far ahead)
-        if message_id(PROPOSAL, payload) in self.gossip.seen:
+        if self.compact.delivered(proposal):  # by signature: it came compact, or in full before
             self.votes.received_proposal(peer, proposal)
             return
         validator = chain.validators.by_address.get(proposal.proposer)
@@ -177,9 +199,15 @@ class ConsensusReactor:
         if block.hash != proposal.block_hash:
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal names another block")
             return
+        try:
+            check_body(block)  # the body is not signed: a relay may have altered it
+        except InvalidBlock as exc:
+            peer.penalize(PENALTY_BAD_SIGNATURE, f"bad_block: {exc}")
+            return
         self.votes.received_proposal(peer, proposal)
-        if not await self.gossip.publish(PROPOSAL, payload, origin=peer):
-            return  # seen before
+        if not self.compact.mark_delivered(proposal):
+            return  # delivered meanwhile
+        await self.compact.publish(proposal, block, exclude=peer)
         self.votes.sent_proposal(proposal, exclude=peer)
         self.deliver(SignedProposal(proposal, block))
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from consensus.tendermint import Tendermint
-from core.block import Block, Commit, Header, Vote, VoteType
+from core.block import Block, Commit, Header, Vote, VoteType, evidence_root, transactions_root
 from core.hashing import ZERO_HASH
 from core.keys import PrivateKey
 from core.proposal import Proposal
@@ -100,13 +100,13 @@ def a_block() -> Block:
         1,
         AtGenesis.head.hash,
         KEY.address,
-        ZERO_HASH,
+        transactions_root(()),
         ZERO_HASH,
         ZERO_HASH,
         VALIDATORS.hash(),
         VALIDATORS.hash(),
         ZERO_HASH,
-        ZERO_HASH,
+        evidence_root(()),
         0,
         0,
     )
