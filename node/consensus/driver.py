@@ -153,13 +153,14 @@ class ConsensusDriver:
             self._marks = {}
             height = head.height + 1
             resume = resume_point(self.signer, self._wal, height)
-            if resume.last_vote is not None:
+            if resume.votes:
                 log.info(
-                    "resuming height %d at round %d after a restart (last signed: %s at round %d)",
+                    "resuming height %d at round %d after a restart (%d votes signed, the last: %s at round %d)",
                     height,
                     resume.first_round,
-                    VoteType(resume.last_vote.vote_type).name.lower(),
-                    resume.last_vote.round,
+                    len(resume.votes),
+                    VoteType(resume.votes[-1].vote_type).name.lower(),
+                    resume.votes[-1].round,
                 )
             actions = self.machine.start_height(height, self.ledger.validators, resume.first_round, resume.locked)
             replay, self._future = [e for e in self._future if _height_of(e) == height], []
@@ -167,9 +168,9 @@ class ConsensusDriver:
                 self._inbox.put(event)
             if resume.kept is not None:
                 actions = await self._replay_kept(*resume.kept, actions)
-            if resume.last_vote is not None:  # it may never have left; peers may wait for exactly it
-                await self.broadcast(SignedVote(resume.last_vote))
-                self._inbox.put(VoteReceived(resume.last_vote))
+            for vote in resume.votes:  # any may never have left; peers may wait for exactly it
+                await self.broadcast(SignedVote(vote))
+                self._inbox.put(VoteReceived(vote))
             committed = await self._carry_out(actions)
             self.on_state_changed()
             while not committed:

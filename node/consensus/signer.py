@@ -15,6 +15,12 @@ this signer cannot have made (`could_have_signed`).
 The same write records the validator's lock: a precommit for a block locks the validator on
 it (Tendermint's lockedValue/lockedRound). A restarted validator restores that lock, or it
 could prevote another block in a later round and help decide a conflicting block.
+
+It also records the validator's votes of the height it signs at (the latest `KEPT_VOTES`):
+Tendermint is live only if every vote of a correct validator reaches the others in the end,
+and a restarted validator must send them again. Its last vote alone is not enough: the
+prevote before its last precommit may never have left, and validators still in that round
+can wait for exactly it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from core.proposal import Proposal
 STEP_PROPOSAL = 1
 STEP_PREVOTE = 2
 STEP_PRECOMMIT = 3
+KEPT_VOTES = 64  # the votes of the latest 32 rounds of a height: a bound on the record, not a rule
 
 
 class DoubleSignRefused(AichainError):
@@ -50,6 +57,7 @@ class _Signed:
     payload: bytes
     signature: bytes
     lock: tuple[int, int, bytes] | None = None  # (height, round, block hash) of the last precommit for a block
+    votes: tuple[tuple[bytes, bytes], ...] = ()  # (payload, signature) of the votes signed at `height`, oldest first
 
 
 class Signer:
@@ -74,6 +82,7 @@ class Signer:
             vote.signing_payload(),
             lambda: vote.signed_by(self.key, self.chain_id).signature,
             lock,
+            is_vote=True,
         )
         return Vote(vote.vote_type, vote.height, vote.round, vote.block_hash, vote.validator, signature)
 
@@ -98,6 +107,8 @@ class Signer:
         payload: bytes,
         make: Callable[[], bytes],
         lock: tuple[int, int, bytes] | None = None,
+        *,
+        is_vote: bool = False,
     ) -> bytes:
         last = self._last
         position = (height, round_, step)
@@ -112,7 +123,10 @@ class Signer:
         signature = make()
         if lock is None and last is not None and last.lock is not None and last.lock[0] == height:
             lock = last.lock  # the lock holds for the rest of the height
-        self._store(_Signed(height, round_, step, payload, signature, lock))
+        votes = last.votes if last is not None and last.height == height else ()
+        if is_vote:
+            votes = (*votes, (payload, signature))[-KEPT_VOTES:]
+        self._store(_Signed(height, round_, step, payload, signature, lock, votes))
         return signature
 
     def lock_for(self, height: int) -> tuple[int, bytes] | None:
@@ -129,6 +143,7 @@ class Signer:
             "payload": signed.payload.hex(),
             "signature": signed.signature.hex(),
             "lock": lock,
+            "votes": [[p.hex(), sig.hex()] for p, sig in signed.votes],
         }
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -155,36 +170,39 @@ class Signer:
                 "without it. Restore it, or delete it only if you are sure this key signed nothing at later heights"
             ) from exc
         lock = doc.get("lock")
+        payload, signature = bytes.fromhex(doc["payload"]), bytes.fromhex(doc["signature"])
+        kept = doc.get("votes")
+        votes: tuple[tuple[bytes, bytes], ...]
+        if kept is None:  # written before votes were kept: its last signature, if a vote, is all there is
+            votes = ((payload, signature),) if doc["step"] in (STEP_PREVOTE, STEP_PRECOMMIT) else ()
+        else:
+            votes = tuple((bytes.fromhex(p), bytes.fromhex(sig)) for p, sig in kept)
         return _Signed(
             doc["height"],
             doc["round"],
             doc["step"],
-            bytes.fromhex(doc["payload"]),
-            bytes.fromhex(doc["signature"]),
+            payload,
+            signature,
             None if lock is None else (lock[0], lock[1], bytes.fromhex(lock[2])),
+            votes,
         )
 
-    def last_vote(self) -> Vote | None:
-        """The last thing signed, if it was a vote (rebuilt from its bytes and signature)."""
+    def votes_at(self, height: int) -> list[Vote]:
+        """The votes signed at `height` that the record keeps, oldest first (rebuilt from their bytes
+        and signatures; bytes that are no vote are left out)."""
         last = self._last
-        if last is None or last.step not in (STEP_PREVOTE, STEP_PRECOMMIT):
-            return None
-        try:
-            fields = codec.decode(last.payload)
-            vote = Vote.from_wire([*fields, last.signature]) if isinstance(fields, list) else None
-        except DecodeError:
-            return None
-        if vote is None or vote.signing_payload() != last.payload:
-            return None
-        return vote
+        if last is None or last.height != height:
+            return []
+        votes = (_rebuild(payload, signature) for payload, signature in last.votes)
+        return [vote for vote in votes if vote is not None and vote.height == height]
 
     def last_signed(self) -> tuple[int, int, int] | None:
         return None if self._last is None else (self._last.height, self._last.round, self._last.step)
 
     def could_have_signed(self, height: int, round_: int, step: int, payload: bytes) -> bool:
         """Whether a signature of this key over `payload` at (height, round_, step) may be this
-        signer's: it signed there (the same bytes) or later. Only the last signature is kept, so an
-        earlier position cannot be checked; a later one, or other bytes at the last, cannot be ours."""
+        signer's: it signed there (the same bytes) or later. Only the last position is recorded, so an
+        earlier one cannot be checked; a later one, or other bytes at the last, cannot be ours."""
         last = self._last
         if last is None:
             return False
@@ -194,3 +212,12 @@ class Signer:
     def could_have_signed_vote(self, vote: Vote) -> bool:
         step = STEP_PREVOTE if vote.vote_type == VoteType.PREVOTE else STEP_PRECOMMIT
         return self.could_have_signed(vote.height, vote.round, step, vote.signing_payload())
+
+
+def _rebuild(payload: bytes, signature: bytes) -> Vote | None:
+    try:
+        fields = codec.decode(payload)
+        vote = Vote.from_wire([*fields, signature]) if isinstance(fields, list) else None
+    except DecodeError:
+        return None
+    return vote if vote is not None and vote.signing_payload() == payload else None

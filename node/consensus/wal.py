@@ -1,5 +1,5 @@
 """The block this validator voted for, kept so that a restart does not forget it; and where a
-restarted validator takes up the height (`resume_point`).
+restarted validator takes up the height (`resume_point`), with the votes it sends again.
 
 `node/consensus/signer.py` persists what the validator signed last, but not the block behind a vote:
 after a crash between a prevote for block X and the decision, the restarted validator knows
@@ -66,23 +66,24 @@ class ResumePoint:
 
     first_round: int = 0
     locked: tuple[int, bytes] | None = None
-    last_vote: Vote | None = None  # signed before the restart: send it again and count it
+    votes: tuple[Vote, ...] = ()  # signed at this height before the restart, oldest first: send again, count
     kept: tuple[Proposal, Block] | None = None  # the block last voted for, with its proposal
 
 
 def resume_point(signer: Signer | None, wal: ConsensusWal, height: int) -> ResumePoint:
     """The round is the last one signed in, or the next if the validator precommitted there
-    (nothing is left to sign in it); see `Tendermint.start_height`."""
+    (nothing is left to sign in it); see `Tendermint.start_height`. Every vote of the height the
+    signer kept goes out again: any of them may never have left, and peers still in its round
+    may wait for exactly it."""
     if signer is None:
         return ResumePoint()
     last = signer.last_signed()
     if last is None or last[0] != height:
         return ResumePoint(locked=signer.lock_for(height))
     _, round_, step = last
-    vote = signer.last_vote()
     return ResumePoint(
         first_round=round_ + 1 if step == STEP_PRECOMMIT else round_,
         locked=signer.lock_for(height),
-        last_vote=vote if vote is not None and vote.height == height else None,
+        votes=tuple(signer.votes_at(height)),
         kept=wal.load(height),
     )

@@ -286,3 +286,24 @@ async def test_a_proposal_the_chain_refuses_gets_a_nil_prevote(network: Callable
     assert prevotes()[0].block_hash == b"", "nil, not the refused block"
     assert alone.chain.refused == [orphan.hash]
     assert not alone.chain.committed
+
+
+async def test_a_restarted_validator_sends_again_every_vote_of_the_height(
+    network: Callable[..., list[Validating]],
+) -> None:
+    """It prevoted and precommitted nil in round 0, then restarted: it resumes in round 1 and sends
+    both votes again, and counts them. Its prevote may never have left, and validators still in
+    round 0 can wait for exactly it."""
+    restarted = network(4, TimeoutConfig(propose_s=60.0, cap_s=60.0))[0]
+    restarted.peers = []
+    kinds = (VoteType.PREVOTE, VoteType.PRECOMMIT)
+    signed = [restarted.signer.sign_vote(Vote(kind, 1, 0, b"", restarted.key.address)) for kind in kinds]
+    restarted.driver.start()
+    machine = restarted.driver.machine
+
+    def counted() -> bool:
+        return all(restarted.key.address in machine.held_votes(0, kind) for kind in kinds)
+
+    await until(counted, "both votes of round 0 handed to its machine")
+    assert [m.vote for m in restarted.sent if isinstance(m, SignedVote)] == signed
+    assert (machine.height, machine.round) == (1, 1)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from core.block import Vote, VoteType
 from core.errors import AichainError
 from core.keys import DOMAIN_VOTE, PrivateKey, verify
 from core.proposal import Proposal
-from node.consensus.signer import DoubleSignRefused, Signer
+from node.consensus.signer import KEPT_VOTES, DoubleSignRefused, Signer
 
 KEY = PrivateKey.from_seed(b"\x07" * 32)
 CHAIN = 5
@@ -65,18 +66,41 @@ def test_the_lock_survives_a_restart_for_the_rest_of_the_height(tmp_path: Path) 
     assert Signer(KEY, CHAIN, path).lock_for(8) is None
 
 
-def test_the_last_vote_is_rebuilt_after_a_restart_to_be_sent_again(tmp_path: Path) -> None:
+def test_the_votes_of_the_height_are_rebuilt_after_a_restart_to_be_sent_again(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     signer = Signer(KEY, CHAIN, path)
-    assert signer.last_vote() is None
-    signed = signer.sign_vote(vote(6, 2, VoteType.PREVOTE, b"\x04" * 32))
-    rebuilt = Signer(KEY, CHAIN, path).last_vote()
-    assert rebuilt == signed
-    assert rebuilt is not None and rebuilt.verify(KEY.public_key, CHAIN)
+    assert signer.votes_at(6) == []
+    prevote = signer.sign_vote(vote(6, 2, VoteType.PREVOTE, b""))
+    precommit = signer.sign_vote(vote(6, 2, VoteType.PRECOMMIT, b""))
+    signer.sign_vote(vote(6, 2, VoteType.PRECOMMIT, b""))  # the same signature again: kept once
+    rebuilt = Signer(KEY, CHAIN, path).votes_at(6)
+    assert rebuilt == [prevote, precommit]  # not only the last: the prevote may never have left
+    assert all(v.verify(KEY.public_key, CHAIN) for v in rebuilt)
+    assert Signer(KEY, CHAIN, path).votes_at(5) == []
     signer.sign_proposal(Proposal(7, 0, -1, b"\x02" * 32, KEY.address))
-    assert Signer(KEY, CHAIN, path).last_vote() is None  # a proposal is not a vote
+    assert Signer(KEY, CHAIN, path).votes_at(7) == []  # a new height; a proposal is not a vote
     path.write_text('{"height": 8, "round": 0, "step": 3, "payload": "00", "signature": "' + "00" * 64 + '"}')
-    assert Signer(KEY, CHAIN, path).last_vote() is None  # bytes that are no vote: nothing to resend
+    assert Signer(KEY, CHAIN, path).votes_at(8) == []  # bytes that are no vote: nothing to resend
+
+
+def test_a_record_written_before_votes_were_kept_still_gives_its_last_vote(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    signed = Signer(KEY, CHAIN, path).sign_vote(vote(4, 1, VoteType.PRECOMMIT, b""))
+    doc = json.loads(path.read_text())
+    del doc["votes"]
+    path.write_text(json.dumps(doc))
+    assert Signer(KEY, CHAIN, path).votes_at(4) == [signed]
+
+
+def test_the_kept_votes_are_bounded_and_the_latest_stay(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    signer = Signer(KEY, CHAIN, path)
+    for round_ in range(KEPT_VOTES):
+        for kind in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+            signer.sign_vote(vote(9, round_, kind, b""))
+    kept = Signer(KEY, CHAIN, path).votes_at(9)
+    assert len(kept) == KEPT_VOTES
+    assert (kept[0].round, kept[-1].round) == (KEPT_VOTES // 2, KEPT_VOTES - 1)
 
 
 def test_which_signatures_of_its_key_the_signer_can_have_made(tmp_path: Path) -> None:
