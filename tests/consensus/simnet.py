@@ -28,8 +28,10 @@ several validators at once, on a simulated clock:
 - crashes and restarts: a restarted node gets a fresh machine at its last committed height
   + 1. Its `Signer` survives the crash (the persisted last-signed state): it refuses to sign a
   vote for an (h, r, type) it signed with another block hash, or a proposal for an (h, r) it
-  proposed with another block. With `wal=True` the node also replays the events its machine
-  handled at that height (a write-ahead log, as CometBFT does), which restores its lock;
+  proposed with another block. An honest node hands its machine the votes of the height its
+  signer kept (the latest `KEPT_VOTES`) and sends them again, as the node does. With `wal=True`
+  it also replays the events its machine handled at that height (a write-ahead log, as
+  CometBFT does), which restores its lock;
 - Byzantine validators (`Byzantine`): double-signing (a conflicting twin of a vote or a
   proposal, sent to some of the peers) and withholding (sending only to some peers or none).
 
@@ -77,6 +79,7 @@ DEFAULT_TIMEOUTS = TimeoutConfig()
 SYNC_BATCH = 20
 GOSSIP_MODES = ("relay", "peers", "own")
 PICK_VOTES = 64  # votes one node sends one peer per gossip round (gossip "peers")
+KEPT_VOTES = 64  # a validator's own votes of a height its signer keeps (node/consensus/signer.py)
 MAX_AHEAD = 256  # next-height messages a node keeps (gossip "peers" and "own"), as the node's held messages
 
 
@@ -462,14 +465,18 @@ class SimNet:
             if message_height(msg) == node.height:
                 node.log.setdefault(node.height, {})[message_key(msg)] = msg
         self._start_height(node, replay)
-        last = [m for m in node.signed if isinstance(m, Vote) and m.height == node.height]
-        if self.gossip != "relay" and last and node.honest:
-            # As the node does (node/consensus/wal.py: resume_point): its last vote, which its signer
-            # keeps, is handed to its machine (and so to gossip) and sent again.
-            self._self_deliver(node, last[-1])
-            for peer in self.nodes:
-                if peer is not node:
-                    self._send(node, peer, last[-1])
+        own = list(dict.fromkeys(m for m in node.signed if isinstance(m, Vote) and m.height == node.height))
+        own = own[-KEPT_VOTES:]
+        if self.gossip != "relay" and node.honest:
+            # As the node does (node/consensus/wal.py: resume_point): its votes of the height, which its
+            # signer keeps, are handed to its machine (and so to gossip) and sent again. Only the last
+            # one would not do: an earlier one (the prevote before its last precommit) may never have
+            # left, and peers still in that round may need exactly it.
+            for vote in own:
+                self._self_deliver(node, vote)
+                for peer in self.nodes:
+                    if peer is not node:
+                        self._send(node, peer, vote)
 
     def _start_height(self, node: SimNode, replay: bool = False) -> None:
         assert node.machine is not None

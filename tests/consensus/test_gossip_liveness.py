@@ -138,11 +138,25 @@ A_POLKA_PREVOTE_LOST_BEFORE_GST = Scenario(
 )
 
 
+# Found by hypothesis: n3, cut off by a partition, prevoted nil in round 1 (lost), precommitted nil, and
+# restarted without its WAL; it kept only its last vote, resumed alone in round 2, and its round-1
+# prevote was gone for good. n1 and n2 waited in round 1 with two prevotes (the Byzantine n0's was
+# dropped and it re-sends nothing), so no honest node held a message that could move anyone again.
+A_RESTART_FORGETS_A_PREVOTE_NOBODY_GOT = Scenario(
+    seed=0, byzantine_index=0, byzantine=Byzantine(double_sign=0.0, withhold=0.0, invalid_proposal=0.0),
+    net=NetworkConfig(min_delay=0.0, max_delay=2.8, drop_rate=0.5, duplicate_rate=0.1, gst=9.3, delta=0.1,
+                      gossip_interval=2.0, block_interval=0.0, sync_after=5.0),
+    timeouts=FAST, crashes=((2, 9.2, 0.5),), max_down=1, partitions=((6.1, 1.3, frozenset([3])),), wal=False,
+    gossip="peers",
+)  # fmt: skip
+
+
 @PROPERTY
 @given(scenarios(gst=tenths(50, 300), max_down=st.just(1), gossip=PEERS))
 @example(replace(CRASH_BETWEEN_PREVOTE_AND_PRECOMMIT, gossip="peers"))
 @example(EQUIVOCATOR_COMPLETES_A_POLKA)
 @example(A_POLKA_PREVOTE_LOST_BEFORE_GST)
+@example(A_RESTART_FORGETS_A_PREVOTE_NOBODY_GOT)
 def test_honest_nodes_progress_after_gst_with_vote_gossip(scenario: Scenario) -> None:
     """Liveness as in test_safety, nodes gossiping as the node does: validators crashed before GST
     come back having missed messages (dropped, cut off, or sent while they were down) and catch up
