@@ -107,7 +107,9 @@ class Tendermint:
         be skipped, and its signer refuses whatever would conflict with what it signed, while
         the steps it had not reached yet (a precommit after its prevote) stay open. Skipping a
         round in which it has not precommitted can stall the height: the others may be waiting
-        in it for exactly that precommit. `locked` = (round, block hash) restores its lock.
+        in it for exactly that precommit. `locked` = (round, block hash) restores its lock, and
+        the locked block, once a proposal brings it, its valid value (Algorithm 1 keeps validRound
+        >= lockedRound: a proposer that forgot it proposes a fresh block and prevotes nil on it).
         """
         self.height = height
         self.validators = validators
@@ -170,7 +172,12 @@ class Tendermint:
         proposed.add(block.hash)
         self._proposals.setdefault(proposal.round, proposal)  # the first one decides our prevote
         known = self._blocks.get(block.hash)
-        self._blocks[block.hash] = (block, event.valid or (known is not None and known[1]))
+        valid = event.valid or (known is not None and known[1])
+        self._blocks[block.hash] = (block, valid)
+        if valid and block.hash == self.locked_hash and self.valid_round < self.locked_round:
+            # A lock restored after a restart: its block is again the valid value of its round, as
+            # when it locked (validRound >= lockedRound), so as proposer it proposes that block.
+            self.valid_block, self.valid_round = block, self.locked_round
 
     def _on_timeout(self, event: TimeoutFired, actions: list[Action]) -> None:
         if event.height != self.height or event.round != self.round:

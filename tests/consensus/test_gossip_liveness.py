@@ -151,12 +151,25 @@ A_RESTART_FORGETS_A_PREVOTE_NOBODY_GOT = Scenario(
 )  # fmt: skip
 
 
+# Found by hypothesis: n1 locked on round 0's block, then restarted without its WAL: it got its lock
+# back but not its valid value, so as proposer it built fresh blocks and prevoted nil on them. n2 and
+# n3 saw the round-0 polka only after leaving round 0 (no valid value either), and the Byzantine n0
+# re-proposed its own lock with a POL whose prevote it withheld: rounds went by, nothing was decided.
+A_RESTARTED_PROPOSER_FORGETS_ITS_LOCKED_BLOCK = Scenario(
+    seed=50362, byzantine_index=0, byzantine=Byzantine(double_sign=0.0, withhold=0.7, invalid_proposal=0.0),
+    net=NetworkConfig(min_delay=0.0, max_delay=3.1, drop_rate=0.3, duplicate_rate=0.0, gst=16.6, delta=0.1,
+                      gossip_interval=2.0, block_interval=0.0, sync_after=5.0),
+    timeouts=FAST, crashes=((0, 12.7, 0.6), (1, 0.1, 2.6)), max_down=1, partitions=(), wal=False, gossip="peers",
+)  # fmt: skip
+
+
 @PROPERTY
 @given(scenarios(gst=tenths(50, 300), max_down=st.just(1), gossip=PEERS))
 @example(replace(CRASH_BETWEEN_PREVOTE_AND_PRECOMMIT, gossip="peers"))
 @example(EQUIVOCATOR_COMPLETES_A_POLKA)
 @example(A_POLKA_PREVOTE_LOST_BEFORE_GST)
 @example(A_RESTART_FORGETS_A_PREVOTE_NOBODY_GOT)
+@example(A_RESTARTED_PROPOSER_FORGETS_ITS_LOCKED_BLOCK)
 def test_honest_nodes_progress_after_gst_with_vote_gossip(scenario: Scenario) -> None:
     """Liveness as in test_safety, nodes gossiping as the node does: validators crashed before GST
     come back having missed messages (dropped, cut off, or sent while they were down) and catch up

@@ -515,6 +515,25 @@ def test_locked_validator_prevotes_its_locked_block_again() -> None:
     assert my_votes(d.propose(1, v), PREVOTE, 1) == [v.hash]
 
 
+def test_a_restarted_validator_proposes_the_block_it_is_locked_on() -> None:
+    """Restarted without its WAL, the validator got back its lock (round 0, v) but not its valid
+    value. Once a proposal brings v again, v is its valid value of round 0 (Algorithm 1 keeps
+    validRound >= lockedRound): as proposer it proposes v with POL round 0, not a fresh block that
+    its own lock would make it prevote nil on (found by hypothesis, with gossip "peers")."""
+    d = Driver()
+    v = d.block()
+    mine = next(r for r in range(1, 20) if d.proposer(r).address == d.me.address)
+    d._run(d.machine.start_height(1, d.validators, first_round=1, locked=(0, v.hash)))
+    d.propose(0, v)  # the round-0 proposal, sent again by a peer
+    d.vote(1, PRECOMMIT, mine, NIL)  # f + 1 messages of a later round, in which it proposes
+    actions = d.vote(2, PRECOMMIT, mine, NIL)
+    proposals = [a.proposal for a in actions if isinstance(a, SignProposal)]
+    assert [(p.round, p.pol_round, p.block_hash) for p in proposals] == [(mine, 0, v.hash)]
+    assert not any(isinstance(a, BuildBlock) for a in actions)
+    assert my_votes(actions, PREVOTE, mine) == []  # a re-proposal: it waits for the polka of round 0
+    assert my_votes([a for who in (1, 2, 3) for a in d.vote(who, PREVOTE, 0, v.hash)], PREVOTE, mine) == [v.hash]
+
+
 # --- evidence --------------------------------------------------------------------------------------
 
 
