@@ -196,6 +196,10 @@ class Tendermint:
             return
         if not self._is_proposer(self.round) or self.round in self._proposals:
             return
+        if self.valid_block is not None:  # a restored lock's block became known while it was built (line 15)
+            proposal = Proposal(self.height, self.round, self.valid_round, self.valid_block.hash, self._me())
+            actions.append(SignProposal(proposal, self.valid_block))
+            return
         proposal = Proposal(self.height, self.round, -1, event.block.hash, self._me())
         actions.append(SignProposal(proposal, event.block))
 

@@ -400,7 +400,7 @@ class Driver:
         self._nonce += 1
         return make_block(1, self.keys[1].address, ZERO_HASH, self.validators.hash(), self._nonce)
 
-    def _run(self, actions: list[Action]) -> list[Action]:
+    def run(self, actions: list[Action]) -> list[Action]:
         produced: list[Action] = []
         pending = list(actions)
         while pending:
@@ -419,12 +419,12 @@ class Driver:
         return produced
 
     def start(self) -> list[Action]:
-        return self._run(self.machine.start_height(1, self.validators))
+        return self.run(self.machine.start_height(1, self.validators))
 
     def propose(self, round_: int, block: Block, pol_round: int = -1, valid: bool = True) -> list[Action]:
         key = self.proposer(round_)
         proposal = Proposal(1, round_, pol_round, block.hash, key.address).signed_by(key, CHAIN_ID)
-        return self._run(self.machine.handle(ProposalReceived(proposal, block, valid)))
+        return self.run(self.machine.handle(ProposalReceived(proposal, block, valid)))
 
     def signed_vote(self, who: int, vote_type: VoteType, round_: int, block_hash: bytes) -> Vote:
         key = self.keys[who]
@@ -434,10 +434,10 @@ class Driver:
         return self.deliver(self.signed_vote(who, vote_type, round_, block_hash))
 
     def deliver(self, vote: Vote) -> list[Action]:
-        return self._run(self.machine.handle(VoteReceived(vote)))
+        return self.run(self.machine.handle(VoteReceived(vote)))
 
     def timeout(self, round_: int, step: Step) -> list[Action]:
-        return self._run(self.machine.handle(TimeoutFired(1, round_, step)))
+        return self.run(self.machine.handle(TimeoutFired(1, round_, step)))
 
 
 def my_votes(actions: list[Action], vote_type: VoteType, round_: int) -> list[bytes]:
@@ -523,7 +523,7 @@ def test_a_restarted_validator_proposes_the_block_it_is_locked_on() -> None:
     d = Driver()
     v = d.block()
     mine = next(r for r in range(1, 20) if d.proposer(r).address == d.me.address)
-    d._run(d.machine.start_height(1, d.validators, first_round=1, locked=(0, v.hash)))
+    d.run(d.machine.start_height(1, d.validators, first_round=1, locked=(0, v.hash)))
     d.propose(0, v)  # the round-0 proposal, sent again by a peer
     d.vote(1, PRECOMMIT, mine, NIL)  # f + 1 messages of a later round, in which it proposes
     actions = d.vote(2, PRECOMMIT, mine, NIL)
@@ -532,6 +532,20 @@ def test_a_restarted_validator_proposes_the_block_it_is_locked_on() -> None:
     assert not any(isinstance(a, BuildBlock) for a in actions)
     assert my_votes(actions, PREVOTE, mine) == []  # a re-proposal: it waits for the polka of round 0
     assert my_votes([a for who in (1, 2, 3) for a in d.vote(who, PREVOTE, 0, v.hash)], PREVOTE, mine) == [v.hash]
+
+
+def test_a_validator_restarted_in_its_own_round_proposes_the_locked_block_it_gets_back() -> None:
+    """As the node resumes: the machine starts in a round it proposes (and asks for a block), then
+    gets the proposal of the block it voted for (kept by the node). It proposes that block."""
+    d = Driver()
+    v = d.block()
+    mine = next(r for r in range(1, 20) if d.proposer(r).address == d.me.address)
+    started = d.machine.start_height(1, d.validators, first_round=mine, locked=(0, v.hash))
+    assert any(isinstance(a, BuildBlock) for a in started)
+    d.propose(0, v)  # the kept proposal, handed over before the block is built
+    actions = d.run(started)
+    proposals = [a.proposal for a in actions if isinstance(a, SignProposal)]
+    assert [(p.round, p.pol_round, p.block_hash) for p in proposals] == [(mine, 0, v.hash)]
 
 
 # --- evidence --------------------------------------------------------------------------------------

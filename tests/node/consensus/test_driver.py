@@ -307,3 +307,28 @@ async def test_a_restarted_validator_sends_again_every_vote_of_the_height(
     await until(counted, "both votes of round 0 handed to its machine")
     assert [m.vote for m in restarted.sent if isinstance(m, SignedVote)] == signed
     assert (machine.height, machine.round) == (1, 1)
+
+
+async def test_a_restarted_validator_locked_on_a_block_proposes_it_again(
+    network: Callable[..., list[Validating]],
+) -> None:
+    """It precommitted block v in round 0 (locked), then restarted; it proposes round 1. The block it
+    voted for comes back from the WAL, so it proposes v with POL round 0: a fresh block would get
+    its own nil prevote, as it is locked on v."""
+    group = network(4, TimeoutConfig(propose_s=60.0, cap_s=60.0))
+    validators = group[0].chain.validators
+    first = next(m for m in group if m.key.address == proposer_for(validators, 1, 0).address)
+    restarted = next(m for m in group if m.key.address == proposer_for(validators, 1, 1).address)
+    restarted.peers = []
+    v = restarted.chain.build([], first.key.address, T0 + 20).block
+    proposal = Proposal(1, 0, -1, v.hash, first.key.address).signed_by(first.key, CHAIN_ID)
+    ConsensusWal(restarted.kv).save(proposal, v)
+    for kind in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+        restarted.signer.sign_vote(Vote(kind, 1, 0, v.hash, restarted.key.address))
+    restarted.driver.start()
+
+    def proposed() -> list[Proposal]:
+        return [m.proposal for m in restarted.sent if isinstance(m, SignedProposal) and m.proposal.round == 1]
+
+    await until(lambda: bool(proposed()), "a proposal for round 1")
+    assert [(p.pol_round, p.block_hash) for p in proposed()] == [(0, v.hash)]
