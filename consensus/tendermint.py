@@ -368,6 +368,20 @@ class Tendermint:
             return {}
         return {validator: next(iter(by_hash.values())) for validator, by_hash in vote_set.votes.items()}
 
+    def polka_behind(self, vote: Vote) -> list[Vote]:
+        """The prevotes of the polka a vote for a block rests on: those of its round for a precommit,
+        those of its proposal's POL round for a prevote of a re-proposal; none otherwise."""
+        if not vote.block_hash:
+            return []
+        round_ = vote.round
+        if vote.vote_type == VoteType.PREVOTE:
+            proposal = self._proposals.get(vote.round)
+            round_ = proposal.pol_round if proposal is not None and proposal.block_hash == vote.block_hash else -1
+        vote_set = self._votes.get((round_, VoteType.PREVOTE))
+        if round_ < 0 or vote_set is None:
+            return []
+        return [by_hash[vote.block_hash] for by_hash in vote_set.votes.values() if vote.block_hash in by_hash]
+
     def equivocations(self, round_: int, vote_type: int) -> dict[bytes, list[Vote]]:
         """The validators that signed more than one vote of `vote_type` at `round_`, with all of them."""
         vote_set = self._votes.get((round_, vote_type))

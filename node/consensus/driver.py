@@ -47,9 +47,8 @@ from consensus.events import (
     VoteReceived,
 )
 from consensus.tendermint import Tendermint
-from core.block import Block, VoteType
+from core.block import VoteType
 from core.genesis import ChainParams
-from core.proposal import Proposal
 from node.block_thread import BlockThread
 from node.consensus.double_sign_guard import DoubleSignGuard
 from node.consensus.height_blocks import HeightBlocks
@@ -59,7 +58,7 @@ from node.consensus.ports import Broadcast, Committed, Evidence, Ledger, Pool, b
 from node.consensus.prebuild import NextHeight, Prebuilder, wait_for_next_height
 from node.consensus.signer import Signer
 from node.consensus.signing import Signing
-from node.consensus.wal import ConsensusWal, resume_point
+from node.consensus.wal import ConsensusWal, Kept, resume_point
 
 if TYPE_CHECKING:
     from node.metrics import NodeMetrics
@@ -167,7 +166,7 @@ class ConsensusDriver:
             for event in replay:
                 self._inbox.put(event)
             if resume.kept is not None:
-                actions = await self._replay_kept(*resume.kept, actions)
+                actions = await self._replay_kept(resume.kept, actions)
             for vote in resume.votes:  # any may never have left; peers may wait for exactly it
                 await self.broadcast(SignedVote(vote))
                 self._inbox.put(VoteReceived(vote))
@@ -222,7 +221,7 @@ class ConsensusDriver:
                 self._blocks.proposed(proposal, action.block)
                 queue.extend(self.machine.handle(ProposalReceived(proposal, action.block, True)))
             elif isinstance(action, SignVote):
-                self._blocks.keep(action.vote.block_hash)
+                self._blocks.keep(action.vote.block_hash, tuple(self.machine.polka_behind(action.vote)))
                 vote = await self._signing.vote(action, self.ledger.head.height, self.machine.validators)
                 if vote is None:
                     continue
@@ -267,17 +266,27 @@ class ConsensusDriver:
         m = self.machine
         return await self._carry_out(self._signing.release(self.ledger.head.height, m.validators, m.height, m.round))
 
-    async def _replay_kept(self, proposal: Proposal, block: Block, actions: list[Action]) -> list[Action]:
-        """After a restart: give the machine the proposal whose block it voted for (see consensus_wal)."""
+    async def _replay_kept(self, kept: Kept, actions: list[Action]) -> list[Action]:
+        """After a restart: give the machine the proposal whose block it voted for, and the polka that
+        vote rested on (see node.consensus.wal)."""
+        proposal, block = kept.proposal, kept.block
         event = await self._blocks.validate(proposal, block)
         if not event.valid:
             return actions
-        log.info("restored the block voted for at height %d round %d", proposal.height, proposal.round)
+        log.info(
+            "restored the block voted for at height %d round %d, with %d prevotes behind it",
+            proposal.height,
+            proposal.round,
+            len(kept.polka),
+        )
         if self.signer is not None and proposal.proposer == self.signer.address:
             await self.broadcast(SignedProposal(proposal, block))
         # Its own proposal for that round is restored: building another would be wasted.
-        kept = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
-        return kept + self.machine.handle(event)
+        actions = [a for a in actions if not (isinstance(a, BuildBlock) and a.round == proposal.round)]
+        actions += self.machine.handle(event)
+        for vote in kept.polka:  # others' votes it may alone have had: gossip sends them on from its machine
+            actions += self.machine.handle(VoteReceived(vote))
+        return actions
 
     async def _commit(self, action: CommitBlock) -> None:
         block = action.block

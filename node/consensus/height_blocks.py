@@ -6,8 +6,8 @@ Rules:
   invalid on the way are evicted;
 - a proposal from a peer is executed on our head before the machine sees it, and reaches it
   with its validity; our own proposals are valid by construction;
-- before a vote for a block, the block is stored with its proposal (`node.consensus.wal`), so
-  a restart does not forget what it voted for;
+- before a vote for a block, the block is stored with its proposal and the polka the vote
+  rests on (`node.consensus.wal`), so a restart does not forget what it voted for, nor why;
 - the decided block is executed if it was not yet, then written under the commit lock, unless
   sync wrote that height first.
 
@@ -23,7 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 from consensus.events import BuildBlock, CommitBlock, ProposalReceived
-from core.block import Block
+from core.block import Block, Vote
 from core.clock import now_ms
 from core.errors import AichainError, InvalidBlock
 from core.genesis import ChainParams
@@ -112,11 +112,12 @@ class HeightBlocks:
         self._pending[pending.block.hash] = pending
         return pending.block
 
-    def keep(self, block_hash: bytes) -> None:
-        """Before voting for a block, store it with its proposal (see node.consensus.wal)."""
+    def keep(self, block_hash: bytes, polka: tuple[Vote, ...] = ()) -> None:
+        """Before voting for a block, store it with its proposal and the polka the vote rests on
+        (see node.consensus.wal)."""
         proposal, pending = self._proposal_of.get(block_hash), self._pending.get(block_hash)
         if self.keeps and proposal is not None and pending is not None:
-            self.wal.save(proposal, pending.block)
+            self.wal.save(proposal, pending.block, polka)
 
     async def write(self, action: CommitBlock) -> PendingBlock | None:
         """Execute the decided block if we have not, and write it; None if sync wrote it first."""

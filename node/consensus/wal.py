@@ -1,5 +1,6 @@
-"""The block this validator voted for, kept so that a restart does not forget it; and where a
-restarted validator takes up the height (`resume_point`), with the votes it sends again.
+"""The block this validator voted for and the polka behind that vote, kept so that a restart does
+not forget them; and where a restarted validator takes up the height (`resume_point`), with the
+votes it sends again.
 
 `node/consensus/signer.py` persists what the validator signed last, but not the block behind a vote:
 after a crash between a prevote for block X and the decision, the restarted validator knows
@@ -7,12 +8,19 @@ it prevoted X and may not prevote anything else in that round, yet cannot precom
 propose it again, because X was only in memory. A lone validator then waits out timeouts
 (seconds) before a new round; in a network it may leave others waiting for its precommit.
 
-Rule: before signing a vote for a block, the node stores that block and its proposal here
-(one entry: the latest). After a restart at the same height it executes the block again and
-hands the proposal to its machine, which can then go on where it stopped (a lone validator
-decides at once). The entry is written without fsync: it survives kill -9, and after a
-power loss the node falls back to the timeouts (safety never depends on it; the signer's
-state does that).
+Nor the prevotes of the polka it locked on: others' votes, which it may have been the only
+honest validator to receive (the signer of one withheld it from the rest). Restarted with its
+lock and without them, it can convince nobody: it prevotes nil on every other block, and the
+others, unlocked, never see a polka for its own. Tendermint assumes that what a correct
+validator received reaches every correct validator in the end; CometBFT's WAL keeps it so.
+
+Rule: before signing a vote for a block, the node stores that block, its proposal and the
+prevotes the vote rests on (`Tendermint.polka_behind`: the polka of a precommit, the POL of a
+re-proposal) here (one entry: the latest). After a restart at the same height it executes the
+block again and hands the proposal and the prevotes to its machine, which can then go on
+where it stopped (a lone validator decides at once), and propose its locked block with its
+POL. The entry is written without fsync: it survives kill -9, and after a power loss the
+node falls back to the timeouts (safety never depends on it; the signer's state does that).
 """
 
 from __future__ import annotations
@@ -27,37 +35,59 @@ from node.consensus.signer import STEP_PRECOMMIT, Signer
 from storage import keys
 from storage.kv import KeyValueStore
 
-WAL_LIMITS = codec.Limits(max_bytes=MAX_BLOCK_BYTES + 4096, max_bin_len=MAX_BLOCK_BYTES, max_array_len=8, max_depth=3)
+MAX_KEPT_PREVOTES = 16_384  # a polka of a validator set this large at most
+WAL_LIMITS = codec.Limits(
+    max_bytes=MAX_BLOCK_BYTES + 4096 + MAX_KEPT_PREVOTES * 256,
+    max_bin_len=MAX_BLOCK_BYTES,
+    max_array_len=MAX_KEPT_PREVOTES,
+    max_depth=4,
+)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The block last voted for at a height, its proposal, and the prevotes that vote rests on."""
+
+    proposal: Proposal
+    block: Block
+    polka: tuple[Vote, ...] = ()
 
 
 class ConsensusWal:
     def __init__(self, kv: KeyValueStore) -> None:
         self.kv = kv
-        self._saved: bytes | None = None  # block hash of the entry written by this process
+        self._saved: tuple[bytes, frozenset[bytes]] | None = None  # (block hash, polka) written by this process
 
-    def save(self, proposal: Proposal, block: Block) -> None:
-        """Keep `block` and its proposal (called before signing a vote for it)."""
-        if self._saved == block.hash:
+    def save(self, proposal: Proposal, block: Block, polka: tuple[Vote, ...] = ()) -> None:
+        """Keep `block`, its proposal and the prevotes a vote for it rests on (called before signing it)."""
+        polka = polka[:MAX_KEPT_PREVOTES]
+        saved = (block.hash, frozenset(v.signature for v in polka))
+        if self._saved == saved:
             return
-        self.kv.put(keys.CONSENSUS_WAL, codec.encode([proposal.to_wire(), block.encode()]))
-        self._saved = block.hash
+        entry = [proposal.to_wire(), block.encode(), [v.to_wire() for v in polka]]
+        self.kv.put(keys.CONSENSUS_WAL, codec.encode(entry))
+        self._saved = saved
 
-    def load(self, height: int) -> tuple[Proposal, Block] | None:
-        """The kept proposal and block if they are for `height` (and intact), else None."""
+    def load(self, height: int) -> Kept | None:
+        """What was kept, if it is for `height` (and intact), else None."""
         raw = self.kv.get(keys.CONSENSUS_WAL)
         if raw is None:
             return None
         try:
             items = codec.decode(raw, limits=WAL_LIMITS)
-            if not isinstance(items, list) or len(items) != 2:
+            if not isinstance(items, list) or len(items) not in (2, 3):  # 2: written before polkas were kept
                 return None
             proposal = Proposal.from_wire(items[0])
             block = Block.decode(codec.expect_bytes(items[1], "kept block"))
+            votes = items[2] if len(items) == 3 else []
+            if not isinstance(votes, list):
+                return None
+            polka = tuple(Vote.from_wire(v) for v in votes)
         except DecodeError:
             return None
         if proposal.height != height or block.hash != proposal.block_hash:
             return None
-        return proposal, block
+        return Kept(proposal, block, tuple(v for v in polka if v.height == height))
 
 
 @dataclass(frozen=True)
@@ -67,7 +97,7 @@ class ResumePoint:
     first_round: int = 0
     locked: tuple[int, bytes] | None = None
     votes: tuple[Vote, ...] = ()  # signed at this height before the restart, oldest first: send again, count
-    kept: tuple[Proposal, Block] | None = None  # the block last voted for, with its proposal
+    kept: Kept | None = None  # the block last voted for, with its proposal and polka
 
 
 def resume_point(signer: Signer | None, wal: ConsensusWal, height: int) -> ResumePoint:

@@ -272,6 +272,8 @@ class Machine(Protocol):
     def step(self) -> Step: ...
     @property
     def decided(self) -> dict[int, bytes]: ...
+    def proposal_in(self, round_: int) -> tuple[Proposal, Block] | None: ...
+    def polka_behind(self, vote: Vote) -> list[Vote]: ...
     def start_height(
         self, height: int, validators: ValidatorSet, first_round: int = 0, locked: tuple[int, bytes] | None = None
     ) -> list[Action]: ...
@@ -311,6 +313,8 @@ class SimNode:
     decided_at: dict[int, float] = field(default_factory=dict)
     synced: set[int] = field(default_factory=set)  # heights it got by block sync, not by its machine
     wal: list[Event] = field(default_factory=list)  # events handled at `height` (used when restarting with wal)
+    # the block last voted for, with the polka behind that vote (the node's node/consensus/wal.py)
+    kept: tuple[ProposalMsg, tuple[Vote, ...]] | None = None
     # observations
     evidence: list[EvidenceFound] = field(default_factory=list)
     timeouts_fired: list[tuple[float, TimeoutFired, bool]] = field(default_factory=list)  # (time, event, live)
@@ -467,6 +471,12 @@ class SimNet:
         self._start_height(node, replay)
         own = list(dict.fromkeys(m for m in node.signed if isinstance(m, Vote) and m.height == node.height))
         own = own[-KEPT_VOTES:]
+        kept = node.kept
+        if not replay and self.gossip != "relay" and node.honest and kept and kept[0].proposal.height == node.height:
+            # As the node does (node/consensus/wal.py): the block it voted for, with its proposal and the
+            # polka behind the vote, goes back to its machine (others' prevotes it may alone have had).
+            for msg in (kept[0], *kept[1]):
+                self._restore(node, msg)
         if self.gossip != "relay" and node.honest:
             # As the node does (node/consensus/wal.py: resume_point): its votes of the height, which its
             # signer keeps, are handed to its machine (and so to gossip) and sent again. Only the last
@@ -477,6 +487,17 @@ class SimNet:
                 for peer in self.nodes:
                     if peer is not node:
                         self._send(node, peer, vote)
+
+    def _restore(self, node: SimNode, msg: Message) -> None:
+        """Hand the machine a message from the node's store (not flooded: it is no news)."""
+        assert node.machine is not None
+        key = message_key(msg)
+        node.seen.add(key)
+        node.log.setdefault(message_height(msg), {})[key] = msg
+        if isinstance(msg, ProposalMsg):
+            self._handle(node, ProposalReceived(msg.proposal, msg.block, msg.block.hash not in self.invalid_blocks))
+        else:
+            self._handle(node, VoteReceived(msg))
 
     def _start_height(self, node: SimNode, replay: bool = False) -> None:
         assert node.machine is not None
@@ -608,8 +629,21 @@ class SimNet:
         if signed is None:
             self._refused(node, vote)
             return
+        self._keep(node, vote)
         node.signed.append(signed)
         self._broadcast(node, signed)
+
+    def _keep(self, node: SimNode, vote: Vote) -> None:
+        """As the node stores before a vote for a block: the block, its proposal, the polka behind the vote."""
+        if not vote.block_hash or node.machine is None:
+            return
+        held = node.machine.proposal_in(vote.round)
+        msg = ProposalMsg(*held) if held is not None and held[1].hash == vote.block_hash else None
+        if msg is None:
+            msg = next((m for m in node.log.get(vote.height, {}).values()
+                        if isinstance(m, ProposalMsg) and m.block.hash == vote.block_hash), None)  # fmt: skip
+        if msg is not None:
+            node.kept = (msg, tuple(node.machine.polka_behind(vote)))
 
     def _refused(self, node: SimNode, message: Vote | Proposal) -> None:
         assert node.signer is not None

@@ -548,6 +548,27 @@ def test_a_validator_restarted_in_its_own_round_proposes_the_locked_block_it_get
     assert [(p.round, p.pol_round, p.block_hash) for p in proposals] == [(mine, 0, v.hash)]
 
 
+def test_the_polka_behind_a_vote_is_that_of_its_round_or_of_its_proposals_pol_round() -> None:
+    """What the node keeps with the block it votes for: the prevotes the vote rests on."""
+    d = Driver()
+    d.start()
+    v, v2 = d.block(), d.block()
+    d.propose(0, v)
+    d.vote(1, PREVOTE, 0, v.hash)
+    d.vote(2, PREVOTE, 0, NIL)
+    (precommit,) = [a.vote for a in d.vote(3, PREVOTE, 0, v.hash) if isinstance(a, SignVote)]
+    assert {p.validator for p in d.machine.polka_behind(precommit)} == {d.keys[i].address for i in (0, 1, 3)}
+    assert d.machine.polka_behind(Vote(PREVOTE, 1, 0, v.hash, d.me.address)) == []  # a fresh proposal's
+    assert d.machine.polka_behind(Vote(PRECOMMIT, 1, 0, NIL, d.me.address)) == []
+    for who in (1, 2, 3):
+        d.vote(who, PREVOTE, 1, v2.hash)  # a polka for v' at round 1 (>= our lock at 0)
+    d.vote(1, PRECOMMIT, 2, NIL)
+    d.vote(2, PRECOMMIT, 2, NIL)  # f + 1 messages of round 2
+    (prevote,) = [a.vote for a in d.propose(2, v2, pol_round=1) if isinstance(a, SignVote)]
+    assert prevote.block_hash == v2.hash
+    assert {p.validator for p in d.machine.polka_behind(prevote)} == {d.keys[i].address for i in (1, 2, 3)}
+
+
 # --- evidence --------------------------------------------------------------------------------------
 
 
