@@ -29,7 +29,8 @@ several validators at once, on a simulated clock:
   + 1. Its `Signer` survives the crash (the persisted last-signed state): it refuses to sign a
   vote for an (h, r, type) it signed with another block hash, or a proposal for an (h, r) it
   proposed with another block. An honest node hands its machine the votes of the height its
-  signer kept (the latest `KEPT_VOTES`) and sends them again, as the node does. With `wal=True`
+  signer kept (the latest `KEPT_VOTES`) and sends them again, and the block it last voted for
+  with its proposal and the polka behind that vote (`SimNode.kept`), as the node does. With `wal=True`
   it also replays the events its machine handled at that height (a write-ahead log, as
   CometBFT does), which restores its lock;
 - Byzantine validators (`Byzantine`): double-signing (a conflicting twin of a vote or a
