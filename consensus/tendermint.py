@@ -369,14 +369,16 @@ class Tendermint:
         return {validator: next(iter(by_hash.values())) for validator, by_hash in vote_set.votes.items()}
 
     def polka_behind(self, vote: Vote) -> list[Vote]:
-        """The prevotes of the polka a vote for a block rests on: those of its round for a precommit,
-        those of its proposal's POL round for a prevote of a re-proposal; none otherwise."""
+        """The prevotes of the polka a vote for a block rests on: those of its round for a precommit;
+        for a prevote, those of its proposal's POL round or of the lock on that block (the later);
+        none otherwise."""
         if not vote.block_hash:
             return []
         round_ = vote.round
         if vote.vote_type == VoteType.PREVOTE:
             proposal = self._proposals.get(vote.round)
-            round_ = proposal.pol_round if proposal is not None and proposal.block_hash == vote.block_hash else -1
+            pol = proposal.pol_round if proposal is not None and proposal.block_hash == vote.block_hash else -1
+            round_ = max(pol, self.locked_round if self._locked_on(vote.block_hash) else -1)
         vote_set = self._votes.get((round_, VoteType.PREVOTE))
         if round_ < 0 or vote_set is None:
             return []

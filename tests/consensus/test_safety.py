@@ -558,8 +558,10 @@ def test_the_polka_behind_a_vote_is_that_of_its_round_or_of_its_proposals_pol_ro
     d.vote(2, PREVOTE, 0, NIL)
     (precommit,) = [a.vote for a in d.vote(3, PREVOTE, 0, v.hash) if isinstance(a, SignVote)]
     assert {p.validator for p in d.machine.polka_behind(precommit)} == {d.keys[i].address for i in (0, 1, 3)}
-    assert d.machine.polka_behind(Vote(PREVOTE, 1, 0, v.hash, d.me.address)) == []  # a fresh proposal's
     assert d.machine.polka_behind(Vote(PRECOMMIT, 1, 0, NIL, d.me.address)) == []
+    assert d.machine.polka_behind(Vote(PREVOTE, 1, 1, v2.hash, d.me.address)) == []  # no polka, no lock
+    # locked on v: a prevote for v proposed afresh rests on the polka of the lock
+    assert d.machine.polka_behind(Vote(PREVOTE, 1, 1, v.hash, d.me.address)) == d.machine.polka_behind(precommit)
     for who in (1, 2, 3):
         d.vote(who, PREVOTE, 1, v2.hash)  # a polka for v' at round 1 (>= our lock at 0)
     d.vote(1, PRECOMMIT, 2, NIL)
