@@ -14,6 +14,7 @@ byte order is numeric order and a prefix scan walks a table in order.
 | `n`    | tree node path               | state tree node (see storage.state_tree) |
 | `m`    | name                         | metadata: head, genesis, schema       |
 | `w`    | (none)                       | the block last voted for, with its proposal (node.consensus.wal) |
+| `W`    | (none)                       | that block's hash and the prevotes the vote rests on (node.consensus.wal) |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ STATE = b"S"
 TREE = b"n"
 META = b"m"
 CONSENSUS_WAL = b"w"
+CONSENSUS_WAL_POLKA = b"W"
 
 HEAD = META + b"head"
 GENESIS = META + b"genesis"

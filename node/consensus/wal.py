@@ -16,11 +16,12 @@ validator received reaches every correct validator in the end; CometBFT's WAL ke
 
 Rule: before signing a vote for a block, the node stores that block, its proposal and the
 prevotes the vote rests on (`Tendermint.polka_behind`: the polka of a precommit, the POL of a
-re-proposal) here (one entry: the latest). After a restart at the same height it executes the
-block again and hands the proposal and the prevotes to its machine, which can then go on
-where it stopped (a lone validator decides at once), and propose its locked block with its
-POL. The entry is written without fsync: it survives kill -9, and after a power loss the
-node falls back to the timeouts (safety never depends on it; the signer's state does that).
+re-proposal) here (the latest only; the block is written once, not again for the precommit).
+After a restart at the same height it executes the block again and hands the proposal and the
+prevotes to its machine, which can then go on where it stopped (a lone validator decides at
+once), and propose its locked block with its POL. The entries are written without fsync: they
+survive kill -9, and after a power loss the node falls back to the timeouts (safety never
+depends on them; the signer's state does that).
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ from storage import keys
 from storage.kv import KeyValueStore
 
 MAX_KEPT_PREVOTES = 16_384  # a polka of a validator set this large at most
-WAL_LIMITS = codec.Limits(
-    max_bytes=MAX_BLOCK_BYTES + 4096 + MAX_KEPT_PREVOTES * 256,
-    max_bin_len=MAX_BLOCK_BYTES,
-    max_array_len=MAX_KEPT_PREVOTES,
-    max_depth=4,
+WAL_LIMITS = codec.Limits(max_bytes=MAX_BLOCK_BYTES + 4096, max_bin_len=MAX_BLOCK_BYTES, max_array_len=8, max_depth=3)
+POLKA_LIMITS = codec.Limits(
+    max_bytes=4096 + MAX_KEPT_PREVOTES * 256, max_bin_len=4096, max_array_len=MAX_KEPT_PREVOTES, max_depth=3
 )
 
 
@@ -54,19 +53,25 @@ class Kept:
 
 
 class ConsensusWal:
+    """Two entries: the block with its proposal, written once per block voted for, and the polka
+    with the hash of the block it backs, written when it grows (a precommit after the prevote).
+    Each write is atomic on its own; a polka whose hash is not the kept block's is left out."""
+
     def __init__(self, kv: KeyValueStore) -> None:
         self.kv = kv
-        self._saved: tuple[bytes, frozenset[bytes]] | None = None  # (block hash, polka) written by this process
+        self._saved_block: bytes | None = None  # hash of the block entry written by this process
+        self._saved_polka: frozenset[bytes] = frozenset()  # signatures of the polka entry written for it
 
     def save(self, proposal: Proposal, block: Block, polka: tuple[Vote, ...] = ()) -> None:
         """Keep `block`, its proposal and the prevotes a vote for it rests on (called before signing it)."""
+        if self._saved_block != block.hash:
+            self.kv.put(keys.CONSENSUS_WAL, codec.encode([proposal.to_wire(), block.encode()]))
+            self._saved_block, self._saved_polka = block.hash, frozenset()
         polka = polka[:MAX_KEPT_PREVOTES]
-        saved = (block.hash, frozenset(v.signature for v in polka))
-        if self._saved == saved:
-            return
-        entry = [proposal.to_wire(), block.encode(), [v.to_wire() for v in polka]]
-        self.kv.put(keys.CONSENSUS_WAL, codec.encode(entry))
-        self._saved = saved
+        signatures = frozenset(v.signature for v in polka)
+        if polka and signatures != self._saved_polka:
+            self.kv.put(keys.CONSENSUS_WAL_POLKA, codec.encode([block.hash, [v.to_wire() for v in polka]]))
+            self._saved_polka = signatures
 
     def load(self, height: int) -> Kept | None:
         """What was kept, if it is for `height` (and intact), else None."""
@@ -75,19 +80,31 @@ class ConsensusWal:
             return None
         try:
             items = codec.decode(raw, limits=WAL_LIMITS)
-            if not isinstance(items, list) or len(items) not in (2, 3):  # 2: written before polkas were kept
+            if not isinstance(items, list) or len(items) != 2:
                 return None
             proposal = Proposal.from_wire(items[0])
             block = Block.decode(codec.expect_bytes(items[1], "kept block"))
-            votes = items[2] if len(items) == 3 else []
-            if not isinstance(votes, list):
-                return None
-            polka = tuple(Vote.from_wire(v) for v in votes)
         except DecodeError:
             return None
         if proposal.height != height or block.hash != proposal.block_hash:
             return None
-        return Kept(proposal, block, tuple(v for v in polka if v.height == height))
+        polka = tuple(v for v in self._load_polka(block.hash) if v.height == height)
+        return Kept(proposal, block, polka)
+
+    def _load_polka(self, block_hash: bytes) -> tuple[Vote, ...]:
+        raw = self.kv.get(keys.CONSENSUS_WAL_POLKA)
+        if raw is None:
+            return ()
+        try:
+            items = codec.decode(raw, limits=POLKA_LIMITS)
+            if not isinstance(items, list) or len(items) != 2 or items[0] != block_hash:
+                return ()
+            votes = items[1]
+            if not isinstance(votes, list):
+                return ()
+            return tuple(Vote.from_wire(v) for v in votes)
+        except DecodeError:
+            return ()
 
 
 @dataclass(frozen=True)
