@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -31,6 +31,9 @@ class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # process_cpu_seconds_total, process_resident_memory_bytes, open fds: what an operator (and
+        # `bench testnet`'s CPU per transaction) reads first
+        ProcessCollector(registry=r)
         self.head_height = Gauge("aichain_head_height", "Height of the head block", registry=r)
         self.finalized_height = Gauge("aichain_finalized_height", "Height of the last finalized block", registry=r)
         r.register(_VmFaults())

@@ -98,6 +98,7 @@ def run_testnet_bench(
     report.add("transfers finalized /s (sustained)", figures["tps"], "tx/s", VERIFY_LIMIT, verify_rate)
     report.add("finality latency p50", figures["p50"], "s", target="<= 1.0 s")
     report.add("finality latency p99", figures["p99"], "s", target="<= 2.0 s")
+    _cpu_figure(report, figures, steps, validators, verify_rate)
     _sync_figure(report, figures, verify_rate)
     _window_notes(report, figures, steps)
     report.notes["offered load"] = f"{rate:.0f} tx/s"
@@ -161,6 +162,7 @@ def run_testnet_ceiling(
         report.add("  transfers finalized /s at it", figures["tps"], "tx/s", VERIFY_LIMIT, verify_rate)
         report.add("  finality latency p50 at it", figures["p50"], "s", target="<= 1.0 s")
         report.add("  finality latency p99 at it", figures["p99"], "s", target="<= 2.0 s")
+        _cpu_figure(report, figures, steps, validators, verify_rate)
         _window_notes(report, figures, steps)
     _sync_figure(report, sync_figures, verify_rate)
     failed = search.lowest_failed
@@ -189,6 +191,19 @@ def _describe_search(search: Search) -> list[str]:
         f"p99 {step.p99:.2f} s, refused {step.refused:.1%} -> {'holds' if holds(step, search.bounds) else 'fails'}"
         for step in search.steps
     ]
+
+
+def _cpu_figure(
+    report: Report, figures: dict[str, float], steps: dict[str, float], validators: int, verify_rate: float
+) -> None:
+    """CPU each validator spent per transaction accepted in the window (admission, gossip, signature
+    check, execution, consensus, commit, RPC), beside one signature check: what a node costs per
+    transaction, the figure that sets the ceiling when the validators share the machine's cores."""
+    if "cpu" not in steps or not figures["sent"]:
+        return
+    per_tx_us = steps["cpu"] / figures["sent"] / validators * 1e6
+    report.add("validator CPU per transfer", per_tx_us, "us", "one Ed25519 verification, us", 1e6 / verify_rate)
+    report.notes["validators' CPU"] = f"{steps['cpu']:.1f} s over the window, all {validators} together"
 
 
 def _sync_figure(report: Report, figures: dict[str, float], verify_rate: float) -> None:

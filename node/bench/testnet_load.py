@@ -225,13 +225,18 @@ def measure_window(watcher: Client, load: Load, warmup: float = 0.0, drain_timeo
 STEP_ORDER = ("built", "proposal arrived", "proposal validated", "prevoted", "precommitted", "decided", "written")
 _STEP_LINE = re.compile(r'^aichain_consensus_step_seconds_(sum|count)\{step="([^"]+)"\} (\S+)$')
 _PROPOSED_LINE = re.compile(r'^aichain_blocks_proposed_total\{how="([^"]+)"\} (\S+)$')
+_CPU_LINE = re.compile(r"^process_cpu_seconds_total (\S+)$")
 
 
 def parse_step_metrics(text: str) -> dict[str, float]:
     """From one /metrics text: "sum STEP" and "count STEP" of each consensus step's seconds after
-    its height's start, and "proposed HOW" (blocks proposed prebuilt / built when due)."""
+    its height's start, "proposed HOW" (blocks proposed prebuilt / built when due) and "cpu" (the
+    process's CPU seconds)."""
     totals: dict[str, float] = {}
     for line in text.splitlines():
+        cpu = _CPU_LINE.match(line)
+        if cpu:
+            totals["cpu"] = totals.get("cpu", 0.0) + float(cpu.group(1))
         how = _PROPOSED_LINE.match(line)
         if how:
             key = f"proposed {how.group(1)}"
@@ -256,7 +261,8 @@ def step_totals(nodes: list[testnet.TestnetNode]) -> dict[str, float]:
 
 def step_means(after: dict[str, float], before: dict[str, float] | None = None) -> dict[str, float]:
     """Mean seconds from a height's start to each step between two `step_totals` readings, in
-    the order of a height, and the blocks proposed prebuilt / built in between ("proposed …")."""
+    the order of a height, the blocks proposed prebuilt / built in between ("proposed …"), and the
+    CPU seconds the nodes used in between ("cpu")."""
     before = before or {}
 
     def delta(key: str) -> float:
@@ -264,4 +270,5 @@ def step_means(after: dict[str, float], before: dict[str, float] | None = None) 
 
     means = {step: delta(f"sum {step}") / delta(f"count {step}") for step in STEP_ORDER if delta(f"count {step}") > 0}
     proposed = {key: delta(key) for key in after if key.startswith("proposed ")}
-    return means | proposed
+    cpu = {"cpu": delta("cpu")} if "cpu" in after else {}
+    return means | proposed | cpu

@@ -403,6 +403,10 @@ def test_metrics_are_prometheus_text_with_the_head_height(shared_node: NodeProce
     assert families["aichain_head_height"].type == "gauge"
     for name in ("aichain_finalized_height", "aichain_peers", "aichain_mempool_transactions"):
         assert name in families, sorted(families)
+    # the process's own: what an operator reads first, and what bench testnet divides by transactions
+    cpu = families["process_cpu_seconds"]
+    assert cpu.type == "counter" and cpu.samples[0].value > 0
+    assert families["process_resident_memory_bytes"].samples[0].value > 10_000_000
 
 
 def test_wait_for_height_answers_when_the_block_is_committed(shared_node: NodeProcess) -> None:

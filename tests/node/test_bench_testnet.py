@@ -111,6 +111,7 @@ aichain_consensus_step_seconds_sum{step="proposal arrived"} 1.0
 aichain_consensus_step_seconds_count{step="decided"} 10.0
 aichain_consensus_step_seconds_sum{step="decided"} 5.0
 aichain_blocks_proposed_total{how="prebuilt"} 3.0
+process_cpu_seconds_total 12.5
 """
 METRICS_AFTER = """\
 aichain_consensus_step_seconds_count{step="proposal arrived"} 20.0
@@ -121,6 +122,7 @@ aichain_consensus_step_seconds_count{step="written"} 5.0
 aichain_consensus_step_seconds_sum{step="written"} 4.0
 aichain_blocks_proposed_total{how="prebuilt"} 7.0
 aichain_blocks_proposed_total{how="built"} 2.0
+process_cpu_seconds_total 20.0
 """
 
 
@@ -128,11 +130,12 @@ def test_step_means_of_a_window_are_the_difference_of_two_readings() -> None:
     before, after = parse_step_metrics(METRICS_BEFORE), parse_step_metrics(METRICS_AFTER)
     assert before["count proposal arrived"] == 10.0 and before["proposed prebuilt"] == 3.0
     means = step_means(after, before)
-    assert list(means) == ["proposal arrived", "decided", "written", "proposed prebuilt", "proposed built"]
+    assert list(means) == ["proposal arrived", "decided", "written", "proposed prebuilt", "proposed built", "cpu"]
     assert means["proposal arrived"] == pytest.approx(0.2)
     assert means["decided"] == pytest.approx(0.6)
     assert means["written"] == pytest.approx(0.8)
     assert means["proposed prebuilt"] == 4.0 and means["proposed built"] == 2.0
+    assert means["cpu"] == pytest.approx(7.5)  # the CPU seconds the node spent in the window
     assert step_means(after)["decided"] == pytest.approx(0.55)  # since the start
 
 
