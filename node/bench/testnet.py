@@ -31,7 +31,7 @@ from node import testnet
 from node.bench import limits
 from node.bench.rate_search import Bounds, Search, Step, holds, search_ceiling
 from node.bench.report import Report
-from node.bench.testnet_load import Load, free_base, measure_window, step_means, step_totals
+from node.bench.testnet_load import STEP_ORDER, Load, free_base, measure_window, step_means, step_totals
 from node.bench.workload import FUNDING, account_key, signed_transfers
 
 CHAIN_ID = 7790
@@ -224,7 +224,7 @@ def _window_notes(report: Report, figures: dict[str, float], steps: dict[str, fl
     report.notes["heights decided after round 0"] = f"{int(figures['later_rounds'])} of {int(figures['heights'])}"
     if steps:
         report.notes["consensus steps (mean after height start)"] = ", ".join(
-            f"{step} {seconds:.2f} s" for step, seconds in steps.items() if not step.startswith("proposed")
+            f"{step} {seconds:.2f} s" for step, seconds in steps.items() if step in STEP_ORDER
         )
         report.notes["blocks proposed"] = (
             f"{int(steps.get('proposed prebuilt', 0))} prebuilt, {int(steps.get('proposed built', 0))} built when due"
