@@ -82,6 +82,9 @@ class Mempool:
         self.evictions = EvictionLog(self.limits.evictions_kept)
         self._eviction_listeners: list[Callable[[Eviction], None]] = []
         self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
+        # The encodings of the pending transactions: a copy from a peer is known by its bytes
+        # alone, without hashing it (one set lookup instead of a SHA-256 and a dict lookup).
+        self._encodings: set[bytes] = set()
         self._senders: dict[bytes, SenderQueue] = {}
         self._bytes = 0
         self._seq = itertools.count()
@@ -162,6 +165,7 @@ class Mempool:
             del queue.entries[tx.nonce]
             queue.cost -= replaced.tx.value + replaced.tx.max_fee
             self._by_hash.pop(replaced.tx.hash, None)
+            self._encodings.discard(replaced.tx.encoded)
             self._bytes -= len(replaced.tx.encoded)
             self._record(
                 replaced.tx,
@@ -173,6 +177,7 @@ class Mempool:
         queue.entries[tx.nonce] = PendingEntry(tx, now_ms, next(self._seq))
         queue.cost += cost
         self._by_hash[tx.hash] = (sender, tx.nonce)
+        self._encodings.add(tx.encoded)
         self._bytes += len(tx.encoded)
         self.evictions.forget(tx.hash)
         return tx.hash
@@ -203,6 +208,7 @@ class Mempool:
             queue.low += 1
         queue.cost -= entry.tx.value + entry.tx.max_fee
         self._by_hash.pop(entry.tx.hash, None)
+        self._encodings.discard(entry.tx.encoded)
         self._bytes -= len(entry.tx.encoded)
         if not queue.entries:
             del self._senders[sender]
@@ -225,6 +231,10 @@ class Mempool:
 
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._by_hash
+
+    def holds_encoding(self, raw: bytes) -> bool:
+        """Whether the transaction encoded as `raw` is pending (as `sha256(raw) in mempool`)."""
+        return raw in self._encodings
 
     def get(self, tx_hash: bytes) -> Transaction | None:
         where = self._by_hash.get(tx_hash)
@@ -272,7 +282,9 @@ class Mempool:
         if queue is None:
             return
         account_nonce, balance = self._accounts(sender)
-        for nonce in sorted(n for n in queue.entries if n < account_nonce):  # bottom first
+        # Bottom first. The queue holds consecutive nonces from `low`: the stale ones are a range,
+        # found without a pass over the sender's other pending nonces (up to `max_per_sender`).
+        for nonce in range(queue.low, min(account_nonce, queue.highest() + 1)):
             tx = self._remove_entry(sender, queue, nonce)
             user = used.get((sender, nonce))
             if user != tx.hash and (user is not None or not self._is_committed(tx.hash)):

@@ -532,6 +532,7 @@ def test_bookkeeping_stays_consistent(ops: list[tuple[str, int, int]]) -> None:
         assert len(everything) == len(mp)
         assert mp.size_bytes == sum(len(t.encoded) for t in everything)
         assert all(mp.get(t.hash) == t for t in everything)
+        assert mp._encodings == {t.encoded for t in everything}  # a copy is known by its bytes as by its hash
         assert len(mp) <= 8
         for s in senders:
             mine = [t.nonce for t in everything if t.sender == s.public_key]
@@ -615,3 +616,6 @@ def test_queues_stay_consecutive_and_accounting_matches(ops: list[tuple[str, int
             size += sum(len(e.tx.encoded) for e in queue.entries.values())
         assert total == len(mempool) <= 12
         assert size == mempool.size_bytes
+        pending = [e.tx for queue in mempool._senders.values() for e in queue.entries.values()]
+        assert all(mempool.holds_encoding(t.encoded) for t in pending)
+        assert len(mempool._encodings) == len(pending)
