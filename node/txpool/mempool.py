@@ -81,7 +81,7 @@ class Mempool:
         self._clock = clock
         self.evictions = EvictionLog(self.limits.evictions_kept)
         self._eviction_listeners: list[Callable[[Eviction], None]] = []
-        self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
+        self._by_hash: dict[bytes, Transaction] = {}  # tx hash -> the pending transaction (`get` is hot)
         # The encodings of the pending transactions: a copy from a peer is known by its bytes
         # alone, without hashing it (one set lookup instead of a SHA-256 and a dict lookup).
         self._encodings: set[bytes] = set()
@@ -176,7 +176,7 @@ class Mempool:
             )
         queue.entries[tx.nonce] = PendingEntry(tx, now_ms, next(self._seq))
         queue.cost += cost
-        self._by_hash[tx.hash] = (sender, tx.nonce)
+        self._by_hash[tx.hash] = tx
         self._encodings.add(tx.encoded)
         self._bytes += len(tx.encoded)
         self.evictions.forget(tx.hash)
@@ -237,10 +237,7 @@ class Mempool:
         return raw in self._encodings
 
     def get(self, tx_hash: bytes) -> Transaction | None:
-        where = self._by_hash.get(tx_hash)
-        if where is None:
-            return None
-        return self._senders[where[0]].entries[where[1]].tx
+        return self._by_hash.get(tx_hash)
 
     def records(self) -> list[tuple[int, bytes]]:
         """Every pending transaction as (arrival ms, encoded bytes): what the journal keeps."""
@@ -352,8 +349,7 @@ class Mempool:
         stale, and its later nonces stay."""
         for tx, error in dropped:
             sender = tx.sender_address
-            where = self._by_hash.get(tx.hash)
-            if where is None:
+            if tx.hash not in self._by_hash:
                 continue  # gone already (committed, replaced or evicted meanwhile)
             if tx.nonce < self._accounts(sender)[0]:
                 self._remove_stale(sender, {})
