@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import struct
+import threading
 from typing import Any
 
 import msgpack
@@ -240,3 +241,20 @@ def test_a_decoded_transaction_is_frozen() -> None:
     tx = Transaction.decode(GOOD[0].encoded)
     with pytest.raises(AttributeError):
         tx.nonce = 4  # type: ignore[misc]
+
+
+def test_threads_decoding_at_once_each_get_their_own_transactions() -> None:
+    """The canonical check packs with a packer per thread: threads decoding at once (the block thread,
+    the event loop, verifiers) must not see each other's bytes."""
+    raws = [signed(nonce=n, data=bytes([n]) * n).encoded for n in range(40)]
+    results: dict[int, list[bytes]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [Transaction.decode(raw).encoded for raw in raws * 50]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(results[k] == raws * 50 for k in range(4))
