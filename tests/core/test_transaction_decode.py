@@ -9,6 +9,9 @@ or the same error type and message.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 import random
 import struct
 import threading
@@ -237,10 +240,16 @@ def test_flipped_bits_and_cut_bytes_are_judged_the_same_both_ways(seed: int) -> 
         assert_same(bytes(raw))
 
 
-def test_a_decoded_transaction_is_frozen() -> None:
+def test_a_decoded_transaction_is_a_transaction_like_any_other() -> None:
+    """Frozen, picklable, copyable and replaceable as one built by its constructor."""
     tx = Transaction.decode(GOOD[0].encoded)
     with pytest.raises(AttributeError):
         tx.nonce = 4  # type: ignore[misc]
+    again = pickle.loads(pickle.dumps(tx))
+    assert type(again) is Transaction and again == tx and again.hash == tx.hash
+    assert copy.copy(tx) == tx
+    changed = dataclasses.replace(tx, nonce=4)
+    assert changed.nonce == 4 and changed.encoded == Transaction(*changed.to_wire()[1:]).encoded
 
 
 def test_threads_decoding_at_once_each_get_their_own_transactions() -> None:
