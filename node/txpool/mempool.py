@@ -47,6 +47,9 @@ AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance
 CommittedReader = Callable[[bytes], bool]  # tx hash -> whether a committed block holds it
 
 
+_NO_ARRIVAL = 1 << 63  # the arrival floor of an empty pool: later than any arrival in ms
+
+
 def _never_committed(tx_hash: bytes) -> bool:
     return False
 
@@ -89,6 +92,9 @@ class Mempool:
         self._bytes = 0
         self._seq = itertools.count()
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        # No pending transaction arrived before this (a lower bound): `expire`, run after every
+        # block, passes over the whole pool only when something may have expired.
+        self._arrival_floor = _NO_ARRIVAL
 
     def subscribe_evictions(self, listener: Callable[[Eviction], None]) -> None:
         """`listener(eviction)` is told of each eviction, after it is recorded (metrics, the journal)."""
@@ -175,6 +181,8 @@ class Mempool:
                 f"up from {replaced.tx.gas_price})",
             )
         queue.entries[tx.nonce] = PendingEntry(tx, now_ms, next(self._seq))
+        if now_ms < self._arrival_floor:
+            self._arrival_floor = now_ms
         queue.cost += cost
         self._by_hash[tx.hash] = tx
         self._encodings.add(tx.encoded)
@@ -364,11 +372,19 @@ class Mempool:
     def expire(self, now_ms: int) -> int:
         """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
         cutoff = now_ms - self.limits.ttl_ms
+        if cutoff <= self._arrival_floor:
+            return 0  # every pending transaction arrived at the cutoff or later
         oldest: dict[bytes, int] = {}  # sender -> its lowest expired nonce
+        floor = _NO_ARRIVAL  # of those that stay: every expired one goes, with its later nonces
         for sender, queue in self._senders.items():
             for nonce, entry in queue.entries.items():
-                if entry.arrival_ms < cutoff and nonce < oldest.get(sender, nonce + 1):
-                    oldest[sender] = nonce
+                arrival = entry.arrival_ms
+                if arrival < cutoff:
+                    if nonce < oldest.get(sender, nonce + 1):
+                        oldest[sender] = nonce
+                elif arrival < floor:
+                    floor = arrival
+        self._arrival_floor = floor
         before = len(self._by_hash)
         ttl_s = self.limits.ttl_ms / 1000
         for sender, nonce in oldest.items():
