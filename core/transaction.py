@@ -159,9 +159,8 @@ class Transaction:
 
 
 _KINDS = {int(k) for k in TxKind}
-# chain_id, sender, nonce, gas_limit, gas_price, kind, to, value, data, signature (as `_FIELDS` names them)
+# chain_id, sender, nonce, gas_limit, gas_price, kind, to, value, data, signature
 _Fields = tuple[int, bytes, int, int, int, int, bytes, int, bytes, bytes]
-_FIELDS = ("chain_id", "sender", "nonce", "gas_limit", "gas_price", "kind", "to", "value", "data", "signature")
 _ARRAY_OF_10 = b"\x9a"  # msgpack fixarray header, 10 elements
 _SIGNATURE_ENCODED = 2 + SIGNATURE_SIZE  # bin8 header and the signature
 
