@@ -417,8 +417,19 @@ class _Preparer:
                 child_old: bytes | None = cached(child_key) or load(child_key, hashes[off : off + HASH_SIZE])
             else:
                 child_old = None
+            child_new: bytes | None
             if j - i == 1:
-                child_new = self.one(path + c, child_old, hxs[i], vhs[i])
+                hx, vh = hxs[i], vhs[i]
+                if (
+                    child_old is not None
+                    and vh is not None
+                    and child_old[0] == LEAF_TAG
+                    and child_old[1:33].hex() == hx
+                ):
+                    # `one_leaf` for the leaf's own key given a new value: the common case, inline
+                    child_new = child_old if child_old[33:] == vh else child_old[:33] + vh
+                else:
+                    child_new = self.one(path + c, child_old, hx, vh)
             else:
                 child_new = self.slot(path + c, child_old, hxs, vhs, i, j)
             i = j
