@@ -52,6 +52,8 @@ _sha256 = hashlib.sha256
 _HEX = "0123456789abcdef"
 _NIBBLE = {c: i for i, c in enumerate(_HEX)}
 _NEXT = {c: _HEX[i + 1] for i, c in enumerate(_HEX[:-1])}  # no entry for "f": its group runs to the end
+_BIT = {c: 1 << i for i, c in enumerate(_HEX)}  # a nibble's bit in a bitmap
+_DIGIT = {c: c.encode() for c in _HEX}  # a nibble's character in a node key
 _LEAF = bytes([LEAF_TAG])
 _INTERNAL = bytes([INTERNAL_TAG])
 _HEX_DIGITS = _HEX.encode()
@@ -403,16 +405,17 @@ class _Preparer:
         bitmap = new_bitmap = (old[1] << 8) | old[2]
         leafmap = (old[-2] << 8) | old[-1]
         hashes = old[3:-2]
-        load, cached, prefix, writes = self.load, self.cached, self.prefix, self.writes
+        load, cached, writes = self.load, self.cached, self.writes
+        key_prefix = self.prefix + path.encode()  # of this node's children's keys
         parts: list[bytes] = []
         copied = 0  # old child hashes before this offset are already in `parts` (or dropped)
         i = lo
         while i < hi:
             c = hxs[i][depth]
             j = hi if c == "f" else bisect_left(hxs, path + _NEXT[c], i, hi)
-            bit = 1 << _NIBBLE[c]
+            bit = _BIT[c]
             off = (bitmap & (bit - 1)).bit_count() << 5
-            child_key = prefix + (path + c).encode()
+            child_key = key_prefix + _DIGIT[c]
             if bitmap & bit:
                 child_old: bytes | None = cached(child_key) or load(child_key, hashes[off : off + HASH_SIZE])
             else:
