@@ -58,6 +58,7 @@ _LEAF = bytes([LEAF_TAG])
 _INTERNAL = bytes([INTERNAL_TAG])
 _HEX_DIGITS = _HEX.encode()
 _ROOT_SUFFIX = b"root"
+PATHS_KEPT = 100_000  # keys whose path `prepare` remembers (~30 MB at most)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class StateTree:
         self._root_node_key = prefix
         self._cache_limit = max(0, cache_nodes)
         self._cache: dict[bytes, bytes] = {}
+        # key -> its path, SHA-256(key) in hex: blocks update the same accounts over and over.
+        self._paths: dict[bytes, str] = {}
         self._root = self._read_root()
 
     @property
@@ -112,8 +115,14 @@ class StateTree:
         is unchanged, so it may be called several times. Deleting an absent key is a no-op.
         """
         pairs: dict[str, bytes | None] = {}
+        paths = self._paths
+        if len(paths) + len(updates) > PATHS_KEPT:
+            paths.clear()  # dropped whole when full: cheaper than LRU upkeep
         for key, value in updates.items():
-            pairs[_sha256(key).hexdigest()] = None if value is None else _sha256(value).digest()
+            hx = paths.get(key)
+            if hx is None:
+                hx = paths[key] = _sha256(key).hexdigest()
+            pairs[hx] = None if value is None else _sha256(value).digest()
         hxs = sorted(pairs)
         vhs = [pairs[h] for h in hxs]
         writes: dict[bytes, bytes | None] = {}
