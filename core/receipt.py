@@ -70,7 +70,8 @@ class Receipt:
         return self.status == STATUS_SUCCESS
 
     def to_wire(self) -> list[codec.Value]:
-        return [RECEIPT_TAG, self.tx_hash, self.status, self.gas_used, [e.to_wire() for e in self.events], self.error]
+        events: list[codec.Value] = [e.to_wire() for e in self.events] if self.events else []  # most: none
+        return [RECEIPT_TAG, self.tx_hash, self.status, self.gas_used, events, self.error]
 
     def encode(self) -> bytes:
         """The canonical encoding of `to_wire()` (computed once: a receipt never changes)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from vm.account import ACCOUNT_PREFIX, Account, account_key
+from vm.account import ACCOUNT_PREFIX, Account
 
 
 class StateReader(Protocol):
@@ -32,7 +32,7 @@ class StateView:
             if self._parent is not None:
                 account = self._parent.account(address).copy()
             else:
-                raw = self._reader.get(account_key(address))
+                raw = self._reader.get(ACCOUNT_PREFIX + address)  # account_key, inline: once per account
                 account = Account() if raw is None else Account.decode(raw)
             self._accounts[address] = account
         return account
