@@ -65,6 +65,20 @@ class Receipt:
     # The encoding, made once on first use: the receipts root and the block store both need it.
     _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
+    @classmethod
+    def plain(cls, tx_hash: bytes, status: int, gas_used: int) -> Receipt:
+        """`Receipt(tx_hash, status, gas_used)`: no events, no error (a transfer's). A block of transfers
+        makes one per transaction, and the frozen dataclass's `__init__` costs a call per field; this
+        sets the slots directly (every field, as `__init__` would)."""
+        receipt = _new(cls)
+        _SET_TX_HASH(receipt, tx_hash)
+        _SET_STATUS(receipt, status)
+        _SET_GAS_USED(receipt, gas_used)
+        _SET_EVENTS(receipt, ())
+        _SET_ERROR(receipt, "")
+        _SET_ENCODED(receipt, None)
+        return receipt
+
     @property
     def succeeded(self) -> bool:
         return self.status == STATUS_SUCCESS
@@ -97,6 +111,13 @@ class Receipt:
     @classmethod
     def decode(cls, raw: bytes) -> Receipt:
         return cls.from_wire(codec.decode(raw))
+
+
+_new = object.__new__
+# The slots' own setters (a frozen dataclass refuses `setattr`; its `__init__` goes around it too).
+_SET_TX_HASH, _SET_STATUS, _SET_GAS_USED, _SET_EVENTS, _SET_ERROR, _SET_ENCODED = (
+    Receipt.__dict__[name].__set__ for name in ("tx_hash", "status", "gas_used", "events", "error", "_encoded")
+)
 
 
 def _status(value: object) -> int:

@@ -142,7 +142,7 @@ def _plain_transfer(view: StateView, tx: Transaction, ctx: BlockContext) -> Rece
     recipient.balance += value
     view.touch(to)
     sender.balance += (gas_limit - gas_used) * gas_price
-    return Receipt(tx.hash, STATUS_SUCCESS, gas_used, (), "")
+    return Receipt.plain(tx.hash, STATUS_SUCCESS, gas_used)
 
 
 def _apply(view: StateView, tx: Transaction, ctx: BlockContext) -> Receipt:

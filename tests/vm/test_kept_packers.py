@@ -1,4 +1,5 @@
-"""Accounts and receipts encode with a kept msgpack packer: exactly the bytes of `codec.encode`.
+"""Accounts and receipts encode with a kept msgpack packer: exactly the bytes of `codec.encode`; a plain
+receipt made without `__init__` is the receipt `__init__` makes.
 
 A receipt keeps its encoding once made (the receipts root and the block store both need it):
 the kept bytes are those of its fields, a changed copy encodes its own, and equality ignores them.
@@ -67,3 +68,16 @@ def test_a_value_the_packer_refuses_leaves_it_clean_for_the_next() -> None:
     assert Account(5, 1).encode() == codec.encode([ACCOUNT_TAG, 5, 1, b""])
     receipt = Receipt(b"\x03" * 32, STATUS_FAILED, 7, (), "x")
     assert receipt.encode() == codec.encode(receipt.to_wire())
+
+
+@given(st.binary(min_size=32, max_size=32), st.sampled_from([STATUS_FAILED, STATUS_SUCCESS]), uints)
+def test_a_plain_receipt_is_the_one_init_makes_field_by_field(tx_hash: bytes, status: int, gas_used: int) -> None:
+    plain, made = Receipt.plain(tx_hash, status, gas_used), Receipt(tx_hash, status, gas_used)
+    # every field, the kept encoding included: a field added later and not set by `plain` fails here
+    assert [getattr(plain, f.name) for f in dataclasses.fields(Receipt)] == [
+        getattr(made, f.name) for f in dataclasses.fields(Receipt)
+    ]
+    assert plain == made and hash(plain) == hash(made) and repr(plain) == repr(made)
+    assert plain.encode() == made.encode() == codec.encode(made.to_wire())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.status = 3  # type: ignore[misc]
