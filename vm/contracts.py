@@ -106,8 +106,13 @@ class ContractHost:
         """(value, first access in this transaction, bytes of key and value)."""
         storage = self._key(var, kind, key)
         raw = self.view.get(storage)
-        cold = self._first(self.ctx.read_keys, storage)
-        return (zero if raw is None else stored_value(raw)), cold, len(storage) + (0 if raw is None else len(raw))
+        seen = self.ctx.read_keys
+        cold = storage not in seen  # `_first`, inline: every read of a contract asks
+        if cold:
+            seen.add(storage)
+        if raw is None:
+            return zero, cold, len(storage)
+        return stored_value(raw), cold, len(storage) + len(raw)
 
     def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]:
         """(first write of the key in this transaction, bytes of key and value written)."""

@@ -35,8 +35,7 @@ _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
 _SHORT_STR = MAX_VALUE_BYTES // 4  # at most 4 UTF-8 bytes a character: within the limit for sure
 CACHE_ENTRIES: Final = 16_384  # dropped whole when full (cheaper than LRU upkeep)
 CACHE_MAX_BYTES: Final = 1024  # larger values are decoded each time: the cache holds at most ~16 MB
-_DECODED: dict[bytes, Any] = {}
-_MISSING: Final = object()
+_DECODED: dict[bytes, tuple[Any, bool]] = {}  # stored bytes -> (decoded value, a list without lists)
 _local = threading.local()  # one packer per thread: a packer keeps a buffer between calls
 
 
@@ -82,14 +81,19 @@ def _scalar_wire(value: Any) -> list[Any] | None:
 
 def stored_value(raw: bytes) -> Any:
     """`decode_stored(raw)`, as a value the caller may change."""
-    value = _DECODED.get(raw, _MISSING)
-    if value is _MISSING:
+    entry = _DECODED.get(raw)
+    if entry is None:
         value = decode_stored(raw)
+        # A list that holds no list is copied whole by `list.copy`; a nested one item by item.
+        entry = (value, type(value) is list and not any(type(item) is list for item in value))
         if len(raw) <= CACHE_MAX_BYTES:
             if len(_DECODED) >= CACHE_ENTRIES:
                 _DECODED.clear()
-            _DECODED[raw] = value
-    return _fresh(value) if type(value) is list else value
+            _DECODED[raw] = entry
+    value, flat = entry
+    if type(value) is not list:
+        return value
+    return value.copy() if flat else _fresh(value)
 
 
 def _fresh(value: list[Any]) -> list[Any]:
