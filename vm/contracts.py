@@ -23,7 +23,7 @@ from vm.faults import Fault, VMError, internal_fault, kind
 from vm.interpreter import Deadline, Interpreter
 from vm.stack_check import check_module
 from vm.state import StateView
-from vm.storage_values import flat_wire, pack, stored_value
+from vm.storage_values import flat_wire, list_key, pack, stored_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"
@@ -152,6 +152,8 @@ class ContractHost:
         base = self._prefix + _VAR_BYTES[var]
         if kind != StorageKind.MAP:
             return base
+        if type(key) is list and (raw := list_key(key)) is not None:
+            return base + raw
         wire = flat_wire(key)
         if wire is not None:
             return base + pack(wire)

@@ -9,7 +9,10 @@ import pytest
 
 from core.contract_values import decode_stored, encode_value
 from vm import storage_values
-from vm.storage_values import flat_wire, pack, stored_value
+from vm.bytecode import StorageKind
+from vm.contracts import CallContext, ContractHost, storage_key
+from vm.state import StateView
+from vm.storage_values import flat_wire, list_key, pack, stored_value
 
 VALUES: list[Any] = [
     None,
@@ -65,3 +68,42 @@ def test_the_short_encoding_is_the_general_one(value: Any) -> None:
     wire = flat_wire(value)
     if wire is not None:
         assert pack(wire) == encode_value(value)
+
+
+KEYS: list[Any] = [
+    ["tuned", 1],
+    ["tuned", 2, b"\x05" * 20],
+    [1],
+    [True],  # equal to [1] in Python, not on the chain
+    ["1"],
+    [b"1"],
+    [],
+    [-(1 << 63)],
+    [(1 << 64) - 1],
+    [1 << 64],  # past 64 bits: the general encoding
+    ["x" * 5000],  # past the short-string bound
+    [None],
+    [[1]],
+    list(range(9)),  # longer than the remembered keys
+    "tuned",
+    7,
+]
+
+
+class _Nothing:
+    def get(self, key: bytes) -> bytes | None:
+        return None
+
+
+@pytest.mark.parametrize("key", KEYS, ids=repr)
+def test_a_map_key_names_the_state_key_the_general_encoding_names(key: Any) -> None:
+    host = ContractHost(StateView(_Nothing()), CallContext(b"\x01" * 20, 1, 0), b"\x0c" * 20, b"\x01" * 20, 0)
+    for _ in range(2):  # encoded, then remembered
+        assert host._key(3, StorageKind.MAP, key) == storage_key(b"\x0c" * 20, 3, key, StorageKind.MAP)
+
+
+def test_keys_equal_in_python_but_not_on_the_chain_are_told_apart() -> None:
+    assert list_key([1]) == encode_value([1])
+    assert list_key([True]) is None  # a bool takes the general path
+    assert list_key(["1"]) == encode_value(["1"]) != list_key([b"1"]) == encode_value([b"1"])
+    assert list_key([1]) == encode_value([1])
