@@ -137,9 +137,9 @@ def stored_value(raw: bytes) -> Any:
     value, flat = entry
     if type(value) is not list:
         return value
-    return value.copy() if flat else _fresh(value)
+    return value.copy() if flat else fresh(value)
 
 
-def _fresh(value: list[Any]) -> list[Any]:
+def fresh(value: list[Any]) -> list[Any]:
     """A copy of a decoded list and of every list in it (the other values are immutable)."""
-    return [_fresh(item) if type(item) is list else item for item in value]
+    return [fresh(item) if type(item) is list else item for item in value]
