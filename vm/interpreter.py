@@ -204,8 +204,10 @@ class Interpreter:
                     key = consts[arg]
                     if type(container) is list and type(key) is int and -len(container) <= key < len(container):
                         # As `ops.index`, which this skips for an in-range list index: it charges INDEX_SLOW
-                        # to `self.gas` (overwritten by the loop's own count at its next sync).
-                        self._charge(INDEX_SLOW)
+                        # to `self.gas` (overwritten by the loop's own count at its next sync); `_charge` inline.
+                        self.gas -= INDEX_SLOW
+                        if self.gas < 0:
+                            self._refuel()
                         push(container[key])
                     else:
                         push(ops.index(self, container, key))
