@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from core.block import Block, Commit, Header, commit_hash, evidence_root, transactions_root
 from core.errors import InvalidBlock, InvalidCommit, InvalidHeader, StateRootMismatch
 from core.hashing import merkle_root
@@ -17,6 +19,36 @@ from core.receipt import Receipt
 from core.validators import ValidatorSet
 
 MAX_FUTURE_DRIFT_MS = 5_000
+BODIES_KEPT = 4  # blocks whose body passed `check_body`, remembered by identity
+
+
+class _CheckedBodies:
+    """The last few `Block` objects whose body passed `check_body`.
+
+    A block is immutable and the rule reads only the block, so the same object passes again:
+    a proposal rebuilt (or received whole) is checked where it arrives, then executed without
+    hashing its transactions a second time. Held by identity, with a reference (an id is never
+    reused while the object lives); an equal block built anew is checked anew.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: tuple[Block, ...] = ()  # replaced whole: a reader on another thread sees one tuple
+        self._lock = threading.Lock()
+
+    def __contains__(self, block: Block) -> bool:
+        return any(kept is block for kept in self._blocks)
+
+    def add(self, block: Block) -> None:
+        commit = block.last_commit
+        if type(block.transactions) is not tuple or type(block.evidence) is not tuple:
+            return  # built with a list, which could change under the check: not remembered
+        if commit is not None and type(commit.signatures) is not tuple:
+            return
+        with self._lock:
+            self._blocks = (*self._blocks[-(BODIES_KEPT - 1) :], block)
+
+
+_checked_bodies = _CheckedBodies()
 
 
 def check_header(
@@ -39,6 +71,8 @@ def check_header(
 
 
 def check_body(block: Block) -> None:
+    if block in _checked_bodies:
+        return
     header = block.header
     if header.tx_count != len(block.transactions):
         raise InvalidBlock(f"block {header.height} says {header.tx_count} txs but has {len(block.transactions)}")
@@ -52,6 +86,7 @@ def check_body(block: Block) -> None:
         raise InvalidBlock(f"block {header.height} lacks the commit of block {header.height - 1}")
     if header.height == 1 and block.last_commit is not None:
         raise InvalidBlock("block 1 carries a last commit, but genesis has none")
+    _checked_bodies.add(block)
 
 
 def receipts_root(receipts: list[Receipt]) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import msgpack
 
 from core import codec
 from core.errors import DecodeError
@@ -13,6 +15,12 @@ EVENT_TAG = 4
 
 STATUS_FAILED = 0
 STATUS_SUCCESS = 1
+
+# `codec.encode` with one packer kept rather than one made per call (msgpack's `packb` builds a
+# `Packer` each time, which costs three times the packing of a receipt). Same options, same bytes.
+# Packing plain ints, bytes, str, bools and lists runs no Python code, so no other thread can
+# interleave on the shared buffer.
+_pack = msgpack.Packer(use_bin_type=True).pack
 
 EventValue = int | bytes | str | bool
 
@@ -54,16 +62,38 @@ class Receipt:
     gas_used: int
     events: tuple[Event, ...] = ()
     error: str = ""
+    # The encoding, made once on first use: the receipts root and the block store both need it.
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
+
+    @classmethod
+    def plain(cls, tx_hash: bytes, status: int, gas_used: int) -> Receipt:
+        """`Receipt(tx_hash, status, gas_used)`: no events, no error (a transfer's). A block of transfers
+        makes one per transaction, and the frozen dataclass's `__init__` costs a call per field; this
+        sets the slots directly (every field, as `__init__` would)."""
+        receipt = _new(cls)
+        _SET_TX_HASH(receipt, tx_hash)
+        _SET_STATUS(receipt, status)
+        _SET_GAS_USED(receipt, gas_used)
+        _SET_EVENTS(receipt, ())
+        _SET_ERROR(receipt, "")
+        _SET_ENCODED(receipt, None)
+        return receipt
 
     @property
     def succeeded(self) -> bool:
         return self.status == STATUS_SUCCESS
 
     def to_wire(self) -> list[codec.Value]:
-        return [RECEIPT_TAG, self.tx_hash, self.status, self.gas_used, [e.to_wire() for e in self.events], self.error]
+        events: list[codec.Value] = [e.to_wire() for e in self.events] if self.events else []  # most: none
+        return [RECEIPT_TAG, self.tx_hash, self.status, self.gas_used, events, self.error]
 
     def encode(self) -> bytes:
-        return codec.encode(self.to_wire())
+        """The canonical encoding of `to_wire()` (computed once: a receipt never changes)."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = _pack(self.to_wire())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @classmethod
     def from_wire(cls, value: object) -> Receipt:
@@ -81,6 +111,13 @@ class Receipt:
     @classmethod
     def decode(cls, raw: bytes) -> Receipt:
         return cls.from_wire(codec.decode(raw))
+
+
+_new = object.__new__
+# The slots' own setters (a frozen dataclass refuses `setattr`; its `__init__` goes around it too).
+_SET_TX_HASH, _SET_STATUS, _SET_GAS_USED, _SET_EVENTS, _SET_ERROR, _SET_ENCODED = (
+    Receipt.__dict__[name].__set__ for name in ("tx_hash", "status", "gas_used", "events", "error", "_encoded")
+)
 
 
 def _status(value: object) -> int:

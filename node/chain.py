@@ -29,7 +29,7 @@ from storage import keys
 from storage.blockstore import BlockStore
 from storage.kv import KeyValueStore, Snapshot
 from storage.state_tree import Proof, StateTree, TreeUpdate
-from vm.account import Account, account_key
+from vm.account import ACCOUNT_PREFIX, Account, account_key
 from vm.execution import BlockContext, BlockResult, apply_transactions, finalize_block
 from vm.gas import TX_BASE
 from vm.genesis import genesis_state
@@ -41,6 +41,7 @@ ZERO_ADDRESS = bytes(20)
 # in one P2P frame (peers refuse a larger frame, and this node could not even send it): half a
 # frame leaves room for the header, the last commit and evidence. Not a validity rule.
 BLOCK_TX_BYTES = DEFAULT_MAX_FRAME_SIZE // 2
+NONCE_BALANCES_KEPT = 100_000  # decoded account values `nonce_and_balance` keeps (~20 MB at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class Chain:
         self.blocks = BlockStore(kv)
         self.tree = StateTree(kv, prefix=keys.TREE)
         self.state = CommittedState(kv)
+        self._nonce_balances: dict[bytes, tuple[int, int]] = {}  # stored account value -> (nonce, balance)
         self._commit_lock = threading.Lock()
         stored = kv.get(keys.GENESIS)
         if stored is None:
@@ -189,8 +191,20 @@ class Chain:
 
     def nonce_and_balance(self, address: bytes) -> tuple[int, int]:
         """An account's nonce and balance at the head: what the mempool holds its sender to."""
-        account = self.account(address)
-        return account.nonce, account.balance
+        raw = self.state.get(ACCOUNT_PREFIX + address)
+        if raw is None:
+            return 0, 0
+        # Admission asks for the same senders over and over, and an account's stored value stays
+        # the same bytes object until a block changes it: each value is decoded once (a pure
+        # function of the bytes, so nothing goes stale).
+        known = self._nonce_balances.get(raw)
+        if known is None:
+            account = Account.decode(raw)
+            known = (account.nonce, account.balance)
+            if len(self._nonce_balances) >= NONCE_BALANCES_KEPT:
+                self._nonce_balances.clear()  # dropped whole when full: cheaper than LRU upkeep
+            self._nonce_balances[raw] = known
+        return known
 
     def state_snapshot(self) -> tuple[Header, StateSnapshot]:
         """The head and its committed state, read from a LevelDB snapshot: one consistent state however

@@ -176,7 +176,7 @@ def make_network(
     async def admit_from_peer(txs: Sequence[Transaction]) -> list[bytes | AichainError]:
         return await admission.submit_many(txs, relay=False)  # gossip forwards what it admits itself
 
-    txs = TxGossip(manager, metrics, knows=admission.knows_tx, admit=admit_from_peer, order=admission)
+    txs = TxGossip(manager, metrics, knows=admission.knows_encoding, admit=admit_from_peer, order=admission)
     observe_vote = (lambda vote: None) if guard is None else guard.observe_vote
     reactor = ConsensusReactor(
         manager=manager,

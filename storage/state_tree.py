@@ -52,10 +52,13 @@ _sha256 = hashlib.sha256
 _HEX = "0123456789abcdef"
 _NIBBLE = {c: i for i, c in enumerate(_HEX)}
 _NEXT = {c: _HEX[i + 1] for i, c in enumerate(_HEX[:-1])}  # no entry for "f": its group runs to the end
+_BIT = {c: 1 << i for i, c in enumerate(_HEX)}  # a nibble's bit in a bitmap
+_DIGIT = {c: c.encode() for c in _HEX}  # a nibble's character in a node key
 _LEAF = bytes([LEAF_TAG])
 _INTERNAL = bytes([INTERNAL_TAG])
 _HEX_DIGITS = _HEX.encode()
 _ROOT_SUFFIX = b"root"
+PATHS_KEPT = 100_000  # keys whose path `prepare` remembers (~30 MB at most)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class StateTree:
         self._root_node_key = prefix
         self._cache_limit = max(0, cache_nodes)
         self._cache: dict[bytes, bytes] = {}
+        # key -> its path, SHA-256(key) in hex: blocks update the same accounts over and over.
+        self._paths: dict[bytes, str] = {}
         self._root = self._read_root()
 
     @property
@@ -110,8 +115,14 @@ class StateTree:
         is unchanged, so it may be called several times. Deleting an absent key is a no-op.
         """
         pairs: dict[str, bytes | None] = {}
+        paths = self._paths
+        if len(paths) + len(updates) > PATHS_KEPT:
+            paths.clear()  # dropped whole when full: cheaper than LRU upkeep
         for key, value in updates.items():
-            pairs[_sha256(key).hexdigest()] = None if value is None else _sha256(value).digest()
+            hx = paths.get(key)
+            if hx is None:
+                hx = paths[key] = _sha256(key).hexdigest()
+            pairs[hx] = None if value is None else _sha256(value).digest()
         hxs = sorted(pairs)
         vhs = [pairs[h] for h in hxs]
         writes: dict[bytes, bytes | None] = {}
@@ -403,22 +414,34 @@ class _Preparer:
         bitmap = new_bitmap = (old[1] << 8) | old[2]
         leafmap = (old[-2] << 8) | old[-1]
         hashes = old[3:-2]
-        load, cached, prefix, writes = self.load, self.cached, self.prefix, self.writes
+        load, cached, writes = self.load, self.cached, self.writes
+        key_prefix = self.prefix + path.encode()  # of this node's children's keys
         parts: list[bytes] = []
         copied = 0  # old child hashes before this offset are already in `parts` (or dropped)
         i = lo
         while i < hi:
             c = hxs[i][depth]
             j = hi if c == "f" else bisect_left(hxs, path + _NEXT[c], i, hi)
-            bit = 1 << _NIBBLE[c]
+            bit = _BIT[c]
             off = (bitmap & (bit - 1)).bit_count() << 5
-            child_key = prefix + (path + c).encode()
+            child_key = key_prefix + _DIGIT[c]
             if bitmap & bit:
                 child_old: bytes | None = cached(child_key) or load(child_key, hashes[off : off + HASH_SIZE])
             else:
                 child_old = None
+            child_new: bytes | None
             if j - i == 1:
-                child_new = self.one(path + c, child_old, hxs[i], vhs[i])
+                hx, vh = hxs[i], vhs[i]
+                if (
+                    child_old is not None
+                    and vh is not None
+                    and child_old[0] == LEAF_TAG
+                    and child_old[1:33].hex() == hx
+                ):
+                    # `one_leaf` for the leaf's own key given a new value: the common case, inline
+                    child_new = child_old if child_old[33:] == vh else child_old[:33] + vh
+                else:
+                    child_new = self.one(path + c, child_old, hx, vh)
             else:
                 child_new = self.slot(path + c, child_old, hxs, vhs, i, j)
             i = j

@@ -132,6 +132,8 @@ def _call_contract(vm: Interpreter, address: bytes, value: int, function: Any, a
 def _minmax(pick: Callable[..., Any], name: str) -> Handler:
     def run(vm: Interpreter, a: list[Any], depth: int) -> Any:
         vm._charge(G.SMALL_BUILTIN)
+        if len(a) == 2 and type(a[0]) is int and type(a[1]) is int:  # the common case, without a generator
+            return pick(a[0], a[1])
         return pick(_int(x, name) for x in a)
 
     return run

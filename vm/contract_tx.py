@@ -28,7 +28,11 @@ from vm.contracts import CallContext, contract_address, install, move, run_call
 from vm.faults import Fault, OutOfGas, VMError, internal_fault
 from vm.gas import DEPLOY_BYTE
 from vm.state import StateView
+from vm.storage_values import fresh
 
+CALL_CACHE_ENTRIES = 4_096  # decoded call data kept, dropped whole when full
+CALL_CACHE_MAX_BYTES = 512  # longer call data is decoded each time
+_CALLS: dict[bytes, tuple[str, tuple[Any, ...]]] = {}  # call data -> (function, arguments): a pure function of it
 DATA_LIMITS = codec.Limits(max_bytes=256 * 1024, max_bin_len=256 * 1024, max_array_len=16_384, max_depth=20)
 
 
@@ -82,6 +86,20 @@ class _Malformed(VMError):
 
 
 def _call_data(data: bytes) -> tuple[str, list[Any]]:
+    """(function, arguments) of a call's data; the same data (many senders send the same call) is decoded once."""
+    known = _CALLS.get(data)
+    if known is not None:
+        function, args = known
+        return function, [fresh(a) if type(a) is list else a for a in args]  # the contract may change its lists
+    function, decoded = _decode_call(data)
+    if len(data) <= CALL_CACHE_MAX_BYTES:
+        if len(_CALLS) >= CALL_CACHE_ENTRIES:
+            _CALLS.clear()
+        _CALLS[data] = (function, tuple(fresh(a) if type(a) is list else a for a in decoded))
+    return function, decoded
+
+
+def _decode_call(data: bytes) -> tuple[str, list[Any]]:
     try:
         items = codec.decode(data, limits=DATA_LIMITS)
         if not isinstance(items, list) or len(items) != 2 or not isinstance(items[1], list):

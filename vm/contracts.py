@@ -23,7 +23,7 @@ from vm.faults import Fault, VMError, internal_fault, kind
 from vm.interpreter import Deadline, Interpreter
 from vm.stack_check import check_module
 from vm.state import StateView
-from vm.storage_values import flat_wire, pack, stored_value
+from vm.storage_values import flat_wire, list_key, pack, stored_value
 
 CODE_PREFIX = b"C"
 STORAGE_PREFIX = b"s"
@@ -106,8 +106,13 @@ class ContractHost:
         """(value, first access in this transaction, bytes of key and value)."""
         storage = self._key(var, kind, key)
         raw = self.view.get(storage)
-        cold = self._first(self.ctx.read_keys, storage)
-        return (zero if raw is None else stored_value(raw)), cold, len(storage) + (0 if raw is None else len(raw))
+        seen = self.ctx.read_keys
+        cold = storage not in seen  # `_first`, inline: every read of a contract asks
+        if cold:
+            seen.add(storage)
+        if raw is None:
+            return zero, cold, len(storage)
+        return stored_value(raw), cold, len(storage) + len(raw)
 
     def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]:
         """(first write of the key in this transaction, bytes of key and value written)."""
@@ -147,6 +152,8 @@ class ContractHost:
         base = self._prefix + _VAR_BYTES[var]
         if kind != StorageKind.MAP:
             return base
+        if type(key) is list and (raw := list_key(key)) is not None:
+            return base + raw
         wire = flat_wire(key)
         if wire is not None:
             return base + pack(wire)

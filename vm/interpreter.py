@@ -28,11 +28,11 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from core.contract_values import INT_MAX, INT_MIN
+from core.contract_values import INT_MAX, INT_MIN, MAX_LIST
 from vm import gas as G
 from vm import operations as ops
 from vm.builtins import BUILTINS
-from vm.bytecode import Function, Module, Op, StorageKind
+from vm.bytecode import Function, Method, Module, Op, StorageKind
 from vm.faults import Fault, InternalVMError, OutOfGas, Revert, VMError, contract_text, internal_fault, kind
 from vm.operations import FLAT, OP
 
@@ -99,9 +99,11 @@ INDEX_SLOW, ALLOC_LIST, ALLOC_ITEM = G.INDEX_SLOW, G.ALLOC_BASE, G.ALLOC_ITEM
 SLOAD, SSTORE, MLOAD, MSTORE, MHAS, MDEL = (
     int(op) for op in (Op.SLOAD, Op.SSTORE, Op.MLOAD, Op.MSTORE, Op.MHAS, Op.MDEL)
 )
-assert (SLOAD, MDEL) == (60, 65) and MDEL - SLOAD == 5, "`_slow` sends 60 to 65 to `_storage`"
+assert (SLOAD, MDEL) == (60, 65) and MDEL - SLOAD == 5, "the loop sends 60 to 65 to `_storage`"
 _WRITES = frozenset({SSTORE, MSTORE, MDEL})
 SCALAR, MAP = int(StorageKind.SCALAR), int(StorageKind.MAP)
+READ_COLD, READ_WORD = G.STORAGE_READ_COLD, G.STORAGE_READ_WORD
+APPEND_1 = int(Method.APPEND) << 8 | 1  # the METHOD argument of `list.append(x)`
 
 
 class Interpreter:
@@ -202,8 +204,10 @@ class Interpreter:
                     key = consts[arg]
                     if type(container) is list and type(key) is int and -len(container) <= key < len(container):
                         # As `ops.index`, which this skips for an in-range list index: it charges INDEX_SLOW
-                        # to `self.gas` (overwritten by the loop's own count at its next sync).
-                        self._charge(INDEX_SLOW)
+                        # to `self.gas` (overwritten by the loop's own count at its next sync); `_charge` inline.
+                        self.gas -= INDEX_SLOW
+                        if self.gas < 0:
+                            self._refuel()
                         push(container[key])
                     else:
                         push(ops.index(self, container, key))
@@ -348,6 +352,40 @@ class Interpreter:
                         pc = arg
                     else:
                         pop()
+                # The rest run here rather than through `_slow` (a call per instruction), each exactly as
+                # it ran there: `self.gas` synced before it, and read back only when it succeeded.
+                elif op == 70:  # METHOD
+                    self.gas = gas
+                    if arg == APPEND_1 and type(obj := stack[-2]) is list and len(obj) < MAX_LIST:
+                        item = pop()
+                        pop()
+                        self._alloc_items(1)  # as `ops.method`: the memory bound and gas, then the append
+                        obj.append(item)
+                        push(None)
+                    else:
+                        ops.method(self, arg >> 8, arg & 0xFF, stack)
+                    gas = self.gas
+                elif SLOAD <= op <= MDEL:  # storage
+                    self.gas = gas
+                    self._storage(op, arg, stack, func)
+                    gas = self.gas
+                elif op == 10:  # OR_JUMP
+                    self.gas = gas
+                    if stack[-1]:
+                        pc = arg
+                    else:
+                        pop()
+                elif op == 12:  # CALL
+                    self.gas = gas
+                    callee = self.module.functions[arg]
+                    n = callee.n_params
+                    if n:
+                        args = stack[-n:]
+                        del stack[-n:]
+                    else:
+                        args = []
+                    push(self._execute(callee, args, depth + 1))
+                    gas = self.gas
                 else:
                     self.gas = gas
                     pc = self._slow(op, arg, pc, stack, func, depth)
@@ -358,21 +396,7 @@ class Interpreter:
     def _slow(self, op: int, arg: int, pc: int, stack: list[Any], func: Function, depth: int) -> int:
         """Every instruction the loop in `_execute` does not handle itself; returns the next pc."""
         push, pop = stack.append, stack.pop
-        if op == 70:  # METHOD
-            ops.method(self, arg >> 8, arg & 0xFF, stack)
-        elif 60 <= op <= 65:  # SLOAD to MDEL: storage
-            self._storage(op, arg, stack, func)
-        elif op == 10:  # OR_JUMP
-            if stack[-1]:
-                return arg
-            pop()
-        elif op == 12:  # CALL
-            callee = self.module.functions[arg]
-            n = callee.n_params
-            args = stack[len(stack) - n :] if n else []
-            del stack[len(stack) - n :]
-            push(self._execute(callee, args, depth + 1))
-        elif op == OP.DUP:
+        if op == OP.DUP:
             push(stack[-1])
         elif op == OP.NOP:
             pass
@@ -417,15 +441,19 @@ class Interpreter:
         decl = self.module.storage[var]
         if op in _WRITES and (func.view or host.read_only):
             raise VMError(Fault.READ_ONLY, name=func.name, why="a view" if func.view else "a read-only call")
-        if op in (SLOAD, MLOAD):
+        if op in (MLOAD, SLOAD):
             key = None if op == SLOAD else stack.pop()
             value, cold, size = host.storage_get(var, SCALAR if op == SLOAD else MAP, key, decl.zero)
-            self._charge((G.STORAGE_READ_COLD if cold else 0) + G.STORAGE_READ_WORD * (size >> 5))
+            charge = (READ_COLD if cold else 0) + READ_WORD * (size >> 5)
+            if self.gas >= charge:  # `_charge`, inline when it cannot run out
+                self.gas -= charge
+            else:
+                self._charge(charge)
             kind = type(value)
-            if kind is bytes or kind is str:
-                self._alloc(ops.nbytes(value))
-            elif kind is list:
+            if kind is list:
                 self._alloc_items(len(value))
+            elif kind is bytes or kind is str:
+                self._alloc(ops.nbytes(value))
             stack.append(value)
         elif op in (SSTORE, MSTORE):
             key = None if op == SSTORE else stack.pop()

@@ -72,12 +72,16 @@ class CompactProposal:
         return len(self.tx_hashes) // HASH_SIZE
 
     def transactions(
-        self, known: Callable[[bytes], Transaction | None]
+        self, known: Callable[[bytes], Transaction | None], also: Callable[[bytes], Transaction | None]
     ) -> tuple[list[Transaction | None], list[int], list[int]]:
-        """The block's transactions from `known` (hash -> decoded transaction) and the prefilled ones;
-        the indices of those still missing (None in the list), and of the prefilled ones decoded here."""
+        """The block's transactions from `known` (hash -> decoded transaction), from `also` for those
+        `known` lacks, and the prefilled ones; the indices of those still missing (None in the list),
+        and of the prefilled ones decoded here."""
         hashes = self.tx_hashes
-        txs: list[Transaction | None] = [known(hashes[i : i + HASH_SIZE]) for i in range(0, len(hashes), HASH_SIZE)]
+        wanted = [hashes[i : i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE)]
+        txs: list[Transaction | None] = list(map(known, wanted))  # no Python frame per hash but the lookup's
+        for index in [index for index, tx in enumerate(txs) if tx is None]:
+            txs[index] = also(wanted[index])
         decoded = []
         for index, raw in self.prefilled:
             if txs[index] is None:  # carried along, and not known here: decoded once, now

@@ -224,7 +224,7 @@ class CompactRelay:
             peer.penalize(PENALTY_BAD_SIGNATURE, "proposal names another block")
             return
         try:
-            txs, missing, decoded = compact.transactions(self._known)
+            txs, missing, decoded = compact.transactions(self.lookup_tx, self._recent.get)
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return
@@ -238,10 +238,6 @@ class CompactRelay:
         rebuild = _Rebuild(compact, peer)
         self._rebuilding[compact.key] = rebuild
         rebuild.task = asyncio.create_task(self._fetch(rebuild, txs, missing, decoded), name="compact-fetch")
-
-    def _known(self, tx_hash: bytes) -> Transaction | None:
-        tx = self.lookup_tx(tx_hash)
-        return tx if tx is not None else self._recent.get(tx_hash)
 
     def _remember(self, tx: Transaction) -> None:
         self._recent[tx.hash] = tx

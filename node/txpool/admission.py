@@ -64,8 +64,9 @@ class TxAdmission:
         self._admission_open = asyncio.Event()
         self._admission_open.set()
         self._consensus_busy = 0
-        # Hashes whose signatures are being verified now. Gossip brings each transaction from
-        # several peers at once; without this each copy would be verified (3x the work on 4 nodes).
+        # Encodings of the transactions whose signatures are being verified now. Gossip brings each
+        # transaction from several peers at once; without this each copy would be verified (3x the
+        # work on 4 nodes). Kept by encoding, not hash: gossip asks of a copy before hashing it.
         self._verifying: set[bytes] = set()
         self._last_turn: asyncio.Future[None] | None = None  # the latest admission to take effect
 
@@ -128,11 +129,11 @@ class TxAdmission:
         for i, tx in enumerate(txs):
             try:
                 self.mempool.precheck(tx)
-                if tx.hash in verifying:
+                if tx.encoded in verifying:
                     raise AlreadyKnown(f"transaction 0x{tx.hash.hex()} is being admitted already")
                 self._reject_spent_nonce(tx)
                 candidates.append(i)
-                verifying.add(tx.hash)
+                verifying.add(tx.encoded)
             except AichainError as exc:
                 results[i] = exc
         async with self._arrival_order() as turn:
@@ -140,7 +141,7 @@ class TxAdmission:
                 valid = await self._verify([txs[i] for i in candidates])
                 await turn()
             finally:
-                verifying.difference_update(txs[i].hash for i in candidates)
+                verifying.difference_update(txs[i].encoded for i in candidates)
             now = now_ms()
             for n, (i, ok) in enumerate(zip(candidates, valid, strict=True)):
                 if n and not n % ADMIT_SLICE:
@@ -222,9 +223,10 @@ class TxAdmission:
             if not self._consensus_busy:
                 self._admission_open.set()
 
-    def knows_tx(self, tx_hash: bytes) -> bool:
-        """Whether a transaction is pending or being admitted (so a copy from a peer is redundant)."""
-        return tx_hash in self.mempool or tx_hash in self._verifying
+    def knows_encoding(self, raw: bytes) -> bool:
+        """Whether the transaction encoded as `raw` is pending or being admitted (so a copy from a
+        peer is redundant)."""
+        return self.mempool.holds_encoding(raw) or raw in self._verifying
 
     async def _verify(self, txs: list[Transaction]) -> list[bool]:
         if not self._admission_open.is_set():

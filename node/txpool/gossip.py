@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from core import codec
 from core.codec import Value
 from core.errors import AichainError, DecodeError, InvalidSignature
-from core.hashing import sha256
 from core.transaction import Transaction
 from node.p2p.manager import PeerManager
 from node.p2p.peer import Peer
@@ -65,7 +64,7 @@ Admit = Callable[[Sequence[Transaction]], Awaitable[list[bytes | AichainError]]]
 
 
 class TxGossip:
-    """`knows(tx_hash)`: whether a copy is redundant (pending or being admitted); `admit(txs)`: admit
+    """`knows(encoding)`: whether a copy is redundant (pending or being admitted); `admit(txs)`: admit
     what peers sent (not announced again: this module forwards it); `order`: the object admission's
     arrival order is kept for (see `node.txpool.decode`)."""
 
@@ -125,7 +124,7 @@ class TxGossip:
             if not isinstance(items[1], list) or len(items[1]) > TX_BATCH:
                 raise DecodeError(f"transactions: expected an array of at most {TX_BATCH}")
             knows = self.knows
-            fresh = [raw for raw in items[1] if type(raw) is not bytes or not knows(sha256(raw))]
+            fresh = [raw for raw in items[1] if type(raw) is not bytes or not knows(raw)]
         except DecodeError as exc:
             peer.penalize(PENALTY_MALFORMED, f"malformed: {exc}")
             return

@@ -67,7 +67,12 @@ class Readmission(Protocol):
 
 
 def encode_records(records: Iterable[tuple[int, bytes]]) -> bytes:
-    return b"".join(_HEADER.pack(len(raw), arrival) + raw for arrival, raw in records)
+    # Headers and encodings joined once (a header + raw per record would copy each encoding twice).
+    pack = _HEADER.pack
+    parts: list[bytes] = []
+    for arrival, raw in records:
+        parts += (pack(len(raw), arrival), raw)
+    return b"".join(parts)
 
 
 def decode_records(data: bytes) -> list[JournalRecord]:

@@ -47,6 +47,9 @@ AccountReader = Callable[[bytes], tuple[int, int]]  # address -> (nonce, balance
 CommittedReader = Callable[[bytes], bool]  # tx hash -> whether a committed block holds it
 
 
+_NO_ARRIVAL = 1 << 63  # the arrival floor of an empty pool: later than any arrival in ms
+
+
 def _never_committed(tx_hash: bytes) -> bool:
     return False
 
@@ -81,11 +84,17 @@ class Mempool:
         self._clock = clock
         self.evictions = EvictionLog(self.limits.evictions_kept)
         self._eviction_listeners: list[Callable[[Eviction], None]] = []
-        self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (sender, nonce)
+        self._by_hash: dict[bytes, Transaction] = {}  # tx hash -> the pending transaction (`get` is hot)
+        # The encodings of the pending transactions: a copy from a peer is known by its bytes
+        # alone, without hashing it (one set lookup instead of a SHA-256 and a dict lookup).
+        self._encodings: set[bytes] = set()
         self._senders: dict[bytes, SenderQueue] = {}
         self._bytes = 0
         self._seq = itertools.count()
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        # No pending transaction arrived before this (a lower bound): `expire`, run after every
+        # block, passes over the whole pool only when something may have expired.
+        self._arrival_floor = _NO_ARRIVAL
 
     def subscribe_evictions(self, listener: Callable[[Eviction], None]) -> None:
         """`listener(eviction)` is told of each eviction, after it is recorded (metrics, the journal)."""
@@ -162,6 +171,7 @@ class Mempool:
             del queue.entries[tx.nonce]
             queue.cost -= replaced.tx.value + replaced.tx.max_fee
             self._by_hash.pop(replaced.tx.hash, None)
+            self._encodings.discard(replaced.tx.encoded)
             self._bytes -= len(replaced.tx.encoded)
             self._record(
                 replaced.tx,
@@ -171,8 +181,11 @@ class Mempool:
                 f"up from {replaced.tx.gas_price})",
             )
         queue.entries[tx.nonce] = PendingEntry(tx, now_ms, next(self._seq))
+        if now_ms < self._arrival_floor:
+            self._arrival_floor = now_ms
         queue.cost += cost
-        self._by_hash[tx.hash] = (sender, tx.nonce)
+        self._by_hash[tx.hash] = tx
+        self._encodings.add(tx.encoded)
         self._bytes += len(tx.encoded)
         self.evictions.forget(tx.hash)
         return tx.hash
@@ -203,6 +216,7 @@ class Mempool:
             queue.low += 1
         queue.cost -= entry.tx.value + entry.tx.max_fee
         self._by_hash.pop(entry.tx.hash, None)
+        self._encodings.discard(entry.tx.encoded)
         self._bytes -= len(entry.tx.encoded)
         if not queue.entries:
             del self._senders[sender]
@@ -226,11 +240,12 @@ class Mempool:
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._by_hash
 
+    def holds_encoding(self, raw: bytes) -> bool:
+        """Whether the transaction encoded as `raw` is pending (as `sha256(raw) in mempool`)."""
+        return raw in self._encodings
+
     def get(self, tx_hash: bytes) -> Transaction | None:
-        where = self._by_hash.get(tx_hash)
-        if where is None:
-            return None
-        return self._senders[where[0]].entries[where[1]].tx
+        return self._by_hash.get(tx_hash)
 
     def records(self) -> list[tuple[int, bytes]]:
         """Every pending transaction as (arrival ms, encoded bytes): what the journal keeps."""
@@ -272,7 +287,9 @@ class Mempool:
         if queue is None:
             return
         account_nonce, balance = self._accounts(sender)
-        for nonce in sorted(n for n in queue.entries if n < account_nonce):  # bottom first
+        # Bottom first. The queue holds consecutive nonces from `low`: the stale ones are a range,
+        # found without a pass over the sender's other pending nonces (up to `max_per_sender`).
+        for nonce in range(queue.low, min(account_nonce, queue.highest() + 1)):
             tx = self._remove_entry(sender, queue, nonce)
             user = used.get((sender, nonce))
             if user != tx.hash and (user is not None or not self._is_committed(tx.hash)):
@@ -340,8 +357,7 @@ class Mempool:
         stale, and its later nonces stay."""
         for tx, error in dropped:
             sender = tx.sender_address
-            where = self._by_hash.get(tx.hash)
-            if where is None:
+            if tx.hash not in self._by_hash:
                 continue  # gone already (committed, replaced or evicted meanwhile)
             if tx.nonce < self._accounts(sender)[0]:
                 self._remove_stale(sender, {})
@@ -356,11 +372,19 @@ class Mempool:
     def expire(self, now_ms: int) -> int:
         """Drop transactions older than the time-to-live (and the later nonces of their sender)."""
         cutoff = now_ms - self.limits.ttl_ms
+        if cutoff <= self._arrival_floor:
+            return 0  # every pending transaction arrived at the cutoff or later
         oldest: dict[bytes, int] = {}  # sender -> its lowest expired nonce
+        floor = _NO_ARRIVAL  # of those that stay: every expired one goes, with its later nonces
         for sender, queue in self._senders.items():
             for nonce, entry in queue.entries.items():
-                if entry.arrival_ms < cutoff and nonce < oldest.get(sender, nonce + 1):
-                    oldest[sender] = nonce
+                arrival = entry.arrival_ms
+                if arrival < cutoff:
+                    if nonce < oldest.get(sender, nonce + 1):
+                        oldest[sender] = nonce
+                elif arrival < floor:
+                    floor = arrival
+        self._arrival_floor = floor
         before = len(self._by_hash)
         ttl_s = self.limits.ttl_ms / 1000
         for sender, nonce in oldest.items():

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import DecodeError, StorageError
+from storage import state_tree
 from storage.kv import KeyValueStore
 from storage.state_proof import Proof
 from storage.state_tree import EMPTY_ROOT, StateTree, TreeUpdate, verify_proof
@@ -224,6 +225,20 @@ def test_root_is_independent_of_order_and_batching(
         root, nodes = fresh_build(items)
         assert tree.root == root == reference_root(items)
         assert stored(kv) == nodes
+
+
+@pytest.mark.parametrize("kept", [0, 3, 100_000])
+def test_remembered_key_paths_change_nothing_however_many_are_kept(monkeypatch: pytest.MonkeyPatch, kept: int) -> None:
+    monkeypatch.setattr(state_tree, "PATHS_KEPT", kept)  # 0 and 3: dropped on (nearly) every batch
+    model: dict[bytes, bytes] = {}
+    with open_tree() as (kv, tree):
+        for i in range(8):
+            batch: dict[bytes, bytes | None] = {b"k%d" % ((i * 7 + j) % 23): b"v%d-%d" % (i, j) for j in range(5)}
+            batch[b"k%d" % ((i * 5) % 23)] = None
+            commit(kv, tree, batch)
+            apply_model(model, batch)
+            assert tree.root == reference_root(model)
+        assert stored(kv) == fresh_build(model)[1]
 
 
 def test_deleting_everything_gives_the_empty_root() -> None:

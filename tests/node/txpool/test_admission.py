@@ -28,7 +28,8 @@ async def test_copies_arriving_together_are_verified_once(tmp_path: Path) -> Non
         assert sorted(admitted) == sorted(Transaction.decode(raw).hash for raw in raws)
         assert len(duplicates) == 2 * len(raws)
         assert node.metrics.signatures_verified._value.get() == len(raws)
-        assert all(node.admission.knows_tx(h) for h in admitted)
+        assert all(node.admission.knows_encoding(raw) for raw in raws)
+        assert not node.admission.knows_encoding(signed_transfers(1, 3, [bytes(20)])[-1])
 
         # A late copy is known from the mempool: refused without a signature check.
         again = await node.admission.submit_many([Transaction.decode(raws[0])])

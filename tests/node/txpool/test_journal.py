@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 from core.hashing import sha256
@@ -94,3 +95,10 @@ def test_a_compaction_snapshot_is_for_the_node_user_only(tmp_path: Path) -> None
     finally:
         os.umask(old)
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in tmp_path.glob("*.journal"))
+
+
+def test_records_encode_as_header_then_encoding_each() -> None:
+    records = [(1, b"a"), (2**63, b""), (TOMBSTONE, bytes(32)), (7, b"x" * 300)]
+    expected = b"".join(struct.pack(">IQ", len(raw), arrival) + raw for arrival, raw in records)
+    assert encode_records(records) == expected
+    assert decode_records(expected) == [JournalRecord(arrival, raw) for arrival, raw in records]

@@ -524,6 +524,7 @@ def test_bookkeeping_stays_consistent(ops: list[tuple[str, int, int]]) -> None:
                 mp.remove_committed([k.address])
             elif op == "expire":
                 mp.expire(now)
+                assert all(e.arrival_ms >= now - 50 for q in mp._senders.values() for e in q.entries.values())
             elif op == "remove_from" and pending is not None:
                 mp.remove_from(k.address, max(account_nonce, pending - 1))
         except (MempoolFull, FeeTooLow, NonceTooLow, NonceTooHigh, AlreadyKnown):  # an identical replacement
@@ -532,6 +533,7 @@ def test_bookkeeping_stays_consistent(ops: list[tuple[str, int, int]]) -> None:
         assert len(everything) == len(mp)
         assert mp.size_bytes == sum(len(t.encoded) for t in everything)
         assert all(mp.get(t.hash) == t for t in everything)
+        assert mp._encodings == {t.encoded for t in everything}  # a copy is known by its bytes as by its hash
         assert len(mp) <= 8
         for s in senders:
             mine = [t.nonce for t in everything if t.sender == s.public_key]
@@ -615,3 +617,24 @@ def test_queues_stay_consecutive_and_accounting_matches(ops: list[tuple[str, int
             size += sum(len(e.tx.encoded) for e in queue.entries.values())
         assert total == len(mempool) <= 12
         assert size == mempool.size_bytes
+        pending = [e.tx for queue in mempool._senders.values() for e in queue.entries.values()]
+        assert all(mempool.holds_encoding(t.encoded) for t in pending)
+        assert len(mempool._encodings) == len(pending)
+
+
+def test_expiry_finds_a_transaction_admitted_with_an_earlier_arrival_than_the_others() -> None:
+    """Readmission from the journal admits with the first arrival time: older than what came since."""
+    mp, _ = pool(ttl_ms=100)
+    a0, b0, b1 = tx(A, 0), tx(B, 0), tx(B, 1)
+    mp.add(a0, 1_000)
+    assert mp.expire(1_050) == 0
+    mp.add(b0, 900)  # arrived before a0
+    mp.add(b1, 1_060)
+    assert mp.expire(1_000) == 0  # cutoff 900: nothing arrived before it
+    assert mp.expire(1_001) == 2  # cutoff 901: b0 goes, and b1 with it (its later nonce)
+    assert b0.hash not in mp and b1.hash not in mp and a0.hash in mp
+    assert mp.expire(1_100) == 0  # cutoff 1000: a0 arrived at it
+    assert mp.expire(1_101) == 1
+    assert len(mp) == 0
+    mp.add(tx(C, 0), 5_000)
+    assert mp.expire(5_100) == 0 and mp.expire(5_101) == 1
