@@ -9,6 +9,7 @@ exactly what `encode` would produce for the decoded value.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +40,20 @@ DEFAULT_LIMITS = Limits()
 _SCALARS = (int, bytes, str, bool, type(None))
 
 
+class _Packers(threading.local):
+    """One msgpack packer per thread: `msgpack.packb` builds a packer on every call (about as long
+    as packing a receipt), and a packer's buffer must not be shared between threads."""
+
+    def __init__(self) -> None:
+        self.pack = msgpack.Packer(use_bin_type=True).pack
+
+
+_packers = _Packers()
+
+
 def encode(value: Encodable) -> bytes:
     """The canonical encoding of `value` (ints, bytes, str, bool, None, lists; maps if allowed)."""
-    return msgpack.packb(value, use_bin_type=True)
+    return _packers.pack(value)
 
 
 def _reject_ext(code: int, data: bytes) -> Any:

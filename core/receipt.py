@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import msgpack
-
 from core import codec
 from core.errors import DecodeError
 from core.keys import ADDRESS_SIZE
@@ -16,11 +14,6 @@ EVENT_TAG = 4
 STATUS_FAILED = 0
 STATUS_SUCCESS = 1
 
-# `codec.encode` with one packer kept rather than one made per call (msgpack's `packb` builds a
-# `Packer` each time, which costs three times the packing of a receipt). Same options, same bytes.
-# Packing plain ints, bytes, str, bools and lists runs no Python code, so no other thread can
-# interleave on the shared buffer.
-_pack = msgpack.Packer(use_bin_type=True).pack
 
 EventValue = int | bytes | str | bool
 
@@ -91,7 +84,7 @@ class Receipt:
         """The canonical encoding of `to_wire()` (computed once: a receipt never changes)."""
         encoded = self._encoded
         if encoded is None:
-            encoded = _pack(self.to_wire())
+            encoded = codec.encode(self.to_wire())
             object.__setattr__(self, "_encoded", encoded)
         return encoded
 

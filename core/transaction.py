@@ -9,7 +9,6 @@ of the whole signed encoding.
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, cast
@@ -205,15 +204,6 @@ def _built(
     return cast(Transaction, tx)
 
 
-class _Packer(threading.local):
-    """A msgpack packer per thread (`msgpack.packb` makes one a call, a third of its cost; one packer
-    is not safe to share between threads)."""
-
-    def __init__(self) -> None:
-        self.pack = msgpack.Packer(use_bin_type=True).pack
-
-
-_packer = _Packer()
 _sha256 = hashlib.sha256
 _unpackb = msgpack.unpackb
 _U64 = 1 << 64
@@ -266,7 +256,7 @@ def _decode_fast(raw: bytes) -> Transaction | None:
         and len(data) <= MAX_TX_DATA
         and type(signature) is bytes
         and len(signature) == SIGNATURE_SIZE
-        and _packer.pack(value) == raw  # canonical: as `codec.encode` packs it
+        and codec.encode(value) == raw  # canonical: as `codec.encode` packs it
     ):
         return None
     return _built(chain_id, sender, nonce, gas_limit, gas_price, kind, to, value_, data, signature, raw)

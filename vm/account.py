@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import msgpack
 
+from core import codec
 from core.errors import StorageError
 
 ACCOUNT_TAG = 10
 ACCOUNT_PREFIX = b"a"
-
-# `codec.encode` with one packer kept rather than one made per call (msgpack's `packb` builds a
-# `Packer` each time, which costs three times the packing of an account). Same options, same
-# bytes; packing ints and bytes runs no Python code, so no other thread interleaves on its buffer.
-_pack = msgpack.Packer(use_bin_type=True).pack
 
 
 def account_key(address: bytes) -> bytes:
@@ -38,7 +34,7 @@ class Account:
         return self.balance == 0 and self.nonce == 0 and not self.code_hash
 
     def encode(self) -> bytes:
-        return _pack([ACCOUNT_TAG, self.balance, self.nonce, self.code_hash])
+        return codec.encode([ACCOUNT_TAG, self.balance, self.nonce, self.code_hash])
 
     def copy(self) -> Account:
         return Account(self.balance, self.nonce, self.code_hash)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -555,3 +556,38 @@ def test_expect_str() -> None:
 def test_error_hierarchy() -> None:
     assert issubclass(NonCanonicalEncoding, DecodeError)
     assert issubclass(EncodingTooLarge, DecodeError)
+
+
+# --- the kept packers ------------------------------------------------------------------------------
+
+packable = st.recursive(
+    st.one_of(st.integers(min_value=-(2**63), max_value=2**64 - 1), st.binary(max_size=300), st.text(max_size=40),
+              st.booleans(), st.none()),
+    lambda inner: st.lists(inner, max_size=6),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@given(packable)
+def test_encode_is_msgpack_packb_byte_for_byte(value: object) -> None:
+    assert codec.encode(value) == msgpack.packb(value, use_bin_type=True)  # type: ignore[arg-type]
+
+
+def test_a_refused_value_leaves_the_packer_clean_for_the_next() -> None:
+    for bad in (2**64, [1, 2**64], [b"x", object()], object()):
+        with pytest.raises((OverflowError, TypeError)):
+            codec.encode(bad)  # type: ignore[arg-type]
+        assert codec.encode([1, b"x"]) == msgpack.packb([1, b"x"], use_bin_type=True)
+
+
+def test_threads_encoding_at_once_each_get_their_own_bytes() -> None:
+    """Each thread packs with its own packer: a packer's buffer shared between threads would mix
+    the bytes of two values packed at once."""
+    values = [[i, bytes([i % 256]) * (i % 700), "s" * (i % 90), [i] * (i % 50)] for i in range(400)]
+    expected = [msgpack.packb(v, use_bin_type=True) for v in values]
+
+    def work(offset: int) -> bool:
+        return all(codec.encode(values[(i + offset) % 400]) == expected[(i + offset) % 400] for i in range(4000))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(0, 400, 50)))

@@ -1,5 +1,5 @@
-"""Accounts and receipts encode with a kept msgpack packer: exactly the bytes of `codec.encode`; a plain
-receipt made without `__init__` is the receipt `__init__` makes.
+"""Accounts and receipts encode as `codec.encode` does (its packers are tested in tests/core/test_codec.py);
+a plain receipt made without `__init__` is the receipt `__init__` makes.
 
 A receipt keeps its encoding once made (the receipts root and the block store both need it):
 the kept bytes are those of its fields, a changed copy encodes its own, and equality ignores them.
