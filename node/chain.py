@@ -295,6 +295,7 @@ class Chain:
                 self.tree.write(pending.tree_update, batch)
             self.state.committed(pending.changes)
             self.tree.committed(pending.tree_update)
+            self.blocks.remember(block)
             self.head = block.header
             self.last_commit = commit
             self._load_validators()

@@ -2,6 +2,12 @@
 
 `stage_block` puts everything a new block brings into the caller's write batch, head
 pointer included, so the block becomes visible all at once or not at all.
+
+The last `RECENT_BLOCKS` blocks written (fewer if they hold over `RECENT_TXS` transactions,
+about 10 MB; the newest always) are kept decoded (`remember`, once their batch is
+durable): what clients, peers and the explorer ask for most is the newest blocks, and decoding
+one of thousands of transactions costs milliseconds each time. A height's block never changes
+once written, so what is kept cannot go stale.
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ from core.receipt import Receipt
 from storage import keys
 from storage.kv import KeyValueStore, WriteBatch
 
+RECENT_BLOCKS = 8
+RECENT_TXS = 20_000
+
 
 class BlockStore:
     def __init__(self, kv: KeyValueStore) -> None:
         self._kv = kv
+        self._recent: dict[int, Block] = {}  # height -> the block written there, the newest few
 
     def head(self) -> tuple[int, bytes] | None:
         """(height, hash) of the last committed block, or None before genesis."""
@@ -27,8 +37,21 @@ class BlockStore:
         return self._kv.get(keys.block_key(height))
 
     def block(self, height: int) -> Block | None:
+        kept = self._recent.get(height)
+        if kept is not None:
+            return kept
         raw = self.block_bytes(height)
         return None if raw is None else Block.decode(raw)
+
+    def remember(self, block: Block) -> None:
+        """Keep a block whose write is durable, decoded, among the newest few."""
+        recent = self._recent
+        recent[block.height] = block
+        # one writer (under the commit lock); readers only get()
+        while len(recent) > RECENT_BLOCKS or (
+            len(recent) > 1 and sum(len(b.transactions) for b in recent.values()) > RECENT_TXS
+        ):
+            del recent[min(recent)]
 
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self._kv.get(keys.block_hash_key(block_hash))
