@@ -4,6 +4,7 @@ with a fake clock, a fake mempool and a fake chain head."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from consensus.events import ProposalReceived, VoteReceived
 from consensus.proposer import proposer_for
 from core.block import Header, Vote, VoteType
+from core.clock import now_ms
 from core.hashing import ZERO_HASH
 from core.keys import PrivateKey
 from core.proposal import Proposal
@@ -122,6 +124,10 @@ class FakeHead:
 
     validators = VALIDATORS
     head = Header(CHAIN_ID, 4, 1, ZERO_HASH, bytes(20), *(ZERO_HASH,) * 7, 0, 0)  # type: ignore[arg-type]
+
+    def __init__(self, head: Header | None = None) -> None:
+        if head is not None:
+            self.head = head
 
 
 class FakePrebuilder:
@@ -239,6 +245,17 @@ async def test_a_validator_that_does_not_propose_the_next_height_builds_nothing(
     await w.start()
     assert await w.at_time(1000.15)
     assert not w.prebuilder.steps
+
+
+async def test_a_head_dated_ahead_of_the_clock_delays_nobody() -> None:
+    """A proposer may date its block up to 5 s ahead (consensus/validation.py); the wait counts on
+    this node's clock from when the height started here, so the next height is not held back."""
+    w = Waiting()
+    future = now_ms() + 5_000
+    w.at = dataclasses.replace(w.at, ledger=FakeHead(dataclasses.replace(FakeHead.head, timestamp_ms=future)))
+    w.mempool.n = 500
+    await w.start()
+    assert await w.at_time(1000.15)
 
 
 def test_block_timing_takes_the_genesis_times_and_the_node_s_intervals() -> None:
