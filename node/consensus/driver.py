@@ -122,7 +122,7 @@ class ConsensusDriver:
         self._task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.round_started_at = time.monotonic()
-        self._height_started: float | None = None  # when the last height started here (None: none yet)
+        self._paced_from: float | None = None  # when the last height's proposal came here (None: none yet)
         self._marks: dict[str, float] = {}  # step -> seconds after the height started (first time reached)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -148,11 +148,11 @@ class ConsensusDriver:
 
     async def _run(self) -> None:
         while True:
-            await wait_for_next_height(self._next_height, self._inbox, self._stash, self._height_started)
+            await wait_for_next_height(self._next_height, self._inbox, self._stash, self._paced_from)
             head = self.ledger.head
             self._blocks.new_height()
             self._signing.new_height()
-            self.round_started_at = self._height_started = time.monotonic()
+            self.round_started_at = self._paced_from = time.monotonic()
             self._marks = {}
             height = head.height + 1
             resume = resume_point(self.signer, self._wal, height)
@@ -299,6 +299,10 @@ class ConsensusDriver:
             return  # sync imported it meanwhile
         self.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
         self._mark("written")
+        # The next height is paced from when this one's proposal was made or reached us (not before
+        # the height started): a late proposal does not make the next height start at once.
+        marks = self._marks
+        self._paced_from = self.round_started_at + max(marks.get("built", 0.0), marks.get("proposal arrived", 0.0))
         steps = ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items())
         if action.commit.round > 0:  # a round failed: say so, with where the time went
             log.info("height %d decided in round %d (%s)", block.height, action.commit.round, steps)

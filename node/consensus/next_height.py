@@ -1,11 +1,11 @@
 """Between heights: when the next height is due.
 
-The next height starts once the previous block is written and, after the previous height
-started here,
+The next height starts once the previous block is written and, after the previous height's
+proposal was made or reached this node (or after that height started here, if later),
 
 - `busy_interval_ms` when the mempool holds at least `busy_txs` transactions: under load, a
   height starts as soon as the previous one is written (or one short interval after the
-  previous start, if that was quicker), so a transaction waits at most about one short
+  previous proposal, if that was quicker), so a transaction waits at most about one short
   interval for the block that carries it, and that block carries what arrived meanwhile;
 - one block time when it holds fewer, evidence waits, or peers' votes for the next height
   arrived: a light load gets a block per block time, not a flood of small ones;
@@ -13,9 +13,12 @@ started here,
 - no time at all when the round-0 proposer's proposal for the next height arrived (that
   proposer judged it due: a late node catches up), or when no height started here yet.
 
-So an honest node starts at most one height per `busy_interval_ms`. Votes count only as work
-for a block: a peer that sends them cannot make the others start heights faster than one per
-block time. A faulty proposer can start early only the heights it proposes itself.
+Pacing from the proposal, as the head's timestamp once did, gives a validator that was slow
+to write the previous block (or whose proposal came late) the same interval as the others
+before the next height, so it does not fall behind. An honest node starts at most one height
+per `busy_interval_ms` after a proposal. Votes count only as work for a block: a peer that
+sends them cannot make the others start heights faster than one per block time. A faulty
+proposer can start early only the heights it proposes itself.
 
 The times are this node's monotonic clock, not the head's timestamp, so a proposer that dates
 its block ahead (as far as validity allows) does not delay the next height, and a step of the
@@ -88,14 +91,15 @@ def ahead(events: Iterable[Event | UnvalidatedProposal], validators: ValidatorSe
 
 
 def due_at(
-    timing: BlockTiming, committed_at: float, started_at: float | None, pending: int, work: bool, peers: Ahead
+    timing: BlockTiming, committed_at: float, paced_from: float | None, pending: int, work: bool, peers: Ahead
 ) -> float:
     """When the next height is due (monotonic seconds), by the rule of this module.
 
-    `committed_at`: when the head was written here; `started_at`: when the previous height
-    started here (None if none did: the node just started); `pending`: transactions in the
-    mempool; `work`: other work for a block (evidence)."""
-    if peers is Ahead.PROPOSAL or started_at is None:
+    `committed_at`: when the head was written here; `paced_from`: when the previous height's
+    proposal was made or reached this node, not before that height started here (None if no
+    height started here: the node just started); `pending`: transactions in the mempool;
+    `work`: other work for a block (evidence)."""
+    if peers is Ahead.PROPOSAL or paced_from is None:
         return committed_at
     if pending >= timing.busy_txs:
         interval_ms = timing.busy_interval_ms
@@ -103,7 +107,7 @@ def due_at(
         interval_ms = timing.block_time_ms
     else:
         interval_ms = max(timing.block_time_ms, timing.empty_block_interval_ms)
-    return max(committed_at, started_at + interval_ms / 1000)
+    return max(committed_at, paced_from + interval_ms / 1000)
 
 
 @dataclass(frozen=True)
@@ -121,11 +125,11 @@ class NextHeight:
 
 
 async def wait_for_next_height(
-    at: NextHeight, inbox: Inbox, stash: Callable[[Entry | None], Ahead], started_at: float | None
+    at: NextHeight, inbox: Inbox, stash: Callable[[Entry | None], Ahead], paced_from: float | None
 ) -> None:
     """Return when the next height is due (`due_at`). Events taken from `inbox` meanwhile go to
     `stash`, which keeps those for the next height and answers how far they show peers to be
-    (given None: of all it keeps). `started_at`: when the previous height started here."""
+    (given None: of all it keeps). `paced_from`: what `due_at` counts from."""
     ledger, mempool, signer, prebuilder, clock = at.ledger, at.mempool, at.signer, at.prebuilder, at.clock
     head = ledger.head
     committed_at = clock()
@@ -136,7 +140,7 @@ async def wait_for_next_height(
     peers = stash(None)
     while True:
         pending = len(mempool)
-        due = due_at(at.timing, committed_at, started_at, pending, at.evidence.pending(), peers)
+        due = due_at(at.timing, committed_at, paced_from, pending, at.evidence.pending(), peers)
         now = clock()
         if now >= due:
             return

@@ -30,11 +30,11 @@ VALIDATORS = ValidatorSet(tuple(Validator(k.public_key, 10) for k in KEYS))
 
 
 def due(pending: int = 0, work: bool = False, peers: Ahead = Ahead.NOTHING, started: float | None = 100.0) -> float:
-    """Due time after a height that started at 100.0 s and was written at 100.1 s."""
+    """Due time after a height whose proposal came at 100.0 s and that was written at 100.1 s."""
     return due_at(TIMING, 100.1, started, pending, work, peers)
 
 
-def test_a_block_s_worth_pending_is_due_one_busy_interval_after_the_previous_start() -> None:
+def test_a_block_s_worth_pending_is_due_one_busy_interval_after_the_previous_proposal() -> None:
     assert due(pending=200) == pytest.approx(100.25)
     assert due(pending=50_000) == pytest.approx(100.25)
 
@@ -44,7 +44,7 @@ def test_under_load_a_height_slower_than_the_busy_interval_is_followed_at_once()
     assert due_at(TIMING, 100.6, 100.0, 500, False, Ahead.NOTHING) == pytest.approx(100.6)
 
 
-def test_fewer_pending_transactions_wait_for_the_block_time_from_the_previous_start() -> None:
+def test_fewer_pending_transactions_wait_for_the_block_time_from_the_previous_proposal() -> None:
     assert due(pending=1) == pytest.approx(101.0)
     assert due(pending=199) == pytest.approx(101.0)
     assert due(work=True) == pytest.approx(101.0), "evidence waiting is work for a block"
@@ -143,9 +143,9 @@ class FakePrebuilder:
 
 class Waiting:
     """One wait for height 5, as the driver does it; `stash` keeps what arrives as the driver does.
-    Height 4 started at 999.9 s and was written at 1000.0 s."""
+    The proposal of height 4 came at 999.9 s; it was written at 1000.0 s."""
 
-    def __init__(self, signer: Signer | None = None, started_at: float | None = 999.9) -> None:
+    def __init__(self, signer: Signer | None = None, paced_from: float | None = 999.9) -> None:
         self.clock, self.mempool, self.inbox = FakeClock(), FakeMempool(), Inbox()
         self.prebuilder = FakePrebuilder()
         self.tx_arrived = asyncio.Event()
@@ -160,7 +160,7 @@ class Waiting:
             self.tx_arrived,
             self.clock,
         )
-        self.started_at = started_at
+        self.paced_from = paced_from
         self.task: asyncio.Task[None] | None = None
 
     def stash(self, event: Entry | None) -> Ahead:
@@ -170,7 +170,7 @@ class Waiting:
         return ahead([event], VALIDATORS, 5)  # type: ignore[list-item]
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(wait_for_next_height(self.at, self.inbox, self.stash, self.started_at))
+        self.task = asyncio.create_task(wait_for_next_height(self.at, self.inbox, self.stash, self.paced_from))
         await asyncio.sleep(0.01)
 
     async def at_time(self, t: float, pending: int | None = None) -> bool:
@@ -184,7 +184,7 @@ class Waiting:
         return self.task.done()
 
 
-async def test_under_load_the_wait_ends_one_busy_interval_after_the_previous_start() -> None:
+async def test_under_load_the_wait_ends_one_busy_interval_after_the_previous_proposal() -> None:
     w = Waiting()
     w.mempool.n = 500
     await w.start()
@@ -196,11 +196,11 @@ async def test_a_light_load_waits_for_the_block_time_then_turns_busy_when_a_bloc
     w = Waiting()
     w.mempool.n = 3
     await w.start()
-    assert not await w.at_time(1000.5), "3 transactions: not before one block time after the previous start"
+    assert not await w.at_time(1000.5), "3 transactions: not before one block time after the previous proposal"
     assert await w.at_time(1000.6, pending=250), "a block's worth arrived: due (past the busy interval)"
 
 
-async def test_a_few_transactions_get_their_block_one_block_time_after_the_previous_start() -> None:
+async def test_a_few_transactions_get_their_block_one_block_time_after_the_previous_proposal() -> None:
     w = Waiting()
     w.mempool.n = 3
     await w.start()
@@ -221,7 +221,7 @@ async def test_votes_from_peers_do_not_start_the_height_early_but_the_proposal_d
     await w.start()
     voter = VALIDATORS.validators[0].address
     w.inbox.put(VoteReceived(Vote(VoteType.PREVOTE, 5, 0, b"\x01" * 32, voter)))
-    assert not await w.at_time(1000.3), "votes alone: one block time after the previous start"
+    assert not await w.at_time(1000.3), "votes alone: one block time after the previous proposal"
     w.inbox.put(proposal(5, 0, proposer_for(VALIDATORS, 5, 0).address))
     await asyncio.sleep(0.02)
     assert w.task is not None and w.task.done()
