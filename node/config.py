@@ -36,7 +36,7 @@ ttl_s = 600
 [consensus]
 timeout_propose_s = 3.0
 timeout_cap_s = 30.0
-busy_interval_ms = 250          # with busy_txs pending, heights start this far apart (or on each commit if slower)
+busy_interval_ms = 250          # with busy_txs pending, the next height starts this long after a commit
 busy_txs = 200
 double_sign_check_height = 10   # without its signing record, wait this many blocks without its key before signing
 
@@ -124,8 +124,8 @@ class MempoolConfig:
 
 
 _TIMEOUTS = TimeoutConfig()
-# With this many transactions pending, the next height starts this long after the previous
-# proposal, or when its block is written if that takes longer (docs/consensus.md, "Block time").
+# With this many transactions pending, the next height starts this long after the previous block
+# was written (docs/consensus.md, "Block time").
 BUSY_INTERVAL_MS = 250
 BUSY_TXS = 200
 
@@ -137,7 +137,7 @@ class ConsensusConfig:
     blocks without this node remembering it (its sign state was lost) waits until that many blocks
     pass without its key before it signs (0: never wait; see node/consensus/double_sign_guard.py).
     Between heights (node/consensus/next_height.py): with `busy_txs` transactions pending, the next
-    height starts `busy_interval_ms` after the previous proposal, or once its block is written."""
+    height starts `busy_interval_ms` after the previous block was written."""
 
     timeout_propose_s: float = _TIMEOUTS.propose_s
     timeout_propose_delta_s: float = _TIMEOUTS.propose_delta_s

@@ -1,12 +1,16 @@
 """Between heights: when the next height is due.
 
-The next height starts once the previous block is written and, after the previous height's
-proposal was made or reached this node (or after that height started here, if later),
+The next height starts
 
-- `busy_interval_ms` when the mempool holds at least `busy_txs` transactions: under load, a
-  height starts as soon as the previous one is written (or one short interval after the
-  previous proposal, if that was quicker), so a transaction waits at most about one short
-  interval for the block that carries it, and that block carries what arrived meanwhile;
+- `busy_interval_ms` after the previous block was written here when the mempool holds at least
+  `busy_txs` transactions: under load, blocks follow each other one short interval after each
+  commit, so a transaction waits at most about one short interval for the block that carries
+  it, and that block carries what arrived meanwhile. The round-0 proposer executes the
+  arrivals during that interval, so they cost little on the finality path;
+
+and otherwise once the previous block is written and, after the previous height's proposal
+was made or reached this node (or after that height started here, if later),
+
 - one block time when it holds fewer, evidence waits, or peers' votes for the next height
   arrived: a light load gets a block per block time, not a flood of small ones;
 - the empty-block interval when there is nothing to do;
@@ -16,7 +20,7 @@ proposal was made or reached this node (or after that height started here, if la
 Pacing from the proposal, as the head's timestamp once did, gives a validator that was slow
 to write the previous block (or whose proposal came late) the same interval as the others
 before the next height, so it does not fall behind. An honest node starts at most one height
-per `busy_interval_ms` after a proposal. Votes count only as work for a block: a peer that
+per `busy_interval_ms` after a commit. Votes count only as work for a block: a peer that
 sends them cannot make the others start heights faster than one per block time. A faulty
 proposer can start early only the heights it proposes itself.
 
@@ -101,9 +105,9 @@ def due_at(
     `work`: other work for a block (evidence)."""
     if peers is Ahead.PROPOSAL or paced_from is None:
         return committed_at
-    if pending >= timing.busy_txs:
-        interval_ms = timing.busy_interval_ms
-    elif pending > 0 or work or peers is Ahead.MESSAGES:
+    if pending >= timing.busy_txs:  # the proposer executes arrivals meanwhile, off the finality path
+        return committed_at + timing.busy_interval_ms / 1000
+    if pending > 0 or work or peers is Ahead.MESSAGES:
         interval_ms = timing.block_time_ms
     else:
         interval_ms = max(timing.block_time_ms, timing.empty_block_interval_ms)

@@ -34,14 +34,14 @@ def due(pending: int = 0, work: bool = False, peers: Ahead = Ahead.NOTHING, star
     return due_at(TIMING, 100.1, started, pending, work, peers)
 
 
-def test_a_block_s_worth_pending_is_due_one_busy_interval_after_the_previous_proposal() -> None:
-    assert due(pending=200) == pytest.approx(100.25)
-    assert due(pending=50_000) == pytest.approx(100.25)
+def test_a_block_s_worth_pending_is_due_one_busy_interval_after_the_commit() -> None:
+    assert due(pending=200) == pytest.approx(100.35)
+    assert due(pending=50_000) == pytest.approx(100.35)
 
 
-def test_under_load_a_height_slower_than_the_busy_interval_is_followed_at_once() -> None:
-    """The previous height took 0.6 s: the next starts as soon as its block is written."""
-    assert due_at(TIMING, 100.6, 100.0, 500, False, Ahead.NOTHING) == pytest.approx(100.6)
+def test_under_load_a_slow_height_is_followed_one_busy_interval_after_its_commit() -> None:
+    """The previous height took 2 s, longer than the block time: still one short interval."""
+    assert due_at(TIMING, 102.0, 100.0, 500, False, Ahead.NOTHING) == pytest.approx(102.25)
 
 
 def test_fewer_pending_transactions_wait_for_the_block_time_from_the_previous_proposal() -> None:
@@ -184,12 +184,12 @@ class Waiting:
         return self.task.done()
 
 
-async def test_under_load_the_wait_ends_one_busy_interval_after_the_previous_proposal() -> None:
+async def test_under_load_the_wait_ends_one_busy_interval_after_the_commit() -> None:
     w = Waiting()
     w.mempool.n = 500
     await w.start()
-    assert not await w.at_time(1000.14)
-    assert await w.at_time(1000.15)
+    assert not await w.at_time(1000.24)
+    assert await w.at_time(1000.25)
 
 
 async def test_a_light_load_waits_for_the_block_time_then_turns_busy_when_a_block_s_worth_arrives() -> None:
@@ -235,7 +235,7 @@ async def test_the_proposer_builds_the_next_block_from_the_commit_on(tmp_path: P
     await w.start()
     assert w.prebuilder.steps, "a step right after the commit, before the block is due"
     assert all(proposer == key.address for proposer, _ in w.prebuilder.steps)
-    assert await w.at_time(1000.15)
+    assert await w.at_time(1000.25)
 
 
 async def test_a_validator_that_does_not_propose_the_next_height_builds_nothing(tmp_path: Path) -> None:
@@ -243,7 +243,7 @@ async def test_a_validator_that_does_not_propose_the_next_height_builds_nothing(
     w = Waiting(Signer(key, CHAIN_ID, tmp_path / "sign_state.json"))
     w.mempool.n = 500
     await w.start()
-    assert await w.at_time(1000.15)
+    assert await w.at_time(1000.25)
     assert not w.prebuilder.steps
 
 
@@ -255,7 +255,7 @@ async def test_a_head_dated_ahead_of_the_clock_delays_nobody() -> None:
     w.at = dataclasses.replace(w.at, ledger=FakeHead(dataclasses.replace(FakeHead.head, timestamp_ms=future)))
     w.mempool.n = 500
     await w.start()
-    assert await w.at_time(1000.15)
+    assert await w.at_time(1000.25)
 
 
 def test_block_timing_takes_the_genesis_times_and_the_node_s_intervals() -> None:
