@@ -36,6 +36,8 @@ ttl_s = 600
 [consensus]
 timeout_propose_s = 3.0
 timeout_cap_s = 30.0
+busy_interval_ms = 250          # with busy_txs pending, the next height starts this long after a commit
+busy_txs = 200
 double_sign_check_height = 10   # without its signing record, wait this many blocks without its key before signing
 
 [artifacts]
@@ -122,6 +124,10 @@ class MempoolConfig:
 
 
 _TIMEOUTS = TimeoutConfig()
+# With this many transactions pending, the next height starts this long after the previous block
+# was written (docs/consensus.md, "Block time").
+BUSY_INTERVAL_MS = 250
+BUSY_TXS = 200
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,9 @@ class ConsensusConfig:
     """Round timeouts in seconds (`timeout_` + a field of `TimeoutConfig`, whose defaults they keep),
     and the double-sign guard: a validator whose key signed one of the last `double_sign_check_height`
     blocks without this node remembering it (its sign state was lost) waits until that many blocks
-    pass without its key before it signs (0: never wait; see node/consensus/double_sign_guard.py)."""
+    pass without its key before it signs (0: never wait; see node/consensus/double_sign_guard.py).
+    Between heights (node/consensus/next_height.py): with `busy_txs` transactions pending, the next
+    height starts `busy_interval_ms` after the previous block was written."""
 
     timeout_propose_s: float = _TIMEOUTS.propose_s
     timeout_propose_delta_s: float = _TIMEOUTS.propose_delta_s
@@ -139,6 +147,8 @@ class ConsensusConfig:
     timeout_precommit_delta_s: float = _TIMEOUTS.precommit_delta_s
     timeout_cap_s: float = _TIMEOUTS.cap_s
     double_sign_check_height: int = 10
+    busy_interval_ms: int = BUSY_INTERVAL_MS
+    busy_txs: int = BUSY_TXS
 
     def timeouts(self) -> TimeoutConfig:
         return TimeoutConfig(**{f.name.removeprefix("timeout_"): getattr(self, f.name) for f in _timeout_fields()})
@@ -152,6 +162,11 @@ class ConsensusConfig:
             raise ConfigError("consensus timeouts at round 0 must be above 0 s")
         if self.timeout_cap_s < max(self.timeout_propose_s, self.timeout_prevote_s, self.timeout_precommit_s):
             raise ConfigError("consensus.timeout_cap_s must be at least every round-0 timeout")
+        if not 0 <= self.busy_interval_ms <= 60_000 or not 1 <= self.busy_txs <= 1_000_000:
+            raise ConfigError(
+                f"consensus.busy_interval_ms must be 0 to 60000 ms and busy_txs 1 to 1000000, "
+                f"not {self.busy_interval_ms} and {self.busy_txs}"
+            )
         if not 0 <= self.double_sign_check_height <= MAX_DOUBLE_SIGN_CHECK_HEIGHT:
             raise ConfigError(
                 f"consensus.double_sign_check_height must be 0 to {MAX_DOUBLE_SIGN_CHECK_HEIGHT} blocks, "

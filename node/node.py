@@ -44,6 +44,7 @@ from node.consensus.double_sign_guard import DoubleSignGuard, PeerHeads
 from node.consensus.driver import ConsensusDriver
 from node.consensus.evidence import EvidencePool
 from node.consensus.inbox import Inbox
+from node.consensus.next_height import BlockTiming
 from node.consensus.ports import broadcast_nowhere
 from node.consensus.prebuild import Prebuilder
 from node.consensus.signer import Signer
@@ -198,6 +199,7 @@ class Node:
             tx_arrived=self.admission.tx_arrived,
             hold_admission=self.admission.consensus_work,
             guard=self.guard,
+            timing=BlockTiming.of(self.timing, config.consensus),
             broadcast=wiring.consensus_broadcast(broadcast, signer, chain),
             on_state_changed=(lambda: None) if network is None else network.votes.state_changed,
         )

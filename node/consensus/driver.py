@@ -9,8 +9,8 @@ and carries out the actions the machine returns. Rules:
 - signatures are `node.consensus.signing`: made after the signer persisted them, and kept
   while the double-sign guard holds;
 - messages for the next height are kept (bounded) and replayed when that height starts;
-- between heights it waits as `node.consensus.prebuild.wait_for_next_height` says (the next
-  proposer executes transactions meanwhile);
+- between heights it waits as `node.consensus.next_height` says (the next proposer executes
+  transactions meanwhile: `node.consensus.prebuild`);
 - what it signs is broadcast once (`SignedProposal`, `SignedVote`); a peer that was down,
   restarting or syncing gets it (and every other vote it lacks) from
   `node.consensus.vote_gossip`, which reads the machine's votes and is told (`on_state_changed`)
@@ -54,8 +54,9 @@ from node.consensus.double_sign_guard import DoubleSignGuard
 from node.consensus.height_blocks import HeightBlocks
 from node.consensus.inbox import RETRY, Entry, Inbox, UnvalidatedProposal
 from node.consensus.messages import ConsensusMessage, SignedProposal, SignedVote
+from node.consensus.next_height import Ahead, BlockTiming, NextHeight, ahead, wait_for_next_height
 from node.consensus.ports import Broadcast, Committed, Evidence, Ledger, Pool, broadcast_nowhere
-from node.consensus.prebuild import NextHeight, Prebuilder, wait_for_next_height
+from node.consensus.prebuild import Prebuilder
 from node.consensus.signer import Signer
 from node.consensus.signing import Signing
 from node.consensus.wal import ConsensusWal, Kept, resume_point
@@ -89,6 +90,7 @@ class ConsensusDriver:
         broadcast: Broadcast = broadcast_nowhere,
         on_state_changed: Callable[[], None] = lambda: None,
         guard: DoubleSignGuard | None = None,
+        timing: BlockTiming | None = None,  # default: the block time of `params` and the default intervals
     ) -> None:
         self.machine = machine
         self.signer = signer
@@ -99,7 +101,8 @@ class ConsensusDriver:
         self.broadcast = broadcast
         self.on_state_changed = on_state_changed
         self.on_committed = on_committed
-        self._next_height = NextHeight(ledger, mempool, evidence, params, signer, prebuilder, tx_arrived)
+        timing = BlockTiming.of(params) if timing is None else timing
+        self._next_height = NextHeight(ledger, mempool, evidence, timing, signer, prebuilder, tx_arrived)
         self._signing = Signing(signer, guard, lambda: inbox.put(RETRY))
         self._blocks = HeightBlocks(
             ledger=ledger,
@@ -119,6 +122,7 @@ class ConsensusDriver:
         self._task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.round_started_at = time.monotonic()
+        self._paced_from: float | None = None  # when the last height's proposal came here (None: none yet)
         self._marks: dict[str, float] = {}  # step -> seconds after the height started (first time reached)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -144,11 +148,11 @@ class ConsensusDriver:
 
     async def _run(self) -> None:
         while True:
-            await wait_for_next_height(self._next_height, self._inbox, self._stash)
+            await wait_for_next_height(self._next_height, self._inbox, self._stash, self._paced_from)
             head = self.ledger.head
             self._blocks.new_height()
             self._signing.new_height()
-            self.round_started_at = time.monotonic()
+            self.round_started_at = self._paced_from = time.monotonic()
             self._marks = {}
             height = head.height + 1
             resume = resume_point(self.signer, self._wal, height)
@@ -295,6 +299,10 @@ class ConsensusDriver:
             return  # sync imported it meanwhile
         self.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
         self._mark("written")
+        # The next height is paced from when this one's proposal was made or reached us (not before
+        # the height started): a late proposal does not make the next height start at once.
+        marks = self._marks
+        self._paced_from = self.round_started_at + max(marks.get("built", 0.0), marks.get("proposal arrived", 0.0))
         steps = ", ".join(f"{k} +{v:.3f} s" for k, v in self._marks.items())
         if action.commit.round > 0:  # a round failed: say so, with where the time went
             log.info("height %d decided in round %d (%s)", block.height, action.commit.round, steps)
@@ -306,16 +314,17 @@ class ConsensusDriver:
 
     # --- between heights ------------------------------------------------------------------
 
-    def _stash(self, event: Entry | bool) -> bool:
-        """Keep a message for the next height that arrived while waiting for it (None, True: nothing
-        to keep); answer whether any such message is kept."""
-        if (
-            isinstance(event, Event | UnvalidatedProposal)
-            and _height_of(event) == self.ledger.head.height + 1
-            and len(self._future) < MAX_BUFFERED
-        ):
+    def _stash(self, event: Entry | None) -> Ahead:
+        """Keep a message for the next height that arrived while waiting for it; answer how far it
+        shows peers to be into that height (given None: how far all those kept show them)."""
+        height = self.ledger.head.height + 1
+        if event is None:
+            return ahead(self._future, self.ledger.validators, height)
+        if not isinstance(event, Event | UnvalidatedProposal) or _height_of(event) != height:
+            return Ahead.NOTHING
+        if len(self._future) < MAX_BUFFERED:
             self._future.append(event)
-        return bool(self._future)
+        return ahead((event,), self.ledger.validators, height)
 
     def status(self) -> dict[str, Any]:
         state = self.machine.round_state()

@@ -1,4 +1,4 @@
-"""The proposer executes transactions while the block time runs (node/consensus/prebuild.py), on a real node."""
+"""The proposer executes transactions while the next block is not due (node/consensus/prebuild.py), on a real node."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _prebuilt(node: NodeProcess) -> float:
     return 0.0 if match is None else float(match.group(1))
 
 
-def test_blocks_are_prebuilt_under_steady_load_and_keep_their_due_time(tmp_path: Path) -> None:
+def test_blocks_are_prebuilt_under_a_steady_light_load_and_come_one_block_time_apart(tmp_path: Path) -> None:
     node = NodeProcess(tmp_path, block_time_ms=BLOCK_TIME_MS)
     with node:
         nonce = pending_nonce(node, DEV_KEY.address)
@@ -43,10 +43,12 @@ def test_blocks_are_prebuilt_under_steady_load_and_keep_their_due_time(tmp_path:
         included = sum(b["tx_count"] for b in blocks)
         assert included == len(sent), "every transfer is included exactly once"
         assert _prebuilt(node) >= 3, node.log()
-        # A prebuilt block carries the time it was due: exactly one block time after its parent.
-        on_time = [
-            b
-            for a, b in itertools.pairwise(blocks)
-            if b["tx_count"] and b["timestamp_ms"] - a["timestamp_ms"] == BLOCK_TIME_MS
+        # A light load (about 100 transfers/s, fewer than the busy count per block) gets a block per
+        # block time, not a flood of small blocks; each block's time is when its building began.
+        stamps = [b["timestamp_ms"] for b in blocks if b["tx_count"]]
+        assert all(b > a for a, b in itertools.pairwise(stamps))
+        gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
+        assert gaps[len(gaps) // 2] >= 0.8 * BLOCK_TIME_MS, [
+            (b["height"], b["timestamp_ms"], b["tx_count"]) for b in blocks
         ]
-        assert len(on_time) >= 3, [(b["height"], b["timestamp_ms"], b["tx_count"]) for b in blocks]
+        assert stamps[-1] <= time.time() * 1000, "never ahead of the clock"

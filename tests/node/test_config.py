@@ -20,6 +20,14 @@ def test_consensus_timeouts_come_from_the_file_and_the_environment(tmp_path: Pat
     assert config.consensus.timeout_precommit_s == ConsensusConfig().timeout_precommit_s
 
 
+def test_the_block_timing_comes_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text("block_time_ms = 700\n[consensus]\nbusy_interval_ms = 150\n")
+    config = load_config(toml, environ={"AICHAIN_CONSENSUS_BUSY_TXS": "64"})
+    assert config.block_time_ms == 700
+    assert (config.consensus.busy_interval_ms, config.consensus.busy_txs) == (150, 64)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -29,6 +37,8 @@ def test_consensus_timeouts_come_from_the_file_and_the_environment(tmp_path: Pat
         ('timeout_propose_s = "soon"', "not a valid value"),
         ("timeout_propose_s = true", "must be a number"),
         ("timeout_commit_s = 1", "unknown setting"),
+        ("busy_interval_ms = -1", "busy_interval_ms must be 0 to 60000"),
+        ("busy_txs = 0", "busy_txs 1 to 1000000"),
     ],
 )
 def test_bad_consensus_timeouts_are_refused_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
