@@ -186,5 +186,5 @@ def test_a_node_will_not_start_with_a_token_file_others_can_read(tmp_path: Path)
         node.start()
 
 
-def test_the_post_helper_still_reaches_loopback(open_rpc: NodeProcess) -> None:
+def test_loopback_administers_the_node_by_default(open_rpc: NodeProcess) -> None:
     assert post(open_rpc.url, request("artifact_gc")).json()["result"]["artifacts_removed"] >= 0
