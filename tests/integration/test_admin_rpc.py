@@ -12,6 +12,7 @@ import json
 import os
 import random
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,31 @@ def this_machines_address() -> str | None:
     return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
+FALLBACK_ADDRESS = "10.254.254.1"  # put on a veth of this machine when it has no other address
 ADDRESS = this_machines_address()
-pytestmark = pytest.mark.skipif(ADDRESS is None, reason="this machine has no non-loopback address")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def non_loopback_address() -> Iterator[str]:
+    """This machine's own non-loopback address; on a machine without one (a CI box with no route),
+    one made for the test on a veth (root, as CI runs), so the node sees a caller that is not
+    loopback. The test never skips."""
+    global ADDRESS
+    if ADDRESS is not None:
+        yield ADDRESS
+        return
+    if os.geteuid() != 0:
+        pytest.fail("this machine has no non-loopback address and the test is not root to make one (ip link)")
+    link = ["ip", "link", "add", "aichainadm0", "type", "veth", "peer", "name", "aichainadm1"]
+    subprocess.run(link, check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{FALLBACK_ADDRESS}/32", "dev", "aichainadm0"], check=True)
+        subprocess.run(["ip", "link", "set", "aichainadm0", "up"], check=True)
+        ADDRESS = FALLBACK_ADDRESS
+        yield ADDRESS
+    finally:
+        ADDRESS = None
+        subprocess.run(["ip", "link", "del", "aichainadm0"], check=False)
 
 
 def open_node(root: Path, *, from_loopback: bool = True) -> NodeProcess:
