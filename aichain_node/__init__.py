@@ -15,6 +15,7 @@ from aichain_node.aclient import DEFAULT_URL, AsyncClient
 from aichain_node.client import Client
 from aichain_node.errors import (
     AccessRefused,
+    AdminRefused,
     ArtifactMismatch,
     KeyNotReleased,
     ModelNotFound,
@@ -32,6 +33,7 @@ from aichain_node.terms import ModelRef, Offer
 __all__ = [
     "DEFAULT_URL",
     "AccessRefused",
+    "AdminRefused",
     "ArtifactMismatch",
     "AsyncClient",
     "Client",

@@ -59,8 +59,12 @@ class AsyncClient:
         node_key: bytes | None = None,
         model_cache_dir: Path | str | None = None,
         content_key_dir: Path | str | None = None,
+        admin_token: str | None = None,
     ) -> None:
-        """`node_key`: the node key the node at `url` must report before this client signs it a read of private
+        """`admin_token`: the node's admin token (the text of its `[rpc] admin_token_file`), sent with JSON-RPC
+        calls and uploads so that a node elsewhere serves its admin methods (docs/rpc.md, "Admin methods");
+        a client on the node's own machine needs none unless the node says so.
+        `node_key`: the node key the node at `url` must report before this client signs it a read of private
         plaintext (`aichain-node status` on that node shows it); None trusts what the node reports.
         `model_cache_dir`: where pulled models are kept (default `DEFAULT_MODEL_CACHE_DIR`, ~/.aichain/models);
         `content_key_dir`: where the content keys of the private models this client publishes are kept (default
@@ -73,6 +77,7 @@ class AsyncClient:
         self.model_cache_dir = Path(model_cache_dir or DEFAULT_MODEL_CACHE_DIR).expanduser()
         self.content_key_dir = Path(content_key_dir or DEFAULT_CONTENT_KEY_DIR).expanduser()
         self.pinned_node_key = node_key
+        self.admin_token = admin_token.strip() if admin_token else None
         self._node_key: bytes | None = None  # what the node reported (and the pin allowed), asked once
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
@@ -120,6 +125,11 @@ class AsyncClient:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout))
         return self._session
 
+    def admin_headers(self) -> dict[str, str]:
+        """The header that carries the admin token, if this client has one (never on signed reads, which
+        carry their own Authorization)."""
+        return {} if self.admin_token is None else {"Authorization": f"Bearer {self.admin_token}"}
+
     # --- JSON-RPC ---------------------------------------------------------------------------
 
     async def rpc(self, method: str, *params: Any, timeout: float | None = None) -> Any:
@@ -127,7 +137,7 @@ class AsyncClient:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
         try:
             async with asyncio.timeout(timeout or self.timeout):
-                async with self.session().post(self.url, json=body) as response:
+                async with self.session().post(self.url, json=body, headers=self.admin_headers()) as response:
                     try:
                         answer = await response.json(content_type=None)
                     except ValueError:  # not JSON: a web server, not a node's RPC endpoint

@@ -27,7 +27,7 @@ import aiohttp
 from aichain_node.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
 from aichain_node.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 from core.artifact import format_id, parse_id
-from core.errors import ArtifactNotFound
+from core.errors import AdminRefused, ArtifactNotFound
 from core.keys import PrivateKey, address_hex
 from core.read_request import sign_read
 from core.sealing import ChunkDecryptionFailed
@@ -48,6 +48,7 @@ class Node(Protocol):
     @property
     def timeout(self) -> float: ...
     def session(self) -> aiohttp.ClientSession: ...
+    def admin_headers(self) -> dict[str, str]: ...
     def key_or_fail(self) -> PrivateKey: ...
     async def chain_id(self) -> int: ...
     async def node_key(self) -> bytes: ...
@@ -80,7 +81,7 @@ class ArtifactTransfers:
         `publisher` is the account that will publish the versions naming it: the node releases
         its key, and serves its plaintext, for those versions only."""
         query = f"?pin={'true' if pin else 'false'}" + ("&encrypt=true" if encrypt else "")
-        headers = {"Content-Type": "application/octet-stream"}
+        headers = {"Content-Type": "application/octet-stream", **self.node.admin_headers()}  # an admin route
         if encrypt:
             if artifact_id is not None:
                 digest = artifact_id
@@ -106,6 +107,8 @@ class ArtifactTransfers:
                 answer = await response.json(content_type=None)
         except aiohttp.ClientConnectionError as exc:
             raise NodeUnreachable(f"the upload to {self.node.url} broke off: {exc}") from exc
+        if response.status == 403:
+            raise AdminRefused(str(answer.get("error")))
         if response.status != 201:
             raise ArtifactMismatch(f"the node refused the upload (HTTP {response.status}): {answer.get('error')}")
         result: dict[str, Any] = answer

@@ -36,8 +36,10 @@ class Client:
         node_key: bytes | None = None,
         model_cache_dir: Path | str | None = None,
         content_key_dir: Path | str | None = None,
+        admin_token: str | None = None,
     ) -> None:
-        """See `AsyncClient`: `node_key` pins the node key the node must report before a read is signed for it;
+        """See `AsyncClient`: `admin_token` is the node's admin token, sent for its admin methods; `node_key` pins
+        the node key the node must report before a read is signed for it;
         `model_cache_dir` and `content_key_dir` are where pulled models and kept content keys go."""
         # The async client, run on this loop:
         self.aio = AsyncClient(
@@ -47,6 +49,7 @@ class Client:
             node_key=node_key,
             model_cache_dir=model_cache_dir,
             content_key_dir=content_key_dir,
+            admin_token=admin_token,
         )
         self._loop = asyncio.new_event_loop()  # (made after it, so that bad arguments leave no thread behind)
         self._thread = threading.Thread(target=self._loop.run_forever, name="aichain-sdk", daemon=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import AichainError, TransactionEvicted
+from core.errors import AdminRefused, AichainError, TransactionEvicted
 
 
 class NodeUnreachable(AichainError):
@@ -143,6 +143,7 @@ def error_from_rpc(code: int, message: str, data: Any = None) -> AichainError:
 
 __all__ = [
     "AccessRefused",
+    "AdminRefused",
     "AichainError",
     "ArtifactMismatch",
     "CallsBusy",

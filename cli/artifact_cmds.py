@@ -28,11 +28,13 @@ from cli import artifact_download as http_io
 from cli import artifact_private as private
 from cli.artifact_private import NodeKeyOption
 from cli.common import (
+    AdminTokenFileOption,
     JsonOption,
     KeystoreOption,
     PasswordFileOption,
     QuietOption,
     RpcOption,
+    admin_header,
     client,
     content_key_dir,
     emit,
@@ -74,6 +76,7 @@ def add(
         "releases its key and serves its plaintext for that account's versions only",
     ),
     rpc: str | None = RpcOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
     keystore: Path | None = KeystoreOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
@@ -85,7 +88,7 @@ def add(
         fail("--publisher names who publishes an encrypted artifact: add --encrypt")
     connection = http_io.open_connection(rpc)
     query = [] if pin else ["pin=false"]
-    announced: dict[str, str] = {}
+    announced = admin_header(admin_token_file)  # an upload is an admin call
     kept: tuple[bytes, bytes] | None = None  # (id, content key) of an encrypted artifact, kept once it is stored
     if encrypt:  # the chunks' encryption binds the id, so it is computed here first (one read of the file)
         digest = plaintext_listing(path)[0]
@@ -192,6 +195,7 @@ def get(
     ),
     node_key: str | None = NodeKeyOption,
     rpc: str | None = RpcOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
     quiet: bool = QuietOption,
@@ -204,7 +208,7 @@ def get(
     added or published it; or, --from an owner or licensee, served by the node that keeps the key
     to requests signed with that key."""
     digest = _parse(artifact)
-    node = client(rpc)
+    node = client(rpc, admin_token_file)  # the node may have to fetch it from peers: an admin call
     artifact_id = format_id(digest)
 
     def stored_info() -> dict[str, Any] | None:
@@ -306,16 +310,26 @@ def info(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool 
 
 
 @artifact_app.command("pin")
-def pin(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
+def pin(
+    artifact: str = IdArgument,
+    rpc: str | None = RpcOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Keep an artifact through garbage collection."""
-    rpc_guarded(client(rpc).rpc, "artifact_pin", _canonical(artifact))
+    rpc_guarded(client(rpc, admin_token_file).rpc, "artifact_pin", _canonical(artifact))
     emit({"pinned": True}, as_json, "pinned")
 
 
 @artifact_app.command("unpin")
-def unpin(artifact: str = IdArgument, rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
+def unpin(
+    artifact: str = IdArgument,
+    rpc: str | None = RpcOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Let garbage collection remove an artifact."""
-    rpc_guarded(client(rpc).rpc, "artifact_unpin", _canonical(artifact))
+    rpc_guarded(client(rpc, admin_token_file).rpc, "artifact_unpin", _canonical(artifact))
     emit({"pinned": False}, as_json, "unpinned")
 
 
@@ -324,10 +338,11 @@ def rm(
     artifact: str = IdArgument,
     erase: bool = typer.Option(False, "--erase", help="Also keep a tombstone: never fetch it again unless asked"),
     rpc: str | None = RpcOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Delete an artifact's bytes from the node now."""
-    freed = rpc_guarded(client(rpc).rpc, "artifact_remove", _canonical(artifact), erase)
+    freed = rpc_guarded(client(rpc, admin_token_file).rpc, "artifact_remove", _canonical(artifact), erase)
     emit(freed, as_json, f"removed ({freed['bytes_freed']:,} bytes freed){' and erased' if erase else ''}")
 
 
@@ -336,10 +351,11 @@ def verify(
     artifact: str = IdArgument,
     repair: bool = typer.Option(False, "--repair", help="Fetch damaged chunks again from peers"),
     rpc: str | None = RpcOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Re-read and re-hash an artifact on the node; exit code 1 if anything is (still) damaged."""
-    node = client(rpc)
+    node = client(rpc, admin_token_file)
     report = rpc_guarded(node.rpc, "artifact_verify", _canonical(artifact), repair)
     if report.get("repaired"):
         report = {**rpc_guarded(node.rpc, "artifact_verify", report["id"]), "repaired": report["repaired"]}
@@ -357,9 +373,11 @@ def verify(
 
 
 @artifact_app.command("gc")
-def gc(rpc: str | None = RpcOption, as_json: bool = JsonOption) -> None:
+def gc(
+    rpc: str | None = RpcOption, admin_token_file: Path | None = AdminTokenFileOption, as_json: bool = JsonOption
+) -> None:
     """Remove unpinned artifacts and chunk files nothing lists."""
-    report = rpc_guarded(client(rpc).rpc, "artifact_gc")
+    report = rpc_guarded(client(rpc, admin_token_file).rpc, "artifact_gc")
     emit(
         report,
         as_json,

@@ -32,6 +32,12 @@ RpcOption = typer.Option(None, "--rpc", help="Node RPC URL [env AICHAIN_RPC; def
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON")
 KeystoreOption = typer.Option(None, "--keystore", help="Key directory [env AICHAIN_KEYSTORE; ~/.aichain/keystore]")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar")
+AdminTokenFileOption = typer.Option(
+    None,
+    "--admin-token-file",
+    help="File holding the node's admin token ([rpc] admin_token_file), for admin calls to a node on another "
+    "machine or behind a proxy [env AICHAIN_ADMIN_TOKEN_FILE]",
+)
 PasswordFileOption = typer.Option(
     None, "--password-file", help="File holding the key password [env AICHAIN_PASSWORD holds it directly]"
 )
@@ -52,22 +58,54 @@ def content_key_dir() -> Path:
     return Path(os.environ.get("AICHAIN_CONTENT_KEYS") or DEFAULT_CONTENT_KEY_DIR).expanduser()
 
 
-def sdk_client(url: str, key: PrivateKey | None = None, *, node_key: bytes | None = None) -> Client:
-    """The SDK's client of the node at `url`, as `key`, keeping models and content keys where this command does."""
-    return Client(url, key, node_key=node_key, model_cache_dir=model_cache_dir(), content_key_dir=content_key_dir())
+def admin_token(explicit: Path | None = None) -> str | None:
+    """The node's admin token, from `--admin-token-file`, else the file AICHAIN_ADMIN_TOKEN_FILE names; None
+    without either (a client on the node's own machine needs none). An unreadable file ends the command."""
+    named = explicit or os.environ.get("AICHAIN_ADMIN_TOKEN_FILE")
+    if not named:
+        return None
+    path = Path(named).expanduser()
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read the admin token file {path} (--admin-token-file / AICHAIN_ADMIN_TOKEN_FILE): {exc}")
+    if not token:
+        fail(f"the admin token file {path} is empty")
+    return token
 
 
-_clients: dict[str, Client] = {}
+def admin_header(explicit: Path | None = None) -> dict[str, str]:
+    """The Authorization header carrying the admin token, if there is one (for requests sent without the SDK)."""
+    token = admin_token(explicit)
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
 
 
-def client(explicit: str | None) -> Client:
+def sdk_client(
+    url: str, key: PrivateKey | None = None, *, node_key: bytes | None = None, admin_token_file: Path | None = None
+) -> Client:
+    """The SDK's client of the node at `url`, as `key`, keeping models and content keys where this command does,
+    and sending the admin token if one is given (`admin_token`)."""
+    return Client(
+        url,
+        key,
+        node_key=node_key,
+        model_cache_dir=model_cache_dir(),
+        content_key_dir=content_key_dir(),
+        admin_token=admin_token(admin_token_file),
+    )
+
+
+_clients: dict[tuple[str, Path | None], Client] = {}
+
+
+def client(explicit: str | None, admin_token_file: Path | None = None) -> Client:
     """The SDK's client of the node at the RPC URL (`--rpc`, else AICHAIN_RPC, else the default), for JSON-RPC
-    calls: one per URL for the command, closed when it exits."""
+    calls: one per URL (and admin token file) for the command, closed when it exits."""
     url = rpc_url(explicit)
-    if url not in _clients:
-        _clients[url] = sdk_client(url)
-        atexit.register(_clients[url].close)
-    return _clients[url]
+    if (url, admin_token_file) not in _clients:
+        made = _clients[url, admin_token_file] = sdk_client(url, admin_token_file=admin_token_file)
+        atexit.register(made.close)
+    return _clients[url, admin_token_file]
 
 
 def rpc_guarded(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

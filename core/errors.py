@@ -186,6 +186,13 @@ class ConfigError(AichainError):
     rpc_code = -32060
 
 
+class AdminRefused(AichainError):
+    """An admin method or route (one that administers the node's own resources) called by a client the
+    node does not trust with it: neither from its own machine nor with its admin token."""
+
+    rpc_code = -32040
+
+
 class ArtifactError(AichainError):
     """An artifact store operation that cannot be done (base of the artifact errors)."""
 

@@ -19,6 +19,8 @@ call_threads = 2
 call_max_per_client = 2
 call_max_queued_per_client = 32
 call_max_in_flight = 128
+admin_from_loopback = true  # admin methods and uploads from this machine; false behind a local reverse proxy
+admin_token_file = "/etc/aichain/admin-token"   # optional; mode 0600; admin calls with Authorization: Bearer <it>
 
 [p2p]
 addr = "127.0.0.1"
@@ -88,6 +90,10 @@ class RpcConfig:
     call_max_per_client: int = 2  # calls one client address runs at once; more wait their turn
     call_max_queued_per_client: int = 32  # calls of one client running or waiting; one more is refused
     call_max_in_flight: int = 128  # calls running or waiting, all clients together; one more is refused
+    # Admin methods and uploads (node.rpc.admin): served to loopback peers when this is true, and to
+    # anyone sending the token of `admin_token_file` (read at start; mode 0600).
+    admin_from_loopback: bool = True
+    admin_token_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.call_gas_cap < 100_000 or not 0 < self.call_time_budget_s <= 60:
@@ -352,6 +358,7 @@ def load_config(
             (doc, "validator_key"),
             (doc, "node_key"),
             (doc.get("artifacts"), "path"),
+            (doc.get("rpc"), "admin_token_file"),
         ]
         for table, key in paths:  # relative to the file's directory
             if not isinstance(table, dict):

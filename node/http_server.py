@@ -20,6 +20,7 @@ from node.artifacts.upload_body import UploadLimits
 from node.config import NodeConfig
 from node.http_log import server_logger
 from node.metrics import CONTENT_TYPE, NodeMetrics
+from node.rpc.admin import AdminGate, read_admin_token
 from node.rpc.api import Served, build_registry
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
@@ -35,14 +36,18 @@ class HttpServer:
         rpc, a = config.rpc, config.artifacts
         app = web.Application(client_max_size=rpc.max_body_bytes)
         limits = RpcLimits(max_body_bytes=rpc.max_body_bytes, max_batch=rpc.max_batch)
-        add_rpc_routes(app, Dispatcher(build_registry(served), limits), cors_origins=rpc.cors_origins)
+        token = None if rpc.admin_token_file is None else read_admin_token(rpc.admin_token_file)  # ConfigError
+        admin = AdminGate(from_loopback=rpc.admin_from_loopback, token=token)
+        add_rpc_routes(app, Dispatcher(build_registry(served), limits), cors_origins=rpc.cors_origins, admin=admin)
         uploads = UploadLimits(
             max_uploads=a.max_uploads,
             idle_timeout_s=a.upload_idle_timeout_s,
             min_bytes_s=a.upload_min_bytes_s,
             grace_s=a.upload_grace_s,
         )
-        self.upload_counts = add_artifact_routes(app, served.artifacts, in_flight, access, uploads)  # for /metrics
+        self.upload_counts = add_artifact_routes(
+            app, served.artifacts, in_flight, access, uploads, admin
+        )  # for /metrics
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())

@@ -1,7 +1,8 @@
 """Artifact bytes over HTTP, on the RPC server: streaming uploads and downloads with Range.
 
 Routes:
-- `PUT /artifacts`: an upload (`node.artifacts.http_uploads`);
+- `PUT /artifacts`: an upload (`node.artifacts.http_uploads`), an admin route: only for callers
+  `admin` trusts (`node.rpc.admin`), 403 for the others;
 - `GET`/`HEAD /artifacts/{id}` and `/artifacts/{id}/files/{path}`: a file's bytes, the plaintext
   of a private one only to a signed request allowed to read it (`node.artifacts.http_downloads`,
   `node.artifacts.http_private`);
@@ -23,6 +24,7 @@ from node.artifacts.access import ArtifactAccess
 from node.artifacts.http_downloads import Downloads, InFlight
 from node.artifacts.http_uploads import Uploads
 from node.artifacts.upload_body import UploadLimits
+from node.rpc.admin import LOOPBACK_ONLY, AdminGate
 from storage.artifact_store import ArtifactStore
 
 
@@ -32,10 +34,11 @@ def add_artifact_routes(
     in_flight: InFlight | None = None,
     access: ArtifactAccess | None = None,
     limits: UploadLimits | None = None,
+    admin: AdminGate = LOOPBACK_ONLY,
 ) -> Callable[[], dict[str, int]]:
     """Serve the artifact routes; returns what /metrics reads of the uploads (in progress, refused by
     reason). Without `access`, the plaintext of an encrypted artifact is served to no one."""
-    uploads = Uploads(store, access, limits or UploadLimits())
+    uploads = Uploads(store, access, limits or UploadLimits(), admin)
     downloads = Downloads(store, in_flight or (lambda artifact: None), access)
     app.on_cleanup.append(uploads.close)
     app.on_cleanup.append(downloads.close)

@@ -9,6 +9,9 @@ key that stays on this node (AES-256-GCM per chunk; the id stays the plaintext's
 that keeps the key itself (to post envelopes on its own) sends it in `X-Content-Key` (base64),
 and names the account that will publish it in `X-Content-Publisher` (`node.artifacts.access`).
 
+An upload spends this node's disk: it is an admin route (`node.rpc.admin`), answered 403 with what
+to do, before its body is read, unless the caller may administer the node.
+
 Hashing and writing run on the uploads' own pool of `max_uploads` threads, which pull the body
 from the event loop as they need it; the loop only moves buffers. Slow or idle clients cannot
 starve the others (`UploadLimits`):
@@ -40,6 +43,7 @@ from node.artifacts.access import ArtifactAccess, publisher_header
 from node.artifacts.http_headers import digest_headers, error, expected_id
 from node.artifacts.manifest_json import manifest_summary
 from node.artifacts.upload_body import BodyReader, UploadLimits, UploadTooSlow
+from node.rpc.admin import AdminGate
 from storage.artifact_store import ArtifactStore
 
 log = logging.getLogger("aichain.artifacts")
@@ -48,8 +52,11 @@ RETRY_AFTER_S = 5
 
 
 class Uploads:
-    def __init__(self, store: ArtifactStore, access: ArtifactAccess | None, limits: UploadLimits) -> None:
+    def __init__(
+        self, store: ArtifactStore, access: ArtifactAccess | None, limits: UploadLimits, admin: AdminGate
+    ) -> None:
         self.store = store
+        self.admin = admin
         self.access = access
         self.limits = limits
         self.uploading = 0
@@ -67,6 +74,11 @@ class Uploads:
         return asyncio.get_running_loop().run_in_executor(self._ingest, functools.partial(fn, *args))
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
+        refusal = self.admin.refusal(request.remote, request.headers.get("Authorization"))
+        if refusal is not None:
+            response = error(403, f"an upload (PUT /artifacts) administers this node and is refused: {refusal}")
+            response.force_close()  # the body is not read: the connection cannot carry another request
+            return response
         if self.uploading >= self.limits.max_uploads:
             self.refused["busy"] += 1
             response = error(

@@ -302,7 +302,10 @@ def build_registry(node: Served) -> MethodRegistry:
     def node_genesis() -> dict[str, Any]:
         return node.genesis.to_dict()
 
-    @registry.method("rpc_methods", doc="Every method this node serves, with parameters and examples.")
+    @registry.method(
+        "rpc_methods",
+        doc="Every method this node serves, with parameters and examples; admin methods are marked admin: true.",
+    )
     def rpc_methods() -> list[dict[str, Any]]:
         return registry.describe()
 

@@ -1,5 +1,9 @@
 """The `artifact_` RPC namespace: what this node stores, and keeping it (pins, checks, gc, removal).
 
+The methods that keep it (pin, unpin, verify, gc, remove, fetch) are admin methods: they spend this
+node's disk, CPU and bandwidth, so only callers `node.rpc.admin` trusts may use them. Reading what is
+stored (list, info, fetchStatus) is open to all.
+
 The bytes themselves move over plain HTTP (node/artifacts/http.py), which streams. No method here
 returns an artifact's bytes: a private one's plaintext is only for signed owners and licensees
 (`node.artifacts.access`); `artifact_verify` decrypts to check the digest but answers only yes or no.
@@ -60,12 +64,12 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
             "chunk_ids": ["0x" + c.hex() for c in manifest.chunks],
         }
 
-    @registry.method("artifact_pin", ID, doc="Keep an artifact through garbage collection.")
+    @registry.method("artifact_pin", ID, doc="Keep an artifact through garbage collection.", admin=True)
     def artifact_pin(artifact: bytes) -> bool:
         store.pin(artifact)
         return True
 
-    @registry.method("artifact_unpin", ID, doc="Let garbage collection remove an artifact.")
+    @registry.method("artifact_unpin", ID, doc="Let garbage collection remove an artifact.", admin=True)
     def artifact_unpin(artifact: bytes) -> bool:
         store.unpin(artifact)
         return True
@@ -74,6 +78,7 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
         "artifact_verify",
         ID,
         Param("repair", p.boolean, default=False, doc="fetch the damaged chunks again from peers"),
+        admin=True,
         doc="Re-read and re-hash every chunk of an artifact: what is damaged; with repair, fetch it again from peers.",
         example={
             "params": ["sha256:9f86…", True],
@@ -95,6 +100,7 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
 
     @registry.method(
         "artifact_gc",
+        admin=True,
         doc="Remove unpinned artifacts and chunk files no artifact lists.",
         example={"params": [], "result": {"artifacts_removed": 1, "chunks_removed": 3, "bytes_freed": 9}},
     )
@@ -110,6 +116,7 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
         "artifact_remove",
         ID,
         Param("erase", p.boolean, default=False, doc="keep a tombstone: the node will not fetch it again unless asked"),
+        admin=True,
         doc="Delete an artifact's bytes from this node now (chunks other artifacts list stay).",
         example={"params": ["sha256:9f86…", True], "result": {"bytes_freed": 4}},
     )
@@ -122,6 +129,7 @@ def register_artifacts(registry: MethodRegistry, store: ArtifactStore, peers: Ar
         Param("pin", p.boolean, default=True, doc="keep it through garbage collection"),
         Param("force", p.boolean, default=False, doc="fetch it even if it was erased here"),
         Param("wait_s", p.quantity, default=0, doc="wait up to this many seconds (at most 600) for it to finish"),
+        admin=True,
         doc="Fetch an artifact from peers: chunks from every peer that has it, each checked on arrival; "
         "resumes what an earlier attempt stored. Returns the fetch's status (poll artifact_fetchStatus).",
         example={

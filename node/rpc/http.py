@@ -19,6 +19,8 @@ Rules of the endpoint at `path` (default "/"):
   JSON-RPC errors are still HTTP 200, as usual for JSON-RPC over HTTP.
 * GET -> 405 (Allow: POST, OPTIONS) with a -32600 error body explaining how to call the
   endpoint; other methods get aiohttp's plain 405. A health check belongs on its own path.
+* Each request is stamped with its TCP peer and, by `admin` (`node.rpc.admin.AdminGate`), whether
+  it may make admin calls; the dispatcher refuses admin methods to the others (-32040).
 * OPTIONS answers CORS preflights. CORS is closed by default: Access-Control-Allow-Origin is
   only sent when the request's Origin is in `cors_origins` (compared case-insensitively,
   without a trailing "/") or `cors_origins` contains "*" (then the header is "*").
@@ -37,6 +39,7 @@ from aiohttp import hdrs, web
 # aiohttp's own Expect handler (sends "100 Continue"); private, but stable since aiohttp 1.x.
 from aiohttp.web_urldispatcher import _default_expect_handler
 
+from node.rpc.admin import LOOPBACK_ONLY, AdminGate
 from node.rpc.caller import set_client
 from node.rpc.errors import InvalidRequest, ParseError, RpcError, body_too_large, encode_error
 from node.rpc.jsonrpc import Dispatcher
@@ -56,9 +59,10 @@ def add_rpc_routes(
     path: str = "/",
     cors_origins: Sequence[str] = (),
     read_timeout: float = 30.0,
+    admin: AdminGate = LOOPBACK_ONLY,
 ) -> None:
     """Serve `dispatcher` at `path` on `app` (POST, GET -> 405, OPTIONS), per the module rules."""
-    endpoint = _RpcEndpoint(dispatcher, cors_origins, read_timeout)
+    endpoint = _RpcEndpoint(dispatcher, cors_origins, read_timeout, admin)
     resource = app.router.add_resource(path)
     resource.add_route(hdrs.METH_POST, endpoint.post, expect_handler=endpoint.expect)
     resource.add_route(hdrs.METH_GET, endpoint.get)
@@ -72,10 +76,13 @@ class _BodyTooLarge(Exception):
 class _RpcEndpoint:
     """The request handlers of one endpoint."""
 
-    def __init__(self, dispatcher: Dispatcher, cors_origins: Sequence[str], read_timeout: float) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, cors_origins: Sequence[str], read_timeout: float, admin: AdminGate
+    ) -> None:
         if isinstance(cors_origins, str):
             raise TypeError("cors_origins must be a sequence of origins, not a string")
         self._dispatcher = dispatcher
+        self._admin = admin
         self._read_timeout = read_timeout
         origins = {_normalise_origin(o) for o in cors_origins}
         self._cors_any = "*" in origins
@@ -112,7 +119,9 @@ class _RpcEndpoint:
             response = _error_response(400, unreadable_body(request), cors)
             response.force_close()
             return response
-        set_client(request.remote)  # per-client limits (read-only contract calls)
+        # The TCP peer, never a forwarding header: per-client limits (read-only contract calls), admin calls.
+        admin_refusal = self._admin.refusal(request.remote, request.headers.get(hdrs.AUTHORIZATION))
+        set_client(request.remote, admin_refusal)
         answer = await self._dispatcher.handle_bytes(body)
         if answer is None:
             return web.Response(status=204, headers=cors)

@@ -21,7 +21,9 @@ those are registered on a `MethodRegistry` by other modules. Rules:
   elements (a batch of 1000 slow methods never holds it), and once the answers of a batch pass
   `RpcLimits.max_batch_response_bytes` the elements after are not run: each gets -32600
   saying so (as geth's --rpc.batch-response-max-size).
-* Unknown method -> -32601 naming it. Params nested more than `RpcLimits.max_param_depth`
+* Unknown method -> -32601 naming it. An admin method (registered with `admin=True`) called by a
+  request that may not administer the node (`caller.admin_refusal`) -> -32040 saying why, before
+  its params are read. Params nested more than `RpcLimits.max_param_depth`
   arrays or objects deep -> -32602 before any method sees them (no parser recurses that far).
   Parameters are bound by `Param` declarations, given by
   position (array) or by name (object); too many, missing required, unknown names or values
@@ -46,7 +48,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Final
 
-from core.errors import AichainError
+from core.errors import AdminRefused, AichainError
+from node.rpc.caller import admin_refusal
 from node.rpc.errors import (
     JSONRPC_VERSION,
     InternalError,
@@ -209,6 +212,8 @@ class Dispatcher:
         method = self.registry.get(request.method)
         if method is None:
             raise MethodNotFound(f"method not found: {request.method!r}", {"method": request.method})
+        if method.admin and (reason := admin_refusal()) is not None:
+            raise AdminRefused(f"{method.name} administers this node and is refused: {reason}")
         args = method.bind(request.params)
         result = method.handler(*args)
         if inspect.isawaitable(result):

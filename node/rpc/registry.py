@@ -67,13 +67,15 @@ class Param:
 
 @dataclass(frozen=True)
 class RegisteredMethod:
-    """A method as registered: its handler, parameters and documentation."""
+    """A method as registered: its handler, parameters and documentation. An `admin` method administers
+    this node's own resources and is served only to callers `node.rpc.admin` lets do that."""
 
     name: str
     handler: Handler
     params: tuple[Param, ...]
     doc: str
     example: dict[str, Any] | None
+    admin: bool = False
 
     def bind(self, raw: object) -> list[Any]:
         """Parse `raw` params (list, dict or None when absent) into handler arguments, in order."""
@@ -121,7 +123,8 @@ class RegisteredMethod:
         return args
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-friendly description: name, doc, params (name, doc, required, default) and example."""
+        """A JSON-friendly description: name, doc, params (name, doc, required, default), example, and
+        `admin: true` for an admin method."""
         params = []
         for p in self.params:
             entry: dict[str, Any] = {"name": p.name, "doc": p.doc, "required": p.required}
@@ -129,6 +132,8 @@ class RegisteredMethod:
                 entry["default"] = p.default
             params.append(entry)
         out: dict[str, Any] = {"name": self.name, "doc": self.doc, "params": params}
+        if self.admin:
+            out["admin"] = True
         if self.example is not None:
             out["example"] = self.example
         return out
@@ -148,12 +153,12 @@ class MethodRegistry:
         self._methods: dict[str, RegisteredMethod] = {}
 
     def method(
-        self, name: str, *params: Param, doc: str = "", example: dict[str, Any] | None = None
+        self, name: str, *params: Param, doc: str = "", example: dict[str, Any] | None = None, admin: bool = False
     ) -> Callable[[H], H]:
         """Decorator form of `add`; returns the handler unchanged."""
 
         def register(handler: H) -> H:
-            self.add(name, handler, params, doc=doc, example=example)
+            self.add(name, handler, params, doc=doc, example=example, admin=admin)
             return handler
 
         return register
@@ -165,8 +170,10 @@ class MethodRegistry:
         params: Sequence[Param] = (),
         doc: str = "",
         example: dict[str, Any] | None = None,
+        admin: bool = False,
     ) -> None:
-        """Register `handler` as method `name`; the doc defaults to the handler's docstring."""
+        """Register `handler` as method `name`; the doc defaults to the handler's docstring. `admin`: the
+        method administers this node's resources (`node.rpc.admin` decides who may call it)."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"method name must be a non-empty string, got {name!r}")
         if name in self._methods:
@@ -197,7 +204,7 @@ class MethodRegistry:
         if example is not None and (not isinstance(example, dict) or not is_json(example)):
             raise ValueError(f"method {name!r}: example must be a JSON-serialisable dict")
         text = doc or inspect.getdoc(handler) or ""
-        self._methods[name] = RegisteredMethod(name, handler, params, text, example)
+        self._methods[name] = RegisteredMethod(name, handler, params, text, example, admin)
 
     def get(self, name: str) -> RegisteredMethod | None:
         """The method registered as `name`, or None."""

@@ -78,3 +78,19 @@ def test_a_whole_number_setting_refuses_fractions_instead_of_truncating(tmp_path
         load_config(toml, environ={})
     toml.write_text("[mempool]\nmax_per_sender = 2.0\n")  # a whole number written as a float is fine
     assert load_config(toml, environ={}).mempool.max_per_sender == 2
+
+
+def test_the_admin_settings_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    assert load_config(environ={}).rpc.admin_from_loopback is True
+    assert load_config(environ={}).rpc.admin_token_file is None
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "node.toml"
+    path.write_text('[rpc]\naddr = "0.0.0.0"\nadmin_from_loopback = false\nadmin_token_file = "admin-token"\n')
+    config = load_config(config_file=path, environ={})
+    assert config.rpc.admin_from_loopback is False
+    assert config.rpc.admin_token_file == tmp_path / "conf" / "admin-token"  # relative to the file
+    environ = {"AICHAIN_RPC_ADMIN_FROM_LOOPBACK": "true", "AICHAIN_RPC_ADMIN_TOKEN_FILE": "/etc/aichain/token"}
+    config = load_config(config_file=path, environ=environ)
+    assert config.rpc.admin_from_loopback is True and config.rpc.admin_token_file == Path("/etc/aichain/token")
+    with pytest.raises(ConfigError, match=r"rpc\.admin_from_loopback must be true or false"):
+        load_config(environ={"AICHAIN_RPC_ADMIN_FROM_LOOPBACK": "sometimes"})

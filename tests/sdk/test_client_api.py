@@ -32,7 +32,13 @@ def test_the_client_offers_the_transfer_calls_as_they_are(name: str) -> None:
 
 def test_the_node_port_is_what_the_client_provides() -> None:
     port = {n for n in vars(Node) if not n.startswith("_")}
-    assert port == {"url", "timeout", "session", "key_or_fail", "chain_id", "node_key", "rpc"}
+    assert port == {"url", "timeout", "session", "admin_headers", "key_or_fail", "chain_id", "node_key", "rpc"}
     for name in port:
         if inspect.isfunction(vars(Node)[name]):
             assert inspect.signature(getattr(AsyncClient, name)) == inspect.signature(getattr(Node, name))
+
+
+def test_the_admin_token_goes_in_a_bearer_header_only_when_given() -> None:
+    assert AsyncClient("http://127.0.0.1:1").admin_headers() == {}
+    with_token = AsyncClient("http://127.0.0.1:1", admin_token=" s3cret-token-0123456789\n")
+    assert with_token.admin_headers() == {"Authorization": "Bearer s3cret-token-0123456789"}
