@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Interpreter", list[Any], int], Any]
 _NUMBER = (int, bool)
+_I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1  # an event's integers fit in 64 bits, signed or not
 
 
 def _int(value: Any, builtin: str) -> int:
@@ -55,17 +56,28 @@ def _require(vm: Interpreter, a: list[Any], depth: int) -> Any:
 def _emit(vm: Interpreter, a: list[Any], depth: int) -> Any:
     if vm.host.read_only:
         raise VMError(Fault.READ_ONLY_EMIT)
-    name, rest = a[0], a[1:]
-    if type(name) is not str or len(rest) % 2:
+    name = a[0]
+    if type(name) is not str or not len(a) % 2:
         raise VMError(Fault.EVENT_SHAPE)
     fields = []
-    size = nbytes(name)
-    for key, value in zip(rest[0::2], rest[1::2], strict=True):
-        if type(key) is not str or type(value) not in (int, bytes, str, bool):
+    size = 4 * len(name)  # `nbytes` of a str, here and below
+    for i in range(1, len(a), 2):
+        key, value = a[i], a[i + 1]
+        if type(key) is not str:
             raise VMError(Fault.EVENT_FIELD)
-        if type(value) is int and not -(1 << 63) <= value < (1 << 64):
-            raise VMError(Fault.EVENT_INT, name=contract_text(key))
-        size += nbytes(key) + (nbytes(value) if type(value) in (bytes, str) else 8)
+        kind_ = type(value)
+        if kind_ is int:
+            if not _I64_MIN <= value <= _U64_MAX:
+                raise VMError(Fault.EVENT_INT, name=contract_text(key))
+            size += 4 * len(key) + 8
+        elif kind_ is str:
+            size += 4 * (len(key) + len(value))
+        elif kind_ is bytes:
+            size += 4 * len(key) + len(value)
+        elif kind_ is bool:
+            size += 4 * len(key) + 8
+        else:
+            raise VMError(Fault.EVENT_FIELD)
         fields.append((key, value))
     vm._charge(G.EVENT + G.EVENT_FIELD * len(fields) + G.EVENT_BYTE * size)
     vm.host.emit(name, fields)

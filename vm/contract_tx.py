@@ -30,7 +30,7 @@ from vm.gas import DEPLOY_BYTE
 from vm.state import StateView
 from vm.storage_values import fresh
 
-CALL_CACHE_ENTRIES = 4_096  # decoded call data kept, dropped whole when full
+CALL_CACHE_ENTRIES = 1_024  # decoded call data kept, dropped whole when full (at most ~15 MB of values)
 CALL_CACHE_MAX_BYTES = 512  # longer call data is decoded each time
 _CALLS: dict[bytes, tuple[str, tuple[Any, ...]]] = {}  # call data -> (function, arguments): a pure function of it
 DATA_LIMITS = codec.Limits(max_bytes=256 * 1024, max_bin_len=256 * 1024, max_array_len=16_384, max_depth=20)
