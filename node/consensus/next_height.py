@@ -15,7 +15,12 @@ was made or reached this node (or after that height started here, if later),
   arrived: a light load gets a block per block time, not a flood of small ones;
 - the empty-block interval when there is nothing to do;
 - no time at all when the round-0 proposer's proposal for the next height arrived (that
-  proposer judged it due: a late node catches up), or when no height started here yet.
+  proposer judged it due: a late node catches up).
+
+After a start, when no height started here yet, the previous proposal counts as made at the
+head's time by this node's clock (never ahead of it): a restarted node waits out what is left of
+the block time, as it would have without the restart, and a head dated ahead delays it at most
+one interval.
 
 Pacing from the proposal, as the head's timestamp once did, gives a validator that was slow
 to write the previous block (or whose proposal came late) the same interval as the others
@@ -95,15 +100,15 @@ def ahead(events: Iterable[Event | UnvalidatedProposal], validators: ValidatorSe
 
 
 def due_at(
-    timing: BlockTiming, committed_at: float, paced_from: float | None, pending: int, work: bool, peers: Ahead
+    timing: BlockTiming, committed_at: float, paced_from: float, pending: int, work: bool, peers: Ahead
 ) -> float:
     """When the next height is due (monotonic seconds), by the rule of this module.
 
     `committed_at`: when the head was written here; `paced_from`: when the previous height's
-    proposal was made or reached this node, not before that height started here (None if no
-    height started here: the node just started); `pending`: transactions in the mempool;
-    `work`: other work for a block (evidence)."""
-    if peers is Ahead.PROPOSAL or paced_from is None:
+    proposal was made or reached this node, not before that height started here (after a start,
+    when no height started here yet: the head's time, by this node's clock, never ahead of it);
+    `pending`: transactions in the mempool; `work`: other work for a block (evidence)."""
+    if peers is Ahead.PROPOSAL:
         return committed_at
     if pending >= timing.busy_txs:  # the proposer executes arrivals meanwhile, off the finality path
         return committed_at + timing.busy_interval_ms / 1000
@@ -137,6 +142,8 @@ async def wait_for_next_height(
     ledger, mempool, signer, prebuilder, clock = at.ledger, at.mempool, at.signer, at.prebuilder, at.clock
     head = ledger.head
     committed_at = clock()
+    if paced_from is None:  # after a start: the head's proposal came at its time (a restart does not rush)
+        paced_from = committed_at - max(0.0, (now_ms() - head.timestamp_ms) / 1000)
     prebuilder.discard()
     last = None if signer is None else signer.last_signed()
     if last is not None and last[0] == head.height + 1:
