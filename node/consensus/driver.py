@@ -123,6 +123,7 @@ class ConsensusDriver:
         self._timers: list[asyncio.TimerHandle] = []
         self.round_started_at = time.monotonic()
         self._paced_from: float | None = None  # when the last height's proposal came here (None: none yet)
+        self._height_s = 0.0  # how long the last height took here, start to written
         self._marks: dict[str, float] = {}  # step -> seconds after the height started (first time reached)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -148,7 +149,7 @@ class ConsensusDriver:
 
     async def _run(self) -> None:
         while True:
-            await wait_for_next_height(self._next_height, self._inbox, self._stash, self._paced_from)
+            await wait_for_next_height(self._next_height, self._inbox, self._stash, self._paced_from, self._height_s)
             head = self.ledger.head
             self._blocks.new_height()
             self._signing.new_height()
@@ -297,7 +298,8 @@ class ConsensusDriver:
         pending = await self._blocks.write(action)
         if pending is None:
             return  # sync imported it meanwhile
-        self.metrics.round_seconds.observe(time.monotonic() - self.round_started_at)
+        self._height_s = time.monotonic() - self.round_started_at
+        self.metrics.round_seconds.observe(self._height_s)
         self._mark("written")
         # The next height is paced from when this one's proposal was made or reached us (not before
         # the height started): a late proposal does not make the next height start at once.

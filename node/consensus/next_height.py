@@ -6,7 +6,10 @@ The next height starts
   `busy_txs` transactions: under load, blocks follow each other one short interval after each
   commit, so a transaction waits at most about one short interval for the block that carries
   it, and that block carries what arrived meanwhile. The round-0 proposer executes the
-  arrivals during that interval, so they cost little on the finality path;
+  arrivals during that interval, so they cost little on the finality path. When heights get
+  long (the machine nears saturation), the interval grows to as long as the previous height
+  took, but never past one block time from that height's start: a height has a fixed cost, and
+  fewer, larger blocks leave more of the machine for transactions where it is scarce;
 
 and otherwise once the previous block is written and, after the previous height's proposal
 was made or reached this node (or after that height started here, if later),
@@ -100,18 +103,26 @@ def ahead(events: Iterable[Event | UnvalidatedProposal], validators: ValidatorSe
 
 
 def due_at(
-    timing: BlockTiming, committed_at: float, paced_from: float, pending: int, work: bool, peers: Ahead
+    timing: BlockTiming,
+    committed_at: float,
+    paced_from: float,
+    pending: int,
+    work: bool,
+    peers: Ahead,
+    height_s: float = 0.0,
 ) -> float:
     """When the next height is due (monotonic seconds), by the rule of this module.
 
     `committed_at`: when the head was written here; `paced_from`: when the previous height's
     proposal was made or reached this node, not before that height started here (after a start,
     when no height started here yet: the head's time, by this node's clock, never ahead of it);
-    `pending`: transactions in the mempool; `work`: other work for a block (evidence)."""
+    `pending`: transactions in the mempool; `work`: other work for a block (evidence);
+    `height_s`: how long the previous height took here, from its start to its block written."""
     if peers is Ahead.PROPOSAL:
         return committed_at
     if pending >= timing.busy_txs:  # the proposer executes arrivals meanwhile, off the finality path
-        return committed_at + timing.busy_interval_ms / 1000
+        block_time_s = timing.block_time_ms / 1000
+        return committed_at + max(timing.busy_interval_ms / 1000, min(height_s, block_time_s - height_s))
     if pending > 0 or work or peers is Ahead.MESSAGES:
         interval_ms = timing.block_time_ms
     else:
@@ -134,11 +145,15 @@ class NextHeight:
 
 
 async def wait_for_next_height(
-    at: NextHeight, inbox: Inbox, stash: Callable[[Entry | None], Ahead], paced_from: float | None
+    at: NextHeight,
+    inbox: Inbox,
+    stash: Callable[[Entry | None], Ahead],
+    paced_from: float | None,
+    height_s: float = 0.0,
 ) -> None:
     """Return when the next height is due (`due_at`). Events taken from `inbox` meanwhile go to
     `stash`, which keeps those for the next height and answers how far they show peers to be
-    (given None: of all it keeps). `paced_from`: what `due_at` counts from."""
+    (given None: of all it keeps). `paced_from`, `height_s`: what `due_at` counts from."""
     ledger, mempool, signer, prebuilder, clock = at.ledger, at.mempool, at.signer, at.prebuilder, at.clock
     head = ledger.head
     committed_at = clock()
@@ -151,7 +166,7 @@ async def wait_for_next_height(
     peers = stash(None)
     while True:
         pending = len(mempool)
-        due = due_at(at.timing, committed_at, paced_from, pending, at.evidence.pending(), peers)
+        due = due_at(at.timing, committed_at, paced_from, pending, at.evidence.pending(), peers, height_s)
         now = clock()
         if now >= due:
             return

@@ -44,6 +44,18 @@ def test_under_load_a_slow_height_is_followed_one_busy_interval_after_its_commit
     assert due_at(TIMING, 102.0, 100.0, 500, False, Ahead.NOTHING) == pytest.approx(102.25)
 
 
+def test_near_saturation_the_busy_interval_grows_with_the_height_never_past_one_block_time() -> None:
+    """Heights that take long (the machine is busy) are followed after as long as they took, up to
+    one block time from their start: fewer, larger blocks where a height's fixed cost matters."""
+    busy = 500
+    assert due_at(TIMING, 100.1, 100.0, busy, False, Ahead.NOTHING, height_s=0.1) == pytest.approx(100.35)
+    assert due_at(TIMING, 100.4, 100.0, busy, False, Ahead.NOTHING, height_s=0.4) == pytest.approx(100.8)
+    assert due_at(TIMING, 100.5, 100.0, busy, False, Ahead.NOTHING, height_s=0.5) == pytest.approx(101.0)
+    assert due_at(TIMING, 100.7, 100.0, busy, False, Ahead.NOTHING, height_s=0.7) == pytest.approx(101.0)
+    # a height longer than the block time: one busy interval, as before
+    assert due_at(TIMING, 101.5, 100.0, busy, False, Ahead.NOTHING, height_s=1.5) == pytest.approx(101.75)
+
+
 def test_fewer_pending_transactions_wait_for_the_block_time_from_the_previous_proposal() -> None:
     assert due(pending=1) == pytest.approx(101.0)
     assert due(pending=199) == pytest.approx(101.0)
