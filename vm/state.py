@@ -30,7 +30,13 @@ class StateView:
         account = self._accounts.get(address)
         if account is None:
             if self._parent is not None:
-                account = self._parent.account(address).copy()
+                # Copy from the nearest view that has it, not through every level: a call nested
+                # three deep made three copies of each account it paid. The levels in between
+                # make their own copy if they come to need one (`merge` asks for it).
+                view = self._parent
+                while (found := view._accounts.get(address)) is None and view._parent is not None:
+                    view = view._parent
+                account = (found if found is not None else view.account(address)).copy()
             else:
                 raw = self._reader.get(ACCOUNT_PREFIX + address)  # account_key, inline: once per account
                 account = Account() if raw is None else Account.decode(raw)
