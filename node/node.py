@@ -350,6 +350,7 @@ class Node:
         self._inbox.wake()  # consensus re-checks the height
         used = {(tx.sender_address, tx.nonce): tx.hash for tx in block.transactions}
         self.mempool.remove_committed({sender for sender, _ in used}, used)
+        self.admission.block_committed(block.transactions)
         self.mempool.expire(now_ms())
         self.journal.block_committed()
         self.metrics.block_committed(block.height, len(block.transactions))

@@ -73,3 +73,34 @@ async def test_a_journal_record_dated_ahead_of_the_clock_is_readmitted_as_arrivi
         assert arrival <= now_ms()
     finally:
         await node.stop()
+
+
+async def test_a_copy_of_a_committed_transaction_is_known_until_it_is_old(tmp_path: Path) -> None:
+    """Gossip copies that arrive after the block holding them are dropped unread (not decoded,
+    not looked up in the transaction index), for the newest `COMMITTED_KEPT` transactions."""
+    from node.txpool import admission as admission_module
+
+    validator = PrivateKey.generate()
+    node = await start_bench_node(tmp_path / "node", bench_genesis(validator, SENDERS), validator)
+    try:
+        raws = signed_transfers(SENDERS, 1, [bytes(20)])
+        await node.admission.submit_many([Transaction.decode(raw) for raw in raws])
+        height = node.chain.head.height
+        await node.head_waiters.wait_for_height(height + 1, 30.0)
+        while len(node.mempool):
+            await node.head_waiters.wait_for_height(node.chain.head.height + 1, 30.0)
+        assert not any(node.mempool.holds_encoding(raw) for raw in raws)  # they left the mempool ...
+        assert all(node.admission.knows_encoding(raw) for raw in raws)  # ... and are still known
+
+        # Only the newest are kept: older encodings are forgotten first.
+        newer = [Transaction.decode(raw) for raw in signed_transfers(SENDERS, 3, [b"\x01" * 20])[SENDERS:]]
+        kept = admission_module.COMMITTED_KEPT
+        try:
+            admission_module.COMMITTED_KEPT = len(newer)
+            node.admission.block_committed(newer)
+        finally:
+            admission_module.COMMITTED_KEPT = kept
+        assert not any(node.admission.knows_encoding(raw) for raw in raws)
+        assert all(node.admission.knows_encoding(tx.encoded) for tx in newer)
+    finally:
+        await node.stop()
