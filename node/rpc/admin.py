@@ -8,6 +8,8 @@ node's disk, CPU and bandwidth or delete what it stores. The rule (`AdminGate.re
   when `[rpc] admin_from_loopback` is true (the default);
 * a call carrying `Authorization: Bearer <token>`, the token equal to the one read from
   `[rpc] admin_token_file` at start (compared in constant time), is served from anywhere;
+* a call carrying a token that is not this node's is refused, from loopback too: a script that
+  sends a stale or mistyped token learns it on this machine, not after it moves to another;
 * every other admin call is refused: JSON-RPC error -32040 (`core.errors.AdminRefused`), HTTP
   403 for an upload, saying what was missing and what to do.
 
@@ -69,15 +71,15 @@ class AdminGate:
     def refusal(self, peer: str | None, authorization: str | None) -> str | None:
         """Why a call from `peer` with this `Authorization` header may not administer the node; None if it may."""
         sent = bearer_token(authorization)
-        if sent is not None and self.token is not None and hmac.compare_digest(sent.encode(), self.token):
-            return None
+        if sent is not None and self.token is not None:
+            if hmac.compare_digest(sent.encode(), self.token):
+                return None
+            return f"the admin token sent is not this node's ([rpc] admin_token_file); {_TO_DO}"
         local = is_loopback(peer)
         if local and self.from_loopback:
             return None
-        if sent is not None:
-            if self.token is None:
-                return f"an admin token was sent, but this node has none ([rpc] admin_token_file is not set); {_TO_DO}"
-            return f"the admin token sent is not this node's ([rpc] admin_token_file); {_TO_DO}"
+        if sent is not None:  # this node has no token to compare it with
+            return f"an admin token was sent, but this node has none ([rpc] admin_token_file is not set); {_TO_DO}"
         if local:
             return (
                 "admin calls from loopback are off on this node ([rpc] admin_from_loopback = false, as behind "

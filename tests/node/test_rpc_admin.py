@@ -67,6 +67,11 @@ def test_the_rule() -> None:
     proxied = token_only.refusal("127.0.0.1", None)
     assert proxied is not None and "admin_from_loopback = false" in proxied
     assert token_only.refusal("127.0.0.1", "Bearer " + "x" * 32) is not None
+    # A wrong token is refused from loopback too (a script with a stale token learns it here) ...
+    stale = with_token.refusal("127.0.0.1", "Bearer " + "x" * 32)
+    assert stale is not None and "not this node's" in stale
+    # ... while a token sent to a node that has none is not a mismatch: loopback is served.
+    assert open_gate.refusal("127.0.0.1", bearer) is None
 
 
 def registry() -> MethodRegistry:
