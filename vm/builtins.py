@@ -19,9 +19,9 @@ from vm.faults import Fault, Revert, VMError, contract_text, kind
 from vm.operations import nbytes
 
 if TYPE_CHECKING:
-    from vm.interpreter import Interpreter
+    from vm.machine import Machine
 
-Handler = Callable[["Interpreter", list[Any], int], Any]
+Handler = Callable[["Machine", list[Any], int], Any]
 _NUMBER = (int, bool)
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1  # an event's integers fit in 64 bits, signed or not
 
@@ -40,20 +40,20 @@ def _address(value: Any, builtin: str) -> bytes:
     return value
 
 
-def _len(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _len(vm: Machine, a: list[Any], depth: int) -> Any:
     if type(a[0]) not in (bytes, str, list, dict):
         raise VMError(Fault.BUILTIN_ARGS, builtin="len()", expects="bytes, a string, a list or a dict")
     return len(a[0])
 
 
-def _require(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _require(vm: Machine, a: list[Any], depth: int) -> Any:
     if not a[0]:
         reason = a[1] if len(a) > 1 else None
         raise Revert(reason if type(reason) is str else "requirement failed")
     return None
 
 
-def _emit(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _emit(vm: Machine, a: list[Any], depth: int) -> Any:
     if vm.host.read_only:
         raise VMError(Fault.READ_ONLY_EMIT)
     name = a[0]
@@ -84,12 +84,12 @@ def _emit(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return None
 
 
-def _balance(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _balance(vm: Machine, a: list[Any], depth: int) -> Any:
     vm._charge(G.BALANCE)
     return vm.host.balance(_address(a[0], "native_balance()"))
 
 
-def _pay(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _pay(vm: Machine, a: list[Any], depth: int) -> Any:
     if vm.host.read_only:
         raise VMError(Fault.READ_ONLY_PAY)
     to, amount = _address(a[0], "pay()"), _int(a[1], "pay()")
@@ -100,7 +100,7 @@ def _pay(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return None
 
 
-def _sha256(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _sha256(vm: Machine, a: list[Any], depth: int) -> Any:
     data = a[0]
     if type(data) is not bytes and type(data) is not str:
         raise VMError(Fault.BUILTIN_ARGS, builtin="sha256()", expects="bytes or a string")
@@ -109,7 +109,7 @@ def _sha256(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return sha256(data.encode() if isinstance(data, str) else data)  # exactly str or bytes, checked above
 
 
-def _verify(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _verify(vm: Machine, a: list[Any], depth: int) -> Any:
     public_key, signature, message = a
     if type(public_key) is not bytes or type(signature) is not bytes or type(message) is not bytes:
         raise VMError(Fault.BUILTIN_ARGS, builtin="verify_ed25519()", expects="bytes (public key, signature, message)")
@@ -117,11 +117,11 @@ def _verify(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return verify_raw(public_key, signature, message)
 
 
-def _call(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _call(vm: Machine, a: list[Any], depth: int) -> Any:
     return _call_contract(vm, _address(a[0], "call()"), 0, a[1], a[2:], depth)
 
 
-def _call_with_value(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _call_with_value(vm: Machine, a: list[Any], depth: int) -> Any:
     value = _int(a[1], "call(..., value=amount)")
     if value < 0:
         raise VMError(Fault.NEGATIVE_AMOUNT, builtin="call(..., value=amount)")
@@ -132,7 +132,7 @@ def _call_with_value(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return _call_contract(vm, _address(a[0], "call()"), value, a[2], a[3:], depth)
 
 
-def _call_contract(vm: Interpreter, address: bytes, value: int, function: Any, args: list[Any], depth: int) -> Any:
+def _call_contract(vm: Machine, address: bytes, value: int, function: Any, args: list[Any], depth: int) -> Any:
     if type(function) is not str:
         raise VMError(Fault.BUILTIN_ARGS, builtin="call()", expects="the function's name as a string")
     vm._charge(G.CALL_CONTRACT + G.CALL_ARG * len(args))
@@ -142,7 +142,7 @@ def _call_contract(vm: Interpreter, address: bytes, value: int, function: Any, a
 
 
 def _minmax(pick: Callable[..., Any], name: str) -> Handler:
-    def run(vm: Interpreter, a: list[Any], depth: int) -> Any:
+    def run(vm: Machine, a: list[Any], depth: int) -> Any:
         vm._charge(G.SMALL_BUILTIN)
         if len(a) == 2 and type(a[0]) is int and type(a[1]) is int:  # the common case, without a generator
             return pick(a[0], a[1])
@@ -151,7 +151,7 @@ def _minmax(pick: Callable[..., Any], name: str) -> Handler:
     return run
 
 
-def _abs(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _abs(vm: Machine, a: list[Any], depth: int) -> Any:
     number = _int(a[0], "abs()")
     vm._charge(G.SMALL_BUILTIN)
     if number == INT_MIN:
@@ -159,7 +159,7 @@ def _abs(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return abs(number)
 
 
-def _to_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _to_bytes(vm: Machine, a: list[Any], depth: int) -> Any:
     number, length = _int(a[0], "to_bytes()"), _int(a[1], "to_bytes()")
     if not 0 <= length <= 32 or number < 0 or number.bit_length() > 8 * length:
         raise VMError(Fault.TO_BYTES, number=number, length=length)
@@ -168,7 +168,7 @@ def _to_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return number.to_bytes(length, "big")
 
 
-def _from_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _from_bytes(vm: Machine, a: list[Any], depth: int) -> Any:
     if type(a[0]) is not bytes or len(a[0]) > 31:
         raise VMError(
             Fault.BUILTIN_ARGS, builtin="from_bytes()", expects="at most 31 bytes (the result is a signed 256-bit int)"
@@ -177,7 +177,7 @@ def _from_bytes(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return int.from_bytes(a[0], "big")
 
 
-def _str(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _str(vm: Machine, a: list[Any], depth: int) -> Any:
     value = a[0]
     if type(value) not in (int, str, bool):
         raise VMError(Fault.BUILTIN_ARGS, builtin="str()", expects=f"an int, a string or a bool, not {kind(value)}")
@@ -187,7 +187,7 @@ def _str(vm: Interpreter, a: list[Any], depth: int) -> Any:
     return text
 
 
-def _address_of(vm: Interpreter, a: list[Any], depth: int) -> Any:
+def _address_of(vm: Machine, a: list[Any], depth: int) -> Any:
     if type(a[0]) is not bytes or len(a[0]) != 32:
         raise VMError(Fault.BUILTIN_ARGS, builtin="address_of()", expects="a 32-byte Ed25519 public key")
     vm._charge(G.ADDRESS_OF)

@@ -26,7 +26,7 @@ a failed call reverts all of them.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from core.contract_values import INT_MAX, INT_MIN, MAX_LIST
 from vm import gas as G
@@ -34,6 +34,7 @@ from vm import operations as ops
 from vm.builtins import BUILTINS
 from vm.bytecode import Function, Method, Module, Op, StorageKind
 from vm.faults import Fault, InternalVMError, OutOfGas, Revert, VMError, contract_text, internal_fault, kind
+from vm.machine import Host
 from vm.operations import FLAT, OP
 
 __all__ = [
@@ -51,34 +52,6 @@ __all__ = [
 MAX_DEPTH = 64  # nested function calls in one execution (contract calls count too)
 MAX_MEMORY = 64 * 1024 * 1024  # bytes of values built during one execution
 GAS_SLICE = 1_000_000  # gas released at a time to a call with a deadline
-
-
-class Host(Protocol):
-    """What a running contract can ask of the chain (implemented over a state overlay)."""
-
-    caller: bytes
-    origin: bytes
-    value: int
-    address: bytes
-    block_height: int
-    block_time_ms: int
-    chain_id: int
-    read_only: bool
-
-    # Storage: each also says whether the key is touched for the first time in the transaction (it
-    # then costs the full price) and how many bytes of key and value it moved (gas by size).
-    def storage_get(self, var: int, kind: int, key: Any, zero: Any) -> tuple[Any, bool, int]: ...
-    def storage_set(self, var: int, kind: int, key: Any, value: Any) -> tuple[bool, int]: ...
-    def storage_has(self, var: int, key: Any) -> tuple[bool, bool, int]: ...
-    def storage_delete(self, var: int, key: Any) -> tuple[bool, int]: ...
-    def balance(self, address: bytes) -> int: ...
-    def transfer(self, to: bytes, amount: int) -> None: ...
-    def emit(self, name: str, fields: list[tuple[str, Any]]) -> None: ...
-    def call_contract(
-        self, address: bytes, function: str, args: list[Any], value: int, gas: int, depth: int
-    ) -> tuple[Any, int]:
-        """(result, gas used) of a call into another contract sending it `value` units, or raise `VMError`."""
-        ...
 
 
 class Deadline:

@@ -17,7 +17,7 @@ from vm.bytecode import Method, Op
 from vm.faults import Fault, VMError, kind
 
 if TYPE_CHECKING:
-    from vm.interpreter import Interpreter
+    from vm.machine import Machine
 
 # Plain-int copies of the opcodes and methods for dispatch: fetching an IntEnum member and
 # comparing an int with it costs ~8x a plain int on CPython 3.11, once per instruction.
@@ -56,7 +56,7 @@ def nbytes(value: bytes | str) -> int:
     return len(value) if type(value) is bytes else 4 * len(value)
 
 
-def add(vm: Interpreter, a: Any, b: Any) -> Any:
+def add(vm: Machine, a: Any, b: Any) -> Any:
     """`+` on anything but two ints: bools count as ints; bytes, strings and lists concatenate."""
     ta, tb = type(a), type(b)
     if ta in NUMBER and tb in NUMBER:
@@ -78,7 +78,7 @@ def add(vm: Interpreter, a: Any, b: Any) -> Any:
     return a + b
 
 
-def order(vm: Interpreter, op: int, a: Any, b: Any) -> bool:
+def order(vm: Machine, op: int, a: Any, b: Any) -> bool:
     """<, <=, >, >= on two numbers, two bytes or two strings (the loop handles two ints itself)."""
     ta, tb = type(a), type(b)
     if not ((ta in NUMBER and tb in NUMBER) or (ta is tb and (ta is bytes or ta is str))):
@@ -94,7 +94,7 @@ def order(vm: Interpreter, op: int, a: Any, b: Any) -> bool:
     return bool(a >= b)
 
 
-def equal(vm: Interpreter, a: Any, b: Any, depth: int) -> bool:
+def equal(vm: Machine, a: Any, b: Any, depth: int) -> bool:
     """`==` walking lists and dicts with the VM's own bounds (Python's would recurse without any),
     charged by what it compares: bytes of equal-length strings, items of lists and dicts."""
     ta, tb = type(a), type(b)
@@ -118,7 +118,7 @@ def equal(vm: Interpreter, a: Any, b: Any, depth: int) -> bool:
     return all(key in b and equal(vm, value, b[key], depth + 1) for key, value in a.items())
 
 
-def contains(vm: Interpreter, container: Any, item: Any) -> bool:
+def contains(vm: Machine, container: Any, item: Any) -> bool:
     kind_ = type(container)
     if kind_ is dict:
         hashable(vm, item)
@@ -141,7 +141,7 @@ def contains(vm: Interpreter, container: Any, item: Any) -> bool:
     raise VMError(Fault.OPERANDS, op="in", left=kind(item), right=kind(container))
 
 
-def arith(vm: Interpreter, op: int, stack: list[Any]) -> None:
+def arith(vm: Machine, op: int, stack: list[Any]) -> None:
     if op == OP.NEG or op == OP.NOT or op == OP.INVERT:
         a = stack.pop()
         if op == OP.NOT:
@@ -186,7 +186,7 @@ def arith(vm: Interpreter, op: int, stack: list[Any]) -> None:
     stack.append(r)
 
 
-def alloc_value(vm: Interpreter, value: Any) -> None:
+def alloc_value(vm: Machine, value: Any) -> None:
     """Meter a slice: its bytes, or its items."""
     if type(value) is list:
         vm._alloc_items(len(value))
@@ -194,7 +194,7 @@ def alloc_value(vm: Interpreter, value: Any) -> None:
         vm._alloc(nbytes(value))
 
 
-def store_index(vm: Interpreter, container: Any, key: Any, value: Any) -> None:
+def store_index(vm: Machine, container: Any, key: Any, value: Any) -> None:
     kind_ = type(container)
     if kind_ is dict:
         hashable(vm, key)
@@ -214,7 +214,7 @@ def store_index(vm: Interpreter, container: Any, key: Any, value: Any) -> None:
         raise VMError(Fault.ASSIGN_INTO, kind=kind(container))
 
 
-def method(vm: Interpreter, which: int, argc: int, stack: list[Any]) -> None:
+def method(vm: Machine, which: int, argc: int, stack: list[Any]) -> None:
     args = stack[len(stack) - argc :] if argc else []
     del stack[len(stack) - argc :]
     obj = stack.pop()
@@ -238,7 +238,7 @@ def method(vm: Interpreter, which: int, argc: int, stack: list[Any]) -> None:
         raise VMError(Fault.NO_METHOD, kind=kind(obj), method=_METHOD_NAMES[which])
 
 
-def index(vm: Interpreter, container: Any, key: Any) -> Any:
+def index(vm: Machine, container: Any, key: Any) -> Any:
     """`container[key]` with the VM's checks (the loop handles an in-range list index itself)."""
     vm._charge(G.INDEX_SLOW)
     kind_ = type(container)
@@ -265,7 +265,7 @@ def to_int(value: Any) -> int:
     raise VMError(Fault.EXPECTED_INT, kind=kind(value))
 
 
-def hashable(vm: Interpreter, key: Any) -> None:
+def hashable(vm: Machine, key: Any) -> None:
     """Check `key` can key a dict, and charge hashing it (and comparing it with an equal key) by size."""
     kind_ = type(key)
     if kind_ not in FLAT:
