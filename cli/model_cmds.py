@@ -20,6 +20,7 @@ import typer
 from aichain_node.terms import ModelRef, Offer, parse_owners
 from cli.artifact_private import NodeKeyOption
 from cli.common import (
+    AdminTokenFileOption,
     JsonOption,
     KeystoreOption,
     PasswordFileOption,
@@ -73,6 +74,7 @@ def publish(
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -85,7 +87,11 @@ def publish(
     terms = guarded(lambda: Offer.parse(offer)) if offer is not None else None
     owners = guarded(lambda: parse_owners([_owner_spec(o, keystore) for o in owner])) if owner else None
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    with connect(rpc, sender, keystore, password_file) as node, phases(quiet) as start:
+    # Storing the bytes on the node is an upload: an admin call when the node is on another machine.
+    with (
+        connect(rpc, sender, keystore, password_file, admin_token_file=admin_token_file) as node,
+        phases(quiet) as start,
+    ):
         advance = start(f"storing {path.name}", size)
         result = guarded(
             lambda: node.models.publish(
@@ -207,13 +213,15 @@ def pull(
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
     password_file: Path | None = PasswordFileOption,
+    admin_token_file: Path | None = AdminTokenFileOption,
     quiet: bool = QuietOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Get a model version from the network, verified against its sha256 on chain (and decrypted with
     your envelope, if it is private) before it is put in place."""
     ref = guarded(lambda: ModelRef.parse(model))
-    with connect(rpc, sender, keystore, password_file, node_key) as node, phases(quiet) as start:
+    # The node fetching the bytes from its peers is an admin call when the node is on another machine.
+    with connect(rpc, sender, keystore, password_file, node_key, admin_token_file) as node, phases(quiet) as start:
         fetched = start("fetching from peers", None)
         reading: list[Callable[[int], None]] = []
 

@@ -29,12 +29,18 @@ T = TypeVar("T")
 
 
 def connect(
-    rpc: str | None, sender: str | None, keystore: Path | None, password_file: Path | None, node_key: str | None = None
+    rpc: str | None,
+    sender: str | None,
+    keystore: Path | None,
+    password_file: Path | None,
+    node_key: str | None = None,
+    admin_token_file: Path | None = None,
 ) -> Client:
-    """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for."""
+    """A client of the node, as `sender`; `node_key` (0x-hex) pins the node key its signed reads are for;
+    `admin_token_file` holds the node's admin token, for its admin calls (uploads, fetches from peers)."""
     key = None if sender is None else load_key(sender, keystore, password_file)
     pinned = None if node_key is None else guarded(lambda: parse_node_key(node_key))
-    return sdk_client(rpc_url(rpc), key, node_key=pinned)
+    return sdk_client(rpc_url(rpc), key, node_key=pinned, admin_token_file=admin_token_file)
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -21,8 +21,11 @@ from urllib.parse import urlparse
 import pytest
 
 from aichain_node import AdminRefused, Client
+from core.keys import PrivateKey, write_key_file
+from core.units import UNIT as AIC
+from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
-from tests.integration.support import post, request
+from tests.integration.support import fund, post, request
 
 TOKEN = "b7e1c0d2a9f84e3c6a5b1d0e9f8c7b6a"
 ADMIN_METHODS = [
@@ -119,6 +122,12 @@ def put(url: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[i
         connection.close()
 
 
+def key_file(directory: Path, key: PrivateKey) -> str:
+    path = directory / "owner.pem"
+    write_key_file(path, key, None)
+    return str(path)
+
+
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -188,6 +197,19 @@ def test_with_the_token_a_remote_client_administers_the_node(open_rpc: NodeProce
     assert kept not in {a["id"] for a in open_rpc.rpc.call("artifact_list")}
     open_rpc.env = {**env_free, "AICHAIN_ADMIN_TOKEN_FILE": str(token_file)}
     assert open_rpc.cli_json("artifact", "gc", "--rpc", url)["artifacts_removed"] >= 0
+
+    # `model publish` stores the bytes on the node (an upload): refused without the token, served with it.
+    open_rpc.env = {**env_free, "AICHAIN_MODEL_CACHE": str(tmp_path / "cache")}
+    owner = key_file(tmp_path, fund(open_rpc, 10 * AIC))
+    source = build_mlp(tmp_path / "net.onnx", seed=5)
+    name = f"remote-{os.getpid()}"
+    publish = ("model", "publish", str(source), "--name", name, "--from", owner, "--rpc", url, "--quiet")
+    refused = open_rpc.cli(*publish, check=False)
+    assert refused.returncode != 0 and "PUT /artifacts" in refused.stderr and "--admin-token-file" in refused.stderr
+    published = open_rpc.cli_json(*publish, "--admin-token-file", str(token_file))
+    assert published["version"] == 1
+    pulled = open_rpc.cli_json("model", "pull", name, "--rpc", url, "--admin-token-file", str(token_file), "--quiet")
+    assert Path(pulled["path"]).read_bytes() == source.read_bytes()
 
 
 def test_behind_a_local_proxy_loopback_is_no_admin(tmp_path: Path) -> None:
