@@ -38,7 +38,8 @@ class HttpServer:
         limits = RpcLimits(max_body_bytes=rpc.max_body_bytes, max_batch=rpc.max_batch)
         token = None if rpc.admin_token_file is None else read_admin_token(rpc.admin_token_file)  # ConfigError
         admin = AdminGate(from_loopback=rpc.admin_from_loopback, token=token)
-        add_rpc_routes(app, Dispatcher(build_registry(served), limits), cors_origins=rpc.cors_origins, admin=admin)
+        dispatcher = Dispatcher(build_registry(served), limits, on_error=self._count_error)
+        add_rpc_routes(app, dispatcher, cors_origins=rpc.cors_origins, admin=admin)
         uploads = UploadLimits(
             max_uploads=a.max_uploads,
             idle_timeout_s=a.upload_idle_timeout_s,
@@ -51,6 +52,9 @@ class HttpServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=server_logger())
+
+    def _count_error(self, code: int) -> None:
+        self.metrics.rpc_errors.labels(str(code)).inc()
 
     async def set_up(self) -> None:
         await self._runner.setup()

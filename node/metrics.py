@@ -40,6 +40,9 @@ class NodeMetrics:
         self.mempool_txs = Gauge("aichain_mempool_transactions", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("aichain_mempool_bytes", "Bytes of transactions in the mempool", registry=r)
         self.txs_committed = Counter("aichain_transactions_committed", "Transactions committed in blocks", registry=r)
+        self.rpc_errors = Counter(
+            "aichain_rpc_errors", "JSON-RPC error answers, by code (-32040: admin call refused)", ["code"], registry=r
+        )
         self.txs_rejected = Counter(
             "aichain_transactions_rejected", "Transactions refused at admission", ["reason"], registry=r
         )
@@ -227,10 +230,10 @@ class LiveFamilies(Collector):
         )
         refused = CounterMetricFamily(
             "aichain_artifact_uploads_refused",
-            "Uploads refused: busy (all slots taken, 503), too_slow (408)",
+            "Uploads refused: busy (all slots taken, 503), too_slow (408), admin (no admin rights, 403)",
             labels=["reason"],
         )
-        for reason in ("busy", "too_slow"):
+        for reason in ("busy", "too_slow", "admin"):
             refused.add_metric([reason], uploads[reason])
         yield refused
         reads = sources.private_reads()

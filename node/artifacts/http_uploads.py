@@ -60,7 +60,7 @@ class Uploads:
         self.access = access
         self.limits = limits
         self.uploading = 0
-        self.refused = {"busy": 0, "too_slow": 0}  # uploads answered 503 and 408
+        self.refused = {"busy": 0, "too_slow": 0, "admin": 0}  # uploads answered 503, 408 and 403
         self._ingest = ThreadPoolExecutor(max_workers=limits.max_uploads, thread_name_prefix="artifact-ingest")
 
     def counts(self) -> dict[str, int]:
@@ -76,6 +76,7 @@ class Uploads:
     async def upload(self, request: web.Request) -> web.StreamResponse:
         refusal = self.admin.refusal(request.remote, request.headers.get("Authorization"))
         if refusal is not None:
+            self.refused["admin"] += 1
             response = error(403, f"an upload (PUT /artifacts) administers this node and is refused: {refusal}")
             response.force_close()  # the body is not read: the connection cannot carry another request
             return response

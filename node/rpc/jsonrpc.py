@@ -32,6 +32,8 @@ those are registered on a `MethodRegistry` by other modules. Rules:
 * Handler raising `RpcError` -> that error; `core.errors.AichainError` -> its `rpc_code`,
   `str(exc)` and `data` (omitted when empty); any other exception -> -32603 "internal error"
   (traceback logged, never sent). A result that is not JSON-serialisable -> -32603 as well.
+* Every error answered is reported to `on_error(code)` (the node counts them in /metrics,
+  `aichain_rpc_errors_total{code}`: e.g. -32040, admin calls refused).
 * Responses are `{"jsonrpc":"2.0","id":..,"result":..}` or
   `{"jsonrpc":"2.0","id":..,"error":{"code":..,"message":..[,"data":..]}}`, compact, ASCII-only
   JSON; integers of any size are JSON numbers. Batch responses keep the requests' order.
@@ -45,6 +47,7 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -109,11 +112,16 @@ class Dispatcher:
     """Answers JSON-RPC requests with the methods of a registry (see the module docstring)."""
 
     def __init__(
-        self, registry: MethodRegistry, limits: RpcLimits = RpcLimits(), logger: logging.Logger | None = None
+        self,
+        registry: MethodRegistry,
+        limits: RpcLimits = RpcLimits(),
+        logger: logging.Logger | None = None,
+        on_error: Callable[[int], None] | None = None,
     ) -> None:
         self.registry = registry
         self.limits = limits
         self.log = logger or _log
+        self.on_error = on_error  # told the code of every error answered
 
     async def handle_bytes(self, body: bytes) -> bytes | None:
         """Answer a raw body; None means no response at all (notifications only)."""
@@ -229,6 +237,8 @@ class Dispatcher:
             return self._error(request.id, InternalError())
 
     def _error(self, id_: Any, error: RpcError) -> _Answer:
+        if self.on_error is not None:
+            self.on_error(error.code)
         response = {"jsonrpc": JSONRPC_VERSION, "id": id_, "error": error.to_dict()}
         try:
             return response, dumps(response)

@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,20 @@ def key_file(directory: Path, key: PrivateKey) -> str:
     return str(path)
 
 
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of a /metrics family's samples whose labels include `labels`."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if line.startswith("#") or key.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in key for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -162,6 +177,9 @@ def test_without_the_token_a_remote_client_administers_nothing(open_rpc: NodePro
     download = connection.getresponse()
     assert download.status == 200 and download.read() == data
     connection.close()
+    # Refusals show in /metrics: 3 kinds of request x 6 admin methods, and the 3 uploads.
+    assert metric(open_rpc.url, "aichain_rpc_errors_total", code="-32040") >= 3 * len(ADMIN_METHODS)
+    assert metric(open_rpc.url, "aichain_artifact_uploads_refused_total", reason="admin") >= 3
     # The answer says what to do, and the SDK raises it as its type.
     with Client(url) as client, pytest.raises(AdminRefused, match="from the node's own machine"):
         client.rpc("artifact_remove", artifact)

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from core.errors import ConfigError
 from node.rpc.admin import AdminGate, bearer_token, is_loopback, read_admin_token
+from node.rpc.caller import set_client
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher
 from node.rpc.registry import MethodRegistry
@@ -175,3 +176,14 @@ def test_admin_token_file(tmp_path: Path) -> None:
         read_admin_token(write_token(tmp_path / "short", "secret", 0o600))
     with pytest.raises(ConfigError, match="one word"):
         read_admin_token(write_token(tmp_path / "two", TOKEN + " " + TOKEN, 0o600))
+
+
+async def test_refused_admin_calls_are_reported_by_code() -> None:
+    """Every error answer is reported to `on_error` (the node counts it in /metrics by code)."""
+    codes: list[int] = []
+    dispatcher = Dispatcher(registry(), on_error=codes.append)
+    set_client(REMOTE, AdminGate().refusal(REMOTE, None))
+    await dispatcher.handle_bytes(b'{"jsonrpc": "2.0", "id": 1, "method": "wipe", "params": []}')
+    await dispatcher.handle_bytes(b'{"jsonrpc": "2.0", "id": 2, "method": "look", "params": []}')
+    await dispatcher.handle_bytes(b'{"jsonrpc": "2.0", "id": 3, "method": "nope", "params": []}')
+    assert codes == [-32040, -32601]  # the answered call is not an error
