@@ -18,7 +18,7 @@ every node forwards what it admits, most nodes hear of a transaction from severa
 under load the later copies arrive after the block that holds it: the encodings of the last
 `COMMITTED_KEPT` committed transactions are remembered, so that such a copy is dropped unread
 instead of being decoded and refused with a read of the transaction index (on a 4-validator
-testnet at saturation that was about 1.5 lookups per transaction on every validator).
+testnet at saturation, py-spy found those reads at about 2% of a validator's samples).
 """
 
 from __future__ import annotations
