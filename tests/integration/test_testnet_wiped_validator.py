@@ -35,6 +35,20 @@ def _signed(net: Testnet, observers: list[int], address: str, first: int, last: 
     return [h for h in range(first, last + 1) if any(address in net.commit_signers(i, h) for i in observers)]
 
 
+def _signed_in_chain(net: Testnet, observer: int, address: str, first: int, last: int) -> list[int]:
+    """Heights in first..last whose commit, as the next block carries it (`last_commit`), holds `address`.
+
+    That is the commit every node agrees on, and what a node syncing the chain sees. The commit a
+    node stored when it decided a height holds the first 2f+1 precommits that reached it, so
+    another node's may carry a signature the chain's does not."""
+    blocks = net.blocks(observer, first + 1, last + 1)
+    return [
+        block["height"] - 1
+        for block in blocks
+        if address in {s["validator"].lower() for s in block["last_commit"]["signatures"]}
+    ]
+
+
 def _evidence_against(net: Testnet, i: int, first: int, last: int) -> set[str]:
     found = set()
     for block in net.blocks(i, first, last):
@@ -59,7 +73,10 @@ def test_a_validator_whose_data_was_wiped_waits_then_signs_again_and_the_chain_g
         net.start(3)
         assert "head 0," in net.log(3).rsplit("node started:", 1)[1].split("\n")[0], "it starts from nothing"
         net.wait_height(others, stopped_at + 2, 30)
-        last_before = max(_signed(net, others, me, max(1, stopped_at - 10), stopped_at + 2))
+        # The guard counts from the last height whose commit, as the chain carries it, holds its key's
+        # signature: a node's own stored commit of a later height may hold one the chain's does not
+        # (it took the first 2f+1 precommits that reached it), which a wiped node cannot know of.
+        last_before = max(_signed_in_chain(net, 0, me, max(1, stopped_at - 10), stopped_at + 1), default=0)
 
         # It catches up and follows, but its key signs nothing for CHECK_HEIGHT heights; then it does again.
         deadline = time.monotonic() + 90
