@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import secrets
 import ssl
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from node.p2p.messages import MsgType
 from node.p2p.tls import client_context, peer_channel_binding
 from node.testnet import TestnetNode
 from tests.harness import NodeProcess, Rpc
+from tests.integration.support import metric
 from tests.node_health import Health
 
 CONNECT_ERRORS = (OSError, ssl.SSLError, asyncio.IncompleteReadError, ConnectionError, P2PError, TimeoutError)
@@ -84,18 +84,7 @@ class Target:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a /metrics family's samples whose labels include `labels`."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
-            text = response.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith("#") or not line:
-                continue
-            key, _, value = line.rpartition(" ")
-            if key.split("{")[0] != name:
-                continue
-            if all(f'{k}="{v}"' in key for k, v in labels.items()):
-                total += float(value)
-        return total
+        return metric(self.url, name, **labels)
 
 
 @dataclass

@@ -11,9 +11,10 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from core.keys import PrivateKey, address_hex
+from core.keys import PrivateKey, address_hex, write_key_file
 from core.transaction import Transaction, TxKind
 from node.devnet import DEV_ACCOUNT_KEY, DEV_CHAIN_ID
 from tests.harness import NodeProcess
@@ -128,3 +129,24 @@ def fund(node: NodeProcess, amount: int, key: PrivateKey | None = None) -> Priva
     key = key or PrivateKey.generate()
     send_and_wait(node, transfer(DEV_KEY, key.address, amount, pending_nonce(node, DEV_KEY.address)))
     return key
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of a /metrics family's samples at `url` whose labels include `labels`."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if line.startswith("#") or key.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in key for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def key_file(directory: Path, key: PrivateKey, name: str) -> str:
+    """`key` written unencrypted to `directory/name.pem`, as the CLI's --from takes it."""
+    path = directory / f"{name}.pem"
+    write_key_file(path, key, None)
+    return str(path)

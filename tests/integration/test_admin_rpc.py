@@ -13,7 +13,6 @@ import os
 import random
 import socket
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ from urllib.parse import urlparse
 import pytest
 
 from aichain_node import AdminRefused, Client
-from core.keys import PrivateKey, write_key_file
 from core.units import UNIT as AIC
 from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
-from tests.integration.support import fund, post, request
+from tests.integration.support import fund, key_file, metric, post, request
 
 TOKEN = "b7e1c0d2a9f84e3c6a5b1d0e9f8c7b6a"
 ADMIN_METHODS = [
@@ -123,26 +121,6 @@ def put(url: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[i
         connection.close()
 
 
-def key_file(directory: Path, key: PrivateKey) -> str:
-    path = directory / "owner.pem"
-    write_key_file(path, key, None)
-    return str(path)
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    """The sum of a /metrics family's samples whose labels include `labels`."""
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        key, _, value = line.rpartition(" ")
-        if line.startswith("#") or key.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in key for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
 def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -218,7 +196,7 @@ def test_with_the_token_a_remote_client_administers_the_node(open_rpc: NodeProce
 
     # `model publish` stores the bytes on the node (an upload): refused without the token, served with it.
     open_rpc.env = {**env_free, "AICHAIN_MODEL_CACHE": str(tmp_path / "cache")}
-    owner = key_file(tmp_path, fund(open_rpc, 10 * AIC))
+    owner = key_file(tmp_path, fund(open_rpc, 10 * AIC), "owner")
     source = build_mlp(tmp_path / "net.onnx", seed=5)
     name = f"remote-{os.getpid()}"
     publish = ("model", "publish", str(source), "--name", name, "--from", owner, "--rpc", url, "--quiet")

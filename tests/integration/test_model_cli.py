@@ -10,18 +10,12 @@ import pytest
 
 from aichain_node import Client
 from aichain_node.inference import Session, tensor_digest
-from core.keys import PrivateKey, address_hex, write_key_file
+from core.keys import address_hex, write_key_file
 from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
-from tests.integration.support import fund
+from tests.integration.support import fund, key_file
 
 AIC = 10**9
-
-
-def key_file(directory: Path, key: PrivateKey, name: str) -> str:
-    path = directory / f"{name}.pem"
-    write_key_file(path, key, None)
-    return str(path)
 
 
 @pytest.fixture
