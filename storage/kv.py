@@ -74,6 +74,12 @@ class KeyValueStore:
                 lru_cache_size=cache_mb * 1024 * 1024,
                 write_buffer_size=32 * 1024 * 1024,
                 bloom_filter_bits=10,
+                # Tables are written uncompressed: Snappy saves only about a fifth of what the
+                # node stores (hashes, signatures and keys do not shrink), and compressing each
+                # table again on every compaction cost about a tenth of a saturated validator's
+                # CPU (docs/decisions.md). Tables an older version wrote compressed are still
+                # read: LevelDB marks each block with its compression.
+                compression=None,
             )
         except plyvel.IOError as exc:
             raise StorageError(
@@ -110,6 +116,10 @@ class KeyValueStore:
         if reverse:
             return self._db.iterator(start=prefix, stop=start, include_stop=True, reverse=True)
         return self._db.iterator(start=start, stop=stop)
+
+    def compact(self) -> None:
+        """Write out the in-memory table and merge all levels, as LevelDB's own compactions do over time."""
+        self._db.compact_range()
 
     def close(self) -> None:
         if not self._db.closed:
