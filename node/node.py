@@ -143,7 +143,8 @@ class Node:
         self.admission = TxAdmission(
             self.mempool,
             self.metrics,
-            next_nonce=lambda a: chain.account(a).nonce,
+            # nonce_and_balance decodes each stored account value once; the mempool asks it too.
+            next_nonce=lambda a: chain.nonce_and_balance(a)[0],
             tx_location=chain.blocks.tx_location,
         )
         stack.callback(self.admission.close)
