@@ -189,7 +189,8 @@ _SHAPES = {"model": "folder", "version": "box", "dataset": "cylinder", "account"
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string literal; a newline in `text` becomes DOT's line break, escaped once."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def to_dot(graph: dict[str, Any]) -> str:
@@ -202,7 +203,7 @@ def to_dot(graph: dict[str, Any]) -> str:
         elif node["kind"] == "dataset":
             label = format_id(bytes.fromhex(label.removeprefix("sha256:")))[:19] + "…"
         elif node["kind"] == "version":
-            label = f"{label}\\n{node['artifact'][:19]}…"
+            label = f"{label}\n{node['artifact'][:19]}…"
         style = ", style=bold" if node.get("root") else ""
         lines.append(f"  {_quote(node['id'])} [label={_quote(label)}, shape={_SHAPES[node['kind']]}{style}];")
     for edge in graph["edges"]:
