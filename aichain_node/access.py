@@ -43,6 +43,7 @@ class Licences(Protocol):
     async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None: ...
     async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool: ...
     async def is_owner(self, name: str) -> bool: ...
+    async def why_not_licensed(self, ref: ModelRef | str, who: bytes | None = None) -> str: ...
 
 
 class ModelAccess:
@@ -110,8 +111,8 @@ class ModelAccess:
         else:
             self._licensed_until.pop((name, version), None)
             raise NotLicensed(
-                f"{address_hex(me)} holds no licence to {name}@{version}, so it has no key to "
-                f"decrypt it: buy one with `aichain-node licence buy {name}@{version}`"
+                await self.registry.why_not_licensed(ModelRef(name, version), me)
+                + "; without a valid licence there is no key to decrypt it"
             )
 
 

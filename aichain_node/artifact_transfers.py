@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from aichain_node.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, error_from_rpc
+from aichain_node.errors import AccessRefused, ArtifactMismatch, NodeUnreachable, StoredEncrypted, error_from_rpc
 from aichain_node.transfer import DigestMismatch, StoredDownload, describe_mismatch, local_id, private_file, tar_stream
 from core.artifact import format_id, parse_id
 from core.errors import AdminRefused, ArtifactNotFound
@@ -109,6 +109,8 @@ class ArtifactTransfers:
             raise NodeUnreachable(f"the upload to {self.node.url} broke off: {exc}") from exc
         if response.status == 403:
             raise AdminRefused(str(answer.get("error")))
+        if response.status == 409 and answer.get("reason") == "stored_encrypted":
+            raise StoredEncrypted(str(answer.get("error")))
         if response.status != 201:
             raise ArtifactMismatch(f"the node refused the upload (HTTP {response.status}): {answer.get('error')}")
         result: dict[str, Any] = answer

@@ -78,6 +78,28 @@ class NoOffer(AichainError):
     """No offer that this account may take for the version asked for."""
 
 
+class AlreadyLicensed(AichainError):
+    """The account holds a licence to the version that a purchase cannot extend: it never expires (add to
+    its deposit instead), or it runs under another offer until it ends."""
+
+
+class DatasetExists(AichainError):
+    """The dataset is registered already (its owners and terms are set once, by its first registrant)."""
+
+
+class StoredEncrypted(AichainError):
+    """The node stores these bytes encrypted (they were uploaded as a private model's), so a public version
+    naming them could never be pulled: nothing is published."""
+
+
+class NotMetered(AichainError):
+    """The licence is not metered per use, so it has no deposit to add to."""
+
+
+class DepositLocked(AichainError):
+    """A licence's per-use deposit is taken back only a notice period (a day) after the licence ends."""
+
+
 class NotLicensed(AichainError):
     """The account holds no valid licence to a private model version, so it gets no content key."""
 
@@ -145,9 +167,12 @@ __all__ = [
     "AccessRefused",
     "AdminRefused",
     "AichainError",
+    "AlreadyLicensed",
     "ArtifactMismatch",
     "CallsBusy",
     "ContractCallFailed",
+    "DatasetExists",
+    "DepositLocked",
     "KeyNotReleased",
     "ModelNotFound",
     "NoContentKey",
@@ -158,6 +183,8 @@ __all__ = [
     "NotAContract",
     "NotFinalized",
     "NotLicensed",
+    "NotMetered",
+    "StoredEncrypted",
     "TransactionEvicted",
     "TransactionFailed",
     "WrongNode",

@@ -19,13 +19,26 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aichain_node.content_keys import load_content_key
-from aichain_node.errors import ContractCallFailed, NoContentKey, NoOffer
+from aichain_node.errors import (
+    AlreadyLicensed,
+    ContractCallFailed,
+    DepositLocked,
+    NoContentKey,
+    NoOffer,
+    NotLicensed,
+    NotMetered,
+)
+from aichain_node.licence_advice import may_take, when, why_not
 from aichain_node.terms import ModelRef, Offer
 from aichain_node.views import event_field, licence_view, offer_view
 from core.account_encryption import encryption_public_key, seal_for
 from core.artifact import parse_id
 from core.keys import PrivateKey, address_hex, parse_address
 from core.system_addresses import KEYS, LICENSING
+from core.units import format_amount
+
+# The licensing contract's notice period: a deposit is taken back a day after its licence ends.
+NOTICE_MS = 86_400_000
 
 
 class LicensingClient(Protocol):
@@ -148,6 +161,73 @@ class AsyncLicensing:
         receipt = await self.client.send(LICENSING, "make_offer", *args)
         return int(event_field(receipt, "OfferMade", "offer"))
 
+    async def withdraw_offer(self, name: str, offer: int) -> dict[str, Any]:
+        """Sell no more licences under `offer` (an owner's call); licences sold stay as they are."""
+        if not any(o["offer"] == offer for o in await self.offers(name)):
+            raise NoOffer(f"{name} has no offer {offer}: see `aichain-node model info {name}`")
+        return await self.client.send(LICENSING, "withdraw_offer", name, offer)
+
+    async def _held(self, ref: ModelRef | str) -> tuple[str, int, dict[str, Any]]:
+        """(model, version, this account's licence to it); NotLicensed if it holds none."""
+        version = await self.registry.version(ref)
+        name, number = version["model"], version["version"]
+        licence = await self.licence(ModelRef(name, number))
+        if licence is None:
+            raise NotLicensed(await self.why_not(ModelRef(name, number)))
+        return name, number, licence
+
+    async def top_up(self, ref: ModelRef | str, amount: int) -> dict[str, Any]:
+        """Add `amount` to the per-use deposit of this account's licence; the licence as it stands after."""
+        name, number, licence = await self._held(ref)
+        terms = next(o for o in await self.offers(name) if o["offer"] == licence["offer"])
+        if terms["per_use_price"] == 0:
+            raise NotMetered(
+                f"the licence to {name}@{number} (offer {licence['offer']}) is not metered per use: it has no deposit"
+            )
+        await self.client.send(LICENSING, "top_up", name, number, value=amount)
+        return await self._licence_or_fail(name, number)
+
+    async def end(self, ref: ModelRef | str) -> dict[str, Any]:
+        """End this account's licence now; what is left of its deposit can be withdrawn a day later."""
+        name, number, _ = await self._held(ref)
+        await self.client.send(LICENSING, "end_licence", name, number)
+        return await self._licence_or_fail(name, number)
+
+    async def withdraw_deposit(self, ref: ModelRef | str) -> int:
+        """Take back what is left of this account's deposit, a day after its licence ended; the amount."""
+        name, number, licence = await self._held(ref)
+        head_ms = int((await self.client.rpc("chain_head"))["timestamp_ms"])
+        if licence["expires_ms"] == 0 or licence["expires_ms"] > head_ms:
+            raise DepositLocked(
+                f"the licence to {name}@{number} is still running: end it with `aichain-node licence end "
+                f"{name}@{number}`, then withdraw its deposit a day later"
+            )
+        if head_ms < licence["expires_ms"] + NOTICE_MS:
+            raise DepositLocked(
+                f"the licence to {name}@{number} ended at {when(licence['expires_ms'])}; its deposit can be "
+                f"withdrawn from {when(licence['expires_ms'] + NOTICE_MS)} (the owners may still charge "
+                "uses until then)"
+            )
+        await self.client.send(LICENSING, "withdraw_deposit", name, number)
+        # The contract refunds all the escrow holds: what it held when asked, unless a usage receipt the
+        # owners submitted landed first (it has no event to read the amount back from).
+        return int(licence["deposit"])
+
+    async def why_not(self, ref: ModelRef | str, who: bytes | None = None) -> str:
+        """Why `who` (default: this account) may not use a version, and the step that helps."""
+        version = await self.registry.version(ref)
+        name, number = version["model"], version["version"]
+        who = who or self.client.address
+        licence, offers, head = await asyncio.gather(
+            self.licence(ModelRef(name, number), who), self.offers(name), self.client.rpc("chain_head")
+        )
+        return why_not(name, number, address_hex(who), licence, offers, int(head["timestamp_ms"]))
+
+    async def _licence_or_fail(self, name: str, number: int) -> dict[str, Any]:
+        licence = await self.licence(ModelRef(name, number))
+        assert licence is not None  # a licence once bought is never deleted
+        return licence
+
     async def publish_encryption_key(self) -> bool:
         """Publish this account's X25519 key (derived from its signing key) unless it is on chain; True if sent."""
         public = encryption_public_key(self.client.key_or_fail())
@@ -164,20 +244,26 @@ class AsyncLicensing:
         version = await self.registry.version(ref)
         name, number = version["model"], version["version"]
         me = address_hex(self.client.address)
+        held, head = await asyncio.gather(self.licence(ModelRef(name, number)), self.client.rpc("chain_head"))
+        head_ms = int(head["timestamp_ms"])
+        # A licence still running may only be extended under its own offer, which need not be full.
+        extending = held is not None and (held["expires_ms"] == 0 or held["expires_ms"] > head_ms)
         candidates = [
             o
             for o in await self.offers(name)
             if o["version"] == number
-            and o["open"]
-            and (not o["allow"] or me in o["allow"])
-            and (o["max_licensees"] == 0 or o["licensees"] < o["max_licensees"])
+            and (may_take(o, me) or (extending and held is not None and o["offer"] == held["offer"] and o["open"]))
         ]
         if offer is not None:
             candidates = [o for o in candidates if o["offer"] == offer]
+        elif extending and held is not None and any(o["offer"] == held["offer"] for o in candidates):
+            candidates = [o for o in candidates if o["offer"] == held["offer"]]
         if not candidates:
             which = f"offer {offer}" if offer is not None else "open offer"
             raise NoOffer(f"{name}@{number} has no {which} that {me} may take: see `aichain-node model info {name}`")
         chosen = min(candidates, key=lambda o: (o["price"], o["offer"]))
+        if held is not None and extending:
+            self._check_extension(name, number, held, chosen)
         if chosen["per_use_price"] > 0 and deposit == 0:
             deposit = chosen["per_use_price"] * 10
         await self.publish_encryption_key()
@@ -185,6 +271,27 @@ class AsyncLicensing:
         licence = await self.licence(ModelRef(name, number))
         assert licence is not None
         return licence | {"price": chosen["price"], "deposit_sent": deposit}
+
+    @staticmethod
+    def _check_extension(name: str, number: int, held: dict[str, Any], chosen: dict[str, Any]) -> None:
+        """The licensing contract's rule for buying while a licence runs, asked before paying gas for a refusal."""
+        ref = f"{name}@{number}"
+        if held["offer"] != chosen["offer"]:
+            until = "never ends" if held["expires_ms"] == 0 else f"runs until {when(held['expires_ms'])}"
+            raise AlreadyLicensed(
+                f"you hold a licence to {ref} under offer {held['offer']} that {until}: buy under another offer "
+                f"after it ends (`aichain-node licence end {ref}` ends it now)"
+            )
+        if held["expires_ms"] == 0:
+            more = (
+                f"; add to its per-use deposit with `aichain-node licence top-up {ref} --deposit AMOUNT`"
+                if chosen["per_use_price"]
+                else ""
+            )
+            raise AlreadyLicensed(
+                f"you hold a licence to {ref} under offer {held['offer']} that never expires: buying again "
+                f"would charge {format_amount(chosen['price'])} for nothing{more}"
+            )
 
 
 def offer_args(name: str, version: int, offer: Offer) -> list[Any]:

@@ -5,7 +5,8 @@
                                               offer=Offer(price=10 * AIC))
         licence = await buyer.models.buy("net")
 
-The registry (models, versions, datasets) is read and written here. Offers, licences and the
+The registry (models, versions, datasets) is read and written here; publishing a version is
+`aichain_node.publishing`. Offers, licences and the
 release of content keys are done by an `aichain_node.licensing.AsyncLicensing` this object
 holds; pulling, verifying and running a model by an `aichain_node.runs.AsyncModelRuns` (made at
 the first such call: it needs numpy). It passes their calls to them, with the same signatures.
@@ -17,22 +18,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aichain_node.artifact_transfers import Progress, ReadAs
-from aichain_node.content_keys import save_content_key
-from aichain_node.errors import ContractCallFailed, ModelNotFound
-from aichain_node.licensing import AsyncLicensing, offer_args
+from aichain_node.errors import ContractCallFailed, DatasetExists, ModelNotFound
+from aichain_node.licensing import AsyncLicensing
 from aichain_node.provenance import lineage_graph
-from aichain_node.terms import ModelRef, Offer, TermsError
-from aichain_node.transfer import local_id
-from aichain_node.views import event_field, version_view
+from aichain_node.publishing import RELEASE_FUND, Published, publish_version
+from aichain_node.terms import ModelRef, Offer
+from aichain_node.views import version_view
 from core.artifact import format_id, parse_id
 from core.keys import PrivateKey, address_hex
-from core.sealing import new_content_key
-from core.system_addresses import KEYS, LICENSING, MODELS
+from core.system_addresses import MODELS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,21 +40,7 @@ if TYPE_CHECKING:
     from aichain_node.runs import AsyncModelRuns, Inference, Pulled
 
 AIC = 10**9
-RELEASE_FUND = 1 * AIC  # what a publisher gives its node's releaser for the gas of posting envelopes
 EVENT_SPAN = 10_000  # blocks per contract_getEvents call
-
-
-@dataclass(frozen=True)
-class Published:
-    model: str
-    version: int
-    artifact: str  # sha256:…
-    private: bool
-    offer: int | None  # the offer's number, if one was made
-    releaser: str | None  # the account that posts content-key envelopes for buyers (private models)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class ModelsClient(Protocol):
@@ -208,56 +192,21 @@ class AsyncModels:
         publishes (the upload names it); with `release`, that node's releaser account is named for the
         model and given `release_fund` for gas, so it posts each buyer's envelope when a licence is
         bought. With `offer`, licences are offered at once."""
-        client = self.client
-        links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
-        if any(version is None for _, version in links):
-            raise TermsError(f"parents name their version: {list(parents)} (e.g. base@1)")
-        content_key = artifact_id = None
-        if private:  # the key is made here and kept here too, so the owners can post envelopes themselves
-            artifact_id = await asyncio.to_thread(local_id, source)
-            content_key = new_content_key()
-            await asyncio.to_thread(save_content_key, client.content_key_dir, artifact_id, content_key)
-        publisher = client.address if private else None  # the node keeps the key for versions this account publishes
-        stored = await client.upload(
+        return await publish_version(
+            self.client,
+            self.licensing,
             source,
-            encrypt=private,
-            progress=progress,
-            content_key=content_key,
-            artifact_id=artifact_id,
-            publisher=publisher,
-        )
-        artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
-        trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
-        try:
-            await self._view(MODELS, "model_info", name)
-            receipt = await client.send(MODELS, "publish_version", name, artifact, links, trained_on)
-        except ContractCallFailed:  # a new model
-            shares = [[who, bps] for who, bps in (owners or [(client.address, 10_000)])]
-            receipt = await client.send(
-                MODELS, "register_derived", name, artifact, format, metadata, shares, links, trained_on
-            )
-        version = int(event_field(receipt, "VersionPublished", "version"))
-        sends = []
-        releaser = None
-        if private and release:
-            releaser = await self.licensing.node_releaser()
-            if releaser is not None:
-                if await self._view(KEYS, "releaser_of", name) != releaser:
-                    sends.append(client.send(KEYS, "set_releaser", name, releaser, wait=False))
-                if await client.balance(releaser) < release_fund // 2:
-                    sends.append(client.transfer(releaser, release_fund, wait=False))
-        if offer is not None:
-            sends.append(client.send(LICENSING, "make_offer", *offer_args(name, version, offer), wait=False))
-        sent = [await s for s in sends]  # in order: nonces follow each other
-        receipts = [await client.wait_ok(s["tx_hash"]) for s in sent]
-        offer_number = int(event_field(receipts[-1], "OfferMade", "offer")) if offer is not None else None
-        return Published(
             name,
-            version,
-            format_id(artifact),
-            private,
-            offer_number,
-            None if releaser is None else address_hex(releaser),
+            private=private,
+            parents=parents,
+            datasets=datasets,
+            owners=owners,
+            offer=offer,
+            format=format,
+            metadata=metadata,
+            release=release,
+            release_fund=release_fund,
+            progress=progress,
         )
 
     async def register_dataset(
@@ -265,7 +214,38 @@ class AsyncModels:
     ) -> dict[str, Any]:
         """Register a dataset (an artifact id, `sha256:…`) so versions can name it in `datasets`."""
         shares = [[who, bps] for who, bps in (owners or [(self.client.address, 10_000)])]
-        return await self.client.send(MODELS, "register_dataset", parse_id(dataset), shares, terms)
+        try:  # the contract's rule, asked first: no transaction it would refuse
+            known = await self.dataset_info(dataset)
+        except ModelNotFound:
+            return await self.client.send(MODELS, "register_dataset", parse_id(dataset), shares, terms)
+        raise DatasetExists(
+            f"{known['dataset']} is registered already, by {known['registrant']} (terms: {known['terms'] or 'none'}): "
+            "versions can name it as it is"
+        )
+
+    async def dataset_info(self, dataset: str) -> dict[str, Any]:
+        """A registered dataset: its owners with their shares, its terms and who registered it."""
+        try:
+            owners, terms, registrant = await self._view(MODELS, "dataset_info", parse_id(dataset))
+        except ContractCallFailed as exc:
+            raise ModelNotFound(f"no dataset {dataset} is registered on this chain") from exc
+        return {
+            "dataset": format_id(parse_id(dataset)),
+            "owners": [{"address": address_hex(who), "bps": bps} for who, bps in owners],
+            "terms": terms,
+            "registrant": address_hex(registrant),
+        }
+
+    async def datasets(self) -> list[dict[str, Any]]:
+        """Every registered dataset, oldest first: its id, who registered it, and at which height."""
+        return [
+            {
+                "dataset": format_id(bytes.fromhex(e["fields"]["dataset"].removeprefix("0x"))),
+                "registrant": e["fields"]["registrant"],
+                "height": e["height"],
+            }
+            for e in await self.events(MODELS, "DatasetRegistered")
+        ]
 
     # --- licences (aichain_node.licensing) ----------------------------------------------------
 
@@ -292,6 +272,26 @@ class AsyncModels:
     async def buy(self, ref: ModelRef | str, *, offer: int | None = None, deposit: int = 0) -> dict[str, Any]:
         """Buy a licence to a version under an open offer (`AsyncLicensing.buy`)."""
         return await self.licensing.buy(ref, offer=offer, deposit=deposit)
+
+    async def withdraw_offer(self, name: str, offer: int) -> dict[str, Any]:
+        """Sell no more licences under an offer (`AsyncLicensing.withdraw_offer`)."""
+        return await self.licensing.withdraw_offer(name, offer)
+
+    async def top_up(self, ref: ModelRef | str, amount: int) -> dict[str, Any]:
+        """Add to the per-use deposit of this account's licence (`AsyncLicensing.top_up`)."""
+        return await self.licensing.top_up(ref, amount)
+
+    async def end_licence(self, ref: ModelRef | str) -> dict[str, Any]:
+        """End this account's licence now (`AsyncLicensing.end`)."""
+        return await self.licensing.end(ref)
+
+    async def withdraw_deposit(self, ref: ModelRef | str) -> int:
+        """Take back a licence's deposit a day after it ended (`AsyncLicensing.withdraw_deposit`)."""
+        return await self.licensing.withdraw_deposit(ref)
+
+    async def why_not_licensed(self, ref: ModelRef | str, who: bytes | None = None) -> str:
+        """Why an account may not use a version, and the step that helps (`AsyncLicensing.why_not`)."""
+        return await self.licensing.why_not(ref, who)
 
     async def publish_encryption_key(self) -> bool:
         """Publish this account's encryption key unless it is on chain (`AsyncLicensing.publish_encryption_key`)."""

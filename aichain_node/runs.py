@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from aichain_node.access import ModelAccess
 from aichain_node.artifact_transfers import Progress, ReadAs
 from aichain_node.errors import ArtifactMismatch, ReceiptNotFound
 from aichain_node.inference import Session, model_file_in, tensor_digest
-from aichain_node.stamps import still_verified, verified_stamp, write_stamp
+from aichain_node.stamps import stale_stamp, still_verified, verified_stamp, write_stamp
 from aichain_node.terms import ModelRef
 from aichain_node.transfer import local_id, private_dir
 from aichain_node.views import event_field
@@ -45,6 +46,8 @@ from core.artifact import format_id, parse_id
 from core.errors import ArtifactError
 from core.keys import PrivateKey, address_hex
 from core.system_addresses import INFERENCE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Pulled:
     path: Path  # the file, or the directory of a multi-file model
     encrypted: bool
     cached: bool  # True if a verified copy was already here
+    replaced: str | None = None  # why a copy that was here was not used (it had changed), if one was
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "path": str(self.path)}
@@ -128,6 +132,7 @@ class Registry(Protocol):
     async def licence(self, ref: ModelRef | str, who: bytes | None = None) -> dict[str, Any] | None: ...
     async def is_licensed(self, name: str, version: int, who: bytes | None = None) -> bool: ...
     async def is_owner(self, name: str) -> bool: ...
+    async def why_not_licensed(self, ref: ModelRef | str, who: bytes | None = None) -> str: ...
 
 
 class AsyncModelRuns:
@@ -181,6 +186,7 @@ class AsyncModelRuns:
     ) -> Pulled:
         name, number = version["model"], version["version"]
         artifact = parse_id(version["artifact"])
+        replaced: str | None = None
         if not refresh:
             candidates = [dest] if dest is not None else [self.cache_path(name, number, d) for d in (False, True)]
             for candidate in candidates:
@@ -189,6 +195,11 @@ class AsyncModelRuns:
                     if stamp.get("encrypted"):  # a private model's plaintext is for accounts holding a licence
                         await self.access.require_licence(name, number)
                     return Pulled(name, number, format_id(artifact), candidate, bool(stamp.get("encrypted")), True)
+            for candidate in candidates:
+                rechecked = await self._recheck(candidate, artifact, name, number)
+                if isinstance(rechecked, Pulled):
+                    return rechecked
+                replaced = replaced or rechecked
         summary = await self.client.stored_summary(artifact, progress=fetch_progress, follow=True)
         directory = summary["kind"] == "directory"
         target = dest or self.cache_path(name, number, directory)
@@ -207,7 +218,25 @@ class AsyncModelRuns:
                 summary, artifact, target, progress=progress, follow=bool(summary.get("following"))
             )
         await asyncio.to_thread(functools.partial(write_stamp, target, artifact, encrypted=private))
-        return Pulled(name, number, format_id(artifact), target, private, False)
+        return Pulled(name, number, format_id(artifact), target, private, False, replaced)
+
+    async def _recheck(self, candidate: Path, artifact: bytes, name: str, number: int) -> Pulled | str | None:
+        """A copy verified once whose files changed since: hashed again. The same bytes (a copy that was
+        only touched or moved) are stamped and used; other bytes are reported, to be replaced."""
+        stamp = await asyncio.to_thread(stale_stamp, candidate, artifact)
+        if stamp is None:
+            return None
+        got = await asyncio.to_thread(local_id, candidate)
+        if got != artifact:
+            return (
+                f"the copy at {candidate} had changed since it was verified: it is {format_id(got)} now, "
+                f"not {name}@{number}; it was replaced by a verified download"
+            )
+        encrypted = bool(stamp.get("encrypted"))
+        if encrypted:
+            await self.access.require_licence(name, number)
+        await asyncio.to_thread(functools.partial(write_stamp, candidate, artifact, encrypted=encrypted))
+        return Pulled(name, number, format_id(artifact), candidate, encrypted, True)
 
     async def _pull_as_owner(
         self, summary: dict[str, Any], name: str, number: int, artifact: bytes, target: Path, progress: Progress | None
@@ -263,7 +292,10 @@ class AsyncModelRuns:
             stamp = await asyncio.to_thread(verified_stamp, candidate, artifact)
             if stamp is not None:
                 return version, candidate, bool(stamp.get("encrypted"))
-        return version, (await self.pull(ModelRef(name, number))).path, False
+        pulled = await self.pull(ModelRef(name, number))
+        if pulled.replaced:
+            log.warning("%s", pulled.replaced)
+        return version, pulled.path, False
 
     async def run(
         self,

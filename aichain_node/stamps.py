@@ -47,9 +47,20 @@ def verified_stamp(path: Path, artifact: bytes) -> dict[str, Any] | None:
     return None
 
 
+def stale_stamp(path: Path, artifact: bytes) -> dict[str, Any] | None:
+    """The stamp of `path` for `artifact` when the files have changed since (or are gone: then None)."""
+    try:
+        stamp: dict[str, Any] = json.loads(_stamp_path(path).read_text())
+        if stamp["artifact"] == format_id(artifact) and path.exists() and stamp["files"] != _fingerprint(path):
+            return stamp
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
 def still_verified(path: Path, artifact: bytes) -> bool:
     """True if `path` is unchanged since it was verified to be `artifact` (sizes, times, inodes)."""
     return verified_stamp(path, artifact) is not None
 
 
-__all__ = ["still_verified", "verified_stamp", "write_stamp"]
+__all__ = ["stale_stamp", "still_verified", "verified_stamp", "write_stamp"]

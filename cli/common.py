@@ -121,6 +121,12 @@ def rpc_guarded(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         fail(f"the node refused: {exc} (code {exc.rpc_code})")
 
 
+def sent_to(node: Client) -> str:
+    """Which chain a transaction went to. Every dev chain has the same id and the same funded key, so a
+    `--from dev` command can land on another machine's or another testnet's chain: the URL says which."""
+    return f"sent to chain {node.chain_id()} at {node.url}"
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)

@@ -120,13 +120,16 @@ def _send(
     if receipt is None:
         fail(f"{tx_hash} was accepted but is not in a block after 60 s; check `aichain-node tx get {tx_hash}`")
     receipt["seconds"] = round(time.monotonic() - started, 3)
+    receipt["chain_id"], receipt["rpc"] = status["chain_id"], node.url  # which chain it went to
     return receipt, key.address, nonce
 
 
 def _report(result: dict[str, Any], receipt: dict[str, Any], as_json: bool, first_line: str) -> None:
     """Print what a transaction did; exit 1 if it failed."""
     detail = f"{receipt['status']} in block {receipt.get('block_height')}, gas {receipt['gas_used']}"
-    emit(result, as_json, f"{first_line}{detail}" + (f": {receipt['error']}" if receipt.get("error") else ""))
+    failed = f": {receipt['error']}" if receipt.get("error") else ""
+    where = f"\n  sent to chain {receipt['chain_id']} at {receipt['rpc']}"
+    emit(result, as_json, f"{first_line}{detail}{failed}{where}")
     if receipt["status"] != "success":
         raise typer.Exit(1)
 

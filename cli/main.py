@@ -6,6 +6,7 @@ import typer
 
 from cli.artifact_cmds import artifact_app
 from cli.contract_cmds import contract_app
+from cli.dataset_cmds import dataset_app
 from cli.key_cmds import account_app, keys_app
 from cli.licence_cmds import licence_app
 from cli.model_cmds import model_app
@@ -32,6 +33,7 @@ app.add_typer(contract_app, name="contract")
 app.add_typer(artifact_app, name="artifact")
 app.add_typer(model_app, name="model")
 app.add_typer(licence_app, name="licence")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(testnet_app, name="testnet")
 app.add_typer(validator_app, name="validator")
 

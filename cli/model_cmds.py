@@ -31,17 +31,18 @@ from cli.common import (
     resolve_address,
     rpc_url,
     sdk_client,
+    sent_to,
 )
 from cli.model_common import (
     FromOption,
     ModelArgument,
     connect,
-    duration_text,
     guarded,
+    offer_line,
+    owner_spec,
     phases,
 )
 from cli.model_run_cmds import receipts, run, verify
-from core.units import format_amount
 
 model_app = typer.Typer(help="Publish, inspect, pull, verify, run and audit AI models on chain.", no_args_is_help=True)
 
@@ -85,7 +86,7 @@ def publish(
     if not path.exists():
         fail(f"{path} does not exist: give an .onnx file or a directory holding one")
     terms = guarded(lambda: Offer.parse(offer)) if offer is not None else None
-    owners = guarded(lambda: parse_owners([_owner_spec(o, keystore) for o in owner])) if owner else None
+    owners = guarded(lambda: parse_owners([owner_spec(o, keystore) for o in owner])) if owner else None
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     # Storing the bytes on the node is an upload: an admin call when the node is on another machine.
     with (
@@ -107,6 +108,7 @@ def publish(
                 progress=advance,
             )
         )
+        where = sent_to(node)
     lines = [f"published {result.model}@{result.version}  {result.artifact}" + ("  (private)" if private else "")]
     if result.offer is not None:
         ref = f"{result.model}@{result.version}"
@@ -115,15 +117,7 @@ def publish(
         lines.append(f"content keys released to buyers by the node's account {result.releaser}")
     elif private:
         lines.append("no releaser named: post each buyer's envelope yourself (keys.post_envelope)")
-    emit(result.to_json(), as_json, "\n".join(lines))
-
-
-def _owner_spec(spec: str, keystore: Path | None) -> str:
-    """`carol:60%` with carol a key name becomes `0x…:60%`; addresses pass as they are."""
-    who, colon, share = spec.partition(":")
-    if who.lower().startswith("0x"):
-        return spec
-    return "0x" + guarded(lambda: resolve_address(who, keystore)).hex() + colon + share
+    emit(result.to_json(), as_json, "\n".join([*lines, where]))
 
 
 @model_app.command("info")
@@ -144,18 +138,7 @@ def info(
         lines.append(f"  key releaser {details['releaser']}")
     for version in details["version_list"]:
         lines.append(f"  {model}@{version['version']}  {version['artifact']}  height {version['height']}")
-    for offer in details["offers"]:
-        state = "open" if offer["open"] else "withdrawn"
-        terms = [f"price {format_amount(offer['price'])}", duration_text(offer["duration_s"])]
-        if offer["per_use_price"]:
-            terms.append(f"per use {format_amount(offer['per_use_price'])}")
-        if offer["upstream_bps"]:
-            terms.append(f"upstream royalty {offer['upstream_bps'] / 100:g}% to {', '.join(offer['upstream_models'])}")
-        if offer["max_licensees"]:
-            terms.append(f"{offer['licensees']}/{offer['max_licensees']} taken")
-        if offer["allow"]:
-            terms.append(f"{len(offer['allow'])} allowed address(es)")
-        lines.append(f"  offer {offer['offer']} for @{offer['version']} ({state}): {', '.join(terms)}")
+    lines += [f"  {offer_line(offer)}" for offer in details["offers"]]
     emit(details, as_json, "\n".join(lines))
 
 
@@ -233,6 +216,8 @@ def pull(
         pulled = guarded(
             lambda: node.models.pull(ref, output, progress=advance, fetch_progress=fetched, refresh=refresh)
         )
+    if pulled.replaced:
+        typer.secho(f"warning: {pulled.replaced}", fg=typer.colors.YELLOW, err=True)
     how = (
         "already here, verified"
         if pulled.cached
@@ -260,7 +245,9 @@ def release(
     who = guarded(lambda: [resolve_address(a, keystore) for a in to]) if to else None
     with connect(rpc, sender, keystore, password_file) as node:
         served = guarded(lambda: node.models.release(model, who))
-    emit(served, as_json, "\n".join(f"released to {a}" for a in served) if served else "nobody is waiting for a key")
+        where = sent_to(node)
+    lines = [f"released to {a}" for a in served] + [where] if served else ["nobody is waiting for a key"]
+    emit(served, as_json, "\n".join(lines))
 
 
 # Checking, running and auditing a version (cli/model_run_cmds.py).

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,10 +18,12 @@ from cli.artifact_private import parse_node_key
 from cli.common import (
     fail,
     load_key,
+    resolve_address,
     rpc_url,
     sdk_client,
 )
 from core.errors import AichainError
+from core.units import format_amount
 
 ModelArgument = typer.Argument(..., help="MODEL or MODEL@VERSION (the latest version if none is named)")
 FromOption = typer.Option(None, "--from", help="Your key: keystore name or path (signs, and opens your envelopes)")
@@ -77,3 +79,26 @@ def duration_text(seconds: int) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def owner_spec(spec: str, keystore: Path | None) -> str:
+    """`carol:60%` with carol a key name becomes `0x…:60%`; addresses pass as they are."""
+    who, colon, share = spec.partition(":")
+    if who.lower().startswith("0x"):
+        return spec
+    return "0x" + guarded(lambda: resolve_address(who, keystore)).hex() + colon + share
+
+
+def offer_line(offer: dict[str, Any]) -> str:
+    """One offer (`offer_view`) as `model info` and `licence offer` print it."""
+    state = "open" if offer["open"] else "withdrawn"
+    terms = [f"price {format_amount(offer['price'])}", duration_text(offer["duration_s"])]
+    if offer["per_use_price"]:
+        terms.append(f"per use {format_amount(offer['per_use_price'])}")
+    if offer["upstream_bps"]:
+        terms.append(f"upstream royalty {offer['upstream_bps'] / 100:g}% to {', '.join(offer['upstream_models'])}")
+    if offer["max_licensees"]:
+        terms.append(f"{offer['licensees']}/{offer['max_licensees']} taken")
+    if offer["allow"]:
+        terms.append(f"{len(offer['allow'])} allowed address(es)")
+    return f"offer {offer['offer']} for @{offer['version']} ({state}): {', '.join(terms)}"

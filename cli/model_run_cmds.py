@@ -26,6 +26,7 @@ from cli.common import (
     fail,
     rpc_url,
     sdk_client,
+    sent_to,
 )
 from cli.model_common import (
     FromOption,
@@ -91,6 +92,7 @@ def run(
         return
     with connect(rpc, sender, keystore, password_file, node_key) as node:
         result = guarded(lambda: node.models.run(model, inputs, record=record, path=model_path))
+        where = sent_to(node) if result.receipt is not None else ""
     report = result.to_json()
     if output is not None:
         guarded(lambda: save_outputs(result.outputs, output))
@@ -106,6 +108,7 @@ def run(
     if result.receipt is not None:
         charged = f", charged {format_amount(result.charged or 0)}" if result.charged else ""
         lines.append(f"receipt {result.receipt} recorded{charged}")
+        lines.append(where)
     emit(report, as_json, "\n".join(lines))
 
 

@@ -57,14 +57,26 @@ def init(
 
 @testnet_app.command("start")
 def start(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
-    """Start every node of the testnet as its own process (logs in nodeI/node.log)."""
+    """Start every node of the testnet as its own process (logs in nodeI/node.log).
+
+    Then prints how to point the CLI at it: commands go to AICHAIN_RPC (default: a dev node on
+    127.0.0.1:8545, which may be another chain with the same dev key)."""
+    root = directory.resolve()
     try:
-        nodes = testnet.load_testnet(directory.resolve())
+        nodes = testnet.load_testnet(root)
         pids = {n.name: testnet.start_node(n) for n in nodes}
         testnet.wait_ready(nodes)
+        chain_id = testnet.chain_id_of(root)
     except AichainError as exc:
         fail(str(exc))
-    emit(pids, as_json, "\n".join(f"{name}: pid {pid}" for name, pid in pids.items()))
+    rpc = nodes[0].rpc_url
+    lines = [f"{name}: pid {pid}" for name, pid in pids.items()]
+    lines += [
+        f"chain {chain_id} is up; point the CLI at it (commands go to AICHAIN_RPC, else 127.0.0.1:8545):",
+        f"  export AICHAIN_RPC={rpc}",
+        f"stop it with: aichain-node testnet stop --dir {directory}",
+    ]
+    emit({"pids": pids, "rpc": rpc, "chain_id": chain_id}, as_json, "\n".join(lines))
 
 
 @testnet_app.command("status")

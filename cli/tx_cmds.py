@@ -19,6 +19,7 @@ from cli.common import (
     resolve_address,
     rpc_guarded,
     run_guarded,
+    sent_to,
 )
 from core.keys import address_hex
 from core.transaction import Transaction, TxKind
@@ -65,9 +66,11 @@ def transfer(
         "to": address_hex(recipient),
         "value": str(value),
         "nonce": nonce,
+        "chain_id": status["chain_id"],
+        "rpc": node.url,
     }
     if not wait:
-        emit(result, as_json, tx_hash)
+        emit(result, as_json, f"{tx_hash}\n  {sent_to(node)}")
         return
     receipt = rpc_guarded(node.rpc, "tx_wait", tx_hash, 60, timeout=90)
     if receipt is None:
@@ -78,6 +81,7 @@ def transfer(
         f"{tx_hash}\n  {format_amount(value)} from {result['from']} to {result['to']}\n"
         f"  {receipt['status']} in block {receipt['block_height']} after {result['seconds']} s"
         + (f": {receipt['error']}" if receipt.get("error") else "")
+        + f"\n  {sent_to(node)}"
     )
     emit(result, as_json, human)
     if receipt["status"] != "success":

@@ -187,6 +187,14 @@ def _pid(node: TestnetNode) -> int | None:
     return pid if _alive(pid) else None
 
 
+def chain_id_of(root: Path) -> int:
+    """The chain id the testnet was made with (its testnet.json)."""
+    try:
+        return int(json.loads((root / MANIFEST).read_text())["chain_id"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{root / MANIFEST} is missing or names no chain id: {exc}") from exc
+
+
 def start_node(node: TestnetNode, extra: list[str] | None = None) -> int:
     """Launch one node (detached, its own session); return its pid."""
     running = _pid(node)

@@ -78,5 +78,7 @@ def _position(digits: str) -> int:
     return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else _BEYOND
 
 
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def error(status: int, message: str, reason: str | None = None) -> web.Response:
+    """A JSON error answer; `reason`, a fixed word, lets a client tell one refusal from another."""
+    body = {"error": message} if reason is None else {"error": message, "reason": reason}
+    return web.json_response(body, status=status)

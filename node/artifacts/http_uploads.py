@@ -118,6 +118,11 @@ class Uploads:
                 "or published in the clear), so anyone can fetch them: they cannot be made private. "
                 "Nothing was stored",
             )
+        plaintext_of_sealed = not encrypt and expected is not None and self.store.has(expected)
+        if plaintext_of_sealed and expected is not None and self.store.manifest(expected).encrypted:
+            response = _stored_encrypted(expected)
+            response.force_close()  # the body is not read
+            return response
         if encrypt and expected is not None:
             try:
                 given = request.headers.get("X-Content-Key")
@@ -181,6 +186,9 @@ class Uploads:
                 f"the body hashes to {manifest.artifact_id}, not {format_id(expected)} as announced; "
                 "nothing new was kept",
             )
+        if not manifest.encrypted and self.store.manifest(manifest.id).encrypted:
+            # The store keeps the manifest it had: these plaintext chunks are unreferenced, and gc removes them.
+            return _stored_encrypted(manifest.id)
         if expected is not None and pin:
             self.store.pin(manifest.id)
         if seal is not None and publisher is not None and self.access is not None:
@@ -208,3 +216,14 @@ class Uploads:
                     yield member.name.removeprefix("./"), stream
 
             return self.store.add_files(members(), pin=pin, seal=seal)
+
+
+def _stored_encrypted(artifact: bytes) -> web.Response:
+    """The bytes are stored here encrypted (a private model's): a plaintext copy would be served to anyone."""
+    return error(
+        409,
+        f"{format_id(artifact)} is already stored here encrypted (a private model's bytes), so a copy in the "
+        "clear was not kept: a public version naming it could never be pulled. Publish it with --private "
+        f"(licensees get its key), or remove the node's copy first (`aichain-node artifact rm {format_id(artifact)}`)",
+        reason="stored_encrypted",
+    )

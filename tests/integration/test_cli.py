@@ -69,6 +69,8 @@ def test_readme_flow_moves_exactly_the_amount_and_the_fee(shared_node: NodeProce
     receipt = sent["receipt"]
     assert receipt["status"] == "success" and receipt["tx_hash"] == sent["hash"]
     assert receipt["gas_used"] == 21_000
+    # The output names the chain and the node it went to: every dev chain has the same id and dev key.
+    assert sent["chain_id"] == cli_json(node, "status")["chain_id"] and sent["rpc"] == node.url
 
     assert balance(node, alice) == alice_before + 1_500_000_000
     assert balance(node, "alice") == 1_500_000_000  # by key name, too
@@ -91,6 +93,8 @@ def test_readme_flow_moves_exactly_the_amount_and_the_fee(shared_node: NodeProce
     assert back["receipt"]["status"] == "success" and back["nonce"] == 0
     assert balance(node, "alice") == 1_000_000_000 - FEE
     assert balance(node, "dev") == dev_now + 500_000_000
+    human = node.cli("tx", "transfer", "--from", "dev", "--to", alice, "--amount", "0.1").stdout
+    assert f"sent to chain {sent['chain_id']} at {node.url}" in human
 
 
 def test_status_json_fields(shared_node: NodeProcess) -> None:

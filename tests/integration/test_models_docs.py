@@ -33,6 +33,12 @@ def test_the_walkthrough_has_its_steps() -> None:
         "model receipts",
         "--parent iris@1",
         "model lineage",
+        "dataset register",
+        "--dataset",
+        "licence offer",
+        "licence withdraw-offer",
+        "licence top-up",
+        "licence end",
     ):
         assert step in text, f"docs/models.md no longer runs `{step}`"
 
@@ -81,4 +87,10 @@ def test_docs_models_walkthrough_runs(shared_node: NodeProcess, tmp_path: Path) 
     assert paid["iris-tree"] == {"alice": AIC // 2, "carol": 1_050_000_000, "dan": 450_000_000}
     lineage = json.loads((work / "lineage.json").read_text())
     assert "iris@1" in json.dumps(lineage), "the derived model's lineage names its parent"
+    assert '"kind": "trained"' in json.dumps(lineage), "and the dataset Carol registered"
     assert (work / "lineage.dot").read_text().startswith("digraph")
+    # Section 11: an offer made and withdrawn, a deposit topped up, a licence ended; its deposit stays locked.
+    assert "offer 2 for @1 (open): price 50 AIC, perpetual" in everything
+    assert "offer 2 for @1 (withdrawn)" in everything and "topped up iris@1" in everything
+    assert "ended iris@1 at" in everything and "its deposit can be withdrawn from" in everything
+    assert "not valid: it has ended" in everything

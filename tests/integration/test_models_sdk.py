@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +19,17 @@ from aichain_node.errors import (
     NoContentKey,
     NotLicensed,
     ReceiptNotFound,
+    StoredEncrypted,
     TransactionFailed,
 )
 from aichain_node.inference import Session, tensor_digest
 from aichain_node.runs import Inference, Pulled
 from aichain_node.terms import Offer
-from core.keys import address_hex
+from core.artifact import format_id
+from core.keys import address_hex, write_key_file
 from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
-from tests.integration.support import fund
+from tests.integration.support import fund, pending_nonce
 
 AIC = 10**9
 
@@ -72,9 +76,44 @@ def test_a_tampered_copy_is_refused_before_it_is_loaded(shared_node: NodeProcess
         pulled.path.write_bytes(bytes(data))
         with pytest.raises(ArtifactMismatch, match="it is not that model"):
             node.models.run(name, np.zeros((1, 8), np.float32), path=pulled.path)
-        # From the cache, a changed file is hashed again and refused; a fresh pull replaces it.
-        assert not node.models.pull(name).cached
-        assert node.models.pull(name).path.read_bytes() == source.read_bytes()
+        # From the cache, a changed file is hashed again and refused; a fresh pull replaces it, and says so.
+        replaced = node.models.pull(name)
+        assert not replaced.cached and replaced.path.read_bytes() == source.read_bytes()
+        assert replaced.replaced is not None and "had changed since it was verified" in replaced.replaced
+        assert format_id(sha256(bytes(data)).digest()) in replaced.replaced
+        assert node.models.pull(name).cached and node.models.pull(name).replaced is None
+        # Touched but not changed (new times, same bytes): hashed again, and used without a download.
+        os.utime(pulled.path, (1_000_000_000, 1_000_000_000))
+        touched = node.models.pull(name)
+        assert touched.cached and touched.replaced is None
+        assert node.models.pull(name).cached  # stamped again: no hashing the next time either
+
+
+def test_publishing_in_the_clear_what_the_node_stores_encrypted_is_refused(
+    shared_node: NodeProcess, tmp_path: Path
+) -> None:
+    """Bytes the node keeps encrypted cannot become a public version: nobody could ever pull it."""
+    owner = fund(shared_node, 20 * AIC)
+    source = build_mlp(tmp_path / "secret.onnx", seed=21)
+    name = f"clear-{owner.address.hex()[:8]}"
+    with Client(shared_node.url, owner) as node:
+        stored = node.upload(source, encrypt=True)
+        assert stored["encrypted"]
+        # A plain upload of the same bytes is refused too: the node keeps its encrypted copy, and says so.
+        with pytest.raises(StoredEncrypted, match="already stored here encrypted"):
+            node.upload(source)
+        nonce = pending_nonce(shared_node, owner.address)
+        with pytest.raises(StoredEncrypted, match="Publish it with --private"):
+            node.models.publish(source, name)
+        assert pending_nonce(shared_node, owner.address) == nonce  # nothing was sent
+        with pytest.raises(ModelNotFound):
+            node.models.info(name)
+    key = tmp_path / "owner.pem"
+    write_key_file(key, owner, None)
+    refused = shared_node.cli("model", "publish", str(source), "--name", name, "--from", str(key), "-q", check=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "already stored here encrypted" in refused.stderr
+    assert shared_node.cli_json("artifact", "info", stored["id"])["encrypted"]  # the node's copy is as it was
 
 
 def test_a_multi_file_model_with_external_data_runs(shared_node: NodeProcess, tmp_path: Path) -> None:
@@ -174,7 +213,7 @@ def test_a_cached_private_copy_runs_for_licensees_only_and_not_past_the_licence(
             other.models.run(name, x)  # the plaintext in this machine's cache is for licensees
         while node.models.licence(name)["valid"]:  # block time passes the licence's expiry
             time.sleep(0.2)
-        with pytest.raises(NotLicensed, match=f"no licence to {name}@1"):
+        with pytest.raises(NotLicensed, match=f"licence to {name}@1 \\(offer 1\\) ended at .*price again"):
             node.models.run(name, x)  # a licence seen valid a moment ago is not trusted past its expiry
 
 
