@@ -173,7 +173,7 @@ class AsyncLicensing:
         name, number = version["model"], version["version"]
         licence = await self.licence(ModelRef(name, number))
         if licence is None:
-            raise NotLicensed(await self.why_not(ModelRef(name, number)))
+            raise NotLicensed(await self.why_not_licensed(ModelRef(name, number)))
         return name, number, licence
 
     async def top_up(self, ref: ModelRef | str, amount: int) -> dict[str, Any]:
@@ -187,7 +187,7 @@ class AsyncLicensing:
         await self.client.send(LICENSING, "top_up", name, number, value=amount)
         return await self._licence_or_fail(name, number)
 
-    async def end(self, ref: ModelRef | str) -> dict[str, Any]:
+    async def end_licence(self, ref: ModelRef | str) -> dict[str, Any]:
         """End this account's licence now; what is left of its deposit can be withdrawn a day later."""
         name, number, _ = await self._held(ref)
         await self.client.send(LICENSING, "end_licence", name, number)
@@ -213,7 +213,7 @@ class AsyncLicensing:
         # owners submitted landed first (it has no event to read the amount back from).
         return int(licence["deposit"])
 
-    async def why_not(self, ref: ModelRef | str, who: bytes | None = None) -> str:
+    async def why_not_licensed(self, ref: ModelRef | str, who: bytes | None = None) -> str:
         """Why `who` (default: this account) may not use a version, and the step that helps."""
         version = await self.registry.version(ref)
         name, number = version["model"], version["version"]

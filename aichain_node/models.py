@@ -282,16 +282,16 @@ class AsyncModels:
         return await self.licensing.top_up(ref, amount)
 
     async def end_licence(self, ref: ModelRef | str) -> dict[str, Any]:
-        """End this account's licence now (`AsyncLicensing.end`)."""
-        return await self.licensing.end(ref)
+        """End this account's licence now (`AsyncLicensing.end_licence`)."""
+        return await self.licensing.end_licence(ref)
 
     async def withdraw_deposit(self, ref: ModelRef | str) -> int:
         """Take back a licence's deposit a day after it ended (`AsyncLicensing.withdraw_deposit`)."""
         return await self.licensing.withdraw_deposit(ref)
 
     async def why_not_licensed(self, ref: ModelRef | str, who: bytes | None = None) -> str:
-        """Why an account may not use a version, and the step that helps (`AsyncLicensing.why_not`)."""
-        return await self.licensing.why_not(ref, who)
+        """Why an account may not use a version, and the step that helps (`AsyncLicensing.why_not_licensed`)."""
+        return await self.licensing.why_not_licensed(ref, who)
 
     async def publish_encryption_key(self) -> bool:
         """Publish this account's encryption key unless it is on chain (`AsyncLicensing.publish_encryption_key`)."""

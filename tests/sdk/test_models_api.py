@@ -30,6 +30,11 @@ LICENSING = [
     "publish_encryption_key",
     "release",
     "releaser",
+    "withdraw_offer",
+    "top_up",
+    "end_licence",
+    "withdraw_deposit",
+    "why_not_licensed",
 ]
 
 
@@ -56,7 +61,7 @@ def test_the_models_api_offers_the_runs_calls_as_they_are(name: str) -> None:
 
 def test_the_registry_port_is_what_models_provide() -> None:
     port = {n for n, v in vars(Registry).items() if inspect.iscoroutinefunction(v)}
-    assert port == {"version", "licence", "is_licensed", "is_owner"}
+    assert port == {"version", "licence", "is_licensed", "is_owner", "why_not_licensed"}
     for name in port:
         assert inspect.signature(getattr(AsyncModels, name)) == inspect.signature(getattr(Registry, name))
 
