@@ -46,8 +46,10 @@ class HttpServer:
             min_bytes_s=a.upload_min_bytes_s,
             grace_s=a.upload_grace_s,
         )
+        # A chunk found damaged while serving is fetched again from the peers holding the artifact.
+        repair = None if served.exchange is None else served.exchange.repair
         self.upload_counts = add_artifact_routes(
-            app, served.artifacts, in_flight, access, uploads, admin
+            app, served.artifacts, in_flight, access, uploads, admin, repair
         )  # for /metrics
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/health", self._health)

@@ -236,6 +236,14 @@ class LiveFamilies(Collector):
         for reason in ("busy", "too_slow", "admin"):
             refused.add_metric([reason], uploads[reason])
         yield refused
+        healed = CounterMetricFamily(
+            "aichain_artifact_chunks_healed",
+            "Chunks found damaged while serving a download, fetched again from peers (healed) or not (failed)",
+            labels=["outcome"],
+        )
+        healed.add_metric(["healed"], uploads.get("healed", 0))
+        healed.add_metric(["failed"], uploads.get("heal_failed", 0))
+        yield healed
         reads = sources.private_reads()
         family = CounterMetricFamily(
             "aichain_private_reads", "Requests for the plaintext of a private artifact, by outcome", labels=["outcome"]

@@ -243,10 +243,10 @@ class ArtifactStore(Ingest):
             base = index * size
             yield data[max(start - base, 0) : min(stop - base, len(data))]
 
-    def read_stored(self, manifest: Manifest) -> Iterator[bytes]:
-        """The chunks of a stored artifact as stored (ciphertext, for an encrypted one), each checked
-        against its chunk id: what a licensee holding the content key decrypts on its own machine."""
-        for chunk_id in manifest.chunks:
+    def read_stored(self, manifest: Manifest, first: int = 0) -> Iterator[bytes]:
+        """The chunks of a stored artifact as stored (ciphertext, for an encrypted one), from chunk `first`,
+        each checked against its chunk id: what a licensee holding the content key decrypts on its own machine."""
+        for chunk_id in manifest.chunks[first:]:
             yield self.chunks.read(chunk_id)
 
     def read_bytes(self, artifact: bytes) -> bytes:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from node.artifacts.access import ArtifactAccess
-from node.artifacts.http_downloads import Downloads, InFlight
+from node.artifacts.http_downloads import Downloads, InFlight, Repair
 from node.artifacts.http_uploads import Uploads
 from node.artifacts.upload_body import UploadLimits
 from node.rpc.admin import LOOPBACK_ONLY, AdminGate
@@ -35,15 +35,23 @@ def add_artifact_routes(
     access: ArtifactAccess | None = None,
     limits: UploadLimits | None = None,
     admin: AdminGate = LOOPBACK_ONLY,
+    repair: Repair | None = None,
 ) -> Callable[[], dict[str, int]]:
-    """Serve the artifact routes; returns what /metrics reads of the uploads (in progress, refused by
-    reason). Without `access`, the plaintext of an encrypted artifact is served to no one."""
+    """Serve the artifact routes; returns what /metrics reads of them (uploads in progress, refused by
+    reason; damaged chunks fetched again while serving, `healed` and `heal_failed`). Without `access`,
+    the plaintext of an encrypted artifact is served to no one; with `repair`, a damaged chunk found
+    while serving is fetched again from peers."""
     uploads = Uploads(store, access, limits or UploadLimits(), admin)
-    downloads = Downloads(store, in_flight or (lambda artifact: None), access)
+    downloads = Downloads(store, in_flight or (lambda artifact: None), access, repair)
     app.on_cleanup.append(uploads.close)
     app.on_cleanup.append(downloads.close)
     app.router.add_put("/artifacts", uploads.upload)
     app.router.add_get("/artifacts/{id}", downloads.download)  # GET also answers HEAD
     app.router.add_get("/artifacts/{id}/files/{path:.+}", downloads.download_file)
     app.router.add_get("/artifacts/{id}/stored", downloads.download_stored)
-    return uploads.counts
+
+    def counts() -> dict[str, int]:
+        healed = downloads.counts()
+        return {**uploads.counts(), "healed": healed["healed"], "heal_failed": healed["failed"]}
+
+    return counts

@@ -14,8 +14,10 @@
   it overlap; a fetch that fails ends the body short.
 
 Every chunk is checked against its id as it is read, on the downloads' own pool of threads (a
-download never waits for an upload's thread, nor a scrape for a download's); a corrupt chunk
-ends the response early: the client sees a short body, never wrong bytes presented as complete.
+download never waits for an upload's thread, nor a scrape for a download's). A chunk found
+damaged is fetched again from the peers that hold the artifact (`repair`, at most once per chunk
+and download, within `HEAL_WAIT_S`) and the response goes on; if that fails, it ends early: the
+client sees a short body, never wrong bytes presented as complete.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -48,15 +50,43 @@ log = logging.getLogger("aichain.artifacts")
 DOWNLOAD_THREADS = 4
 FOLLOW_STALL_S = 120.0  # longest a followed fetch may go without storing a chunk
 
+HEAL_WAIT_S = 60.0  # longest a download waits for a damaged chunk to be fetched again from peers
+
 InFlight = Callable[[bytes], "FetchInFlight | None"]
+Repair = Callable[[bytes, list[int]], Awaitable[list[int]]]  # (artifact, chunk indexes) -> those repaired
 
 
 class Downloads:
-    def __init__(self, store: ArtifactStore, in_flight: InFlight, access: ArtifactAccess | None) -> None:
+    def __init__(
+        self, store: ArtifactStore, in_flight: InFlight, access: ArtifactAccess | None, repair: Repair | None = None
+    ) -> None:
         self.store = store
         self.in_flight = in_flight
         self.access = access
+        self.repair = repair
+        self.healed = {"healed": 0, "failed": 0}  # chunks found damaged while serving: fetched again, or not
         self._reads = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="artifact-read")
+
+    def counts(self) -> dict[str, int]:
+        """What /metrics shows of the downloads: damaged chunks fetched again from peers while serving, or not."""
+        return dict(self.healed)
+
+    async def _heal(self, manifest: Manifest, index: int, damage: Exception) -> bool:
+        """Fetch chunk `index` again from the peers holding `manifest` after it was found damaged here;
+        True once a whole copy is stored (the caller reads it again)."""
+        what = f"chunk {index} of {manifest.artifact_id}"
+        if self.repair is None:
+            log.error("%s is damaged and no peer can be asked for it: %s", what, damage)
+            return False
+        log.warning("%s is damaged (%s); fetching it again from peers", what, damage)
+        try:
+            await asyncio.wait_for(self.repair(manifest.id, [index]), HEAL_WAIT_S)
+        except Exception as exc:  # no holder, a timeout, only bad copies: the body ends short, as without repair
+            self.healed["failed"] += 1
+            log.error("%s could not be fetched again: %s", what, str(exc) or "timeout")
+            return False
+        self.healed["healed"] += 1
+        return True
 
     async def close(self, app: web.Application | None = None) -> None:
         self._reads.shutdown(wait=False, cancel_futures=True)
@@ -114,10 +144,15 @@ class Downloads:
             await response.write_eof()
             return response
         chunks = self.store.read_stored(manifest)
+        index, healed = 0, set()
         while True:
             try:
                 chunk = await self._read(next, chunks, None)
             except CorruptChunk as exc:
+                if index not in healed and await self._heal(manifest, index, exc):
+                    healed.add(index)
+                    chunks = self.store.read_stored(manifest, index)
+                    continue
                 log.error("download of the stored chunks of %s stopped: %s", manifest.artifact_id, exc)
                 if request.transport is not None:
                     request.transport.close()  # a short body, never a damaged chunk
@@ -125,6 +160,7 @@ class Downloads:
             if chunk is None:
                 break
             await response.write(chunk)
+            index += 1
         await response.write_eof()
         return response
 
@@ -195,11 +231,18 @@ class Downloads:
         if request.method == "HEAD" or stop == start:
             await response.write_eof()
             return response
-        pieces = self.store.read_range(manifest, first + start, first + stop)
+        at, end_at = first + start, first + stop  # offsets in the artifact: what is sent next, where it ends
+        pieces = self.store.read_range(manifest, at, end_at)
+        healed: set[int] = set()
         while True:
             try:
                 piece = await self._read(next, pieces, None)
             except (CorruptChunk, ChunkDecryptionFailed) as exc:
+                index = at // manifest.chunk_size
+                if isinstance(exc, CorruptChunk) and index not in healed and await self._heal(manifest, index, exc):
+                    healed.add(index)
+                    pieces = self.store.read_range(manifest, at, end_at)
+                    continue
                 log.error("download of %s stopped: %s", manifest.artifact_id, exc)
                 if request.transport is not None:
                     request.transport.close()  # a short body, never wrong bytes presented as whole
@@ -207,6 +250,7 @@ class Downloads:
             if piece is None:
                 break
             await response.write(piece)
+            at += len(piece)
         await response.write_eof()
         return response
 

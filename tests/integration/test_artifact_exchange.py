@@ -13,6 +13,7 @@ import pytest
 
 from tests import faults
 from tests.harness import Rpc
+from tests.integration import support
 from tests.integration.testnet_support import CLI, Testnet, metric, wait_for
 
 MiB = 1024 * 1024
@@ -191,6 +192,56 @@ def test_the_cli_gets_through_the_node_from_its_peers_and_repairs(tmp_path: Path
             [CLI, "artifact", "get", sealed, "-o", str(tmp_path / "mine"), "--quiet", *rpc], check=True, timeout=120
         )
         assert (tmp_path / "mine").read_bytes() == data[: 2 * MiB] and (tmp_path / "mine").stat().st_mode & 0o077 == 0
+
+
+def test_a_damaged_chunk_found_while_serving_is_fetched_again_from_peers(tmp_path: Path) -> None:
+    """A download from a node whose copy of a chunk is damaged gets the whole artifact: the node fetches
+    that chunk again from a peer holding it and goes on. With no peer to ask, the body ends short."""
+    import subprocess
+    import urllib.request
+
+    data = random.Random(12).randbytes(4 * MiB + 7)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    with Testnet(tmp_path / "net", validators=2, start=False) as net:
+        configure(net, 0, chunk_size=MiB)
+        net.start(0, 1)
+        artifact = add(net, 0, source)
+        peers_connected(net, 1, 1)
+        net.rpc(1).call("artifact_fetch", artifact)
+        fetched(net.rpc(1), artifact)
+        chunk_ids = [c[2:] for c in net.call(1, "artifact_info", artifact)["chunk_ids"]]
+        url = net.nodes[1].rpc_url
+
+        def damage(index: int) -> None:
+            next(net.nodes[1].dir.rglob(chunk_ids[index])).write_bytes(b"\x01" * MiB)
+
+        # The plaintext route (`artifact get`), with a damaged chunk in the middle.
+        damage(2)
+        copy = tmp_path / "copy.bin"
+        got = subprocess.run(
+            [CLI, "artifact", "get", artifact, "-o", str(copy), "--quiet", "--rpc", url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert got.returncode == 0, got.stderr
+        assert copy.read_bytes() == data
+        # The stored route (what `model pull` reads), with the first chunk damaged.
+        damage(0)
+        with urllib.request.urlopen(f"{url}/artifacts/{artifact}/stored", timeout=60) as response:
+            assert response.read() == data
+        assert support.metric(url, "aichain_artifact_chunks_healed_total", outcome="healed") == 2
+        assert net.call(1, "artifact_verify", artifact)["ok"] is True  # the healed copies stay
+
+        # With no peer holding it, the body ends short and nothing wrong is presented as whole.
+        net.kill(0)
+        damage(3)
+        short = subprocess.run(
+            [CLI, "artifact", "get", artifact, "-o", str(tmp_path / "short.bin"), "--quiet", "--rpc", url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert short.returncode == 1 and "nothing was kept" in short.stderr and short.stderr.count("\n") == 1
+        assert not (tmp_path / "short.bin").exists()
+        assert support.metric(url, "aichain_artifact_chunks_healed_total", outcome="failed") == 1
 
 
 def test_a_fetch_can_be_read_while_it_is_running(tmp_path: Path) -> None:
