@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aichain_node.artifact_transfers import Progress, ReadAs
+from aichain_node.cards import ModelCard
 from aichain_node.errors import ContractCallFailed, DatasetExists, ModelNotFound
 from aichain_node.licensing import AsyncLicensing
 from aichain_node.provenance import lineage_graph
 from aichain_node.publishing import RELEASE_FUND, Published, publish_version
+from aichain_node.search import search_models
 from aichain_node.terms import ModelRef, Offer
 from aichain_node.views import version_view
 from core.artifact import format_id, parse_id
@@ -113,18 +115,32 @@ class AsyncModels:
         return await self.client.view(contract, function, *args)
 
     async def info(self, name: str) -> dict[str, Any]:
-        """Format, metadata id, owners with their shares, and the number of versions."""
+        """Format, card (`aichain_node.cards`; None if it was registered without one), metadata bytes,
+        owners with their shares, and the number of versions."""
         try:
             fmt, metadata, owners, count = await self._view(MODELS, "model_info", name)
         except ContractCallFailed as exc:
             raise ModelNotFound(f"no model named {name!r} is registered on this chain") from exc
+        card = ModelCard.decode(bytes(metadata))
         return {
             "model": name,
             "format": fmt,
+            "card": None if card is None else card.to_json(),
             "metadata": "0x" + bytes(metadata).hex(),
             "owners": [{"address": address_hex(o[0]), "bps": o[1]} for o in owners],
             "versions": count,
         }
+
+    async def names(self) -> list[str]:
+        """Every registered model's name, in the order they were registered."""
+        published = await self.events(MODELS, "VersionPublished")
+        return [e["fields"]["model"] for e in published if int(e["fields"]["version"]) == 1]
+
+    async def search(
+        self, words: Sequence[str] = (), *, task: str = "", tag: str = "", owner: bytes | None = None
+    ) -> list[dict[str, Any]]:
+        """The models whose name or card matches (`aichain_node.search.search_models`), as `info` gives them."""
+        return await search_models(self, words, task=task, tag=tag, owner=owner)
 
     async def version(self, ref: ModelRef | str) -> dict[str, Any]:
         """One version (the latest if none is named): its artifact, parents, datasets, publisher, height.
@@ -184,6 +200,7 @@ class AsyncModels:
         release: bool = True,
         release_fund: int = RELEASE_FUND,
         progress: Progress | None = None,
+        card: ModelCard | None = None,
     ) -> Published:
         """Store `source` (a file or a directory) on the node, encrypted if `private`, and register it as
         the next version of `name` (a new model if the name is free), with its parents and datasets.
@@ -191,7 +208,8 @@ class AsyncModels:
         A private model's content key stays on the node it was stored on, for versions this account
         publishes (the upload names it); with `release`, that node's releaser account is named for the
         model and given `release_fund` for gas, so it posts each buyer's envelope when a licence is
-        bought. With `offer`, licences are offered at once."""
+        bought. With `offer`, licences are offered at once. A new model's `card` is recorded with it,
+        with its inputs and outputs read from the ONNX file (`publishing.publish_version`)."""
         return await publish_version(
             self.client,
             self.licensing,
@@ -207,6 +225,7 @@ class AsyncModels:
             release=release,
             release_fund=release_fund,
             progress=progress,
+            card=card,
         )
 
     async def register_dataset(

@@ -6,12 +6,15 @@ and datasets, name the node's releaser for a private model, and make the first o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from aichain_node.artifact_transfers import Progress
+from aichain_node.cards import ModelCard, onnx_signature
 from aichain_node.content_keys import save_content_key
 from aichain_node.errors import ContractCallFailed
 from aichain_node.licensing import AsyncLicensing, offer_args
@@ -52,6 +55,8 @@ class PublishingClient(Protocol):
     ) -> dict[str, Any]: ...
 
 
+log = logging.getLogger(__name__)
+
 RELEASE_FUND = UNIT  # 1 AIC: what a publisher gives its node's releaser for the gas of posting envelopes
 
 
@@ -84,6 +89,7 @@ async def publish_version(
     release: bool = True,
     release_fund: int = RELEASE_FUND,
     progress: Progress | None = None,
+    card: ModelCard | None = None,
 ) -> Published:
     """Store `source` (a file or a directory) on the node, encrypted if `private`, and register it as
     the next version of `name` (a new model if the name is free), with its parents and datasets.
@@ -91,10 +97,29 @@ async def publish_version(
     A private model's content key stays on the node it was stored on, for versions this account
     publishes (the upload names it); with `release`, that node's releaser account is named for the
     model and given `release_fund` for gas, so it posts each buyer's envelope when a licence is
-    bought. With `offer`, licences are offered at once."""
+    bought. With `offer`, licences are offered at once.
+
+    A new model's card (`aichain_node.cards`) is recorded with it: `card`, with the inputs and outputs
+    read from the ONNX file when the card names none (a card is recorded for every new ONNX model,
+    so buyers see at least what it takes and gives). `metadata` bytes, if given, are recorded instead."""
     links = [[r.name, r.version] for r in map(ModelRef.parse, parents)]
     if any(version is None for _, version in links):
         raise TermsError(f"parents name their version: {list(parents)} (e.g. base@1)")
+    try:
+        await client.view(MODELS, "model_info", name)
+    except ContractCallFailed:  # a new model: its card is made before any byte is stored
+        exists = False
+    else:
+        exists = True
+    if exists and card is not None:
+        raise TermsError(
+            f"{name} is registered already, and its card was recorded with it: a card goes with a new model "
+            "(publish without the card's fields, or under a new name)"
+        )
+    if not exists and not metadata and format == "onnx":
+        metadata = (await _with_signature(card or ModelCard(), source)).encode()
+    elif not exists and card is not None:
+        metadata = card.encode()
     content_key = artifact_id = None
     if private:  # the key is made here and kept here too, so the owners can post envelopes themselves
         artifact_id = await asyncio.to_thread(local_id, source)
@@ -111,10 +136,9 @@ async def publish_version(
     )
     artifact = bytes.fromhex(stored["id"].removeprefix("sha256:"))
     trained_on = [bytes.fromhex(d.removeprefix("sha256:")) for d in datasets]
-    try:
-        await client.view(MODELS, "model_info", name)
+    if exists:
         receipt = await client.send(MODELS, "publish_version", name, artifact, links, trained_on)
-    except ContractCallFailed:  # a new model
+    else:
         shares = [[who, bps] for who, bps in (owners or [(client.address, 10_000)])]
         receipt = await client.send(
             MODELS, "register_derived", name, artifact, format, metadata, shares, links, trained_on
@@ -142,6 +166,18 @@ async def publish_version(
         offer_number,
         None if releaser is None else address_hex(releaser),
     )
+
+
+async def _with_signature(card: ModelCard, source: Path) -> ModelCard:
+    """`card` with the inputs and outputs the ONNX model at `source` declares, unless it names them already."""
+    if card.inputs or card.outputs:
+        return card
+    try:
+        inputs, outputs = await asyncio.to_thread(onnx_signature, source)
+    except Exception as exc:  # a model onnxruntime cannot load here (custom operators): a card without them
+        log.warning("the inputs and outputs of %s could not be read (%s); its card names none", source, exc)
+        return card
+    return dataclasses.replace(card, inputs=inputs, outputs=outputs)
 
 
 __all__ = ["RELEASE_FUND", "Published", "PublishingClient", "publish_version"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import typer
 
+from aichain_node.cards import ModelCard
 from aichain_node.terms import ModelRef, Offer, parse_owners
 from cli.artifact_private import NodeKeyOption
 from cli.common import (
@@ -36,6 +37,7 @@ from cli.common import (
 from cli.model_common import (
     FromOption,
     ModelArgument,
+    card_lines,
     connect,
     guarded,
     offer_line,
@@ -71,6 +73,12 @@ def publish(
         help="Name the node as the releaser of a private model's key, so buyers get it automatically",
     ),
     model_format: str = typer.Option("onnx", "--format", help="Format recorded on chain for a new model"),
+    description: str = typer.Option("", "--description", help="Card of a new model: what it does, in a few lines"),
+    task: str = typer.Option("", "--task", help="Card: its task, e.g. image-classification, text-generation"),
+    tag: list[str] = typer.Option([], "--tag", help="Card: a tag to find it by (repeatable)"),
+    licence_text: str = typer.Option(
+        "", "--licence", help="Card: the licence its use falls under, an SPDX id (Apache-2.0) or a short text"
+    ),
     sender: str = typer.Option(..., "--from", help="Publisher key (an owner of the model)"),
     rpc: str | None = RpcOption,
     keystore: Path | None = KeystoreOption,
@@ -82,10 +90,14 @@ def publish(
     """Store a model on the node and register it on chain as a new model or its next version.
 
     With --private the bytes are encrypted under a new content key, kept on this machine and on
-    the node; when a licence is bought, the node seals that key to the buyer (see docs/models.md)."""
+    the node; when a licence is bought, the node seals that key to the buyer (see docs/models.md).
+    A new model's card (--description, --task, --tag, --licence, and the inputs and outputs read
+    from the ONNX file) is recorded with it, for buyers to read before they pay."""
     if not path.exists():
         fail(f"{path} does not exist: give an .onnx file or a directory holding one")
     terms = guarded(lambda: Offer.parse(offer)) if offer is not None else None
+    wrote_card = bool(description or task or tag or licence_text)
+    card = ModelCard(description.strip(), task.strip(), tuple(tag), licence_text.strip()) if wrote_card else None
     owners = guarded(lambda: parse_owners([owner_spec(o, keystore) for o in owner])) if owner else None
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     # Storing the bytes on the node is an upload: an admin call when the node is on another machine.
@@ -106,6 +118,7 @@ def publish(
                 format=model_format,
                 release=release,
                 progress=advance,
+                card=card,
             )
         )
         where = sent_to(node)
@@ -133,6 +146,7 @@ def info(
         details["offers"] = guarded(lambda: node.models.offers(model))
         details["releaser"] = guarded(lambda: node.models.releaser(model))
     lines = [f"{model}  ({details['format']}, {details['versions']} version(s))"]
+    lines += card_lines(details["card"])
     lines += [f"  owner {o['address']}  {o['bps'] / 100:g}%" for o in details["owners"]]
     if details["releaser"]:
         lines.append(f"  key releaser {details['releaser']}")
@@ -140,6 +154,31 @@ def info(
         lines.append(f"  {model}@{version['version']}  {version['artifact']}  height {version['height']}")
     lines += [f"  {offer_line(offer)}" for offer in details["offers"]]
     emit(details, as_json, "\n".join(lines))
+
+
+@model_app.command("search")
+def search(
+    words: list[str] = typer.Argument(None, help="Words its name or card holds (all of them; any case)"),
+    task: str = typer.Option("", "--task", help="Only models of this task"),
+    tag: str = typer.Option("", "--tag", help="Only models with this tag"),
+    owner: str | None = typer.Option(None, "--owner", help="Only models this address or key name owns a share of"),
+    keystore: Path | None = KeystoreOption,
+    rpc: str | None = RpcOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Find models by their name and card: words, task, tag, owner."""
+    who = guarded(lambda: resolve_address(owner, keystore)) if owner else None
+    with sdk_client(rpc_url(rpc)) as node:
+        found = guarded(lambda: node.models.search(words or [], task=task, tag=tag, owner=who))
+    lines = []
+    for info in found:
+        card = info["card"] or {}
+        about = ", ".join(x for x in [card.get("task", ""), " ".join(f"#{t}" for t in card.get("tags", []))] if x)
+        lines.append(f"{info['model']}  ({info['versions']} version(s){'; ' + about if about else ''})")
+        if card.get("description"):
+            first = card["description"].splitlines()[0]
+            lines.append(f"  {first[:100]}{'…' if len(first) > 100 else ''}")
+    emit(found, as_json, "\n".join(lines) if found else "no model matches")
 
 
 @model_app.command("versions")

@@ -89,6 +89,24 @@ def owner_spec(spec: str, keystore: Path | None) -> str:
     return "0x" + guarded(lambda: resolve_address(who, keystore)).hex() + colon + share
 
 
+def card_lines(card: dict[str, Any] | None) -> list[str]:
+    """A model's card (`ModelCard.to_json`) as `model info` prints it, indented."""
+    if card is None:
+        return ["  (no card recorded)"]
+    lines = []
+    about = [f"task {card['task']}" if card["task"] else "", f"licence {card['licence']}" if card["licence"] else ""]
+    if card["tags"]:
+        about.append("tags " + ", ".join(card["tags"]))
+    if any(about):
+        lines.append("  " + "; ".join(a for a in about if a))
+    lines += [f"  {line}" for line in card["description"].splitlines()]
+    for kind in ("inputs", "outputs"):
+        for tensor in card[kind]:
+            dims = ", ".join("?" if d is None else str(d) for d in tensor["shape"])
+            lines.append(f"  {kind[:-1]:6} {tensor['name']} {tensor['dtype']} [{dims}]")
+    return lines
+
+
 def offer_line(offer: dict[str, Any]) -> str:
     """One offer (`offer_view`) as `model info` and `licence offer` print it."""
     state = "open" if offer["open"] else "withdrawn"

@@ -67,6 +67,7 @@ AsyncModels.register_dataset
 # options (aichain_node.inference), tarfile the mode of each member of an uploaded directory.
 SessionOptions.intra_op_num_threads
 SessionOptions.log_severity_level
+SessionOptions.graph_optimization_level
 TarInfo.mode
 
 # --- node/ ----------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ def test_the_walkthrough_has_its_steps() -> None:
         "model receipts",
         "--parent iris@1",
         "model lineage",
+        "--description",
+        "model search",
         "dataset register",
         "--dataset",
         "licence offer",
@@ -73,6 +75,8 @@ def test_docs_models_walkthrough_runs(shared_node: NodeProcess, tmp_path: Path) 
 
     everything = "\n".join(outputs)
     (tmp_path / "walkthrough.log").write_text(everything)  # to read when an assertion below fails
+    assert "task tabular-classification; licence CC-BY-4.0; tags iris, sklearn" in everything  # the card
+    assert "iris  (1 version(s); tabular-classification, #iris #sklearn)" in everything  # found by search
     assert "holds no licence to iris@1" in everything and "refused, as it should be" in everything
     # The node that keeps the key serves no plaintext to an unsigned request, nor to Bob's before he buys.
     assert "plaintext: HTTP 401" in everything and "ciphertext: HTTP 200" in everything

@@ -2,9 +2,16 @@
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+class GraphOptimizationLevel:
+    ORT_DISABLE_ALL: GraphOptimizationLevel
+    ORT_ENABLE_BASIC: GraphOptimizationLevel
+    ORT_ENABLE_EXTENDED: GraphOptimizationLevel
+    ORT_ENABLE_ALL: GraphOptimizationLevel
+
 class SessionOptions:
     intra_op_num_threads: int
     log_severity_level: int
+    graph_optimization_level: GraphOptimizationLevel
     def __init__(self) -> None: ...
 
 class NodeArg:
