@@ -24,6 +24,7 @@ from node.rpc.admin import AdminGate, read_admin_token
 from node.rpc.api import Served, build_registry
 from node.rpc.http import add_rpc_routes
 from node.rpc.jsonrpc import Dispatcher, RpcLimits
+from node.rpc.websocket import WebSocketEndpoint
 
 
 class HttpServer:
@@ -40,6 +41,9 @@ class HttpServer:
         admin = AdminGate(from_loopback=rpc.admin_from_loopback, token=token)
         dispatcher = Dispatcher(build_registry(served), limits, on_error=self._count_error)
         add_rpc_routes(app, dispatcher, cors_origins=rpc.cors_origins, admin=admin)
+        self.websocket = WebSocketEndpoint(dispatcher, served.heads, admin, rpc.cors_origins)
+        app.router.add_get("/ws", self.websocket.handle)
+        app.on_shutdown.append(self.websocket.close_all)
         uploads = UploadLimits(
             max_uploads=a.max_uploads,
             idle_timeout_s=a.upload_idle_timeout_s,

@@ -196,6 +196,7 @@ class LiveSources:
     uploads: Callable[[], dict[str, int]]  # PUT /artifacts: being read, and refused by reason
     private_reads: Callable[[], dict[str, int]]  # signed plaintext reads: granted, refused
     journal: Callable[[], dict[str, int]]  # the mempool journal: bytes, compactions, write errors
+    websocket: Callable[[], dict[str, int]] = dict  # /ws: connections, subscriptions, clients dropped as too slow
     p2p: P2PMetrics = field(default_factory=P2PMetrics)  # the P2P layer's live counters; without P2P, zeros
     artifacts: Callable[[], dict[str, Any]] | None = None  # the exchange's counters; none without P2P
 
@@ -244,6 +245,18 @@ class LiveFamilies(Collector):
         healed.add_metric(["healed"], uploads.get("healed", 0))
         healed.add_metric(["failed"], uploads.get("heal_failed", 0))
         yield healed
+        ws = sources.websocket()
+        yield GaugeMetricFamily(
+            "aichain_rpc_websocket_connections", "WebSocket connections open at /ws", value=ws.get("connections", 0)
+        )
+        yield GaugeMetricFamily(
+            "aichain_rpc_websocket_subscriptions", "newHeads subscriptions open", value=ws.get("subscriptions", 0)
+        )
+        yield CounterMetricFamily(
+            "aichain_rpc_websocket_dropped_slow",
+            "WebSocket clients disconnected because they did not read what was pushed to them",
+            value=ws.get("dropped_slow", 0),
+        )
         reads = sources.private_reads()
         family = CounterMetricFamily(
             "aichain_private_reads", "Requests for the plaintext of a private artifact, by outcome", labels=["outcome"]

@@ -58,6 +58,7 @@ from node.node_file import remove_node_file, write_node_file
 from node.node_keys import load_node_key, load_validator_key
 from node.p2p.metrics import P2PMetrics
 from node.rpc.api import Served
+from node.rpc.head_feed import HeadFeed
 from node.rpc.read_calls import ReadOnlyCalls
 from node.txpool.admission import TxAdmission
 from node.txpool.journal import JournalKeeper, TxJournal
@@ -132,6 +133,7 @@ class Node:
         stack.callback(self.kv.close)
         self.chain = chain = Chain(self.kv, self.genesis)
         self.head_waiters = HeadWaiters(lambda: chain.head.height)
+        self.heads = HeadFeed(chain.params.block_gas_limit)  # pushed to WebSocket subscribers
         self.artifacts = ArtifactStore(config.artifacts_path, chunk_size=config.artifacts.chunk_size)
         stack.callback(self.artifacts.close)
         bindings = PublisherBindings(config.artifacts_path / "publishers")
@@ -314,6 +316,7 @@ class Node:
             exchange=None if self.network is None else self.network.artifacts,
             calls=calls,
             rpc=rpc,
+            heads=self.heads,
         )
         http = HttpServer(served, self.config, self.metrics, self.artifact_access, self._fetch_in_flight)
         await http.set_up()
@@ -327,6 +330,7 @@ class Node:
             consensus=self.driver.status,
             contract_calls=calls.counts,
             uploads=http.upload_counts,
+            websocket=http.websocket.counts,
             private_reads=self.artifact_access.counts,
             journal=self.journal.counts,
             p2p=P2PMetrics() if network is None else network.manager.metrics,
@@ -356,6 +360,7 @@ class Node:
         self.journal.block_committed()
         self.metrics.block_committed(block.height, len(block.transactions))
         await self.head_waiters.head_moved()
+        self.heads.publish(block)
         if self.key_release is not None:
             self.key_release.block_committed(events_of(pending.receipts))
         if block.transactions:

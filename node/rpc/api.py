@@ -19,6 +19,7 @@ from node.rpc import params as p
 from node.rpc.artifacts import register_artifacts
 from node.rpc.contracts import register_contracts
 from node.rpc.eth import register_eth
+from node.rpc.head_feed import HeadFeed
 from node.rpc.registry import MethodRegistry, Param
 from node.rpc.views import block_view, commit_view, header_view, hx, receipt_view, tx_view
 from node.txpool.decode import decode_each, without_tracebacks
@@ -80,6 +81,7 @@ class Served:
     exchange: ArtifactExchange | None  # None: P2P is off
     calls: ReadOnlyCalls
     rpc: RpcConfig
+    heads: HeadFeed  # new heads, for WebSocket subscribers
 
 
 def build_registry(node: Served) -> MethodRegistry:

@@ -42,6 +42,30 @@ def d(raw: bytes) -> str:
     return "0x" + raw.hex()
 
 
+def eth_header(block: Block, gas_limit: int) -> dict[str, Any]:
+    """A block's header in Ethereum's shape (what `eth_subscribe("newHeads")` pushes, and the header
+    fields of `eth_getBlockByNumber`)."""
+    header = block.header
+    return {
+        "number": q(header.height),
+        "hash": d(header.hash),
+        "parentHash": d(header.parent_hash),
+        "nonce": ZERO_NONCE,
+        "sha3Uncles": EMPTY_UNCLES,
+        "logsBloom": ZERO_BLOOM,
+        "transactionsRoot": d(header.tx_root),
+        "stateRoot": d(header.state_root),
+        "receiptsRoot": d(header.receipts_root),
+        "miner": address_hex(header.proposer),
+        "difficulty": "0x0",
+        "extraData": "0x",
+        "gasLimit": q(gas_limit),
+        "gasUsed": q(header.gas_used),
+        "timestamp": q(header.timestamp_ms // 1000),
+        "mixHash": ZERO_HASH,
+    }
+
+
 def register_eth(registry: MethodRegistry, chain: Chain, mempool: Mempool, peer_count: Callable[[], int]) -> None:
     block_param = Param("block", p.block_ref, default="latest", doc="block number or tag")
 
@@ -82,31 +106,14 @@ def register_eth(registry: MethodRegistry, chain: Chain, mempool: Mempool, peer_
         }
 
     def eth_block(block: Block, full: bool) -> dict[str, Any]:
-        header = block.header
-        size = len(block.encode())
         return {
-            "number": q(header.height),
-            "hash": d(header.hash),
-            "parentHash": d(header.parent_hash),
-            "nonce": ZERO_NONCE,
-            "sha3Uncles": EMPTY_UNCLES,
-            "logsBloom": ZERO_BLOOM,
-            "transactionsRoot": d(header.tx_root),
-            "stateRoot": d(header.state_root),
-            "receiptsRoot": d(header.receipts_root),
-            "miner": address_hex(header.proposer),
-            "difficulty": "0x0",
+            **eth_header(block, chain.params.block_gas_limit),
+            "size": q(len(block.encode())),
             "totalDifficulty": "0x0",
-            "extraData": "0x",
-            "size": q(size),
-            "gasLimit": q(chain.params.block_gas_limit),
-            "gasUsed": q(header.gas_used),
-            "timestamp": q(header.timestamp_ms // 1000),
             "transactions": [eth_tx(block, i) for i in range(len(block.transactions))]
             if full
             else [d(tx.hash) for tx in block.transactions],
             "uncles": [],
-            "mixHash": ZERO_HASH,
         }
 
     @registry.method("web3_clientVersion", doc="The node software's name and version.")
