@@ -250,7 +250,9 @@ class LiveFamilies(Collector):
             "aichain_rpc_websocket_connections", "WebSocket connections open at /ws", value=ws.get("connections", 0)
         )
         yield GaugeMetricFamily(
-            "aichain_rpc_websocket_subscriptions", "newHeads subscriptions open", value=ws.get("subscriptions", 0)
+            "aichain_rpc_websocket_subscriptions",
+            "WebSocket subscriptions open, of every kind",
+            value=ws.get("subscriptions", 0),
         )
         yield CounterMetricFamily(
             "aichain_rpc_websocket_dropped_slow",

@@ -360,7 +360,7 @@ class Node:
         self.journal.block_committed()
         self.metrics.block_committed(block.height, len(block.transactions))
         await self.head_waiters.head_moved()
-        self.heads.publish(block)
+        self.heads.publish(block, pending.receipts)
         if self.key_release is not None:
             self.key_release.block_committed(events_of(pending.receipts))
         if block.transactions:

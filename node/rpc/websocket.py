@@ -6,6 +6,9 @@
 - `eth_subscribe("newHeads")` answers a subscription id; from then on each committed block's
   header is pushed in Ethereum's shape, so web3 tools that follow heads work unchanged:
   `{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":ID,"result":HEADER}}`.
+  `eth_subscribe("aichain_transactions", {"account": "0x…"})` pushes each committed transaction
+  the account sent or received, and `eth_subscribe("aichain_events", {"address": "0x…", "name":
+  "Licensed"})` each event a contract emits (all of them without `name`), in the same envelope.
   `eth_unsubscribe(ID)` answers true (false for an unknown id). Subscribe calls are taken as
   single requests, not inside a batch.
 - Limits. At most `max_connections` at once (503 at the upgrade), `MAX_SUBSCRIPTIONS` per
@@ -30,6 +33,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 
+from core.errors import InvalidAddress
+from core.keys import parse_address
 from node.rpc.admin import AdminGate
 from node.rpc.caller import set_client
 from node.rpc.errors import InvalidParams, InvalidRequest, RpcError, encode_error
@@ -42,6 +47,11 @@ MAX_SUBSCRIPTIONS = 16
 SEND_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 TOO_SLOW = WSCloseCode.POLICY_VIOLATION  # 1008
+SUBSCRIPTION_KINDS = {
+    "newHeads": "no options",
+    "aichain_transactions": '{"account": "0x…"}: each committed transaction it sent or received',
+    "aichain_events": '{"address": "0x…", "name": "…" (optional)}: each event the contract emits',
+}
 _CLOSING: set[asyncio.Task[bool]] = set()
 
 
@@ -141,16 +151,40 @@ class WebSocketEndpoint:
 
     def _subscribe(self, connection: _Connection, params: list[Any]) -> str:
         kind = params[0]
-        if kind != "newHeads":
-            raise InvalidParams(f"invalid params: this node offers the subscription 'newHeads', not {kind!r}")
+        if kind not in SUBSCRIPTION_KINDS:
+            offered = ", ".join(f"'{k}'" for k in SUBSCRIPTION_KINDS)
+            raise InvalidParams(f"invalid params: this node offers the subscriptions {offered}, not {kind!r}")
         if len(connection.subscriptions) >= MAX_SUBSCRIPTIONS:
             raise InvalidParams(f"invalid params: at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
         subscription = "0x" + secrets.token_hex(16)
         prefix = '{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"' + subscription
-        connection.subscriptions[subscription] = self.heads.subscribe(
-            lambda header: connection.push(prefix + '","result":' + header + "}}")
-        )
+
+        def push(item: str) -> None:
+            connection.push(prefix + '","result":' + item + "}}")
+
+        if kind == "newHeads":
+            number = self.heads.subscribe(push)
+        else:
+            options = params[1] if len(params) > 1 else None
+            if not isinstance(options, dict):
+                usage = SUBSCRIPTION_KINDS[kind]
+                raise InvalidParams(f"invalid params: {kind} takes an object after its name ({usage})")
+            if kind == "aichain_transactions":
+                number = self.heads.subscribe_account(_address(options, "account", kind), push)
+            else:
+                name = options.get("name")
+                if name is not None and not isinstance(name, str):
+                    raise InvalidParams("invalid params: an event's name is a string")
+                number = self.heads.subscribe_events(_address(options, "address", kind), name, push)
+        connection.subscriptions[subscription] = number
         return subscription
+
+
+def _address(options: dict[str, Any], key: str, kind: str) -> bytes:
+    try:
+        return parse_address(options.get(key))  # type: ignore[arg-type]
+    except InvalidAddress as exc:
+        raise InvalidParams(f"invalid params: {kind} needs {key!r}: {exc}") from None
 
 
 class _Connection:

@@ -34,6 +34,10 @@ async def served() -> AsyncIterator[tuple[TestServer, WebSocketEndpoint]]:
         await server.close()
 
 
+def _call(id_: int, method: str, *params: object) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)})
+
+
 async def test_requests_are_answered_and_heads_pushed_to_subscribers(
     served: tuple[TestServer, WebSocketEndpoint],
 ) -> None:
@@ -48,6 +52,19 @@ async def test_requests_are_answered_and_heads_pushed_to_subscribers(
         await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "eth_subscribe", "params": ["logs"]}))
         refused = json.loads((await ws.receive()).data)
         assert refused["error"]["code"] == -32602 and "newHeads" in refused["error"]["message"]
+        for params, says in (
+            (["aichain_transactions"], '{"account": "0x…"}'),
+            (["aichain_transactions", {"account": "0x12"}], "needs 'account'"),
+            (["aichain_events", {"name": "Licensed"}], "needs 'address'"),
+            (["aichain_events", {"address": "0x" + "11" * 20, "name": 7}], "name is a string"),
+        ):
+            await ws.send_str(_call(9, "eth_subscribe", *params))
+            answer = json.loads((await ws.receive()).data)
+            assert answer["error"]["code"] == -32602 and says in answer["error"]["message"], answer
+        await ws.send_str(_call(10, "eth_subscribe", "aichain_events", {"address": "0x" + "11" * 20}))
+        events = json.loads((await ws.receive()).data)["result"]
+        await ws.send_str(_call(11, "eth_unsubscribe", events))
+        assert json.loads((await ws.receive()).data)["result"] is True and len(endpoint.heads) == 0
 
         await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "eth_subscribe", "params": ["newHeads"]}))
         subscription = json.loads((await ws.receive()).data)["result"]
