@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +18,10 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
     node = NodeProcess(tmp_path_factory.mktemp("node"), block_time_ms=200)
     with node:
         yield node
+
+
+@pytest.fixture
+def cli(shared_node: NodeProcess, tmp_path: Path) -> NodeProcess:
+    """The shared node, with the CLI's model cache in this test's directory (`cli.cli(...)` runs a command)."""
+    shared_node.env["AICHAIN_MODEL_CACHE"] = str(tmp_path / "cache")
+    return shared_node

@@ -5,20 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
-
 from core.keys import address_hex
 from node.bench.onnx_model import build_mlp
 from tests.harness import NodeProcess
 from tests.integration.support import fund, key_file, pending_nonce
 
 AIC = 10**9
-
-
-@pytest.fixture
-def cli(shared_node: NodeProcess, tmp_path: Path) -> NodeProcess:
-    shared_node.env["AICHAIN_MODEL_CACHE"] = str(tmp_path / "cache")
-    return shared_node
 
 
 def test_register_list_info_and_train_on_a_dataset(cli: NodeProcess, tmp_path: Path) -> None:

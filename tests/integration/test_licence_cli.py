@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from aichain_node import Client
 from core.system_addresses import LICENSING
 from node.bench.onnx_model import build_mlp
@@ -15,12 +13,6 @@ from tests.harness import NodeProcess
 from tests.integration.support import fund, key_file, pending_nonce
 
 AIC = 10**9
-
-
-@pytest.fixture
-def cli(shared_node: NodeProcess, tmp_path: Path) -> NodeProcess:
-    shared_node.env["AICHAIN_MODEL_CACHE"] = str(tmp_path / "cache")
-    return shared_node
 
 
 def test_owner_offers_and_withdraws_buyer_is_told_which_step_helps(cli: NodeProcess, tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from aichain_node import Client
 from aichain_node.cards import onnx_signature
 from core.keys import address_hex
@@ -14,12 +12,6 @@ from tests.harness import NodeProcess
 from tests.integration.support import fund, key_file, pending_nonce
 
 AIC = 10**9
-
-
-@pytest.fixture
-def cli(shared_node: NodeProcess, tmp_path: Path) -> NodeProcess:
-    shared_node.env["AICHAIN_MODEL_CACHE"] = str(tmp_path / "cache")
-    return shared_node
 
 
 def test_a_card_is_recorded_at_publish_and_read_before_buying(cli: NodeProcess, tmp_path: Path) -> None:

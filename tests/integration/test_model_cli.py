@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from aichain_node import Client
 from aichain_node.inference import Session, tensor_digest
@@ -16,13 +15,6 @@ from tests.harness import NodeProcess
 from tests.integration.support import fund, key_file
 
 AIC = 10**9
-
-
-@pytest.fixture
-def cli(shared_node: NodeProcess, tmp_path: Path) -> NodeProcess:
-    """The shared node, with the CLI's model cache in this test's directory."""
-    shared_node.env["AICHAIN_MODEL_CACHE"] = str(tmp_path / "cache")
-    return shared_node
 
 
 def test_publish_buy_pull_run_record_from_the_cli(cli: NodeProcess, tmp_path: Path) -> None:
