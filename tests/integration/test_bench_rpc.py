@@ -47,8 +47,10 @@ def test_a_short_run_through_json_rpc_from_another_process(monkeypatch: pytest.M
         return started[-1]
 
     monkeypatch.setattr(testnet, "start_node", recording)
-    # 250 ms blocks: a few blocks fall in the short window even on a loaded machine
-    figures = run_rpc_tps(duration=3.0, rate_hint=800.0, senders=200, block_time_ms=250, warmup=1.0, batch=100)
+    # 250 ms blocks: a few blocks fall in the short window even on a loaded machine. The workload is
+    # sized from rate_hint; it must outlast the window on a fast one (a node drains 800 tx/s worth of
+    # transfers within the warm-up, and a window without load found too few blocks).
+    figures = run_rpc_tps(duration=3.0, rate_hint=4000.0, senders=200, block_time_ms=250, warmup=1.0, batch=100)
     assert figures.tps > 0 and figures.committed > 0 and figures.blocks >= 1
     assert figures.refused == 0 and figures.accepted >= figures.committed
     assert figures.full_blocks == 0 and figures.batch == 100
