@@ -15,6 +15,7 @@ For example:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,23 @@ def _describe(licence: dict[str, Any], state: str | None = None) -> str:
     return text
 
 
-def _state_of(node: Client, licence: dict[str, Any]) -> str:
-    """Why a licence is (not) valid, read at the head."""
-    if licence["valid"]:
-        return "valid"
-    offers = guarded(lambda: node.models.offers(licence["model"]))
+def _states_of(node: Client, licences: list[dict[str, Any]]) -> list[str]:
+    """Why each licence is (not) valid, read at the head: the head once, each model's offers once."""
+    if all(licence["valid"] for licence in licences):
+        return ["valid"] * len(licences)
     head_ms = int(guarded(node.head)["timestamp_ms"])
-    return licence_state(licence, offers, head_ms)
+    offers: dict[str, list[dict[str, Any]]] = {}
+    states = []
+    for licence in licences:
+        model = licence["model"]
+        if not licence["valid"] and model not in offers:
+            offers[model] = guarded(functools.partial(node.models.offers, model))
+        states.append(licence_state(licence, offers.get(model, []), head_ms))
+    return states
+
+
+def _state_of(node: Client, licence: dict[str, Any]) -> str:
+    return _states_of(node, [licence])[0]
 
 
 def _whose(
@@ -238,7 +249,7 @@ def list_cmd(
     node, who = _whose(account, sender, keystore, password_file, rpc)
     with node:
         found = guarded(lambda: node.models.licences(who))
-        lines = [_describe(licence, _state_of(node, licence)) for licence in found]
+        lines = [_describe(licence, state) for licence, state in zip(found, _states_of(node, found), strict=True)]
     emit(found, as_json, "\n".join(lines) if found else f"{address_hex(who)} holds no licences")
 
 
